@@ -1,0 +1,19 @@
+#include "saga_error.h"
+
+const char *saga_strerror(int err) {
+    switch (err) {
+#define SAGA_ERR_MSG(name, code, msg) case code: return msg;
+        SAGA_ERRNO_MAP(SAGA_ERR_MSG)
+#undef SAGA_ERR_MSG
+    }
+    return "unknown error";
+}
+
+const char *saga_errname(int err) {
+    switch (err) {
+#define SAGA_ERR_NAME(name, code, msg) case code: return #name;
+        SAGA_ERRNO_MAP(SAGA_ERR_NAME)
+#undef SAGA_ERR_NAME
+    }
+    return "UNKNOWN";
+}

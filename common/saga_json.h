@@ -1,0 +1,22 @@
+/* jansson helpers used across the project. */
+#ifndef SAGA_JSON_H
+#define SAGA_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* Parses bytes (not NUL-terminated) as one JSON value. On error returns
+ * NULL and writes "line L, column C: reason" into err. Caller decrefs. */
+json_t *saga_json_parse(const char *buf, size_t len, char *err, size_t errlen);
+
+/* Borrowed string member, or NULL when absent or not a string. */
+const char *saga_json_str(const json_t *obj, const char *key);
+
+/* Integer member into *out; 0, or SAGA_ENOTFOUND / SAGA_EINVAL. */
+int saga_json_int(const json_t *obj, const char *key, long long *out);
+
+/* Compact serialisation (object keys in insertion order); caller frees
+ * with saga_free. NULL on allocation failure. */
+char *saga_json_dump(const json_t *value);
+
+#endif

@@ -1,0 +1,96 @@
+/* Saga definitions: the typed form of sagas/*.json (see docs/DEFINITIONS.md
+ * and schemas/saga-definition.schema.json). Pure: no I/O except the
+ * directory loader at the bottom, which lives in definition_dir.c. */
+#ifndef SAGA_DEFINITION_H
+#define SAGA_DEFINITION_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SAGA_NAME_MAX 128
+#define SAGA_MAX_STEPS 64
+
+typedef enum { SAGA_JITTER_FULL, SAGA_JITTER_NONE } saga_jitter_t;
+
+typedef struct {
+    int max_attempts;        /* >= 1; 1 means no retry */
+    int64_t initial_backoff_ms;
+    double multiplier;       /* >= 1 */
+    int64_t max_backoff_ms;  /* >= initial_backoff_ms */
+    saga_jitter_t jitter;
+} saga_retry_policy_t;
+
+typedef struct {
+    char name[SAGA_NAME_MAX];
+    char topic[256];
+    char action[SAGA_NAME_MAX];
+    char compensation[SAGA_NAME_MAX]; /* "" when the step has nothing to undo */
+    json_t *payload;                  /* template tree, owned; never NULL ({} default) */
+    json_t *compensation_payload;     /* owned; NULL: use payload */
+    int64_t timeout_ms;
+    saga_retry_policy_t retry;
+    saga_retry_policy_t compensation_retry;
+    int after[SAGA_MAX_STEPS];        /* indexes of steps that must succeed first */
+    int after_count;
+} saga_step_def_t;
+
+typedef struct saga_definition {
+    char name[SAGA_NAME_MAX];
+    int version;
+    char description[512];
+    int64_t timeout_ms;               /* saga deadline; 0 = none */
+    saga_step_def_t steps[SAGA_MAX_STEPS];
+    int step_count;
+    char hash[65];                    /* SHA-256 hex of the canonical JSON */
+    json_t *source;                   /* the JSON as loaded, owned */
+} saga_definition_t;
+
+/* One validation problem: where (JSON pointer) and what. */
+typedef struct {
+    char pointer[256];
+    char message[256];
+    int line, column;                 /* for JSON syntax errors, else 0 */
+} saga_def_error_t;
+
+typedef struct {
+    saga_def_error_t items[32];
+    int count;                        /* may exceed 32: only the first 32 are kept */
+} saga_def_errors_t;
+
+/* Decodes and validates a definition from parsed JSON. Every problem is
+ * appended to errs (all of them, not only the first). Returns the new
+ * definition (caller frees with saga_definition_free) or NULL when errs has
+ * at least one entry. Does not take ownership of json. */
+saga_definition_t *saga_definition_from_json(json_t *json, saga_def_errors_t *errs);
+
+/* Parses text then validates; syntax errors carry line and column. */
+saga_definition_t *saga_definition_parse(const char *text, size_t len, saga_def_errors_t *errs);
+
+void saga_definition_free(saga_definition_t **def);
+
+/* Index of the step called name, or -1. */
+int saga_definition_step_index(const saga_definition_t *def, const char *name);
+
+/* A set of definitions, looked up by (name, version) or the newest. */
+typedef struct saga_registry saga_registry_t;
+
+saga_registry_t *saga_registry_new(void);
+void saga_registry_free(saga_registry_t **reg);
+/* Takes ownership of def. Returns 0, or SAGA_EEXISTS when (name, version)
+ * is already there with another hash (def is then freed). */
+int saga_registry_add(saga_registry_t *reg, saga_definition_t *def);
+/* version 0 = the newest. Borrowed pointer, valid while reg lives. */
+const saga_definition_t *saga_registry_get(const saga_registry_t *reg, const char *name, int version);
+int saga_registry_count(const saga_registry_t *reg);
+const saga_definition_t *saga_registry_at(const saga_registry_t *reg, int i);
+
+/* Loads every *.json file of dir (not recursive) into reg. Problems are
+ * written to `report` one per line as "FILE:POINTER: message" (or
+ * "FILE:LINE:COL: message" for syntax errors). Returns the number of
+ * files that failed (0 = all good), or a negative SAGA_E* code when the
+ * directory cannot be read. */
+int saga_registry_load_dir(saga_registry_t *reg, const char *dir, char *report, size_t report_len);
+
+#endif

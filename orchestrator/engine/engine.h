@@ -1,0 +1,184 @@
+/* The pure saga engine: engine_apply(saga, event, now_ms, rng) -> effects.
+ * No I/O, no clock, no randomness of its own: time and a PRNG state come
+ * from the caller, so every transition is tested with a fake clock.
+ * Every status change goes through one function in engine.c (set_status /
+ * set_step_status), which appends a lifecycle event effect; the store
+ * records those as the saga's history and publishes them on saga.events. */
+#ifndef SAGA_ENGINE_H
+#define SAGA_ENGINE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "definition.h"
+
+#define SAGA_ID_MAX 128
+
+#define SAGA_STATUS_MAP(X)                         \
+    X(RUNNING, "running")                          \
+    X(COMPLETED, "completed")                      \
+    X(COMPENSATING, "compensating")                \
+    X(COMPENSATED, "compensated")                  \
+    X(COMPENSATION_FAILED, "compensation_failed")
+
+typedef enum {
+#define SAGA_STATUS_ENUM(name, str) SAGA_STATUS_##name,
+    SAGA_STATUS_MAP(SAGA_STATUS_ENUM)
+#undef SAGA_STATUS_ENUM
+    SAGA_STATUS__COUNT
+} saga_status_t;
+
+/* Step life: pending -> running (command sent) -> succeeded | failed |
+ * retry_wait (backoff, then running again) | unknown (timed out, retries
+ * exhausted: it may have run, so it is compensated). Compensation of a
+ * succeeded/unknown step: compensating -> compensated | compensation_failed. */
+#define SAGA_STEP_STATUS_MAP(X)                    \
+    X(PENDING, "pending")                          \
+    X(RUNNING, "running")                          \
+    X(RETRY_WAIT, "retry_wait")                    \
+    X(SUCCEEDED, "succeeded")                      \
+    X(FAILED, "failed")                            \
+    X(UNKNOWN, "unknown")                          \
+    X(COMPENSATING, "compensating")                \
+    X(COMPENSATED, "compensated")                  \
+    X(COMPENSATION_FAILED, "compensation_failed")  \
+    X(CANCELLED, "cancelled")
+
+typedef enum {
+#define SAGA_STEP_STATUS_ENUM(name, str) SAGA_STEP_##name,
+    SAGA_STEP_STATUS_MAP(SAGA_STEP_STATUS_ENUM)
+#undef SAGA_STEP_STATUS_ENUM
+    SAGA_STEP__COUNT
+} saga_step_status_t;
+
+#define SAGA_TIMER_KIND_MAP(X)  \
+    X(STEP_TIMEOUT, "step_timeout") \
+    X(BACKOFF, "backoff")           \
+    X(DEADLINE, "deadline")
+
+typedef enum {
+#define SAGA_TIMER_ENUM(name, str) SAGA_TIMER_##name,
+    SAGA_TIMER_KIND_MAP(SAGA_TIMER_ENUM)
+#undef SAGA_TIMER_ENUM
+} saga_timer_kind_t;
+
+typedef enum { SAGA_KIND_ACTION, SAGA_KIND_COMPENSATION } saga_command_kind_t;
+typedef enum { SAGA_REPLY_SUCCESS, SAGA_REPLY_FAILURE, SAGA_REPLY_RETRY } saga_reply_status_t;
+
+/* Names from the X-macro lists; NULL-safe parsers return -1 when unknown. */
+const char *saga_status_name(saga_status_t s);
+int saga_status_parse(const char *name);
+const char *saga_step_status_name(saga_step_status_t s);
+int saga_step_status_parse(const char *name);
+const char *saga_timer_kind_name(saga_timer_kind_t k);
+int saga_timer_kind_parse(const char *name);
+const char *saga_command_kind_name(saga_command_kind_t k);
+int saga_command_kind_parse(const char *name);
+
+typedef struct {
+    saga_step_status_t status;
+    int attempt;                 /* action attempts sent so far */
+    int comp_attempt;            /* compensation attempts sent so far */
+    bool outcome_unknown;        /* an attempt timed out without a reply */
+    json_t *output;              /* owned, NULL until success */
+    char error_code[64];
+    char error_message[256];
+    int64_t started_at, finished_at, updated_at;
+    int completion_order;        /* 1, 2, ... in order of success; 0 = none */
+} saga_step_state_t;
+
+typedef struct saga {
+    char id[SAGA_ID_MAX];
+    const saga_definition_t *def; /* borrowed from the registry */
+    saga_status_t status;
+    json_t *input;               /* owned */
+    char traceparent[64];        /* W3C trace context, "" when none */
+    int64_t created_at, updated_at, deadline_at; /* deadline 0 = none */
+    int64_t seq;                 /* last history sequence number */
+    int completions;             /* steps succeeded so far (completion_order source) */
+    char error_code[64];         /* why it is compensating, "" otherwise */
+    char error_message[256];
+    saga_step_state_t steps[SAGA_MAX_STEPS];
+    bool step_dirty[SAGA_MAX_STEPS]; /* set by the engine: rows the store must write */
+} saga_t;
+
+/* Initialises a fresh saga (status running, steps pending). Takes a
+ * reference to input. */
+void saga_init(saga_t *s, const char *id, const saga_definition_t *def, json_t *input,
+               const char *traceparent, int64_t now_ms);
+/* Releases what the saga owns (input, outputs); the struct itself is the caller's. */
+void saga_clear(saga_t *s);
+
+typedef enum {
+    SAGA_EV_START,   /* begin: run the first steps, arm the deadline */
+    SAGA_EV_REPLY,   /* a participant's reply */
+    SAGA_EV_TIMER,   /* a timer set by an earlier effect fired */
+    SAGA_EV_ABORT,   /* operator: compensate a running saga */
+    SAGA_EV_RETRY,   /* operator: resume a compensation_failed saga */
+} saga_event_kind_t;
+
+typedef struct {
+    saga_event_kind_t kind;
+    /* REPLY */
+    int step;                    /* index in def->steps */
+    saga_command_kind_t command_kind;
+    int attempt;
+    saga_reply_status_t reply_status;
+    const json_t *output;        /* borrowed */
+    const char *error_code;      /* may be NULL */
+    const char *error_message;   /* may be NULL */
+    /* TIMER: slot = step index, or -1 for the saga deadline */
+    int slot;
+    saga_timer_kind_t timer_kind;
+    int timer_attempt;
+    /* ABORT / RETRY */
+    const char *reason;          /* may be NULL */
+} saga_event_t;
+
+typedef enum {
+    SAGA_FX_COMMAND,     /* publish message to topic (outbox) */
+    SAGA_FX_SET_TIMER,   /* (saga, slot) fires at due_at; replaces any timer in that slot */
+    SAGA_FX_CLEAR_TIMER, /* drop the timer of (saga, slot) */
+    SAGA_FX_EVENT,       /* lifecycle event: history row + saga.events message */
+    SAGA_FX_ALERT,       /* an operator must look (compensation_failed) */
+} saga_effect_kind_t;
+
+typedef struct {
+    saga_effect_kind_t kind;
+    const char *topic;          /* COMMAND: borrowed from the definition */
+    json_t *message;            /* COMMAND: the saga.command; EVENT/ALERT: the event body; owned */
+    int slot;                   /* timers */
+    saga_timer_kind_t timer_kind;
+    int timer_attempt;
+    int64_t due_at;
+} saga_effect_t;
+
+typedef struct {
+    saga_effect_t *items;
+    int count, cap;
+} saga_effects_t;
+
+void saga_effects_init(saga_effects_t *fx);
+void saga_effects_clear(saga_effects_t *fx); /* frees messages, keeps capacity */
+void saga_effects_free(saga_effects_t *fx);
+
+typedef struct {
+    const char *replies_topic;   /* reply_to of every command, e.g. "saga.replies" */
+} saga_engine_config_t;
+
+/* Applies one event. Returns 0 when the saga changed (effects appended),
+ * SAGA_ESTALE when the event changes nothing (duplicate, late, stale: the
+ * reason is written into `why`), or SAGA_ENOMEM. `rng` is a PRNG state the
+ * caller seeds; the engine advances it for jitter. */
+int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_event_t *ev,
+                      int64_t now_ms, uint64_t *rng, saga_effects_t *fx, char *why, size_t why_len);
+
+/* Backoff before attempt `attempt`+1 after `attempt` failed: full jitter
+ * random(0, min(max, initial * multiplier^(attempt-1))), or the cap itself
+ * with jitter none. Pure; advances rng. */
+int64_t saga_backoff_ms(const saga_retry_policy_t *p, int attempt, uint64_t *rng);
+
+bool saga_status_is_terminal(saga_status_t s);
+
+#endif

@@ -1,0 +1,56 @@
+/* The SQLite schema of sagad's database, one migration per entry;
+ * PRAGMA user_version holds how many have been applied. Times are
+ * milliseconds since the Unix epoch; JSON columns hold compact JSON text.
+ * Readers (admin API, sagactl audit, tests) rely on these names. */
+#ifndef SAGA_STORE_SCHEMA_H
+#define SAGA_STORE_SCHEMA_H
+
+static const char *const saga_store_migrations[] = {
+    /* 1: the walking skeleton's tables */
+    "CREATE TABLE definitions ("
+    "  name TEXT NOT NULL, version INTEGER NOT NULL, hash TEXT NOT NULL,"
+    "  json TEXT NOT NULL, loaded_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (name, version)) WITHOUT ROWID;"
+
+    "CREATE TABLE sagas ("
+    "  id TEXT PRIMARY KEY, definition TEXT NOT NULL, version INTEGER NOT NULL,"
+    "  status TEXT NOT NULL, input TEXT NOT NULL, traceparent TEXT NOT NULL DEFAULT '',"
+    "  start_message_id TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    "  deadline_at INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,"
+    "  completions INTEGER NOT NULL DEFAULT 0,"
+    "  error_code TEXT NOT NULL DEFAULT '', error_message TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"
+    "CREATE INDEX sagas_status ON sagas (status, updated_at);"
+
+    "CREATE TABLE steps ("
+    "  saga_id TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL DEFAULT 0, comp_attempt INTEGER NOT NULL DEFAULT 0,"
+    "  outcome_unknown INTEGER NOT NULL DEFAULT 0, output TEXT,"
+    "  error_code TEXT NOT NULL DEFAULT '', error_message TEXT NOT NULL DEFAULT '',"
+    "  started_at INTEGER NOT NULL DEFAULT 0, finished_at INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at INTEGER NOT NULL DEFAULT 0, completion_order INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (saga_id, idx)) WITHOUT ROWID;"
+
+    /* Append-only audit log: one row per lifecycle event. */
+    "CREATE TABLE history ("
+    "  saga_id TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,"
+    "  event TEXT NOT NULL, step TEXT, status TEXT NOT NULL, detail TEXT NOT NULL,"
+    "  PRIMARY KEY (saga_id, seq)) WITHOUT ROWID;"
+
+    /* Messages to publish; a row is deleted once Kafka acknowledged it. */
+    "CREATE TABLE outbox ("
+    "  id INTEGER PRIMARY KEY, topic TEXT NOT NULL, key TEXT NOT NULL,"
+    "  headers TEXT NOT NULL, payload TEXT NOT NULL, created_at INTEGER NOT NULL);"
+
+    "CREATE TABLE dedup ("
+    "  consumer TEXT NOT NULL, message_id TEXT NOT NULL, seen_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (consumer, message_id)) WITHOUT ROWID;"
+
+    /* One timer per (saga, slot): slot = step index, -1 = saga deadline. */
+    "CREATE TABLE timers ("
+    "  saga_id TEXT NOT NULL, slot INTEGER NOT NULL, kind TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL, due_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (saga_id, slot)) WITHOUT ROWID;"
+    "CREATE INDEX timers_due ON timers (due_at);",
+};
+
+#endif
