@@ -1,4 +1,4 @@
-/* Saga definitions: the typed form of sagas/*.json (see docs/DEFINITIONS.md
+/* Saga definitions: the typed form of the sagas/ JSON files (see docs/DEFINITIONS.md
  * and schemas/saga-definition.schema.json). Pure: no I/O except the
  * directory loader at the bottom, which lives in definition_dir.c. */
 #ifndef SAGA_DEFINITION_H

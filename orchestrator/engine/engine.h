@@ -32,7 +32,10 @@ typedef enum {
 /* Step life: pending -> running (command sent) -> succeeded | failed |
  * retry_wait (backoff, then running again) | unknown (timed out, retries
  * exhausted: it may have run, so it is compensated). Compensation of a
- * succeeded/unknown step: compensating -> compensated | compensation_failed. */
+ * succeeded/unknown step: compensating (command sent) -> compensated |
+ * compensation_retry_wait (backoff, then compensating again) |
+ * compensation_failed. A step that never ran because the saga failed
+ * first is cancelled. */
 #define SAGA_STEP_STATUS_MAP(X)                    \
     X(PENDING, "pending")                          \
     X(RUNNING, "running")                          \
@@ -41,6 +44,7 @@ typedef enum {
     X(FAILED, "failed")                            \
     X(UNKNOWN, "unknown")                          \
     X(COMPENSATING, "compensating")                \
+    X(COMPENSATION_RETRY_WAIT, "compensation_retry_wait") \
     X(COMPENSATED, "compensated")                  \
     X(COMPENSATION_FAILED, "compensation_failed")  \
     X(CANCELLED, "cancelled")
@@ -80,6 +84,7 @@ typedef struct {
     saga_step_status_t status;
     int attempt;                 /* action attempts sent so far */
     int comp_attempt;            /* compensation attempts sent so far */
+    int comp_budget_base;        /* comp_attempt when an operator last retried */
     bool outcome_unknown;        /* an attempt timed out without a reply */
     json_t *output;              /* owned, NULL until success */
     char error_code[64];

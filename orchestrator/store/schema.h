@@ -24,6 +24,7 @@ static const char *const saga_store_migrations[] = {
     "CREATE TABLE steps ("
     "  saga_id TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,"
     "  attempt INTEGER NOT NULL DEFAULT 0, comp_attempt INTEGER NOT NULL DEFAULT 0,"
+    "  comp_budget_base INTEGER NOT NULL DEFAULT 0,"
     "  outcome_unknown INTEGER NOT NULL DEFAULT 0, output TEXT,"
     "  error_code TEXT NOT NULL DEFAULT '', error_message TEXT NOT NULL DEFAULT '',"
     "  started_at INTEGER NOT NULL DEFAULT 0, finished_at INTEGER NOT NULL DEFAULT 0,"

@@ -1,0 +1,27 @@
+/* The admin HTTP API (libmicrohttpd). It reads sagad's database through its
+ * own read-only SQLite connection and never writes state itself; commands
+ * (start, abort, retry) will be handed to the orchestrator loop.
+ * Endpoints and error format: docs/ADMIN-API.md. */
+#ifndef SAGA_ADMIN_H
+#define SAGA_ADMIN_H
+
+#include <stddef.h>
+
+typedef struct saga_admin saga_admin_t;
+
+/* Starts the HTTP server on addr:port (a numeric IPv4/IPv6 address or a
+ * host name resolving to one; port 0 = any free port) with one internal
+ * polling thread and its own read-only connection to db_path. The database
+ * must exist. Returns NULL with the reason in err on failure. Owned by the
+ * caller: release with saga_admin_stop. */
+saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, char *err,
+                               size_t errlen);
+
+/* The bound port (useful after port 0), or -1. */
+int saga_admin_port(const saga_admin_t *a);
+
+/* Stops the server (waits for the request in progress), closes the DB and
+ * sets *a to NULL. NULL or *a == NULL is a no-op. */
+void saga_admin_stop(saga_admin_t **a);
+
+#endif

@@ -1,0 +1,88 @@
+/* Request handling of the admin API without any HTTP server: a request
+ * (method, raw path, body) goes in, a status and a JSON body come out. The
+ * MHD glue in admin.c only moves bytes; tests and fuzzers call admin_route
+ * directly (with an in-memory or temporary database).
+ *
+ * Every response body is one JSON document; errors are
+ * {"error":{"code":"...","message":"..."}}. */
+#ifndef SAGA_ADMIN_ROUTE_H
+#define SAGA_ADMIN_ROUTE_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stddef.h>
+
+/* Longest saga id accepted in a path, in bytes after percent-decoding. */
+#define ADMIN_MAX_ID_LEN 127
+/* Largest request body accepted (for the command endpoints to come). */
+#define ADMIN_MAX_BODY (1024 * 1024)
+
+/* Error codes of the API, with their HTTP status: one list, so the code
+ * names and statuses cannot drift apart. */
+#define ADMIN_ERROR_MAP(X)                          \
+    X(BAD_REQUEST,        400, "bad_request")       \
+    X(INVALID_ID,         400, "invalid_id")        \
+    X(NOT_FOUND,          404, "not_found")         \
+    X(METHOD_NOT_ALLOWED, 405, "method_not_allowed")\
+    X(TOO_LARGE,          413, "payload_too_large") \
+    X(INTERNAL,           500, "internal")          \
+    X(UNAVAILABLE,        503, "unavailable")
+
+typedef enum {
+#define ADMIN_ERR_ENUM(name, status, code) ADMIN_ERR_##name,
+    ADMIN_ERROR_MAP(ADMIN_ERR_ENUM)
+#undef ADMIN_ERR_ENUM
+} admin_error_t;
+
+/* What a handler needs; later also the command queue into the loop. */
+typedef struct {
+    sqlite3 *db; /* read-only connection; used by one thread at a time */
+} admin_ctx_t;
+
+typedef struct {
+    const char *method; /* "GET", "HEAD", "POST", ... */
+    const char *path;   /* raw path as sent, NOT percent-decoded, without the query */
+    const char *body;   /* may be NULL when body_len == 0 */
+    size_t body_len;
+} admin_request_t;
+
+typedef struct {
+    unsigned status;   /* HTTP status */
+    char *body;        /* NUL-terminated JSON; owned by the caller, free with saga_free */
+    size_t body_len;
+    const char *allow; /* static "Allow" header value for a 405, else NULL */
+} admin_response_t;
+
+/* Handles one request. Returns 0 with *res filled (any HTTP status), or
+ * SAGA_ENOMEM when not even an error body could be built (res->body is
+ * NULL; answer 500 with a static body). */
+int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
+
+/* Fills *res with status of `err` and {"error":{"code","message"}}. The
+ * message is made valid UTF-8 (bad bytes become '?') and is cut at 512
+ * bytes. Returns 0 or SAGA_ENOMEM. */
+int admin_error(admin_response_t *res, admin_error_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Decodes %HH escapes of src[0..len) into dst (room for len + 1 bytes);
+ * '+' stays '+'. Returns the decoded length, or -1 for a malformed escape
+ * or a decoded NUL byte. */
+long admin_percent_decode(const char *src, size_t len, char *dst);
+
+/* 1 when s[0..len) is valid UTF-8 without control characters. */
+int admin_text_ok(const char *s, size_t len);
+
+/* A JSON string of s[0..len); bytes that are not valid UTF-8 become '?'
+ * (SQLite text is not guaranteed to be UTF-8). New reference, NULL only
+ * on allocation failure. */
+json_t *admin_json_text(const char *s, size_t len);
+
+/* Fills *res with 200 (or `status`) and the compact dump of doc (not
+ * consumed). Returns 0 or SAGA_ENOMEM. */
+int admin_json_response(admin_response_t *res, unsigned status, const json_t *doc);
+
+/* The handlers (admin_sagas.c). `id` is decoded and checked. */
+int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res);
+int admin_get_health(admin_ctx_t *ctx, admin_response_t *res);
+
+#endif

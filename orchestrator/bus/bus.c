@@ -1,0 +1,205 @@
+#include "bus.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "saga_alloc.h"
+#include "saga_error.h"
+#include "saga_kafka.h"
+#include "saga_log.h"
+
+struct saga_bus {
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    bool assigned;
+    int in_flight;
+    int64_t *acked;       /* delivered outbox ids, taken by the loop */
+    int acked_count, acked_cap;
+    int64_t lowest_failed;
+};
+
+/* Commit what is done before partitions go to another member. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+    saga_bus_t *bus = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        LOG_INFO("bus", "assigned %d partition(s)", parts->cnt);
+        rd_kafka_assign(rk, parts);
+        bus->assigned = true;
+    } else {
+        LOG_INFO("bus", "revoking %d partition(s)", parts->cnt);
+        rd_kafka_commit(rk, NULL, 0);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    saga_bus_t *bus = opaque;
+    int64_t id = (int64_t)(intptr_t)m->_private;
+    bus->in_flight--;
+    if (m->err) {
+        LOG_WARN("bus", "delivery of outbox row %lld to %s failed: %s (will resend)", (long long)id,
+                 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        if (bus->lowest_failed < 0 || id < bus->lowest_failed) bus->lowest_failed = id;
+        return;
+    }
+    if (bus->acked_count == bus->acked_cap) {
+        int cap = bus->acked_cap ? bus->acked_cap * 2 : 1024;
+        int64_t *bigger = saga_realloc(bus->acked, (size_t)cap * sizeof *bigger);
+        if (!bigger) {
+            /* Cannot remember the ack: the row stays and is resent later,
+             * which dedup absorbs. */
+            return;
+        }
+        bus->acked = bigger;
+        bus->acked_cap = cap;
+    }
+    bus->acked[bus->acked_count++] = id;
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    LOG_WARN("bus", "%s: %s", rd_kafka_name(rk), reason);
+}
+
+saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen) {
+    saga_bus_t *bus = saga_calloc(1, sizeof *bus);
+    if (!bus) { snprintf(err, errlen, "out of memory"); return NULL; }
+    bus->lowest_failed = -1;
+    char reason[512];
+
+    rd_kafka_conf_t *pconf = saga_kafka_conf_new(SAGA_KAFKA_PRODUCER, cfg->bootstrap, cfg->client_id, NULL,
+                                                 cfg->props, err, errlen);
+    if (!pconf) goto fail;
+    rd_kafka_conf_set_opaque(pconf, bus);
+    rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
+    rd_kafka_conf_set_error_cb(pconf, on_error);
+    bus->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, reason, sizeof reason);
+    if (!bus->producer) {
+        rd_kafka_conf_destroy(pconf);
+        snprintf(err, errlen, "Kafka producer: %s", reason);
+        goto fail;
+    }
+
+    rd_kafka_conf_t *cconf = saga_kafka_conf_new(SAGA_KAFKA_CONSUMER, cfg->bootstrap, cfg->client_id, cfg->group,
+                                                 cfg->props, err, errlen);
+    if (!cconf) goto fail;
+    rd_kafka_conf_set_opaque(cconf, bus);
+    rd_kafka_conf_set_rebalance_cb(cconf, on_rebalance);
+    rd_kafka_conf_set_error_cb(cconf, on_error);
+    bus->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, reason, sizeof reason);
+    if (!bus->consumer) {
+        rd_kafka_conf_destroy(cconf);
+        snprintf(err, errlen, "Kafka consumer: %s", reason);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(bus->consumer);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(cfg->topic_count);
+    for (int i = 0; i < cfg->topic_count; i++)
+        rd_kafka_topic_partition_list_add(topics, cfg->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t rc = rd_kafka_subscribe(bus->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (rc) {
+        snprintf(err, errlen, "Kafka subscribe: %s", rd_kafka_err2str(rc));
+        goto fail;
+    }
+    return bus;
+fail:
+    saga_bus_close(&bus);
+    return NULL;
+}
+
+int saga_bus_poll(saga_bus_t *bus, rd_kafka_message_t **msgs, int max, int timeout_ms) {
+    int n = 0;
+    while (n < max) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(bus->consumer, n == 0 ? timeout_ms : 0);
+        if (!m) break;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                LOG_WARN("bus", "consumer: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            if (n == 0) timeout_ms = 0;
+            continue;
+        }
+        msgs[n++] = m;
+    }
+    return n;
+}
+
+void saga_bus_store_offsets(saga_bus_t *bus, rd_kafka_message_t **msgs, int n) {
+    if (n == 0) return;
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(
+            offsets, rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
+        if (!p) p = rd_kafka_topic_partition_list_add(offsets, rd_kafka_topic_name(msgs[i]->rkt),
+                                                      msgs[i]->partition);
+        if (msgs[i]->offset + 1 > p->offset) p->offset = msgs[i]->offset + 1;
+    }
+    rd_kafka_resp_err_t rc = rd_kafka_offsets_store(bus->consumer, offsets);
+    if (rc) /* e.g. the partition was revoked meanwhile: its new owner re-reads, dedup absorbs */
+        LOG_DEBUG("bus", "offsets store: %s", rd_kafka_err2str(rc));
+    rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+bool saga_bus_ready(const saga_bus_t *bus) { return bus->assigned; }
+
+int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const char *headers_json,
+                     const void *payload, size_t len, int64_t opaque_id) {
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
+    rd_kafka_header_add(hdrs, "content-type", -1, "application/json", -1);
+    json_t *h = headers_json ? json_loads(headers_json, 0, NULL) : NULL;
+    const char *name;
+    json_t *value;
+    json_object_foreach(h, name, value) {
+        if (json_is_string(value)) rd_kafka_header_add(hdrs, name, -1, json_string_value(value), -1);
+    }
+    json_decref(h);
+    rd_kafka_resp_err_t rc = rd_kafka_producev(
+        bus->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+        RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(intptr_t)opaque_id), RD_KAFKA_V_END);
+    if (rc) {
+        rd_kafka_headers_destroy(hdrs);
+        if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) return SAGA_EIO;
+        LOG_ERROR("bus", "produce to %s: %s", topic, rd_kafka_err2str(rc));
+        return SAGA_EKAFKA;
+    }
+    bus->in_flight++;
+    return 0;
+}
+
+void saga_bus_serve(saga_bus_t *bus, int timeout_ms) { rd_kafka_poll(bus->producer, timeout_ms); }
+
+int saga_bus_take_acked(saga_bus_t *bus, int64_t *ids, int max) {
+    int n = bus->acked_count < max ? bus->acked_count : max;
+    memcpy(ids, bus->acked, (size_t)n * sizeof *ids);
+    memmove(bus->acked, bus->acked + n, (size_t)(bus->acked_count - n) * sizeof *ids);
+    bus->acked_count -= n;
+    return n;
+}
+
+int64_t saga_bus_take_lowest_failed(saga_bus_t *bus) {
+    int64_t id = bus->lowest_failed;
+    bus->lowest_failed = -1;
+    return id;
+}
+
+int saga_bus_in_flight(const saga_bus_t *bus) { return bus->in_flight; }
+
+void saga_bus_flush(saga_bus_t *bus, int timeout_ms) {
+    rd_kafka_flush(bus->producer, timeout_ms);
+}
+
+void saga_bus_close(saga_bus_t **pbus) {
+    saga_bus_t *bus = *pbus;
+    if (!bus) return;
+    if (bus->consumer) {
+        rd_kafka_consumer_close(bus->consumer);
+        rd_kafka_destroy(bus->consumer);
+    }
+    if (bus->producer) rd_kafka_destroy(bus->producer);
+    saga_free(bus->acked);
+    saga_free(bus);
+    *pbus = NULL;
+}

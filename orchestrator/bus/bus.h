@@ -1,0 +1,59 @@
+/* sagad's Kafka side: one consumer (start events and replies, offsets
+ * stored only after the SQLite commit) and one idempotent producer for the
+ * outbox relay, whose delivery reports say which outbox rows may go. */
+#ifndef SAGA_BUS_H
+#define SAGA_BUS_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "saga_config.h"
+
+typedef struct saga_bus saga_bus_t;
+
+typedef struct {
+    const char *bootstrap;
+    const char *group;
+    const char *client_id;
+    const char *const *topics;   /* topics to consume */
+    int topic_count;
+    const saga_kv_list_t *props; /* -X overrides for both clients */
+} saga_bus_config_t;
+
+saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen);
+
+/* Collects up to max messages, waiting at most timeout_ms for the first.
+ * The caller destroys each with rd_kafka_message_destroy. Returns the count. */
+int saga_bus_poll(saga_bus_t *bus, rd_kafka_message_t **msgs, int max, int timeout_ms);
+
+/* Stores the offsets after these messages (call after the commit). */
+void saga_bus_store_offsets(saga_bus_t *bus, rd_kafka_message_t **msgs, int n);
+
+/* True once the consumer has been assigned partitions at least once. */
+bool saga_bus_ready(const saga_bus_t *bus);
+
+/* Queues one message; `opaque_id` comes back in the delivery report.
+ * headers_json is an object of string values (may be NULL).
+ * Returns 0, SAGA_EAGAIN-like SAGA_EIO when the local queue is full (try
+ * again after serving reports), or SAGA_EKAFKA. */
+int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const char *headers_json,
+                     const void *payload, size_t len, int64_t opaque_id);
+
+/* Serves delivery reports (non-blocking unless timeout_ms > 0). */
+void saga_bus_serve(saga_bus_t *bus, int timeout_ms);
+
+/* Moves the acknowledged ids (up to max) into ids; returns how many. */
+int saga_bus_take_acked(saga_bus_t *bus, int64_t *ids, int max);
+/* Lowest id whose delivery failed since the last call, or -1. */
+int64_t saga_bus_take_lowest_failed(saga_bus_t *bus);
+/* Messages produced and not yet reported. */
+int saga_bus_in_flight(const saga_bus_t *bus);
+
+/* Waits up to timeout_ms for in-flight messages to be reported. */
+void saga_bus_flush(saga_bus_t *bus, int timeout_ms);
+
+/* Closes the consumer (committing stored offsets) and destroys both clients. */
+void saga_bus_close(saga_bus_t **bus);
+
+#endif

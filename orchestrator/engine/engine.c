@@ -1,0 +1,581 @@
+/* The saga state machine. Pure: everything it needs (time, randomness,
+ * the definition, the saga's state) is passed in; everything it decides is
+ * appended to an effects list for the caller to make durable. */
+#include "engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "saga_alloc.h"
+#include "saga_clock.h"
+#include "saga_error.h"
+#include "template.h"
+
+/* ---- names ------------------------------------------------------------ */
+
+#define NAME_TABLE(fn_name, fn_parse, type, MAP, count)                     \
+    static const char *const fn_name##_table[] = {MAP(NAME_ENTRY)};         \
+    const char *fn_name(type v) {                                           \
+        return (unsigned)v < count ? fn_name##_table[v] : "invalid";       \
+    }                                                                       \
+    int fn_parse(const char *name) {                                        \
+        for (unsigned i = 0; name && i < count; i++)                        \
+            if (strcmp(name, fn_name##_table[i]) == 0) return (int)i;      \
+        return -1;                                                          \
+    }
+#define NAME_ENTRY(name, str) str,
+#define KIND_MAP(X) X(ACTION, "action") X(COMPENSATION, "compensation")
+
+NAME_TABLE(saga_status_name, saga_status_parse, saga_status_t, SAGA_STATUS_MAP, SAGA_STATUS__COUNT)
+NAME_TABLE(saga_step_status_name, saga_step_status_parse, saga_step_status_t, SAGA_STEP_STATUS_MAP,
+           SAGA_STEP__COUNT)
+NAME_TABLE(saga_timer_kind_name, saga_timer_kind_parse, saga_timer_kind_t, SAGA_TIMER_KIND_MAP, 3u)
+NAME_TABLE(saga_command_kind_name, saga_command_kind_parse, saga_command_kind_t, KIND_MAP, 2u)
+
+bool saga_status_is_terminal(saga_status_t s) {
+    return s == SAGA_STATUS_COMPLETED || s == SAGA_STATUS_COMPENSATED ||
+           s == SAGA_STATUS_COMPENSATION_FAILED;
+}
+
+/* ---- saga lifetime ---------------------------------------------------- */
+
+void saga_init(saga_t *s, const char *id, const saga_definition_t *def, json_t *input,
+               const char *traceparent, int64_t now_ms) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->id, sizeof s->id, "%s", id);
+    s->def = def;
+    s->status = SAGA_STATUS_RUNNING;
+    s->input = json_incref(input);
+    snprintf(s->traceparent, sizeof s->traceparent, "%s", traceparent ? traceparent : "");
+    s->created_at = s->updated_at = now_ms;
+    for (int i = 0; i < def->step_count; i++) s->steps[i].status = SAGA_STEP_PENDING;
+}
+
+void saga_clear(saga_t *s) {
+    json_decref(s->input);
+    s->input = NULL;
+    for (int i = 0; i < SAGA_MAX_STEPS; i++) {
+        json_decref(s->steps[i].output);
+        s->steps[i].output = NULL;
+    }
+}
+
+/* ---- effects ---------------------------------------------------------- */
+
+void saga_effects_init(saga_effects_t *fx) { memset(fx, 0, sizeof *fx); }
+
+void saga_effects_clear(saga_effects_t *fx) {
+    for (int i = 0; i < fx->count; i++) json_decref(fx->items[i].message);
+    fx->count = 0;
+}
+
+void saga_effects_free(saga_effects_t *fx) {
+    saga_effects_clear(fx);
+    saga_free(fx->items);
+    memset(fx, 0, sizeof *fx);
+}
+
+/* Appends an effect; takes ownership of e->message even on failure. */
+static int push(saga_effects_t *fx, saga_effect_t e) {
+    if (fx->count == fx->cap) {
+        int cap = fx->cap ? fx->cap * 2 : 16;
+        saga_effect_t *items = saga_realloc(fx->items, (size_t)cap * sizeof *items);
+        if (!items) {
+            json_decref(e.message);
+            return SAGA_ENOMEM;
+        }
+        fx->items = items;
+        fx->cap = cap;
+    }
+    fx->items[fx->count++] = e;
+    return 0;
+}
+
+/* ---- the context of one apply call -------------------------------------- */
+
+typedef struct {
+    const saga_engine_config_t *cfg;
+    saga_t *saga;
+    int64_t now;
+    uint64_t *rng;
+    saga_effects_t *fx;
+    int err; /* first allocation failure; the caller discards the effects */
+} apply_ctx_t;
+
+static void fx_push(apply_ctx_t *c, saga_effect_t e) {
+    int rc = push(c->fx, e);
+    if (rc && !c->err) c->err = rc;
+}
+
+static void set_timer(apply_ctx_t *c, int slot, saga_timer_kind_t kind, int attempt, int64_t due) {
+    fx_push(c, (saga_effect_t){.kind = SAGA_FX_SET_TIMER, .slot = slot, .timer_kind = kind,
+                               .timer_attempt = attempt, .due_at = due});
+}
+
+static void clear_timer(apply_ctx_t *c, int slot) {
+    fx_push(c, (saga_effect_t){.kind = SAGA_FX_CLEAR_TIMER, .slot = slot});
+}
+
+/* Records one lifecycle event: the only place history is written from.
+ * detail is stolen (may be NULL). */
+static void record(apply_ctx_t *c, const char *event, int step, json_t *detail) {
+    saga_t *s = c->saga;
+    char at[40], message_id[SAGA_ID_MAX + 32];
+    s->seq++;
+    s->updated_at = c->now;
+    snprintf(message_id, sizeof message_id, "%s/event/%lld", s->id, (long long)s->seq);
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:s}",
+                           "type", "saga.event", "message_id", message_id, "saga_id", s->id,
+                           "definition", s->def->name, "version", s->def->version,
+                           "seq", (json_int_t)s->seq, "at", saga_format_time(c->now, at, sizeof at),
+                           "event", event, "status", saga_status_name(s->status));
+    if (!ev) {
+        json_decref(detail);
+        c->err = SAGA_ENOMEM;
+        return;
+    }
+    if (step >= 0) {
+        json_object_set_new(ev, "step", json_string(s->def->steps[step].name));
+        json_object_set_new(ev, "step_status", json_string(saga_step_status_name(s->steps[step].status)));
+    }
+    json_object_set_new(ev, "detail", detail ? detail : json_object());
+    fx_push(c, (saga_effect_t){.kind = SAGA_FX_EVENT, .message = ev, .slot = step});
+}
+
+/* The one function that changes a saga's status. */
+static void set_status(apply_ctx_t *c, saga_status_t status, const char *event, json_t *detail) {
+    c->saga->status = status;
+    record(c, event, -1, detail);
+}
+
+/* The one function that changes a step's status. */
+static void set_step_status(apply_ctx_t *c, int i, saga_step_status_t status, const char *event,
+                            json_t *detail) {
+    saga_step_state_t *st = &c->saga->steps[i];
+    st->status = status;
+    st->updated_at = c->now;
+    c->saga->step_dirty[i] = true;
+    record(c, event, i, detail);
+}
+
+static json_t *error_detail(const char *code, const char *message, int attempt) {
+    return json_pack("{s:s, s:s, s:i}", "code", code ? code : "", "message", message ? message : "",
+                     "attempt", attempt);
+}
+
+static void set_step_error(saga_step_state_t *st, const char *code, const char *message) {
+    snprintf(st->error_code, sizeof st->error_code, "%s", code ? code : "");
+    snprintf(st->error_message, sizeof st->error_message, "%s", message ? message : "");
+}
+
+/* ---- randomness and backoff -------------------------------------------- */
+
+static uint64_t next_random(uint64_t *state) {
+    /* splitmix64: tiny, full period, good enough for jitter. */
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+int64_t saga_backoff_ms(const saga_retry_policy_t *p, int attempt, uint64_t *rng) {
+    double cap = (double)p->initial_backoff_ms * pow(p->multiplier, attempt > 1 ? attempt - 1 : 0);
+    if (cap > (double)p->max_backoff_ms) cap = (double)p->max_backoff_ms;
+    int64_t ceiling = (int64_t)cap;
+    if (p->jitter == SAGA_JITTER_NONE || ceiling <= 0) return ceiling;
+    return (int64_t)(next_random(rng) % (uint64_t)(ceiling + 1));
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+static json_t *template_context(const saga_t *s) {
+    json_t *steps = json_object();
+    for (int i = 0; steps && i < s->def->step_count; i++)
+        if (s->steps[i].output)
+            json_object_set_new(steps, s->def->steps[i].name,
+                                json_pack("{s:O}", "output", s->steps[i].output));
+    return json_pack("{s:O, s:o, s:{s:s, s:s}}", "input", s->input ? s->input : json_null(),
+                     "steps", steps, "saga", "id", s->id, "definition", s->def->name);
+}
+
+/* Builds and emits the command for step i; returns 0, or SAGA_ETEMPLATE
+ * with the reason in err when the payload cannot be rendered. */
+static int send_command(apply_ctx_t *c, int i, saga_command_kind_t kind, char *err, size_t errlen) {
+    saga_t *s = c->saga;
+    const saga_step_def_t *d = &s->def->steps[i];
+    saga_step_state_t *st = &s->steps[i];
+    int attempt = kind == SAGA_KIND_ACTION ? st->attempt : st->comp_attempt;
+    const json_t *tmpl = kind == SAGA_KIND_COMPENSATION && d->compensation_payload
+                             ? d->compensation_payload : d->payload;
+    json_t *ctx = template_context(s);
+    if (!ctx) { c->err = SAGA_ENOMEM; return SAGA_ENOMEM; }
+    json_t *payload = saga_template_render(tmpl, ctx, err, errlen);
+    json_decref(ctx);
+    if (!payload) return SAGA_ETEMPLATE;
+    if (kind == SAGA_KIND_COMPENSATION)
+        json_object_set(payload, "action_output", st->output ? st->output : json_null());
+
+    const char *kind_name = saga_command_kind_name(kind);
+    char message_id[SAGA_ID_MAX + SAGA_NAME_MAX + 48], key[SAGA_ID_MAX + SAGA_NAME_MAX + 32];
+    char deadline[40];
+    snprintf(key, sizeof key, "%s/%s/%s", s->id, d->name, kind_name);
+    snprintf(message_id, sizeof message_id, "%s/%d", key, attempt);
+    json_t *cmd = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:s}",
+                            "type", "saga.command", "message_id", message_id, "saga_id", s->id,
+                            "definition", s->def->name, "step", d->name, "kind", kind_name,
+                            "action", kind == SAGA_KIND_ACTION ? d->action : d->compensation,
+                            "attempt", attempt, "idempotency_key", key, "payload", payload,
+                            "reply_to", c->cfg->replies_topic,
+                            "deadline", saga_format_time(c->now + d->timeout_ms, deadline, sizeof deadline));
+    if (!cmd) { c->err = SAGA_ENOMEM; return SAGA_ENOMEM; }
+    fx_push(c, (saga_effect_t){.kind = SAGA_FX_COMMAND, .topic = d->topic, .message = cmd, .slot = i});
+    set_timer(c, i, SAGA_TIMER_STEP_TIMEOUT, attempt, c->now + d->timeout_ms);
+    return 0;
+}
+
+/* ---- forward path ------------------------------------------------------- */
+
+static void begin_compensation(apply_ctx_t *c, const char *code, const char *message);
+
+static void start_attempt(apply_ctx_t *c, int i) {
+    saga_step_state_t *st = &c->saga->steps[i];
+    char err[300];
+    st->attempt++;
+    if (st->attempt == 1) st->started_at = c->now;
+    int rc = send_command(c, i, SAGA_KIND_ACTION, err, sizeof err);
+    if (rc == SAGA_ETEMPLATE) {
+        /* The payload can never render: a business failure, not a retry. */
+        set_step_error(st, "TEMPLATE", err);
+        st->finished_at = c->now;
+        set_step_status(c, i, SAGA_STEP_FAILED, "step.failed", error_detail("TEMPLATE", err, st->attempt));
+        begin_compensation(c, "TEMPLATE", err);
+        return;
+    }
+    if (rc) return;
+    set_step_status(c, i, SAGA_STEP_RUNNING, "step.started", json_pack("{s:i}", "attempt", st->attempt));
+}
+
+static bool deps_succeeded(const saga_t *s, int i) {
+    const saga_step_def_t *d = &s->def->steps[i];
+    for (int k = 0; k < d->after_count; k++)
+        if (s->steps[d->after[k]].status != SAGA_STEP_SUCCEEDED) return false;
+    return true;
+}
+
+/* Starts every step whose dependencies have succeeded; completes the saga
+ * when all steps have. */
+static void advance(apply_ctx_t *c) {
+    saga_t *s = c->saga;
+    bool all_done = true;
+    for (int i = 0; i < s->def->step_count && s->status == SAGA_STATUS_RUNNING; i++) {
+        if (s->steps[i].status == SAGA_STEP_PENDING && deps_succeeded(s, i)) start_attempt(c, i);
+        if (s->steps[i].status != SAGA_STEP_SUCCEEDED) all_done = false;
+    }
+    if (all_done && s->status == SAGA_STATUS_RUNNING) {
+        if (s->deadline_at) clear_timer(c, -1);
+        set_status(c, SAGA_STATUS_COMPLETED, "saga.completed", NULL);
+    }
+}
+
+/* The step's outcome is final and it may have run: it joins the
+ * compensation order. */
+static void mark_completed(saga_t *s, int i) { s->steps[i].completion_order = ++s->completions; }
+
+/* A transient problem with an action (retry reply or timeout). */
+static void action_transient(apply_ctx_t *c, int i, const char *code, const char *message) {
+    saga_t *s = c->saga;
+    saga_step_state_t *st = &s->steps[i];
+    const saga_step_def_t *d = &s->def->steps[i];
+    set_step_error(st, code, message);
+    if (s->status == SAGA_STATUS_RUNNING && st->attempt < d->retry.max_attempts) {
+        int64_t delay = saga_backoff_ms(&d->retry, st->attempt, c->rng);
+        set_timer(c, i, SAGA_TIMER_BACKOFF, st->attempt, c->now + delay);
+        json_t *detail = error_detail(code, message, st->attempt);
+        if (detail) json_object_set_new(detail, "backoff_ms", json_integer(delay));
+        set_step_status(c, i, SAGA_STEP_RETRY_WAIT, "step.retry_scheduled", detail);
+        return;
+    }
+    clear_timer(c, i);
+    st->finished_at = c->now;
+    if (st->outcome_unknown) {
+        mark_completed(s, i);
+        set_step_status(c, i, SAGA_STEP_UNKNOWN, "step.unknown", error_detail(code, message, st->attempt));
+    } else {
+        set_step_status(c, i, SAGA_STEP_FAILED, "step.failed", error_detail(code, message, st->attempt));
+    }
+    if (s->status == SAGA_STATUS_RUNNING) {
+        char why[300];
+        snprintf(why, sizeof why, "step '%s' gave up after %d attempts: %s", d->name, st->attempt,
+                 message && *message ? message : code);
+        begin_compensation(c, "RETRIES_EXHAUSTED", why);
+    } else {
+        begin_compensation(c, NULL, NULL);
+    }
+}
+
+/* ---- compensation ------------------------------------------------------- */
+
+static void start_compensation(apply_ctx_t *c, int i) {
+    saga_t *s = c->saga;
+    saga_step_state_t *st = &s->steps[i];
+    char err[300];
+    st->comp_attempt++;
+    int rc = send_command(c, i, SAGA_KIND_COMPENSATION, err, sizeof err);
+    if (rc == SAGA_ETEMPLATE) {
+        set_step_error(st, "TEMPLATE", err);
+        set_step_status(c, i, SAGA_STEP_COMPENSATION_FAILED, "compensation.failed",
+                        error_detail("TEMPLATE", err, st->comp_attempt));
+        set_status(c, SAGA_STATUS_COMPENSATION_FAILED, "saga.compensation_failed",
+                   json_pack("{s:s, s:s}", "step", s->def->steps[i].name, "reason", err));
+        fx_push(c, (saga_effect_t){.kind = SAGA_FX_ALERT, .slot = i,
+                                   .message = json_pack("{s:s, s:s, s:s}", "saga_id", s->id, "step",
+                                                        s->def->steps[i].name, "reason", err)});
+        return;
+    }
+    if (rc) return;
+    set_step_status(c, i, SAGA_STEP_COMPENSATING, "compensation.started",
+                    json_pack("{s:i}", "attempt", st->comp_attempt));
+}
+
+/* Compensates, one step at a time in reverse completion order, once no
+ * action is in flight any more; finishes the saga when nothing is left. */
+static void continue_compensation(apply_ctx_t *c) {
+    saga_t *s = c->saga;
+    for (;;) {
+        int next = -1;
+        for (int i = 0; i < s->def->step_count; i++) {
+            saga_step_status_t st = s->steps[i].status;
+            if (st == SAGA_STEP_RUNNING || st == SAGA_STEP_COMPENSATING ||
+                st == SAGA_STEP_COMPENSATION_RETRY_WAIT || st == SAGA_STEP_COMPENSATION_FAILED)
+                return; /* wait for it */
+            if ((st == SAGA_STEP_SUCCEEDED || st == SAGA_STEP_UNKNOWN) &&
+                (next < 0 || s->steps[i].completion_order > s->steps[next].completion_order))
+                next = i;
+        }
+        if (next < 0) {
+            set_status(c, SAGA_STATUS_COMPENSATED, "saga.compensated", NULL);
+            return;
+        }
+        if (s->def->steps[next].compensation[0]) {
+            start_compensation(c, next);
+            return;
+        }
+        set_step_status(c, next, SAGA_STEP_COMPENSATED, "compensation.skipped",
+                        json_pack("{s:s}", "reason", "step has no compensation"));
+    }
+}
+
+/* Stops the forward path: steps not started are cancelled, steps waiting
+ * to retry give up, and compensation starts once in-flight actions end.
+ * code NULL: already compensating, only continue. */
+static void begin_compensation(apply_ctx_t *c, const char *code, const char *message) {
+    saga_t *s = c->saga;
+    if (code && s->status == SAGA_STATUS_RUNNING) {
+        snprintf(s->error_code, sizeof s->error_code, "%s", code);
+        snprintf(s->error_message, sizeof s->error_message, "%s", message ? message : "");
+        if (s->deadline_at) clear_timer(c, -1);
+        set_status(c, SAGA_STATUS_COMPENSATING, "saga.compensating",
+                   json_pack("{s:s, s:s}", "code", code, "message", s->error_message));
+        for (int i = 0; i < s->def->step_count; i++) {
+            saga_step_state_t *st = &s->steps[i];
+            if (st->status == SAGA_STEP_PENDING) {
+                set_step_status(c, i, SAGA_STEP_CANCELLED, "step.cancelled", NULL);
+            } else if (st->status == SAGA_STEP_RETRY_WAIT) {
+                clear_timer(c, i);
+                st->finished_at = c->now;
+                if (st->outcome_unknown) {
+                    mark_completed(s, i);
+                    set_step_status(c, i, SAGA_STEP_UNKNOWN, "step.unknown", NULL);
+                } else {
+                    set_step_status(c, i, SAGA_STEP_CANCELLED, "step.cancelled", NULL);
+                }
+            }
+        }
+    }
+    if (s->status == SAGA_STATUS_COMPENSATING) continue_compensation(c);
+}
+
+static void compensation_transient(apply_ctx_t *c, int i, const char *code, const char *message) {
+    saga_t *s = c->saga;
+    saga_step_state_t *st = &s->steps[i];
+    const saga_step_def_t *d = &s->def->steps[i];
+    set_step_error(st, code, message);
+    if (st->comp_attempt - st->comp_budget_base < d->compensation_retry.max_attempts) {
+        int64_t delay = saga_backoff_ms(&d->compensation_retry, st->comp_attempt, c->rng);
+        set_timer(c, i, SAGA_TIMER_BACKOFF, st->comp_attempt, c->now + delay);
+        json_t *detail = error_detail(code, message, st->comp_attempt);
+        if (detail) json_object_set_new(detail, "backoff_ms", json_integer(delay));
+        set_step_status(c, i, SAGA_STEP_COMPENSATION_RETRY_WAIT, "compensation.retry_scheduled", detail);
+        return;
+    }
+    clear_timer(c, i);
+    set_step_status(c, i, SAGA_STEP_COMPENSATION_FAILED, "compensation.failed",
+                    error_detail(code, message, st->comp_attempt));
+    char why[400];
+    snprintf(why, sizeof why, "compensation of step '%s' failed %d times: %s", d->name,
+             st->comp_attempt, message && *message ? message : code);
+    set_status(c, SAGA_STATUS_COMPENSATION_FAILED, "saga.compensation_failed",
+               json_pack("{s:s, s:s, s:s}", "step", d->name, "code", code ? code : "", "reason", why));
+    fx_push(c, (saga_effect_t){.kind = SAGA_FX_ALERT, .slot = i,
+                               .message = json_pack("{s:s, s:s, s:s, s:s}", "saga_id", s->id, "step",
+                                                    d->name, "code", code ? code : "", "reason", why)});
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+#define STALE(...) do { snprintf(why, why_len, __VA_ARGS__); return SAGA_ESTALE; } while (0)
+
+static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t why_len) {
+    saga_t *s = c->saga;
+    if (ev->step < 0 || ev->step >= s->def->step_count) STALE("unknown step index %d", ev->step);
+    saga_step_state_t *st = &s->steps[ev->step];
+    const char *name = s->def->steps[ev->step].name;
+    if (ev->command_kind == SAGA_KIND_ACTION) {
+        if (st->status != SAGA_STEP_RUNNING)
+            STALE("action reply for step '%s' which is %s", name, saga_step_status_name(st->status));
+        if (ev->attempt != st->attempt)
+            STALE("action reply for attempt %d of step '%s', current attempt is %d", ev->attempt, name, st->attempt);
+        switch (ev->reply_status) {
+        case SAGA_REPLY_SUCCESS:
+            json_decref(st->output);
+            st->output = ev->output ? json_deep_copy(ev->output) : json_object();
+            set_step_error(st, "", "");
+            st->finished_at = c->now;
+            mark_completed(s, ev->step);
+            clear_timer(c, ev->step);
+            set_step_status(c, ev->step, SAGA_STEP_SUCCEEDED, "step.succeeded", NULL);
+            if (s->status == SAGA_STATUS_RUNNING) advance(c);
+            else begin_compensation(c, NULL, NULL);
+            return 0;
+        case SAGA_REPLY_FAILURE: {
+            set_step_error(st, ev->error_code, ev->error_message);
+            st->finished_at = c->now;
+            clear_timer(c, ev->step);
+            set_step_status(c, ev->step, SAGA_STEP_FAILED, "step.failed",
+                            error_detail(ev->error_code, ev->error_message, ev->attempt));
+            char msg[300];
+            snprintf(msg, sizeof msg, "step '%s' failed: %s", name,
+                     ev->error_message && *ev->error_message ? ev->error_message : (ev->error_code ? ev->error_code : ""));
+            begin_compensation(c, ev->error_code && *ev->error_code ? ev->error_code : "STEP_FAILED", msg);
+            return 0;
+        }
+        case SAGA_REPLY_RETRY:
+            action_transient(c, ev->step, ev->error_code ? ev->error_code : "RETRY", ev->error_message);
+            return 0;
+        }
+        STALE("unknown reply status");
+    }
+    if (st->status != SAGA_STEP_COMPENSATING)
+        STALE("compensation reply for step '%s' which is %s", name, saga_step_status_name(st->status));
+    if (ev->attempt != st->comp_attempt)
+        STALE("compensation reply for attempt %d of step '%s', current attempt is %d", ev->attempt, name,
+              st->comp_attempt);
+    if (ev->reply_status == SAGA_REPLY_SUCCESS) {
+        set_step_error(st, "", "");
+        clear_timer(c, ev->step);
+        set_step_status(c, ev->step, SAGA_STEP_COMPENSATED, "compensation.succeeded", NULL);
+        continue_compensation(c);
+    } else {
+        /* A compensation must succeed in the end: failures retry too. */
+        compensation_transient(c, ev->step, ev->error_code ? ev->error_code : "COMPENSATION_FAILED",
+                               ev->error_message);
+    }
+    return 0;
+}
+
+static int on_timer(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t why_len) {
+    saga_t *s = c->saga;
+    if (ev->slot == -1) {
+        if (ev->timer_kind != SAGA_TIMER_DEADLINE || s->status != SAGA_STATUS_RUNNING)
+            STALE("deadline timer while saga is %s", saga_status_name(s->status));
+        begin_compensation(c, "SAGA_DEADLINE", "the saga did not finish before its deadline");
+        return 0;
+    }
+    if (ev->slot < 0 || ev->slot >= s->def->step_count) STALE("timer for unknown slot %d", ev->slot);
+    int i = ev->slot;
+    saga_step_state_t *st = &s->steps[i];
+    char msg[128];
+    switch (ev->timer_kind) {
+    case SAGA_TIMER_STEP_TIMEOUT:
+        snprintf(msg, sizeof msg, "no reply within %lld ms", (long long)s->def->steps[i].timeout_ms);
+        if (st->status == SAGA_STEP_RUNNING && ev->timer_attempt == st->attempt) {
+            st->outcome_unknown = true;
+            action_transient(c, i, "STEP_TIMEOUT", msg);
+            return 0;
+        }
+        if (st->status == SAGA_STEP_COMPENSATING && ev->timer_attempt == st->comp_attempt) {
+            compensation_transient(c, i, "STEP_TIMEOUT", msg);
+            return 0;
+        }
+        break;
+    case SAGA_TIMER_BACKOFF:
+        if (st->status == SAGA_STEP_RETRY_WAIT && ev->timer_attempt == st->attempt &&
+            s->status == SAGA_STATUS_RUNNING) {
+            start_attempt(c, i);
+            return 0;
+        }
+        if (st->status == SAGA_STEP_COMPENSATION_RETRY_WAIT && ev->timer_attempt == st->comp_attempt) {
+            start_compensation(c, i);
+            return 0;
+        }
+        break;
+    case SAGA_TIMER_DEADLINE:
+        break;
+    }
+    STALE("%s timer (attempt %d) for step '%s' which is %s", saga_timer_kind_name(ev->timer_kind),
+          ev->timer_attempt, s->def->steps[i].name, saga_step_status_name(st->status));
+}
+
+int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_event_t *ev,
+                      int64_t now_ms, uint64_t *rng, saga_effects_t *fx, char *why, size_t why_len) {
+    apply_ctx_t c = {.cfg = cfg, .saga = saga, .now = now_ms, .rng = rng, .fx = fx};
+    int rc = 0;
+    switch (ev->kind) {
+    case SAGA_EV_START:
+        if (saga->seq != 0) STALE("saga '%s' has already started", saga->id);
+        record(&c, "saga.started", -1, json_pack("{s:O}", "input", saga->input ? saga->input : json_null()));
+        if (saga->def->timeout_ms > 0) {
+            saga->deadline_at = now_ms + saga->def->timeout_ms;
+            set_timer(&c, -1, SAGA_TIMER_DEADLINE, 0, saga->deadline_at);
+        }
+        advance(&c);
+        break;
+    case SAGA_EV_REPLY:
+        if (saga_status_is_terminal(saga->status))
+            STALE("reply for saga '%s' which is %s", saga->id, saga_status_name(saga->status));
+        rc = on_reply(&c, ev, why, why_len);
+        break;
+    case SAGA_EV_TIMER:
+        if (saga_status_is_terminal(saga->status))
+            STALE("timer for saga '%s' which is %s", saga->id, saga_status_name(saga->status));
+        rc = on_timer(&c, ev, why, why_len);
+        break;
+    case SAGA_EV_ABORT:
+        if (saga->status != SAGA_STATUS_RUNNING)
+            STALE("cannot abort saga '%s': it is %s", saga->id, saga_status_name(saga->status));
+        begin_compensation(&c, "ABORTED", ev->reason && *ev->reason ? ev->reason : "aborted by an operator");
+        break;
+    case SAGA_EV_RETRY: {
+        if (saga->status != SAGA_STATUS_COMPENSATION_FAILED)
+            STALE("cannot retry saga '%s': it is %s, not compensation_failed", saga->id,
+                  saga_status_name(saga->status));
+        set_status(&c, SAGA_STATUS_COMPENSATING, "saga.retried",
+                   json_pack("{s:s}", "reason", ev->reason ? ev->reason : "operator retry"));
+        for (int i = 0; i < saga->def->step_count; i++) {
+            if (saga->steps[i].status == SAGA_STEP_COMPENSATION_FAILED) {
+                /* A fresh retry budget; attempt numbers keep growing so
+                 * message ids never repeat. */
+                saga->steps[i].comp_budget_base = saga->steps[i].comp_attempt;
+                start_compensation(&c, i);
+                break;
+            }
+        }
+        break;
+    }
+    default:
+        STALE("unknown event kind %d", (int)ev->kind);
+    }
+    if (rc) return rc;
+    return c.err;
+}

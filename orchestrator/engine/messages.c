@@ -1,0 +1,97 @@
+#include "messages.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "saga_error.h"
+
+int saga_valid_id(const char *id, int allow_slash) {
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++, n++) {
+        if (*p <= 0x20 || *p >= 0x7f || (*p == '/' && !allow_slash)) return 0;
+    }
+    return n > 0 && n < SAGA_ID_MAX;
+}
+
+#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); return SAGA_EPARSE; } while (0)
+
+static int get_string(const json_t *root, const char *type, const char *key, int required,
+                      const char **out, char *err, size_t errlen) {
+    json_t *v = json_object_get(root, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        if (required) FAIL("%s: missing '%s'", type, key);
+        return 0;
+    }
+    if (!json_is_string(v)) FAIL("%s: '%s' must be a string", type, key);
+    *out = json_string_value(v);
+    if (strlen(*out) != json_string_length(v)) FAIL("%s: '%s' contains a NUL byte", type, key);
+    return 0;
+}
+
+static int check_type(const json_t *root, const char *want, char *err, size_t errlen) {
+    if (!json_is_object(root)) FAIL("%s: message is not a JSON object", want);
+    const char *type = NULL;
+    if (get_string(root, want, "type", 1, &type, err, errlen)) return SAGA_EPARSE;
+    if (strcmp(type, want) != 0) FAIL("%s: unexpected type '%.64s'", want, type);
+    return 0;
+}
+
+int saga_parse_start(const json_t *root, saga_start_msg_t *out, char *err, size_t errlen) {
+    const char *t = "saga.start";
+    memset(out, 0, sizeof *out);
+    if (check_type(root, t, err, errlen) ||
+        get_string(root, t, "message_id", 1, &out->message_id, err, errlen) ||
+        get_string(root, t, "definition", 1, &out->definition, err, errlen) ||
+        get_string(root, t, "saga_id", 0, &out->saga_id, err, errlen))
+        return SAGA_EPARSE;
+    if (!saga_valid_id(out->message_id, 1)) FAIL("%s: 'message_id' must be 1-127 printable ASCII bytes", t);
+    if (out->saga_id && !saga_valid_id(out->saga_id, 0))
+        FAIL("%s: 'saga_id' must be 1-127 printable ASCII bytes without '/'", t);
+    json_t *version = json_object_get(root, "version");
+    if (version && !json_is_null(version)) {
+        if (!json_is_integer(version) || json_integer_value(version) < 1 || json_integer_value(version) > 1000000)
+            FAIL("%s: 'version' must be an integer >= 1", t);
+        out->version = (int)json_integer_value(version);
+    }
+    json_t *input = json_object_get(root, "input");
+    if (input && !json_is_object(input)) FAIL("%s: 'input' must be an object", t);
+    out->input = input;
+    return 0;
+}
+
+int saga_parse_reply(const json_t *root, saga_reply_msg_t *out, char *err, size_t errlen) {
+    const char *t = "saga.reply";
+    const char *kind = NULL, *status = NULL;
+    memset(out, 0, sizeof *out);
+    if (check_type(root, t, err, errlen) ||
+        get_string(root, t, "message_id", 1, &out->message_id, err, errlen) ||
+        get_string(root, t, "in_reply_to", 0, &out->in_reply_to, err, errlen) ||
+        get_string(root, t, "saga_id", 1, &out->saga_id, err, errlen) ||
+        get_string(root, t, "step", 1, &out->step, err, errlen) ||
+        get_string(root, t, "kind", 1, &kind, err, errlen) ||
+        get_string(root, t, "status", 1, &status, err, errlen))
+        return SAGA_EPARSE;
+    if (!saga_valid_id(out->message_id, 1)) FAIL("%s: 'message_id' must be 1-127 printable ASCII bytes", t);
+    int k = saga_command_kind_parse(kind);
+    if (k < 0) FAIL("%s: 'kind' must be \"action\" or \"compensation\"", t);
+    out->kind = (saga_command_kind_t)k;
+    if (!strcmp(status, "success")) out->status = SAGA_REPLY_SUCCESS;
+    else if (!strcmp(status, "failure")) out->status = SAGA_REPLY_FAILURE;
+    else if (!strcmp(status, "retry")) out->status = SAGA_REPLY_RETRY;
+    else FAIL("%s: 'status' must be \"success\", \"failure\" or \"retry\"", t);
+    json_t *attempt = json_object_get(root, "attempt");
+    if (!json_is_integer(attempt) || json_integer_value(attempt) < 1 || json_integer_value(attempt) > 1000000)
+        FAIL("%s: 'attempt' must be an integer >= 1", t);
+    out->attempt = (int)json_integer_value(attempt);
+    json_t *output = json_object_get(root, "output");
+    out->output = output && !json_is_null(output) ? output : NULL;
+    json_t *error = json_object_get(root, "error");
+    if (error && !json_is_null(error)) {
+        if (!json_is_object(error)) FAIL("%s: 'error' must be an object", t);
+        if (get_string(error, t, "code", 0, &out->error_code, err, errlen) ||
+            get_string(error, t, "message", 0, &out->error_message, err, errlen))
+            return SAGA_EPARSE;
+    }
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* Decoding of the wire messages sagad consumes (saga.start, saga.reply);
+ * see docs/PROTOCOL.md and schemas/. Pure: fields borrow from the parsed
+ * JSON, which the caller keeps alive. Errors name the field. */
+#ifndef SAGA_MESSAGES_H
+#define SAGA_MESSAGES_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "engine.h"
+
+typedef struct {
+    const char *message_id;
+    const char *definition;
+    int version;              /* 0: the newest */
+    const char *saga_id;      /* NULL: sagad assigns one */
+    const json_t *input;      /* an object; {} when absent */
+} saga_start_msg_t;
+
+typedef struct {
+    const char *message_id;
+    const char *in_reply_to;
+    const char *saga_id;
+    const char *step;
+    saga_command_kind_t kind;
+    int attempt;
+    saga_reply_status_t status;
+    const json_t *output;     /* may be NULL */
+    const char *error_code;   /* may be NULL */
+    const char *error_message;
+} saga_reply_msg_t;
+
+/* 0, or SAGA_EPARSE with err such as "saga.start: 'definition' must be a string". */
+int saga_parse_start(const json_t *root, saga_start_msg_t *out, char *err, size_t errlen);
+int saga_parse_reply(const json_t *root, saga_reply_msg_t *out, char *err, size_t errlen);
+
+/* Saga ids and message ids: 1..127 bytes of printable ASCII without '/'
+ * (saga ids) — they are used in keys, paths and message ids. */
+int saga_valid_id(const char *id, int allow_slash);
+
+#endif

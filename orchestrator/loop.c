@@ -1,0 +1,286 @@
+/* The main loop: the only writer. Each iteration is one SQLite
+ * transaction (group commit); Kafka offsets are stored only after it has
+ * committed, and the outbox is relayed only after that. */
+#include <stdio.h>
+#include <string.h>
+
+#include "messages.h"
+#include "sagad.h"
+#include "saga_alloc.h"
+#include "saga_clock.h"
+#include "saga_error.h"
+#include "saga_json.h"
+#include "saga_kafka.h"
+#include "saga_log.h"
+#include "saga_util.h"
+
+#define MAX_BATCH 2048
+#define MAX_TIMERS 512
+#define RELAY_BATCH 2000
+
+/* Sends a message that cannot be processed to the dead-letter topic with
+ * its original bytes; the reason and source travel as headers. */
+static int dead_letter(sagad_t *d, const rd_kafka_message_t *m, const char *reason, int64_t now) {
+    char offset[32], partition[16];
+    snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
+    snprintf(partition, sizeof partition, "%d", (int)m->partition);
+    json_t *h = json_pack("{s:s, s:s, s:s, s:s}", "dlq_reason", reason, "dlq_topic",
+                          rd_kafka_topic_name(m->rkt), "dlq_partition", partition, "dlq_offset", offset);
+    char *headers = h ? saga_json_dump(h) : NULL;
+    json_decref(h);
+    if (!headers) return SAGA_ENOMEM;
+    char key[SAGA_ID_MAX];
+    snprintf(key, sizeof key, "%.*s", m->key_len < sizeof key - 1 ? (int)m->key_len : (int)sizeof key - 1,
+             m->key ? (const char *)m->key : "");
+    int rc = saga_store_outbox_add(d->store, d->cfg.dlq_topic, key, headers, m->payload ? m->payload : "",
+                                   m->len, now);
+    saga_free(headers);
+    d->counters.dead_letters++;
+    LOG_WARN("loop", "dead letter from %s [%d] @%lld: %s", rd_kafka_topic_name(m->rkt), (int)m->partition,
+             (long long)m->offset, reason);
+    return rc;
+}
+
+/* Applies ev to saga s and persists the outcome. */
+static int apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t now, uint64_t *stale_counter) {
+    saga_effects_t fx;
+    char why[512] = "";
+    saga_effects_init(&fx);
+    int rc = saga_engine_apply(&d->engine, s, ev, now, &d->rng, &fx, why, sizeof why);
+    if (rc == SAGA_ESTALE) {
+        (*stale_counter)++;
+        saga_log_ctx_t ctx = {.saga_id = s->id, .trace_id = s->traceparent};
+        if (saga_log_enabled(SAGA_LOG_DEBUG)) saga_log(SAGA_LOG_DEBUG, "engine", &ctx, "ignored: %s", why);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = saga_store_save(d->store, s, &fx, d->cfg.events_topic, now);
+    }
+    saga_effects_free(&fx);
+    return rc;
+}
+
+static int handle_start(sagad_t *d, const rd_kafka_message_t *m, json_t *root, int64_t now) {
+    saga_start_msg_t start;
+    char err[256];
+    if (saga_parse_start(root, &start, err, sizeof err)) return dead_letter(d, m, err, now);
+    const saga_definition_t *def = saga_registry_get(d->registry, start.definition, start.version);
+    if (!def) {
+        snprintf(err, sizeof err, "saga.start: unknown definition '%.100s'%s", start.definition,
+                 start.version ? " at that version" : "");
+        return dead_letter(d, m, err, now);
+    }
+    int rc = saga_store_dedup(d->store, "start", start.message_id, now);
+    if (rc <= 0) {
+        if (rc == 0) d->counters.duplicate_message++;
+        return rc;
+    }
+    char id[SAGA_ID_MAX];
+    if (start.saga_id) {
+        rc = saga_store_saga_exists(d->store, start.saga_id);
+        if (rc != 0) {
+            if (rc == 1) {
+                d->counters.duplicate_start++;
+                LOG_DEBUG("loop", "saga %s already exists: start ignored", start.saga_id);
+            }
+            return rc < 0 ? rc : 0;
+        }
+        snprintf(id, sizeof id, "%s", start.saga_id);
+    } else {
+        saga_random_id("s-", id, sizeof id);
+    }
+    char traceparent[64] = "";
+    if (saga_kafka_header(m, "traceparent", traceparent, sizeof traceparent) != 0) {
+        /* W3C trace context: version 00, random trace and span ids, sampled. */
+        snprintf(traceparent, sizeof traceparent, "00-%016llx%016llx-%016llx-01", saga_random_u64(),
+                 saga_random_u64(), saga_random_u64());
+    }
+    saga_t *s = saga_malloc(sizeof *s);
+    if (!s) return SAGA_ENOMEM;
+    json_t *input = start.input ? json_incref((json_t *)start.input) : json_object();
+    saga_init(s, id, def, input, traceparent, now);
+    json_decref(input);
+    rc = saga_store_insert(d->store, s, start.message_id);
+    saga_event_t ev = {.kind = SAGA_EV_START};
+    if (!rc) rc = apply_and_save(d, s, &ev, now, &d->counters.duplicate_start);
+    if (!rc) {
+        d->counters.sagas_started++;
+        saga_log_ctx_t ctx = {.saga_id = id, .trace_id = traceparent};
+        if (saga_log_enabled(SAGA_LOG_DEBUG)) saga_log(SAGA_LOG_DEBUG, "loop", &ctx, "started %s v%d", def->name, def->version);
+    }
+    saga_clear(s);
+    saga_free(s);
+    return rc;
+}
+
+static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, int64_t now) {
+    saga_reply_msg_t reply;
+    char err[512];
+    if (saga_parse_reply(root, &reply, err, sizeof err)) return dead_letter(d, m, err, now);
+    int rc = saga_store_dedup(d->store, "replies", reply.message_id, now);
+    if (rc <= 0) {
+        if (rc == 0) d->counters.duplicate_message++;
+        return rc;
+    }
+    saga_t *s = saga_malloc(sizeof *s);
+    if (!s) return SAGA_ENOMEM;
+    err[0] = '\0';
+    rc = saga_store_load(d->store, d->registry, reply.saga_id, s, err, sizeof err);
+    if (rc == SAGA_ENOTFOUND) {
+        char reason[700];
+        snprintf(reason, sizeof reason, "saga.reply: %s", err[0] ? err : "unknown saga");
+        if (!err[0]) snprintf(reason, sizeof reason, "saga.reply: unknown saga '%.128s'", reply.saga_id);
+        saga_free(s);
+        return dead_letter(d, m, reason, now);
+    }
+    if (rc) {
+        LOG_ERROR("loop", "%s", err);
+        saga_free(s);
+        return rc;
+    }
+    int step = saga_definition_step_index(s->def, reply.step);
+    if (step < 0) {
+        snprintf(err, sizeof err, "saga.reply: saga '%.128s' has no step '%.128s'", reply.saga_id, reply.step);
+        rc = dead_letter(d, m, err, now);
+    } else {
+        saga_event_t ev = {.kind = SAGA_EV_REPLY, .step = step, .command_kind = reply.kind,
+                           .attempt = reply.attempt, .reply_status = reply.status, .output = reply.output,
+                           .error_code = reply.error_code, .error_message = reply.error_message};
+        rc = apply_and_save(d, s, &ev, now, &d->counters.stale_reply);
+    }
+    saga_clear(s);
+    saga_free(s);
+    return rc;
+}
+
+static int handle_message(sagad_t *d, const rd_kafka_message_t *m, int64_t now) {
+    char err[256];
+    if (!m->payload || m->len == 0) return dead_letter(d, m, "empty message", now);
+    json_t *root = saga_json_parse(m->payload, m->len, err, sizeof err);
+    if (!root) {
+        char reason[300];
+        snprintf(reason, sizeof reason, "invalid JSON: %s", err);
+        return dead_letter(d, m, reason, now);
+    }
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    int rc;
+    if (strcmp(topic, d->cfg.start_topic) == 0) rc = handle_start(d, m, root, now);
+    else if (strcmp(topic, d->cfg.replies_topic) == 0) rc = handle_reply(d, m, root, now);
+    else rc = dead_letter(d, m, "message from a topic sagad does not route", now);
+    json_decref(root);
+    return rc;
+}
+
+static int fire_timer(sagad_t *d, const saga_timer_row_t *t, int64_t now) {
+    int rc = saga_store_timer_delete(d->store, t);
+    if (rc) return rc;
+    saga_t *s = saga_malloc(sizeof *s);
+    if (!s) return SAGA_ENOMEM;
+    char err[512] = "";
+    rc = saga_store_load(d->store, d->registry, t->saga_id, s, err, sizeof err);
+    if (rc) {
+        LOG_WARN("loop", "timer for saga %s dropped: %s", t->saga_id, rc == SAGA_ENOTFOUND && !err[0] ? "no such saga" : err);
+        saga_free(s);
+        return rc == SAGA_ENOTFOUND ? 0 : rc;
+    }
+    saga_event_t ev = {.kind = SAGA_EV_TIMER, .slot = t->slot, .timer_kind = t->kind,
+                       .timer_attempt = t->attempt};
+    rc = apply_and_save(d, s, &ev, now, &d->counters.stale_timer);
+    saga_clear(s);
+    saga_free(s);
+    return rc;
+}
+
+typedef struct {
+    sagad_t *d;
+    int64_t last_id;
+    bool queue_full;
+} relay_ctx_t;
+
+static int relay_row(const saga_outbox_row_t *row, void *user) {
+    relay_ctx_t *r = user;
+    int rc = saga_bus_produce(r->d->bus, row->topic, row->key, row->headers, row->payload, row->payload_len, row->id);
+    if (rc == SAGA_EIO) {
+        r->queue_full = true;
+        return 1; /* stop; this row is sent next time */
+    }
+    /* Any other error: the delivery can never happen through this producer;
+     * the row stays in the outbox and is retried after a restart. */
+    r->last_id = row->id;
+    if (!rc) r->d->counters.produced++;
+    return 0;
+}
+
+/* Hands new outbox rows to the producer. Rows whose delivery failed are
+ * sent again from the lowest failed id (duplicates are absorbed by dedup). */
+static int relay(sagad_t *d) {
+    int64_t failed = saga_bus_take_lowest_failed(d->bus);
+    if (failed >= 0 && failed <= d->relay_after) d->relay_after = failed - 1;
+    relay_ctx_t r = {.d = d, .last_id = d->relay_after};
+    int n = saga_store_outbox_scan(d->store, d->relay_after, RELAY_BATCH, relay_row, &r);
+    if (n < 0) return n;
+    d->relay_after = r.last_id;
+    saga_bus_serve(d->bus, 0);
+    return n;
+}
+
+static int delete_acked(sagad_t *d) {
+    int64_t ids[4096];
+    int n, rc = 0;
+    while (!rc && (n = saga_bus_take_acked(d->bus, ids, 4096)) > 0) rc = saga_store_outbox_delete(d->store, ids, n);
+    return rc;
+}
+
+int sagad_iterate(sagad_t *d, int max_wait_ms) {
+    static rd_kafka_message_t *msgs[MAX_BATCH];
+    static saga_timer_row_t timers[MAX_TIMERS];
+    int64_t now = saga_now_ms();
+    int64_t next_due = saga_store_next_timer_due(d->store);
+    int wait = max_wait_ms;
+    if (next_due != INT64_MAX && next_due - now < wait) wait = next_due <= now ? 0 : (int)(next_due - now);
+    if (saga_bus_in_flight(d->bus) > 0 && wait > 5) wait = 5; /* keep serving delivery reports */
+
+    int batch = d->cfg.batch_size > 0 && d->cfg.batch_size < MAX_BATCH ? (int)d->cfg.batch_size : MAX_BATCH;
+    int n = saga_bus_poll(d->bus, msgs, batch, wait);
+    saga_bus_serve(d->bus, 0);
+    now = saga_now_ms();
+    int ntimers = next_due <= now ? saga_store_due_timers(d->store, now, timers, MAX_TIMERS) : 0;
+    if (ntimers < 0) return ntimers;
+
+    int rc = saga_store_begin(d->store);
+    for (int i = 0; !rc && i < n; i++) rc = handle_message(d, msgs[i], now);
+    for (int i = 0; !rc && i < ntimers; i++) rc = fire_timer(d, &timers[i], now);
+    if (!rc) rc = delete_acked(d);
+    if (!rc) rc = saga_store_commit(d->store);
+    if (rc) {
+        LOG_ERROR("loop", "transaction failed (%s): %s; stopping without storing offsets", saga_strerror(rc),
+                  saga_store_errmsg(d->store));
+        saga_store_rollback(d->store);
+        for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
+        return rc;
+    }
+    d->counters.commits++;
+    d->counters.messages += (uint64_t)n;
+    saga_bus_store_offsets(d->bus, msgs, n);
+    for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
+    int sent = relay(d);
+    return sent < 0 ? sent : 0;
+}
+
+int sagad_drain_outbox(sagad_t *d, int timeout_ms) {
+    int64_t deadline = saga_monotonic_us() + (int64_t)timeout_ms * 1000;
+    int rc = 0;
+    while (!rc && saga_monotonic_us() < deadline) {
+        rc = relay(d);
+        if (rc < 0) break;
+        saga_bus_flush(d->bus, 100);
+        rc = saga_store_begin(d->store);
+        if (!rc) rc = delete_acked(d);
+        if (!rc) rc = saga_store_commit(d->store);
+        else saga_store_rollback(d->store);
+        if (rc) break;
+        if (saga_bus_in_flight(d->bus) == 0 && saga_store_outbox_backlog(d->store) == 0) return 0;
+    }
+    long long left = saga_store_outbox_backlog(d->store);
+    if (left > 0) LOG_WARN("loop", "%lld outbox message(s) not acknowledged yet; they are sent after restart", left);
+    return rc;
+}

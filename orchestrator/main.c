@@ -1,0 +1,177 @@
+/* sagad: the saga orchestration daemon. Set-up, the loop, and a draining
+ * shutdown in kcat's order: stop consuming, finish the batch, commit, flush
+ * the producer, close the consumer, destroy. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "sagad.h"
+#include "saga_alloc.h"
+#include "saga_clock.h"
+#include "saga_config.h"
+#include "saga_error.h"
+#include "saga_kafka.h"
+#include "saga_log.h"
+#include "saga_util.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static int load_definitions(sagad_t *d) {
+    static char report[16384];
+    report[0] = '\0';
+    d->registry = saga_registry_new();
+    if (!d->registry) return SAGA_ENOMEM;
+    int bad = saga_registry_load_dir(d->registry, d->cfg.sagas_dir, report, sizeof report);
+    if (bad < 0) {
+        fprintf(stderr, "sagad: cannot read definitions directory '%s': %s\n", d->cfg.sagas_dir, saga_strerror(bad));
+        return bad;
+    }
+    if (bad > 0) {
+        fprintf(stderr, "%s", report);
+        fprintf(stderr, "sagad: %d definition file(s) in '%s' are invalid\n", bad, d->cfg.sagas_dir);
+        return SAGA_ECONFIG;
+    }
+    if (saga_registry_count(d->registry) == 0) {
+        fprintf(stderr, "sagad: no saga definitions (*.json) in '%s'\n", d->cfg.sagas_dir);
+        return SAGA_ECONFIG;
+    }
+    return 0;
+}
+
+static int store_definitions(sagad_t *d) {
+    char err[512];
+    int64_t now = saga_now_ms();
+    int rc = saga_store_begin(d->store);
+    for (int i = 0; !rc && i < saga_registry_count(d->registry); i++) {
+        const saga_definition_t *def = saga_registry_at(d->registry, i);
+        rc = saga_store_put_definition(d->store, def, now, err, sizeof err);
+        if (rc == SAGA_EEXISTS) fprintf(stderr, "sagad: %s\n", err);
+        else if (!rc) LOG_INFO("sagad", "definition %s v%d loaded (%d steps)", def->name, def->version, def->step_count);
+    }
+    if (!rc) return saga_store_commit(d->store);
+    saga_store_rollback(d->store);
+    return rc;
+}
+
+static void log_counters(const sagad_t *d) {
+    LOG_INFO("sagad", "started=%llu messages=%llu commits=%llu produced=%llu dup_start=%llu dup_msg=%llu "
+             "stale_reply=%llu stale_timer=%llu dlq=%llu",
+             (unsigned long long)d->counters.sagas_started, (unsigned long long)d->counters.messages,
+             (unsigned long long)d->counters.commits, (unsigned long long)d->counters.produced,
+             (unsigned long long)d->counters.duplicate_start, (unsigned long long)d->counters.duplicate_message,
+             (unsigned long long)d->counters.stale_reply, (unsigned long long)d->counters.stale_timer,
+             (unsigned long long)d->counters.dead_letters);
+}
+
+static int write_ready_file(const sagad_t *d, int admin_port) {
+    char text[512];
+    snprintf(text, sizeof text, "ADMIN_URL=http://%s:%d\nPID=%d\n", d->cfg.admin_addr, admin_port, (int)getpid());
+    return saga_write_file_atomic(d->cfg.ready_file, text);
+}
+
+int main(int argc, char **argv) {
+    static sagad_t d;
+    sagad_config_t *c = &d.cfg;
+    const saga_config_option_t options[] = {
+        {"bootstrap", SAGA_CFG_STRING, NULL, "Kafka bootstrap servers (host:port,...)", &c->bootstrap},
+        {"bootstrap-file", SAGA_CFG_STRING, NULL, "read the bootstrap servers from this file (sagabroker writes it)", &c->bootstrap_file},
+        {"db", SAGA_CFG_STRING, "sagad.db", "SQLite database file", &c->db},
+        {"sagas", SAGA_CFG_STRING, "sagas", "directory of saga definitions (*.json)", &c->sagas_dir},
+        {"admin-addr", SAGA_CFG_STRING, "127.0.0.1", "admin HTTP API address", &c->admin_addr},
+        {"admin-port", SAGA_CFG_INT, "8080", "admin HTTP API port (0: any free port, see --ready-file)", &c->admin_port},
+        {"ready-file", SAGA_CFG_STRING, NULL, "write ADMIN_URL= and PID= here once consuming", &c->ready_file},
+        {"group", SAGA_CFG_STRING, "sagad", "Kafka consumer group", &c->group},
+        {"start-topic", SAGA_CFG_STRING, "saga.start", "topic of saga.start events", &c->start_topic},
+        {"replies-topic", SAGA_CFG_STRING, "saga.replies", "topic of participants' replies", &c->replies_topic},
+        {"events-topic", SAGA_CFG_STRING, "saga.events", "topic of lifecycle events", &c->events_topic},
+        {"dlq-topic", SAGA_CFG_STRING, "saga.dlq", "dead-letter topic", &c->dlq_topic},
+        {"batch-size", SAGA_CFG_INT, "1000", "most messages applied in one transaction", &c->batch_size},
+        {"synchronous", SAGA_CFG_STRING, "FULL", "SQLite synchronous mode: FULL, NORMAL or OFF", &c->synchronous},
+        {"log-level", SAGA_CFG_STRING, "info", "debug, info, warn or error", &c->log_level},
+        {"log-format", SAGA_CFG_STRING, "json", "json or text", &c->log_format},
+        {"check", SAGA_CFG_BOOL, "false", "validate the definitions and exit", &c->check},
+        {0},
+    };
+    char err[1024];
+    int rc = saga_config_parse(options, "SAGAD", "sagad",
+                               "Saga orchestration daemon: runs sagas defined in JSON over Kafka, state in SQLite.",
+                               argc, argv, &c->kafka_props, err, sizeof err);
+    if (rc == 1) return 0;
+    if (rc) {
+        fprintf(stderr, "sagad: %s\n", err);
+        return 2;
+    }
+    if (saga_log_set_level_name(c->log_level)) {
+        fprintf(stderr, "sagad: --log-level: '%s' is not debug, info, warn or error\n", c->log_level);
+        return 2;
+    }
+    saga_log_set_json(strcmp(c->log_format, "text") != 0);
+    saga_alloc_install_jansson();
+
+    if (load_definitions(&d)) return 1;
+    if (c->check) {
+        printf("sagad: %d definition(s) in '%s' are valid\n", saga_registry_count(d.registry), c->sagas_dir);
+        saga_registry_free(&d.registry);
+        return 0;
+    }
+
+    saga_store_options_t sopt = {.synchronous = c->synchronous};
+    d.store = saga_store_open(c->db, &sopt, err, sizeof err);
+    if (!d.store) {
+        fprintf(stderr, "sagad: database: %s\n", err);
+        return 1;
+    }
+    if (store_definitions(&d)) return 1;
+
+    char *bootstrap = saga_kafka_bootstrap(c->bootstrap, c->bootstrap_file, 10000, err, sizeof err);
+    if (!bootstrap) {
+        fprintf(stderr, "sagad: %s\n", err);
+        return 2;
+    }
+    const char *topics[] = {c->start_topic, c->replies_topic};
+    saga_bus_config_t bcfg = {.bootstrap = bootstrap, .group = c->group, .client_id = "sagad",
+                              .topics = topics, .topic_count = 2, .props = &c->kafka_props};
+    d.bus = saga_bus_new(&bcfg, err, sizeof err);
+    saga_free(bootstrap);
+    if (!d.bus) {
+        fprintf(stderr, "sagad: %s\n", err);
+        return 1;
+    }
+    saga_admin_t *admin = saga_admin_start(c->admin_addr, (int)c->admin_port, c->db, err, sizeof err);
+    if (!admin) {
+        fprintf(stderr, "sagad: admin API on %s:%lld: %s\n", c->admin_addr, c->admin_port, err);
+        return 1;
+    }
+    d.engine.replies_topic = c->replies_topic;
+    d.rng = saga_random_u64();
+    saga_signals_install(&stop_requested, NULL);
+    LOG_INFO("sagad", "running: db=%s admin=http://%s:%d", c->db, c->admin_addr, saga_admin_port(admin));
+
+    bool ready_written = false;
+    int64_t last_report = saga_monotonic_us();
+    int exit_code = 0;
+    while (!stop_requested) {
+        if (sagad_iterate(&d, 100)) {
+            exit_code = 1;
+            break;
+        }
+        if (!ready_written && c->ready_file && saga_bus_ready(d.bus)) {
+            if (write_ready_file(&d, saga_admin_port(admin))) LOG_ERROR("sagad", "cannot write %s", c->ready_file);
+            ready_written = true;
+        }
+        if (saga_monotonic_us() - last_report > 10 * 1000000) {
+            log_counters(&d);
+            last_report = saga_monotonic_us();
+        }
+    }
+    LOG_INFO("sagad", "shutting down: draining the outbox");
+    if (!exit_code && sagad_drain_outbox(&d, 10000)) exit_code = 1;
+    log_counters(&d);
+    saga_admin_stop(&admin);
+    saga_bus_close(&d.bus);
+    saga_store_close(&d.store);
+    saga_registry_free(&d.registry);
+    LOG_INFO("sagad", "stopped");
+    return exit_code;
+}

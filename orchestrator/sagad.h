@@ -1,0 +1,67 @@
+/* The sagad process: its configuration and the one loop that owns all
+ * writes (see docs/DESIGN.md, "Main loop"). */
+#ifndef SAGAD_H
+#define SAGAD_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "definition.h"
+#include "engine.h"
+#include "store.h"
+
+typedef struct {
+    const char *bootstrap, *bootstrap_file;
+    const char *db, *sagas_dir;
+    const char *admin_addr;
+    long long admin_port;
+    const char *ready_file;
+    const char *group;
+    const char *start_topic, *replies_topic, *events_topic, *dlq_topic;
+    long long batch_size;
+    const char *synchronous;
+    const char *log_level, *log_format;
+    bool check;
+    saga_kv_list_t kafka_props;
+} sagad_config_t;
+
+/* Counters of what the loop did; logged periodically, metrics later. */
+#define SAGAD_COUNTERS(X)                                      \
+    X(messages, "messages consumed")                           \
+    X(sagas_started, "sagas started")                          \
+    X(duplicate_start, "duplicate start events dropped")       \
+    X(duplicate_message, "duplicate messages dropped (dedup)") \
+    X(stale_reply, "stale or late replies ignored")            \
+    X(stale_timer, "stale timers ignored")                     \
+    X(dead_letters, "messages sent to the dead-letter topic")  \
+    X(commits, "SQLite transactions committed")                \
+    X(produced, "outbox messages produced")
+
+typedef struct {
+#define SAGAD_COUNTER_FIELD(name, help) uint64_t name;
+    SAGAD_COUNTERS(SAGAD_COUNTER_FIELD)
+#undef SAGAD_COUNTER_FIELD
+} sagad_counters_t;
+
+typedef struct {
+    sagad_config_t cfg;
+    saga_registry_t *registry;
+    saga_store_t *store;
+    saga_bus_t *bus;
+    saga_engine_config_t engine;
+    uint64_t rng;
+    int64_t relay_after;       /* highest outbox id handed to the producer */
+    sagad_counters_t counters;
+} sagad_t;
+
+/* One loop iteration: consume a batch, fire due timers, apply everything
+ * in one transaction, store offsets, relay the outbox. Returns 0, or a
+ * negative code when the store failed (the process must stop). */
+int sagad_iterate(sagad_t *d, int max_wait_ms);
+
+/* Sends what the outbox holds and waits for acknowledgements (shutdown). */
+int sagad_drain_outbox(sagad_t *d, int timeout_ms);
+
+#endif

@@ -1,0 +1,506 @@
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "saga_alloc.h"
+#include "saga_error.h"
+#include "saga_json.h"
+#include "saga_log.h"
+#include "schema.h"
+
+/* Every statement the hot path runs, prepared once. */
+#define STORE_STATEMENTS(X)                                                                        \
+    X(begin, "BEGIN IMMEDIATE")                                                                    \
+    X(commit, "COMMIT")                                                                            \
+    X(rollback, "ROLLBACK")                                                                        \
+    X(dedup, "INSERT OR IGNORE INTO dedup (consumer, message_id, seen_at) VALUES (?, ?, ?)")       \
+    X(exists, "SELECT 1 FROM sagas WHERE id = ?")                                                  \
+    X(load_saga, "SELECT definition, version, status, input, traceparent, created_at, updated_at," \
+                 " deadline_at, seq, completions, error_code, error_message FROM sagas WHERE id = ?") \
+    X(load_steps, "SELECT idx, status, attempt, comp_attempt, comp_budget_base, outcome_unknown,"  \
+                  " output, error_code, error_message, started_at, finished_at, updated_at,"      \
+                  " completion_order FROM steps WHERE saga_id = ?")                                \
+    X(insert_saga, "INSERT INTO sagas (id, definition, version, status, input, traceparent,"       \
+                   " start_message_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)") \
+    X(update_saga, "UPDATE sagas SET status = ?, updated_at = ?, deadline_at = ?, seq = ?,"        \
+                   " completions = ?, error_code = ?, error_message = ? WHERE id = ?")             \
+    X(upsert_step, "INSERT OR REPLACE INTO steps (saga_id, idx, name, status, attempt,"            \
+                   " comp_attempt, comp_budget_base, outcome_unknown, output, error_code,"         \
+                   " error_message, started_at, finished_at, updated_at, completion_order)"        \
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                         \
+    X(history, "INSERT INTO history (saga_id, seq, at, event, step, status, detail)"              \
+               " VALUES (?, ?, ?, ?, ?, ?, ?)")                                                    \
+    X(outbox_add, "INSERT INTO outbox (topic, key, headers, payload, created_at)"                  \
+                  " VALUES (?, ?, ?, ?, ?)")                                                       \
+    X(outbox_scan, "SELECT id, topic, key, headers, payload FROM outbox WHERE id > ?"              \
+                   " ORDER BY id LIMIT ?")                                                         \
+    X(outbox_delete, "DELETE FROM outbox WHERE id = ?")                                           \
+    X(outbox_count, "SELECT count(*) FROM outbox")                                                 \
+    X(timer_set, "INSERT OR REPLACE INTO timers (saga_id, slot, kind, attempt, due_at)"            \
+                 " VALUES (?, ?, ?, ?, ?)")                                                        \
+    X(timer_clear, "DELETE FROM timers WHERE saga_id = ? AND slot = ?")                            \
+    X(timer_delete, "DELETE FROM timers WHERE saga_id = ? AND slot = ? AND kind = ?"               \
+                    " AND attempt = ? AND due_at = ?")                                             \
+    X(timers_due, "SELECT saga_id, slot, kind, attempt, due_at FROM timers WHERE due_at <= ?"      \
+                  " ORDER BY due_at LIMIT ?")                                                      \
+    X(timer_next, "SELECT min(due_at) FROM timers")                                                \
+    X(def_get, "SELECT hash FROM definitions WHERE name = ? AND version = ?")                      \
+    X(def_put, "INSERT INTO definitions (name, version, hash, json, loaded_at) VALUES (?, ?, ?, ?, ?)")
+
+struct saga_store {
+    sqlite3 *db;
+#define STMT_FIELD(name, sql) sqlite3_stmt *name;
+    STORE_STATEMENTS(STMT_FIELD)
+#undef STMT_FIELD
+};
+
+const char *saga_store_errmsg(const saga_store_t *st) { return sqlite3_errmsg(st->db); }
+
+static int fail(saga_store_t *st, const char *what) {
+    LOG_ERROR("store", "%s: %s", what, sqlite3_errmsg(st->db));
+    return SAGA_ESTORE;
+}
+
+/* Runs a prepared statement that returns no rows, then resets it. */
+static int run(saga_store_t *st, sqlite3_stmt *stmt, const char *what) {
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return rc == SQLITE_DONE ? 0 : fail(st, what);
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v) {
+    if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(s, i);
+}
+
+static int migrate(saga_store_t *st, char *err, size_t errlen) {
+    sqlite3_stmt *s;
+    int version = 0;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    int latest = (int)(sizeof saga_store_migrations / sizeof saga_store_migrations[0]);
+    if (version > latest) {
+        snprintf(err, errlen, "database schema version %d is newer than this sagad (%d)", version, latest);
+        return SAGA_ESTORE;
+    }
+    for (int v = version; v < latest; v++) {
+        char *msg = NULL, pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(st->db, saga_store_migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(st->db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, errlen, "migration %d: %s", v + 1, msg ? msg : sqlite3_errmsg(st->db));
+            sqlite3_free(msg);
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            return SAGA_ESTORE;
+        }
+    }
+    return 0;
+}
+
+saga_store_t *saga_store_open(const char *path, const saga_store_options_t *opt, char *err,
+                              size_t errlen) {
+    saga_store_t *st = saga_calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+        goto fail;
+    }
+    const char *sync = opt && opt->synchronous ? opt->synchronous : "FULL";
+    if (strcmp(sync, "FULL") && strcmp(sync, "NORMAL") && strcmp(sync, "OFF")) {
+        snprintf(err, errlen, "synchronous must be FULL, NORMAL or OFF, not '%s'", sync);
+        goto fail;
+    }
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
+             " PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;", sync);
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(st->db));
+        sqlite3_free(msg);
+        goto fail;
+    }
+    if (migrate(st, err, errlen)) goto fail;
+#define STMT_PREPARE(name, sql)                                                          \
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->name, NULL) != SQLITE_OK) { \
+        snprintf(err, errlen, "%s: preparing " #name ": %s", path, sqlite3_errmsg(st->db)); \
+        goto fail;                                                                       \
+    }
+    STORE_STATEMENTS(STMT_PREPARE)
+#undef STMT_PREPARE
+    return st;
+fail:
+    saga_store_close(&st);
+    return NULL;
+}
+
+void saga_store_close(saga_store_t **pst) {
+    saga_store_t *st = *pst;
+    if (!st) return;
+#define STMT_FINALIZE(name, sql) sqlite3_finalize(st->name);
+    STORE_STATEMENTS(STMT_FINALIZE)
+#undef STMT_FINALIZE
+    sqlite3_close(st->db);
+    saga_free(st);
+    *pst = NULL;
+}
+
+int saga_store_begin(saga_store_t *st) { return run(st, st->begin, "BEGIN"); }
+int saga_store_commit(saga_store_t *st) { return run(st, st->commit, "COMMIT"); }
+void saga_store_rollback(saga_store_t *st) {
+    if (!sqlite3_get_autocommit(st->db)) run(st, st->rollback, "ROLLBACK");
+}
+
+int saga_store_dedup(saga_store_t *st, const char *consumer, const char *message_id, int64_t now) {
+    bind_text(st->dedup, 1, consumer);
+    bind_text(st->dedup, 2, message_id);
+    sqlite3_bind_int64(st->dedup, 3, now);
+    int rc = run(st, st->dedup, "dedup insert");
+    if (rc) return rc;
+    return sqlite3_changes(st->db) == 1 ? 1 : 0;
+}
+
+int saga_store_saga_exists(saga_store_t *st, const char *id) {
+    bind_text(st->exists, 1, id);
+    int rc = sqlite3_step(st->exists);
+    sqlite3_reset(st->exists);
+    if (rc == SQLITE_ROW) return 1;
+    return rc == SQLITE_DONE ? 0 : fail(st, "saga lookup");
+}
+
+static json_t *column_json(sqlite3_stmt *s, int col) {
+    const char *text = (const char *)sqlite3_column_text(s, col);
+    if (!text) return NULL;
+    return json_loadb(text, (size_t)sqlite3_column_bytes(s, col), JSON_DECODE_ANY, NULL);
+}
+
+static void column_copy(sqlite3_stmt *s, int col, char *dst, size_t len) {
+    const char *text = (const char *)sqlite3_column_text(s, col);
+    snprintf(dst, len, "%s", text ? text : "");
+}
+
+int saga_store_load(saga_store_t *st, const saga_registry_t *reg, const char *id, saga_t *out,
+                    char *err, size_t errlen) {
+    sqlite3_stmt *q = st->load_saga;
+    bind_text(q, 1, id);
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(q);
+        if (rc == SQLITE_DONE) return SAGA_ENOTFOUND;
+        snprintf(err, errlen, "loading saga '%s': %s", id, sqlite3_errmsg(st->db));
+        return SAGA_ESTORE;
+    }
+    const char *def_name = (const char *)sqlite3_column_text(q, 0);
+    int version = sqlite3_column_int(q, 1);
+    const saga_definition_t *def = saga_registry_get(reg, def_name, version);
+    if (!def) {
+        snprintf(err, errlen, "saga '%s' uses definition %s version %d, which is not loaded", id,
+                 def_name, version);
+        sqlite3_reset(q);
+        return SAGA_ENOTFOUND;
+    }
+    json_t *input = column_json(q, 3);
+    char traceparent[64];
+    column_copy(q, 4, traceparent, sizeof traceparent);
+    saga_init(out, id, def, input, traceparent, sqlite3_column_int64(q, 5));
+    json_decref(input);
+    int status = saga_status_parse((const char *)sqlite3_column_text(q, 2));
+    out->status = status < 0 ? SAGA_STATUS_RUNNING : (saga_status_t)status;
+    out->updated_at = sqlite3_column_int64(q, 6);
+    out->deadline_at = sqlite3_column_int64(q, 7);
+    out->seq = sqlite3_column_int64(q, 8);
+    out->completions = sqlite3_column_int(q, 9);
+    column_copy(q, 10, out->error_code, sizeof out->error_code);
+    column_copy(q, 11, out->error_message, sizeof out->error_message);
+    sqlite3_reset(q);
+
+    q = st->load_steps;
+    bind_text(q, 1, id);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        int i = sqlite3_column_int(q, 0);
+        if (i < 0 || i >= def->step_count) continue;
+        saga_step_state_t *s = &out->steps[i];
+        int step_status = saga_step_status_parse((const char *)sqlite3_column_text(q, 1));
+        s->status = step_status < 0 ? SAGA_STEP_PENDING : (saga_step_status_t)step_status;
+        s->attempt = sqlite3_column_int(q, 2);
+        s->comp_attempt = sqlite3_column_int(q, 3);
+        s->comp_budget_base = sqlite3_column_int(q, 4);
+        s->outcome_unknown = sqlite3_column_int(q, 5) != 0;
+        s->output = column_json(q, 6);
+        column_copy(q, 7, s->error_code, sizeof s->error_code);
+        column_copy(q, 8, s->error_message, sizeof s->error_message);
+        s->started_at = sqlite3_column_int64(q, 9);
+        s->finished_at = sqlite3_column_int64(q, 10);
+        s->updated_at = sqlite3_column_int64(q, 11);
+        s->completion_order = sqlite3_column_int(q, 12);
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "loading steps of '%s': %s", id, sqlite3_errmsg(st->db));
+        saga_clear(out);
+        return SAGA_ESTORE;
+    }
+    return 0;
+}
+
+int saga_store_insert(saga_store_t *st, const saga_t *s, const char *start_message_id) {
+    char *input = saga_json_dump(s->input ? s->input : json_object());
+    if (!input) return SAGA_ENOMEM;
+    sqlite3_stmt *q = st->insert_saga;
+    bind_text(q, 1, s->id);
+    bind_text(q, 2, s->def->name);
+    sqlite3_bind_int(q, 3, s->def->version);
+    bind_text(q, 4, saga_status_name(s->status));
+    bind_text(q, 5, input);
+    bind_text(q, 6, s->traceparent);
+    bind_text(q, 7, start_message_id);
+    sqlite3_bind_int64(q, 8, s->created_at);
+    sqlite3_bind_int64(q, 9, s->updated_at);
+    int rc = run(st, q, "insert saga");
+    saga_free(input);
+    return rc;
+}
+
+static int save_step(saga_store_t *st, const saga_t *s, int i) {
+    const saga_step_state_t *step = &s->steps[i];
+    char *output = step->output ? saga_json_dump(step->output) : NULL;
+    if (step->output && !output) return SAGA_ENOMEM;
+    sqlite3_stmt *q = st->upsert_step;
+    bind_text(q, 1, s->id);
+    sqlite3_bind_int(q, 2, i);
+    bind_text(q, 3, s->def->steps[i].name);
+    bind_text(q, 4, saga_step_status_name(step->status));
+    sqlite3_bind_int(q, 5, step->attempt);
+    sqlite3_bind_int(q, 6, step->comp_attempt);
+    sqlite3_bind_int(q, 7, step->comp_budget_base);
+    sqlite3_bind_int(q, 8, step->outcome_unknown);
+    bind_text(q, 9, output);
+    bind_text(q, 10, step->error_code);
+    bind_text(q, 11, step->error_message);
+    sqlite3_bind_int64(q, 12, step->started_at);
+    sqlite3_bind_int64(q, 13, step->finished_at);
+    sqlite3_bind_int64(q, 14, step->updated_at);
+    sqlite3_bind_int(q, 15, step->completion_order);
+    int rc = run(st, q, "save step");
+    saga_free(output);
+    return rc;
+}
+
+/* Kafka headers of every message about saga s, as a JSON object. */
+static char *headers_for(const saga_t *s) {
+    json_t *h = json_pack("{s:s}", "saga_id", s->id);
+    if (h && s->traceparent[0]) json_object_set_new(h, "traceparent", json_string(s->traceparent));
+    char *text = h ? saga_json_dump(h) : NULL;
+    json_decref(h);
+    return text;
+}
+
+static int add_outbox_json(saga_store_t *st, const char *topic, const saga_t *s, const char *headers,
+                           const json_t *message, int64_t now) {
+    char *payload = saga_json_dump(message);
+    if (!payload) return SAGA_ENOMEM;
+    int rc = saga_store_outbox_add(st, topic, s->id, headers, payload, strlen(payload), now);
+    saga_free(payload);
+    return rc;
+}
+
+static int add_history(saga_store_t *st, const saga_t *s, const json_t *ev, int64_t now) {
+    json_int_t seq = json_integer_value(json_object_get(ev, "seq"));
+    char *detail = saga_json_dump(json_object_get(ev, "detail"));
+    if (!detail) return SAGA_ENOMEM;
+    sqlite3_stmt *q = st->history;
+    bind_text(q, 1, s->id);
+    sqlite3_bind_int64(q, 2, seq);
+    sqlite3_bind_int64(q, 3, now);
+    bind_text(q, 4, json_string_value(json_object_get(ev, "event")));
+    bind_text(q, 5, json_string_value(json_object_get(ev, "step")));
+    const char *status = json_string_value(json_object_get(ev, "step_status"));
+    bind_text(q, 6, status ? status : json_string_value(json_object_get(ev, "status")));
+    bind_text(q, 7, detail);
+    int rc = run(st, q, "history insert");
+    saga_free(detail);
+    return rc;
+}
+
+static int save_effect(saga_store_t *st, const saga_t *s, const saga_effect_t *e, const char *headers,
+                       const char *events_topic, int64_t now) {
+    switch (e->kind) {
+    case SAGA_FX_COMMAND:
+        return add_outbox_json(st, e->topic, s, headers, e->message, now);
+    case SAGA_FX_EVENT: {
+        int rc = add_history(st, s, e->message, now);
+        return rc ? rc : add_outbox_json(st, events_topic, s, headers, e->message, now);
+    }
+    case SAGA_FX_ALERT:
+        LOG_ERROR("alert", "saga %s needs an operator: %s", s->id,
+                  json_string_value(json_object_get(e->message, "reason")));
+        return 0; /* the saga.compensation_failed event carries it on events_topic */
+    case SAGA_FX_SET_TIMER: {
+        sqlite3_stmt *q = st->timer_set;
+        bind_text(q, 1, s->id);
+        sqlite3_bind_int(q, 2, e->slot);
+        bind_text(q, 3, saga_timer_kind_name(e->timer_kind));
+        sqlite3_bind_int(q, 4, e->timer_attempt);
+        sqlite3_bind_int64(q, 5, e->due_at);
+        return run(st, q, "timer set");
+    }
+    case SAGA_FX_CLEAR_TIMER:
+        bind_text(st->timer_clear, 1, s->id);
+        sqlite3_bind_int(st->timer_clear, 2, e->slot);
+        return run(st, st->timer_clear, "timer clear");
+    }
+    return SAGA_EINVAL;
+}
+
+int saga_store_save(saga_store_t *st, saga_t *s, const saga_effects_t *fx, const char *events_topic,
+                    int64_t now) {
+    char *error_code = s->error_code, *error_message = s->error_message;
+    sqlite3_stmt *q = st->update_saga;
+    bind_text(q, 1, saga_status_name(s->status));
+    sqlite3_bind_int64(q, 2, s->updated_at);
+    sqlite3_bind_int64(q, 3, s->deadline_at);
+    sqlite3_bind_int64(q, 4, s->seq);
+    sqlite3_bind_int(q, 5, s->completions);
+    bind_text(q, 6, error_code);
+    bind_text(q, 7, error_message);
+    bind_text(q, 8, s->id);
+    int rc = run(st, q, "update saga");
+    for (int i = 0; !rc && i < s->def->step_count; i++) {
+        if (!s->step_dirty[i]) continue;
+        rc = save_step(st, s, i);
+        s->step_dirty[i] = false;
+    }
+    char *headers = rc ? NULL : headers_for(s);
+    if (!rc && !headers) rc = SAGA_ENOMEM;
+    for (int i = 0; !rc && i < fx->count; i++) rc = save_effect(st, s, &fx->items[i], headers, events_topic, now);
+    saga_free(headers);
+    return rc;
+}
+
+int saga_store_outbox_add(saga_store_t *st, const char *topic, const char *key, const char *headers,
+                          const char *payload, size_t payload_len, int64_t now) {
+    sqlite3_stmt *q = st->outbox_add;
+    bind_text(q, 1, topic);
+    bind_text(q, 2, key);
+    bind_text(q, 3, headers);
+    sqlite3_bind_blob(q, 4, payload, (int)payload_len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 5, now);
+    return run(st, q, "outbox insert");
+}
+
+int saga_store_due_timers(saga_store_t *st, int64_t now, saga_timer_row_t *rows, int max) {
+    sqlite3_stmt *q = st->timers_due;
+    sqlite3_bind_int64(q, 1, now);
+    sqlite3_bind_int(q, 2, max);
+    int n = 0, rc;
+    while (n < max && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        saga_timer_row_t *t = &rows[n];
+        column_copy(q, 0, t->saga_id, sizeof t->saga_id);
+        t->slot = sqlite3_column_int(q, 1);
+        int kind = saga_timer_kind_parse((const char *)sqlite3_column_text(q, 2));
+        if (kind < 0) continue;
+        t->kind = (saga_timer_kind_t)kind;
+        t->attempt = sqlite3_column_int(q, 3);
+        t->due_at = sqlite3_column_int64(q, 4);
+        n++;
+    }
+    sqlite3_reset(q);
+    return n;
+}
+
+int saga_store_timer_delete(saga_store_t *st, const saga_timer_row_t *t) {
+    sqlite3_stmt *q = st->timer_delete;
+    bind_text(q, 1, t->saga_id);
+    sqlite3_bind_int(q, 2, t->slot);
+    bind_text(q, 3, saga_timer_kind_name(t->kind));
+    sqlite3_bind_int(q, 4, t->attempt);
+    sqlite3_bind_int64(q, 5, t->due_at);
+    return run(st, q, "timer delete");
+}
+
+int64_t saga_store_next_timer_due(saga_store_t *st) {
+    int64_t due = INT64_MAX;
+    if (sqlite3_step(st->timer_next) == SQLITE_ROW && sqlite3_column_type(st->timer_next, 0) != SQLITE_NULL)
+        due = sqlite3_column_int64(st->timer_next, 0);
+    sqlite3_reset(st->timer_next);
+    return due;
+}
+
+int saga_store_outbox_scan(saga_store_t *st, int64_t after_id, int max,
+                           int (*fn)(const saga_outbox_row_t *row, void *user), void *user) {
+    sqlite3_stmt *q = st->outbox_scan;
+    sqlite3_bind_int64(q, 1, after_id);
+    sqlite3_bind_int(q, 2, max);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        saga_outbox_row_t row = {
+            .id = sqlite3_column_int64(q, 0),
+            .topic = (const char *)sqlite3_column_text(q, 1),
+            .key = (const char *)sqlite3_column_text(q, 2),
+            .headers = (const char *)sqlite3_column_text(q, 3),
+            .payload = sqlite3_column_blob(q, 4),
+            .payload_len = (size_t)sqlite3_column_bytes(q, 4),
+        };
+        n++;
+        if (fn(&row, user)) break;
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : fail(st, "outbox scan");
+}
+
+int saga_store_outbox_delete(saga_store_t *st, const int64_t *ids, int n) {
+    for (int i = 0; i < n; i++) {
+        sqlite3_bind_int64(st->outbox_delete, 1, ids[i]);
+        int rc = run(st, st->outbox_delete, "outbox delete");
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+long long saga_store_outbox_backlog(saga_store_t *st) {
+    long long n = -1;
+    if (sqlite3_step(st->outbox_count) == SQLITE_ROW) n = sqlite3_column_int64(st->outbox_count, 0);
+    sqlite3_reset(st->outbox_count);
+    return n;
+}
+
+int saga_store_put_definition(saga_store_t *st, const saga_definition_t *def, int64_t now, char *err,
+                              size_t errlen) {
+    sqlite3_stmt *q = st->def_get;
+    bind_text(q, 1, def->name);
+    sqlite3_bind_int(q, 2, def->version);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        int same = strcmp((const char *)sqlite3_column_text(q, 0), def->hash) == 0;
+        sqlite3_reset(q);
+        if (same) return 0;
+        snprintf(err, errlen,
+                 "definition %s version %d changed since it was first used (hash differs): "
+                 "give the new content a new version", def->name, def->version);
+        return SAGA_EEXISTS;
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE) return fail(st, "definition lookup");
+    char *text = json_dumps(def->source, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text) return SAGA_ENOMEM;
+    q = st->def_put;
+    bind_text(q, 1, def->name);
+    sqlite3_bind_int(q, 2, def->version);
+    bind_text(q, 3, def->hash);
+    bind_text(q, 4, text);
+    sqlite3_bind_int64(q, 5, now);
+    rc = run(st, q, "definition insert");
+    saga_free(text);
+    return rc;
+}

@@ -1,0 +1,94 @@
+/* sagad's durable state in SQLite (schema in schema.h): WAL, one writer,
+ * synchronous=FULL by default. The caller groups many changes into one
+ * transaction (group commit): begin, any number of the calls below, commit. */
+#ifndef SAGA_STORE_H
+#define SAGA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "definition.h"
+#include "engine.h"
+
+typedef struct saga_store saga_store_t;
+
+typedef struct {
+    const char *synchronous; /* "FULL" (default when NULL), "NORMAL", "OFF" */
+} saga_store_options_t;
+
+/* Opens (creating if needed) and migrates the database. NULL + err. */
+saga_store_t *saga_store_open(const char *path, const saga_store_options_t *opt, char *err,
+                              size_t errlen);
+void saga_store_close(saga_store_t **st);
+/* The last SQLite error message, for logs. */
+const char *saga_store_errmsg(const saga_store_t *st);
+
+int saga_store_begin(saga_store_t *st);
+int saga_store_commit(saga_store_t *st);
+void saga_store_rollback(saga_store_t *st);
+
+/* Records that consumer saw message_id. Returns 1 when new, 0 when it is a
+ * duplicate, or a negative SAGA_E* code. */
+int saga_store_dedup(saga_store_t *st, const char *consumer, const char *message_id, int64_t now);
+
+/* 1 when a saga with this id exists, 0 when not, negative on error. */
+int saga_store_saga_exists(saga_store_t *st, const char *id);
+
+/* Loads a saga and its steps; its definition is looked up in reg by
+ * (name, version). Returns 0, SAGA_ENOTFOUND, or an error with err set.
+ * On success the caller owns out's JSON (saga_clear). */
+int saga_store_load(saga_store_t *st, const saga_registry_t *reg, const char *id, saga_t *out,
+                    char *err, size_t errlen);
+
+/* Inserts a new saga row (not its effects: call saga_store_save next). */
+int saga_store_insert(saga_store_t *st, const saga_t *s, const char *start_message_id);
+
+/* Writes the saga row, its dirty step rows (then clears the flags), and
+ * every effect: history rows and saga.events messages for EVENT, outbox
+ * rows for COMMAND, timers for SET_TIMER/CLEAR_TIMER. ALERT effects are
+ * recorded as events on events_topic too. */
+int saga_store_save(saga_store_t *st, saga_t *s, const saga_effects_t *fx, const char *events_topic,
+                    int64_t now);
+
+/* Queues a message for the relay (dead letters, for instance). */
+int saga_store_outbox_add(saga_store_t *st, const char *topic, const char *key, const char *headers,
+                          const char *payload, size_t payload_len, int64_t now);
+
+typedef struct {
+    char saga_id[SAGA_ID_MAX];
+    int slot;
+    saga_timer_kind_t kind;
+    int attempt;
+    int64_t due_at;
+} saga_timer_row_t;
+
+/* Up to max timers due at or before now, oldest first. Returns the count
+ * or a negative code. Each returned timer should be deleted with
+ * saga_store_timer_delete before its event is applied. */
+int saga_store_due_timers(saga_store_t *st, int64_t now, saga_timer_row_t *rows, int max);
+int saga_store_timer_delete(saga_store_t *st, const saga_timer_row_t *t);
+/* Earliest due time, or INT64_MAX when there is no timer. */
+int64_t saga_store_next_timer_due(saga_store_t *st);
+
+typedef struct {
+    int64_t id;
+    const char *topic, *key, *headers; /* valid during the callback only */
+    const void *payload;
+    size_t payload_len;
+} saga_outbox_row_t;
+
+/* Calls fn for up to max outbox rows with id > after_id, in id order.
+ * Returns the number of rows visited or a negative code. */
+int saga_store_outbox_scan(saga_store_t *st, int64_t after_id, int max,
+                           int (*fn)(const saga_outbox_row_t *row, void *user), void *user);
+/* Deletes acknowledged rows. */
+int saga_store_outbox_delete(saga_store_t *st, const int64_t *ids, int n);
+/* Rows not yet acknowledged. */
+long long saga_store_outbox_backlog(saga_store_t *st);
+
+/* Stores a definition (name, version, hash, json). SAGA_EEXISTS with err
+ * when that (name, version) was stored before with another hash. */
+int saga_store_put_definition(saga_store_t *st, const saga_definition_t *def, int64_t now, char *err,
+                              size_t errlen);
+
+#endif

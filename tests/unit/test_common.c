@@ -1,0 +1,106 @@
+/* The common library: durations, times, config table, allocation failure. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "saga_alloc.h"
+#include "saga_clock.h"
+#include "saga_config.h"
+#include "saga_error.h"
+
+static void test_durations(void **state) {
+    int64_t ms;
+    assert_int_equal(saga_parse_duration("250ms", &ms), 0); assert_int_equal(ms, 250);
+    assert_int_equal(saga_parse_duration("10s", &ms), 0); assert_int_equal(ms, 10000);
+    assert_int_equal(saga_parse_duration("5m", &ms), 0); assert_int_equal(ms, 300000);
+    assert_int_equal(saga_parse_duration("1h", &ms), 0); assert_int_equal(ms, 3600000);
+    assert_int_equal(saga_parse_duration("1.5s", &ms), 0); assert_int_equal(ms, 1500);
+    const char *bad[] = {"", "10", "s", "-1s", " 1s", "1d", "infs", "1e400s", "10 s"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (saga_parse_duration(bad[i], &ms) != SAGA_EPARSE) fail_msg("'%s' accepted", bad[i]);
+}
+
+static void test_time_format_round_trip(void **state) {
+    char buf[40];
+    int64_t ms;
+    assert_string_equal(saga_format_time(1795387144123, buf, sizeof buf), "2026-11-22T22:39:04.123Z");
+    assert_int_equal(saga_parse_time(buf, &ms), 0);
+    assert_int_equal(ms, 1795387144123);
+    assert_int_equal(saga_parse_time("2026-11-22T22:39:04Z", &ms), 0);
+    assert_int_equal(ms, 1795387144000);
+    assert_int_equal(saga_parse_time("2026-13-24T22:39:04Z", &ms), SAGA_EPARSE);
+    assert_int_equal(saga_parse_time("yesterday", &ms), SAGA_EPARSE);
+}
+
+static void test_config_precedence_and_errors(void **state) {
+    const char *name = NULL;
+    long long port = 0;
+    bool flag = false;
+    saga_config_option_t table[] = {
+        {"name", SAGA_CFG_STRING, "dflt", "a name", &name},
+        {"port", SAGA_CFG_INT, "80", "a port", &port},
+        {"flag", SAGA_CFG_BOOL, "false", "a flag", &flag},
+        {0},
+    };
+    char err[256];
+    saga_kv_list_t props;
+    setenv("TESTP_PORT", "81", 1);
+    char *argv1[] = {"prog", NULL};
+    assert_int_equal(saga_config_parse(table, "TESTP", "prog", "", 1, argv1, &props, err, sizeof err), 0);
+    assert_string_equal(name, "dflt");
+    assert_int_equal(port, 81); /* env over default */
+    char a1[] = "--port=82", a2[] = "--flag", a3[] = "-X", a4[] = "linger.ms=3", a5[] = "--name", a6[] = "x";
+    char *argv2[] = {"prog", a1, a2, a3, a4, a5, a6, NULL};
+    assert_int_equal(saga_config_parse(table, "TESTP", "prog", "", 7, argv2, &props, err, sizeof err), 0);
+    assert_int_equal(port, 82); /* flag over env */
+    assert_true(flag);
+    assert_string_equal(name, "x");
+    assert_int_equal(props.count, 1);
+    assert_string_equal(props.keys[0], "linger.ms");
+    assert_string_equal(props.values[0], "3");
+    char b1[] = "--port", b2[] = "eighty";
+    char *argv3[] = {"prog", b1, b2, NULL};
+    assert_int_equal(saga_config_parse(table, "TESTP", "prog", "", 3, argv3, &props, err, sizeof err), SAGA_ECONFIG);
+    assert_non_null(strstr(err, "--port"));
+    assert_non_null(strstr(err, "eighty"));
+    char c1[] = "--prot";
+    char *argv4[] = {"prog", c1, NULL};
+    assert_int_equal(saga_config_parse(table, "TESTP", "prog", "", 2, argv4, &props, err, sizeof err), SAGA_ECONFIG);
+    assert_non_null(strstr(err, "unknown option '--prot'"));
+    unsetenv("TESTP_PORT");
+}
+
+static void test_alloc_failure_injection(void **state) {
+    saga_alloc_fail_after(1);
+    void *a = saga_malloc(8);
+    void *b = saga_malloc(8);
+    void *c = saga_malloc(8);
+    assert_non_null(a);
+    assert_null(b);
+    assert_non_null(c);
+    saga_free(a);
+    saga_free(c);
+    assert_null(saga_strdup(NULL));
+}
+
+static void test_error_names(void **state) {
+    assert_string_equal(saga_strerror(SAGA_ENOTFOUND), "not found");
+    assert_string_equal(saga_errname(SAGA_ESTALE), "STALE");
+    assert_string_equal(saga_strerror(-999), "unknown error");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_time_format_round_trip),
+        cmocka_unit_test(test_config_precedence_and_errors),
+        cmocka_unit_test(test_alloc_failure_injection),
+        cmocka_unit_test(test_error_names),
+    };
+    return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}

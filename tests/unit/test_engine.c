@@ -1,0 +1,536 @@
+/* The pure engine with a fake clock: every transition of the saga and step
+ * state machines, stale-event handling, backoff, compensation order. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+#include "saga_error.h"
+
+/* ---- fixtures: definitions built in code, independent of the loader ---- */
+
+static saga_retry_policy_t policy(int attempts, int64_t initial, double mult, int64_t max, saga_jitter_t j) {
+    return (saga_retry_policy_t){attempts, initial, mult, max, j};
+}
+
+/* n sequential steps s0..s(n-1); step i has compensation "undo<i>" unless
+ * its bit is set in no_comp_mask. */
+static saga_definition_t def;
+
+static void release_def(void) {
+    for (int i = 0; i < def.step_count; i++) {
+        json_decref(def.steps[i].payload);
+        json_decref(def.steps[i].compensation_payload);
+    }
+    memset(&def, 0, sizeof def);
+}
+
+static saga_definition_t *make_def(int n, unsigned no_comp_mask) {
+    release_def();
+    snprintf(def.name, sizeof def.name, "test_saga");
+    def.version = 1;
+    def.step_count = n;
+    for (int i = 0; i < n; i++) {
+        saga_step_def_t *s = &def.steps[i];
+        snprintf(s->name, sizeof s->name, "s%d", i);
+        snprintf(s->topic, sizeof s->topic, "topic%d", i);
+        snprintf(s->action, sizeof s->action, "do%d", i);
+        if (!(no_comp_mask & (1u << i))) snprintf(s->compensation, sizeof s->compensation, "undo%d", i);
+        s->payload = json_pack("{s:s}", "order", "${input.order_id}");
+        s->timeout_ms = 1000;
+        s->retry = policy(3, 100, 2, 1000, SAGA_JITTER_NONE);
+        s->compensation_retry = policy(2, 200, 2, 1000, SAGA_JITTER_NONE);
+        if (i > 0) {
+            s->after[0] = i - 1;
+            s->after_count = 1;
+        }
+    }
+    return &def;
+}
+
+typedef struct {
+    saga_t saga;
+    saga_effects_t fx;
+    uint64_t rng;
+    int64_t now;
+    char why[256];
+    saga_engine_config_t cfg;
+} world_t;
+
+static world_t *world_new(const saga_definition_t *def) {
+    static world_t w;
+    memset(&w, 0, sizeof w);
+    w.cfg.replies_topic = "saga.replies";
+    w.now = 1000000;
+    w.rng = 42;
+    json_t *input = json_pack("{s:s}", "order_id", "o-1");
+    saga_init(&w.saga, "saga-1", def, input, "", w.now);
+    json_decref(input);
+    saga_effects_init(&w.fx);
+    return &w;
+}
+
+static void world_free(world_t *w) {
+    saga_effects_free(&w->fx);
+    saga_clear(&w->saga);
+}
+
+static int apply(world_t *w, saga_event_t ev) {
+    saga_effects_clear(&w->fx);
+    return saga_engine_apply(&w->cfg, &w->saga, &ev, w->now, &w->rng, &w->fx, w->why, sizeof w->why);
+}
+
+static int start(world_t *w) { return apply(w, (saga_event_t){.kind = SAGA_EV_START}); }
+
+static int reply(world_t *w, int step, saga_command_kind_t kind, int attempt, saga_reply_status_t st) {
+    json_t *out = json_pack("{s:i}", "n", step);
+    int rc = apply(w, (saga_event_t){.kind = SAGA_EV_REPLY, .step = step, .command_kind = kind,
+                                     .attempt = attempt, .reply_status = st, .output = out,
+                                     .error_code = st == SAGA_REPLY_SUCCESS ? NULL : "E_TEST",
+                                     .error_message = "test"});
+    json_decref(out);
+    return rc;
+}
+
+static int ok(world_t *w, int step) { return reply(w, step, SAGA_KIND_ACTION, w->saga.steps[step].attempt, SAGA_REPLY_SUCCESS); }
+
+static int timer(world_t *w, int slot, saga_timer_kind_t kind, int attempt) {
+    return apply(w, (saga_event_t){.kind = SAGA_EV_TIMER, .slot = slot, .timer_kind = kind, .timer_attempt = attempt});
+}
+
+/* The n-th effect of a kind, or NULL. */
+static const saga_effect_t *find_fx(const world_t *w, saga_effect_kind_t kind, int nth) {
+    for (int i = 0; i < w->fx.count; i++)
+        if (w->fx.items[i].kind == kind && nth-- == 0) return &w->fx.items[i];
+    return NULL;
+}
+
+static int count_fx(const world_t *w, saga_effect_kind_t kind) {
+    int n = 0;
+    for (int i = 0; i < w->fx.count; i++) n += w->fx.items[i].kind == kind;
+    return n;
+}
+
+static const char *cmd_str(const saga_effect_t *e, const char *key) {
+    return json_string_value(json_object_get(e->message, key));
+}
+
+static bool has_event(const world_t *w, const char *name) {
+    for (int i = 0; i < w->fx.count; i++)
+        if (w->fx.items[i].kind == SAGA_FX_EVENT &&
+            strcmp(json_string_value(json_object_get(w->fx.items[i].message, "event")), name) == 0)
+            return true;
+    return false;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_start_sends_first_command_only(void **state) {
+    world_t *w = world_new(make_def(3, 0));
+    assert_int_equal(start(w), 0);
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 1);
+    const saga_effect_t *c = find_fx(w, SAGA_FX_COMMAND, 0);
+    assert_string_equal(c->topic, "topic0");
+    assert_string_equal(cmd_str(c, "message_id"), "saga-1/s0/action/1");
+    assert_string_equal(cmd_str(c, "idempotency_key"), "saga-1/s0/action");
+    assert_string_equal(cmd_str(c, "action"), "do0");
+    assert_string_equal(cmd_str(c, "reply_to"), "saga.replies");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(c->message, "payload"), "order")), "o-1");
+    const saga_effect_t *t = find_fx(w, SAGA_FX_SET_TIMER, 0);
+    assert_non_null(t);
+    assert_int_equal(t->timer_kind, SAGA_TIMER_STEP_TIMEOUT);
+    assert_int_equal(t->due_at, w->now + 1000);
+    assert_int_equal(w->saga.steps[0].status, SAGA_STEP_RUNNING);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_PENDING);
+    assert_true(has_event(w, "saga.started"));
+    world_free(w);
+}
+
+static void test_happy_path_completes(void **state) {
+    world_t *w = world_new(make_def(3, 0));
+    start(w);
+    for (int i = 0; i < 3; i++) {
+        w->now += 10;
+        assert_int_equal(ok(w, i), 0);
+        assert_int_equal(w->saga.steps[i].status, SAGA_STEP_SUCCEEDED);
+        assert_int_equal(w->saga.steps[i].completion_order, i + 1);
+        assert_non_null(w->saga.steps[i].output);
+    }
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPLETED);
+    assert_true(has_event(w, "saga.completed"));
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 0);
+    world_free(w);
+}
+
+static void test_second_start_is_stale(void **state) {
+    world_t *w = world_new(make_def(2, 0));
+    start(w);
+    assert_int_equal(start(w), SAGA_ESTALE);
+    assert_int_equal(w->fx.count, 0);
+    world_free(w);
+}
+
+static void test_failure_compensates_in_reverse_order(void **state) {
+    world_t *w = world_new(make_def(3, 0));
+    start(w);
+    ok(w, 0);
+    ok(w, 1);
+    assert_int_equal(reply(w, 2, SAGA_KIND_ACTION, 1, SAGA_REPLY_FAILURE), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATING);
+    assert_int_equal(w->saga.steps[2].status, SAGA_STEP_FAILED);
+    assert_string_equal(w->saga.steps[2].error_code, "E_TEST");
+    assert_string_equal(w->saga.error_code, "E_TEST");
+    const saga_effect_t *c = find_fx(w, SAGA_FX_COMMAND, 0);
+    assert_non_null(c);
+    assert_string_equal(cmd_str(c, "step"), "s1");
+    assert_string_equal(cmd_str(c, "kind"), "compensation");
+    assert_string_equal(cmd_str(c, "action"), "undo1");
+    /* the compensation carries the action's output */
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(c->message, "payload"), "action_output"), "n")), 1);
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 1); /* one at a time */
+    assert_int_equal(reply(w, 1, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_SUCCESS), 0);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_COMPENSATED);
+    c = find_fx(w, SAGA_FX_COMMAND, 0);
+    assert_string_equal(cmd_str(c, "step"), "s0");
+    assert_int_equal(reply(w, 0, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_SUCCESS), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATED);
+    assert_int_equal(w->saga.steps[2].status, SAGA_STEP_FAILED); /* a failed step is not compensated */
+    world_free(w);
+}
+
+static void test_failure_of_first_step_compensates_nothing(void **state) {
+    world_t *w = world_new(make_def(3, 0));
+    start(w);
+    reply(w, 0, SAGA_KIND_ACTION, 1, SAGA_REPLY_FAILURE);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATED);
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 0);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_CANCELLED);
+    assert_int_equal(w->saga.steps[2].status, SAGA_STEP_CANCELLED);
+    world_free(w);
+}
+
+static void test_retry_reply_schedules_backoff_then_resends(void **state) {
+    world_t *w = world_new(make_def(2, 0));
+    start(w);
+    assert_int_equal(reply(w, 0, SAGA_KIND_ACTION, 1, SAGA_REPLY_RETRY), 0);
+    assert_int_equal(w->saga.steps[0].status, SAGA_STEP_RETRY_WAIT);
+    const saga_effect_t *t = find_fx(w, SAGA_FX_SET_TIMER, 0);
+    assert_int_equal(t->timer_kind, SAGA_TIMER_BACKOFF);
+    assert_int_equal(t->due_at, w->now + 100); /* jitter none: initial backoff */
+    w->now = t->due_at;
+    assert_int_equal(timer(w, 0, SAGA_TIMER_BACKOFF, 1), 0);
+    const saga_effect_t *c = find_fx(w, SAGA_FX_COMMAND, 0);
+    assert_string_equal(cmd_str(c, "message_id"), "saga-1/s0/action/2");
+    assert_int_equal(w->saga.steps[0].attempt, 2);
+    /* the reply to attempt 1 is now stale */
+    assert_int_equal(reply(w, 0, SAGA_KIND_ACTION, 1, SAGA_REPLY_SUCCESS), SAGA_ESTALE);
+    assert_int_equal(reply(w, 0, SAGA_KIND_ACTION, 2, SAGA_REPLY_SUCCESS), 0);
+    assert_int_equal(w->saga.steps[0].status, SAGA_STEP_SUCCEEDED);
+    world_free(w);
+}
+
+static void test_retries_exhausted_fail_without_compensating_the_step(void **state) {
+    world_t *w = world_new(make_def(2, 0));
+    start(w);
+    ok(w, 0);
+    for (int a = 1; a <= 3; a++) {
+        assert_int_equal(reply(w, 1, SAGA_KIND_ACTION, a, SAGA_REPLY_RETRY), 0);
+        if (a < 3) timer(w, 1, SAGA_TIMER_BACKOFF, a);
+    }
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_FAILED);
+    assert_string_equal(w->saga.error_code, "RETRIES_EXHAUSTED");
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATING);
+    assert_string_equal(cmd_str(find_fx(w, SAGA_FX_COMMAND, 0), "step"), "s0");
+    world_free(w);
+}
+
+static void test_timeouts_exhausted_make_outcome_unknown_and_compensate_it(void **state) {
+    world_t *w = world_new(make_def(2, 0));
+    start(w);
+    ok(w, 0);
+    for (int a = 1; a <= 3; a++) {
+        assert_int_equal(timer(w, 1, SAGA_TIMER_STEP_TIMEOUT, a), 0);
+        if (a < 3) assert_int_equal(timer(w, 1, SAGA_TIMER_BACKOFF, a), 0);
+    }
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_COMPENSATING);
+    assert_true(w->saga.steps[1].outcome_unknown);
+    /* the unknown step is compensated first: it completed (gave up) last */
+    const saga_effect_t *c = find_fx(w, SAGA_FX_COMMAND, 0);
+    assert_string_equal(cmd_str(c, "step"), "s1");
+    assert_true(json_is_null(json_object_get(json_object_get(c->message, "payload"), "action_output")));
+    reply(w, 1, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_SUCCESS);
+    assert_string_equal(cmd_str(find_fx(w, SAGA_FX_COMMAND, 0), "step"), "s0");
+    reply(w, 0, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_SUCCESS);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATED);
+    world_free(w);
+}
+
+static void test_stale_timers_change_nothing(void **state) {
+    world_t *w = world_new(make_def(2, 0));
+    start(w);
+    ok(w, 0);
+    assert_int_equal(timer(w, 0, SAGA_TIMER_STEP_TIMEOUT, 1), SAGA_ESTALE); /* step already done */
+    assert_int_equal(timer(w, 1, SAGA_TIMER_STEP_TIMEOUT, 7), SAGA_ESTALE); /* other attempt */
+    assert_int_equal(timer(w, 1, SAGA_TIMER_BACKOFF, 1), SAGA_ESTALE);      /* not waiting */
+    assert_int_equal(timer(w, -1, SAGA_TIMER_BACKOFF, 0), SAGA_ESTALE);
+    assert_int_equal(timer(w, 9, SAGA_TIMER_BACKOFF, 0), SAGA_ESTALE);
+    assert_int_equal(w->fx.count, 0);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_RUNNING);
+    world_free(w);
+}
+
+static void test_stale_replies_change_nothing(void **state) {
+    world_t *w = world_new(make_def(2, 0));
+    start(w);
+    int64_t seq = w->saga.seq;
+    assert_int_equal(reply(w, 0, SAGA_KIND_ACTION, 2, SAGA_REPLY_SUCCESS), SAGA_ESTALE);
+    assert_non_null(strstr(w->why, "attempt 2"));
+    assert_int_equal(reply(w, 0, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_SUCCESS), SAGA_ESTALE);
+    assert_int_equal(reply(w, 1, SAGA_KIND_ACTION, 1, SAGA_REPLY_SUCCESS), SAGA_ESTALE); /* not started */
+    assert_int_equal(reply(w, 5, SAGA_KIND_ACTION, 1, SAGA_REPLY_SUCCESS), SAGA_ESTALE);
+    ok(w, 0);
+    assert_int_equal(reply(w, 0, SAGA_KIND_ACTION, 1, SAGA_REPLY_SUCCESS), SAGA_ESTALE); /* duplicate */
+    ok(w, 1);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPLETED);
+    assert_int_equal(reply(w, 1, SAGA_KIND_ACTION, 1, SAGA_REPLY_FAILURE), SAGA_ESTALE); /* terminal */
+    assert_true(w->saga.seq > seq);
+    world_free(w);
+}
+
+static void test_deadline_compensates(void **state) {
+    saga_definition_t *def = make_def(2, 0);
+    def->timeout_ms = 5000;
+    world_t *w = world_new(def);
+    start(w);
+    const saga_effect_t *t = NULL;
+    for (int i = 0; (t = find_fx(w, SAGA_FX_SET_TIMER, i)); i++)
+        if (t->slot == -1) break;
+    assert_non_null(t);
+    assert_int_equal(t->timer_kind, SAGA_TIMER_DEADLINE);
+    assert_int_equal(t->due_at, w->now + 5000);
+    ok(w, 0);
+    w->now += 5000;
+    assert_int_equal(timer(w, -1, SAGA_TIMER_DEADLINE, 0), 0);
+    assert_string_equal(w->saga.error_code, "SAGA_DEADLINE");
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATING);
+    /* s1 is still running: compensation waits for it */
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 0);
+    assert_int_equal(timer(w, 1, SAGA_TIMER_STEP_TIMEOUT, 1), 0);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_COMPENSATING); /* unknown, no retry while compensating */
+    world_free(w);
+}
+
+static void test_compensation_failure_parks_and_alerts_then_operator_retry(void **state) {
+    world_t *w = world_new(make_def(2, 0));
+    start(w);
+    ok(w, 0);
+    reply(w, 1, SAGA_KIND_ACTION, 1, SAGA_REPLY_FAILURE);
+    assert_int_equal(reply(w, 0, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_FAILURE), 0);
+    assert_int_equal(w->saga.steps[0].status, SAGA_STEP_COMPENSATION_RETRY_WAIT);
+    assert_int_equal(timer(w, 0, SAGA_TIMER_BACKOFF, 1), 0);
+    assert_string_equal(cmd_str(find_fx(w, SAGA_FX_COMMAND, 0), "message_id"), "saga-1/s0/compensation/2");
+    assert_int_equal(reply(w, 0, SAGA_KIND_COMPENSATION, 2, SAGA_REPLY_RETRY), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATION_FAILED);
+    assert_int_equal(w->saga.steps[0].status, SAGA_STEP_COMPENSATION_FAILED);
+    assert_int_equal(count_fx(w, SAGA_FX_ALERT), 1);
+    assert_true(has_event(w, "saga.compensation_failed"));
+    /* nothing moves it on its own */
+    assert_int_equal(timer(w, 0, SAGA_TIMER_BACKOFF, 2), SAGA_ESTALE);
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_ABORT}), SAGA_ESTALE);
+    /* operator retry: a fresh budget, attempt numbers keep growing */
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_RETRY, .reason = "fixed"}), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATING);
+    assert_string_equal(cmd_str(find_fx(w, SAGA_FX_COMMAND, 0), "message_id"), "saga-1/s0/compensation/3");
+    assert_int_equal(reply(w, 0, SAGA_KIND_COMPENSATION, 3, SAGA_REPLY_RETRY), 0);
+    assert_int_equal(w->saga.steps[0].status, SAGA_STEP_COMPENSATION_RETRY_WAIT);
+    timer(w, 0, SAGA_TIMER_BACKOFF, 3);
+    assert_int_equal(reply(w, 0, SAGA_KIND_COMPENSATION, 4, SAGA_REPLY_SUCCESS), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATED);
+    world_free(w);
+}
+
+static void test_retry_only_from_compensation_failed(void **state) {
+    world_t *w = world_new(make_def(1, 0));
+    start(w);
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_RETRY}), SAGA_ESTALE);
+    assert_non_null(strstr(w->why, "running"));
+    world_free(w);
+}
+
+static void test_abort_running_saga_compensates(void **state) {
+    world_t *w = world_new(make_def(3, 0));
+    start(w);
+    ok(w, 0);
+    ok(w, 1);
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_ABORT, .reason = "customer called"}), 0);
+    assert_string_equal(w->saga.error_code, "ABORTED");
+    assert_string_equal(w->saga.error_message, "customer called");
+    /* s2 is in flight: wait for its outcome */
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 0);
+    ok(w, 2);
+    assert_string_equal(cmd_str(find_fx(w, SAGA_FX_COMMAND, 0), "step"), "s2");
+    world_free(w);
+}
+
+static void test_abort_of_completed_saga_is_refused(void **state) {
+    world_t *w = world_new(make_def(1, 0));
+    start(w);
+    ok(w, 0);
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_ABORT}), SAGA_ESTALE);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPLETED);
+    world_free(w);
+}
+
+static void test_step_without_compensation_is_skipped(void **state) {
+    world_t *w = world_new(make_def(3, 1u << 1));
+    start(w);
+    ok(w, 0);
+    ok(w, 1);
+    reply(w, 2, SAGA_KIND_ACTION, 1, SAGA_REPLY_FAILURE);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_COMPENSATED);
+    assert_true(has_event(w, "compensation.skipped"));
+    assert_string_equal(cmd_str(find_fx(w, SAGA_FX_COMMAND, 0), "step"), "s0");
+    world_free(w);
+}
+
+static void test_parallel_branches_start_together_and_failure_waits(void **state) {
+    saga_definition_t *def = make_def(4, 0);
+    /* s0 -> (s1 | s2) -> s3 */
+    def->steps[2].after[0] = 0;
+    def->steps[3].after[0] = 1;
+    def->steps[3].after[1] = 2;
+    def->steps[3].after_count = 2;
+    world_t *w = world_new(def);
+    start(w);
+    ok(w, 0);
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 2);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_RUNNING);
+    assert_int_equal(w->saga.steps[2].status, SAGA_STEP_RUNNING);
+    reply(w, 1, SAGA_KIND_ACTION, 1, SAGA_REPLY_FAILURE);
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 0); /* s2 in flight */
+    assert_int_equal(w->saga.steps[3].status, SAGA_STEP_CANCELLED);
+    ok(w, 2); /* succeeded late: compensated first */
+    assert_string_equal(cmd_str(find_fx(w, SAGA_FX_COMMAND, 0), "step"), "s2");
+    reply(w, 2, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_SUCCESS);
+    assert_string_equal(cmd_str(find_fx(w, SAGA_FX_COMMAND, 0), "step"), "s0");
+    reply(w, 0, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_SUCCESS);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATED);
+    world_free(w);
+}
+
+static void test_join_waits_for_all_dependencies(void **state) {
+    saga_definition_t *def = make_def(4, 0);
+    def->steps[2].after[0] = 0;
+    def->steps[3].after[0] = 1;
+    def->steps[3].after[1] = 2;
+    def->steps[3].after_count = 2;
+    world_t *w = world_new(def);
+    start(w);
+    ok(w, 0);
+    ok(w, 1);
+    assert_int_equal(w->saga.steps[3].status, SAGA_STEP_PENDING);
+    ok(w, 2);
+    assert_int_equal(w->saga.steps[3].status, SAGA_STEP_RUNNING);
+    world_free(w);
+}
+
+static void test_missing_template_value_fails_the_step(void **state) {
+    saga_definition_t *def = make_def(2, 0);
+    json_decref(def->steps[1].payload);
+    def->steps[1].payload = json_pack("{s:s}", "x", "${input.no_such_field}");
+    world_t *w = world_new(def);
+    start(w);
+    ok(w, 0);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_FAILED);
+    assert_string_equal(w->saga.steps[1].error_code, "TEMPLATE");
+    assert_non_null(strstr(w->saga.steps[1].error_message, "no_such_field"));
+    assert_string_equal(cmd_str(find_fx(w, SAGA_FX_COMMAND, 0), "step"), "s0"); /* compensating s0 */
+    world_free(w);
+}
+
+static void test_history_sequence_is_gap_free(void **state) {
+    world_t *w = world_new(make_def(3, 0));
+    int64_t expect = 1;
+    start(w);
+    for (int step = 0; step <= 3; step++) {
+        for (int i = 0; i < w->fx.count; i++) {
+            if (w->fx.items[i].kind != SAGA_FX_EVENT) continue;
+            assert_int_equal(json_integer_value(json_object_get(w->fx.items[i].message, "seq")), expect);
+            expect++;
+        }
+        if (step < 3) ok(w, step);
+    }
+    assert_int_equal(w->saga.seq, expect - 1);
+    world_free(w);
+}
+
+static void test_backoff_without_jitter_grows_and_caps(void **state) {
+    saga_retry_policy_t p = policy(10, 100, 2, 1000, SAGA_JITTER_NONE);
+    uint64_t rng = 1;
+    assert_int_equal(saga_backoff_ms(&p, 1, &rng), 100);
+    assert_int_equal(saga_backoff_ms(&p, 2, &rng), 200);
+    assert_int_equal(saga_backoff_ms(&p, 4, &rng), 800);
+    assert_int_equal(saga_backoff_ms(&p, 5, &rng), 1000);
+    assert_int_equal(saga_backoff_ms(&p, 60, &rng), 1000);
+}
+
+static void test_full_jitter_stays_within_cap_and_varies(void **state) {
+    saga_retry_policy_t p = policy(10, 100, 2, 1000, SAGA_JITTER_FULL);
+    uint64_t rng = 7;
+    int64_t min = INT64_MAX, max = -1;
+    for (int i = 0; i < 1000; i++) {
+        int64_t d = saga_backoff_ms(&p, 3, &rng);
+        assert_true(d >= 0 && d <= 400);
+        if (d < min) min = d;
+        if (d > max) max = d;
+    }
+    assert_true(max - min > 200); /* spread over the range, not constant */
+}
+
+static void test_names_round_trip(void **state) {
+    for (int i = 0; i < SAGA_STATUS__COUNT; i++)
+        assert_int_equal(saga_status_parse(saga_status_name((saga_status_t)i)), i);
+    for (int i = 0; i < SAGA_STEP__COUNT; i++)
+        assert_int_equal(saga_step_status_parse(saga_step_status_name((saga_step_status_t)i)), i);
+    assert_int_equal(saga_status_parse("nope"), -1);
+    assert_int_equal(saga_step_status_parse(NULL), -1);
+    assert_string_equal(saga_command_kind_name(SAGA_KIND_COMPENSATION), "compensation");
+    assert_int_equal(saga_timer_kind_parse("deadline"), SAGA_TIMER_DEADLINE);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_start_sends_first_command_only),
+        cmocka_unit_test(test_happy_path_completes),
+        cmocka_unit_test(test_second_start_is_stale),
+        cmocka_unit_test(test_failure_compensates_in_reverse_order),
+        cmocka_unit_test(test_failure_of_first_step_compensates_nothing),
+        cmocka_unit_test(test_retry_reply_schedules_backoff_then_resends),
+        cmocka_unit_test(test_retries_exhausted_fail_without_compensating_the_step),
+        cmocka_unit_test(test_timeouts_exhausted_make_outcome_unknown_and_compensate_it),
+        cmocka_unit_test(test_stale_timers_change_nothing),
+        cmocka_unit_test(test_stale_replies_change_nothing),
+        cmocka_unit_test(test_deadline_compensates),
+        cmocka_unit_test(test_compensation_failure_parks_and_alerts_then_operator_retry),
+        cmocka_unit_test(test_retry_only_from_compensation_failed),
+        cmocka_unit_test(test_abort_running_saga_compensates),
+        cmocka_unit_test(test_abort_of_completed_saga_is_refused),
+        cmocka_unit_test(test_step_without_compensation_is_skipped),
+        cmocka_unit_test(test_parallel_branches_start_together_and_failure_waits),
+        cmocka_unit_test(test_join_waits_for_all_dependencies),
+        cmocka_unit_test(test_missing_template_value_fails_the_step),
+        cmocka_unit_test(test_history_sequence_is_gap_free),
+        cmocka_unit_test(test_backoff_without_jitter_grows_and_caps),
+        cmocka_unit_test(test_full_jitter_stays_within_cap_and_varies),
+        cmocka_unit_test(test_names_round_trip),
+    };
+    int failed = cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+    release_def();
+    return failed;
+}

@@ -1,0 +1,259 @@
+/* The SQLite store on real files: migrations, saga round trip, history,
+ * outbox, dedup, timers, definition versions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "saga_alloc.h"
+#include "saga_error.h"
+#include "store.h"
+
+typedef struct {
+    char dir[64], path[128];
+    saga_store_t *st;
+    saga_registry_t *reg;
+    const saga_definition_t *def;
+} fixture_t;
+
+static saga_definition_t *make_def(const char *hash) {
+    saga_definition_t *def = saga_calloc(1, sizeof *def);
+    snprintf(def->name, sizeof def->name, "order");
+    def->version = 1;
+    def->step_count = 2;
+    snprintf(def->hash, sizeof def->hash, "%s", hash);
+    def->source = json_pack("{s:s}", "name", "order");
+    for (int i = 0; i < 2; i++) {
+        saga_step_def_t *s = &def->steps[i];
+        snprintf(s->name, sizeof s->name, "s%d", i);
+        snprintf(s->topic, sizeof s->topic, "t%d", i);
+        snprintf(s->action, sizeof s->action, "a%d", i);
+        snprintf(s->compensation, sizeof s->compensation, "c%d", i);
+        s->payload = json_object();
+        s->timeout_ms = 1000;
+        s->retry = (saga_retry_policy_t){3, 10, 2, 100, SAGA_JITTER_NONE};
+        s->compensation_retry = s->retry;
+        if (i) { s->after[0] = 0; s->after_count = 1; }
+    }
+    return def;
+}
+
+static int setup(void **state) {
+    fixture_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/saga-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/sagad.db", f->dir);
+    char err[256];
+    f->st = saga_store_open(f->path, NULL, err, sizeof err);
+    assert_non_null(f->st);
+    f->reg = saga_registry_new();
+    assert_int_equal(saga_registry_add(f->reg, make_def("h1")), 0);
+    f->def = saga_registry_get(f->reg, "order", 1);
+    assert_non_null(f->def);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture_t *f = *state;
+    saga_store_close(&f->st);
+    saga_registry_free(&f->reg);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0) return -1;
+    free(f);
+    return 0;
+}
+
+/* Starts a saga through the engine and saves it in one transaction. */
+static void start_saga(fixture_t *f, const char *id, saga_t *s, int64_t now) {
+    json_t *input = json_pack("{s:s}", "order_id", id);
+    saga_init(s, id, f->def, input, "00-abc-def-01", now);
+    json_decref(input);
+    saga_effects_t fx;
+    saga_effects_init(&fx);
+    uint64_t rng = 1;
+    char why[128];
+    saga_engine_config_t cfg = {.replies_topic = "saga.replies"};
+    saga_event_t ev = {.kind = SAGA_EV_START};
+    assert_int_equal(saga_engine_apply(&cfg, s, &ev, now, &rng, &fx, why, sizeof why), 0);
+    assert_int_equal(saga_store_begin(f->st), 0);
+    assert_int_equal(saga_store_insert(f->st, s, "m-1"), 0);
+    assert_int_equal(saga_store_save(f->st, s, &fx, "saga.events", now), 0);
+    assert_int_equal(saga_store_commit(f->st), 0);
+    saga_effects_free(&fx);
+}
+
+static long long count(fixture_t *f, const char *sql) {
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    long long n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
+static void test_schema_version_and_wal(void **state) {
+    fixture_t *f = *state;
+    assert_true(count(f, "PRAGMA user_version") >= 1);
+    sqlite3 *db;
+    sqlite3_open(f->path, &db);
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+static void test_reopen_keeps_data_and_does_not_remigrate(void **state) {
+    fixture_t *f = *state;
+    saga_t s;
+    start_saga(f, "s-1", &s, 1000);
+    saga_clear(&s);
+    saga_store_close(&f->st);
+    char err[256];
+    f->st = saga_store_open(f->path, NULL, err, sizeof err);
+    assert_non_null(f->st);
+    assert_int_equal(saga_store_saga_exists(f->st, "s-1"), 1);
+    assert_int_equal(saga_store_saga_exists(f->st, "s-2"), 0);
+}
+
+static void test_saga_round_trip(void **state) {
+    fixture_t *f = *state;
+    saga_t s, loaded;
+    start_saga(f, "s-1", &s, 1000);
+    char err[256];
+    assert_int_equal(saga_store_load(f->st, f->reg, "s-1", &loaded, err, sizeof err), 0);
+    assert_string_equal(loaded.id, "s-1");
+    assert_ptr_equal(loaded.def, f->def);
+    assert_int_equal(loaded.status, SAGA_STATUS_RUNNING);
+    assert_int_equal(loaded.seq, s.seq);
+    assert_string_equal(loaded.traceparent, "00-abc-def-01");
+    assert_string_equal(json_string_value(json_object_get(loaded.input, "order_id")), "s-1");
+    assert_int_equal(loaded.steps[0].status, SAGA_STEP_RUNNING);
+    assert_int_equal(loaded.steps[0].attempt, 1);
+    assert_int_equal(loaded.steps[1].status, SAGA_STEP_PENDING);
+    saga_clear(&loaded);
+    saga_clear(&s);
+    assert_int_equal(saga_store_load(f->st, f->reg, "nope", &loaded, err, sizeof err), SAGA_ENOTFOUND);
+}
+
+static void test_effects_become_history_outbox_and_timers(void **state) {
+    fixture_t *f = *state;
+    saga_t s;
+    start_saga(f, "s-1", &s, 1000);
+    /* saga.started + step.started events, one command */
+    assert_int_equal(count(f, "SELECT count(*) FROM history WHERE saga_id='s-1'"), 2);
+    assert_int_equal(count(f, "SELECT max(seq) FROM history WHERE saga_id='s-1'"), s.seq);
+    assert_int_equal(count(f, "SELECT count(*) FROM outbox WHERE topic='t0'"), 1);
+    assert_int_equal(count(f, "SELECT count(*) FROM outbox WHERE topic='saga.events'"), 2);
+    assert_int_equal(count(f, "SELECT count(*) FROM timers WHERE saga_id='s-1' AND slot=0"), 1);
+    assert_int_equal(saga_store_outbox_backlog(f->st), 3);
+    saga_clear(&s);
+}
+
+static int collect(const saga_outbox_row_t *row, void *user) {
+    int64_t *ids = user;
+    ids[ids[0] + 1] = row->id;
+    ids[0]++;
+    assert_non_null(row->topic);
+    assert_true(row->payload_len > 0);
+    return 0;
+}
+
+static void test_outbox_scan_and_delete(void **state) {
+    fixture_t *f = *state;
+    saga_t s;
+    start_saga(f, "s-1", &s, 1000);
+    saga_clear(&s);
+    int64_t ids[16] = {0};
+    assert_int_equal(saga_store_outbox_scan(f->st, 0, 10, collect, ids), 3);
+    assert_true(ids[1] < ids[2] && ids[2] < ids[3]);
+    int64_t after[16] = {0};
+    assert_int_equal(saga_store_outbox_scan(f->st, ids[2], 10, collect, after), 1);
+    assert_int_equal(after[1], ids[3]);
+    assert_int_equal(saga_store_outbox_delete(f->st, &ids[1], 2), 0);
+    assert_int_equal(saga_store_outbox_backlog(f->st), 1);
+}
+
+static void test_dedup_first_then_duplicate(void **state) {
+    fixture_t *f = *state;
+    assert_int_equal(saga_store_dedup(f->st, "replies", "r-1", 1), 1);
+    assert_int_equal(saga_store_dedup(f->st, "replies", "r-1", 2), 0);
+    assert_int_equal(saga_store_dedup(f->st, "start", "r-1", 2), 1); /* per consumer */
+}
+
+static void test_due_timers_in_order_and_delete(void **state) {
+    fixture_t *f = *state;
+    saga_t a, b;
+    start_saga(f, "s-a", &a, 1000);
+    start_saga(f, "s-b", &b, 500);
+    assert_int_equal(saga_store_next_timer_due(f->st), 1500);
+    saga_timer_row_t rows[4];
+    assert_int_equal(saga_store_due_timers(f->st, 1499, rows, 4), 0);
+    assert_int_equal(saga_store_due_timers(f->st, 5000, rows, 4), 2);
+    assert_string_equal(rows[0].saga_id, "s-b");
+    assert_int_equal(rows[0].kind, SAGA_TIMER_STEP_TIMEOUT);
+    assert_int_equal(rows[0].attempt, 1);
+    assert_int_equal(saga_store_timer_delete(f->st, &rows[0]), 0);
+    assert_int_equal(saga_store_next_timer_due(f->st), 2000);
+    saga_clear(&a);
+    saga_clear(&b);
+}
+
+static void test_definition_changed_under_same_version_is_refused(void **state) {
+    fixture_t *f = *state;
+    char err[256] = "";
+    assert_int_equal(saga_store_put_definition(f->st, f->def, 1, err, sizeof err), 0);
+    assert_int_equal(saga_store_put_definition(f->st, f->def, 2, err, sizeof err), 0); /* same hash */
+    saga_definition_t *changed = make_def("h2");
+    assert_int_equal(saga_store_put_definition(f->st, changed, 3, err, sizeof err), SAGA_EEXISTS);
+    assert_non_null(strstr(err, "order version 1"));
+    saga_definition_free(&changed);
+}
+
+static void test_rollback_discards_everything(void **state) {
+    fixture_t *f = *state;
+    assert_int_equal(saga_store_begin(f->st), 0);
+    assert_int_equal(saga_store_dedup(f->st, "replies", "r-9", 1), 1);
+    assert_int_equal(saga_store_outbox_add(f->st, "t", "k", "{}", "x", 1, 1), 0);
+    saga_store_rollback(f->st);
+    assert_int_equal(saga_store_outbox_backlog(f->st), 0);
+    assert_int_equal(saga_store_dedup(f->st, "replies", "r-9", 1), 1);
+}
+
+static void test_bad_synchronous_is_refused(void **state) {
+    fixture_t *f = *state;
+    char err[256], path[160];
+    snprintf(path, sizeof path, "%s/other.db", f->dir);
+    saga_store_options_t o = {.synchronous = "SOMETIMES"};
+    assert_null(saga_store_open(path, &o, err, sizeof err));
+    assert_non_null(strstr(err, "SOMETIMES"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_schema_version_and_wal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data_and_does_not_remigrate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_saga_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_effects_become_history_outbox_and_timers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_scan_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_first_then_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_due_timers_in_order_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_definition_changed_under_same_version_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_discards_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_synchronous_is_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
