@@ -246,6 +246,10 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     int ntimers = next_due <= now ? saga_store_due_timers(d->store, now, timers, MAX_TIMERS) : 0;
     if (ntimers < 0) return ntimers;
 
+    if (n == 0 && ntimers == 0 && saga_bus_acked_count(d->bus) == 0) {
+        int sent = relay(d);
+        return sent < 0 ? sent : 0;
+    }
     int rc = saga_store_begin(d->store);
     for (int i = 0; !rc && i < n; i++) rc = handle_message(d, msgs[i], now);
     for (int i = 0; !rc && i < ntimers; i++) rc = fire_timer(d, &timers[i], now);

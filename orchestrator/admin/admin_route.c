@@ -131,7 +131,7 @@ json_t *admin_json_text(const char *s, size_t len) {
         o += k;
         i += k;
     }
-    v = json_stringn_nocheck(copy, o);
+    json_t *v = json_stringn_nocheck(copy, o);
     saga_free(copy);
     return v;
 }

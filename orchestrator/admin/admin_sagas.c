@@ -41,6 +41,7 @@ static json_t *col_json(sqlite3_stmt *st, int i, const char *what) {
     json_error_t jerr;
     json_t *v = json_loadb(t, n, JSON_DECODE_ANY, &jerr);
     if (v) return v;
+    if (json_error_code(&jerr) == json_error_out_of_memory) return NULL;
     LOG_WARN(COMPONENT, "column %s holds invalid JSON (%s); returned as a string", what, jerr.text);
     return admin_json_text(t, n);
 }

@@ -179,6 +179,8 @@ int saga_bus_take_acked(saga_bus_t *bus, int64_t *ids, int max) {
     return n;
 }
 
+int saga_bus_acked_count(const saga_bus_t *bus) { return bus->acked_count; }
+
 int64_t saga_bus_take_lowest_failed(saga_bus_t *bus) {
     int64_t id = bus->lowest_failed;
     bus->lowest_failed = -1;

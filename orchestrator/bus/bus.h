@@ -45,6 +45,8 @@ void saga_bus_serve(saga_bus_t *bus, int timeout_ms);
 
 /* Moves the acknowledged ids (up to max) into ids; returns how many. */
 int saga_bus_take_acked(saga_bus_t *bus, int64_t *ids, int max);
+/* Acknowledged ids waiting to be taken. */
+int saga_bus_acked_count(const saga_bus_t *bus);
 /* Lowest id whose delivery failed since the last call, or -1. */
 int64_t saga_bus_take_lowest_failed(saga_bus_t *bus);
 /* Messages produced and not yet reported. */

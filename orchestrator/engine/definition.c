@@ -750,7 +750,9 @@ saga_definition_t *saga_definition_parse(const char *text, size_t len, saga_def_
     json_error_t jerr;
     json_t *json = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!json) {
-        if (json_error_code(&jerr) == json_error_out_of_memory) add_err(errs, "", "out of memory");
+        /* jansson leaves the error empty when its first allocation fails */
+        if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
+            add_err(errs, "", "out of memory");
         else add_err_lc(errs, "", jerr.line, jerr.column, "%s", jerr.text);
         return NULL;
     }

@@ -37,9 +37,10 @@ static const char *const saga_store_migrations[] = {
     "  event TEXT NOT NULL, step TEXT, status TEXT NOT NULL, detail TEXT NOT NULL,"
     "  PRIMARY KEY (saga_id, seq)) WITHOUT ROWID;"
 
-    /* Messages to publish; a row is deleted once Kafka acknowledged it. */
+    /* Messages to publish; a row is deleted once Kafka acknowledged it.
+     * AUTOINCREMENT: ids must never be reused, the relay walks them upwards. */
     "CREATE TABLE outbox ("
-    "  id INTEGER PRIMARY KEY, topic TEXT NOT NULL, key TEXT NOT NULL,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key TEXT NOT NULL,"
     "  headers TEXT NOT NULL, payload TEXT NOT NULL, created_at INTEGER NOT NULL);"
 
     "CREATE TABLE dedup ("

@@ -20,23 +20,23 @@ static saga_retry_policy_t policy(int attempts, int64_t initial, double mult, in
 
 /* n sequential steps s0..s(n-1); step i has compensation "undo<i>" unless
  * its bit is set in no_comp_mask. */
-static saga_definition_t def;
+static saga_definition_t the_def;
 
 static void release_def(void) {
-    for (int i = 0; i < def.step_count; i++) {
-        json_decref(def.steps[i].payload);
-        json_decref(def.steps[i].compensation_payload);
+    for (int i = 0; i < the_def.step_count; i++) {
+        json_decref(the_def.steps[i].payload);
+        json_decref(the_def.steps[i].compensation_payload);
     }
-    memset(&def, 0, sizeof def);
+    memset(&the_def, 0, sizeof the_def);
 }
 
 static saga_definition_t *make_def(int n, unsigned no_comp_mask) {
     release_def();
-    snprintf(def.name, sizeof def.name, "test_saga");
-    def.version = 1;
-    def.step_count = n;
+    snprintf(the_def.name, sizeof the_def.name, "test_saga");
+    the_def.version = 1;
+    the_def.step_count = n;
     for (int i = 0; i < n; i++) {
-        saga_step_def_t *s = &def.steps[i];
+        saga_step_def_t *s = &the_def.steps[i];
         snprintf(s->name, sizeof s->name, "s%d", i);
         snprintf(s->topic, sizeof s->topic, "topic%d", i);
         snprintf(s->action, sizeof s->action, "do%d", i);
@@ -50,7 +50,7 @@ static saga_definition_t *make_def(int n, unsigned no_comp_mask) {
             s->after_count = 1;
         }
     }
-    return &def;
+    return &the_def;
 }
 
 typedef struct {

@@ -187,6 +187,21 @@ static void test_outbox_scan_and_delete(void **state) {
     assert_int_equal(saga_store_outbox_backlog(f->st), 1);
 }
 
+/* The relay walks ids upwards: an id must never be handed out twice, even
+ * after every row was deleted. */
+static void test_outbox_ids_never_reused(void **state) {
+    fixture_t *f = *state;
+    assert_int_equal(saga_store_outbox_add(f->st, "t", "k", "{}", "a", 1, 1), 0);
+    assert_int_equal(saga_store_outbox_add(f->st, "t", "k", "{}", "b", 1, 1), 0);
+    int64_t ids[8] = {0};
+    assert_int_equal(saga_store_outbox_scan(f->st, 0, 10, collect, ids), 2);
+    assert_int_equal(saga_store_outbox_delete(f->st, &ids[1], 2), 0);
+    assert_int_equal(saga_store_outbox_add(f->st, "t", "k", "{}", "c", 1, 1), 0);
+    int64_t again[8] = {0};
+    assert_int_equal(saga_store_outbox_scan(f->st, ids[2], 10, collect, again), 1);
+    assert_true(again[1] > ids[2]);
+}
+
 static void test_dedup_first_then_duplicate(void **state) {
     fixture_t *f = *state;
     assert_int_equal(saga_store_dedup(f->st, "replies", "r-1", 1), 1);
@@ -249,6 +264,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_saga_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_effects_become_history_outbox_and_timers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_scan_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_ids_never_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_first_then_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_due_timers_in_order_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_definition_changed_under_same_version_is_refused, setup, teardown),

@@ -89,7 +89,7 @@ static int vbind(sqlite3_stmt *st, const char *types, va_list ap) {
         switch (types[i]) {
         case 't': rc = sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT); break;
         case 'i': rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, long long)); break;
-        case 'n': rc = sqlite3_bind_null(st, i + 1); break;
+        case 'n': (void)va_arg(ap, const void *); rc = sqlite3_bind_null(st, i + 1); break;
         default: return SQLITE_MISUSE;
         }
         if (rc != SQLITE_OK) return rc;
@@ -114,6 +114,26 @@ int participant_exec(sqlite3 *db, const char *sql, const char *types, ...) {
         LOG_ERROR("participant", "SQL '%.80s' failed: %s", sql, sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return rc == SQLITE_OK ? 0 : SAGA_ESTORE;
+}
+
+int participant_query_int(sqlite3 *db, long long *out, const char *sql, const char *types, ...) {
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        va_list ap;
+        va_start(ap, types);
+        rc = vbind(st, types, ap);
+        va_end(ap);
+    }
+    int result = SAGA_ESTORE;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) { *out = sqlite3_column_int64(st, 0); result = 1; }
+        else if (rc == SQLITE_DONE) result = 0;
+    }
+    if (result < 0) LOG_ERROR("participant", "SQL '%.80s' failed: %s", sql, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return result;
 }
 
 /* ---- open / close / seed ---------------------------------------------- */

@@ -193,9 +193,14 @@ int participant_run(participant_t *p, const participant_run_opts_t *opts, char *
 int participant_main(const participant_spec_t *spec, int argc, char **argv);
 
 /* Helpers for handlers. */
-/* Runs one statement with bound text/int64 parameters described by `types`
- * ('t' text, 'i' int64, 'n' null); 0 or SAGA_ESTORE (logged). */
+/* Runs one statement with bound parameters described by `types`, one
+ * argument each: 't' const char * (NULL binds NULL), 'i' long long, 'n'
+ * any pointer, bound as NULL. Returns 0 or SAGA_ESTORE (logged). */
 int participant_exec(sqlite3 *db, const char *sql, const char *types, ...);
+/* Runs a query with bound parameters (as participant_exec) and reads the
+ * first column of the first row as an integer. Returns 1 (row found, *out
+ * set), 0 (no row) or SAGA_ESTORE (logged). */
+int participant_query_int(sqlite3 *db, long long *out, const char *sql, const char *types, ...);
 /* Current time as RFC 3339 text into buf. */
 const char *participant_now(char *buf, size_t len);
 

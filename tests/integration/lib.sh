@@ -1,0 +1,113 @@
+# Helpers shared by the integration tests (sourced). Each test runs a whole
+# stack (scripts/stack) in its own temporary directory with this build's
+# binaries; on failure the directory and its logs are kept and their tails
+# printed.
+set -euo pipefail
+
+: "${SAGA_SOURCE_DIR:?set by ctest}"
+: "${BUILD_DIR:?set by ctest}"
+export BUILD_DIR
+STACK="$SAGA_SOURCE_DIR/scripts/stack"
+IT_NAME=${IT_NAME:-$(basename "$0" .sh)}
+DIR=$(mktemp -d "/tmp/sagad-$IT_NAME-XXXXXX")
+CHECKS=0
+
+it_cleanup() {
+  local rc=$?
+  "$STACK" down "$DIR" >/dev/null 2>&1 || true
+  if [ $rc -eq 0 ]; then
+    rm -rf "$DIR"
+  else
+    echo "FAILED ($IT_NAME); logs kept in $DIR" >&2
+    for f in "$DIR"/*.log; do [ -f "$f" ] && { echo "---- tail $f" >&2; tail -n 15 "$f" >&2; }; done
+  fi
+  exit $rc
+}
+trap it_cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+check() { # description, command...
+  local what=$1; shift
+  if "$@"; then CHECKS=$((CHECKS + 1)); echo "ok - $what"; else fail "$what"; fi
+}
+eq() { [ "$1" = "$2" ] || { echo "  expected '$2', got '$1'" >&2; return 1; }; }
+
+stack_up() {
+  "$STACK" up "$DIR" >"$DIR/stack-up.out" 2>&1 || { cat "$DIR/stack-up.out" >&2; fail "stack up"; }
+  # shellcheck disable=SC1091
+  . "$DIR/stack.env"
+}
+reload_env() { . "$DIR/stack.env"; }
+
+sql() { sqlite3 -batch -noheader "$1" "PRAGMA busy_timeout=5000; $2" | tail -n +1; }
+saga_sql() { sqlite3 -batch -noheader -cmd "PRAGMA busy_timeout=5000" "$SAGA_DB" "$1"; }
+
+# publish_starts PREFIX COUNT [CUSTOMER] [SKU] [AMOUNT]: start events with
+# saga ids PREFIX-1..COUNT through Kafka (kcat), keyed by saga id.
+publish_starts() {
+  local prefix=$1 count=$2 customer=${3:-c-1} sku=${4:-sku-1} amount=${5:-1000}
+  local file="$DIR/starts-$prefix.txt"
+  python3 - "$prefix" "$count" "$customer" "$sku" "$amount" >"$file" <<'PY'
+import json, sys
+prefix, count, customer, sku, amount = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+for n in range(1, count + 1):
+    sid = f"{prefix}-{n}"
+    ev = {"type": "saga.start", "message_id": f"m-{sid}", "definition": "order_fulfillment",
+          "saga_id": sid, "input": {"order_id": f"o-{sid}", "customer": customer, "amount": amount,
+                                    "items": [{"sku": sku, "qty": 1}]}}
+    print(f"{sid}\t{json.dumps(ev, separators=(',', ':'))}")
+PY
+  kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' -X linger.ms=5 -l "$file"
+}
+
+# wait_count SQL EXPECTED TIMEOUT_S: polls sagad's DB until SQL returns EXPECTED.
+wait_count() {
+  local q=$1 want=$2 limit=$3 got="" start=$SECONDS
+  while [ $((SECONDS - start)) -lt "$limit" ]; do
+    got=$(saga_sql "$q" 2>/dev/null || true)
+    [ "$got" = "$want" ] && return 0
+    sleep 0.5
+  done
+  echo "  timeout after ${limit}s: '$q' = '$got', want '$want'" >&2
+  return 1
+}
+
+terminal_count() { saga_sql "SELECT count(*) FROM sagas WHERE id LIKE '$1-%' AND status IN ('completed','compensated','compensation_failed')"; }
+
+# The exit status `scripts/stack` recorded for NAME.
+exit_status_of() { cat "$DIR/$1.exit" 2>/dev/null || echo "none"; }
+
+wait_exit() { # NAME TIMEOUT_S
+  local start=$SECONDS
+  while [ ! -e "$DIR/$1.exit" ] && [ $((SECONDS - start)) -lt "$2" ]; do sleep 0.2; done
+  [ -e "$DIR/$1.exit" ]
+}
+
+# Every saga history is gap-free: seq 1..max with no hole.
+history_gap_free() {
+  eq "$(saga_sql "SELECT count(*) FROM (SELECT saga_id, count(*) c, max(seq) m, min(seq) lo FROM history GROUP BY saga_id) WHERE c != m OR lo != 1")" 0
+}
+
+# exactly_once PREFIX COUNT AMOUNT: the workers' ledgers show that each of
+# the COUNT completed sagas PREFIX-n ran every action exactly once in effect,
+# and that stock and money are conserved.
+exactly_once() {
+  local p=$1 n=$2 amount=$3
+  check "$p: sagad has $n sagas, all completed" \
+    eq "$(saga_sql "SELECT count(*) || '/' || sum(status='completed') FROM sagas WHERE id LIKE '$p-%'")" "$n/$n"
+  check "$p: every step of every saga succeeded once (attempt counts aside)" \
+    eq "$(saga_sql "SELECT count(*) FROM steps WHERE saga_id LIKE '$p-%' AND status='succeeded'")" "$((n * 4))"
+  check "$p: one created order per saga" \
+    eq "$(sql "$ORDER_DB" "SELECT count(*) || '/' || count(DISTINCT saga_id) FROM orders WHERE saga_id LIKE '$p-%' AND status='created'")" "$n/$n"
+  check "$p: one reservation per saga" \
+    eq "$(sql "$INVENTORY_DB" "SELECT count(*) || '/' || count(DISTINCT saga_id) FROM reservations WHERE saga_id LIKE '$p-%' AND status='reserved'")" "$n/$n"
+  check "$p: one charge per saga, amounts add up" \
+    eq "$(sql "$PAYMENT_DB" "SELECT count(*) || '/' || count(DISTINCT saga_id) || '/' || sum(amount) FROM charges WHERE saga_id LIKE '$p-%' AND status='charged'")" "$n/$n/$((n * amount))"
+  check "$p: one notification per saga" \
+    eq "$(sql "$NOTIFICATION_DB" "SELECT count(*) || '/' || count(DISTINCT saga_id) FROM notifications WHERE saga_id LIKE '$p-%'")" "$n/$n"
+  check "stock conserved: taken = reserved" \
+    eq "$(sql "$INVENTORY_DB" "SELECT (SELECT sum(initial - available) FROM stock) = (SELECT coalesce(sum(qty), 0) FROM reservations WHERE status='reserved')")" 1
+  check "money conserved: balances lost = charged" \
+    eq "$(sql "$PAYMENT_DB" "SELECT (SELECT sum(initial - balance) FROM accounts) = (SELECT coalesce(sum(amount), 0) FROM charges WHERE status='charged')")" 1
+  check "every saga's history is gap-free" history_gap_free
+}

@@ -1,0 +1,4 @@
+saga_stack_test(it_thousand_sagas test_thousand_sagas.sh)
+saga_stack_test(it_crash_recovery test_crash_recovery.sh)
+saga_stack_test(it_sigterm_drain test_sigterm_drain.sh)
+saga_stack_test(it_failures_compensate test_failures_compensate.sh)

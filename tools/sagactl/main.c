@@ -1,0 +1,490 @@
+/* sagactl: the command line over sagad's admin HTTP API (docs/ADMIN-API.md).
+ *
+ *   sagactl [--url URL] [--json] [--timeout SECONDS] COMMAND [ARGS]
+ *
+ * Commands are rows of one table (name, arguments, help, handler); a new
+ * command is a handler and a row. Exit codes: 0 ok, 1 not found or API
+ * error, 2 usage, 3 cannot reach the admin API. */
+#include "saga_alloc.h"
+#include "saga_clock.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EXIT_OK = 0, EXIT_API = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
+
+#define DEFAULT_URL "http://127.0.0.1:8080"
+#define MAX_REPLY (64L * 1024 * 1024)
+
+typedef struct {
+    char *base_url; /* without trailing '/' */
+    int json;       /* --json: print the API's JSON as it came */
+    long timeout_s;
+} ctl_t;
+
+typedef struct {
+    const char *name;
+    const char *args; /* synopsis of the arguments */
+    const char *help;
+    int min_args, max_args;
+    int (*run)(ctl_t *ctl, int argc, char **argv);
+} command_t;
+
+static int cmd_show(ctl_t *ctl, int argc, char **argv);
+static int cmd_health(ctl_t *ctl, int argc, char **argv);
+
+/* More commands (list, start, abort, retry, defs, validate, stats, audit) go here. */
+static const command_t commands[] = {
+    {"show", "ID", "show one saga: status, steps and history", 1, 1, cmd_show},
+    {"health", "", "check that the admin API and its database answer", 0, 0, cmd_health},
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: sagactl [--url URL] [--json] [--timeout SECONDS] COMMAND [ARGS]\n"
+            "\n"
+            "Talks to sagad's admin HTTP API.\n"
+            "\n"
+            "options:\n"
+            "  --url URL          admin API base URL (env SAGA_ADMIN_URL, default " DEFAULT_URL ")\n"
+            "  --json             print the API's JSON instead of tables\n"
+            "  --timeout SECONDS  give up on a request after this long (default 10)\n"
+            "  -h, --help         this help\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char synopsis[64];
+        snprintf(synopsis, sizeof synopsis, "%s %s", commands[i].name, commands[i].args);
+        fprintf(out, "  %-18s %s\n", synopsis, commands[i].help);
+    }
+    fprintf(out, "\nexit status: 0 ok, 1 not found or API error, 2 usage, 3 cannot reach the API\n");
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("sagactl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n(sagactl --help for usage)\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+/* ---- HTTP ---- */
+
+typedef struct {
+    long status;
+    char *body; /* NUL-terminated */
+    size_t len;
+    int overflow;
+} reply_t;
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp) {
+    reply_t *r = userp;
+    size_t n = size * nmemb;
+    if (r->len + n > (size_t)MAX_REPLY) {
+        r->overflow = 1;
+        return 0;
+    }
+    char *grown = saga_realloc(r->body, r->len + n + 1);
+    if (!grown) return 0;
+    memcpy(grown + r->len, data, n);
+    r->body = grown;
+    r->len += n;
+    r->body[r->len] = '\0';
+    return n;
+}
+
+static void reply_free(reply_t *r) {
+    saga_free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+/* GET base_url + path (path already escaped). Returns EXIT_OK with *r
+ * filled (any HTTP status) or EXIT_CONNECT after telling why on stderr. */
+static int http_get(ctl_t *ctl, const char *path, reply_t *r) {
+    memset(r, 0, sizeof *r);
+    size_t n = strlen(ctl->base_url) + strlen(path) + 1;
+    char *url = saga_malloc(n);
+    CURL *curl = curl_easy_init();
+    if (!url || !curl) {
+        fprintf(stderr, "sagactl: out of memory\n");
+        saga_free(url);
+        if (curl) curl_easy_cleanup(curl);
+        return EXIT_API;
+    }
+    snprintf(url, n, "%s%s", ctl->base_url, path);
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, ctl->timeout_s);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, ctl->timeout_s < 5 ? ctl->timeout_s : 5L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "sagactl/" "0.1");
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+    CURLcode rc = curl_easy_perform(curl);
+    int ret = EXIT_OK;
+    if (rc != CURLE_OK) {
+        if (r->overflow)
+            fprintf(stderr, "sagactl: the answer from %s is larger than %ld bytes\n", url, MAX_REPLY);
+        else
+            fprintf(stderr, "sagactl: cannot reach the admin API at %s: %s\n", ctl->base_url,
+                    errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        ret = r->overflow ? EXIT_API : EXIT_CONNECT;
+        reply_free(r);
+    } else {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
+        if (!r->body) r->body = saga_strdup("");
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(curl);
+    saga_free(url);
+    return ret;
+}
+
+/* Parses the reply as JSON; NULL (after a message) when it is not JSON. */
+static json_t *reply_json(ctl_t *ctl, const reply_t *r) {
+    json_error_t jerr;
+    json_t *doc = json_loadb(r->body, r->len, 0, &jerr);
+    if (!doc)
+        fprintf(stderr, "sagactl: %s answered HTTP %ld with a body that is not JSON: %s\n",
+                ctl->base_url, r->status, jerr.text);
+    return doc;
+}
+
+/* Reports an API error reply ({"error":{"code","message"}}); returns EXIT_API. */
+static int api_error(ctl_t *ctl, const reply_t *r) {
+    json_t *doc = json_loadb(r->body, r->len, 0, NULL);
+    json_t *err = json_object_get(doc, "error");
+    const char *code = json_string_value(json_object_get(err, "code"));
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    if (code && msg)
+        fprintf(stderr, "sagactl: %s (%s, HTTP %ld)\n", msg, code, r->status);
+    else
+        fprintf(stderr, "sagactl: HTTP %ld from %s: %.200s\n", r->status, ctl->base_url, r->body);
+    json_decref(doc);
+    return EXIT_API;
+}
+
+/* ---- text output ---- */
+
+/* Prints s with control characters replaced, so a hostile name cannot
+ * drive the terminal. Returns the number of columns used (code points). */
+static size_t put_text(FILE *out, const char *s) {
+    size_t cols = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        fputc(*p < 0x20 || *p == 0x7F ? '?' : *p, out);
+        if ((*p & 0xC0) != 0x80) cols++;
+    }
+    return cols;
+}
+
+static size_t text_cols(const char *s) {
+    size_t cols = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80) cols++;
+    return cols;
+}
+
+#define TABLE_MAX_COLS 8
+
+typedef struct {
+    size_t ncols, nrows, cap;
+    const char *head[TABLE_MAX_COLS];
+    char **cells; /* nrows * ncols, owned */
+} table_t;
+
+static void table_init(table_t *t, size_t ncols, const char *const *head) {
+    memset(t, 0, sizeof *t);
+    t->ncols = ncols;
+    for (size_t i = 0; i < ncols; i++) t->head[i] = head[i];
+}
+
+/* Adds a row of ncols strings (copied). Returns 0 or -1 on allocation failure. */
+static int table_add(table_t *t, char *const *row) {
+    if (t->nrows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        char **grown = saga_realloc(t->cells, cap * t->ncols * sizeof *grown);
+        if (!grown) return -1;
+        t->cells = grown;
+        t->cap = cap;
+    }
+    for (size_t i = 0; i < t->ncols; i++) {
+        t->cells[t->nrows * t->ncols + i] = saga_strdup(row[i] ? row[i] : "-");
+        if (!t->cells[t->nrows * t->ncols + i]) return -1;
+    }
+    t->nrows++;
+    return 0;
+}
+
+static void table_print(FILE *out, const table_t *t) {
+    size_t width[TABLE_MAX_COLS];
+    for (size_t c = 0; c < t->ncols; c++) {
+        width[c] = text_cols(t->head[c]);
+        for (size_t r = 0; r < t->nrows; r++) {
+            size_t w = text_cols(t->cells[r * t->ncols + c]);
+            if (w > width[c]) width[c] = w;
+        }
+    }
+    for (size_t r = 0; r <= t->nrows; r++) {
+        fputs("  ", out);
+        for (size_t c = 0; c < t->ncols; c++) {
+            const char *s = r == 0 ? t->head[c] : t->cells[(r - 1) * t->ncols + c];
+            size_t w = put_text(out, s);
+            if (c + 1 < t->ncols)
+                for (; w < width[c] + 2; w++) fputc(' ', out);
+        }
+        fputc('\n', out);
+    }
+}
+
+static void table_free(table_t *t) {
+    for (size_t i = 0; i < t->nrows * t->ncols; i++) saga_free(t->cells[i]);
+    saga_free(t->cells);
+    memset(t, 0, sizeof *t);
+}
+
+/* A JSON value as a short cell: strings as they are, numbers, null as "-". */
+static void cell(char *buf, size_t len, const json_t *v) {
+    if (json_is_string(v)) snprintf(buf, len, "%s", json_string_value(v));
+    else if (json_is_integer(v)) snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_true(v)) snprintf(buf, len, "yes");
+    else if (json_is_false(v)) snprintf(buf, len, "no");
+    else snprintf(buf, len, "-");
+}
+
+static const char *str_or(const json_t *v, const char *dflt) {
+    return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+static void field(FILE *out, const char *label, const char *value) {
+    fprintf(out, "%-11s ", label);
+    put_text(out, value && *value ? value : "-");
+    fputc('\n', out);
+}
+
+/* ---- commands ---- */
+
+static int print_saga(FILE *out, const json_t *saga) {
+    char buf[512];
+    field(out, "Saga", json_string_value(json_object_get(saga, "id")));
+    snprintf(buf, sizeof buf, "%s@%" JSON_INTEGER_FORMAT,
+             str_or(json_object_get(saga, "definition"), "?"),
+             json_integer_value(json_object_get(saga, "version")));
+    field(out, "Definition", buf);
+    field(out, "Status", json_string_value(json_object_get(saga, "status")));
+    field(out, "Created", json_string_value(json_object_get(saga, "created_at")));
+    field(out, "Updated", json_string_value(json_object_get(saga, "updated_at")));
+    field(out, "Deadline", json_string_value(json_object_get(saga, "deadline_at")));
+    field(out, "Trace", json_string_value(json_object_get(saga, "traceparent")));
+    json_t *err = json_object_get(saga, "error");
+    if (json_is_object(err)) {
+        snprintf(buf, sizeof buf, "%s: %s", str_or(json_object_get(err, "code"), "?"),
+                 str_or(json_object_get(err, "message"), ""));
+        field(out, "Error", buf);
+    } else {
+        field(out, "Error", NULL);
+    }
+
+    static const char *const step_head[] = {"#", "NAME", "STATUS", "ATTEMPTS", "COMP", "DURATION_MS",
+                                            "ERROR"};
+    table_t t;
+    table_init(&t, 7, step_head);
+    size_t i;
+    json_t *s;
+    int rc = 0;
+    json_array_foreach(json_object_get(saga, "steps"), i, s) {
+        char c[7][160];
+        cell(c[0], sizeof c[0], json_object_get(s, "index"));
+        cell(c[1], sizeof c[1], json_object_get(s, "name"));
+        cell(c[2], sizeof c[2], json_object_get(s, "status"));
+        cell(c[3], sizeof c[3], json_object_get(s, "attempt"));
+        cell(c[4], sizeof c[4], json_object_get(s, "compensation_attempt"));
+        const char *st = json_string_value(json_object_get(s, "started_at"));
+        const char *fi = json_string_value(json_object_get(s, "finished_at"));
+        int64_t a, b;
+        if (st && fi && saga_parse_time(st, &a) == 0 && saga_parse_time(fi, &b) == 0)
+            snprintf(c[5], sizeof c[5], "%lld", (long long)(b - a));
+        else
+            snprintf(c[5], sizeof c[5], "-");
+        cell(c[6], sizeof c[6], json_object_get(json_object_get(s, "error"), "code"));
+        if (json_is_true(json_object_get(s, "outcome_unknown")))
+            snprintf(c[2] + strlen(c[2]), sizeof c[2] - strlen(c[2]), " (outcome unknown)");
+        char *row[7] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6]};
+        if (table_add(&t, row) != 0) rc = -1;
+    }
+    fprintf(out, "\nSteps\n");
+    table_print(out, &t);
+    table_free(&t);
+
+    static const char *const hist_head[] = {"SEQ", "TIME", "EVENT", "STEP", "STATUS"};
+    table_init(&t, 5, hist_head);
+    json_array_foreach(json_object_get(saga, "history"), i, s) {
+        char c[5][160];
+        cell(c[0], sizeof c[0], json_object_get(s, "seq"));
+        cell(c[1], sizeof c[1], json_object_get(s, "at"));
+        cell(c[2], sizeof c[2], json_object_get(s, "event"));
+        cell(c[3], sizeof c[3], json_object_get(s, "step"));
+        cell(c[4], sizeof c[4], json_object_get(s, "status"));
+        char *row[5] = {c[0], c[1], c[2], c[3], c[4]};
+        if (table_add(&t, row) != 0) rc = -1;
+    }
+    fprintf(out, "\nHistory\n");
+    table_print(out, &t);
+    table_free(&t);
+    return rc;
+}
+
+static int cmd_show(ctl_t *ctl, int argc, char **argv) {
+    const char *id = argv[0];
+    if (!*id) return usage_error("show: the saga id is empty");
+    CURL *esc = curl_easy_init();
+    char *escaped = esc ? curl_easy_escape(esc, id, 0) : NULL;
+    if (esc) curl_easy_cleanup(esc);
+    if (!escaped) {
+        fprintf(stderr, "sagactl: out of memory\n");
+        return EXIT_API;
+    }
+    size_t n = strlen(escaped) + sizeof "/v1/sagas/";
+    char *path = saga_malloc(n);
+    if (!path) {
+        curl_free(escaped);
+        fprintf(stderr, "sagactl: out of memory\n");
+        return EXIT_API;
+    }
+    snprintf(path, n, "/v1/sagas/%s", escaped);
+    curl_free(escaped);
+
+    reply_t r;
+    int ret = http_get(ctl, path, &r);
+    saga_free(path);
+    if (ret != EXIT_OK) return ret;
+    if (r.status != 200) {
+        ret = api_error(ctl, &r);
+    } else if (ctl->json) {
+        fwrite(r.body, 1, r.len, stdout);
+        fputc('\n', stdout);
+    } else {
+        json_t *saga = reply_json(ctl, &r);
+        if (!saga) ret = EXIT_API;
+        else if (print_saga(stdout, saga) != 0) {
+            fprintf(stderr, "sagactl: out of memory\n");
+            ret = EXIT_API;
+        }
+        json_decref(saga);
+    }
+    reply_free(&r);
+    return ret;
+}
+
+static int cmd_health(ctl_t *ctl, int argc, char **argv) {
+    reply_t r;
+    int ret = http_get(ctl, "/healthz", &r);
+    if (ret != EXIT_OK) return ret;
+    if (ctl->json) {
+        fwrite(r.body, 1, r.len, stdout);
+        fputc('\n', stdout);
+        ret = r.status == 200 ? EXIT_OK : EXIT_API;
+    } else if (r.status == 200) {
+        printf("ok (%s)\n", ctl->base_url);
+    } else if (r.status == 503) {
+        json_t *doc = json_loadb(r.body, r.len, 0, NULL);
+        const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+        printf("unavailable (%s): %s\n", ctl->base_url, msg ? msg : r.body);
+        json_decref(doc);
+        ret = EXIT_API;
+    } else {
+        ret = api_error(ctl, &r);
+    }
+    reply_free(&r);
+    return ret;
+}
+
+/* ---- main ---- */
+
+static int set_url(ctl_t *ctl, const char *url) {
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return usage_error("--url '%s': must start with http:// or https://", url);
+    saga_free(ctl->base_url);
+    ctl->base_url = saga_strdup(url);
+    if (!ctl->base_url) return EXIT_API;
+    size_t n = strlen(ctl->base_url);
+    while (n > 0 && ctl->base_url[n - 1] == '/') ctl->base_url[--n] = '\0';
+    return EXIT_OK;
+}
+
+/* Options may come before or after the command; "--" ends them. */
+static int run(int argc, char **argv) {
+    ctl_t ctl = {.timeout_s = 10};
+    const char *url = getenv("SAGA_ADMIN_URL");
+    char **pos = saga_calloc((size_t)argc + 1, sizeof *pos);
+    int npos = 0, ret = EXIT_OK, only_pos = 0;
+    if (!pos) return EXIT_API;
+    for (int i = 1; i < argc && ret == EXIT_OK; i++) {
+        const char *a = argv[i];
+        if (only_pos || a[0] != '-' || a[1] == '\0') {
+            pos[npos++] = argv[i];
+        } else if (strcmp(a, "--") == 0) {
+            only_pos = 1;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            saga_free(pos);
+            return EXIT_OK;
+        } else if (strcmp(a, "--json") == 0) {
+            ctl.json = 1;
+        } else if (strcmp(a, "--url") == 0 || strncmp(a, "--url=", 6) == 0) {
+            if (a[5] == '=') url = a + 6;
+            else if (i + 1 < argc) url = argv[++i];
+            else ret = usage_error("--url needs a value");
+            if (ret == EXIT_OK && (!url || !*url)) ret = usage_error("--url needs a value");
+        } else if (strcmp(a, "--timeout") == 0 || strncmp(a, "--timeout=", 10) == 0) {
+            const char *v = a[9] == '=' ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
+            char *end = NULL;
+            long t = v ? strtol(v, &end, 10) : 0;
+            if (!v || !*v || *end || t <= 0 || t > 3600)
+                ret = usage_error("--timeout: '%s' is not a number of seconds (1..3600)", v ? v : "");
+            else
+                ctl.timeout_s = t;
+        } else {
+            ret = usage_error("unknown option '%s'", a);
+        }
+    }
+    if (ret == EXIT_OK) ret = set_url(&ctl, url && *url ? url : DEFAULT_URL);
+    if (ret == EXIT_OK && npos == 0) {
+        usage(stderr);
+        ret = EXIT_USAGE;
+    }
+    if (ret == EXIT_OK) {
+        const command_t *cmd = NULL;
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+            if (strcmp(commands[i].name, pos[0]) == 0) cmd = &commands[i];
+        int nargs = npos - 1;
+        if (!cmd)
+            ret = usage_error("unknown command '%s'", pos[0]);
+        else if (nargs < cmd->min_args || nargs > cmd->max_args)
+            ret = usage_error("usage: sagactl %s %s", cmd->name, cmd->args);
+        else
+            ret = cmd->run(&ctl, nargs, pos + 1);
+    }
+    saga_free(ctl.base_url);
+    saga_free(pos);
+    return ret;
+}
+
+int main(int argc, char **argv) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "sagactl: cannot initialise libcurl\n");
+        return EXIT_API;
+    }
+    int ret = run(argc, argv);
+    curl_global_cleanup();
+    return ret;
+}

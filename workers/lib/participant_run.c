@@ -1,0 +1,288 @@
+/* The Kafka side of a participant: consume a batch of commands, process it
+ * in one ledger transaction, produce the replies (idempotent producer), wait
+ * for their delivery reports, and only then store the consumer offsets.
+ * A crash anywhere in between re-delivers commands, which the ledger's
+ * `processed` rows turn into re-sent stored replies. */
+#include "participant.h"
+#include "participant_internal.h"
+
+#include "saga_alloc.h"
+#include "saga_error.h"
+#include "saga_kafka.h"
+#include "saga_log.h"
+#include "saga_util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { DELIVERY_PENDING = 0, DELIVERY_OK = 1, DELIVERY_FAILED = 2 };
+
+typedef struct {
+    rd_kafka_message_t *msg;
+    participant_reply_t reply;
+    char traceparent[128];
+    int has_traceparent;
+    int delivery; /* DELIVERY_* */
+} slot_t;
+
+typedef struct {
+    participant_t *p;
+    const char *ready_file;
+    int ready_written;
+} run_state_t;
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+    run_state_t *rs = opaque;
+    const char *name = rs->p->spec->name;
+    int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_error_t *e = NULL;
+        rd_kafka_resp_err_t r = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (cooperative) e = rd_kafka_incremental_assign(rk, parts);
+        else r = rd_kafka_assign(rk, parts);
+        if (e) {
+            LOG_ERROR(name, "partition assignment failed: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        } else if (r) {
+            LOG_ERROR(name, "partition assignment failed: %s", rd_kafka_err2str(r));
+        }
+        LOG_INFO(name, "assigned %d partition(s)", parts->cnt);
+        if (rs->ready_file && !rs->ready_written) {
+            if (saga_write_file_atomic(rs->ready_file, "READY\n"))
+                LOG_ERROR(name, "cannot write ready file '%s'", rs->ready_file);
+            else
+                rs->ready_written = 1;
+        }
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        LOG_INFO(name, "%d partition(s) revoked", parts->cnt);
+        if (cooperative) {
+            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+            if (e) rd_kafka_error_destroy(e);
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+    } else {
+        LOG_ERROR(name, "rebalance error: %s", rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    int *status = m->_private;
+    if (!status) return;
+    if (m->err) {
+        LOG_WARN("participant", "reply to %s not delivered: %s", rd_kafka_topic_name(m->rkt),
+                 rd_kafka_err2str(m->err));
+        *status = DELIVERY_FAILED;
+    } else {
+        *status = DELIVERY_OK;
+    }
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    if (level <= 3) LOG_ERROR("rdkafka", "%s: %s", fac, buf);
+    else if (level <= 5) LOG_WARN("rdkafka", "%s: %s", fac, buf);
+    else LOG_DEBUG("rdkafka", "%s: %s", fac, buf);
+}
+
+static int produce_reply(rd_kafka_t *producer, slot_t *s, volatile sig_atomic_t *stop) {
+    participant_reply_t *r = &s->reply;
+    s->delivery = DELIVERY_PENDING;
+    for (;;) {
+        rd_kafka_resp_err_t err;
+        if (s->has_traceparent)
+            err = rd_kafka_producev(
+                producer, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_KEY(r->key, strlen(r->key)),
+                RD_KAFKA_V_VALUE(r->body, strlen(r->body)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_HEADER("saga_id", r->key, -1),
+                RD_KAFKA_V_HEADER("content-type", "application/json", -1),
+                RD_KAFKA_V_HEADER("traceparent", s->traceparent, -1), RD_KAFKA_V_OPAQUE(&s->delivery),
+                RD_KAFKA_V_END);
+        else
+            err = rd_kafka_producev(
+                producer, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_KEY(r->key, strlen(r->key)),
+                RD_KAFKA_V_VALUE(r->body, strlen(r->body)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_HEADER("saga_id", r->key, -1),
+                RD_KAFKA_V_HEADER("content-type", "application/json", -1), RD_KAFKA_V_OPAQUE(&s->delivery),
+                RD_KAFKA_V_END);
+        if (!err) return 0;
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !*stop) {
+            rd_kafka_poll(producer, 50);
+            continue;
+        }
+        LOG_ERROR("participant", "cannot produce reply to %s: %s", r->topic, rd_kafka_err2str(err));
+        s->delivery = DELIVERY_FAILED;
+        return SAGA_EKAFKA;
+    }
+}
+
+/* Sends every reply of the batch and waits until all are acknowledged.
+ * Failed deliveries are produced again (the reply is deterministic) until
+ * they succeed or we are asked to stop. Returns 1 when all were delivered. */
+static int deliver_all(rd_kafka_t *producer, slot_t *slots, int n, volatile sig_atomic_t *stop) {
+    for (int i = 0; i < n; i++) {
+        slots[i].delivery = DELIVERY_OK;
+        if (slots[i].reply.body) produce_reply(producer, &slots[i], stop);
+    }
+    for (int round = 0;; round++) {
+        rd_kafka_flush(producer, 10 * 1000);
+        int pending = 0, failed = 0;
+        for (int i = 0; i < n; i++) {
+            if (slots[i].delivery == DELIVERY_PENDING) pending++;
+            if (slots[i].delivery == DELIVERY_FAILED) failed++;
+        }
+        if (!pending && !failed) return 1;
+        if (*stop && round > 0) {
+            LOG_WARN("participant", "stopping with %d reply(ies) undelivered: offsets not stored, "
+                     "the commands will be re-delivered and answered from the ledger", pending + failed);
+            return 0;
+        }
+        if (failed) {
+            usleep(200 * 1000);
+            for (int i = 0; i < n; i++)
+                if (slots[i].delivery == DELIVERY_FAILED) produce_reply(producer, &slots[i], stop);
+        }
+    }
+}
+
+static void store_offsets(rd_kafka_t *consumer, slot_t *slots, int n, const char *name) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) {
+        rd_kafka_message_t *m = slots[i].msg;
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(list, topic, m->partition);
+        if (!tp) tp = rd_kafka_topic_partition_list_add(list, topic, m->partition);
+        if (tp->offset < m->offset + 1) tp->offset = m->offset + 1;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(consumer, list);
+    if (err) {
+        /* Typically a partition revoked meanwhile: its commands are
+         * re-delivered to the new owner and answered from the ledger. */
+        LOG_WARN(name, "storing offsets: %s", rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+static void process_batch(participant_t *p, slot_t *slots, int n) {
+    char where[300];
+    int began = participant_batch_begin(p) == 0;
+    for (int i = 0; began && i < n; i++) {
+        rd_kafka_message_t *m = slots[i].msg;
+        snprintf(where, sizeof where, "%s[%d]@%lld", rd_kafka_topic_name(m->rkt), (int)m->partition,
+                 (long long)m->offset);
+        participant_batch_process(p, m->payload ? m->payload : "", m->len, where, &slots[i].reply);
+    }
+    if (began && participant_batch_commit(p) == 0) return;
+    /* The group commit failed and was rolled back: one transaction per
+     * command, so one bad command cannot hold the others back. */
+    LOG_WARN(p->spec->name, "batch of %d rolled back; processing its commands one by one", n);
+    for (int i = 0; i < n; i++) {
+        rd_kafka_message_t *m = slots[i].msg;
+        participant_reply_clear(&slots[i].reply);
+        snprintf(where, sizeof where, "%s[%d]@%lld", rd_kafka_topic_name(m->rkt), (int)m->partition,
+                 (long long)m->offset);
+        participant_process(p, m->payload ? m->payload : "", m->len, where, &slots[i].reply);
+    }
+}
+
+int participant_run(participant_t *p, const participant_run_opts_t *o, char *err, size_t errlen) {
+    const char *name = p->spec->name;
+    const char *client_id = o->client_id ? o->client_id : p->spec->program;
+    int batch_max = o->batch_max > 0 ? o->batch_max : 500;
+    run_state_t rs = {p, o->ready_file, 0};
+    int rc = 0;
+
+    rd_kafka_conf_t *pconf = saga_kafka_conf_new(SAGA_KAFKA_PRODUCER, o->bootstrap, client_id, NULL,
+                                                 o->kafka_props, err, errlen);
+    if (!pconf) return SAGA_ECONFIG;
+    rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
+    rd_kafka_conf_set_log_cb(pconf, on_log);
+    char kerr[512];
+    rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, kerr, sizeof kerr);
+    if (!producer) {
+        rd_kafka_conf_destroy(pconf);
+        snprintf(err, errlen, "cannot create producer: %s", kerr);
+        return SAGA_EKAFKA;
+    }
+
+    rd_kafka_conf_t *cconf = saga_kafka_conf_new(SAGA_KAFKA_CONSUMER, o->bootstrap, client_id, o->group,
+                                                 o->kafka_props, err, errlen);
+    if (!cconf) { rd_kafka_destroy(producer); return SAGA_ECONFIG; }
+    rd_kafka_conf_set_rebalance_cb(cconf, on_rebalance);
+    rd_kafka_conf_set_log_cb(cconf, on_log);
+    rd_kafka_conf_set_opaque(cconf, &rs);
+    rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, kerr, sizeof kerr);
+    if (!consumer) {
+        rd_kafka_conf_destroy(cconf);
+        rd_kafka_destroy(producer);
+        snprintf(err, errlen, "cannot create consumer: %s", kerr);
+        return SAGA_EKAFKA;
+    }
+    rd_kafka_poll_set_consumer(consumer);
+
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, o->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kr = rd_kafka_subscribe(consumer, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (kr) {
+        snprintf(err, errlen, "cannot subscribe to %s: %s", o->topic, rd_kafka_err2str(kr));
+        rc = SAGA_EKAFKA;
+        goto out;
+    }
+    LOG_INFO(name, "consuming %s as group %s (bootstrap %s)", o->topic, o->group, o->bootstrap);
+
+    slot_t *slots = saga_calloc((size_t)batch_max, sizeof *slots);
+    if (!slots) { snprintf(err, errlen, "out of memory"); rc = SAGA_ENOMEM; goto out; }
+
+    while (!*o->stop) {
+        int n = 0;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, 100);
+        while (m) {
+            if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    LOG_WARN(name, "consumer: %s", rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+            } else {
+                memset(&slots[n], 0, sizeof slots[n]);
+                slots[n].msg = m;
+                slots[n].has_traceparent =
+                    saga_kafka_header(m, "traceparent", slots[n].traceparent, sizeof slots[n].traceparent) == 0;
+                n++;
+            }
+            if (n >= batch_max) break;
+            m = rd_kafka_consumer_poll(consumer, 0);
+        }
+        rd_kafka_poll(producer, 0);
+        if (n == 0) continue;
+
+        process_batch(p, slots, n);
+        if (deliver_all(producer, slots, n, o->stop)) store_offsets(consumer, slots, n, name);
+        LOG_DEBUG(name, "batch of %d commands done", n);
+        for (int i = 0; i < n; i++) {
+            participant_reply_clear(&slots[i].reply);
+            rd_kafka_message_destroy(slots[i].msg);
+        }
+        char fatal[256];
+        if (rd_kafka_fatal_error(producer, fatal, sizeof fatal) ||
+            rd_kafka_fatal_error(consumer, fatal, sizeof fatal)) {
+            snprintf(err, errlen, "fatal Kafka error: %s", fatal);
+            rc = SAGA_EKAFKA;
+            break;
+        }
+    }
+    saga_free(slots);
+    LOG_INFO(name, "stopping: %lld commands processed", participant_processed_count(p));
+
+out:
+    rd_kafka_flush(producer, 10 * 1000);
+    rd_kafka_consumer_close(consumer); /* commits the stored offsets */
+    rd_kafka_destroy(consumer);
+    rd_kafka_destroy(producer);
+    return rc;
+}
