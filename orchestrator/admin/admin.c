@@ -197,10 +197,10 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     a->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, a,
+                              MHD_OPTION_EXTERNAL_LOGGER, log_mhd, a, /* first, or MHD warns */
                               MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                               MHD_OPTION_UNESCAPE_CALLBACK, unescape_identity, NULL,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                              MHD_OPTION_EXTERNAL_LOGGER, log_mhd, a,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
                               MHD_OPTION_END);

@@ -39,9 +39,11 @@ static json_t *col_json(sqlite3_stmt *st, int i, const char *what) {
     if (!t) return json_null();
     size_t n = (size_t)sqlite3_column_bytes(st, i);
     json_error_t jerr;
+    memset(&jerr, 0, sizeof jerr);
     json_t *v = json_loadb(t, n, JSON_DECODE_ANY, &jerr);
     if (v) return v;
-    if (json_error_code(&jerr) == json_error_out_of_memory) return NULL;
+    /* jansson leaves the error unset when an early allocation fails */
+    if (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]) return NULL;
     LOG_WARN(COMPONENT, "column %s holds invalid JSON (%s); returned as a string", what, jerr.text);
     return admin_json_text(t, n);
 }

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,7 +96,8 @@ static void test_error_names(void **state) {
     assert_string_equal(saga_strerror(-999), "unknown error");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_time_format_round_trip),

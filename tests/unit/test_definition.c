@@ -10,6 +10,7 @@
 #include "definition.h"
 #include "saga_alloc.h"
 #include "saga_error.h"
+#include "saga_sha256.h"
 #include "saga_util.h"
 
 #include <stdio.h>
@@ -550,6 +551,60 @@ static void test_hash_is_sha256_of_canonical_json(void **state) {
     saga_definition_free(&a);
 }
 
+static void test_sha256_vectors(void **state) {
+    (void)state;
+    char hex[65];
+    saga_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    saga_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    saga_sha256_hex(two_blocks, strlen(two_blocks), hex);
+    assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    char many_a[1000];
+    memset(many_a, 'a', sizeof many_a);
+    saga_sha256_hex(many_a, sizeof many_a, hex);
+    assert_string_equal(hex, "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3");
+}
+
+static void test_sha256_padding_boundaries(void **state) {
+    (void)state;
+    static const struct {
+        size_t n;
+        const char *hex;
+    } cases[] = {
+        {55, "576a1bf8d4478657e6dc4af9398544765c2a92cde28478b019235cfed315fc09"},
+        {56, "9b20501dfd1d99161c257950f3444f3e49230c351c5c8e0943ef369f85f5205d"},
+        {63, "30b345906b493f06f69444b6521113511c242f30e29840462950035043682f1e"},
+        {64, "d8bc63b4fc1156e5e7d95a418b9bf54cd3174bedbc2db40f74895349b229b3c0"},
+        {65, "1ee23b0fbcaecc1aff4a9e8f1645f35ab2c8e13609cd73b68df8b5e3f63ce073"},
+        {119, "7a6589821178918ca8d9edaba5abfc1e9b2669564f4469b66885379c1530b2c8"},
+        {120, "655250427d56b1b0eeb8497d21428704273458a01772d6881b65c0abac0f8a98"},
+    };
+    unsigned char data[128];
+    for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)((i * 7) & 255);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char hex[65];
+        saga_sha256_hex(data, cases[c].n, hex);
+        assert_string_equal(hex, cases[c].hex);
+        /* the same through update() in uneven pieces */
+        saga_sha256_ctx_t ctx;
+        uint8_t d[32];
+        saga_sha256_init(&ctx);
+        size_t off = 0, piece = 1;
+        while (off < cases[c].n) {
+            size_t take = piece < cases[c].n - off ? piece : cases[c].n - off;
+            saga_sha256_update(&ctx, data + off, take);
+            off += take;
+            piece = piece * 3 + 1;
+        }
+        saga_sha256_final(&ctx, d);
+        char hex2[65];
+        for (int i = 0; i < 32; i++) snprintf(hex2 + 2 * i, 3, "%02x", d[i]);
+        assert_string_equal(hex2, cases[c].hex);
+    }
+}
+
 static void test_from_json_does_not_take_ownership(void **state) {
     (void)state;
     json_t *j = json_pack("{s:s,s:i,s:[{s:s,s:s,s:s}]}", "name", "j", "version", 3, "steps", "name", "a",
@@ -808,6 +863,8 @@ int main(void) {
         cmocka_unit_test(test_syntax_duplicate_keys),
         cmocka_unit_test(test_hash_stable_across_key_order_and_spacing),
         cmocka_unit_test(test_hash_is_sha256_of_canonical_json),
+        cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_sha256_padding_boundaries),
         cmocka_unit_test(test_from_json_does_not_take_ownership),
         cmocka_unit_test(test_registry_versions),
         cmocka_unit_test(test_registry_same_version),

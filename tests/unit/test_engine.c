@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -504,7 +506,8 @@ static void test_names_round_trip(void **state) {
     assert_int_equal(saga_timer_kind_parse("deadline"), SAGA_TIMER_DEADLINE);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_start_sends_first_command_only),
         cmocka_unit_test(test_happy_path_completes),

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include <string.h>
 
 #include "messages.h"
@@ -119,7 +121,8 @@ static void test_valid_ids(void **state) {
     assert_false(saga_valid_id(long_id, 1));
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_start_full),
         cmocka_unit_test(test_start_minimal_has_no_saga_id),

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,7 +259,8 @@ static void test_bad_synchronous_is_refused(void **state) {
     assert_non_null(strstr(err, "SOMETIMES"));
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_schema_version_and_wal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data_and_does_not_remigrate, setup, teardown),
