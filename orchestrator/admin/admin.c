@@ -24,6 +24,10 @@
 
 #define COMPONENT "admin"
 
+/* "[::1]:8080" rather than "::1:8080" in messages. */
+#define V6_OPEN(addr) (strchr(addr, ':') ? "[" : "")
+#define V6_CLOSE(addr) (strchr(addr, ':') ? "]" : "")
+
 static const char INTERNAL_BODY[] =
     "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
 
@@ -206,15 +210,16 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, 
                               MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!a->mhd) {
-        snprintf(err, errlen, "admin: cannot listen on %s:%d: %s", addr, port,
+        snprintf(err, errlen, "admin: cannot listen on %s%s%s:%d: %s", V6_OPEN(addr), addr,
+                 V6_CLOSE(addr), port,
                  a->last_mhd_error[0] ? a->last_mhd_error : "microhttpd failed to start");
         saga_admin_stop(&a);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
     a->port = info ? (int)info->port : port;
-    LOG_INFO(COMPONENT, "admin API listening on %s:%d (database %s, read-only)", addr, a->port,
-             db_path);
+    LOG_INFO(COMPONENT, "admin API listening on %s%s%s:%d (database %s, read-only)", V6_OPEN(addr),
+             addr, V6_CLOSE(addr), a->port, db_path);
     return a;
 }
 

@@ -42,8 +42,12 @@ static json_t *col_json(sqlite3_stmt *st, int i, const char *what) {
     memset(&jerr, 0, sizeof jerr);
     json_t *v = json_loadb(t, n, JSON_DECODE_ANY, &jerr);
     if (v) return v;
-    /* jansson leaves the error unset when an early allocation fails */
+    /* jansson leaves the error unset when an early allocation fails, and
+     * reports a failed allocation inside the lexer as a syntax error: only
+     * a second failure means the text really is not JSON. */
     if (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]) return NULL;
+    v = json_loadb(t, n, JSON_DECODE_ANY, &jerr);
+    if (v) return v;
     LOG_WARN(COMPONENT, "column %s holds invalid JSON (%s); returned as a string", what, jerr.text);
     return admin_json_text(t, n);
 }

@@ -39,8 +39,8 @@ stack_up() {
 }
 reload_env() { . "$DIR/stack.env"; }
 
-sql() { sqlite3 -batch -noheader "$1" "PRAGMA busy_timeout=5000; $2" | tail -n +1; }
-saga_sql() { sqlite3 -batch -noheader -cmd "PRAGMA busy_timeout=5000" "$SAGA_DB" "$1"; }
+sql() { sqlite3 -batch -noheader -cmd ".timeout 5000" "$1" "$2"; }
+saga_sql() { sql "$SAGA_DB" "$1"; }
 
 # publish_starts PREFIX COUNT [CUSTOMER] [SKU] [AMOUNT]: start events with
 # saga ids PREFIX-1..COUNT through Kafka (kcat), keyed by saga id.

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include "definition.h"
 #include "saga_alloc.h"
 #include "saga_error.h"
@@ -830,7 +832,8 @@ static int setup(void **state) {
     return 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_loads),
         cmocka_unit_test(test_example_defaults_and_merge),

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -545,7 +547,8 @@ static void test_allocation_failures_leave_ledger_consistent(void **state) {
     assert_int_equal(q(f, "SELECT COUNT(*) FROM processed"), 200);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    saga_test_filter(argc, argv);
     saga_alloc_install_jansson();
     /* The malformed-input tests log errors on purpose. */
     saga_log_set_level(getenv("SAGA_TEST_VERBOSE") ? SAGA_LOG_DEBUG : SAGA_LOG_ERROR);

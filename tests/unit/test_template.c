@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_filter.h"
+
 #include "saga_alloc.h"
 #include "saga_error.h"
 #include "template.h"
@@ -227,7 +229,8 @@ static int setup(void **state) {
     return 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_keeps_type),
         cmocka_unit_test(test_whole_roots),

@@ -19,12 +19,17 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define COMPONENT "sagabroker"
@@ -75,22 +80,114 @@ static int create_topic(rd_kafka_mock_cluster_t *mc, const char *name, int parti
     return 0;
 }
 
-/* Creates every topic of the comma-separated list (blanks around names are
- * ignored, empty names skipped). */
-static int create_topic_list(rd_kafka_mock_cluster_t *mc, const char *list, int partitions,
-                             int replication) {
-    char *copy = saga_strdup(list);
-    if (!copy) return SAGA_ENOMEM;
-    int rc = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ' || *t == '\t') t++;
-        size_t n = strlen(t);
-        while (n && (t[n - 1] == ' ' || t[n - 1] == '\t')) t[--n] = '\0';
-        if (*t) rc = create_topic(mc, t, partitions, replication);
+/* The topics to create: the defaults, then the comma-separated extras
+ * (blanks around names ignored, empty names skipped). Returns the count, or
+ * SAGA_ENOMEM; *names_out (free with saga_free) points into *buf_out. */
+static int collect_topics(const char *extra, char **buf_out, const char ***names_out) {
+    size_t ndefault = sizeof default_topics / sizeof default_topics[0];
+    char *buf = saga_strdup(extra ? extra : "");
+    size_t cap = ndefault + 1 + (buf ? strlen(buf) / 2 + 1 : 0);
+    const char **names = saga_calloc(cap, sizeof *names);
+    if (!buf || !names) {
+        saga_free(buf);
+        saga_free(names);
+        return SAGA_ENOMEM;
     }
-    saga_free(copy);
+    size_t n = 0;
+    for (; n < ndefault; n++) names[n] = default_topics[n];
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ' || *t == '\t') t++;
+        size_t len = strlen(t);
+        while (len && (t[len - 1] == ' ' || t[len - 1] == '\t')) t[--len] = '\0';
+        if (*t && n < cap) names[n++] = t;
+    }
+    *buf_out = buf;
+    *names_out = names;
+    return (int)n;
+}
+
+typedef struct {
+    rd_kafka_mock_cluster_t *mc;
+    const char *name;
+    int partitions, replication, rc;
+} topic_job_t;
+
+static void *topic_job_run(void *arg) {
+    topic_job_t *job = arg;
+    job->rc = create_topic(job->mc, job->name, job->partitions, job->replication);
+    return NULL;
+}
+
+/* Creates the topics concurrently: in librdkafka 2.0.2 an operation sent to
+ * the mock cluster's thread is sometimes only picked up at its 1 s poll
+ * timeout, so one at a time could cost a second per topic. */
+static int create_topics(rd_kafka_mock_cluster_t *mc, const char *const *names, int count,
+                         int partitions, int replication) {
+    enum { BATCH = 32 };
+    int rc = 0;
+    for (int base = 0; base < count; base += BATCH) {
+        topic_job_t jobs[BATCH];
+        pthread_t threads[BATCH];
+        bool started[BATCH];
+        int n = count - base < BATCH ? count - base : BATCH;
+        for (int i = 0; i < n; i++) {
+            jobs[i] = (topic_job_t){mc, names[base + i], partitions, replication, 0};
+            started[i] = pthread_create(&threads[i], NULL, topic_job_run, &jobs[i]) == 0;
+            if (!started[i]) topic_job_run(&jobs[i]); /* no thread: do it here */
+        }
+        for (int i = 0; i < n; i++) {
+            if (started[i]) pthread_join(threads[i], NULL);
+            if (jobs[i].rc) rc = jobs[i].rc;
+        }
+    }
     return rc;
+}
+
+/* The nudger. In librdkafka 2.0.2 an operation queued to the mock
+ * cluster's thread (topic create, destroy) is sometimes only served when
+ * that thread's 1 s poll times out. Any socket activity wakes the poll, so
+ * during start-up and shutdown a thread connects to the first broker's
+ * listener every 20 ms; the mock accepts and drops those connections. */
+typedef struct {
+    struct sockaddr_in addr;
+    atomic_int stop;
+    pthread_t thread;
+    bool running;
+} nudger_t;
+
+static void *nudger_run(void *arg) {
+    nudger_t *n = arg;
+    while (!atomic_load(&n->stop)) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0) {
+            (void)connect(fd, (const struct sockaddr *)&n->addr, sizeof n->addr);
+            close(fd);
+        }
+        usleep(20 * 1000);
+    }
+    return NULL;
+}
+
+/* Starts nudging the first "host:port" of bootstraps (IPv4 only; without a
+ * usable address it does nothing and the operations just may be slower). */
+static void nudger_start(nudger_t *n, const char *bootstraps) {
+    memset(n, 0, sizeof *n);
+    char host[64];
+    unsigned port = 0;
+    if (sscanf(bootstraps, "%63[^:]:%u", host, &port) != 2 || port == 0 || port > 65535) return;
+    n->addr.sin_family = AF_INET;
+    n->addr.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &n->addr.sin_addr) != 1) return;
+    atomic_init(&n->stop, 0);
+    n->running = pthread_create(&n->thread, NULL, nudger_run, n) == 0;
+}
+
+static void nudger_stop(nudger_t *n) {
+    if (!n->running) return;
+    atomic_store(&n->stop, 1);
+    pthread_join(n->thread, NULL);
+    n->running = false;
 }
 
 static int set_all_brokers(rd_kafka_mock_cluster_t *mc, int brokers, bool up) {
@@ -171,6 +268,7 @@ int main(int argc, char **argv) {
         rd_kafka_conf_destroy(conf);
         return 1;
     }
+    LOG_DEBUG(COMPONENT, "host handle created");
     rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, (int)brokers);
     if (!mc) {
         LOG_ERROR(COMPONENT, "creating a mock cluster of %lld broker(s) failed", brokers);
@@ -178,12 +276,24 @@ int main(int argc, char **argv) {
         return 1;
     }
 
+    LOG_DEBUG(COMPONENT, "mock cluster created");
     int replication = brokers < 3 ? (int)brokers : 3;
     int exit_code = 0;
-    for (size_t i = 0; i < sizeof default_topics / sizeof default_topics[0] && !exit_code; i++)
-        if (create_topic(mc, default_topics[i], (int)partitions, replication)) exit_code = 1;
-    if (!exit_code && topics && create_topic_list(mc, topics, (int)partitions, replication))
+    const char *bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
+    nudger_t nudger;
+    nudger_start(&nudger, bootstraps);
+    char *topic_buf = NULL;
+    const char **topic_names = NULL;
+    int ntopics = collect_topics(topics, &topic_buf, &topic_names);
+    if (ntopics < 0) {
+        LOG_ERROR(COMPONENT, "out of memory");
         exit_code = 1;
+    } else {
+        if (create_topics(mc, topic_names, ntopics, (int)partitions, replication)) exit_code = 1;
+        else LOG_DEBUG(COMPONENT, "%d topics created", ntopics);
+        saga_free(topic_names);
+        saga_free(topic_buf);
+    }
     for (int id = 1; id <= brokers && rtt_ms > 0 && !exit_code; id++) {
         rd_kafka_resp_err_t e = rd_kafka_mock_broker_set_rtt(mc, id, (int)rtt_ms);
         if (e) {
@@ -192,7 +302,7 @@ int main(int argc, char **argv) {
         }
     }
 
-    const char *bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
+    nudger_stop(&nudger);
     bool wrote_file = false;
     if (!exit_code && bootstrap_file && *bootstrap_file) {
         size_t len = strlen(bootstraps) + 2;
@@ -234,7 +344,10 @@ int main(int argc, char **argv) {
     if (stop_requested) LOG_INFO(COMPONENT, "stopping");
     if (wrote_file && unlink(bootstrap_file) != 0 && errno != ENOENT)
         LOG_WARN(COMPONENT, "removing bootstrap file '%s': %s", bootstrap_file, strerror(errno));
+    nudger_start(&nudger, bootstraps);
     rd_kafka_mock_cluster_destroy(mc);
+    nudger_stop(&nudger);
+    LOG_DEBUG(COMPONENT, "mock cluster destroyed");
     rd_kafka_destroy(rk);
     if (!exit_code) LOG_INFO(COMPONENT, "stopped");
     return exit_code;

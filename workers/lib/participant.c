@@ -423,7 +423,10 @@ static int parse_command(const char *bytes, size_t len, parsed_t *c, char *why, 
 }
 
 static int reply_readable(const parsed_t *c) {
-    return c->doc && json_is_object(c->doc) && c->cmd.message_id && c->cmd.saga_id && c->cmd.step &&
+    /* Only answer what claims to be a command: anything else on the topic
+     * (a start event, junk) has no one waiting for a reply. */
+    const char *type = c->doc ? saga_json_str(c->doc, "type") : NULL;
+    return type && !strcmp(type, "saga.command") && c->cmd.message_id && c->cmd.saga_id && c->cmd.step &&
            c->reply_to;
 }
 
@@ -702,8 +705,9 @@ int participant_batch_process(participant_t *p, const char *bytes, size_t len, c
     if (rc == SAGA_ESTORE || (rc < 0 && rc != SAGA_EPARSE)) {
         participant_reply_clear(out);
         saga_log_ctx_t ctx = {c.cmd.saga_id, c.cmd.step, NULL};
-        saga_log(SAGA_LOG_ERROR, p->spec->name, &ctx, "command %s at %s: ledger error (%s): %s; replying retry",
-                 c.cmd.message_id, where, saga_strerror(rc), sqlite3_errmsg(p->db));
+        saga_log(SAGA_LOG_ERROR, p->spec->name, &ctx, "command %s at %s: %s%s%s; nothing applied, replying retry",
+                 c.cmd.message_id, where, saga_strerror(rc), rc == SAGA_ESTORE ? ": " : "",
+                 rc == SAGA_ESTORE ? sqlite3_errmsg(p->db) : "");
         if (unrecorded_reply(p, &c, out, PARTICIPANT_RETRY, "LEDGER_ERROR", "the participant's ledger failed"))
             participant_reply_clear(out);
         rc = SAGA_ESTORE;
