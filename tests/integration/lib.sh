@@ -66,7 +66,7 @@ wait_count() {
   while [ $((SECONDS - start)) -lt "$limit" ]; do
     got=$(saga_sql "$q" 2>/dev/null || true)
     [ "$got" = "$want" ] && return 0
-    sleep 0.5
+    sleep 0.1
   done
   echo "  timeout after ${limit}s: '$q' = '$got', want '$want'" >&2
   return 1
