@@ -173,6 +173,7 @@ void saga_bus_serve(saga_bus_t *bus, int timeout_ms) { rd_kafka_poll(bus->produc
 
 int saga_bus_take_acked(saga_bus_t *bus, int64_t *ids, int max) {
     int n = bus->acked_count < max ? bus->acked_count : max;
+    if (n <= 0) return 0; /* bus->acked may still be NULL */
     memcpy(ids, bus->acked, (size_t)n * sizeof *ids);
     memmove(bus->acked, bus->acked + n, (size_t)(bus->acked_count - n) * sizeof *ids);
     bus->acked_count -= n;

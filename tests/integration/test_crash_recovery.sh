@@ -8,8 +8,9 @@ third=$((N / 3))
 publish_starts crash1 "$third"
 in_flight_at_kill=0
 for round in 1 2; do
-  # Pull the plug while sagas are in flight: some done, others not.
-  wait_count "SELECT count(*) >= 20 FROM sagas WHERE status='completed'" 1 60 || true
+  # Pull the plug in the middle of wave $round: its sagas move through the
+  # four steps in lockstep, so "a third of a step each" is mid-run.
+  wait_count "SELECT count(*) >= $((third / 3)) FROM steps WHERE saga_id LIKE 'crash$round-%' AND status='succeeded'" 1 60 || true
   kill -9 "$SAGAD_PID"
   wait_exit sagad 10 || fail "sagad did not die"
   open=$(saga_sql "SELECT count(*) FROM sagas WHERE status NOT IN ('completed','compensated','compensation_failed')")

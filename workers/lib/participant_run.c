@@ -195,6 +195,9 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
     const char *name = p->spec->name;
     const char *client_id = o->client_id ? o->client_id : p->spec->program;
     int batch_max = o->batch_max > 0 ? o->batch_max : 500;
+    /* --delay-ms simulates a slow worker: one command at a time, so each
+     * reply is delayed by delay-ms rather than by a whole batch of them. */
+    if (p->faults.delay_ms > 0) batch_max = 1;
     run_state_t rs = {p, o->ready_file, 0};
     int rc = 0;
 
