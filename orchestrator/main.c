@@ -15,43 +15,74 @@
 #include "saga_log.h"
 #include "saga_util.h"
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
-static int load_definitions(sagad_t *d) {
+/* Loads the definitions directory into a new registry, reporting every bad
+ * file. Returns NULL when anything is wrong. */
+static saga_registry_t *load_directory(const sagad_config_t *c) {
+    /* --check prints the report as compiler-style lines for people and editors. */
     static char report[16384];
     report[0] = '\0';
-    d->registry = saga_registry_new();
-    if (!d->registry) return SAGA_ENOMEM;
-    int bad = saga_registry_load_dir(d->registry, d->cfg.sagas_dir, report, sizeof report);
+    saga_registry_t *reg = saga_registry_new();
+    if (!reg) return NULL;
+    int bad = saga_registry_load_dir(reg, c->sagas_dir, report, sizeof report);
     if (bad < 0) {
-        fprintf(stderr, "sagad: cannot read definitions directory '%s': %s\n", d->cfg.sagas_dir, saga_strerror(bad));
-        return bad;
+        LOG_ERROR("sagad", "cannot read definitions directory '%s': %s", c->sagas_dir, saga_strerror(bad));
+    } else if (bad > 0) {
+        if (c->check) fputs(report, stderr);
+        else
+            for (char *line = strtok(report, "\n"); line; line = strtok(NULL, "\n")) LOG_ERROR("sagad", "%s", line);
+        LOG_ERROR("sagad", "%d definition file(s) in '%s' are invalid", bad, c->sagas_dir);
+    } else if (saga_registry_count(reg) == 0) {
+        LOG_ERROR("sagad", "no saga definitions (*.json) in '%s'", c->sagas_dir);
+    } else {
+        return reg;
     }
-    if (bad > 0) {
-        fprintf(stderr, "%s", report);
-        fprintf(stderr, "sagad: %d definition file(s) in '%s' are invalid\n", bad, d->cfg.sagas_dir);
-        return SAGA_ECONFIG;
-    }
-    if (saga_registry_count(d->registry) == 0) {
-        fprintf(stderr, "sagad: no saga definitions (*.json) in '%s'\n", d->cfg.sagas_dir);
-        return SAGA_ECONFIG;
-    }
-    return 0;
+    saga_registry_free(&reg);
+    return NULL;
 }
 
-static int store_definitions(sagad_t *d) {
+/* Records every definition of reg in the store (refusing a changed file
+ * under a version already used), then adds the stored versions whose files
+ * are gone, retired, so sagas running on them can finish. All or nothing. */
+static int adopt_definitions(sagad_t *d, saga_registry_t *reg) {
     char err[512];
     int64_t now = saga_now_ms();
     int rc = saga_store_begin(d->store);
-    for (int i = 0; !rc && i < saga_registry_count(d->registry); i++) {
-        const saga_definition_t *def = saga_registry_at(d->registry, i);
+    for (int i = 0; !rc && i < saga_registry_count(reg); i++) {
+        const saga_definition_t *def = saga_registry_at(reg, i);
         rc = saga_store_put_definition(d->store, def, now, err, sizeof err);
-        if (rc == SAGA_EEXISTS) fprintf(stderr, "sagad: %s\n", err);
-        else if (!rc) LOG_INFO("sagad", "definition %s v%d loaded (%d steps)", def->name, def->version, def->step_count);
+        if (rc == SAGA_EEXISTS) LOG_ERROR("sagad", "%s", err);
     }
-    if (!rc) return saga_store_commit(d->store);
-    saga_store_rollback(d->store);
+    if (!rc) rc = saga_store_commit(d->store);
+    else saga_store_rollback(d->store);
+    if (!rc && (rc = saga_store_load_retired(d->store, reg, err, sizeof err))) LOG_ERROR("sagad", "%s", err);
     return rc;
+}
+
+static void log_registry(const saga_registry_t *reg) {
+    for (int i = 0; i < saga_registry_count(reg); i++) {
+        const saga_definition_t *def = saga_registry_at(reg, i);
+        LOG_INFO("sagad", "definition %s v%d%s (%d steps)", def->name, def->version,
+                 def->retired ? " retained for running sagas" : " loaded", def->step_count);
+    }
+}
+
+/* SIGHUP: a new set takes effect only if every file is good; sagas keep the
+ * version they started on (sagas only hold a definition during one apply,
+ * so swapping between iterations is safe). */
+static void reload_definitions(sagad_t *d) {
+    LOG_INFO("sagad", "SIGHUP: reloading definitions from '%s'", d->cfg.sagas_dir);
+    saga_registry_t *reg = load_directory(&d->cfg);
+    if (!reg || adopt_definitions(d, reg)) {
+        saga_registry_free(&reg);
+        LOG_ERROR("sagad", "reload refused: the definitions in force are unchanged");
+        return;
+    }
+    saga_registry_free(&d->registry);
+    d->registry = reg;
+    log_registry(reg);
+    LOG_INFO("sagad", "reload done: %d definition(s) in force", saga_registry_count(reg));
 }
 
 static void log_counters(const sagad_t *d) {
@@ -109,7 +140,8 @@ int main(int argc, char **argv) {
     saga_log_set_json(strcmp(c->log_format, "text") != 0);
     saga_alloc_install_jansson();
 
-    if (load_definitions(&d)) return 1;
+    d.registry = load_directory(c);
+    if (!d.registry) return 1;
     if (c->check) {
         printf("sagad: %d definition(s) in '%s' are valid\n", saga_registry_count(d.registry), c->sagas_dir);
         saga_registry_free(&d.registry);
@@ -122,7 +154,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagad: database: %s\n", err);
         return 1;
     }
-    if (store_definitions(&d)) return 1;
+    if (adopt_definitions(&d, d.registry)) return 1;
+    log_registry(d.registry);
 
     char *bootstrap = saga_kafka_bootstrap(c->bootstrap, c->bootstrap_file, 10000, err, sizeof err);
     if (!bootstrap) {
@@ -145,13 +178,17 @@ int main(int argc, char **argv) {
     }
     d.engine.replies_topic = c->replies_topic;
     d.rng = saga_random_u64();
-    saga_signals_install(&stop_requested, NULL);
+    saga_signals_install(&stop_requested, &reload_requested);
     LOG_INFO("sagad", "running: db=%s admin=http://%s:%d", c->db, c->admin_addr, saga_admin_port(admin));
 
     bool ready_written = false;
     int64_t last_report = saga_monotonic_us();
     int exit_code = 0;
     while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            reload_definitions(&d);
+        }
         if (sagad_iterate(&d, 100)) {
             exit_code = 1;
             break;

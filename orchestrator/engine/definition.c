@@ -812,7 +812,7 @@ const saga_definition_t *saga_registry_get(const saga_registry_t *reg, const cha
         const saga_definition_t *d = reg->defs[i];
         if (strcmp(d->name, name) != 0) continue;
         if (version > 0 && d->version == version) return d;
-        if (version <= 0 && (!best || d->version > best->version)) best = d;
+        if (version <= 0 && !d->retired && (!best || d->version > best->version)) best = d;
     }
     return best;
 }

@@ -44,6 +44,8 @@ typedef struct saga_definition {
     saga_step_def_t steps[SAGA_MAX_STEPS];
     int step_count;
     char hash[65];                    /* SHA-256 hex of the canonical JSON */
+    bool retired;                     /* no longer in the definitions directory: kept
+                                         only for sagas that started on it */
     json_t *source;                   /* the JSON as loaded, owned */
 } saga_definition_t;
 
@@ -81,7 +83,8 @@ void saga_registry_free(saga_registry_t **reg);
 /* Takes ownership of def. Returns 0, or SAGA_EEXISTS when (name, version)
  * is already there with another hash (def is then freed). */
 int saga_registry_add(saga_registry_t *reg, saga_definition_t *def);
-/* version 0 = the newest. Borrowed pointer, valid while reg lives. */
+/* version 0 = the newest that is not retired. Borrowed pointer, valid
+ * while reg lives. */
 const saga_definition_t *saga_registry_get(const saga_registry_t *reg, const char *name, int version);
 int saga_registry_count(const saga_registry_t *reg);
 const saga_definition_t *saga_registry_at(const saga_registry_t *reg, int i);

@@ -47,6 +47,7 @@
                   " ORDER BY due_at LIMIT ?")                                                      \
     X(timer_next, "SELECT min(due_at) FROM timers")                                                \
     X(def_get, "SELECT hash FROM definitions WHERE name = ? AND version = ?")                      \
+    X(def_all, "SELECT name, version, json FROM definitions ORDER BY name, version")              \
     X(def_put, "INSERT INTO definitions (name, version, hash, json, loaded_at) VALUES (?, ?, ?, ?, ?)")
 
 struct saga_store {
@@ -503,4 +504,34 @@ int saga_store_put_definition(saga_store_t *st, const saga_definition_t *def, in
     rc = run(st, q, "definition insert");
     saga_free(text);
     return rc;
+}
+
+int saga_store_load_retired(saga_store_t *st, saga_registry_t *reg, char *err, size_t errlen) {
+    sqlite3_stmt *q = st->def_all;
+    int rc, result = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(q, 0);
+        int version = sqlite3_column_int(q, 1);
+        if (saga_registry_get(reg, name, version)) continue;
+        saga_def_errors_t errs = {0};
+        const char *json = (const char *)sqlite3_column_text(q, 2);
+        saga_definition_t *def = saga_definition_parse(json, (size_t)sqlite3_column_bytes(q, 2), &errs);
+        if (!def) {
+            snprintf(err, errlen, "stored definition %s version %d no longer loads: %s: %s", name, version,
+                     errs.count ? errs.items[0].pointer : "", errs.count ? errs.items[0].message : "?");
+            result = SAGA_ESTORE;
+            break;
+        }
+        def->retired = true;
+        if ((result = saga_registry_add(reg, def))) {
+            snprintf(err, errlen, "stored definition %s version %d: %s", name, version, saga_strerror(result));
+            break;
+        }
+    }
+    sqlite3_reset(q);
+    if (!result && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        snprintf(err, errlen, "reading definitions: %s", sqlite3_errmsg(st->db));
+        result = SAGA_ESTORE;
+    }
+    return result;
 }

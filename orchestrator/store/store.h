@@ -91,4 +91,9 @@ long long saga_store_outbox_backlog(saga_store_t *st);
 int saga_store_put_definition(saga_store_t *st, const saga_definition_t *def, int64_t now, char *err,
                               size_t errlen);
 
+/* Adds to reg, marked retired, every stored definition that reg does not
+ * hold, so sagas started on a version whose file is gone can finish.
+ * Returns 0 or an error with err set. */
+int saga_store_load_retired(saga_store_t *st, saga_registry_t *reg, char *err, size_t errlen);
+
 #endif
