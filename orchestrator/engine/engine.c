@@ -444,7 +444,8 @@ static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
             st->finished_at = c->now;
             mark_completed(s, ev->step);
             clear_timer(c, ev->step);
-            set_step_status(c, ev->step, SAGA_STEP_SUCCEEDED, "step.succeeded", NULL);
+            set_step_status(c, ev->step, SAGA_STEP_SUCCEEDED, "step.succeeded",
+                            json_pack("{s:i, s:O}", "attempt", ev->attempt, "output", st->output));
             if (s->status == SAGA_STATUS_RUNNING) advance(c);
             else begin_compensation(c, NULL, NULL);
             return 0;
@@ -474,7 +475,8 @@ static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
     if (ev->reply_status == SAGA_REPLY_SUCCESS) {
         set_step_error(st, "", "");
         clear_timer(c, ev->step);
-        set_step_status(c, ev->step, SAGA_STEP_COMPENSATED, "compensation.succeeded", NULL);
+        set_step_status(c, ev->step, SAGA_STEP_COMPENSATED, "compensation.succeeded",
+                        json_pack("{s:i}", "attempt", ev->attempt));
         continue_compensation(c);
     } else {
         /* A compensation must succeed in the end: failures retry too. */
@@ -534,11 +536,11 @@ int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_
     switch (ev->kind) {
     case SAGA_EV_START:
         if (saga->seq != 0) STALE("saga '%s' has already started", saga->id);
-        record(&c, "saga.started", -1, json_pack("{s:O}", "input", saga->input ? saga->input : json_null()));
-        if (saga->def->timeout_ms > 0) {
-            saga->deadline_at = now_ms + saga->def->timeout_ms;
-            set_timer(&c, -1, SAGA_TIMER_DEADLINE, 0, saga->deadline_at);
-        }
+        if (saga->def->timeout_ms > 0) saga->deadline_at = now_ms + saga->def->timeout_ms;
+        record(&c, "saga.started", -1,
+               json_pack("{s:O, s:I}", "input", saga->input ? saga->input : json_null(), "deadline_at",
+                         (json_int_t)saga->deadline_at));
+        if (saga->deadline_at) set_timer(&c, -1, SAGA_TIMER_DEADLINE, 0, saga->deadline_at);
         advance(&c);
         break;
     case SAGA_EV_REPLY:
