@@ -47,7 +47,12 @@ static int apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t
     char why[512] = "";
     saga_effects_init(&fx);
     int rc = saga_engine_apply(&d->engine, s, ev, now, &d->rng, &fx, why, sizeof why);
-    if (rc == SAGA_ESTALE) {
+    if (rc == SAGA_ESTATE) {
+        /* An engine bug: this saga is left as it was, loudly; others go on. */
+        saga_log_ctx_t ctx = {.saga_id = s->id, .trace_id = s->traceparent};
+        saga_log(SAGA_LOG_ERROR, "engine", &ctx, "event refused: %s", why);
+        rc = 0;
+    } else if (rc == SAGA_ESTALE) {
         (*stale_counter)++;
         saga_log_ctx_t ctx = {.saga_id = s->id, .trace_id = s->traceparent};
         if (saga_log_enabled(SAGA_LOG_DEBUG)) saga_log(SAGA_LOG_DEBUG, "engine", &ctx, "ignored: %s", why);

@@ -11,6 +11,7 @@
 #include "saga_clock.h"
 #include "saga_error.h"
 #include "template.h"
+#include "transitions.h"
 
 /* ---- names ------------------------------------------------------------ */
 
@@ -100,7 +101,9 @@ typedef struct {
     int64_t now;
     uint64_t *rng;
     saga_effects_t *fx;
-    int err; /* first allocation failure; the caller discards the effects */
+    int err; /* first failure; the caller discards the effects */
+    char *why;
+    size_t why_len;
 } apply_ctx_t;
 
 static void fx_push(apply_ctx_t *c, saga_effect_t e) {
@@ -143,8 +146,24 @@ static void record(apply_ctx_t *c, const char *event, int step, json_t *detail) 
     fx_push(c, (saga_effect_t){.kind = SAGA_FX_EVENT, .message = ev, .slot = step});
 }
 
+/* A transition missing from transitions.h is an engine bug: the whole
+ * apply is refused (SAGA_ESTATE) so nothing half-done is stored. */
+static void refuse_transition(apply_ctx_t *c, const char *from, const char *to, const char *event,
+                              const char *step) {
+    if (!c->err) {
+        c->err = SAGA_ESTATE;
+        snprintf(c->why, c->why_len, "engine bug: %s%s%s%s -> %s by %s is not a listed transition",
+                 step ? "step '" : "saga", step ? step : "", step ? "' " : "", from, to, event);
+    }
+}
+
 /* The one function that changes a saga's status. */
 static void set_status(apply_ctx_t *c, saga_status_t status, const char *event, json_t *detail) {
+    if (!saga_transition_allowed(c->saga->status, status, event)) {
+        refuse_transition(c, saga_status_name(c->saga->status), saga_status_name(status), event, NULL);
+        json_decref(detail);
+        return;
+    }
     c->saga->status = status;
     record(c, event, -1, detail);
 }
@@ -153,6 +172,12 @@ static void set_status(apply_ctx_t *c, saga_status_t status, const char *event, 
 static void set_step_status(apply_ctx_t *c, int i, saga_step_status_t status, const char *event,
                             json_t *detail) {
     saga_step_state_t *st = &c->saga->steps[i];
+    if (!saga_step_transition_allowed(st->status, status, event)) {
+        refuse_transition(c, saga_step_status_name(st->status), saga_step_status_name(status), event,
+                          c->saga->def->steps[i].name);
+        json_decref(detail);
+        return;
+    }
     st->status = status;
     st->updated_at = c->now;
     c->saga->step_dirty[i] = true;
@@ -531,7 +556,7 @@ static int on_timer(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
 
 int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_event_t *ev,
                       int64_t now_ms, uint64_t *rng, saga_effects_t *fx, char *why, size_t why_len) {
-    apply_ctx_t c = {.cfg = cfg, .saga = saga, .now = now_ms, .rng = rng, .fx = fx};
+    apply_ctx_t c = {.cfg = cfg, .saga = saga, .now = now_ms, .rng = rng, .fx = fx, .why = why, .why_len = why_len};
     int rc = 0;
     switch (ev->kind) {
     case SAGA_EV_START:

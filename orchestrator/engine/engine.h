@@ -174,7 +174,9 @@ typedef struct {
 
 /* Applies one event. Returns 0 when the saga changed (effects appended),
  * SAGA_ESTALE when the event changes nothing (duplicate, late, stale: the
- * reason is written into `why`), or SAGA_ENOMEM. `rng` is a PRNG state the
+ * reason is written into `why`), SAGA_ESTATE when the engine would make a
+ * transition not listed in transitions.h (a bug; reason in `why`), or
+ * SAGA_ENOMEM. On any error the caller must discard the saga and effects. `rng` is a PRNG state the
  * caller seeds; the engine advances it for jitter. */
 int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_event_t *ev,
                       int64_t now_ms, uint64_t *rng, saga_effects_t *fx, char *why, size_t why_len);
