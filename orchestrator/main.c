@@ -119,6 +119,7 @@ int main(int argc, char **argv) {
         {"dlq-topic", SAGA_CFG_STRING, "saga.dlq", "dead-letter topic", &c->dlq_topic},
         {"batch-size", SAGA_CFG_INT, "1000", "most messages applied in one transaction", &c->batch_size},
         {"synchronous", SAGA_CFG_STRING, "FULL", "SQLite synchronous mode: FULL, NORMAL or OFF", &c->synchronous},
+        {"dedup-retention", SAGA_CFG_STRING, "168h", "how long message ids are remembered for dedup (duration)", &c->dedup_retention},
         {"log-level", SAGA_CFG_STRING, "info", "debug, info, warn or error", &c->log_level},
         {"log-format", SAGA_CFG_STRING, "json", "json or text", &c->log_format},
         {"check", SAGA_CFG_BOOL, "false", "validate the definitions and exit", &c->check},
@@ -138,6 +139,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     saga_log_set_json(strcmp(c->log_format, "text") != 0);
+    if (saga_parse_duration(c->dedup_retention, &c->dedup_retention_ms) || c->dedup_retention_ms < 60000) {
+        fprintf(stderr, "sagad: --dedup-retention: '%s' is not a duration of at least 1m (e.g. 168h)\n",
+                c->dedup_retention);
+        return 2;
+    }
     saga_alloc_install_jansson();
 
     d.registry = load_directory(c);
@@ -182,7 +188,7 @@ int main(int argc, char **argv) {
     LOG_INFO("sagad", "running: db=%s admin=http://%s:%d", c->db, c->admin_addr, saga_admin_port(admin));
 
     bool ready_written = false;
-    int64_t last_report = saga_monotonic_us();
+    int64_t last_report = saga_monotonic_us(), last_prune = 0;
     int exit_code = 0;
     while (!stop_requested) {
         if (reload_requested) {
@@ -196,6 +202,12 @@ int main(int argc, char **argv) {
         if (!ready_written && c->ready_file && saga_bus_ready(d.bus)) {
             if (write_ready_file(&d, saga_admin_port(admin))) LOG_ERROR("sagad", "cannot write %s", c->ready_file);
             ready_written = true;
+        }
+        if (saga_monotonic_us() - last_prune > 60 * 1000000LL) {
+            /* Bounded chunks so one pass never stalls the loop for long. */
+            int pruned = saga_store_prune_dedup(d.store, saga_now_ms() - c->dedup_retention_ms, 10000);
+            if (pruned > 0) d.counters.dedup_pruned += (uint64_t)pruned;
+            else last_prune = saga_monotonic_us();
         }
         if (saga_monotonic_us() - last_report > 10 * 1000000) {
             log_counters(&d);

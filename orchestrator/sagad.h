@@ -22,6 +22,8 @@ typedef struct {
     const char *start_topic, *replies_topic, *events_topic, *dlq_topic;
     long long batch_size;
     const char *synchronous;
+    const char *dedup_retention;   /* duration string, e.g. "168h" */
+    int64_t dedup_retention_ms;
     const char *log_level, *log_format;
     bool check;
     saga_kv_list_t kafka_props;
@@ -37,7 +39,8 @@ typedef struct {
     X(stale_timer, "stale timers ignored")                     \
     X(dead_letters, "messages sent to the dead-letter topic")  \
     X(commits, "SQLite transactions committed")                \
-    X(produced, "outbox messages produced")
+    X(produced, "outbox messages produced")                    \
+    X(dedup_pruned, "dedup rows pruned after the retention")
 
 typedef struct {
 #define SAGAD_COUNTER_FIELD(name, help) uint64_t name;

@@ -53,6 +53,9 @@ static const char *const saga_store_migrations[] = {
     "  attempt INTEGER NOT NULL, due_at INTEGER NOT NULL,"
     "  PRIMARY KEY (saga_id, slot)) WITHOUT ROWID;"
     "CREATE INDEX timers_due ON timers (due_at);",
+
+    /* 2: dedup rows are pruned by age */
+    "CREATE INDEX dedup_seen ON dedup (seen_at);",
 };
 
 #endif

@@ -16,6 +16,8 @@
     X(commit, "COMMIT")                                                                            \
     X(rollback, "ROLLBACK")                                                                        \
     X(dedup, "INSERT OR IGNORE INTO dedup (consumer, message_id, seen_at) VALUES (?, ?, ?)")       \
+    X(dedup_prune, "DELETE FROM dedup WHERE (consumer, message_id) IN"                    \
+                   " (SELECT consumer, message_id FROM dedup WHERE seen_at < ? LIMIT ?)") \
     X(exists, "SELECT 1 FROM sagas WHERE id = ?")                                                  \
     X(load_saga, "SELECT definition, version, status, input, traceparent, created_at, updated_at," \
                  " deadline_at, seq, completions, error_code, error_message FROM sagas WHERE id = ?") \
@@ -170,6 +172,21 @@ int saga_store_dedup(saga_store_t *st, const char *consumer, const char *message
     int rc = run(st, st->dedup, "dedup insert");
     if (rc) return rc;
     return sqlite3_changes(st->db) == 1 ? 1 : 0;
+}
+
+int saga_store_prune_dedup(saga_store_t *st, int64_t before, int limit) {
+    int rc = saga_store_begin(st);
+    if (rc) return rc;
+    sqlite3_bind_int64(st->dedup_prune, 1, before);
+    sqlite3_bind_int(st->dedup_prune, 2, limit);
+    rc = run(st, st->dedup_prune, "dedup prune");
+    int n = rc ? 0 : sqlite3_changes(st->db);
+    if (!rc) rc = saga_store_commit(st);
+    if (rc) {
+        saga_store_rollback(st);
+        return rc;
+    }
+    return n;
 }
 
 int saga_store_saga_exists(saga_store_t *st, const char *id) {

@@ -31,6 +31,10 @@ void saga_store_rollback(saga_store_t *st);
  * duplicate, or a negative SAGA_E* code. */
 int saga_store_dedup(saga_store_t *st, const char *consumer, const char *message_id, int64_t now);
 
+/* Deletes up to `limit` dedup rows seen before `before`, in its own
+ * transaction. Returns how many were deleted, or a negative code. */
+int saga_store_prune_dedup(saga_store_t *st, int64_t before, int limit);
+
 /* 1 when a saga with this id exists, 0 when not, negative on error. */
 int saga_store_saga_exists(saga_store_t *st, const char *id);
 

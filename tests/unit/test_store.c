@@ -211,6 +211,19 @@ static void test_dedup_first_then_duplicate(void **state) {
     assert_int_equal(saga_store_dedup(f->st, "start", "r-1", 2), 1); /* per consumer */
 }
 
+static void test_dedup_prune_removes_only_old_rows(void **state) {
+    fixture_t *f = *state;
+    assert_int_equal(saga_store_dedup(f->st, "replies", "old-1", 100), 1);
+    assert_int_equal(saga_store_dedup(f->st, "replies", "old-2", 200), 1);
+    assert_int_equal(saga_store_dedup(f->st, "start", "new-1", 5000), 1);
+    assert_int_equal(saga_store_prune_dedup(f->st, 1000, 1), 1); /* the limit holds */
+    assert_int_equal(saga_store_prune_dedup(f->st, 1000, 100), 1);
+    assert_int_equal(saga_store_prune_dedup(f->st, 1000, 100), 0);
+    assert_int_equal(count(f, "SELECT count(*) FROM dedup"), 1);
+    assert_int_equal(saga_store_dedup(f->st, "start", "new-1", 6000), 0); /* still remembered */
+    assert_int_equal(saga_store_dedup(f->st, "replies", "old-1", 6000), 1); /* forgotten */
+}
+
 static void test_due_timers_in_order_and_delete(void **state) {
     fixture_t *f = *state;
     saga_t a, b;
@@ -269,6 +282,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_outbox_scan_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_ids_never_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_first_then_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_prune_removes_only_old_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_due_timers_in_order_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_definition_changed_under_same_version_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_discards_everything, setup, teardown),
