@@ -59,6 +59,9 @@ static int apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t
         rc = 0;
     } else if (rc == 0) {
         rc = saga_store_save(d->store, s, &fx, d->cfg.events_topic, now);
+        for (int i = 0; !rc && i < fx.count; i++)
+            if (fx.items[i].kind == SAGA_FX_WAIT_FOR_ROOM)
+                rc = saga_flow_enqueue(d->flow, fx.items[i].topic, s->id, fx.items[i].slot);
     }
     saga_effects_free(&fx);
     return rc;
@@ -195,6 +198,47 @@ static int fire_timer(sagad_t *d, const saga_timer_row_t *t, int64_t now) {
     return rc;
 }
 
+/* Queued steps whose topic has room again, oldest first. */
+static int resume_waiters(sagad_t *d, int64_t now) {
+    saga_flow_waiter_t w;
+    int rc = 0;
+    while (!rc && saga_flow_next_ready(d->flow, now, &w)) {
+        saga_t *s = saga_malloc(sizeof *s);
+        if (!s) return SAGA_ENOMEM;
+        char err[512] = "";
+        rc = saga_store_load(d->store, d->registry, w.saga_id, s, err, sizeof err);
+        if (rc == SAGA_ENOTFOUND) {
+            saga_flow_release(d->flow, w.topic);
+            saga_free(s);
+            rc = 0;
+            continue;
+        }
+        if (!rc) {
+            uint64_t stale = 0;
+            saga_event_t ev = {.kind = SAGA_EV_RESUME, .slot = w.slot};
+            rc = apply_and_save(d, s, &ev, now, &stale);
+            if (stale) saga_flow_release(d->flow, w.topic); /* it moved on meanwhile */
+            else d->counters.resumed++;
+            saga_clear(s);
+        }
+        saga_free(s);
+    }
+    return rc;
+}
+
+static void log_breakers(sagad_t *d) {
+    saga_flow_topic_stats_t t;
+    for (int i = 0; i < 256 && saga_flow_stats(d->flow, i, &t); i++) {
+        if (t.breaker == d->breaker_logged[i]) continue;
+        if (t.breaker == SAGA_BREAKER_OPEN)
+            LOG_WARN("flow", "circuit for %s opened after %d consecutive timeouts or retries; %d command(s) waiting",
+                     t.topic, t.consecutive_failures, t.waiting);
+        else
+            LOG_INFO("flow", "circuit for %s is %s", t.topic, saga_breaker_state_name(t.breaker));
+        d->breaker_logged[i] = t.breaker;
+    }
+}
+
 typedef struct {
     sagad_t *d;
     int64_t last_id;
@@ -251,13 +295,14 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     int ntimers = next_due <= now ? saga_store_due_timers(d->store, now, timers, MAX_TIMERS) : 0;
     if (ntimers < 0) return ntimers;
 
-    if (n == 0 && ntimers == 0 && saga_bus_acked_count(d->bus) == 0) {
+    if (n == 0 && ntimers == 0 && saga_bus_acked_count(d->bus) == 0 && !saga_flow_has_ready(d->flow, now)) {
         int sent = relay(d);
         return sent < 0 ? sent : 0;
     }
     int rc = saga_store_begin(d->store);
     for (int i = 0; !rc && i < n; i++) rc = handle_message(d, msgs[i], now);
     for (int i = 0; !rc && i < ntimers; i++) rc = fire_timer(d, &timers[i], now);
+    if (!rc) rc = resume_waiters(d, now);
     if (!rc) rc = delete_acked(d);
     if (!rc) rc = saga_store_commit(d->store);
     if (rc) {
@@ -268,6 +313,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
         return rc;
     }
     d->counters.commits++;
+    log_breakers(d);
     d->counters.messages += (uint64_t)n;
     saga_bus_store_offsets(d->bus, msgs, n);
     for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
@@ -292,4 +338,22 @@ int sagad_drain_outbox(sagad_t *d, int timeout_ms) {
     long long left = saga_store_outbox_backlog(d->store);
     if (left > 0) LOG_WARN("loop", "%lld outbox message(s) not acknowledged yet; they are sent after restart", left);
     return rc;
+}
+
+static int recover_step(const char *saga_id, const char *definition, int version, int idx, const char *status,
+                        void *user) {
+    sagad_t *d = user;
+    const saga_definition_t *def = saga_registry_get(d->registry, definition, version);
+    if (!def || idx < 0 || idx >= def->step_count) return 0;
+    const char *topic = def->steps[idx].topic;
+    if (!strcmp(status, "queued") || !strcmp(status, "compensation_queued"))
+        return saga_flow_enqueue(d->flow, topic, saga_id, idx) ? 1 : 0;
+    saga_flow_count_in_flight(d->flow, topic);
+    return 0;
+}
+
+int sagad_flow_recover(sagad_t *d) {
+    int n = saga_store_active_steps(d->store, recover_step, d);
+    if (n > 0) LOG_INFO("flow", "recovered %d step(s) in flight or waiting for room", n);
+    return n < 0 ? n : 0;
 }

@@ -122,6 +122,9 @@ int main(int argc, char **argv) {
         {"dedup-retention", SAGA_CFG_STRING, "168h", "how long message ids are remembered for dedup (duration)", &c->dedup_retention},
         {"log-level", SAGA_CFG_STRING, "info", "debug, info, warn or error", &c->log_level},
         {"log-format", SAGA_CFG_STRING, "json", "json or text", &c->log_format},
+        {"max-in-flight", SAGA_CFG_INT, "1000", "bulkhead: most commands out at once per participant topic (0: no limit)", &c->max_in_flight},
+        {"breaker-failures", SAGA_CFG_INT, "50", "circuit breaker: consecutive timeouts/retries that open a topic's circuit (0: never)", &c->breaker_failures},
+        {"breaker-cooldown", SAGA_CFG_STRING, "10s", "circuit breaker: how long an open circuit waits before one probe", &c->breaker_cooldown},
         {"check", SAGA_CFG_BOOL, "false", "validate the definitions and exit", &c->check},
         {0},
     };
@@ -139,6 +142,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     saga_log_set_json(strcmp(c->log_format, "text") != 0);
+    if (saga_parse_duration(c->breaker_cooldown, &c->breaker_cooldown_ms)) {
+        fprintf(stderr, "sagad: --breaker-cooldown: '%s' is not a duration (e.g. 10s)\n", c->breaker_cooldown);
+        return 2;
+    }
     if (saga_parse_duration(c->dedup_retention, &c->dedup_retention_ms) || c->dedup_retention_ms < 60000) {
         fprintf(stderr, "sagad: --dedup-retention: '%s' is not a duration of at least 1m (e.g. 168h)\n",
                 c->dedup_retention);
@@ -182,7 +189,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagad: admin API on %s:%lld: %s\n", c->admin_addr, c->admin_port, err);
         return 1;
     }
+    saga_flow_limits_t limits = {.max_in_flight = (int)c->max_in_flight,
+                                 .breaker_failures = (int)c->breaker_failures,
+                                 .breaker_cooldown_ms = c->breaker_cooldown_ms};
+    d.flow = saga_flow_new(&limits);
+    if (!d.flow || sagad_flow_recover(&d)) {
+        fprintf(stderr, "sagad: cannot rebuild flow-control state\n");
+        return 1;
+    }
     d.engine.replies_topic = c->replies_topic;
+    d.engine.flow = d.flow;
     d.rng = saga_random_u64();
     saga_signals_install(&stop_requested, &reload_requested);
     LOG_INFO("sagad", "running: db=%s admin=http://%s:%d", c->db, c->admin_addr, saga_admin_port(admin));
@@ -221,6 +237,7 @@ int main(int argc, char **argv) {
     saga_bus_close(&d.bus);
     saga_store_close(&d.store);
     saga_registry_free(&d.registry);
+    saga_flow_free(&d.flow);
     LOG_INFO("sagad", "stopped");
     return exit_code;
 }

@@ -10,6 +10,7 @@
 #include "bus.h"
 #include "definition.h"
 #include "engine.h"
+#include "flow.h"
 #include "store.h"
 
 typedef struct {
@@ -26,6 +27,9 @@ typedef struct {
     int64_t dedup_retention_ms;
     const char *log_level, *log_format;
     bool check;
+    long long max_in_flight, breaker_failures;
+    const char *breaker_cooldown;
+    int64_t breaker_cooldown_ms;
     saga_kv_list_t kafka_props;
 } sagad_config_t;
 
@@ -40,7 +44,8 @@ typedef struct {
     X(dead_letters, "messages sent to the dead-letter topic")  \
     X(commits, "SQLite transactions committed")                \
     X(produced, "outbox messages produced")                    \
-    X(dedup_pruned, "dedup rows pruned after the retention")
+    X(dedup_pruned, "dedup rows pruned after the retention")   \
+    X(resumed, "queued steps resumed when their topic had room")
 
 typedef struct {
 #define SAGAD_COUNTER_FIELD(name, help) uint64_t name;
@@ -54,6 +59,8 @@ typedef struct {
     saga_store_t *store;
     saga_bus_t *bus;
     saga_engine_config_t engine;
+    saga_flow_t *flow;
+    saga_breaker_state_t breaker_logged[256]; /* last logged state per flow topic index */
     uint64_t rng;
     int64_t relay_after;       /* highest outbox id handed to the producer */
     sagad_counters_t counters;
@@ -63,6 +70,10 @@ typedef struct {
  * in one transaction, store offsets, relay the outbox. Returns 0, or a
  * negative code when the store failed (the process must stop). */
 int sagad_iterate(sagad_t *d, int max_wait_ms);
+
+/* Rebuilds flow-control state (in-flight counts, queued steps) from the
+ * store after a start. */
+int sagad_flow_recover(sagad_t *d);
 
 /* Sends what the outbox holds and waits for acknowledgements (shutdown). */
 int sagad_drain_outbox(sagad_t *d, int timeout_ms);

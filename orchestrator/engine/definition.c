@@ -185,15 +185,17 @@ static bool get_ident(const json_t *obj, const char *key, const ptr_t *at, bool 
         add_err(errs, p.s, "must not be empty");
         return false;
     }
-    if (len > maxlen) {
-        add_err(errs, p.s, "must be at most %zu characters", maxlen);
-        return false;
-    }
+    /* characters first: they are ASCII, so the length below counts
+     * characters (a long run of 'é' is a charset problem, not a length one) */
     for (size_t i = 0; i < len; i++) {
         if (!char_ok(cs, s[i])) {
             add_err(errs, p.s, "may contain only %s", charset_desc(cs));
             return false;
         }
+    }
+    if (len > maxlen) {
+        add_err(errs, p.s, "must be at most %zu characters", maxlen);
+        return false;
     }
     if (len >= outlen) len = outlen - 1; /* cannot happen: maxlen < outlen */
     memcpy(out, s, len);
@@ -309,7 +311,7 @@ static bool get_retry(const json_t *obj, const char *key, const ptr_t *at, saga_
         format_ms(policy->max_backoff_ms, b, sizeof b);
         if (has_max) {
             ptr_t q = ptr_key(&p, "max_backoff");
-            add_err(errs, q.s, "must be at least initial_backoff (%s)", a);
+            add_err(errs, q.s, "must be at least initial_backoff (%s%s)", a, has_init ? "" : ", inherited");
         } else {
             ptr_t q = ptr_key(&p, "initial_backoff");
             add_err(errs, q.s, "must be at most max_backoff (%s, inherited)", b);
@@ -503,8 +505,11 @@ static void decode_after(saga_definition_t *def, const json_t *steps, const int 
 }
 
 /* Depth-first search for cycles; reports each cycle once, at the `after`
- * of the step where it was found. */
-static void find_cycles(const saga_definition_t *def, saga_def_errors_t *errs) {
+ * of the step where it was found, or, when that step's `after` is the
+ * implicit "previous step" (not in the file), at the first step of the
+ * cycle that has an explicit `after` (every cycle has one: implicit edges
+ * only point backwards). */
+static void find_cycles(const saga_definition_t *def, const json_t *steps, saga_def_errors_t *errs) {
     enum { WHITE, GREY, BLACK };
     int color[SAGA_MAX_STEPS] = {0};
     int stack[SAGA_MAX_STEPS], edge[SAGA_MAX_STEPS];
@@ -539,8 +544,12 @@ static void find_cycles(const saga_definition_t *def, saga_def_errors_t *errs) {
                     if (w < 0 || (size_t)w >= sizeof path - len) { len = sizeof path - 1; break; }
                     len += (size_t)w;
                 }
+                int where = u;
+                for (int d = start; d <= depth && !json_object_get(json_array_get(steps, (size_t)where), "after");
+                     d++)
+                    where = stack[d];
                 ptr_t at = {"/steps"};
-                at = ptr_idx(&at, (size_t)u);
+                at = ptr_idx(&at, (size_t)where);
                 at = ptr_key(&at, "after");
                 add_err(errs, at.s, "dependency cycle: %s", path);
             }
@@ -617,7 +626,7 @@ static void validate(saga_definition_t *def, const json_t *json, saga_def_errors
     if (v) {
         if (!json_is_string(v)) add_err(errs, "/description", "must be a string, not %s", type_name(v));
         else if (json_string_length(v) >= sizeof def->description)
-            add_err(errs, "/description", "must be at most %zu characters", sizeof def->description - 1);
+            add_err(errs, "/description", "must be at most %zu bytes", sizeof def->description - 1);
         else if (strlen(json_string_value(v)) != json_string_length(v))
             add_err(errs, "/description", "must not contain NUL characters");
         else memcpy(def->description, json_string_value(v), json_string_length(v) + 1);
@@ -667,7 +676,7 @@ static void validate(saga_definition_t *def, const json_t *json, saga_def_errors
                     &default_comp_retry, name_ok, errs);
     }
     decode_after(def, steps, name_ok, errs);
-    find_cycles(def, errs);
+    find_cycles(def, steps, errs);
 
     uint64_t anc[SAGA_MAX_STEPS];
     compute_ancestors(def, anc);

@@ -11,6 +11,7 @@
 #include "saga_clock.h"
 #include "saga_error.h"
 #include "template.h"
+#include "flow.h"
 #include "transitions.h"
 
 /* ---- names ------------------------------------------------------------ */
@@ -263,14 +264,41 @@ static int send_command(apply_ctx_t *c, int i, saga_command_kind_t kind, char *e
 
 static void begin_compensation(apply_ctx_t *c, const char *code, const char *message);
 
-static void start_attempt(apply_ctx_t *c, int i) {
+/* ---- flow control (bulkhead, circuit breaker) ----------------------------- */
+
+static bool flow_acquire(apply_ctx_t *c, int i) {
+    return !c->cfg->flow || saga_flow_acquire(c->cfg->flow, c->saga->def->steps[i].topic, c->now);
+}
+
+static void flow_release(apply_ctx_t *c, int i) {
+    if (c->cfg->flow) saga_flow_release(c->cfg->flow, c->saga->def->steps[i].topic);
+}
+
+/* A command's outcome is known: ok unless it timed out or asked for a retry. */
+static void flow_done(apply_ctx_t *c, int i, bool ok) {
+    if (c->cfg->flow) saga_flow_done(c->cfg->flow, c->saga->def->steps[i].topic, ok, c->now);
+}
+
+/* The step waits for room on its topic; the caller resumes it (SAGA_EV_RESUME). */
+static void wait_for_room(apply_ctx_t *c, int i, saga_step_status_t status, const char *event) {
+    fx_push(c, (saga_effect_t){.kind = SAGA_FX_WAIT_FOR_ROOM, .slot = i, .topic = c->saga->def->steps[i].topic});
+    set_step_status(c, i, status, event, json_pack("{s:s}", "topic", c->saga->def->steps[i].topic));
+}
+
+/* room_taken: the caller already holds a slot on the step's topic. */
+static void start_attempt(apply_ctx_t *c, int i, bool room_taken) {
     saga_step_state_t *st = &c->saga->steps[i];
     char err[300];
+    if (!room_taken && !flow_acquire(c, i)) {
+        wait_for_room(c, i, SAGA_STEP_QUEUED, "step.queued");
+        return;
+    }
     st->attempt++;
     if (st->attempt == 1) st->started_at = c->now;
     int rc = send_command(c, i, SAGA_KIND_ACTION, err, sizeof err);
     if (rc == SAGA_ETEMPLATE) {
         /* The payload can never render: a business failure, not a retry. */
+        flow_release(c, i);
         set_step_error(st, "TEMPLATE", err);
         st->finished_at = c->now;
         set_step_status(c, i, SAGA_STEP_FAILED, "step.failed", error_detail("TEMPLATE", err, st->attempt));
@@ -294,7 +322,7 @@ static void advance(apply_ctx_t *c) {
     saga_t *s = c->saga;
     bool all_done = true;
     for (int i = 0; i < s->def->step_count && s->status == SAGA_STATUS_RUNNING; i++) {
-        if (s->steps[i].status == SAGA_STEP_PENDING && deps_succeeded(s, i)) start_attempt(c, i);
+        if (s->steps[i].status == SAGA_STEP_PENDING && deps_succeeded(s, i)) start_attempt(c, i, false);
         if (s->steps[i].status != SAGA_STEP_SUCCEEDED) all_done = false;
     }
     if (all_done && s->status == SAGA_STATUS_RUNNING) {
@@ -317,7 +345,11 @@ static void action_transient(apply_ctx_t *c, int i, const char *code, const char
         int64_t delay = saga_backoff_ms(&d->retry, st->attempt, c->rng);
         set_timer(c, i, SAGA_TIMER_BACKOFF, st->attempt, c->now + delay);
         json_t *detail = error_detail(code, message, st->attempt);
-        if (detail) json_object_set_new(detail, "backoff_ms", json_integer(delay));
+        if (detail) {
+            json_object_set_new(detail, "backoff_ms", json_integer(delay));
+            /* replay needs it: a participant may reply "retry" with any code */
+            json_object_set_new(detail, "outcome_unknown", json_boolean(st->outcome_unknown));
+        }
         set_step_status(c, i, SAGA_STEP_RETRY_WAIT, "step.retry_scheduled", detail);
         return;
     }
@@ -341,13 +373,18 @@ static void action_transient(apply_ctx_t *c, int i, const char *code, const char
 
 /* ---- compensation ------------------------------------------------------- */
 
-static void start_compensation(apply_ctx_t *c, int i) {
+static void start_compensation(apply_ctx_t *c, int i, bool room_taken) {
     saga_t *s = c->saga;
     saga_step_state_t *st = &s->steps[i];
     char err[300];
+    if (!room_taken && !flow_acquire(c, i)) {
+        wait_for_room(c, i, SAGA_STEP_COMPENSATION_QUEUED, "compensation.queued");
+        return;
+    }
     st->comp_attempt++;
     int rc = send_command(c, i, SAGA_KIND_COMPENSATION, err, sizeof err);
     if (rc == SAGA_ETEMPLATE) {
+        flow_release(c, i);
         set_step_error(st, "TEMPLATE", err);
         set_step_status(c, i, SAGA_STEP_COMPENSATION_FAILED, "compensation.failed",
                         error_detail("TEMPLATE", err, st->comp_attempt));
@@ -371,7 +408,7 @@ static void continue_compensation(apply_ctx_t *c) {
         int next = -1;
         for (int i = 0; i < s->def->step_count; i++) {
             saga_step_status_t st = s->steps[i].status;
-            if (st == SAGA_STEP_RUNNING || st == SAGA_STEP_COMPENSATING ||
+            if (st == SAGA_STEP_RUNNING || st == SAGA_STEP_COMPENSATING || st == SAGA_STEP_COMPENSATION_QUEUED ||
                 st == SAGA_STEP_COMPENSATION_RETRY_WAIT || st == SAGA_STEP_COMPENSATION_FAILED)
                 return; /* wait for it */
             if ((st == SAGA_STEP_SUCCEEDED || st == SAGA_STEP_UNKNOWN) &&
@@ -383,7 +420,7 @@ static void continue_compensation(apply_ctx_t *c) {
             return;
         }
         if (s->def->steps[next].compensation[0]) {
-            start_compensation(c, next);
+            start_compensation(c, next, false);
             return;
         }
         set_step_status(c, next, SAGA_STEP_COMPENSATED, "compensation.skipped",
@@ -406,7 +443,7 @@ static void begin_compensation(apply_ctx_t *c, const char *code, const char *mes
             saga_step_state_t *st = &s->steps[i];
             if (st->status == SAGA_STEP_PENDING) {
                 set_step_status(c, i, SAGA_STEP_CANCELLED, "step.cancelled", NULL);
-            } else if (st->status == SAGA_STEP_RETRY_WAIT) {
+            } else if (st->status == SAGA_STEP_RETRY_WAIT || st->status == SAGA_STEP_QUEUED) {
                 clear_timer(c, i);
                 st->finished_at = c->now;
                 if (st->outcome_unknown) {
@@ -461,6 +498,7 @@ static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
             STALE("action reply for step '%s' which is %s", name, saga_step_status_name(st->status));
         if (ev->attempt != st->attempt)
             STALE("action reply for attempt %d of step '%s', current attempt is %d", ev->attempt, name, st->attempt);
+        flow_done(c, ev->step, ev->reply_status != SAGA_REPLY_RETRY);
         switch (ev->reply_status) {
         case SAGA_REPLY_SUCCESS:
             json_decref(st->output);
@@ -497,6 +535,7 @@ static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
     if (ev->attempt != st->comp_attempt)
         STALE("compensation reply for attempt %d of step '%s', current attempt is %d", ev->attempt, name,
               st->comp_attempt);
+    flow_done(c, ev->step, ev->reply_status != SAGA_REPLY_RETRY);
     if (ev->reply_status == SAGA_REPLY_SUCCESS) {
         set_step_error(st, "", "");
         clear_timer(c, ev->step);
@@ -527,11 +566,13 @@ static int on_timer(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
     case SAGA_TIMER_STEP_TIMEOUT:
         snprintf(msg, sizeof msg, "no reply within %lld ms", (long long)s->def->steps[i].timeout_ms);
         if (st->status == SAGA_STEP_RUNNING && ev->timer_attempt == st->attempt) {
+            flow_done(c, i, false);
             st->outcome_unknown = true;
             action_transient(c, i, "STEP_TIMEOUT", msg);
             return 0;
         }
         if (st->status == SAGA_STEP_COMPENSATING && ev->timer_attempt == st->comp_attempt) {
+            flow_done(c, i, false);
             compensation_transient(c, i, "STEP_TIMEOUT", msg);
             return 0;
         }
@@ -539,11 +580,11 @@ static int on_timer(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
     case SAGA_TIMER_BACKOFF:
         if (st->status == SAGA_STEP_RETRY_WAIT && ev->timer_attempt == st->attempt &&
             s->status == SAGA_STATUS_RUNNING) {
-            start_attempt(c, i);
+            start_attempt(c, i, false);
             return 0;
         }
         if (st->status == SAGA_STEP_COMPENSATION_RETRY_WAIT && ev->timer_attempt == st->comp_attempt) {
-            start_compensation(c, i);
+            start_compensation(c, i, false);
             return 0;
         }
         break;
@@ -578,6 +619,18 @@ int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_
             STALE("timer for saga '%s' which is %s", saga->id, saga_status_name(saga->status));
         rc = on_timer(&c, ev, why, why_len);
         break;
+    case SAGA_EV_RESUME: {
+        int i = ev->slot;
+        if (i < 0 || i >= saga->def->step_count) STALE("resume for unknown slot %d", i);
+        if (saga->steps[i].status == SAGA_STEP_QUEUED && saga->status == SAGA_STATUS_RUNNING)
+            start_attempt(&c, i, true);
+        else if (saga->steps[i].status == SAGA_STEP_COMPENSATION_QUEUED && saga->status == SAGA_STATUS_COMPENSATING)
+            start_compensation(&c, i, true);
+        else
+            STALE("resume of step '%s' which is %s", saga->def->steps[i].name,
+                  saga_step_status_name(saga->steps[i].status));
+        break;
+    }
     case SAGA_EV_ABORT:
         if (saga->status != SAGA_STATUS_RUNNING)
             STALE("cannot abort saga '%s': it is %s", saga->id, saga_status_name(saga->status));
@@ -594,7 +647,7 @@ int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_
                 /* A fresh retry budget; attempt numbers keep growing so
                  * message ids never repeat. */
                 saga->steps[i].comp_budget_base = saga->steps[i].comp_attempt;
-                start_compensation(&c, i);
+                start_compensation(&c, i, false);
                 break;
             }
         }

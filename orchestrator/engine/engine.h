@@ -40,10 +40,12 @@ typedef enum {
     X(PENDING, "pending")                          \
     X(RUNNING, "running")                          \
     X(RETRY_WAIT, "retry_wait")                    \
+    X(QUEUED, "queued")                            \
     X(SUCCEEDED, "succeeded")                      \
     X(FAILED, "failed")                            \
     X(UNKNOWN, "unknown")                          \
     X(COMPENSATING, "compensating")                \
+    X(COMPENSATION_QUEUED, "compensation_queued")  \
     X(COMPENSATION_RETRY_WAIT, "compensation_retry_wait") \
     X(COMPENSATED, "compensated")                  \
     X(COMPENSATION_FAILED, "compensation_failed")  \
@@ -121,6 +123,7 @@ typedef enum {
     SAGA_EV_TIMER,   /* a timer set by an earlier effect fired */
     SAGA_EV_ABORT,   /* operator: compensate a running saga */
     SAGA_EV_RETRY,   /* operator: resume a compensation_failed saga */
+    SAGA_EV_RESUME,  /* a queued step got room on its topic (the caller took it) */
 } saga_event_kind_t;
 
 typedef struct {
@@ -133,7 +136,7 @@ typedef struct {
     const json_t *output;        /* borrowed */
     const char *error_code;      /* may be NULL */
     const char *error_message;   /* may be NULL */
-    /* TIMER: slot = step index, or -1 for the saga deadline */
+    /* TIMER: slot = step index, or -1 for the saga deadline; RESUME: step index */
     int slot;
     saga_timer_kind_t timer_kind;
     int timer_attempt;
@@ -147,6 +150,7 @@ typedef enum {
     SAGA_FX_CLEAR_TIMER, /* drop the timer of (saga, slot) */
     SAGA_FX_EVENT,       /* lifecycle event: history row + saga.events message */
     SAGA_FX_ALERT,       /* an operator must look (compensation_failed) */
+    SAGA_FX_WAIT_FOR_ROOM, /* the step waits for room on `topic`: queue it, resume it later */
 } saga_effect_kind_t;
 
 typedef struct {
@@ -168,8 +172,11 @@ void saga_effects_init(saga_effects_t *fx);
 void saga_effects_clear(saga_effects_t *fx); /* frees messages, keeps capacity */
 void saga_effects_free(saga_effects_t *fx);
 
+typedef struct saga_flow saga_flow_t;
+
 typedef struct {
     const char *replies_topic;   /* reply_to of every command, e.g. "saga.replies" */
+    saga_flow_t *flow;           /* bulkhead and circuit breaker (flow.h); NULL: no limits */
 } saga_engine_config_t;
 
 /* Applies one event. Returns 0 when the saga changed (effects appended),

@@ -19,6 +19,12 @@
 /* X(from, to, lifecycle event) for steps. */
 #define SAGA_STEP_TRANSITIONS(X)                                          \
     X(PENDING, RUNNING, "step.started")                                   \
+    X(QUEUED, RUNNING, "step.started")                                    \
+    X(PENDING, QUEUED, "step.queued")          /* no room on the topic */ \
+    X(RETRY_WAIT, QUEUED, "step.queued")                                  \
+    X(QUEUED, FAILED, "step.failed")                                      \
+    X(QUEUED, UNKNOWN, "step.unknown")                                    \
+    X(QUEUED, CANCELLED, "step.cancelled")                                \
     X(RETRY_WAIT, RUNNING, "step.started")                                \
     X(PENDING, FAILED, "step.failed")           /* payload cannot render */ \
     X(RETRY_WAIT, FAILED, "step.failed")                                  \
@@ -30,6 +36,12 @@
     X(RETRY_WAIT, CANCELLED, "step.cancelled")                            \
     X(PENDING, CANCELLED, "step.cancelled")                               \
     X(SUCCEEDED, COMPENSATING, "compensation.started")                    \
+    X(COMPENSATION_QUEUED, COMPENSATING, "compensation.started")          \
+    X(SUCCEEDED, COMPENSATION_QUEUED, "compensation.queued")              \
+    X(UNKNOWN, COMPENSATION_QUEUED, "compensation.queued")                \
+    X(COMPENSATION_RETRY_WAIT, COMPENSATION_QUEUED, "compensation.queued") \
+    X(COMPENSATION_FAILED, COMPENSATION_QUEUED, "compensation.queued")    \
+    X(COMPENSATION_QUEUED, COMPENSATION_FAILED, "compensation.failed")    \
     X(UNKNOWN, COMPENSATING, "compensation.started")                      \
     X(COMPENSATION_RETRY_WAIT, COMPENSATING, "compensation.started")      \
     X(COMPENSATION_FAILED, COMPENSATING, "compensation.started")          \

@@ -49,6 +49,10 @@
                   " ORDER BY due_at LIMIT ?")                                                      \
     X(timer_next, "SELECT min(due_at) FROM timers")                                                \
     X(def_get, "SELECT hash FROM definitions WHERE name = ? AND version = ?")                      \
+    X(active_steps, "SELECT st.saga_id, s.definition, s.version, st.idx, st.status FROM steps st"  \
+                    " JOIN sagas s ON s.id = st.saga_id WHERE st.status IN"                       \
+                    " ('running', 'compensating', 'queued', 'compensation_queued')"               \
+                    " ORDER BY st.updated_at")                                                     \
     X(def_all, "SELECT name, version, json FROM definitions ORDER BY name, version")              \
     X(def_put, "INSERT INTO definitions (name, version, hash, json, loaded_at) VALUES (?, ?, ?, ?, ?)")
 
@@ -373,6 +377,8 @@ static int save_effect(saga_store_t *st, const saga_t *s, const saga_effect_t *e
         sqlite3_bind_int64(q, 5, e->due_at);
         return run(st, q, "timer set");
     }
+    case SAGA_FX_WAIT_FOR_ROOM:
+        return 0; /* the step's status (queued) is the durable record; the loop queues it */
     case SAGA_FX_CLEAR_TIMER:
         bind_text(st->timer_clear, 1, s->id);
         sqlite3_bind_int(st->timer_clear, 2, e->slot);
@@ -551,4 +557,20 @@ int saga_store_load_retired(saga_store_t *st, saga_registry_t *reg, char *err, s
         result = SAGA_ESTORE;
     }
     return result;
+}
+
+int saga_store_active_steps(saga_store_t *st,
+                            int (*fn)(const char *saga_id, const char *definition, int version, int idx,
+                                      const char *status, void *user),
+                            void *user) {
+    sqlite3_stmt *q = st->active_steps;
+    int rc, n = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        n++;
+        if (fn((const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1),
+               sqlite3_column_int(q, 2), sqlite3_column_int(q, 3), (const char *)sqlite3_column_text(q, 4), user))
+            break;
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : fail(st, "active steps");
 }

@@ -95,6 +95,15 @@ long long saga_store_outbox_backlog(saga_store_t *st);
 int saga_store_put_definition(saga_store_t *st, const saga_definition_t *def, int64_t now, char *err,
                               size_t errlen);
 
+/* Calls fn for every step whose command is out or waiting for room
+ * (running, compensating, queued, compensation_queued), oldest change
+ * first: how the loop rebuilds its flow-control state after a restart.
+ * Returns the number of rows or a negative code. */
+int saga_store_active_steps(saga_store_t *st,
+                            int (*fn)(const char *saga_id, const char *definition, int version, int idx,
+                                      const char *status, void *user),
+                            void *user);
+
 /* Adds to reg, marked retired, every stored definition that reg does not
  * hold, so sagas started on a version whose file is gone can finish.
  * Returns 0 or an error with err set. */

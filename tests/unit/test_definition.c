@@ -221,6 +221,44 @@ static void test_parallel_steps(void **state) {
     saga_definition_free(&def);
 }
 
+/* sagas/trip_booking.json: two steps in parallel, a third after both. */
+static void test_trip_booking_example(void **state) {
+    (void)state;
+    saga_def_errors_t errs;
+    saga_definition_t *def = parse_fixture("sagas/trip_booking.json", &errs);
+    if (!def) dump_errors(&errs);
+    assert_non_null(def);
+    assert_string_equal(def->name, "trip_booking");
+    assert_int_equal(def->version, 1);
+    assert_int_equal(def->timeout_ms, 10 * 60 * 1000);
+    assert_int_equal(def->step_count, 3);
+    assert_string_equal(def->steps[0].name, "reserve_flight");
+    assert_string_equal(def->steps[0].topic, "flight.commands");
+    assert_string_equal(def->steps[1].topic, "hotel.commands");
+    assert_string_equal(def->steps[2].topic, "payment.commands");
+    /* reserve_flight and reserve_hotel start with the saga */
+    assert_int_equal(def->steps[0].after_count, 0);
+    assert_int_equal(def->steps[1].after_count, 0);
+    assert_int_equal(def->steps[2].after_count, 2);
+    assert_int_equal(def->steps[2].after[0], 0);
+    assert_int_equal(def->steps[2].after[1], 1);
+    for (int i = 0; i < 3; i++) assert_true(strlen(def->steps[i].compensation) > 0);
+    assert_non_null(def->steps[0].compensation_payload);
+    assert_non_null(def->steps[1].compensation_payload);
+    assert_null(def->steps[2].compensation_payload);
+    /* timeouts and merged retry policies */
+    assert_int_equal(def->steps[0].timeout_ms, 15000);
+    assert_int_equal(def->steps[1].timeout_ms, 30000);
+    assert_int_equal(def->steps[0].retry.max_attempts, 4);
+    assert_int_equal(def->steps[2].retry.max_attempts, 3);
+    assert_int_equal(def->steps[2].retry.initial_backoff_ms, 200);
+    assert_int_equal(def->steps[2].retry.max_backoff_ms, 5000);
+    assert_int_equal(def->steps[2].compensation_retry.max_attempts, 20);
+    assert_int_equal(def->steps[2].compensation_retry.initial_backoff_ms, 200);
+    assert_int_equal(def->steps[2].compensation_retry.max_backoff_ms, 60000);
+    saga_definition_free(&def);
+}
+
 /* ---- error classes ---- */
 
 static void test_err_unknown_fields_all_levels(void **state) {
@@ -370,7 +408,7 @@ static void test_err_retry_inherited_backoff(void **state) {
     expect_only_error("", "\"retry\":{\"initial_backoff\":\"20s\"}", "/steps/0/retry/initial_backoff",
                       "must be at most max_backoff (10s, inherited)");
     expect_only_error("", "\"compensation_retry\":{\"max_backoff\":\"100ms\"}",
-                      "/steps/0/compensation_retry/max_backoff", "must be at least initial_backoff (200ms)");
+                      "/steps/0/compensation_retry/max_backoff", "must be at least initial_backoff (200ms, inherited)");
     expect_only_error("", "\"retry\":{\"max_attempts\":1.0}", "/steps/0/retry/max_attempts",
                       "must be an integer, not a number");
     expect_only_error("", "\"retry\":5", "/steps/0/retry", "must be an object, not an integer");
@@ -731,6 +769,7 @@ static void test_load_dir_sagas(void **state) {
     char report[1024];
     assert_int_equal(saga_registry_load_dir(reg, dir, report, sizeof report), 0);
     assert_non_null(saga_registry_get(reg, "order_fulfillment", 1));
+    assert_non_null(saga_registry_get(reg, "trip_booking", 1));
     saga_registry_free(&reg);
     free(dir);
 }
@@ -841,6 +880,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_example_payloads),
         cmocka_unit_test(test_builtin_defaults),
         cmocka_unit_test(test_parallel_steps),
+        cmocka_unit_test(test_trip_booking_example),
         cmocka_unit_test(test_err_unknown_fields_all_levels),
         cmocka_unit_test(test_err_types_all_reported),
         cmocka_unit_test(test_err_not_an_object),

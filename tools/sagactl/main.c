@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum { EXIT_OK = 0, EXIT_API = 1, EXIT_USAGE = 2, EXIT_CONNECT = 3 };
 
@@ -449,12 +450,17 @@ static char *read_stdin(size_t *len_out) {
     return buf;
 }
 
+/* line < 0 marks a problem of the whole file (cannot read it), which has
+ * no pointer: "FILE: message". */
+#define WHOLE_FILE (-1)
+
 /* One problem line, "FILE:POINTER: message" or "FILE:LINE:COL: message"
  * (the format of saga_registry_load_dir's report), with control
  * characters shown as '?'. */
 static void problem(const char *file, const saga_def_error_t *e) {
     put_text(stderr, file);
-    if (e->line > 0) fprintf(stderr, ":%d:%d: ", e->line, e->column);
+    if (e->line == WHOLE_FILE) fputs(": ", stderr);
+    else if (e->line > 0) fprintf(stderr, ":%d:%d: ", e->line, e->column);
     else {
         fputc(':', stderr);
         put_text(stderr, e->pointer);
@@ -485,9 +491,10 @@ static json_t *verdict_json(const char *file, const saga_definition_t *def, cons
     int kept = errs->count < 32 ? errs->count : 32;
     for (int i = 0; list && i < kept; i++) {
         const saga_def_error_t *e = &errs->items[i];
-        json_t *item = e->line > 0 ? json_pack("{s:i, s:i, s:s}", "line", e->line, "column", e->column,
-                                               "message", e->message)
-                                   : json_pack("{s:s, s:s}", "pointer", e->pointer, "message", e->message);
+        json_t *item = e->line == WHOLE_FILE ? json_pack("{s:s}", "message", e->message)
+                       : e->line > 0 ? json_pack("{s:i, s:i, s:s}", "line", e->line, "column", e->column,
+                                                 "message", e->message)
+                                     : json_pack("{s:s, s:s}", "pointer", e->pointer, "message", e->message);
         if (!item || json_array_append_new(list, item) != 0) {
             json_decref(list);
             list = NULL;
@@ -521,15 +528,21 @@ static int cmd_validate(ctl_t *ctl, int argc, char **argv) {
         memset(&errs, 0, sizeof errs);
         saga_definition_t *def = NULL;
         size_t len = 0;
-        char *text = strcmp(file, "-") == 0 ? read_stdin(&len) : saga_read_file(file, &len);
+        struct stat st;
+        char *text = NULL;
+        if (strcmp(file, "-") == 0) text = read_stdin(&len);
+        else if (stat(file, &st) == 0 && S_ISDIR(st.st_mode)) errno = EISDIR;
+        else text = saga_read_file(file, &len);
         if (!text) {
             snprintf(errs.items[0].message, sizeof errs.items[0].message, "cannot read: %s", strerror(errno));
+            errs.items[0].line = WHOLE_FILE;
             errs.count = 1;
         } else {
             def = saga_definition_parse(text, len, &errs);
             saga_free(text);
             if (!def && errs.count == 0) {
                 snprintf(errs.items[0].message, sizeof errs.items[0].message, "invalid definition");
+                errs.items[0].line = WHOLE_FILE;
                 errs.count = 1;
             }
         }
