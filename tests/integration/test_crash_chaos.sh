@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# 2,000 sagas with business failures mixed in while sagad is killed with
+# kill -9 twenty times at random moments and restarted each time. Every saga
+# must end in the state its input determines (what a run without crashes
+# gives: completed, or compensated for the out-of-stock and declined ones),
+# and no participant may have applied an action or compensation twice.
+. "$(dirname "$0")/lib.sh"
+WAVES=${WAVES:-20}
+PER=${PER:-100}              # sagas per wave: 80% complete, 10% out of stock, 10% declined
+SEED=${SEED:-$RANDOM}
+echo "# seed $SEED (SEED=$SEED to repeat)"
+RANDOM=$SEED
+stack_up
+killed_mid_run=0
+for wave in $(seq 1 "$WAVES"); do
+  publish_starts "ok$wave" $((PER * 8 / 10))
+  publish_starts "oos$wave" $((PER / 10)) c-2 sku-empty
+  publish_starts "dec$wave" $((PER / 10)) c-broke sku-2
+  sleep "0.$((RANDOM % 10))$((RANDOM % 10))"
+  kill -9 "$SAGAD_PID"
+  wait_exit sagad 10 || fail "sagad did not die"
+  open=$(saga_sql "SELECT count(*) FROM sagas WHERE status NOT IN ('completed','compensated','compensation_failed')")
+  [ "$open" -gt 0 ] && killed_mid_run=$((killed_mid_run + 1))
+  "$STACK" restart-sagad "$DIR" >>"$DIR/stack-up.out" 2>&1 || fail "restart $wave of sagad"
+  reload_env
+done
+TOTAL=$((WAVES * PER))
+echo "ok - $WAVES kills, $killed_mid_run of them with sagas in flight"
+check "most kills hit sagas in flight" test "$killed_mid_run" -ge $((WAVES / 2))
+check "all $TOTAL sagas ended" wait_count "SELECT count(*) FROM sagas WHERE status IN ('completed','compensated')" "$TOTAL" 300
+check "every ok saga completed" eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'ok%' AND status='completed'")" $((TOTAL * 8 / 10))
+check "every out-of-stock saga compensated for that reason" \
+  eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'oos%' AND status='compensated' AND error_code='OUT_OF_STOCK'")" $((TOTAL / 10))
+check "every declined saga compensated for that reason" \
+  eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'dec%' AND status='compensated' AND error_code='PAYMENT_DECLINED'")" $((TOTAL / 10))
+check "no order created twice" eq "$(sql "$ORDER_DB" "SELECT count(*) FROM (SELECT saga_id FROM orders GROUP BY saga_id HAVING count(*) > 1)")" 0
+check "one order per saga, cancelled exactly for the compensated ones" \
+  eq "$(sql "$ORDER_DB" "SELECT sum(status='created') || '/' || sum(status='cancelled') FROM orders")" "$((TOTAL * 8 / 10))/$((TOTAL / 5))"
+check "no stock reserved twice; declined sagas' stock released" \
+  eq "$(sql "$INVENTORY_DB" "SELECT sum(status='reserved') || '/' || sum(status='released') || '/' || count(DISTINCT saga_id) FROM reservations")" "$((TOTAL * 8 / 10))/$((TOTAL / 10))/$((TOTAL * 9 / 10))"
+check "one charge per completed saga, none for the others" \
+  eq "$(sql "$PAYMENT_DB" "SELECT count(*) || '/' || count(DISTINCT saga_id) || '/' || sum(saga_id LIKE 'ok%') FROM charges WHERE status='charged'")" "$((TOTAL * 8 / 10))/$((TOTAL * 8 / 10))/$((TOTAL * 8 / 10))"
+check "no compensation applied twice (one processed row per key)" \
+  eq "$(sql "$INVENTORY_DB" "SELECT count(*) FROM processed WHERE kind='compensation'")" "$((TOTAL / 10))"
+check "stock conserved" eq "$(sql "$INVENTORY_DB" "SELECT (SELECT sum(initial - available) FROM stock) = (SELECT coalesce(sum(qty), 0) FROM reservations WHERE status='reserved')")" 1
+check "money conserved" eq "$(sql "$PAYMENT_DB" "SELECT (SELECT sum(initial - balance) FROM accounts) = (SELECT coalesce(sum(amount), 0) FROM charges WHERE status='charged')")" 1
+check "every history gap-free" history_gap_free
+check "outbox drained" wait_count "SELECT count(*) FROM outbox" 0 30
+echo "$CHECKS passed, 0 failed"

@@ -1,0 +1,885 @@
+/* Randomized simulation of the pure engine: thousands of sagas on several
+ * definition shapes, driven by random replies (success / failure / retry),
+ * duplicates and replies for old attempts, timers from a fake timer table
+ * (fed by SET_TIMER / CLEAR_TIMER effects) with a fake clock that jumps to
+ * the next due timer, and operator abort / retry. Invariants are checked
+ * after every event (see check_* below and docs in the report):
+ *   (a) every saga ends in a terminal state within a bounded number of events;
+ *   (b) compensation commands go exactly to the steps that succeeded or whose
+ *       outcome is unknown and that have a compensation, in reverse completion
+ *       order, one at a time, only when no action is in flight;
+ *   (c) no action command after compensation began;
+ *   (d) replaying the emitted events (saga_replay) gives the engine's saga;
+ *   (e) seq is gap-free;
+ *   (f) a stale event returns SAGA_ESTALE and changes nothing (saga bytes,
+ *       JSON values, rng, no effects);
+ *   (g) compensation_failed is only left by an operator retry;
+ * and also: every timer in the table is accepted when it fires and every
+ * other timer is stale; each running/waiting step has exactly its timer;
+ * command message ids never repeat; an action starts only when its `after`
+ * steps have succeeded.
+ *
+ * Seed: random, printed; SAGA_SIM_SEED=<n> reproduces a run,
+ * SAGA_SIM_SAGAS=<n> changes the number of sagas per shape,
+ * SAGA_SIM_TRACE=1 prints every event of every saga. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "test_filter.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "replay.h"
+#include "saga_alloc.h"
+#include "saga_clock.h"
+#include "saga_error.h"
+
+#define SAGAS_PER_SHAPE 2000 /* 5 shapes: 10,000 sagas */
+#define EVENT_LIMIT 2000     /* (a): applied events per saga, stale ones included */
+#define CALM_AFTER 300       /* then only successes and due timers: it must end */
+#define MAX_OPERATOR_RETRIES 4
+#define TRACE_LINES 64
+
+static uint64_t g_seed;
+static int g_sagas = SAGAS_PER_SHAPE;
+static bool g_trace;
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int rnd(uint64_t *s, int n) { return n <= 0 ? 0 : (int)(splitmix(s) % (uint64_t)n); }
+static bool chance(uint64_t *s, int percent) { return rnd(s, 100) < percent; }
+
+/* ---- definitions built in code ------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    saga_definition_t def;
+    int fail_pct, retry_pct;      /* action replies: failure / retry, the rest success */
+    int comp_fail_pct;            /* compensation replies that are not success */
+    int abort_pct;                /* per 1000 events */
+} shape_t;
+
+static shape_t g_shape;
+
+static saga_retry_policy_t policy(int attempts, int64_t initial, double mult, int64_t max, saga_jitter_t j) {
+    return (saga_retry_policy_t){attempts, initial, mult, max, j};
+}
+
+static void add_step(saga_definition_t *d, const char *comp, int attempts, int comp_attempts) {
+    saga_step_def_t *s = &d->steps[d->step_count];
+    snprintf(s->name, sizeof s->name, "s%d", d->step_count);
+    snprintf(s->topic, sizeof s->topic, "topic%d", d->step_count);
+    snprintf(s->action, sizeof s->action, "do%d", d->step_count);
+    snprintf(s->compensation, sizeof s->compensation, "%s", comp ? comp : "");
+    s->payload = json_pack("{s:s, s:s}", "order", "${input.order_id}", "saga", "${saga.id}");
+    s->timeout_ms = 1000;
+    s->retry = policy(attempts, 100, 2, 800, SAGA_JITTER_FULL);
+    s->compensation_retry = policy(comp_attempts, 200, 2, 1000, SAGA_JITTER_FULL);
+    if (d->step_count > 0) {
+        s->after[0] = d->step_count - 1;
+        s->after_count = 1;
+    }
+    d->step_count++;
+}
+
+static void release_shape(void) {
+    for (int i = 0; i < g_shape.def.step_count; i++) {
+        json_decref(g_shape.def.steps[i].payload);
+        json_decref(g_shape.def.steps[i].compensation_payload);
+    }
+    memset(&g_shape, 0, sizeof g_shape);
+}
+
+static void begin_shape(const char *name) {
+    release_shape();
+    g_shape.name = name;
+    snprintf(g_shape.def.name, sizeof g_shape.def.name, "sim_%s", name);
+    g_shape.def.version = 1;
+    g_shape.fail_pct = 8;
+    g_shape.retry_pct = 15;
+    g_shape.comp_fail_pct = 20;
+    g_shape.abort_pct = 10;
+}
+
+/* ---- one simulated saga ------------------------------------------------------ */
+
+typedef struct {
+    int step;
+    saga_command_kind_t kind;
+    int attempt;
+} cmd_t;
+
+typedef struct {
+    bool set;
+    saga_timer_kind_t kind;
+    int attempt;
+    int64_t due;
+} tmr_t;
+
+typedef struct {
+    long sagas, events, stale, completed, compensated, comp_failed_final, op_retries, aborts,
+        deadlines, step_timeouts, template_failures, comp_commands, replays, max_events;
+} stats_t;
+
+typedef struct {
+    const saga_definition_t *def;
+    saga_engine_config_t cfg;
+    saga_t saga, replica, before;
+    json_t *before_input, *before_outputs[SAGA_MAX_STEPS];
+    saga_effects_t fx;
+    uint64_t eng_rng, rng;
+    int64_t now;
+    json_t **events;
+    int nev, cap_ev;
+    cmd_t *cmds;
+    int ncmd, cap_cmd;
+    tmr_t timers[SAGA_MAX_STEPS + 1]; /* slot + 1 */
+    bool comp_began;
+    int completed[SAGA_MAX_STEPS], ncompleted; /* steps in the order step.succeeded/unknown were seen */
+    int comp_steps[SAGA_MAX_STEPS], ncomp_steps; /* steps compensated, in the order of their first command */
+    bool timed_out[SAGA_MAX_STEPS];
+    int op_retries;
+    long applied;
+    /* snapshot for the until_ms check */
+    saga_t snap;
+    bool have_snap;
+    int64_t snap_at;
+    uint64_t saga_seed;
+    int index;
+    char trace[TRACE_LINES][200];
+    int ntrace;
+    stats_t *stats;
+} sim_t;
+
+static void trace(sim_t *s, const char *fmt, ...) {
+    char *line = s->trace[s->ntrace++ % TRACE_LINES];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof s->trace[0], fmt, ap);
+    va_end(ap);
+    if (g_trace) fprintf(stderr, "[%s #%d] %s\n", g_shape.name, s->index, line);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void sim_fail(sim_t *s, const char *fmt, ...) {
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nSIM FAILURE shape=%s saga #%d (SAGA_SIM_SEED=%" PRIu64 ") after %ld events: %s\n",
+            g_shape.name, s->index, g_seed, s->applied, msg);
+    int first = s->ntrace > TRACE_LINES ? s->ntrace - TRACE_LINES : 0;
+    fprintf(stderr, "last events:\n");
+    for (int i = first; i < s->ntrace; i++) fprintf(stderr, "  %s\n", s->trace[i % TRACE_LINES]);
+    fprintf(stderr, "state: status=%s seq=%lld\n", saga_status_name(s->saga.status), (long long)s->saga.seq);
+    for (int i = 0; i < s->def->step_count; i++) {
+        const saga_step_state_t *st = &s->saga.steps[i];
+        fprintf(stderr, "  %s: %s attempt=%d comp_attempt=%d base=%d unknown=%d order=%d\n",
+                s->def->steps[i].name, saga_step_status_name(st->status), st->attempt, st->comp_attempt,
+                st->comp_budget_base, st->outcome_unknown, st->completion_order);
+    }
+    fail_msg("%s", msg);
+}
+
+#define CHECK(s, cond, ...) do { if (!(cond)) sim_fail(s, __VA_ARGS__); } while (0)
+
+static void deep_copy_saga(saga_t *dst, const saga_t *src) {
+    *dst = *src;
+    dst->input = src->input ? json_deep_copy(src->input) : NULL;
+    for (int i = 0; i < SAGA_MAX_STEPS; i++)
+        dst->steps[i].output = src->steps[i].output ? json_deep_copy(src->steps[i].output) : NULL;
+}
+
+static void sim_init(sim_t *s, const saga_definition_t *def, int index, uint64_t seed, stats_t *stats) {
+    memset(s, 0, sizeof *s);
+    s->def = def;
+    s->cfg.replies_topic = "saga.replies";
+    s->saga_seed = seed;
+    s->rng = seed;
+    s->eng_rng = splitmix(&s->rng);
+    s->now = 1700000000000 + rnd(&s->rng, 1000000);
+    s->index = index;
+    s->stats = stats;
+    char id[64];
+    snprintf(id, sizeof id, "sim-%d", index);
+    json_t *input = json_pack("{s:s, s:i}", "order_id", id, "n", index);
+    saga_init(&s->saga, id, def, input, "00-abc-def-01", s->now);
+    json_decref(input);
+    saga_replay_init(&s->replica, def, id);
+    saga_effects_init(&s->fx);
+}
+
+static void sim_free(sim_t *s) {
+    saga_effects_free(&s->fx);
+    saga_clear(&s->saga);
+    saga_clear(&s->replica);
+    if (s->have_snap) saga_clear(&s->snap);
+    for (int i = 0; i < s->nev; i++) json_decref(s->events[i]);
+    saga_free(s->events);
+    saga_free(s->cmds);
+}
+
+static int64_t next_due(const sim_t *s, int *slot) {
+    int64_t best = INT64_MAX;
+    *slot = -2;
+    for (int i = 0; i <= s->def->step_count; i++)
+        if (s->timers[i].set && s->timers[i].due < best) {
+            best = s->timers[i].due;
+            *slot = i - 1;
+        }
+    return best;
+}
+
+static const char *event_text(const saga_event_t *ev, char *buf, size_t len) {
+    static const char *const st[] = {"success", "failure", "retry"};
+    switch (ev->kind) {
+    case SAGA_EV_START: snprintf(buf, len, "start"); break;
+    case SAGA_EV_REPLY:
+        snprintf(buf, len, "reply s%d %s #%d %s", ev->step, saga_command_kind_name(ev->command_kind), ev->attempt,
+                 st[ev->reply_status]);
+        break;
+    case SAGA_EV_TIMER:
+        snprintf(buf, len, "timer slot %d %s #%d", ev->slot, saga_timer_kind_name(ev->timer_kind), ev->timer_attempt);
+        break;
+    case SAGA_EV_ABORT: snprintf(buf, len, "abort"); break;
+    case SAGA_EV_RETRY: snprintf(buf, len, "operator retry"); break;
+    }
+    return buf;
+}
+
+/* (b) for a compensation command for step i (checked on the state after the apply) */
+static void check_compensation_command(sim_t *s, int i, int attempt) {
+    const saga_t *g = &s->saga;
+    const saga_step_state_t *st = &g->steps[i];
+    CHECK(s, s->def->steps[i].compensation[0], "compensation command for s%d which has no compensation", i);
+    CHECK(s, st->completion_order > 0, "compensation command for s%d which never succeeded nor is unknown", i);
+    CHECK(s, g->status == SAGA_STATUS_COMPENSATING, "compensation command while saga is %s",
+          saga_status_name(g->status));
+    CHECK(s, st->status == SAGA_STEP_COMPENSATING, "compensation command but s%d is %s", i,
+          saga_step_status_name(st->status));
+    for (int k = 0; k < s->def->step_count; k++) {
+        saga_step_status_t o = g->steps[k].status;
+        if (k != i) {
+            CHECK(s, o != SAGA_STEP_COMPENSATING && o != SAGA_STEP_COMPENSATION_RETRY_WAIT &&
+                         o != SAGA_STEP_COMPENSATION_FAILED,
+                  "compensation of s%d sent while s%d is %s (not one at a time)", i, k, saga_step_status_name(o));
+            CHECK(s, o != SAGA_STEP_RUNNING && o != SAGA_STEP_RETRY_WAIT,
+                  "compensation of s%d sent while action s%d is %s", i, k, saga_step_status_name(o));
+        }
+        if (g->steps[k].completion_order > st->completion_order)
+            CHECK(s, o == SAGA_STEP_COMPENSATED, "compensation of s%d (order %d) before s%d (order %d, %s)", i,
+                  st->completion_order, k, g->steps[k].completion_order, saga_step_status_name(o));
+    }
+    bool seen = false;
+    for (int k = 0; k < s->ncomp_steps; k++) seen |= s->comp_steps[k] == i;
+    if (!seen) s->comp_steps[s->ncomp_steps++] = i; /* distinct steps, in the order compensated */
+    s->stats->comp_commands++;
+}
+
+static void check_command(sim_t *s, const saga_effect_t *e) {
+    const char *step = json_string_value(json_object_get(e->message, "step"));
+    int i = saga_definition_step_index(s->def, step);
+    int kind = saga_command_kind_parse(json_string_value(json_object_get(e->message, "kind")));
+    int attempt = (int)json_integer_value(json_object_get(e->message, "attempt"));
+    CHECK(s, i >= 0 && kind >= 0 && attempt >= 1, "malformed command");
+    CHECK(s, strcmp(e->topic, s->def->steps[i].topic) == 0, "command for s%d on topic %s", i, e->topic);
+    char mid[256];
+    snprintf(mid, sizeof mid, "%s/%s/%s/%d", s->saga.id, step, saga_command_kind_name(kind), attempt);
+    CHECK(s, strcmp(mid, json_string_value(json_object_get(e->message, "message_id"))) == 0,
+          "message_id %s", json_string_value(json_object_get(e->message, "message_id")));
+    for (int k = 0; k < s->ncmd; k++)
+        CHECK(s, !(s->cmds[k].step == i && (int)s->cmds[k].kind == kind && s->cmds[k].attempt == attempt),
+              "command %s sent twice", mid);
+    if (s->ncmd == s->cap_cmd) {
+        s->cap_cmd = s->cap_cmd ? s->cap_cmd * 2 : 32;
+        s->cmds = saga_realloc(s->cmds, (size_t)s->cap_cmd * sizeof *s->cmds);
+        assert_non_null(s->cmds);
+    }
+    s->cmds[s->ncmd++] = (cmd_t){i, (saga_command_kind_t)kind, attempt};
+    if (kind == SAGA_KIND_ACTION) {
+        CHECK(s, !s->comp_began, "(c) action command %s after compensation began", mid); /* (c) */
+        CHECK(s, attempt == s->saga.steps[i].attempt, "action attempt %d, step says %d", attempt,
+              s->saga.steps[i].attempt);
+        const saga_step_def_t *d = &s->def->steps[i];
+        for (int k = 0; k < d->after_count; k++)
+            CHECK(s, s->saga.steps[d->after[k]].status == SAGA_STEP_SUCCEEDED,
+                  "action s%d started before its dependency s%d succeeded", i, d->after[k]);
+        CHECK(s, attempt <= d->retry.max_attempts, "action attempt %d over the budget %d", attempt,
+              d->retry.max_attempts);
+    } else {
+        check_compensation_command(s, i, attempt);
+    }
+}
+
+static void check_event(sim_t *s, const saga_event_t *in, const json_t *ev) {
+    int64_t seq = (int64_t)json_integer_value(json_object_get(ev, "seq"));
+    CHECK(s, seq == s->nev + 1, "(e) seq %lld after %d events", (long long)seq, s->nev); /* (e) */
+    if (s->nev == s->cap_ev) {
+        s->cap_ev = s->cap_ev ? s->cap_ev * 2 : 64;
+        s->events = saga_realloc(s->events, (size_t)s->cap_ev * sizeof *s->events);
+        assert_non_null(s->events);
+    }
+    s->events[s->nev++] = json_incref((json_t *)ev);
+    const char *name = json_string_value(json_object_get(ev, "event"));
+    const char *step = json_string_value(json_object_get(ev, "step"));
+    int i = step ? saga_definition_step_index(s->def, step) : -1;
+    trace(s, "    -> %lld %s %s", (long long)seq, name, step ? step : "");
+    if (strcmp(name, "saga.compensating") == 0) s->comp_began = true;
+    if (strcmp(name, "step.succeeded") == 0) {
+        CHECK(s, in->kind == SAGA_EV_REPLY && in->step == i && in->reply_status == SAGA_REPLY_SUCCESS &&
+                     in->command_kind == SAGA_KIND_ACTION,
+              "step.succeeded for s%d without a success reply", i);
+        s->completed[s->ncompleted++] = i;
+    }
+    if (strcmp(name, "step.unknown") == 0) {
+        CHECK(s, s->timed_out[i], "step.unknown for s%d which never timed out", i);
+        s->completed[s->ncompleted++] = i;
+    }
+    if (strcmp(name, "step.failed") == 0 &&
+        strcmp(json_string_value(json_object_get(json_object_get(ev, "detail"), "code")), "TEMPLATE") == 0)
+        s->stats->template_failures++;
+    /* (d) incremental replay */
+    char err[300];
+    int rc = saga_replay_event(&s->replica, ev, err, sizeof err);
+    CHECK(s, rc == 0, "(d) replay of seq %lld failed: %s", (long long)seq, err);
+}
+
+/* Each step in a waiting status has exactly its timer; terminal steps none. */
+static void check_timers(sim_t *s) {
+    const saga_t *g = &s->saga;
+    bool live = !saga_status_is_terminal(g->status);
+    const tmr_t *dl = &s->timers[0];
+    if (g->status == SAGA_STATUS_RUNNING && g->deadline_at)
+        CHECK(s, dl->set && dl->kind == SAGA_TIMER_DEADLINE && dl->due == g->deadline_at, "deadline timer missing");
+    else
+        CHECK(s, !dl->set, "deadline timer left while saga is %s", saga_status_name(g->status));
+    bool any = false;
+    for (int i = 0; i < s->def->step_count; i++) {
+        const saga_step_state_t *st = &g->steps[i];
+        const tmr_t *t = &s->timers[i + 1];
+        any |= t->set;
+        switch (st->status) {
+        case SAGA_STEP_RUNNING:
+            CHECK(s, t->set && t->kind == SAGA_TIMER_STEP_TIMEOUT && t->attempt == st->attempt,
+                  "s%d running without its timeout timer", i);
+            break;
+        case SAGA_STEP_RETRY_WAIT:
+            CHECK(s, t->set && t->kind == SAGA_TIMER_BACKOFF && t->attempt == st->attempt,
+                  "s%d retry_wait without its backoff timer", i);
+            break;
+        case SAGA_STEP_COMPENSATING:
+            CHECK(s, t->set && t->kind == SAGA_TIMER_STEP_TIMEOUT && t->attempt == st->comp_attempt,
+                  "s%d compensating without its timeout timer", i);
+            break;
+        case SAGA_STEP_COMPENSATION_RETRY_WAIT:
+            CHECK(s, t->set && t->kind == SAGA_TIMER_BACKOFF && t->attempt == st->comp_attempt,
+                  "s%d compensation_retry_wait without its backoff timer", i);
+            break;
+        default:
+            CHECK(s, !t->set, "timer (%s #%d) left for s%d which is %s", saga_timer_kind_name(t->kind), t->attempt,
+                  i, saga_step_status_name(st->status));
+        }
+    }
+    if (live) CHECK(s, any || dl->set, "saga %s with no timer: it would be stuck", saga_status_name(g->status));
+}
+
+/* Applies one event and checks everything. Returns the engine's rc. */
+static int sim_apply(sim_t *s, const saga_event_t *ev) {
+    char text[128], why[256] = "";
+    saga_status_t prev_status = s->saga.status;
+    /* (f) snapshot: the struct's bytes, its JSON values, the rng */
+    memcpy(&s->before, &s->saga, sizeof s->saga);
+    s->before_input = s->saga.input ? json_deep_copy(s->saga.input) : NULL;
+    for (int i = 0; i < s->def->step_count; i++)
+        s->before_outputs[i] = s->saga.steps[i].output ? json_deep_copy(s->saga.steps[i].output) : NULL;
+    uint64_t rng_before = s->eng_rng;
+
+    saga_effects_clear(&s->fx);
+    int rc = saga_engine_apply(&s->cfg, &s->saga, ev, s->now, &s->eng_rng, &s->fx, why, sizeof why);
+    s->applied++;
+    s->stats->events++;
+    trace(s, "t=%lld %s -> %s%s%s", (long long)(s->now % 1000000), event_text(ev, text, sizeof text),
+          rc == 0 ? "ok" : saga_errname(rc), rc ? ": " : "", rc ? why : "");
+    if (rc == SAGA_ESTALE) {
+        s->stats->stale++;
+        CHECK(s, s->fx.count == 0, "(f) stale event left %d effects", s->fx.count);
+        CHECK(s, memcmp(&s->before, &s->saga, sizeof s->saga) == 0, "(f) stale event changed the saga's bytes");
+        CHECK(s, s->eng_rng == rng_before, "(f) stale event advanced the rng");
+        CHECK(s, (!s->before_input && !s->saga.input) || json_equal(s->before_input, s->saga.input),
+              "(f) stale event changed the input");
+        for (int i = 0; i < s->def->step_count; i++)
+            CHECK(s, (!s->before_outputs[i] && !s->saga.steps[i].output) ||
+                         json_equal(s->before_outputs[i], s->saga.steps[i].output),
+                  "(f) stale event changed s%d's output", i);
+        CHECK(s, why[0], "stale without a reason");
+    } else {
+        CHECK(s, rc == 0, "apply failed: %s", saga_errname(rc));
+        CHECK(s, s->fx.count > 0, "a change without effects");
+        /* (g) */
+        if (prev_status == SAGA_STATUS_COMPENSATION_FAILED)
+            CHECK(s, ev->kind == SAGA_EV_RETRY, "(g) compensation_failed left by a non-operator event");
+        CHECK(s, !(prev_status == SAGA_STATUS_COMPLETED || prev_status == SAGA_STATUS_COMPENSATED),
+              "a final saga (%s) changed", saga_status_name(prev_status));
+        int alerts = 0, events = 0;
+        for (int k = 0; k < s->fx.count; k++) {
+            const saga_effect_t *e = &s->fx.items[k];
+            switch (e->kind) {
+            case SAGA_FX_EVENT: check_event(s, ev, e->message); events++; break;
+            case SAGA_FX_COMMAND: check_command(s, e); break;
+            case SAGA_FX_SET_TIMER:
+                CHECK(s, e->slot >= -1 && e->slot < s->def->step_count, "timer slot %d", e->slot);
+                CHECK(s, e->due_at >= s->now, "timer due in the past");
+                s->timers[e->slot + 1] = (tmr_t){true, e->timer_kind, e->timer_attempt, e->due_at};
+                break;
+            case SAGA_FX_CLEAR_TIMER:
+                CHECK(s, e->slot >= -1 && e->slot < s->def->step_count, "timer slot %d", e->slot);
+                s->timers[e->slot + 1].set = false;
+                break;
+            case SAGA_FX_ALERT: alerts++; break;
+            }
+        }
+        CHECK(s, events > 0, "a change without a lifecycle event");
+        CHECK(s, s->saga.seq == s->nev, "(e) saga seq %lld, %d events", (long long)s->saga.seq, s->nev);
+        CHECK(s, (alerts > 0) == (s->saga.status == SAGA_STATUS_COMPENSATION_FAILED), "alert mismatch");
+        if (ev->kind == SAGA_EV_RETRY) CHECK(s, prev_status == SAGA_STATUS_COMPENSATION_FAILED, "(g) retry");
+        /* completion order as observed */
+        for (int k = 0; k < s->ncompleted; k++)
+            CHECK(s, s->saga.steps[s->completed[k]].completion_order == k + 1, "completion order of s%d",
+                  s->completed[k]);
+        /* (d) */
+        char diff[300];
+        CHECK(s, saga_equal(&s->saga, &s->replica, diff, sizeof diff), "(d) replay differs: %s", diff);
+        check_timers(s);
+        /* a snapshot of the state at this time, for the until_ms check */
+        if (s->have_snap && s->snap_at == s->now) {
+            saga_clear(&s->snap);
+            deep_copy_saga(&s->snap, &s->saga);
+        } else if (chance(&s->rng, 5)) {
+            if (s->have_snap) saga_clear(&s->snap);
+            deep_copy_saga(&s->snap, &s->saga);
+            s->have_snap = true;
+            s->snap_at = s->now;
+        }
+    }
+    json_decref(s->before_input);
+    for (int i = 0; i < s->def->step_count; i++) json_decref(s->before_outputs[i]);
+    return rc;
+}
+
+static bool reply_is_current(const sim_t *s, const cmd_t *c) {
+    const saga_step_state_t *st = &s->saga.steps[c->step];
+    if (saga_status_is_terminal(s->saga.status)) return false;
+    if (c->kind == SAGA_KIND_ACTION) return st->status == SAGA_STEP_RUNNING && st->attempt == c->attempt;
+    return st->status == SAGA_STEP_COMPENSATING && st->comp_attempt == c->attempt;
+}
+
+static const char *const CODES[] = {"E_BUSY", "PAYMENT_DECLINED", "STEP_TIMEOUT", NULL, ""};
+
+static void deliver_reply(sim_t *s, const cmd_t *c, int status) {
+    char msg[400];
+    int which = rnd(&s->rng, 8);
+    if (which == 0) { /* longer than the state keeps */
+        memset(msg, 'x', 300);
+        msg[300] = '\0';
+    } else {
+        snprintf(msg, sizeof msg, "error %d", which);
+    }
+    json_t *out = json_pack("{s:i, s:i}", "step", c->step, "attempt", c->attempt);
+    if (chance(&s->rng, 90)) json_object_set_new(out, "tok", json_sprintf("t-%d", c->step));
+    saga_event_t ev = {.kind = SAGA_EV_REPLY, .step = c->step, .command_kind = c->kind, .attempt = c->attempt,
+                       .reply_status = (saga_reply_status_t)status,
+                       .output = chance(&s->rng, 5) ? NULL : out,
+                       .error_code = status == SAGA_REPLY_SUCCESS ? NULL : CODES[rnd(&s->rng, 5)],
+                       .error_message = chance(&s->rng, 10) ? NULL : msg};
+    bool current = reply_is_current(s, c);
+    int rc = sim_apply(s, &ev);
+    CHECK(s, (rc == 0) == current, "reply (current=%d) got rc %d", current, rc);
+    json_decref(out);
+}
+
+static int random_status(sim_t *s, saga_command_kind_t kind) {
+    int r = rnd(&s->rng, 100);
+    if (kind == SAGA_KIND_COMPENSATION) {
+        if (r >= g_shape.comp_fail_pct) return SAGA_REPLY_SUCCESS;
+        return chance(&s->rng, 50) ? SAGA_REPLY_FAILURE : SAGA_REPLY_RETRY;
+    }
+    if (r < g_shape.fail_pct) return SAGA_REPLY_FAILURE;
+    if (r < g_shape.fail_pct + g_shape.retry_pct) return SAGA_REPLY_RETRY;
+    return SAGA_REPLY_SUCCESS;
+}
+
+static bool fire_next_timer(sim_t *s) {
+    int slot;
+    int64_t due = next_due(s, &slot);
+    if (slot < -1) return false;
+    tmr_t t = s->timers[slot + 1];
+    if (due > s->now) s->now = due;
+    s->timers[slot + 1].set = false; /* the loop deletes a due timer before applying it */
+    if (t.kind == SAGA_TIMER_STEP_TIMEOUT && s->saga.steps[slot].status == SAGA_STEP_RUNNING) {
+        s->timed_out[slot] = true;
+        s->stats->step_timeouts++;
+    }
+    if (t.kind == SAGA_TIMER_DEADLINE) s->stats->deadlines++;
+    saga_event_t ev = {.kind = SAGA_EV_TIMER, .slot = slot, .timer_kind = t.kind, .timer_attempt = t.attempt};
+    int rc = sim_apply(s, &ev);
+    CHECK(s, rc == 0, "a timer from the table was stale: slot %d %s #%d", slot, saga_timer_kind_name(t.kind),
+          t.attempt);
+    return true;
+}
+
+/* A timer the engine did not set (or not any more): must be stale. */
+static void stale_timer(sim_t *s) {
+    int slot = rnd(&s->rng, s->def->step_count + 1) - 1;
+    saga_timer_kind_t kind = (saga_timer_kind_t)rnd(&s->rng, 3);
+    int attempt = slot < 0 ? 0 : rnd(&s->rng, s->saga.steps[slot].attempt + 2); /* deadline: attempt unused */
+    const tmr_t *t = &s->timers[slot + 1];
+    if (t->set && t->kind == kind && t->attempt == attempt) return;
+    saga_event_t ev = {.kind = SAGA_EV_TIMER, .slot = slot, .timer_kind = kind, .timer_attempt = attempt};
+    int rc = sim_apply(s, &ev);
+    CHECK(s, rc == SAGA_ESTALE, "a timer the engine did not set was accepted");
+}
+
+/* Advances the clock a little, never past the next due timer. */
+static void tick(sim_t *s) {
+    int slot;
+    int64_t due = next_due(s, &slot);
+    int64_t to = s->now + rnd(&s->rng, 300);
+    s->now = to < due ? to : (due > s->now ? due : s->now);
+}
+
+static void op_event(sim_t *s, saga_event_kind_t kind) {
+    bool ok = kind == SAGA_EV_ABORT ? s->saga.status == SAGA_STATUS_RUNNING
+                                    : s->saga.status == SAGA_STATUS_COMPENSATION_FAILED;
+    saga_event_t ev = {.kind = kind, .reason = chance(&s->rng, 50) ? "sim operator" : NULL};
+    int rc = sim_apply(s, &ev);
+    CHECK(s, (rc == 0) == ok, "operator %s rc %d", kind == SAGA_EV_ABORT ? "abort" : "retry", rc);
+    if (ok && kind == SAGA_EV_ABORT) s->stats->aborts++;
+    if (ok && kind == SAGA_EV_RETRY) {
+        s->op_retries++;
+        s->stats->op_retries++;
+    }
+}
+
+/* One step of the driver; returns false when the saga is done. */
+static bool drive(sim_t *s) {
+    saga_t *g = &s->saga;
+    bool calm = s->applied > CALM_AFTER;
+    if (g->status == SAGA_STATUS_COMPLETED || g->status == SAGA_STATUS_COMPENSATED) return false;
+    if (g->status == SAGA_STATUS_COMPENSATION_FAILED) {
+        if (s->op_retries >= MAX_OPERATOR_RETRIES || (!calm && chance(&s->rng, 20))) return false;
+        if (chance(&s->rng, 30)) { /* the operator looks later: other events come first, all stale */
+            if (s->ncmd) deliver_reply(s, &s->cmds[rnd(&s->rng, s->ncmd)], random_status(s, SAGA_KIND_ACTION));
+            else stale_timer(s);
+            return true;
+        }
+        s->now += rnd(&s->rng, 60000);
+        op_event(s, SAGA_EV_RETRY);
+        return true;
+    }
+    /* the current commands: their replies move the saga */
+    int cur[SAGA_MAX_STEPS * 2], ncur = 0;
+    for (int k = 0; k < s->ncmd; k++)
+        if (reply_is_current(s, &s->cmds[k])) cur[ncur++] = k;
+    int r = rnd(&s->rng, 1000);
+    if (calm) {
+        if (ncur) {
+            tick(s);
+            deliver_reply(s, &s->cmds[cur[rnd(&s->rng, ncur)]], SAGA_REPLY_SUCCESS);
+        } else {
+            CHECK(s, fire_next_timer(s), "(a) nothing can move the saga");
+        }
+        return true;
+    }
+    if (r < g_shape.abort_pct) {
+        op_event(s, SAGA_EV_ABORT);
+    } else if (r < g_shape.abort_pct + 5) {
+        saga_event_t ev = {.kind = SAGA_EV_START};
+        CHECK(s, sim_apply(s, &ev) == SAGA_ESTALE, "a second start was accepted");
+    } else if (r < g_shape.abort_pct + 15) {
+        op_event(s, SAGA_EV_RETRY); /* not compensation_failed: stale */
+    } else if (r < 100) {
+        stale_timer(s);
+    } else if (r < 250 && s->ncmd) {
+        /* a duplicate or a reply for an old attempt (reordering) */
+        const cmd_t *c = &s->cmds[rnd(&s->rng, s->ncmd)];
+        tick(s);
+        deliver_reply(s, c, random_status(s, c->kind));
+    } else if (r < 450 || !ncur) {
+        CHECK(s, fire_next_timer(s), "(a) no timer and no command in flight: stuck");
+    } else {
+        const cmd_t *c = &s->cmds[cur[rnd(&s->rng, ncur)]];
+        tick(s);
+        deliver_reply(s, c, random_status(s, c->kind));
+    }
+    return true;
+}
+
+static void shuffle(uint64_t *rng, const json_t **a, int n) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = rnd(rng, i + 1);
+        const json_t *t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+/* (d) again, from scratch: shuffled events, history rows, until_ms. */
+static void check_full_replays(sim_t *s) {
+    char err[300], diff[300];
+    saga_t r;
+    const json_t **evs = saga_malloc((size_t)s->nev * sizeof *evs);
+    assert_non_null(evs);
+    for (int i = 0; i < s->nev; i++) evs[i] = s->events[i];
+    shuffle(&s->rng, evs, s->nev);
+    int rc = saga_replay(s->def, s->saga.id, evs, s->nev, INT64_MAX, &r, err, sizeof err);
+    CHECK(s, rc == 0, "(d) full replay: %s", err);
+    CHECK(s, saga_equal(&s->saga, &r, diff, sizeof diff), "(d) full replay differs: %s", diff);
+    saga_clear(&r);
+
+    /* as the store keeps them: history rows */
+    json_t **rows = saga_malloc((size_t)s->nev * sizeof *rows);
+    assert_non_null(rows);
+    for (int i = 0; i < s->nev; i++) {
+        const json_t *e = s->events[i];
+        int64_t at;
+        assert_int_equal(saga_parse_time(json_string_value(json_object_get(e, "at")), &at), 0);
+        const char *step = json_string_value(json_object_get(e, "step"));
+        char *detail = json_dumps(json_object_get(e, "detail"), JSON_COMPACT);
+        rows[i] = saga_history_row_event(
+            s->saga.id, json_integer_value(json_object_get(e, "seq")), at,
+            json_string_value(json_object_get(e, "event")), step,
+            json_string_value(json_object_get(e, step ? "step_status" : "status")), detail, err, sizeof err);
+        free(detail);
+        CHECK(s, rows[i] != NULL, "history row: %s", err);
+    }
+    rc = saga_replay(s->def, s->saga.id, (const json_t *const *)rows, s->nev, INT64_MAX, &r, err, sizeof err);
+    CHECK(s, rc == 0, "(d) replay from history rows: %s", err);
+    CHECK(s, saga_equal(&s->saga, &r, diff, sizeof diff), "(d) replay from history rows differs: %s", diff);
+    saga_clear(&r);
+
+    if (s->have_snap) {
+        rc = saga_replay(s->def, s->saga.id, evs, s->nev, s->snap_at, &r, err, sizeof err);
+        CHECK(s, rc == 0, "(d) replay until %lld: %s", (long long)s->snap_at, err);
+        CHECK(s, saga_equal(&s->snap, &r, diff, sizeof diff), "(d) replay until %lld differs: %s",
+              (long long)s->snap_at, diff);
+        saga_clear(&r);
+    }
+    int64_t first_at;
+    saga_parse_time(json_string_value(json_object_get(s->events[0], "at")), &first_at);
+    rc = saga_replay(s->def, s->saga.id, evs, s->nev, first_at - 1, &r, err, sizeof err);
+    CHECK(s, rc == SAGA_ENOTFOUND, "replay before the start gave %d", rc);
+    saga_clear(&r);
+    for (int i = 0; i < s->nev; i++) json_decref(rows[i]);
+    saga_free(rows);
+    saga_free(evs);
+    s->stats->replays += 4;
+}
+
+/* (a), (b) at the end, and a barrage of stale events on the final saga. */
+static void check_final(sim_t *s) {
+    const saga_t *g = &s->saga;
+    CHECK(s, saga_status_is_terminal(g->status), "(a) not terminal after %ld events", s->applied);
+    /* the expected compensation order: reverse completion, steps with a compensation */
+    int expect[SAGA_MAX_STEPS], nexpect = 0;
+    for (int k = s->ncompleted - 1; k >= 0; k--)
+        if (s->def->steps[s->completed[k]].compensation[0]) expect[nexpect++] = s->completed[k];
+    for (int i = 0; i < s->def->step_count; i++) {
+        const saga_step_state_t *st = &g->steps[i];
+        if (st->completion_order == 0)
+            CHECK(s, st->comp_attempt == 0, "(b) s%d compensated but it never completed", i);
+        if (!s->def->steps[i].compensation[0]) CHECK(s, st->comp_attempt == 0, "(b) s%d has no compensation", i);
+    }
+    switch (g->status) {
+    case SAGA_STATUS_COMPLETED:
+        s->stats->completed++;
+        CHECK(s, !s->comp_began && s->ncomp_steps == 0, "completed after compensating");
+        for (int i = 0; i < s->def->step_count; i++)
+            CHECK(s, g->steps[i].status == SAGA_STEP_SUCCEEDED, "completed with s%d %s", i,
+                  saga_step_status_name(g->steps[i].status));
+        break;
+    case SAGA_STATUS_COMPENSATED:
+        s->stats->compensated++;
+        CHECK(s, s->ncomp_steps == nexpect, "(b) %d steps compensated, expected %d", s->ncomp_steps, nexpect);
+        for (int k = 0; k < nexpect; k++)
+            CHECK(s, s->comp_steps[k] == expect[k], "(b) compensation #%d went to s%d, expected s%d", k,
+                  s->comp_steps[k], expect[k]);
+        for (int i = 0; i < s->def->step_count; i++) {
+            saga_step_status_t st = g->steps[i].status;
+            if (g->steps[i].completion_order > 0)
+                CHECK(s, st == SAGA_STEP_COMPENSATED, "(b) s%d left %s", i, saga_step_status_name(st));
+            else
+                CHECK(s, st == SAGA_STEP_FAILED || st == SAGA_STEP_CANCELLED, "s%d ended %s", i,
+                      saga_step_status_name(st));
+        }
+        break;
+    default:
+        s->stats->comp_failed_final++;
+        CHECK(s, s->ncomp_steps <= nexpect, "(b) too many compensations");
+        for (int k = 0; k < s->ncomp_steps; k++)
+            CHECK(s, s->comp_steps[k] == expect[k], "(b) compensation #%d went to s%d, expected s%d", k,
+                  s->comp_steps[k], expect[k]);
+    }
+    for (int i = 0; i <= s->def->step_count; i++) CHECK(s, !s->timers[i].set, "timer left on a final saga");
+    check_full_replays(s);
+    /* everything is stale now (but an operator retry of compensation_failed) */
+    for (int k = 0; k < 6; k++) {
+        int r = rnd(&s->rng, 4);
+        if (r == 0 && s->ncmd) deliver_reply(s, &s->cmds[rnd(&s->rng, s->ncmd)], rnd(&s->rng, 3));
+        else if (r == 1) stale_timer(s);
+        else if (r == 2) op_event(s, SAGA_EV_ABORT);
+        else if (g->status != SAGA_STATUS_COMPENSATION_FAILED) op_event(s, SAGA_EV_RETRY);
+    }
+}
+
+static void run_one(int index, uint64_t seed, stats_t *stats) {
+    static sim_t s; /* large: keep it off the stack */
+    sim_init(&s, &g_shape.def, index, seed, stats);
+    saga_event_t start = {.kind = SAGA_EV_START};
+    CHECK(&s, sim_apply(&s, &start) == 0, "start refused");
+    while (drive(&s)) CHECK(&s, s.applied < EVENT_LIMIT, "(a) no end after %d events", EVENT_LIMIT);
+    check_final(&s);
+    stats->sagas++;
+    if (s.applied > stats->max_events) stats->max_events = s.applied;
+    sim_free(&s);
+}
+
+static void run_shape(int shape_no) {
+    stats_t stats = {0};
+    int64_t t0 = saga_monotonic_us();
+    uint64_t base = g_seed ^ ((uint64_t)shape_no << 56);
+    for (int i = 0; i < g_sagas; i++) {
+        uint64_t x = base + (uint64_t)i;
+        run_one(i, splitmix(&x), &stats);
+    }
+    double secs = (double)(saga_monotonic_us() - t0) / 1e6;
+    printf("sim %-10s seed=%" PRIu64 " sagas=%ld events=%ld (stale %ld, max/saga %ld) completed=%ld "
+           "compensated=%ld compensation_failed=%ld operator_retries=%ld aborts=%ld deadlines=%ld "
+           "step_timeouts=%ld template_failures=%ld compensation_commands=%ld full_replays=%ld %.2fs\n",
+           g_shape.name, g_seed, stats.sagas, stats.events, stats.stale, stats.max_events, stats.completed,
+           stats.compensated, stats.comp_failed_final, stats.op_retries, stats.aborts, stats.deadlines,
+           stats.step_timeouts, stats.template_failures, stats.comp_commands, stats.replays, secs);
+    assert_int_equal(stats.sagas, g_sagas);
+}
+
+/* ---- shapes --------------------------------------------------------------------- */
+
+/* s0 -> s1 -> s2 -> s3, every step compensable. */
+static void test_sim_sequential(void **state) {
+    (void)state;
+    begin_shape("sequential");
+    for (int i = 0; i < 4; i++) {
+        char comp[16];
+        snprintf(comp, sizeof comp, "undo%d", i);
+        add_step(&g_shape.def, comp, 3, 3);
+    }
+    run_shape(1);
+}
+
+/* s0; s1 and s2 after s0; s3 after s1 and s2; s4 with no dependency (runs
+ * from the start); s5 after s4 and s3. s1's payload needs s0's output.tok
+ * (missing in 10% of replies: a template failure). */
+static void test_sim_parallel(void **state) {
+    (void)state;
+    begin_shape("parallel");
+    saga_definition_t *d = &g_shape.def;
+    for (int i = 0; i < 6; i++) {
+        char comp[16];
+        snprintf(comp, sizeof comp, "undo%d", i);
+        add_step(d, i == 4 ? NULL : comp, 3, 3);
+    }
+    d->steps[0].after_count = 0;
+    d->steps[2].after[0] = 0;
+    d->steps[3].after[0] = 1, d->steps[3].after[1] = 2, d->steps[3].after_count = 2;
+    d->steps[4].after_count = 0;
+    d->steps[5].after[0] = 4, d->steps[5].after[1] = 3, d->steps[5].after_count = 2;
+    json_decref(d->steps[1].payload);
+    d->steps[1].payload = json_pack("{s:s}", "tok", "${steps.s0.output.tok}");
+    run_shape(2);
+}
+
+/* Five sequential steps, s1 and s3 without compensation. */
+static void test_sim_no_compensation(void **state) {
+    (void)state;
+    begin_shape("no_comp");
+    for (int i = 0; i < 5; i++) {
+        char comp[16];
+        snprintf(comp, sizeof comp, "undo%d", i);
+        add_step(&g_shape.def, (i == 1 || i == 3) ? NULL : comp, 2, 3);
+    }
+    run_shape(3);
+}
+
+/* Tiny budgets: one attempt per action, one or two per compensation, no
+ * jitter; many compensation_failed sagas and operator retries. s2's
+ * compensation payload needs its own output, which an unknown step lacks
+ * (a compensation that can never render). */
+static void test_sim_small_budgets(void **state) {
+    (void)state;
+    begin_shape("small");
+    g_shape.comp_fail_pct = 40;
+    g_shape.retry_pct = 25;
+    saga_definition_t *d = &g_shape.def;
+    for (int i = 0; i < 4; i++) {
+        char comp[16];
+        snprintf(comp, sizeof comp, "undo%d", i);
+        add_step(d, comp, i == 0 ? 2 : 1, 1 + (i & 1));
+        d->steps[i].retry.jitter = d->steps[i].compensation_retry.jitter = SAGA_JITTER_NONE;
+    }
+    d->steps[2].compensation_payload = json_pack("{s:s}", "ref", "${steps.s2.output.tok}");
+    run_shape(4);
+}
+
+/* A saga deadline shorter than the worst case of its steps. */
+static void test_sim_deadline(void **state) {
+    (void)state;
+    begin_shape("deadline");
+    saga_definition_t *d = &g_shape.def;
+    d->timeout_ms = 2500;
+    g_shape.abort_pct = 5;
+    for (int i = 0; i < 4; i++) {
+        char comp[16];
+        snprintf(comp, sizeof comp, "undo%d", i);
+        add_step(d, i == 2 ? NULL : comp, 4, 3);
+    }
+    d->steps[3].after_count = 1, d->steps[3].after[0] = 1; /* s2 and s3 in parallel after s1 */
+    run_shape(5);
+}
+
+int main(int argc, char **argv) {
+    saga_test_filter(argc, argv);
+    const char *env = getenv("SAGA_SIM_SEED");
+    if (env && *env) g_seed = strtoull(env, NULL, 0);
+    else g_seed = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid() ^ (uint64_t)saga_monotonic_us();
+    env = getenv("SAGA_SIM_SAGAS");
+    if (env && atoi(env) > 0) g_sagas = atoi(env);
+    env = getenv("SAGA_SIM_TRACE");
+    g_trace = env && *env && strcmp(env, "0") != 0;
+    printf("engine simulation: SAGA_SIM_SEED=%" PRIu64 " (set it to reproduce), %d sagas per shape\n", g_seed,
+           g_sagas);
+    fflush(stdout);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sim_sequential),   cmocka_unit_test(test_sim_parallel),
+        cmocka_unit_test(test_sim_no_compensation), cmocka_unit_test(test_sim_small_budgets),
+        cmocka_unit_test(test_sim_deadline),
+    };
+    int failed = cmocka_run_group_tests_name("engine_sim", tests, NULL, NULL);
+    release_shape();
+    return failed;
+}
