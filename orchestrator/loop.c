@@ -54,6 +54,7 @@ static int apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t
         rc = 0;
     } else if (rc == SAGA_ESTALE) {
         (*stale_counter)++;
+        d->stale_by_reason[fx.stale_reason]++;
         saga_log_ctx_t ctx = {.saga_id = s->id, .trace_id = s->traceparent};
         if (saga_log_enabled(SAGA_LOG_DEBUG)) saga_log(SAGA_LOG_DEBUG, "engine", &ctx, "ignored: %s", why);
         rc = 0;

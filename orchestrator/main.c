@@ -86,6 +86,14 @@ static void reload_definitions(sagad_t *d) {
 }
 
 static void log_counters(const sagad_t *d) {
+    char stale[512] = "";
+    size_t used = 0;
+    for (int r = 1; r < SAGA_STALE__COUNT && used < sizeof stale; r++)
+        if (d->stale_by_reason[r])
+            used += (size_t)snprintf(stale + used, sizeof stale - used, " %s=%llu",
+                                     saga_stale_reason_name((saga_stale_reason_t)r),
+                                     (unsigned long long)d->stale_by_reason[r]);
+    if (stale[0]) LOG_INFO("sagad", "ignored events by reason:%s", stale);
     LOG_INFO("sagad", "started=%llu messages=%llu commits=%llu produced=%llu dup_start=%llu dup_msg=%llu "
              "stale_reply=%llu stale_timer=%llu dlq=%llu",
              (unsigned long long)d->counters.sagas_started, (unsigned long long)d->counters.messages,

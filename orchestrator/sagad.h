@@ -64,6 +64,7 @@ typedef struct {
     uint64_t rng;
     int64_t relay_after;       /* highest outbox id handed to the producer */
     sagad_counters_t counters;
+    uint64_t stale_by_reason[SAGA_STALE__COUNT];
 } sagad_t;
 
 /* One loop iteration: consume a batch, fire due timers, apply everything

@@ -34,6 +34,8 @@ NAME_TABLE(saga_step_status_name, saga_step_status_parse, saga_step_status_t, SA
            SAGA_STEP__COUNT)
 NAME_TABLE(saga_timer_kind_name, saga_timer_kind_parse, saga_timer_kind_t, SAGA_TIMER_KIND_MAP, 3u)
 NAME_TABLE(saga_command_kind_name, saga_command_kind_parse, saga_command_kind_t, KIND_MAP, 2u)
+NAME_TABLE(saga_stale_reason_name, saga_stale_reason_parse, saga_stale_reason_t, SAGA_STALE_REASONS,
+           SAGA_STALE__COUNT)
 
 bool saga_status_is_terminal(saga_status_t s) {
     return s == SAGA_STATUS_COMPLETED || s == SAGA_STATUS_COMPENSATED ||
@@ -486,18 +488,25 @@ static void compensation_transient(apply_ctx_t *c, int i, const char *code, cons
 
 /* ---- events ------------------------------------------------------------- */
 
-#define STALE(...) do { snprintf(why, why_len, __VA_ARGS__); return SAGA_ESTALE; } while (0)
+#define STALE(reason, ...)                                        \
+    do {                                                          \
+        c->fx->stale_reason = SAGA_STALE_##reason;                \
+        snprintf(why, why_len, __VA_ARGS__);                      \
+        return SAGA_ESTALE;                                       \
+    } while (0)
 
 static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t why_len) {
     saga_t *s = c->saga;
-    if (ev->step < 0 || ev->step >= s->def->step_count) STALE("unknown step index %d", ev->step);
+    if (ev->step < 0 || ev->step >= s->def->step_count) STALE(UNKNOWN_STEP, "unknown step index %d", ev->step);
     saga_step_state_t *st = &s->steps[ev->step];
     const char *name = s->def->steps[ev->step].name;
     if (ev->command_kind == SAGA_KIND_ACTION) {
+        if (st->status == SAGA_STEP_COMPENSATING)
+            STALE(WRONG_KIND, "action reply for step '%s' which is compensating", name);
         if (st->status != SAGA_STEP_RUNNING)
-            STALE("action reply for step '%s' which is %s", name, saga_step_status_name(st->status));
+            STALE(NOT_WAITING, "action reply for step '%s' which is %s", name, saga_step_status_name(st->status));
         if (ev->attempt != st->attempt)
-            STALE("action reply for attempt %d of step '%s', current attempt is %d", ev->attempt, name, st->attempt);
+            STALE(OTHER_ATTEMPT, "action reply for attempt %d of step '%s', current attempt is %d", ev->attempt, name, st->attempt);
         flow_done(c, ev->step, ev->reply_status != SAGA_REPLY_RETRY);
         switch (ev->reply_status) {
         case SAGA_REPLY_SUCCESS:
@@ -528,12 +537,14 @@ static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
             action_transient(c, ev->step, ev->error_code ? ev->error_code : "RETRY", ev->error_message);
             return 0;
         }
-        STALE("unknown reply status");
+        STALE(INVALID, "unknown reply status");
     }
+    if (st->status == SAGA_STEP_RUNNING)
+        STALE(WRONG_KIND, "compensation reply for step '%s' whose action is running", name);
     if (st->status != SAGA_STEP_COMPENSATING)
-        STALE("compensation reply for step '%s' which is %s", name, saga_step_status_name(st->status));
+        STALE(NOT_WAITING, "compensation reply for step '%s' which is %s", name, saga_step_status_name(st->status));
     if (ev->attempt != st->comp_attempt)
-        STALE("compensation reply for attempt %d of step '%s', current attempt is %d", ev->attempt, name,
+        STALE(OTHER_ATTEMPT, "compensation reply for attempt %d of step '%s', current attempt is %d", ev->attempt, name,
               st->comp_attempt);
     flow_done(c, ev->step, ev->reply_status != SAGA_REPLY_RETRY);
     if (ev->reply_status == SAGA_REPLY_SUCCESS) {
@@ -554,11 +565,11 @@ static int on_timer(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
     saga_t *s = c->saga;
     if (ev->slot == -1) {
         if (ev->timer_kind != SAGA_TIMER_DEADLINE || s->status != SAGA_STATUS_RUNNING)
-            STALE("deadline timer while saga is %s", saga_status_name(s->status));
+            STALE(STALE_TIMER, "deadline timer while saga is %s", saga_status_name(s->status));
         begin_compensation(c, "SAGA_DEADLINE", "the saga did not finish before its deadline");
         return 0;
     }
-    if (ev->slot < 0 || ev->slot >= s->def->step_count) STALE("timer for unknown slot %d", ev->slot);
+    if (ev->slot < 0 || ev->slot >= s->def->step_count) STALE(STALE_TIMER, "timer for unknown slot %d", ev->slot);
     int i = ev->slot;
     saga_step_state_t *st = &s->steps[i];
     char msg[128];
@@ -591,71 +602,73 @@ static int on_timer(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
     case SAGA_TIMER_DEADLINE:
         break;
     }
-    STALE("%s timer (attempt %d) for step '%s' which is %s", saga_timer_kind_name(ev->timer_kind),
+    STALE(STALE_TIMER, "%s timer (attempt %d) for step '%s' which is %s", saga_timer_kind_name(ev->timer_kind),
           ev->timer_attempt, s->def->steps[i].name, saga_step_status_name(st->status));
 }
 
 int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_event_t *ev,
                       int64_t now_ms, uint64_t *rng, saga_effects_t *fx, char *why, size_t why_len) {
-    apply_ctx_t c = {.cfg = cfg, .saga = saga, .now = now_ms, .rng = rng, .fx = fx, .why = why, .why_len = why_len};
+    fx->stale_reason = SAGA_STALE_NONE;
+    apply_ctx_t ctx = {.cfg = cfg, .saga = saga, .now = now_ms, .rng = rng, .fx = fx, .why = why, .why_len = why_len};
+    apply_ctx_t *c = &ctx;
     int rc = 0;
     switch (ev->kind) {
     case SAGA_EV_START:
-        if (saga->seq != 0) STALE("saga '%s' has already started", saga->id);
+        if (saga->seq != 0) STALE(ALREADY_STARTED, "saga '%s' has already started", saga->id);
         if (saga->def->timeout_ms > 0) saga->deadline_at = now_ms + saga->def->timeout_ms;
-        record(&c, "saga.started", -1,
+        record(c, "saga.started", -1,
                json_pack("{s:O, s:I}", "input", saga->input ? saga->input : json_null(), "deadline_at",
                          (json_int_t)saga->deadline_at));
-        if (saga->deadline_at) set_timer(&c, -1, SAGA_TIMER_DEADLINE, 0, saga->deadline_at);
-        advance(&c);
+        if (saga->deadline_at) set_timer(c, -1, SAGA_TIMER_DEADLINE, 0, saga->deadline_at);
+        advance(c);
         break;
     case SAGA_EV_REPLY:
         if (saga_status_is_terminal(saga->status))
-            STALE("reply for saga '%s' which is %s", saga->id, saga_status_name(saga->status));
-        rc = on_reply(&c, ev, why, why_len);
+            STALE(SAGA_FINISHED, "reply for saga '%s' which is %s", saga->id, saga_status_name(saga->status));
+        rc = on_reply(c, ev, why, why_len);
         break;
     case SAGA_EV_TIMER:
         if (saga_status_is_terminal(saga->status))
-            STALE("timer for saga '%s' which is %s", saga->id, saga_status_name(saga->status));
-        rc = on_timer(&c, ev, why, why_len);
+            STALE(SAGA_FINISHED, "timer for saga '%s' which is %s", saga->id, saga_status_name(saga->status));
+        rc = on_timer(c, ev, why, why_len);
         break;
     case SAGA_EV_RESUME: {
         int i = ev->slot;
-        if (i < 0 || i >= saga->def->step_count) STALE("resume for unknown slot %d", i);
+        if (i < 0 || i >= saga->def->step_count) STALE(STALE_RESUME, "resume for unknown slot %d", i);
         if (saga->steps[i].status == SAGA_STEP_QUEUED && saga->status == SAGA_STATUS_RUNNING)
-            start_attempt(&c, i, true);
+            start_attempt(c, i, true);
         else if (saga->steps[i].status == SAGA_STEP_COMPENSATION_QUEUED && saga->status == SAGA_STATUS_COMPENSATING)
-            start_compensation(&c, i, true);
+            start_compensation(c, i, true);
         else
-            STALE("resume of step '%s' which is %s", saga->def->steps[i].name,
+            STALE(STALE_RESUME, "resume of step '%s' which is %s", saga->def->steps[i].name,
                   saga_step_status_name(saga->steps[i].status));
         break;
     }
     case SAGA_EV_ABORT:
         if (saga->status != SAGA_STATUS_RUNNING)
-            STALE("cannot abort saga '%s': it is %s", saga->id, saga_status_name(saga->status));
-        begin_compensation(&c, "ABORTED", ev->reason && *ev->reason ? ev->reason : "aborted by an operator");
+            STALE(NOT_ALLOWED, "cannot abort saga '%s': it is %s", saga->id, saga_status_name(saga->status));
+        begin_compensation(c, "ABORTED", ev->reason && *ev->reason ? ev->reason : "aborted by an operator");
         break;
     case SAGA_EV_RETRY: {
         if (saga->status != SAGA_STATUS_COMPENSATION_FAILED)
-            STALE("cannot retry saga '%s': it is %s, not compensation_failed", saga->id,
+            STALE(NOT_ALLOWED, "cannot retry saga '%s': it is %s, not compensation_failed", saga->id,
                   saga_status_name(saga->status));
-        set_status(&c, SAGA_STATUS_COMPENSATING, "saga.retried",
+        set_status(c, SAGA_STATUS_COMPENSATING, "saga.retried",
                    json_pack("{s:s}", "reason", ev->reason ? ev->reason : "operator retry"));
         for (int i = 0; i < saga->def->step_count; i++) {
             if (saga->steps[i].status == SAGA_STEP_COMPENSATION_FAILED) {
                 /* A fresh retry budget; attempt numbers keep growing so
                  * message ids never repeat. */
                 saga->steps[i].comp_budget_base = saga->steps[i].comp_attempt;
-                start_compensation(&c, i, false);
+                start_compensation(c, i, false);
                 break;
             }
         }
         break;
     }
     default:
-        STALE("unknown event kind %d", (int)ev->kind);
+        STALE(INVALID, "unknown event kind %d", (int)ev->kind);
     }
     if (rc) return rc;
-    return c.err;
+    return c->err;
 }

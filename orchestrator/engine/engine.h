@@ -163,9 +163,34 @@ typedef struct {
     int64_t due_at;
 } saga_effect_t;
 
+/* Why an event changed nothing (SAGA_ESTALE), for counters and logs. */
+#define SAGA_STALE_REASONS(X)                                   \
+    X(NONE, "none")                                             \
+    X(ALREADY_STARTED, "already_started")                       \
+    X(SAGA_FINISHED, "saga_finished")                           \
+    X(UNKNOWN_STEP, "unknown_step")                             \
+    X(NOT_WAITING, "step_not_waiting")                          \
+    X(OTHER_ATTEMPT, "other_attempt")                           \
+    X(WRONG_KIND, "wrong_kind")                                 \
+    X(STALE_TIMER, "stale_timer")                               \
+    X(STALE_RESUME, "stale_resume")                             \
+    X(NOT_ALLOWED, "not_allowed")                               \
+    X(INVALID, "invalid")
+
+typedef enum {
+#define SAGA_STALE_ENUM(name, str) SAGA_STALE_##name,
+    SAGA_STALE_REASONS(SAGA_STALE_ENUM)
+#undef SAGA_STALE_ENUM
+    SAGA_STALE__COUNT
+} saga_stale_reason_t;
+
+const char *saga_stale_reason_name(saga_stale_reason_t r);
+int saga_stale_reason_parse(const char *name);
+
 typedef struct {
     saga_effect_t *items;
     int count, cap;
+    saga_stale_reason_t stale_reason; /* set when apply returns SAGA_ESTALE */
 } saga_effects_t;
 
 void saga_effects_init(saga_effects_t *fx);

@@ -293,14 +293,20 @@ static void test_stale_replies_change_nothing(void **state) {
     int64_t seq = w->saga.seq;
     assert_int_equal(reply(w, 0, SAGA_KIND_ACTION, 2, SAGA_REPLY_SUCCESS), SAGA_ESTALE);
     assert_non_null(strstr(w->why, "attempt 2"));
+    assert_int_equal(w->fx.stale_reason, SAGA_STALE_OTHER_ATTEMPT);
     assert_int_equal(reply(w, 0, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_SUCCESS), SAGA_ESTALE);
+    assert_int_equal(w->fx.stale_reason, SAGA_STALE_WRONG_KIND);
     assert_int_equal(reply(w, 1, SAGA_KIND_ACTION, 1, SAGA_REPLY_SUCCESS), SAGA_ESTALE); /* not started */
+    assert_int_equal(w->fx.stale_reason, SAGA_STALE_NOT_WAITING);
     assert_int_equal(reply(w, 5, SAGA_KIND_ACTION, 1, SAGA_REPLY_SUCCESS), SAGA_ESTALE);
+    assert_int_equal(w->fx.stale_reason, SAGA_STALE_UNKNOWN_STEP);
     ok(w, 0);
     assert_int_equal(reply(w, 0, SAGA_KIND_ACTION, 1, SAGA_REPLY_SUCCESS), SAGA_ESTALE); /* duplicate */
+    assert_int_equal(w->fx.stale_reason, SAGA_STALE_NOT_WAITING);
     ok(w, 1);
     assert_int_equal(w->saga.status, SAGA_STATUS_COMPLETED);
     assert_int_equal(reply(w, 1, SAGA_KIND_ACTION, 1, SAGA_REPLY_FAILURE), SAGA_ESTALE); /* terminal */
+    assert_int_equal(w->fx.stale_reason, SAGA_STALE_SAGA_FINISHED);
     assert_true(w->saga.seq > seq);
     world_free(w);
 }
