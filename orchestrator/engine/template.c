@@ -87,9 +87,20 @@ static long close_of(const char *s, size_t len, size_t i) {
     return -1;
 }
 
+/* err = prefix + expr[0..n) + suffix. When that does not fit, the
+ * expression is cut (at a UTF-8 character boundary, followed by "...") so
+ * the reason in the suffix is never lost and the message stays UTF-8. */
 static void set_err(char *err, size_t errlen, const char *fmt_prefix, const char *expr, size_t n,
                     const char *suffix) {
-    if (err && errlen) snprintf(err, errlen, "%s%.*s%s", fmt_prefix, (int)n, expr, suffix);
+    if (!err || !errlen) return;
+    size_t fixed = strlen(fmt_prefix) + strlen(suffix);
+    if (fixed + n < errlen) {
+        snprintf(err, errlen, "%s%.*s%s", fmt_prefix, (int)n, expr, suffix);
+        return;
+    }
+    size_t room = errlen > fixed + 4 ? errlen - fixed - 4 : 0; /* "..." and the NUL */
+    while (room > 0 && ((unsigned char)expr[room] & 0xC0) == 0x80) room--;
+    snprintf(err, errlen, "%s%.*s...%s", fmt_prefix, (int)room, expr, suffix);
 }
 
 /* ---- rendering ---- */
