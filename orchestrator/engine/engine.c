@@ -564,7 +564,7 @@ static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
 static int on_timer(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t why_len) {
     saga_t *s = c->saga;
     if (ev->slot == -1) {
-        if (ev->timer_kind != SAGA_TIMER_DEADLINE || s->status != SAGA_STATUS_RUNNING)
+        if (ev->timer_kind != SAGA_TIMER_DEADLINE || s->status != SAGA_STATUS_RUNNING || !s->deadline_at)
             STALE(STALE_TIMER, "deadline timer while saga is %s", saga_status_name(s->status));
         begin_compensation(c, "SAGA_DEADLINE", "the saga did not finish before its deadline");
         return 0;

@@ -12,6 +12,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "transitions.h"
 
 /* What each event name does to the saga or step status. */
 static const struct {
@@ -31,6 +32,8 @@ static const struct {
     {"step.unknown", -1, SAGA_STEP_UNKNOWN},
     {"step.retry_scheduled", -1, SAGA_STEP_RETRY_WAIT},
     {"step.cancelled", -1, SAGA_STEP_CANCELLED},
+    {"step.queued", -1, SAGA_STEP_QUEUED},
+    {"compensation.queued", -1, SAGA_STEP_COMPENSATION_QUEUED},
     {"compensation.started", -1, SAGA_STEP_COMPENSATING},
     {"compensation.succeeded", -1, SAGA_STEP_COMPENSATED},
     {"compensation.skipped", -1, SAGA_STEP_COMPENSATED},
@@ -117,9 +120,10 @@ static int saga_event(ctx_t *c, saga_t *s, int kind, const json_t *detail, int64
     const char *name = EVENTS[kind].name;
     if (s->seq == 0 && strcmp(name, "saga.started") != 0) return fail(c, "the first event must be saga.started");
     if (s->seq > 0 && strcmp(name, "saga.started") == 0) return fail(c, "saga.started again");
-    if (saga_status_is_terminal(s->status) &&
-        !(s->status == SAGA_STATUS_COMPENSATION_FAILED && strcmp(name, "saga.retried") == 0))
-        return fail(c, "saga event after the saga became %s", saga_status_name(s->status));
+    saga_status_t to = (saga_status_t)EVENTS[kind].saga_status;
+    if (s->seq > 0 && !saga_transition_allowed(s->status, to, name))
+        return fail(c, "the saga cannot go from %s to %s by %s", saga_status_name(s->status), saga_status_name(to),
+                    name);
 
     if (strcmp(name, "saga.started") == 0) {
         const json_t *input = json_object_get(detail, "input");
@@ -135,38 +139,36 @@ static int saga_event(ctx_t *c, saga_t *s, int kind, const json_t *detail, int64
         s->created_at = at;
         s->deadline_at = deadline;
     } else if (strcmp(name, "saga.compensating") == 0) {
-        if (s->status != SAGA_STATUS_RUNNING) return fail(c, "saga is %s, not running", saga_status_name(s->status));
         const json_t *code = json_object_get(detail, "code"), *msg = json_object_get(detail, "message");
         if (!json_is_string(code)) return fail(c, "detail.code missing or not a string");
         if (msg && !json_is_string(msg)) return fail(c, "detail.message is not a string");
         snprintf(s->error_code, sizeof s->error_code, "%s", json_string_value(code));
         snprintf(s->error_message, sizeof s->error_message, "%s", msg ? json_string_value(msg) : "");
     } else if (strcmp(name, "saga.retried") == 0) {
-        if (s->status != SAGA_STATUS_COMPENSATION_FAILED)
-            return fail(c, "saga is %s, not compensation_failed", saga_status_name(s->status));
         int i = 0;
         while (i < s->def->step_count && s->steps[i].status != SAGA_STEP_COMPENSATION_FAILED) i++;
         if (i == s->def->step_count) return fail(c, "no step is compensation_failed");
         s->steps[i].comp_budget_base = s->steps[i].comp_attempt;
-    } else if (strcmp(name, "saga.completed") == 0) {
-        if (s->status != SAGA_STATUS_RUNNING) return fail(c, "saga is %s, not running", saga_status_name(s->status));
-    } else if (s->status != SAGA_STATUS_COMPENSATING) { /* compensated, compensation_failed */
-        return fail(c, "saga is %s, not compensating", saga_status_name(s->status));
     }
-    s->status = (saga_status_t)EVENTS[kind].saga_status;
+    s->status = to;
     return 0;
 }
 
 static int step_event(ctx_t *c, saga_t *s, int kind, int i, const json_t *detail, int64_t at) {
     const char *name = EVENTS[kind].name;
     saga_step_state_t *st = &s->steps[i];
-    saga_step_status_t prev = st->status;
+    saga_step_status_t prev = st->status, to = (saga_step_status_t)EVENTS[kind].step_status;
     int attempt = 0, rc = 0;
     if (s->seq == 0) return fail(c, "the first event must be saga.started");
     if (saga_status_is_terminal(s->status)) return fail(c, "step event after the saga became %s",
                                                         saga_status_name(s->status));
+    if (!saga_step_transition_allowed(prev, to, name))
+        return fail(c, "step '%s' cannot go from %s to %s by %s", s->def->steps[i].name,
+                    saga_step_status_name(prev), saga_step_status_name(to), name);
 
-    if (strncmp(name, "step.", 5) == 0 && strcmp(name, "step.cancelled") != 0 &&
+    /* step.cancelled and step.queued carry no attempt; step.unknown has one
+     * unless it comes from giving up a retry wait or a queue */
+    if (strncmp(name, "step.", 5) == 0 && strcmp(name, "step.cancelled") != 0 && strcmp(name, "step.queued") != 0 &&
         (strcmp(name, "step.unknown") != 0 || json_object_get(detail, "attempt"))) {
         if ((rc = need_attempt(c, detail, &attempt))) return rc;
         bool is_started = strcmp(name, "step.started") == 0;
@@ -177,7 +179,8 @@ static int step_event(ctx_t *c, saga_t *s, int kind, int i, const json_t *detail
         if (st->attempt == 0) st->started_at = at;
         st->attempt = attempt;
     }
-    if (strncmp(name, "compensation.", 13) == 0 && strcmp(name, "compensation.skipped") != 0) {
+    if (strncmp(name, "compensation.", 13) == 0 && strcmp(name, "compensation.skipped") != 0 &&
+        strcmp(name, "compensation.queued") != 0) {
         if ((rc = need_attempt(c, detail, &attempt))) return rc;
         bool is_started = strcmp(name, "compensation.started") == 0;
         bool is_failed = strcmp(name, "compensation.failed") == 0;
@@ -187,7 +190,7 @@ static int step_event(ctx_t *c, saga_t *s, int kind, int i, const json_t *detail
         st->comp_attempt = attempt;
     }
 
-    switch (EVENTS[kind].step_status) {
+    switch (to) {
     case SAGA_STEP_SUCCEEDED: {
         const json_t *output = json_object_get(detail, "output");
         if (!output) return fail(c, "detail.output missing");
@@ -222,27 +225,22 @@ static int step_event(ctx_t *c, saga_t *s, int kind, int i, const json_t *detail
             st->outcome_unknown = true;
         break;
     }
-    case SAGA_STEP_CANCELLED:
-        if (prev != SAGA_STEP_PENDING && prev != SAGA_STEP_RETRY_WAIT)
-            return fail(c, "step '%s' is %s: it cannot be cancelled", s->def->steps[i].name,
-                        saga_step_status_name(prev));
-        if (prev == SAGA_STEP_RETRY_WAIT) st->finished_at = at;
+    case SAGA_STEP_CANCELLED: /* a step that was waiting to (re)start: it had started */
+        if (prev == SAGA_STEP_RETRY_WAIT || prev == SAGA_STEP_QUEUED) st->finished_at = at;
         break;
     case SAGA_STEP_COMPENSATED:
         if (strcmp(name, "compensation.succeeded") == 0) st->error_code[0] = st->error_message[0] = '\0';
-        else if (prev != SAGA_STEP_SUCCEEDED && prev != SAGA_STEP_UNKNOWN)
-            return fail(c, "step '%s' is %s: nothing to skip", s->def->steps[i].name, saga_step_status_name(prev));
         break;
     case SAGA_STEP_COMPENSATION_RETRY_WAIT:
     case SAGA_STEP_COMPENSATION_FAILED:
         rc = take_error(c, detail, st->error_code, sizeof st->error_code, st->error_message,
                         sizeof st->error_message, true);
         break;
-    default: /* RUNNING, COMPENSATING */
+    default: /* RUNNING, QUEUED, COMPENSATING, COMPENSATION_QUEUED */
         break;
     }
     if (rc) return rc;
-    st->status = (saga_step_status_t)EVENTS[kind].step_status;
+    st->status = to;
     st->updated_at = at;
     return 0;
 }
@@ -319,7 +317,8 @@ static int by_seq(const void *a, const void *b) {
 int saga_replay(const saga_definition_t *def, const char *saga_id, const json_t *const *events, int n,
                 int64_t until_ms, saga_t *out, char *err, size_t errlen) {
     saga_replay_init(out, def, saga_id);
-    if (err && errlen) err[0] = '\0';
+    if (!err) errlen = 0; /* snprintf(NULL, 0, ...) is fine */
+    if (errlen) err[0] = '\0';
     if (n < 0 || (n > 0 && !events)) {
         snprintf(err, errlen, "no events given");
         return SAGA_EINVAL;
