@@ -8,6 +8,7 @@
 #include "saga_error.h"
 #include "saga_json.h"
 #include "saga_log.h"
+#include "replay.h"
 #include "schema.h"
 
 /* Every statement the hot path runs, prepared once. */
@@ -53,6 +54,8 @@
                     " JOIN sagas s ON s.id = st.saga_id WHERE st.status IN"                       \
                     " ('running', 'compensating', 'queued', 'compensation_queued')"               \
                     " ORDER BY st.updated_at")                                                     \
+    X(history_of, "SELECT seq, at, event, step, status, detail FROM history WHERE saga_id = ?"     \
+                  " AND at <= ? ORDER BY seq")                                                    \
     X(def_all, "SELECT name, version, json FROM definitions ORDER BY name, version")              \
     X(def_put, "INSERT INTO definitions (name, version, hash, json, loaded_at) VALUES (?, ?, ?, ?, ?)")
 
@@ -573,4 +576,46 @@ int saga_store_active_steps(saga_store_t *st,
     }
     sqlite3_reset(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : fail(st, "active steps");
+}
+
+int saga_store_state_at(saga_store_t *st, const saga_registry_t *reg, const char *id, int64_t until_ms,
+                        saga_t *out, char *err, size_t errlen) {
+    /* The definition and trace context come from the saga row. */
+    saga_t now;
+    int rc = saga_store_load(st, reg, id, &now, err, errlen);
+    if (rc) return rc;
+    const saga_definition_t *def = now.def;
+    char traceparent[sizeof now.traceparent];
+    memcpy(traceparent, now.traceparent, sizeof traceparent);
+    saga_clear(&now);
+
+    json_t **events = NULL;
+    int n = 0, cap = 0;
+    sqlite3_stmt *q = st->history_of;
+    bind_text(q, 1, id);
+    sqlite3_bind_int64(q, 2, until_ms);
+    while (!rc && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        rc = 0;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            json_t **bigger = saga_realloc(events, (size_t)cap * sizeof *bigger);
+            if (!bigger) { rc = SAGA_ENOMEM; break; }
+            events = bigger;
+        }
+        events[n] = saga_history_row_event(id, sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1),
+                                           (const char *)sqlite3_column_text(q, 2),
+                                           (const char *)sqlite3_column_text(q, 3),
+                                           (const char *)sqlite3_column_text(q, 4),
+                                           (const char *)sqlite3_column_text(q, 5), err, errlen);
+        if (!events[n]) rc = SAGA_EPARSE;
+        else n++;
+    }
+    if (rc == SQLITE_DONE) rc = 0;
+    else if (rc > 0) rc = fail(st, "history read");
+    sqlite3_reset(q);
+    if (!rc) rc = saga_replay(def, id, (const json_t *const *)events, n, until_ms, out, err, errlen);
+    if (!rc) memcpy(out->traceparent, traceparent, sizeof traceparent);
+    for (int i = 0; i < n; i++) json_decref(events[i]);
+    saga_free(events);
+    return rc;
 }

@@ -44,6 +44,12 @@ int saga_store_saga_exists(saga_store_t *st, const char *id);
 int saga_store_load(saga_store_t *st, const saga_registry_t *reg, const char *id, saga_t *out,
                     char *err, size_t errlen);
 
+/* The saga as it was at until_ms (INT64_MAX: now), rebuilt from its
+ * history rows alone (replay.h). 0, SAGA_ENOTFOUND (no such saga, or it did
+ * not exist yet), or an error with err set. The caller saga_clears out. */
+int saga_store_state_at(saga_store_t *st, const saga_registry_t *reg, const char *id, int64_t until_ms,
+                        saga_t *out, char *err, size_t errlen);
+
 /* Inserts a new saga row (not its effects: call saga_store_save next). */
 int saga_store_insert(saga_store_t *st, const saga_t *s, const char *start_message_id);
 

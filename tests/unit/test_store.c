@@ -16,6 +16,7 @@
 
 #include "saga_alloc.h"
 #include "saga_error.h"
+#include "replay.h"
 #include "store.h"
 
 typedef struct {
@@ -211,6 +212,41 @@ static void test_dedup_first_then_duplicate(void **state) {
     assert_int_equal(saga_store_dedup(f->st, "start", "r-1", 2), 1); /* per consumer */
 }
 
+/* The history rows alone rebuild the stored state, now and in the past. */
+static void test_state_at_replays_history(void **state) {
+    fixture_t *f = *state;
+    saga_t s;
+    start_saga(f, "s-1", &s, 1000);
+    /* s0 succeeds at t=2000: one more transaction */
+    saga_effects_t fx;
+    saga_effects_init(&fx);
+    uint64_t rng = 1;
+    char why[128], err[256], diff[256];
+    saga_engine_config_t cfg = {.replies_topic = "saga.replies"};
+    json_t *out = json_pack("{s:s}", "id", "x");
+    saga_event_t ev = {.kind = SAGA_EV_REPLY, .step = 0, .attempt = 1, .reply_status = SAGA_REPLY_SUCCESS, .output = out};
+    assert_int_equal(saga_engine_apply(&cfg, &s, &ev, 2000, &rng, &fx, why, sizeof why), 0);
+    assert_int_equal(saga_store_begin(f->st), 0);
+    assert_int_equal(saga_store_save(f->st, &s, &fx, "saga.events", 2000), 0);
+    assert_int_equal(saga_store_commit(f->st), 0);
+    saga_t loaded, replayed, past;
+    assert_int_equal(saga_store_load(f->st, f->reg, "s-1", &loaded, err, sizeof err), 0);
+    assert_int_equal(saga_store_state_at(f->st, f->reg, "s-1", INT64_MAX, &replayed, err, sizeof err), 0);
+    if (!saga_equal(&loaded, &replayed, diff, sizeof diff)) fail_msg("replay differs: %s", diff);
+    assert_string_equal(replayed.traceparent, "00-abc-def-01");
+    assert_int_equal(saga_store_state_at(f->st, f->reg, "s-1", 1500, &past, err, sizeof err), 0);
+    assert_int_equal(past.steps[0].status, SAGA_STEP_RUNNING);
+    assert_int_equal(replayed.steps[0].status, SAGA_STEP_SUCCEEDED);
+    saga_clear(&past);
+    assert_int_equal(saga_store_state_at(f->st, f->reg, "s-1", 999, &past, err, sizeof err) == 0, 0);
+    assert_int_equal(saga_store_state_at(f->st, f->reg, "nope", INT64_MAX, &past, err, sizeof err), SAGA_ENOTFOUND);
+    json_decref(out);
+    saga_effects_free(&fx);
+    saga_clear(&s);
+    saga_clear(&loaded);
+    saga_clear(&replayed);
+}
+
 static void test_dedup_prune_removes_only_old_rows(void **state) {
     fixture_t *f = *state;
     assert_int_equal(saga_store_dedup(f->st, "replies", "old-1", 100), 1);
@@ -283,6 +319,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_outbox_ids_never_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_first_then_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_prune_removes_only_old_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_at_replays_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_due_timers_in_order_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_definition_changed_under_same_version_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_discards_everything, setup, teardown),
