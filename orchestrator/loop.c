@@ -17,6 +17,7 @@
 #define MAX_BATCH 2048
 #define MAX_TIMERS 512
 #define RELAY_BATCH 2000
+#define MAX_TIMER_HOLD_MS 5000
 
 /* Sends a message that cannot be processed to the dead-letter topic with
  * its original bytes; the reason and source travel as headers. */
@@ -287,13 +288,25 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     int64_t next_due = saga_store_next_timer_due(d->store);
     int wait = max_wait_ms;
     if (next_due != INT64_MAX && next_due - now < wait) wait = next_due <= now ? 0 : (int)(next_due - now);
+    if (!saga_bus_ready(d->bus)) wait = max_wait_ms; /* timers are held until then: do not spin */
     if (saga_bus_in_flight(d->bus) > 0 && wait > 5) wait = 5; /* keep serving delivery reports */
 
     int batch = d->cfg.batch_size > 0 && d->cfg.batch_size < MAX_BATCH ? (int)d->cfg.batch_size : MAX_BATCH;
     int n = saga_bus_poll(d->bus, msgs, batch, wait);
     saga_bus_serve(d->bus, 0);
     now = saga_now_ms();
-    int ntimers = next_due <= now ? saga_store_due_timers(d->store, now, timers, MAX_TIMERS) : 0;
+    /* Timers wait while replies may still be queued in Kafka: before the
+     * consumer has its partitions (e.g. after a restart) and while the poll
+     * returns full batches — a reply that arrived during an outage must win
+     * over the timeout it would otherwise lose to. A steady backlog holds
+     * them at most MAX_TIMER_HOLD_MS. */
+    bool caught_up = saga_bus_ready(d->bus) && n < batch;
+    if (next_due <= now && !caught_up && saga_bus_ready(d->bus) && d->timers_held_since == 0) d->timers_held_since = now;
+    if (caught_up || (d->timers_held_since && now - d->timers_held_since > MAX_TIMER_HOLD_MS)) {
+        caught_up = true;
+        d->timers_held_since = 0;
+    }
+    int ntimers = caught_up && next_due <= now ? saga_store_due_timers(d->store, now, timers, MAX_TIMERS) : 0;
     if (ntimers < 0) return ntimers;
 
     if (n == 0 && ntimers == 0 && saga_bus_acked_count(d->bus) == 0 && !saga_flow_has_ready(d->flow, now)) {

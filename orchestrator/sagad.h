@@ -63,6 +63,7 @@ typedef struct {
     saga_breaker_state_t breaker_logged[256]; /* last logged state per flow topic index */
     uint64_t rng;
     int64_t relay_after;       /* highest outbox id handed to the producer */
+    int64_t timers_held_since; /* due timers held back behind a message backlog since (0: not) */
     sagad_counters_t counters;
     uint64_t stale_by_reason[SAGA_STALE__COUNT];
 } sagad_t;

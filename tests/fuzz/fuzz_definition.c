@@ -3,7 +3,7 @@
  *
  * - it either returns a definition or at least one problem, never both;
  * - every problem has a message, a pointer that is "" or starts with '/',
- *   and a line only for syntax errors;
+ *   both valid UTF-8, and a line only for syntax errors;
  * - an accepted definition is consistent: 1..64 steps with unique valid
  *   names, `after` indexes in range, not self, acyclic; merged retry
  *   policies with max_backoff >= initial_backoff; payload never NULL; a
@@ -26,6 +26,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* jansson takes exactly the UTF-8 strings */
+static int utf8(const char *s) {
+    json_t *j = json_string(s);
+    json_decref(j);
+    return j != NULL;
+}
+
 static void check_errors(const saga_def_errors_t *errs) {
     CHECK(errs->count >= 1);
     int kept = errs->count < 32 ? errs->count : 32;
@@ -34,6 +41,7 @@ static void check_errors(const saga_def_errors_t *errs) {
         CHECK(memchr(e->pointer, '\0', sizeof e->pointer) != NULL);
         CHECK(memchr(e->message, '\0', sizeof e->message) != NULL);
         CHECK(e->message[0] != '\0');
+        CHECK(utf8(e->message) && utf8(e->pointer)); /* they go into JSON */
         CHECK(e->pointer[0] == '\0' || e->pointer[0] == '/');
         CHECK(e->line >= 0 && e->column >= 0);
         if (e->line > 0) CHECK(errs->count == 1); /* a syntax error stops everything else */

@@ -3,7 +3,8 @@
  * it is not JSON, the bytes (when valid UTF-8) are one template string.
  * Each is rendered against a fixed context and scanned. Checks:
  *
- * - render returns a value or an error message, never both or neither;
+ * - render returns a value or an error message (UTF-8), never both or
+ *   neither;
  * - an unterminated "${" found by scan makes render fail too;
  * - when scan succeeds, render fails only with "...: no such value";
  * - a tree whose strings contain no '$' renders to an equal tree;
@@ -94,6 +95,9 @@ static void exercise(const json_t *tmpl) {
         json_decref(out);
     } else {
         CHECK(err[0] != '\0');
+        json_t *as_json = json_string(err); /* the error goes into JSON: UTF-8 */
+        CHECK(as_json != NULL);
+        json_decref(as_json);
         if (scan_rc == 0) {
             size_t n = strlen(err), m = strlen(": no such value");
             CHECK(n >= m && strcmp(err + n - m, ": no such value") == 0);

@@ -7,9 +7,9 @@
 . "$(dirname "$0")/lib.sh"
 WAVES=${WAVES:-20}
 PER=${PER:-100}              # sagas per wave: 80% complete, 10% out of stock, 10% declined
-SEED=${SEED:-$RANDOM}
-echo "# seed $SEED (SEED=$SEED to repeat)"
-RANDOM=$SEED
+CHAOS_SEED=${CHAOS_SEED:-$RANDOM}
+echo "# seed $CHAOS_SEED (CHAOS_SEED=$CHAOS_SEED to repeat)"
+RANDOM=$CHAOS_SEED
 stack_up
 killed_mid_run=0
 for wave in $(seq 1 "$WAVES"); do

@@ -4,6 +4,9 @@ saga_unit_test(test_definition SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_definiti
 # with NAME.expected): the loader's full error list, exactly.
 saga_unit_test(test_definition_invalid SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_definition_invalid.c
                LIBS saga_engine)
+# What the fuzz targets (tests/fuzz) found, as regression tests.
+saga_unit_test(test_definition_regressions SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_definition_regressions.c
+               LIBS saga_engine)
 saga_unit_test(test_template SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_template.c LIBS saga_engine)
 
 # The published JSON Schemas against the same fixtures. Needs python3 with
@@ -26,3 +29,15 @@ if(TARGET sagactl)
            COMMAND sh -c "\"$1\" validate \"$2\"/sagas/*.json" sh $<TARGET_FILE:sagactl> ${CMAKE_SOURCE_DIR})
   set_tests_properties(sagactl_validate_sagas PROPERTIES LABELS unit TIMEOUT 60)
 endif()
+
+# The fuzz targets' seed corpora (tests/fuzz/corpus/TARGET/, including every
+# crash the fuzzers found) replayed without libFuzzer, in every build: the
+# targets' invariants run as plain tests (scripts/fuzz does the fuzzing).
+foreach(target fuzz_definition fuzz_template)
+  add_executable(${target}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/${target}.c
+                 ${CMAKE_SOURCE_DIR}/tests/fuzz/replay_main.c)
+  target_link_libraries(${target}_replay PRIVATE saga_engine saga_common)
+  add_test(NAME ${target}_corpus
+           COMMAND ${target}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${target})
+  set_tests_properties(${target}_corpus PROPERTIES LABELS unit TIMEOUT 120)
+endforeach()
