@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "commands.h"
 #include "messages.h"
 #include "sagad.h"
 #include "saga_alloc.h"
@@ -18,6 +19,7 @@
 #define MAX_TIMERS 512
 #define RELAY_BATCH 2000
 #define MAX_TIMER_HOLD_MS 5000
+#define MAX_COMMANDS 256
 
 /* Sends a message that cannot be processed to the dead-letter topic with
  * its original bytes; the reason and source travel as headers. */
@@ -69,15 +71,25 @@ static int apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t
     return rc;
 }
 
-static int handle_start(sagad_t *d, const rd_kafka_message_t *m, json_t *root, int64_t now) {
+/* Starts the saga a start message asks for, unless it is a duplicate
+ * (message_id seen, or the saga_id exists). m is the Kafka message (for
+ * dead letters and its traceparent header), NULL for an operator's start;
+ * then a problem is only logged (the admin API checked the request). */
+static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *root, int64_t now) {
     saga_start_msg_t start;
     char err[256];
-    if (saga_parse_start(root, &start, err, sizeof err)) return dead_letter(d, m, err, now);
+    if (saga_parse_start(root, &start, err, sizeof err)) {
+        if (m) return dead_letter(d, m, err, now);
+        LOG_WARN("loop", "operator start refused: %s", err);
+        return 0;
+    }
     const saga_definition_t *def = saga_registry_get(d->registry, start.definition, start.version);
     if (!def) {
         snprintf(err, sizeof err, "saga.start: unknown definition '%.100s'%s", start.definition,
                  start.version ? " at that version" : "");
-        return dead_letter(d, m, err, now);
+        if (m) return dead_letter(d, m, err, now);
+        LOG_WARN("loop", "operator start refused: %s", err);
+        return 0;
     }
     int rc = saga_store_dedup(d->store, "start", start.message_id, now);
     if (rc <= 0) {
@@ -99,7 +111,7 @@ static int handle_start(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
         saga_random_id("s-", id, sizeof id);
     }
     char traceparent[64] = "";
-    if (saga_kafka_header(m, "traceparent", traceparent, sizeof traceparent) != 0) {
+    if (!m || saga_kafka_header(m, "traceparent", traceparent, sizeof traceparent) != 0) {
         /* W3C trace context: version 00, random trace and span ids, sampled. */
         snprintf(traceparent, sizeof traceparent, "00-%016llx%016llx-%016llx-01", saga_random_u64(),
                  saga_random_u64(), saga_random_u64());
@@ -173,7 +185,7 @@ static int handle_message(sagad_t *d, const rd_kafka_message_t *m, int64_t now) 
     }
     const char *topic = rd_kafka_topic_name(m->rkt);
     int rc;
-    if (strcmp(topic, d->cfg.start_topic) == 0) rc = handle_start(d, m, root, now);
+    if (strcmp(topic, d->cfg.start_topic) == 0) rc = start_saga(d, m, root, now);
     else if (strcmp(topic, d->cfg.replies_topic) == 0) rc = handle_reply(d, m, root, now);
     else rc = dead_letter(d, m, "message from a topic sagad does not route", now);
     json_decref(root);
@@ -196,6 +208,36 @@ static int fire_timer(sagad_t *d, const saga_timer_row_t *t, int64_t now) {
                        .timer_attempt = t->attempt};
     rc = apply_and_save(d, s, &ev, now, &d->counters.stale_timer);
     saga_clear(s);
+    saga_free(s);
+    return rc;
+}
+
+/* An operator's command from the admin API. */
+static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
+    if (cmd->kind == SAGA_CMD_START) {
+        json_t *root = saga_json_parse(cmd->body, strlen(cmd->body), NULL, 0);
+        int rc = root ? start_saga(d, NULL, root, now) : 0;
+        json_decref(root);
+        return rc;
+    }
+    saga_t *s = saga_malloc(sizeof *s);
+    if (!s) return SAGA_ENOMEM;
+    char err[512] = "";
+    int rc = saga_store_load(d->store, d->registry, cmd->saga_id, s, err, sizeof err);
+    if (rc == 0) {
+        uint64_t refused = 0;
+        saga_event_t ev = {.kind = cmd->kind == SAGA_CMD_ABORT ? SAGA_EV_ABORT : SAGA_EV_RETRY,
+                           .reason = cmd->reason};
+        rc = apply_and_save(d, s, &ev, now, &refused);
+        saga_log_ctx_t ctx = {.saga_id = s->id, .trace_id = s->traceparent};
+        saga_log(refused ? SAGA_LOG_WARN : SAGA_LOG_INFO, "loop", &ctx, "operator %s%s%s%s",
+                 cmd->kind == SAGA_CMD_ABORT ? "abort" : "retry", refused ? " refused: saga is " : "",
+                 refused ? saga_status_name(s->status) : "", cmd->reason ? "" : "");
+        saga_clear(s);
+    } else if (rc == SAGA_ENOTFOUND) {
+        LOG_WARN("loop", "operator command for saga %s: %s", cmd->saga_id, err[0] ? err : "no such saga");
+        rc = 0;
+    }
     saga_free(s);
     return rc;
 }
@@ -289,6 +331,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     int wait = max_wait_ms;
     if (next_due != INT64_MAX && next_due - now < wait) wait = next_due <= now ? 0 : (int)(next_due - now);
     if (!saga_bus_ready(d->bus)) wait = max_wait_ms; /* timers are held until then: do not spin */
+    if (d->commands && saga_command_pending(d->commands) > 0) wait = 0;
     if (saga_bus_in_flight(d->bus) > 0 && wait > 5) wait = 5; /* keep serving delivery reports */
 
     int batch = d->cfg.batch_size > 0 && d->cfg.batch_size < MAX_BATCH ? (int)d->cfg.batch_size : MAX_BATCH;
@@ -309,13 +352,20 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     int ntimers = caught_up && next_due <= now ? saga_store_due_timers(d->store, now, timers, MAX_TIMERS) : 0;
     if (ntimers < 0) return ntimers;
 
-    if (n == 0 && ntimers == 0 && saga_bus_acked_count(d->bus) == 0 && !saga_flow_has_ready(d->flow, now)) {
+    static saga_command_t commands[MAX_COMMANDS];
+    int ncommands = d->commands ? saga_command_take(d->commands, commands, MAX_COMMANDS) : 0;
+    if (n == 0 && ntimers == 0 && ncommands == 0 && saga_bus_acked_count(d->bus) == 0 &&
+        !saga_flow_has_ready(d->flow, now)) {
         int sent = relay(d);
         return sent < 0 ? sent : 0;
     }
     int rc = saga_store_begin(d->store);
     for (int i = 0; !rc && i < n; i++) rc = handle_message(d, msgs[i], now);
     for (int i = 0; !rc && i < ntimers; i++) rc = fire_timer(d, &timers[i], now);
+    for (int i = 0; i < ncommands; i++) {
+        if (!rc) rc = run_command(d, &commands[i], now);
+        saga_command_clear(&commands[i]);
+    }
     if (!rc) rc = resume_waiters(d, now);
     if (!rc) rc = delete_acked(d);
     if (!rc) rc = saga_store_commit(d->store);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "commands.h"
 #include "sagad.h"
 #include "saga_alloc.h"
 #include "saga_clock.h"
@@ -16,6 +17,11 @@
 #include "saga_util.h"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
+
+/* Addresses only this machine can reach. */
+static bool is_loopback(const char *addr) {
+    return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 || strcmp(addr, "localhost") == 0;
+}
 
 /* Loads the definitions directory into a new registry, reporting every bad
  * file. Returns NULL when anything is wrong. */
@@ -119,6 +125,8 @@ int main(int argc, char **argv) {
         {"sagas", SAGA_CFG_STRING, "sagas", "directory of saga definitions (*.json)", &c->sagas_dir},
         {"admin-addr", SAGA_CFG_STRING, "127.0.0.1", "admin HTTP API address", &c->admin_addr},
         {"admin-port", SAGA_CFG_INT, "8080", "admin HTTP API port (0: any free port, see --ready-file)", &c->admin_port},
+        {"admin-token", SAGA_CFG_STRING, NULL, "bearer token the mutating admin endpoints require (prefer the env var or --admin-token-file)", &c->admin_token},
+        {"admin-token-file", SAGA_CFG_STRING, NULL, "read the admin bearer token from this file", &c->admin_token_file},
         {"ready-file", SAGA_CFG_STRING, NULL, "write ADMIN_URL= and PID= here once consuming", &c->ready_file},
         {"group", SAGA_CFG_STRING, "sagad", "Kafka consumer group", &c->group},
         {"start-topic", SAGA_CFG_STRING, "saga.start", "topic of saga.start events", &c->start_topic},
@@ -192,6 +200,24 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagad: %s\n", err);
         return 1;
     }
+    char *token = NULL;
+    if (c->admin_token_file && *c->admin_token_file) {
+        token = saga_read_file(c->admin_token_file, NULL);
+        if (!token) {
+            fprintf(stderr, "sagad: --admin-token-file: cannot read '%s'\n", c->admin_token_file);
+            return 2;
+        }
+        token[strcspn(token, "\r\n")] = '\0';
+    } else if (c->admin_token && *c->admin_token) {
+        token = saga_strdup(c->admin_token);
+    }
+    if ((!token || !*token) && !is_loopback(c->admin_addr)) {
+        fprintf(stderr, "sagad: the admin API on '%s' would be reachable beyond this machine without a token: "
+                        "set --admin-token-file (or SAGAD_ADMIN_TOKEN), or listen on 127.0.0.1\n", c->admin_addr);
+        return 2;
+    }
+    d.commands = saga_command_queue_new(4096);
+    if (!d.commands) return 1;
     saga_admin_t *admin = saga_admin_start(c->admin_addr, (int)c->admin_port, c->db, err, sizeof err);
     if (!admin) {
         fprintf(stderr, "sagad: admin API on %s:%lld: %s\n", c->admin_addr, c->admin_port, err);
@@ -205,6 +231,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagad: cannot rebuild flow-control state\n");
         return 1;
     }
+    saga_admin_set_commands(admin, d.commands, token);
     d.engine.replies_topic = c->replies_topic;
     d.engine.flow = d.flow;
     d.rng = saga_random_u64();
@@ -246,6 +273,8 @@ int main(int argc, char **argv) {
     saga_store_close(&d.store);
     saga_registry_free(&d.registry);
     saga_flow_free(&d.flow);
+    saga_command_queue_free(&d.commands);
+    saga_free(token);
     LOG_INFO("sagad", "stopped");
     return exit_code;
 }

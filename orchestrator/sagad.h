@@ -17,6 +17,7 @@ typedef struct {
     const char *bootstrap, *bootstrap_file;
     const char *db, *sagas_dir;
     const char *admin_addr;
+    const char *admin_token, *admin_token_file;
     long long admin_port;
     const char *ready_file;
     const char *group;
@@ -60,6 +61,7 @@ typedef struct {
     saga_bus_t *bus;
     saga_engine_config_t engine;
     saga_flow_t *flow;
+    struct saga_command_queue *commands; /* from the admin API; applied by the loop */
     saga_breaker_state_t breaker_logged[256]; /* last logged state per flow topic index */
     uint64_t rng;
     int64_t relay_after;       /* highest outbox id handed to the producer */

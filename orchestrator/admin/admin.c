@@ -120,7 +120,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (rs->too_large) {
         admin_error(&res, ADMIN_ERR_TOO_LARGE, "request body larger than %d bytes", ADMIN_MAX_BODY);
     } else {
-        admin_request_t req = {.method = method, .path = url, .body = rs->buf, .body_len = rs->len};
+        admin_request_t req = {.method = method, .path = url, .body = rs->buf, .body_len = rs->len,
+                               .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                            MHD_HTTP_HEADER_AUTHORIZATION)};
         pthread_mutex_lock(&a->lock);
         int rc = admin_route(&a->ctx, &req, &res);
         pthread_mutex_unlock(&a->lock);
@@ -224,6 +226,13 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, 
 }
 
 int saga_admin_port(const saga_admin_t *a) { return a ? a->port : -1; }
+
+void saga_admin_set_commands(saga_admin_t *a, saga_command_queue_t *commands, const char *token) {
+    pthread_mutex_lock(&a->lock);
+    a->ctx.commands = commands;
+    a->ctx.token = token && *token ? token : NULL;
+    pthread_mutex_unlock(&a->lock);
+}
 
 void saga_admin_stop(saga_admin_t **ap) {
     if (!ap || !*ap) return;

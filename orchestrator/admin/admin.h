@@ -17,6 +17,14 @@ typedef struct saga_admin saga_admin_t;
 saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, char *err,
                                size_t errlen);
 
+typedef struct saga_command_queue saga_command_queue_t;
+
+/* Enables the mutating endpoints (POST): they queue commands into
+ * `commands` for the main loop. With a non-empty token they need
+ * "Authorization: Bearer <token>" (401 without, 403 with another one).
+ * Both are borrowed and must outlive the server. */
+void saga_admin_set_commands(saga_admin_t *a, saga_command_queue_t *commands, const char *token);
+
 /* The bound port (useful after port 0), or -1. */
 int saga_admin_port(const saga_admin_t *a);
 

@@ -43,10 +43,28 @@ static int h_saga(admin_ctx_t *ctx, const admin_request_t *req, const route_para
     return admin_get_saga(ctx, p->value[0], res);
 }
 
-/* New endpoints go here (list, start, abort, retry, definitions, stats). */
+static int h_post_saga(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
+                       admin_response_t *res) {
+    return admin_post_saga(ctx, req, res);
+}
+
+static int h_abort(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
+                   admin_response_t *res) {
+    return admin_post_abort(ctx, p->value[0], req, res);
+}
+
+static int h_retry(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
+                   admin_response_t *res) {
+    return admin_post_retry(ctx, p->value[0], req, res);
+}
+
+/* New endpoints go here (list, definitions, stats). */
 static const route_t routes[] = {
     {"GET", "/healthz", "GET, HEAD", h_health},
     {"GET", "/v1/sagas/{id}", "GET, HEAD", h_saga},
+    {"POST", "/v1/sagas", "POST", h_post_saga},
+    {"POST", "/v1/sagas/{id}/abort", "POST", h_abort},
+    {"POST", "/v1/sagas/{id}/retry", "POST", h_retry},
 };
 
 /* ---- errors ---- */

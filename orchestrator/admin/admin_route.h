@@ -21,10 +21,14 @@
  * names and statuses cannot drift apart. */
 #define ADMIN_ERROR_MAP(X)                          \
     X(BAD_REQUEST,        400, "bad_request")       \
+    X(UNAUTHORIZED,       401, "unauthorized")      \
+    X(FORBIDDEN,          403, "forbidden")         \
     X(INVALID_ID,         400, "invalid_id")        \
     X(NOT_FOUND,          404, "not_found")         \
     X(METHOD_NOT_ALLOWED, 405, "method_not_allowed")\
+    X(CONFLICT,           409, "conflict")          \
     X(TOO_LARGE,          413, "payload_too_large") \
+    X(UNPROCESSABLE,      422, "unprocessable")     \
     X(INTERNAL,           500, "internal")          \
     X(UNAVAILABLE,        503, "unavailable")
 
@@ -34,9 +38,13 @@ typedef enum {
 #undef ADMIN_ERR_ENUM
 } admin_error_t;
 
-/* What a handler needs; later also the command queue into the loop. */
+typedef struct saga_command_queue saga_command_queue_t;
+
+/* What a handler needs. */
 typedef struct {
-    sqlite3 *db; /* read-only connection; used by one thread at a time */
+    sqlite3 *db;                    /* read-only connection; used by one thread at a time */
+    saga_command_queue_t *commands; /* into the main loop; NULL: mutating endpoints answer 503 */
+    const char *token;              /* bearer token for mutating endpoints; NULL: none needed */
 } admin_ctx_t;
 
 typedef struct {
@@ -44,6 +52,7 @@ typedef struct {
     const char *path;   /* raw path as sent, NOT percent-decoded, without the query */
     const char *body;   /* may be NULL when body_len == 0 */
     size_t body_len;
+    const char *authorization; /* the Authorization header, or NULL */
 } admin_request_t;
 
 typedef struct {
@@ -84,5 +93,11 @@ int admin_json_response(admin_response_t *res, unsigned status, const json_t *do
 /* The handlers (admin_sagas.c). `id` is decoded and checked. */
 int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res);
 int admin_get_health(admin_ctx_t *ctx, admin_response_t *res);
+
+/* The command handlers (admin_commands.c): they check what they can in the
+ * read-only database and queue the command for the loop (202 Accepted). */
+int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
+int admin_post_abort(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
+int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
 
 #endif

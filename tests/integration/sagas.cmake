@@ -7,3 +7,4 @@ saga_stack_test(it_bulkhead test_bulkhead.sh)
 # The long crash test: slow, but run by .ci/run (ctest runs every label).
 saga_stack_test(it_crash_chaos test_crash_chaos.sh)
 set_tests_properties(it_crash_chaos PROPERTIES LABELS "integration;slow" TIMEOUT 900)
+saga_stack_test(it_operator_commands test_operator_commands.sh)

@@ -12,3 +12,7 @@ if(TARGET sagactl)
   add_dependencies(test_sagactl sagactl)
   target_compile_definitions(test_sagactl PRIVATE SAGACTL_PATH="$<TARGET_FILE:sagactl>")
 endif()
+
+saga_unit_test(test_admin_commands
+  SOURCES ${_admin_dir}/test_admin_commands.c ${_admin_dir}/test_admin_fixture.c
+  LIBS saga_admin PkgConfig::CURL)

@@ -1,0 +1,182 @@
+/* POST endpoints: start, abort, retry. They check what the read-only
+ * database can tell (the saga exists, its status allows the command, the
+ * definition is known) and queue the command for the main loop, which
+ * decides for good in its own transaction (the engine refuses a command the
+ * saga's state does not allow by then). */
+#include "admin_route.h"
+#include "commands.h"
+#include "messages.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "saga_alloc.h"
+#include "saga_error.h"
+#include "saga_json.h"
+#include "saga_util.h"
+
+/* 0 when the request may mutate; else fills res with 401/403/503. */
+static int authorize(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res, int *rc) {
+    if (!ctx->commands) {
+        *rc = admin_error(res, ADMIN_ERR_UNAVAILABLE, "this server takes no commands");
+        return -1;
+    }
+    if (!ctx->token) return 0;
+    const char *auth = req->authorization;
+    if (!auth || strncmp(auth, "Bearer ", 7) != 0) {
+        *rc = admin_error(res, ADMIN_ERR_UNAUTHORIZED, "missing 'Authorization: Bearer <token>'");
+        return -1;
+    }
+    /* Constant time over the expected token's length. */
+    const char *given = auth + 7;
+    size_t want = strlen(ctx->token), got = strlen(given);
+    unsigned char diff = (unsigned char)(want != got);
+    for (size_t i = 0; i < want; i++) diff |= (unsigned char)(ctx->token[i] ^ (i < got ? given[i] : 0));
+    if (diff) {
+        *rc = admin_error(res, ADMIN_ERR_FORBIDDEN, "the bearer token is not valid");
+        return -1;
+    }
+    return 0;
+}
+
+/* The body as a JSON object; NULL with res filled when it is not one. An
+ * empty body is {} when empty_ok. */
+static json_t *body_object(const admin_request_t *req, int empty_ok, admin_response_t *res, int *rc) {
+    if (req->body_len == 0 && empty_ok) return json_object();
+    char err[200];
+    json_t *doc = req->body_len ? saga_json_parse(req->body, req->body_len, err, sizeof err) : NULL;
+    if (!doc) {
+        *rc = admin_error(res, ADMIN_ERR_BAD_REQUEST, "body is not valid JSON: %s", req->body_len ? err : "empty");
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        *rc = admin_error(res, ADMIN_ERR_BAD_REQUEST, "body must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+/* The saga's status into buf; 1 found, 0 not, -1 on a database error. */
+static int saga_status(admin_ctx_t *ctx, const char *id, char *buf, size_t len) {
+    sqlite3_stmt *q = NULL;
+    int found = -1;
+    if (sqlite3_prepare_v2(ctx->db, "SELECT status FROM sagas WHERE id = ?", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC) == SQLITE_OK) {
+        int rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            snprintf(buf, len, "%s", (const char *)sqlite3_column_text(q, 0));
+            found = 1;
+        } else if (rc == SQLITE_DONE) {
+            found = 0;
+        }
+    }
+    sqlite3_finalize(q);
+    return found;
+}
+
+static int definition_known(admin_ctx_t *ctx, const char *name) {
+    sqlite3_stmt *q = NULL;
+    int known = -1;
+    if (sqlite3_prepare_v2(ctx->db, "SELECT 1 FROM definitions WHERE name = ?", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK) {
+        int rc = sqlite3_step(q);
+        known = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(q);
+    return known;
+}
+
+static int accepted(admin_response_t *res, unsigned status, const char *id, const char *what) {
+    json_t *doc = json_pack("{s:s, s:s}", "saga_id", id, "status", what);
+    if (!doc) return SAGA_ENOMEM;
+    int rc = admin_json_response(res, status, doc);
+    json_decref(doc);
+    return rc;
+}
+
+static int queue_error(admin_response_t *res, int rc) {
+    if (rc == SAGA_EIO) return admin_error(res, ADMIN_ERR_UNAVAILABLE, "too many commands waiting; try again");
+    return rc;
+}
+
+int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res) {
+    int rc = 0;
+    if (authorize(ctx, req, res, &rc)) return rc;
+    json_t *doc = body_object(req, 0, res, &rc);
+    if (!doc) return rc;
+    /* The body is a saga.start without the envelope: type and (by
+     * default) message_id and saga_id are filled in here. */
+    char id[SAGA_ID_MAX], message_id[SAGA_ID_MAX + 8];
+    const char *given = saga_json_str(doc, "saga_id");
+    if (json_object_get(doc, "saga_id") && !given) {
+        json_decref(doc);
+        return admin_error(res, ADMIN_ERR_BAD_REQUEST, "'saga_id' must be a string");
+    }
+    if (given) snprintf(id, sizeof id, "%s", given);
+    else saga_random_id("s-", id, sizeof id);
+    if (!json_object_get(doc, "message_id")) {
+        snprintf(message_id, sizeof message_id, "http-%s", id);
+        json_object_set_new(doc, "message_id", json_string(message_id));
+    }
+    json_object_set_new(doc, "saga_id", json_string(id));
+    json_object_set_new(doc, "type", json_string("saga.start"));
+    saga_start_msg_t start;
+    char err[256];
+    if (saga_parse_start(doc, &start, err, sizeof err)) {
+        json_decref(doc);
+        return admin_error(res, ADMIN_ERR_BAD_REQUEST, "%s", err);
+    }
+    char status[32];
+    int exists = saga_status(ctx, id, status, sizeof status);
+    int known = exists == 0 ? definition_known(ctx, start.definition) : 1;
+    if (exists < 0 || known < 0) {
+        rc = admin_error(res, ADMIN_ERR_UNAVAILABLE, "database: %s", sqlite3_errmsg(ctx->db));
+    } else if (exists) {
+        rc = accepted(res, 200, id, status); /* idempotent on saga_id */
+    } else if (!known) {
+        rc = admin_error(res, ADMIN_ERR_UNPROCESSABLE, "unknown definition '%.128s'", start.definition);
+    } else {
+        char *body = saga_json_dump(doc);
+        rc = body ? saga_command_push(ctx->commands, SAGA_CMD_START, id, body, NULL) : SAGA_ENOMEM;
+        saga_free(body);
+        rc = rc ? queue_error(res, rc) : accepted(res, 202, id, "accepted");
+    }
+    json_decref(doc);
+    return rc;
+}
+
+/* abort and retry: the saga must exist and be in `need`. */
+static int post_command(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res,
+                        saga_command_kind_op_t kind, const char *need) {
+    int rc = 0;
+    if (authorize(ctx, req, res, &rc)) return rc;
+    json_t *doc = body_object(req, 1, res, &rc);
+    if (!doc) return rc;
+    json_t *reason = json_object_get(doc, "reason");
+    if (reason && !json_is_string(reason)) {
+        json_decref(doc);
+        return admin_error(res, ADMIN_ERR_BAD_REQUEST, "'reason' must be a string");
+    }
+    char status[32];
+    int exists = saga_status(ctx, id, status, sizeof status);
+    if (exists < 0) rc = admin_error(res, ADMIN_ERR_UNAVAILABLE, "database: %s", sqlite3_errmsg(ctx->db));
+    else if (!exists) rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no saga '%s'", id);
+    else if (strcmp(status, need) != 0)
+        rc = admin_error(res, ADMIN_ERR_CONFLICT, "saga '%s' is %s; %s needs it %s", id, status,
+                         kind == SAGA_CMD_ABORT ? "abort" : "retry", need);
+    else {
+        rc = saga_command_push(ctx->commands, kind, id, NULL, reason ? json_string_value(reason) : NULL);
+        rc = rc ? queue_error(res, rc) : accepted(res, 202, id, "accepted");
+    }
+    json_decref(doc);
+    return rc;
+}
+
+int admin_post_abort(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res) {
+    return post_command(ctx, id, req, res, SAGA_CMD_ABORT, "running");
+}
+
+int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res) {
+    return post_command(ctx, id, req, res, SAGA_CMD_RETRY, "compensation_failed");
+}

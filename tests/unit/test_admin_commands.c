@@ -1,0 +1,206 @@
+/* The admin API's command endpoints (start, abort, retry): auth, checks
+ * against the read-only database, and what they queue for the loop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "test_filter.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_route.h"
+#include "commands.h"
+#include "saga_alloc.h"
+#include "test_admin_fixture.h"
+
+typedef struct {
+    fixture_db_t fx;
+    sqlite3 *ro;
+    saga_command_queue_t *q;
+    admin_ctx_t ctx;
+} world_t;
+
+static int setup(void **state) {
+    world_t *w = calloc(1, sizeof *w);
+    if (fixture_db_create(&w->fx, 1)) return -1;
+    if (fixture_db_exec(&w->fx, "INSERT INTO definitions VALUES ('order_fulfillment', 1, 'h', '{}', 0)")) return -1;
+    if (sqlite3_open_v2(w->fx.db_path, &w->ro, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -1;
+    w->q = saga_command_queue_new(4);
+    w->ctx = (admin_ctx_t){.db = w->ro, .commands = w->q, .token = "s3cret"};
+    *state = w;
+    return 0;
+}
+
+static int teardown(void **state) {
+    world_t *w = *state;
+    saga_command_queue_free(&w->q);
+    sqlite3_close(w->ro);
+    fixture_db_destroy(&w->fx);
+    free(w);
+    return 0;
+}
+
+static unsigned post(world_t *w, const char *path, const char *body, const char *auth, json_t **doc) {
+    admin_request_t req = {.method = "POST", .path = path, .body = body, .body_len = body ? strlen(body) : 0,
+                           .authorization = auth};
+    admin_response_t res;
+    assert_int_equal(admin_route(&w->ctx, &req, &res), 0);
+    if (doc) *doc = json_loads(res.body, 0, NULL);
+    saga_free(res.body);
+    return res.status;
+}
+
+static const char *error_code(json_t *doc) {
+    return json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
+}
+
+static void test_start_needs_the_token(void **state) {
+    world_t *w = *state;
+    json_t *doc;
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", NULL, &doc), 401);
+    assert_string_equal(error_code(doc), "unauthorized");
+    json_decref(doc);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", "Bearer nope", &doc), 403);
+    assert_string_equal(error_code(doc), "forbidden");
+    json_decref(doc);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", "Bearer s3cret0", NULL), 403);
+    assert_int_equal(saga_command_pending(w->q), 0);
+}
+
+static void test_start_queues_a_start_message(void **state) {
+    world_t *w = *state;
+    json_t *doc;
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"saga_id\":\"new-1\",\"input\":{\"a\":1}}",
+                          "Bearer s3cret", &doc), 202);
+    assert_string_equal(json_string_value(json_object_get(doc, "saga_id")), "new-1");
+    json_decref(doc);
+    saga_command_t c;
+    assert_int_equal(saga_command_take(w->q, &c, 1), 1);
+    assert_int_equal(c.kind, SAGA_CMD_START);
+    json_t *msg = json_loads(c.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(msg, "type")), "saga.start");
+    assert_string_equal(json_string_value(json_object_get(msg, "saga_id")), "new-1");
+    assert_string_equal(json_string_value(json_object_get(msg, "message_id")), "http-new-1");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(msg, "input"), "a")), 1);
+    json_decref(msg);
+    saga_command_clear(&c);
+}
+
+static void test_start_without_id_gets_one(void **state) {
+    world_t *w = *state;
+    json_t *doc;
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", "Bearer s3cret", &doc), 202);
+    const char *id = json_string_value(json_object_get(doc, "saga_id"));
+    assert_non_null(id);
+    assert_true(strncmp(id, "s-", 2) == 0);
+    json_decref(doc);
+}
+
+static void test_start_of_existing_saga_is_idempotent(void **state) {
+    world_t *w = *state;
+    json_t *doc;
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"saga_id\":\"" FX_SAGA_RUNNING "\"}",
+                          "Bearer s3cret", &doc), 200);
+    assert_string_equal(json_string_value(json_object_get(doc, "status")), "running");
+    json_decref(doc);
+    assert_int_equal(saga_command_pending(w->q), 0);
+}
+
+static void test_start_bad_input(void **state) {
+    world_t *w = *state;
+    json_t *doc;
+    assert_int_equal(post(w, "/v1/sagas", "{nope", "Bearer s3cret", &doc), 400);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(doc, "error"), "message")), "not valid JSON"));
+    json_decref(doc);
+    assert_int_equal(post(w, "/v1/sagas", "[1]", "Bearer s3cret", NULL), 400);
+    assert_int_equal(post(w, "/v1/sagas", "{}", "Bearer s3cret", &doc), 400);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(doc, "error"), "message")), "definition"));
+    json_decref(doc);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"saga_id\":\"a/b\"}", "Bearer s3cret", NULL), 400);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"saga_id\":7}", "Bearer s3cret", NULL), 400);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"input\":[]}", "Bearer s3cret", NULL), 400);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"nope\"}", "Bearer s3cret", &doc), 422);
+    assert_string_equal(error_code(doc), "unprocessable");
+    json_decref(doc);
+    assert_int_equal(saga_command_pending(w->q), 0);
+}
+
+static void test_abort_checks_the_status(void **state) {
+    world_t *w = *state;
+    json_t *doc;
+    assert_int_equal(post(w, "/v1/sagas/" FX_SAGA_RUNNING "/abort", "{\"reason\":\"customer called\"}", "Bearer s3cret", NULL), 202);
+    saga_command_t c;
+    assert_int_equal(saga_command_take(w->q, &c, 1), 1);
+    assert_int_equal(c.kind, SAGA_CMD_ABORT);
+    assert_string_equal(c.saga_id, FX_SAGA_RUNNING);
+    assert_string_equal(c.reason, "customer called");
+    saga_command_clear(&c);
+    assert_int_equal(post(w, "/v1/sagas/" FX_SAGA_DONE "/abort", NULL, "Bearer s3cret", &doc), 409);
+    assert_string_equal(error_code(doc), "conflict");
+    json_decref(doc);
+    assert_int_equal(post(w, "/v1/sagas/nope/abort", NULL, "Bearer s3cret", NULL), 404);
+    assert_int_equal(post(w, "/v1/sagas/" FX_SAGA_RUNNING "/abort", "{\"reason\":1}", "Bearer s3cret", NULL), 400);
+    assert_int_equal(post(w, "/v1/sagas/" FX_SAGA_RUNNING "/abort", NULL, NULL, NULL), 401);
+}
+
+static void test_retry_only_for_compensation_failed(void **state) {
+    world_t *w = *state;
+    assert_int_equal(post(w, "/v1/sagas/" FX_SAGA_RUNNING "/retry", NULL, "Bearer s3cret", NULL), 409);
+    assert_int_equal(fixture_db_exec(&w->fx, "UPDATE sagas SET status='compensation_failed' WHERE id='" FX_SAGA_DONE "'"), 0);
+    assert_int_equal(post(w, "/v1/sagas/" FX_SAGA_DONE "/retry", NULL, "Bearer s3cret", NULL), 202);
+    saga_command_t c;
+    assert_int_equal(saga_command_take(w->q, &c, 1), 1);
+    assert_int_equal(c.kind, SAGA_CMD_RETRY);
+    assert_null(c.reason);
+    saga_command_clear(&c);
+}
+
+static void test_wrong_method_and_no_queue(void **state) {
+    world_t *w = *state;
+    admin_request_t req = {.method = "GET", .path = "/v1/sagas/x/abort"};
+    admin_response_t res;
+    assert_int_equal(admin_route(&w->ctx, &req, &res), 0);
+    assert_int_equal(res.status, 405);
+    assert_string_equal(res.allow, "POST");
+    saga_free(res.body);
+    w->ctx.commands = NULL;
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", "Bearer s3cret", NULL), 503);
+}
+
+static void test_full_queue_answers_503(void **state) {
+    world_t *w = *state;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", "Bearer s3cret", NULL), 202);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", "Bearer s3cret", NULL), 503);
+    saga_command_t c[4];
+    assert_int_equal(saga_command_take(w->q, c, 4), 4);
+    for (int i = 0; i < 4; i++) saga_command_clear(&c[i]);
+}
+
+static void test_no_token_configured_allows_commands(void **state) {
+    world_t *w = *state;
+    w->ctx.token = NULL;
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", NULL, NULL), 202);
+}
+
+int main(int argc, char **argv) {
+    saga_test_filter(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_start_needs_the_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_queues_a_start_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_without_id_gets_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_of_existing_saga_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_checks_the_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_only_for_compensation_failed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_method_and_no_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_queue_answers_503, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_token_configured_allows_commands, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("admin_commands", tests, NULL, NULL);
+}
