@@ -19,12 +19,17 @@ check "wrong token: 403" eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H
 kill -STOP "$PAYMENT_WORKER_PID"
 publish_starts stuck 1
 check "stuck-1 waits at charge_payment" wait_count "SELECT status FROM steps WHERE saga_id='stuck-1' AND name='charge_payment'" running 30
-check "abort answers 202" eq "$(post -d '{"reason":"customer cancelled"}' "$ADMIN_URL/v1/sagas/stuck-1/abort")" 202
+check "sagactl abort is accepted" env SAGA_ADMIN_TOKEN_FILE="$DIR/token" "$BUILD_DIR/bin/sagactl" --url "$ADMIN_URL" abort stuck-1 customer cancelled
 kill -CONT "$PAYMENT_WORKER_PID"
 check "the aborted saga compensates" wait_count "SELECT status || '/' || error_code || '/' || error_message FROM sagas WHERE id='stuck-1'" "compensated/ABORTED/customer cancelled" 60
 check "its charge was refunded" eq "$(sql "$PAYMENT_DB" "SELECT count(*) FROM charges WHERE saga_id='stuck-1' AND status='charged'")" 0
 check "abort of a finished saga: 409" eq "$(post "$ADMIN_URL/v1/sagas/stuck-1/abort")" 409
 check "retry of a compensated saga: 409" eq "$(post "$ADMIN_URL/v1/sagas/stuck-1/retry")" 409
+rc=0; out=$(SAGA_ADMIN_TOKEN_FILE="$DIR/token" "$BUILD_DIR/bin/sagactl" --url "$ADMIN_URL" retry stuck-1 2>&1) || rc=$?
+check "sagactl retry of it exits 1" eq "$rc" 1
+check "and names the conflict" grep -q "conflict" <<<"$out"
+rc=0; "$BUILD_DIR/bin/sagactl" --url "$ADMIN_URL" abort stuck-1 >/dev/null 2>&1 || rc=$?
+check "sagactl without the token exits 1 (401)" eq "$rc" 1
 
 out=$("$BUILD_DIR/bin/sagad" --admin-addr 0.0.0.0 --db "$DIR/other.db" --sagas "$SAGA_SOURCE_DIR/sagas" --bootstrap 127.0.0.1:1 2>&1 || echo "exit=$?")
 check "without a token sagad refuses to listen beyond loopback" grep -q "exit=2" <<<"$out"

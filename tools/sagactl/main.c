@@ -5,6 +5,7 @@
  * Commands are rows of one table (name, arguments, help, handler); a new
  * command is a handler and a row. Exit codes: 0 ok, 1 not found or API
  * error, 2 usage, 3 cannot reach the admin API. */
+#include "audit.h"
 #include "definition.h"
 #include "saga_alloc.h"
 #include "saga_clock.h"
@@ -43,13 +44,22 @@ typedef struct {
 static int cmd_show(ctl_t *ctl, int argc, char **argv);
 static int cmd_health(ctl_t *ctl, int argc, char **argv);
 static int cmd_validate(ctl_t *ctl, int argc, char **argv);
+static int cmd_abort(ctl_t *ctl, int argc, char **argv);
+static int cmd_retry(ctl_t *ctl, int argc, char **argv);
 
 /* More commands (list, start, abort, retry, defs, stats, audit) go here. */
+/* `audit` is offline (tools/sagactl/audit.c) and parses its own options. */
+static int cmd_audit(ctl_t *ctl, int argc, char **argv) { return sagactl_audit_main(argc, argv, ctl->json); }
+
 static const command_t commands[] = {
     {"show", "ID", "show one saga: status, steps and history", 1, 1, cmd_show},
     {"health", "", "check that the admin API and its database answer", 0, 0, cmd_health},
     {"validate", "FILE...", "check saga definition files offline (no API; '-' reads stdin)", 1, INT_MAX,
      cmd_validate},
+    {"audit", "[--saga-db F ...]", "check sagad's DB against the workers' ledgers (offline; audit --help)", 0,
+     INT_MAX, cmd_audit},
+    {"abort", "ID [REASON...]", "compensate a running saga (token: SAGA_ADMIN_TOKEN[_FILE])", 1, INT_MAX, cmd_abort},
+    {"retry", "ID", "resume a compensation_failed saga's compensation (token as for abort)", 1, 1, cmd_retry},
 };
 
 static void usage(FILE *out) {
@@ -115,9 +125,11 @@ static void reply_free(reply_t *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* GET base_url + path (path already escaped). Returns EXIT_OK with *r
- * filled (any HTTP status) or EXIT_CONNECT after telling why on stderr. */
-static int http_get(ctl_t *ctl, const char *path, reply_t *r) {
+/* METHOD base_url + path (path already escaped), with a JSON body for
+ * POST and the bearer token from SAGA_ADMIN_TOKEN or the file named by
+ * SAGA_ADMIN_TOKEN_FILE. Returns EXIT_OK with *r filled (any HTTP status)
+ * or EXIT_CONNECT after telling why on stderr. */
+static int http_request(ctl_t *ctl, const char *method, const char *path, const char *body, reply_t *r) {
     memset(r, 0, sizeof *r);
     size_t n = strlen(ctl->base_url) + strlen(path) + 1;
     char *url = saga_malloc(n);
@@ -139,6 +151,21 @@ static int http_get(ctl_t *ctl, const char *path, reply_t *r) {
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "sagactl/" "0.1");
     struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
+    char auth[600] = "";
+    if (body) {
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        const char *token = getenv("SAGA_ADMIN_TOKEN");
+        char *from_file = NULL;
+        if ((!token || !*token) && getenv("SAGA_ADMIN_TOKEN_FILE"))
+            token = from_file = saga_read_file(getenv("SAGA_ADMIN_TOKEN_FILE"), NULL);
+        if (token && *token) {
+            snprintf(auth, sizeof auth, "Authorization: Bearer %.*s", (int)strcspn(token, "\r\n"), token);
+            hdrs = curl_slist_append(hdrs, auth);
+        }
+        saga_free(from_file);
+    }
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
     CURLcode rc = curl_easy_perform(curl);
     int ret = EXIT_OK;
@@ -161,6 +188,8 @@ static int http_get(ctl_t *ctl, const char *path, reply_t *r) {
 }
 
 /* Parses the reply as JSON; NULL (after a message) when it is not JSON. */
+static int http_get(ctl_t *ctl, const char *path, reply_t *r) { return http_request(ctl, "GET", path, NULL, r); }
+
 static json_t *reply_json(ctl_t *ctl, const reply_t *r) {
     json_error_t jerr;
     json_t *doc = json_loadb(r->body, r->len, 0, &jerr);
@@ -303,6 +332,19 @@ static int print_saga(FILE *out, const json_t *saga) {
     } else {
         field(out, "Error", NULL);
     }
+    /* What an operator must know first about a parked saga: which
+     * compensation gave up, and why. */
+    if (!strcmp(str_or(json_object_get(saga, "status"), ""), "compensation_failed")) {
+        const char *reason = NULL;
+        size_t k;
+        json_t *h;
+        json_array_foreach(json_object_get(saga, "history"), k, h) {
+            if (!strcmp(str_or(json_object_get(h, "event"), ""), "saga.compensation_failed"))
+                reason = json_string_value(json_object_get(json_object_get(h, "detail"), "reason"));
+        }
+        field(out, "Reason", reason ? reason : "compensation gave up (see history)");
+        field(out, "Action", "fix the participant, then: sagactl retry ID (or POST /v1/sagas/ID/retry)");
+    }
 
     static const char *const step_head[] = {"#", "NAME", "STATUS", "ATTEMPTS", "COMP", "DURATION_MS",
                                             "ERROR"};
@@ -325,7 +367,12 @@ static int print_saga(FILE *out, const json_t *saga) {
             snprintf(c[5], sizeof c[5], "%lld", (long long)(b - a));
         else
             snprintf(c[5], sizeof c[5], "-");
-        cell(c[6], sizeof c[6], json_object_get(json_object_get(s, "error"), "code"));
+        json_t *serr = json_object_get(s, "error");
+        if (json_is_object(serr))
+            snprintf(c[6], sizeof c[6], "%s: %s", str_or(json_object_get(serr, "code"), "?"),
+                     str_or(json_object_get(serr, "message"), ""));
+        else
+            snprintf(c[6], sizeof c[6], "-");
         if (json_is_true(json_object_get(s, "outcome_unknown")))
             snprintf(c[2] + strlen(c[2]), sizeof c[2] - strlen(c[2]), " (outcome unknown)");
         char *row[7] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6]};
@@ -626,7 +673,7 @@ static int run(int argc, char **argv) {
     if (!pos) return EXIT_API;
     for (int i = 1; i < argc && ret == EXIT_OK; i++) {
         const char *a = argv[i];
-        if (only_pos || a[0] != '-' || a[1] == '\0') {
+        if (only_pos || a[0] != '-' || a[1] == '\0' || (npos > 0 && strcmp(pos[0], "audit") == 0)) {
             pos[npos++] = argv[i];
         } else if (strcmp(a, "--") == 0) {
             only_pos = 1;
@@ -684,3 +731,42 @@ int main(int argc, char **argv) {
     curl_global_cleanup();
     return ret;
 }
+
+/* POST /v1/sagas/ID/VERB with an optional reason. */
+static int post_saga_command(ctl_t *ctl, const char *id, const char *verb, const char *reason) {
+    char *esc = curl_easy_escape(NULL, id, 0);
+    json_t *body = reason ? json_pack("{s:s}", "reason", reason) : json_object();
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!esc || !text) {
+        curl_free(esc);
+        saga_free(text);
+        fprintf(stderr, "sagactl: out of memory\n");
+        return EXIT_API;
+    }
+    char path[600];
+    snprintf(path, sizeof path, "/v1/sagas/%s/%s", esc, verb);
+    curl_free(esc);
+    reply_t r;
+    int ret = http_request(ctl, "POST", path, text, &r);
+    saga_free(text);
+    if (ret != EXIT_OK) return ret;
+    if (r.status == 202) {
+        if (ctl->json) printf("%s\n", r.body);
+        else printf("%s: %s accepted; the saga's progress: sagactl show %s\n", id, verb, id);
+    } else {
+        ret = api_error(ctl, &r);
+    }
+    reply_free(&r);
+    return ret;
+}
+
+static int cmd_abort(ctl_t *ctl, int argc, char **argv) {
+    char reason[512] = "";
+    size_t used = 0;
+    for (int i = 1; i < argc && used < sizeof reason; i++)
+        used += (size_t)snprintf(reason + used, sizeof reason - used, "%s%s", i > 1 ? " " : "", argv[i]);
+    return post_saga_command(ctl, argv[0], "abort", reason[0] ? reason : NULL);
+}
+
+static int cmd_retry(ctl_t *ctl, int argc, char **argv) { return post_saga_command(ctl, argv[0], "retry", NULL); }
