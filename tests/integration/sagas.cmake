@@ -10,3 +10,4 @@ set_tests_properties(it_crash_chaos PROPERTIES LABELS "integration;slow" TIMEOUT
 saga_stack_test(it_operator_commands test_operator_commands.sh)
 saga_stack_test(it_dead_letters test_dead_letters.sh)
 saga_stack_test(it_events_rebuild test_events_rebuild.sh)
+saga_stack_test(it_broker_outage test_broker_outage.sh)
