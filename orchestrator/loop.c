@@ -44,6 +44,24 @@ static int dead_letter(sagad_t *d, const rd_kafka_message_t *m, const char *reas
     return rc;
 }
 
+/* Alerts wait for the commit of the transaction that raised them. */
+static void raise_alert(sagad_t *d, const char *kind, json_t *fields) {
+    if (!d->alerts) {
+        json_decref(fields);
+        return;
+    }
+    if (!d->pending_alerts) d->pending_alerts = json_array();
+    json_array_append_new(d->pending_alerts, json_pack("[s, o]", kind, fields ? fields : json_object()));
+}
+
+static void send_alerts(sagad_t *d, bool committed) {
+    size_t i;
+    json_t *a;
+    json_array_foreach(d->pending_alerts, i, a)
+        if (committed) saga_alert(d->alerts, json_string_value(json_array_get(a, 0)), json_incref(json_array_get(a, 1)));
+    json_array_clear(d->pending_alerts);
+}
+
 /* Applies ev to saga s and persists the outcome. */
 static int apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t now, uint64_t *stale_counter) {
     saga_effects_t fx;
@@ -63,9 +81,12 @@ static int apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t
         rc = 0;
     } else if (rc == 0) {
         rc = saga_store_save(d->store, s, &fx, d->cfg.events_topic, now);
-        for (int i = 0; !rc && i < fx.count; i++)
+        for (int i = 0; !rc && i < fx.count; i++) {
             if (fx.items[i].kind == SAGA_FX_WAIT_FOR_ROOM)
                 rc = saga_flow_enqueue(d->flow, fx.items[i].topic, s->id, fx.items[i].slot);
+            else if (fx.items[i].kind == SAGA_FX_ALERT && d->alerts)
+                raise_alert(d, "compensation_failed", json_deep_copy(fx.items[i].message));
+        }
     }
     saga_effects_free(&fx);
     return rc;
@@ -274,9 +295,13 @@ static void log_breakers(sagad_t *d) {
     saga_flow_topic_stats_t t;
     for (int i = 0; i < 256 && saga_flow_stats(d->flow, i, &t); i++) {
         if (t.breaker == d->breaker_logged[i]) continue;
-        if (t.breaker == SAGA_BREAKER_OPEN)
+        if (t.breaker == SAGA_BREAKER_OPEN) {
             LOG_WARN("flow", "circuit for %s opened after %d consecutive timeouts or retries; %d command(s) waiting",
                      t.topic, t.consecutive_failures, t.waiting);
+            saga_alert(d->alerts, "circuit_open",
+                       json_pack("{s:s, s:i, s:i}", "topic", t.topic, "consecutive_failures", t.consecutive_failures,
+                                 "waiting", t.waiting));
+        }
         else
             LOG_INFO("flow", "circuit for %s is %s", t.topic, saga_breaker_state_name(t.breaker));
         d->breaker_logged[i] = t.breaker;
@@ -373,10 +398,12 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
         LOG_ERROR("loop", "transaction failed (%s): %s; stopping without storing offsets", saga_strerror(rc),
                   saga_store_errmsg(d->store));
         saga_store_rollback(d->store);
+        send_alerts(d, false);
         for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
         return rc;
     }
     d->counters.commits++;
+    send_alerts(d, true);
     log_breakers(d);
     d->counters.messages += (uint64_t)n;
     saga_bus_store_offsets(d->bus, msgs, n);

@@ -1,6 +1,7 @@
 /* sagad: the saga orchestration daemon. Set-up, the loop, and a draining
  * shutdown in kcat's order: stop consuming, finish the batch, commit, flush
  * the producer, close the consumer, destroy. */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -127,6 +128,7 @@ int main(int argc, char **argv) {
         {"admin-port", SAGA_CFG_INT, "8080", "admin HTTP API port (0: any free port, see --ready-file)", &c->admin_port},
         {"admin-token", SAGA_CFG_STRING, NULL, "bearer token the mutating admin endpoints require (prefer the env var or --admin-token-file)", &c->admin_token},
         {"admin-token-file", SAGA_CFG_STRING, NULL, "read the admin bearer token from this file", &c->admin_token_file},
+        {"alert-webhook", SAGA_CFG_STRING, NULL, "POST alerts (compensation_failed, circuit_open, dead_letters) to this URL", &c->alert_webhook},
         {"ready-file", SAGA_CFG_STRING, NULL, "write ADMIN_URL= and PID= here once consuming", &c->ready_file},
         {"group", SAGA_CFG_STRING, "sagad", "Kafka consumer group", &c->group},
         {"start-topic", SAGA_CFG_STRING, "saga.start", "topic of saga.start events", &c->start_topic},
@@ -168,6 +170,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     saga_alloc_install_jansson();
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: the alert sender uses libcurl */
 
     d.registry = load_directory(c);
     if (!d.registry) return 1;
@@ -232,6 +235,13 @@ int main(int argc, char **argv) {
         return 1;
     }
     saga_admin_set_commands(admin, d.commands, token);
+    if (c->alert_webhook && *c->alert_webhook) {
+        d.alerts = saga_alerter_start(c->alert_webhook, 10000, err, sizeof err);
+        if (!d.alerts) {
+            fprintf(stderr, "sagad: alerts: %s\n", err);
+            return 1;
+        }
+    }
     d.engine.replies_topic = c->replies_topic;
     d.engine.flow = d.flow;
     d.rng = saga_random_u64();
@@ -240,6 +250,7 @@ int main(int argc, char **argv) {
 
     bool ready_written = false;
     int64_t last_report = saga_monotonic_us(), last_prune = 0;
+    uint64_t dlq_alerted = 0;
     int exit_code = 0;
     while (!stop_requested) {
         if (reload_requested) {
@@ -262,6 +273,12 @@ int main(int argc, char **argv) {
         }
         if (saga_monotonic_us() - last_report > 10 * 1000000) {
             log_counters(&d);
+            if (d.counters.dead_letters > dlq_alerted) { /* at most one DLQ alert per report period */
+                saga_alert(d.alerts, "dead_letters",
+                           json_pack("{s:I, s:I, s:s}", "new", (json_int_t)(d.counters.dead_letters - dlq_alerted),
+                                     "total", (json_int_t)d.counters.dead_letters, "topic", c->dlq_topic));
+                dlq_alerted = d.counters.dead_letters;
+            }
             last_report = saga_monotonic_us();
         }
     }
@@ -274,7 +291,10 @@ int main(int argc, char **argv) {
     saga_registry_free(&d.registry);
     saga_flow_free(&d.flow);
     saga_command_queue_free(&d.commands);
+    saga_alerter_stop(&d.alerts);
+    json_decref(d.pending_alerts);
     saga_free(token);
+    curl_global_cleanup();
     LOG_INFO("sagad", "stopped");
     return exit_code;
 }

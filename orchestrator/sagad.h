@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "alerts.h"
 #include "bus.h"
 #include "definition.h"
 #include "engine.h"
@@ -20,6 +21,7 @@ typedef struct {
     const char *admin_token, *admin_token_file;
     long long admin_port;
     const char *ready_file;
+    const char *alert_webhook;
     const char *group;
     const char *start_topic, *replies_topic, *events_topic, *dlq_topic;
     long long batch_size;
@@ -62,6 +64,8 @@ typedef struct {
     saga_engine_config_t engine;
     saga_flow_t *flow;
     struct saga_command_queue *commands; /* from the admin API; applied by the loop */
+    saga_alerter_t *alerts;             /* NULL without --alert-webhook */
+    json_t *pending_alerts;             /* [kind, fields] pairs raised in this transaction */
     saga_breaker_state_t breaker_logged[256]; /* last logged state per flow topic index */
     uint64_t rng;
     int64_t relay_after;       /* highest outbox id handed to the producer */
