@@ -5,7 +5,9 @@
  * true should the threading model change. MHD is given an identity
  * unescape callback: paths reach admin_route() raw and are decoded per
  * segment there, so "%2F" inside an id is not mistaken for a separator
- * (query values, when an endpoint uses them, are raw too). */
+ * The query string reaches admin_route() raw as well: MHD's URI log
+ * callback sees the request target before MHD splits and '+'-decodes the
+ * arguments, and keeps what follows '?' in the request state. */
 #include "admin.h"
 
 #include "admin_route.h"
@@ -40,12 +42,26 @@ struct saga_admin {
     char last_mhd_error[256]; /* the reason MHD_start_daemon failed */
 };
 
-/* Per-request state: the request body, bounded by ADMIN_MAX_BODY. */
+/* Per-request state: the raw query and the request body, bounded by
+ * ADMIN_MAX_BODY. Created by on_uri before the headers are parsed. */
 typedef struct {
     char *buf;
     size_t len;
     int too_large;
+    int started;  /* on_request has seen the headers */
+    char *query;  /* raw, after '?'; NULL when the target has none */
+    int no_query; /* the query could not be copied (out of memory) */
 } request_state_t;
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+    request_state_t *rs = saga_calloc(1, sizeof *rs);
+    const char *q = uri ? strchr(uri, '?') : NULL;
+    if (rs && q) {
+        rs->query = saga_strdup(q + 1);
+        rs->no_query = rs->query == NULL;
+    }
+    return rs;
+}
 
 static size_t unescape_identity(void *cls, struct MHD_Connection *c, char *s) {
     return strlen(s);
@@ -88,10 +104,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   void **con_cls) {
     saga_admin_t *a = cls;
     request_state_t *rs = *con_cls;
-    if (!rs) { /* headers received; the body (if any) comes next */
-        rs = saga_calloc(1, sizeof *rs);
-        if (!rs) return MHD_NO;
-        *con_cls = rs;
+    if (!rs) return MHD_NO; /* on_uri ran out of memory */
+    if (!rs->started) { /* headers received; the body (if any) comes next */
+        rs->started = 1;
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -119,8 +134,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     memset(&res, 0, sizeof res);
     if (rs->too_large) {
         admin_error(&res, ADMIN_ERR_TOO_LARGE, "request body larger than %d bytes", ADMIN_MAX_BODY);
+    } else if (rs->no_query) {
+        admin_error(&res, ADMIN_ERR_INTERNAL, "out of memory");
     } else {
-        admin_request_t req = {.method = method, .path = url, .body = rs->buf, .body_len = rs->len,
+        admin_request_t req = {.method = method, .path = url, .query = rs->query, .body = rs->buf, .body_len = rs->len,
                                .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                                             MHD_HTTP_HEADER_AUTHORIZATION)};
         pthread_mutex_lock(&a->lock);
@@ -138,6 +155,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     request_state_t *rs = *con_cls;
     if (!rs) return;
     saga_free(rs->buf);
+    saga_free(rs->query);
     saga_free(rs);
     *con_cls = NULL;
 }
@@ -206,6 +224,7 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, 
                               MHD_OPTION_EXTERNAL_LOGGER, log_mhd, a, /* first, or MHD warns */
                               MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                               MHD_OPTION_UNESCAPE_CALLBACK, unescape_identity, NULL,
+                              MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,

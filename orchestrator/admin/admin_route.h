@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Longest saga id accepted in a path, in bytes after percent-decoding. */
 #define ADMIN_MAX_ID_LEN 127
@@ -40,16 +41,27 @@ typedef enum {
 
 typedef struct saga_command_queue saga_command_queue_t;
 
+/* Extension point of GET /v1/stats for what only sagad's memory knows
+ * (in-flight messages per topic, circuit breaker states): fills the reply's
+ * "runtime" object (empty on entry; members are the caller's choice, e.g.
+ * "in_flight": {"topic": n}, "circuits": {"topic": "open"}). Called on the
+ * admin server's thread with the admin lock held: it must take its own lock
+ * on the state it reads and not block. Returns 0, or SAGA_ENOMEM (500). */
+typedef int (*admin_stats_runtime_fn)(void *arg, json_t *runtime);
+
 /* What a handler needs. */
 typedef struct {
     sqlite3 *db;                    /* read-only connection; used by one thread at a time */
     saga_command_queue_t *commands; /* into the main loop; NULL: mutating endpoints answer 503 */
     const char *token;              /* bearer token for mutating endpoints; NULL: none needed */
+    admin_stats_runtime_fn stats_runtime; /* NULL: "runtime" is null in GET /v1/stats */
+    void *stats_runtime_arg;
 } admin_ctx_t;
 
 typedef struct {
     const char *method; /* "GET", "HEAD", "POST", ... */
     const char *path;   /* raw path as sent, NOT percent-decoded, without the query */
+    const char *query;  /* raw query after '?', NOT decoded; NULL or "" when there is none */
     const char *body;   /* may be NULL when body_len == 0 */
     size_t body_len;
     const char *authorization; /* the Authorization header, or NULL */
@@ -73,6 +85,11 @@ int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *
 int admin_error(admin_response_t *res, admin_error_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A 400 bad_request naming a query parameter: the error object gets a
+ * "parameter" member besides code and message. */
+int admin_param_error(admin_response_t *res, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Decodes %HH escapes of src[0..len) into dst (room for len + 1 bytes);
  * '+' stays '+'. Returns the decoded length, or -1 for a malformed escape
  * or a decoded NUL byte. */
@@ -90,9 +107,47 @@ json_t *admin_json_text(const char *s, size_t len);
  * consumed). Returns 0 or SAGA_ENOMEM. */
 int admin_json_response(admin_response_t *res, unsigned status, const json_t *doc);
 
+/* A decoded query string: '+' is a space, %HH escapes are decoded, every
+ * key and value is UTF-8 without control characters, no key appears twice
+ * and every key is one the endpoint accepts (admin_route checks all that
+ * and answers 400 naming the parameter otherwise). */
+#define ADMIN_MAX_QUERY_PARAMS 16
+#define ADMIN_MAX_QUERY_LEN 4096
+typedef struct {
+    char *buf; /* owns the decoded strings */
+    const char *key[ADMIN_MAX_QUERY_PARAMS];
+    const char *value[ADMIN_MAX_QUERY_PARAMS]; /* "" for "key" or "key=" */
+    size_t count;
+} admin_query_t;
+
+/* The value of key, or NULL when absent. An empty value counts as absent,
+ * so an HTML form's empty fields mean "no filter". */
+const char *admin_query_get(const admin_query_t *q, const char *key);
+
+/* Parses an RFC 3339 time (YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM),
+ * 'T'/'Z' in either case) into ms since the epoch. 0 or -1. */
+int admin_parse_time(const char *s, int64_t *ms_out);
+
 /* The handlers (admin_sagas.c). `id` is decoded and checked. */
 int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res);
 int admin_get_health(admin_ctx_t *ctx, admin_response_t *res);
+
+/* Lists (admin_list.c): GET /v1/sagas with filters and cursor pagination,
+ * and GET /v1/stats. */
+int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *res);
+int admin_get_stats(admin_ctx_t *ctx, admin_response_t *res);
+
+/* Definitions (admin_defs.c): GET /v1/definitions[/{name}[/{version}]];
+ * name and version NULL when not in the path (version still raw text). */
+int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *version, admin_response_t *res);
+
+/* Helpers of admin_list.c shared with admin_defs.c. */
+/* Answers 503 for a busy database, else 500 naming `what`; logs. */
+int admin_db_error(admin_ctx_t *ctx, admin_response_t *res, int rc, const char *what);
+/* Column i as a JSON string (bad UTF-8 replaced) or null; NULL on ENOMEM. */
+json_t *admin_col_text(sqlite3_stmt *st, int i);
+/* Column i (ms since the epoch) as an RFC 3339 string; NULL on ENOMEM. */
+json_t *admin_col_time(sqlite3_stmt *st, int i);
 
 /* The command handlers (admin_commands.c): they check what they can in the
  * read-only database and queue the command for the loop (202 Accepted). */

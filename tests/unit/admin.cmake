@@ -16,3 +16,18 @@ endif()
 saga_unit_test(test_admin_commands
   SOURCES ${_admin_dir}/test_admin_commands.c ${_admin_dir}/test_admin_fixture.c
   LIBS saga_admin PkgConfig::CURL)
+
+# GET /v1/sagas (filters, cursors), /v1/definitions, /v1/stats.
+saga_unit_test(test_admin_list
+  SOURCES ${_admin_dir}/test_admin_list.c ${_admin_dir}/test_admin_fixture.c
+  LIBS saga_admin PkgConfig::CURL)
+
+# sagactl's output, command by command, against tests/fixtures/sagactl/
+# (SAGA_UPDATE_GOLDEN=1 bin/test_sagactl_golden rewrites the files).
+if(TARGET sagactl)
+  saga_unit_test(test_sagactl_golden
+    SOURCES ${_admin_dir}/test_sagactl_golden.c ${_admin_dir}/test_admin_fixture.c
+    LIBS saga_admin PkgConfig::CURL)
+  add_dependencies(test_sagactl_golden sagactl)
+  target_compile_definitions(test_sagactl_golden PRIVATE SAGACTL_PATH="$<TARGET_FILE:sagactl>")
+endif()

@@ -1,0 +1,110 @@
+/* GET /v1/definitions[/{name}[/{version}]]: the definitions sagad has
+ * loaded (table `definitions`: name, version, hash, json, loaded_at; see
+ * orchestrator/store/schema.h). The step count comes from the stored JSON. */
+#include "admin_route.h"
+
+#include "saga_error.h"
+#include "saga_log.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COMPONENT "admin"
+
+static const char SQL_ALL[] =
+    "SELECT name, version, hash, loaded_at, json FROM definitions ORDER BY name, version";
+static const char SQL_NAME[] =
+    "SELECT name, version, hash, loaded_at, json FROM definitions WHERE name = ?1 ORDER BY version";
+static const char SQL_ONE[] =
+    "SELECT name, version, hash, loaded_at, json FROM definitions WHERE name = ?1 AND version = ?2";
+
+/* The stored definition, parsed; NULL (logged) when it is not JSON. */
+static json_t *stored_json(sqlite3_stmt *st, int col) {
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    if (!t) return NULL;
+    json_error_t jerr;
+    json_t *v = json_loadb(t, (size_t)sqlite3_column_bytes(st, col), 0, &jerr);
+    if (!v && json_error_code(&jerr) != json_error_out_of_memory)
+        LOG_WARN(COMPONENT, "definitions.json of '%s' is not JSON: %s", (const char *)sqlite3_column_text(st, 0),
+                 jerr.text);
+    return v;
+}
+
+/* One row as {name, version, hash, loaded_at, steps} (+ "definition" when
+ * full); NULL on allocation failure. */
+static json_t *definition_item(sqlite3_stmt *st, int full) {
+    json_t *def = stored_json(st, 4);
+    json_t *steps = json_object_get(def, "steps");
+    json_t *item = json_object();
+    int ok = item != NULL;
+    json_t *vals[] = {admin_col_text(st, 0), json_integer(sqlite3_column_int64(st, 1)), admin_col_text(st, 2),
+                      admin_col_time(st, 3),
+                      json_is_array(steps) ? json_integer((json_int_t)json_array_size(steps)) : json_null()};
+    static const char *const keys[] = {"name", "version", "hash", "loaded_at", "steps"};
+    for (size_t i = 0; i < 5; i++) {
+        if (!vals[i] || !item || json_object_set_new(item, keys[i], vals[i]) != 0) {
+            if (!item) json_decref(vals[i]);
+            ok = 0;
+        }
+    }
+    if (full && ok) {
+        json_t *body = def ? json_incref(def) : admin_col_text(st, 4); /* not JSON: as a string */
+        if (!body || json_object_set_new(item, "definition", body) != 0) ok = 0;
+    }
+    json_decref(def);
+    if (!ok) {
+        json_decref(item);
+        return NULL;
+    }
+    return item;
+}
+
+int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *version, admin_response_t *res) {
+    long v = 0;
+    if (version) {
+        char *end = NULL;
+        v = (version[0] >= '1' && version[0] <= '9' && strlen(version) <= 10) ? strtol(version, &end, 10) : 0;
+        if (v < 1 || v > INT_MAX || (end && *end))
+            return admin_error(res, ADMIN_ERR_BAD_REQUEST, "version must be a positive whole number, not '%.32s'",
+                               version);
+    }
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(ctx->db, version ? SQL_ONE : name ? SQL_NAME : SQL_ALL, -1, &st, NULL);
+    if (src == SQLITE_OK && name) src = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK && version) src = sqlite3_bind_int64(st, 2, v);
+    json_t *list = json_array(), *one = NULL;
+    int ok = list != NULL;
+    while (src == SQLITE_OK && ok) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_DONE) break;
+        if (step != SQLITE_ROW) {
+            src = step;
+            break;
+        }
+        json_t *item = definition_item(st, version != NULL);
+        if (!item) ok = 0;
+        else if (version) one = item;
+        else if (json_array_append_new(list, item) != 0) ok = 0;
+    }
+    int rc;
+    if (src != SQLITE_OK) {
+        rc = admin_db_error(ctx, res, src, "reading the definitions");
+    } else if (!ok) {
+        rc = SAGA_ENOMEM;
+    } else if (version && !one) {
+        rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no definition '%s' version %ld", name, v);
+    } else if (name && !version && json_array_size(list) == 0) {
+        rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no definition '%s'", name);
+    } else {
+        json_t *doc = version ? json_incref(one)
+                      : name  ? json_pack("{s:s, s:O}", "name", name, "versions", list)
+                              : json_pack("{s:O}", "definitions", list);
+        rc = doc ? admin_json_response(res, 200, doc) : SAGA_ENOMEM;
+        json_decref(doc);
+    }
+    sqlite3_finalize(st);
+    json_decref(one);
+    json_decref(list);
+    return rc;
+}
