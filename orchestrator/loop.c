@@ -62,6 +62,26 @@ static void send_alerts(sagad_t *d, bool committed) {
     json_array_clear(d->pending_alerts);
 }
 
+/* Counts and times what an apply decided, from its lifecycle events. */
+static void observe(sagad_t *d, const saga_t *s, const saga_effects_t *fx) {
+    for (int i = 0; i < fx->count; i++) {
+        if (fx->items[i].kind != SAGA_FX_EVENT) continue;
+        const json_t *ev = fx->items[i].message;
+        const char *name = json_string_value(json_object_get(ev, "event"));
+        const char *code = json_string_value(json_object_get(json_object_get(ev, "detail"), "code"));
+        int slot = fx->items[i].slot;
+        if (code && !strcmp(code, "STEP_TIMEOUT")) d->counters.timeouts++;
+        if (!strcmp(name, "step.retry_scheduled") || !strcmp(name, "compensation.retry_scheduled")) d->counters.retries++;
+        if (!strcmp(name, "step.succeeded") && slot >= 0)
+            sagad_histogram_add(&d->step_seconds, (double)(s->steps[slot].finished_at - s->steps[slot].started_at) / 1000.0);
+        if (!strcmp(name, "saga.completed") || !strcmp(name, "saga.compensated") ||
+            !strcmp(name, "saga.compensation_failed")) {
+            d->counters.sagas_finished++;
+            sagad_histogram_add(&d->saga_seconds, (double)(s->updated_at - s->created_at) / 1000.0);
+        }
+    }
+}
+
 /* Applies ev to saga s and persists the outcome. */
 static int apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t now, uint64_t *stale_counter) {
     saga_effects_t fx;
@@ -80,6 +100,7 @@ static int apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t
         if (saga_log_enabled(SAGA_LOG_DEBUG)) saga_log(SAGA_LOG_DEBUG, "engine", &ctx, "ignored: %s", why);
         rc = 0;
     } else if (rc == 0) {
+        observe(d, s, &fx);
         rc = saga_store_save(d->store, s, &fx, d->cfg.events_topic, now);
         for (int i = 0; !rc && i < fx.count; i++) {
             if (fx.items[i].kind == SAGA_FX_WAIT_FOR_ROOM)
@@ -384,6 +405,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
         int sent = relay(d);
         return sent < 0 ? sent : 0;
     }
+    int64_t started_us = saga_monotonic_us();
     int rc = saga_store_begin(d->store);
     for (int i = 0; !rc && i < n; i++) rc = handle_message(d, msgs[i], now);
     for (int i = 0; !rc && i < ntimers; i++) rc = fire_timer(d, &timers[i], now);
@@ -393,7 +415,9 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     }
     if (!rc) rc = resume_waiters(d, now);
     if (!rc) rc = delete_acked(d);
+    int64_t commit_us = saga_monotonic_us();
     if (!rc) rc = saga_store_commit(d->store);
+    sagad_histogram_add(&d->commit_seconds, (double)(saga_monotonic_us() - commit_us) / 1e6);
     if (rc) {
         LOG_ERROR("loop", "transaction failed (%s): %s; stopping without storing offsets", saga_strerror(rc),
                   saga_store_errmsg(d->store));
@@ -409,7 +433,31 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     saga_bus_store_offsets(d->bus, msgs, n);
     for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
     int sent = relay(d);
+    sagad_histogram_add(&d->iteration_seconds, (double)(saga_monotonic_us() - started_us) / 1e6);
     return sent < 0 ? sent : 0;
+}
+
+void sagad_publish_runtime(sagad_t *d) {
+    json_t *counters = json_object(), *ignored = json_object(), *topics = json_array();
+#define SAGAD_COUNTER_JSON(name, help) json_object_set_new(counters, #name, json_integer((json_int_t)d->counters.name));
+    SAGAD_COUNTERS(SAGAD_COUNTER_JSON)
+#undef SAGAD_COUNTER_JSON
+    for (int r = 1; r < SAGA_STALE__COUNT; r++)
+        json_object_set_new(ignored, saga_stale_reason_name((saga_stale_reason_t)r),
+                            json_integer((json_int_t)d->stale_by_reason[r]));
+    saga_flow_topic_stats_t t;
+    for (int i = 0; saga_flow_stats(d->flow, i, &t); i++)
+        json_array_append_new(topics, json_pack("{s:s, s:i, s:i, s:s, s:i}", "topic", t.topic, "in_flight", t.in_flight,
+                                                "waiting", t.waiting, "circuit", saga_breaker_state_name(t.breaker),
+                                                "consecutive_failures", t.consecutive_failures));
+    json_t *snap = json_pack("{s:b, s:i, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o}}",
+                             "kafka_ready", saga_bus_ready(d->bus), "outbox_in_flight", saga_bus_in_flight(d->bus),
+                             "counters", counters, "ignored_events", ignored, "topics", topics, "histograms",
+                             "commit_seconds", sagad_histogram_json(&d->commit_seconds),
+                             "iteration_seconds", sagad_histogram_json(&d->iteration_seconds),
+                             "step_seconds", sagad_histogram_json(&d->step_seconds),
+                             "saga_seconds", sagad_histogram_json(&d->saga_seconds));
+    if (snap) sagad_runtime_publish(d->runtime, snap);
 }
 
 int sagad_drain_outbox(sagad_t *d, int timeout_ms) {

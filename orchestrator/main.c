@@ -242,6 +242,12 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
+    d.commit_seconds.bounds = d.iteration_seconds.bounds = sagad_fast_bounds;
+    d.step_seconds.bounds = d.saga_seconds.bounds = sagad_slow_bounds;
+    d.runtime = sagad_runtime_new();
+    if (!d.runtime) return 1;
+    sagad_publish_runtime(&d);
+    saga_admin_set_runtime(admin, sagad_runtime_fill, d.runtime);
     d.engine.replies_topic = c->replies_topic;
     d.engine.flow = d.flow;
     d.rng = saga_random_u64();
@@ -251,6 +257,7 @@ int main(int argc, char **argv) {
     bool ready_written = false;
     int64_t last_report = saga_monotonic_us(), last_prune = 0;
     uint64_t dlq_alerted = 0;
+    int64_t last_publish = 0;
     int exit_code = 0;
     while (!stop_requested) {
         if (reload_requested) {
@@ -260,6 +267,10 @@ int main(int argc, char **argv) {
         if (sagad_iterate(&d, 100)) {
             exit_code = 1;
             break;
+        }
+        if (saga_monotonic_us() - last_publish > 500000) {
+            sagad_publish_runtime(&d);
+            last_publish = saga_monotonic_us();
         }
         if (!ready_written && c->ready_file && saga_bus_ready(d.bus)) {
             if (write_ready_file(&d, saga_admin_port(admin))) LOG_ERROR("sagad", "cannot write %s", c->ready_file);
@@ -286,6 +297,7 @@ int main(int argc, char **argv) {
     if (!exit_code && sagad_drain_outbox(&d, 10000)) exit_code = 1;
     log_counters(&d);
     saga_admin_stop(&admin);
+    sagad_runtime_free(&d.runtime);
     saga_bus_close(&d.bus);
     saga_store_close(&d.store);
     saga_registry_free(&d.registry);

@@ -12,6 +12,7 @@
 #include "definition.h"
 #include "engine.h"
 #include "flow.h"
+#include "runtime.h"
 #include "store.h"
 
 typedef struct {
@@ -48,7 +49,10 @@ typedef struct {
     X(commits, "SQLite transactions committed")                \
     X(produced, "outbox messages produced")                    \
     X(dedup_pruned, "dedup rows pruned after the retention")   \
-    X(resumed, "queued steps resumed when their topic had room")
+    X(resumed, "queued steps resumed when their topic had room")  \
+    X(retries, "step retries scheduled (actions and compensations)") \
+    X(timeouts, "step timeouts")                               \
+    X(sagas_finished, "sagas that reached a terminal status")
 
 typedef struct {
 #define SAGAD_COUNTER_FIELD(name, help) uint64_t name;
@@ -72,6 +76,8 @@ typedef struct {
     int64_t timers_held_since; /* due timers held back behind a message backlog since (0: not) */
     sagad_counters_t counters;
     uint64_t stale_by_reason[SAGA_STALE__COUNT];
+    sagad_histogram_t commit_seconds, iteration_seconds, step_seconds, saga_seconds;
+    sagad_runtime_t *runtime;   /* snapshot for the admin API */
 } sagad_t;
 
 /* One loop iteration: consume a batch, fire due timers, apply everything
@@ -82,6 +88,9 @@ int sagad_iterate(sagad_t *d, int max_wait_ms);
 /* Rebuilds flow-control state (in-flight counts, queued steps) from the
  * store after a start. */
 int sagad_flow_recover(sagad_t *d);
+
+/* Publishes a runtime snapshot (counters, flow, timings) for the admin API. */
+void sagad_publish_runtime(sagad_t *d);
 
 /* Sends what the outbox holds and waits for acknowledgements (shutdown). */
 int sagad_drain_outbox(sagad_t *d, int timeout_ms);

@@ -90,7 +90,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, admin_response_t 
                                                MHD_RESPMEM_PERSISTENT);
     }
     if (!resp) return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
@@ -245,6 +245,13 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, 
 }
 
 int saga_admin_port(const saga_admin_t *a) { return a ? a->port : -1; }
+
+void saga_admin_set_runtime(saga_admin_t *a, int (*fn)(void *arg, json_t *into), void *arg) {
+    pthread_mutex_lock(&a->lock);
+    a->ctx.stats_runtime = fn;
+    a->ctx.stats_runtime_arg = arg;
+    pthread_mutex_unlock(&a->lock);
+}
 
 void saga_admin_set_commands(saga_admin_t *a, saga_command_queue_t *commands, const char *token) {
     pthread_mutex_lock(&a->lock);

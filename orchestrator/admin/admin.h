@@ -5,6 +5,7 @@
 #ifndef SAGA_ADMIN_H
 #define SAGA_ADMIN_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 typedef struct saga_admin saga_admin_t;
@@ -24,6 +25,11 @@ typedef struct saga_command_queue saga_command_queue_t;
  * "Authorization: Bearer <token>" (401 without, 403 with another one).
  * Both are borrowed and must outlive the server. */
 void saga_admin_set_commands(saga_admin_t *a, saga_command_queue_t *commands, const char *token);
+
+/* Fills the "runtime" member of GET /v1/stats and the process metrics of
+ * GET /metrics: fn(arg, object) adds what the main loop published. It is
+ * called on the server's thread and must do its own locking. */
+void saga_admin_set_runtime(saga_admin_t *a, int (*fn)(void *arg, json_t *into), void *arg);
 
 /* The bound port (useful after port 0), or -1. */
 int saga_admin_port(const saga_admin_t *a);

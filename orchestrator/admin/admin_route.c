@@ -51,6 +51,16 @@ static int h_list(admin_ctx_t *ctx, const admin_request_t *req, const route_para
     return admin_list_sagas(ctx, q, res);
 }
 
+static int h_metrics(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
+                     const admin_query_t *qp, admin_response_t *res) {
+    return admin_get_metrics(ctx, res);
+}
+
+static int h_ready(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
+                   const admin_query_t *qp, admin_response_t *res) {
+    return admin_get_ready(ctx, res);
+}
+
 static int h_stats(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
                    const admin_query_t *q, admin_response_t *res) {
     return admin_get_stats(ctx, res);
@@ -94,6 +104,8 @@ static const route_t routes[] = {
     {"GET", "/v1/definitions/{name}", "GET, HEAD", h_defs, NO_PARAMS},
     {"GET", "/v1/definitions/{name}/{version}", "GET, HEAD", h_defs, NO_PARAMS},
     {"GET", "/v1/stats", "GET, HEAD", h_stats, NO_PARAMS},
+    {"GET", "/metrics", "GET, HEAD", h_metrics, NULL},
+    {"GET", "/readyz", "GET, HEAD", h_ready, NULL},
 };
 
 /* ---- errors ---- */

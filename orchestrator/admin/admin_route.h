@@ -72,6 +72,7 @@ typedef struct {
     char *body;        /* NUL-terminated JSON; owned by the caller, free with saga_free */
     size_t body_len;
     const char *allow; /* static "Allow" header value for a 405, else NULL */
+    const char *content_type; /* static; NULL: application/json */
 } admin_response_t;
 
 /* Handles one request. Returns 0 with *res filled (any HTTP status), or
@@ -136,6 +137,9 @@ int admin_get_health(admin_ctx_t *ctx, admin_response_t *res);
  * and GET /v1/stats. */
 int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *res);
 int admin_get_stats(admin_ctx_t *ctx, admin_response_t *res);
+/* admin_metrics.c: Prometheus text; readiness (SQLite answers, Kafka assigned). */
+int admin_get_metrics(admin_ctx_t *ctx, admin_response_t *res);
+int admin_get_ready(admin_ctx_t *ctx, admin_response_t *res);
 
 /* Definitions (admin_defs.c): GET /v1/definitions[/{name}[/{version}]];
  * name and version NULL when not in the path (version still raw text). */

@@ -12,4 +12,10 @@ publish_starts big 10
 sleep 2
 check "re-published starts are idempotent on saga_id" eq "$(saga_sql "SELECT count(*) FROM sagas")" "$N"
 check "outbox drained" wait_count "SELECT count(*) FROM outbox" 0 20
+sleep 1 # the loop publishes its figures twice a second
+curl -s "$ADMIN_URL/metrics" >"$DIR/metrics.txt"
+check "/metrics counts the completed sagas" grep -q "^saga_sagas{status=\"completed\"} $N\$" "$DIR/metrics.txt"
+check "/metrics has the loop's counters" grep -q "^sagad_sagas_started_total $N\$" "$DIR/metrics.txt"
+check "/metrics has commit timings" grep -q "^sagad_commit_duration_seconds_count [1-9]" "$DIR/metrics.txt"
+check "/readyz says ready" eq "$(curl -s -o /dev/null -w '%{http_code}' "$ADMIN_URL/readyz")" 200
 echo "$CHECKS passed, 0 failed"

@@ -31,3 +31,9 @@ if(TARGET sagactl)
   add_dependencies(test_sagactl_golden sagactl)
   target_compile_definitions(test_sagactl_golden PRIVATE SAGACTL_PATH="$<TARGET_FILE:sagactl>")
 endif()
+
+saga_unit_test(test_admin_metrics
+  SOURCES ${_admin_dir}/test_admin_metrics.c ${_admin_dir}/test_admin_fixture.c
+          ${CMAKE_SOURCE_DIR}/orchestrator/runtime.c
+  LIBS saga_admin PkgConfig::CURL)
+target_include_directories(test_admin_metrics PRIVATE ${CMAKE_SOURCE_DIR}/orchestrator)
