@@ -3,7 +3,14 @@
  *          created|cancelled, created_at, updated_at)
  * order.create inserts the order (status 'created'); an order_id already
  * used by another saga is a business failure ORDER_EXISTS. order.cancel
- * sets the status of the order this saga created to 'cancelled'. */
+ * sets the status of the order this saga created to 'cancelled'.
+ *
+ * Test trigger (off unless order_worker_set_test_triggers(1); the worker
+ * turns it on with ORDER_WORKER_TEST_TRIGGERS=1), used by tests/e2e: the
+ * cancel of an order whose id starts with "o-stuck" is a transient failure
+ * (retry TEST_CANCEL_STUCK, nothing recorded) for as long as the trigger is
+ * on, so the saga ends compensation_failed; restart the worker without it
+ * and an operator retry finishes the compensation. */
 #include "order.h"
 
 #include "saga_alloc.h"
@@ -11,6 +18,10 @@
 #include "saga_json.h"
 
 #include <string.h>
+
+static int test_triggers;
+
+void order_worker_set_test_triggers(int on) { test_triggers = on; }
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS orders ("
@@ -52,6 +63,9 @@ static int order_create(sqlite3 *db, const participant_command_t *cmd, participa
 
 static int order_cancel(sqlite3 *db, const participant_command_t *cmd, participant_result_t *res, void *user) {
     (void)user;
+    const char *stuck = saga_json_str(cmd->action_output, "order_id");
+    if (test_triggers && stuck && strncmp(stuck, "o-stuck", 7) == 0)
+        return participant_retry(res, "TEST_CANCEL_STUCK", "test trigger: order %s cannot be cancelled now", stuck);
     char now[40];
     int rc = participant_exec(db,
                               "UPDATE orders SET status = 'cancelled', updated_at = ?"

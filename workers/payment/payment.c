@@ -5,7 +5,16 @@
  * Invariant per customer (audit): initial = balance + SUM(amount) of its
  * 'charged' rows. payment.charge over the balance or for an unknown customer
  * is a business failure PAYMENT_DECLINED; payment.refund gives back exactly
- * what that saga step charged, once. */
+ * what that saga step charged, once.
+ *
+ * Test triggers (off unless payment_worker_set_test_triggers(1); the
+ * worker turns them on with PAYMENT_WORKER_TEST_TRIGGERS=1), used by
+ * tests/e2e to make outcomes deterministic:
+ *   customer "c-flaky..."  attempt 1 of a charge is a transient failure
+ *                          (retry TEST_TRANSIENT, nothing recorded);
+ *   customer "c-slow..."   attempt 1 of a charge sleeps slow_ms (1500 by
+ *                          default) before it runs: its reply arrives after
+ *                          a short step timeout. */
 #include "payment.h"
 
 #include "saga_error.h"
@@ -13,6 +22,17 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+static struct {
+    int on;
+    long long slow_ms;
+} test_triggers = {0, 1500};
+
+void payment_worker_set_test_triggers(int on, long long slow_ms) {
+    test_triggers.on = on;
+    if (slow_ms > 0) test_triggers.slow_ms = slow_ms;
+}
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS accounts ("
@@ -62,6 +82,14 @@ static int payment_charge(sqlite3 *db, const participant_command_t *cmd, partici
         return participant_fail(res, "INVALID_PAYLOAD", "payload.customer must be a non-empty string");
     if (saga_json_int(cmd->payload, "amount", &amount) || amount <= 0)
         return participant_fail(res, "INVALID_PAYLOAD", "payload.amount must be an integer number of cents > 0");
+    if (test_triggers.on && cmd->attempt == 1 && strncmp(customer, "c-flaky", 7) == 0)
+        return participant_retry(res, "TEST_TRANSIENT", "test trigger: first attempt for %s fails transiently",
+                                 customer);
+    if (test_triggers.on && cmd->attempt == 1 && strncmp(customer, "c-slow", 6) == 0) {
+        struct timespec ts = {test_triggers.slow_ms / 1000, (test_triggers.slow_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+    }
     long long balance = 0;
     int rc = participant_query_int(db, &balance, "SELECT balance FROM accounts WHERE customer = ?", "t", customer);
     if (rc < 0) return rc;
