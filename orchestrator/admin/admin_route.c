@@ -43,7 +43,8 @@ static int h_health(admin_ctx_t *ctx, const admin_request_t *req, const route_pa
 
 static int h_saga(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
                   const admin_query_t *q, admin_response_t *res) {
-    return admin_get_saga(ctx, p->value[0], res);
+    const char *at = admin_query_get(q, "at");
+    return at ? admin_get_saga_at(ctx, p->value[0], at, res) : admin_get_saga(ctx, p->value[0], res);
 }
 
 static int h_list(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
@@ -91,13 +92,14 @@ static const char *const LIST_PARAMS[] = {"status", "definition", "created_after
                                           "updated_after", "updated_before", "step", "step_status",
                                           "error_code", "limit", "cursor", NULL};
 static const char *const NO_PARAMS[] = {NULL};
+static const char *const SAGA_PARAMS[] = {"at", NULL};
 
 /* New endpoints go here; docs/ADMIN-API.md and docs/openapi.yaml describe them. */
 static const route_t routes[] = {
     {"GET", "/healthz", "GET, HEAD", h_health, NULL},
     {"GET", "/v1/sagas", "GET, HEAD, POST", h_list, LIST_PARAMS},
     {"POST", "/v1/sagas", "GET, HEAD, POST", h_post_saga, NULL},
-    {"GET", "/v1/sagas/{id}", "GET, HEAD", h_saga, NULL},
+    {"GET", "/v1/sagas/{id}", "GET, HEAD", h_saga, SAGA_PARAMS},
     {"POST", "/v1/sagas/{id}/abort", "POST", h_abort, NULL},
     {"POST", "/v1/sagas/{id}/retry", "POST", h_retry, NULL},
     {"GET", "/v1/definitions", "GET, HEAD", h_defs, NO_PARAMS},

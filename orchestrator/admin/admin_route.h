@@ -139,6 +139,8 @@ int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t 
 int admin_get_stats(admin_ctx_t *ctx, admin_response_t *res);
 /* admin_metrics.c: Prometheus text; readiness (SQLite answers, Kafka assigned). */
 int admin_get_metrics(admin_ctx_t *ctx, admin_response_t *res);
+/* admin_at.c: the saga as it was at an RFC 3339 time, replayed from history. */
+int admin_get_saga_at(admin_ctx_t *ctx, const char *id, const char *at, admin_response_t *res);
 int admin_get_ready(admin_ctx_t *ctx, admin_response_t *res);
 
 /* Definitions (admin_defs.c): GET /v1/definitions[/{name}[/{version}]];

@@ -35,4 +35,12 @@ check "the saga ends compensated" wait_count "SELECT status FROM sagas WHERE id=
 check "the order was cancelled exactly once" \
   eq "$(sql "$ORDER_DB" "SELECT status || '/' || (SELECT count(*) FROM processed WHERE saga_id='d-1' AND kind='compensation') FROM orders WHERE saga_id='d-1'")" "cancelled/1"
 check "the history shows the operator's retry" grep -q "saga.retried" <<<"$(ctl show d-1)"
+# The past, rebuilt from history: at the moment it parked, it was compensation_failed.
+parked=$(saga_sql "SELECT at FROM history WHERE saga_id='d-1' AND event='saga.compensation_failed'")
+at=$(python3 -c "import datetime,sys; print(datetime.datetime.fromtimestamp(int(sys.argv[1])/1000, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]+'Z')" "$parked")
+check "GET ?at= the moment it parked shows compensation_failed" \
+  grep -q '"status":"compensation_failed"' <<<"$(curl -s "$ADMIN_URL/v1/sagas/d-1?at=$at")"
+check "GET ?at= now shows compensated" grep -q '"status":"compensated"' <<<"$(curl -s "$ADMIN_URL/v1/sagas/d-1?at=2100-01-01T00:00:00Z")"
+check "GET ?at= before it started is 404" eq "$(curl -s -o /dev/null -w '%{http_code}' "$ADMIN_URL/v1/sagas/d-1?at=2000-01-01T00:00:00Z")" 404
+check "GET ?at=garbage is 400" eq "$(curl -s -o /dev/null -w '%{http_code}' "$ADMIN_URL/v1/sagas/d-1?at=yesterday")" 400
 echo "$CHECKS passed, 0 failed"

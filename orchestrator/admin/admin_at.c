@@ -1,0 +1,118 @@
+/* GET /v1/sagas/{id}?at=TIME: the saga as it was at TIME, rebuilt from its
+ * history rows by the engine's replay (orchestrator/engine/replay.c) with
+ * the definition version it ran on, read from the stored definitions. */
+#include "admin_route.h"
+#include "replay.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "saga_alloc.h"
+#include "saga_clock.h"
+#include "saga_error.h"
+
+static json_t *time_or_null(int64_t ms) {
+    char buf[40];
+    return ms ? json_string(saga_format_time(ms, buf, sizeof buf)) : json_null();
+}
+
+static json_t *error_or_null(const char *code, const char *message) {
+    if (!code || !*code) return json_null();
+    return json_pack("{s:s, s:s}", "code", code, "message", message ? message : "");
+}
+
+static json_t *saga_json(const saga_t *s, int64_t at) {
+    json_t *steps = json_array();
+    for (int i = 0; steps && i < s->def->step_count; i++) {
+        const saga_step_state_t *st = &s->steps[i];
+        json_array_append_new(steps, json_pack("{s:s, s:i, s:s, s:i, s:i, s:b, s:O?, s:o, s:o, s:o}",
+                                               "name", s->def->steps[i].name, "index", i,
+                                               "status", saga_step_status_name(st->status), "attempt", st->attempt,
+                                               "compensation_attempt", st->comp_attempt,
+                                               "outcome_unknown", st->outcome_unknown, "output", st->output,
+                                               "error", error_or_null(st->error_code, st->error_message),
+                                               "started_at", time_or_null(st->started_at),
+                                               "finished_at", time_or_null(st->finished_at)));
+    }
+    return json_pack("{s:s, s:o, s:s, s:i, s:s, s:O?, s:I, s:o, s:o, s:o, s:o, s:o}", "id", s->id,
+                     "at", time_or_null(at), "definition", s->def->name, "version", s->def->version,
+                     "status", saga_status_name(s->status), "input", s->input, "seq", (json_int_t)s->seq,
+                     "created_at", time_or_null(s->created_at), "updated_at", time_or_null(s->updated_at),
+                     "deadline_at", time_or_null(s->deadline_at),
+                     "error", error_or_null(s->error_code, s->error_message), "steps", steps);
+}
+
+/* The definition the saga ran on, from the stored JSON. */
+static saga_definition_t *stored_definition(admin_ctx_t *ctx, const char *id, int *found) {
+    sqlite3_stmt *q = NULL;
+    saga_definition_t *def = NULL;
+    *found = 0;
+    if (sqlite3_prepare_v2(ctx->db,
+                           "SELECT d.json FROM sagas s JOIN definitions d ON d.name = s.definition AND "
+                           "d.version = s.version WHERE s.id = ?", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+        *found = 1;
+        saga_def_errors_t errs = {0};
+        def = saga_definition_parse((const char *)sqlite3_column_text(q, 0), (size_t)sqlite3_column_bytes(q, 0), &errs);
+    }
+    sqlite3_finalize(q);
+    return def;
+}
+
+int admin_get_saga_at(admin_ctx_t *ctx, const char *id, const char *at_text, admin_response_t *res) {
+    int64_t at;
+    if (saga_parse_time(at_text, &at))
+        return admin_error(res, ADMIN_ERR_BAD_REQUEST,
+                           "parameter 'at': '%.64s' is not an RFC 3339 UTC time like 2026-11-24T22:39:04.123Z", at_text);
+    int found;
+    saga_definition_t *def = stored_definition(ctx, id, &found);
+    if (!found) return admin_error(res, ADMIN_ERR_NOT_FOUND, "no saga '%s'", id);
+    if (!def) return admin_error(res, ADMIN_ERR_INTERNAL, "the stored definition of saga '%s' does not load", id);
+
+    json_t **events = NULL;
+    int n = 0, cap = 0, rc = 0;
+    char err[512] = "";
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(ctx->db,
+                           "SELECT seq, at, event, step, status, detail FROM history WHERE saga_id = ? AND at <= ? "
+                           "ORDER BY seq", -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC) != SQLITE_OK || sqlite3_bind_int64(q, 2, at) != SQLITE_OK) {
+        rc = admin_error(res, ADMIN_ERR_UNAVAILABLE, "database: %s", sqlite3_errmsg(ctx->db));
+        goto out;
+    }
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            json_t **bigger = saga_realloc(events, (size_t)cap * sizeof *bigger);
+            if (!bigger) { rc = SAGA_ENOMEM; goto out; }
+            events = bigger;
+        }
+        events[n] = saga_history_row_event(id, sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1),
+                                           (const char *)sqlite3_column_text(q, 2), (const char *)sqlite3_column_text(q, 3),
+                                           (const char *)sqlite3_column_text(q, 4), (const char *)sqlite3_column_text(q, 5),
+                                           err, sizeof err);
+        if (!events[n]) {
+            rc = admin_error(res, ADMIN_ERR_INTERNAL, "history of '%s': %s", id, err);
+            goto out;
+        }
+        n++;
+    }
+    saga_t s;
+    int r = saga_replay(def, id, (const json_t *const *)events, n, at, &s, err, sizeof err);
+    if (r == SAGA_ENOTFOUND) {
+        rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "saga '%s' did not exist yet at %s", id, at_text);
+    } else if (r) {
+        rc = r == SAGA_ENOMEM ? r : admin_error(res, ADMIN_ERR_INTERNAL, "replay of '%s': %s", id, err);
+    } else {
+        json_t *doc = saga_json(&s, at);
+        rc = doc ? admin_json_response(res, 200, doc) : SAGA_ENOMEM;
+        json_decref(doc);
+        saga_clear(&s);
+    }
+out:
+    sqlite3_finalize(q);
+    for (int i = 0; i < n; i++) json_decref(events[i]);
+    saga_free(events);
+    saga_definition_free(&def);
+    return rc;
+}
