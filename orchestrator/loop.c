@@ -256,6 +256,10 @@ static int fire_timer(sagad_t *d, const saga_timer_row_t *t, int64_t now) {
 
 /* An operator's command from the admin API. */
 static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
+    if (cmd->kind == SAGA_CMD_RELOAD) {
+        d->reload_pending = true; /* it has its own transaction: after this one */
+        return 0;
+    }
     if (cmd->kind == SAGA_CMD_START) {
         json_t *root = saga_json_parse(cmd->body, strlen(cmd->body), NULL, 0);
         int rc = root ? start_saga(d, NULL, root, now) : 0;

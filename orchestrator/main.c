@@ -260,8 +260,9 @@ int main(int argc, char **argv) {
     int64_t last_publish = 0;
     int exit_code = 0;
     while (!stop_requested) {
-        if (reload_requested) {
+        if (reload_requested || d.reload_pending) {
             reload_requested = 0;
+            d.reload_pending = false;
             reload_definitions(&d);
         }
         if (sagad_iterate(&d, 100)) {

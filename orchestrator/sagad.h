@@ -60,7 +60,7 @@ typedef struct {
 #undef SAGAD_COUNTER_FIELD
 } sagad_counters_t;
 
-typedef struct {
+typedef struct sagad {
     sagad_config_t cfg;
     saga_registry_t *registry;
     saga_store_t *store;
@@ -69,6 +69,7 @@ typedef struct {
     saga_flow_t *flow;
     struct saga_command_queue *commands; /* from the admin API; applied by the loop */
     saga_alerter_t *alerts;             /* NULL without --alert-webhook */
+    bool reload_pending;                /* an operator asked for a reload (done between iterations) */
     json_t *pending_alerts;             /* [kind, fields] pairs raised in this transaction */
     saga_breaker_state_t breaker_logged[256]; /* last logged state per flow topic index */
     uint64_t rng;

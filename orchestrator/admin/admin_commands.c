@@ -180,3 +180,16 @@ int admin_post_abort(admin_ctx_t *ctx, const char *id, const admin_request_t *re
 int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res) {
     return post_command(ctx, id, req, res, SAGA_CMD_RETRY, "compensation_failed");
 }
+
+int admin_post_reload(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res) {
+    int rc = 0;
+    if (authorize(ctx, req, res, &rc)) return rc;
+    rc = saga_command_push(ctx->commands, SAGA_CMD_RELOAD, "", NULL, NULL);
+    if (rc) return queue_error(res, rc);
+    json_t *doc = json_pack("{s:s, s:s}", "status", "accepted", "check",
+                            "GET /v1/definitions (the log says why when a reload is refused)");
+    if (!doc) return SAGA_ENOMEM;
+    rc = admin_json_response(res, 202, doc);
+    json_decref(doc);
+    return rc;
+}

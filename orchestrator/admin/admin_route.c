@@ -62,6 +62,11 @@ static int h_ready(admin_ctx_t *ctx, const admin_request_t *req, const route_par
     return admin_get_ready(ctx, res);
 }
 
+static int h_reload(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
+                    const admin_query_t *q, admin_response_t *res) {
+    return admin_post_reload(ctx, req, res);
+}
+
 static int h_stats(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
                    const admin_query_t *q, admin_response_t *res) {
     return admin_get_stats(ctx, res);
@@ -88,6 +93,11 @@ static int h_retry(admin_ctx_t *ctx, const admin_request_t *req, const route_par
     return admin_post_retry(ctx, p->value[0], req, res);
 }
 
+static int h_ui(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
+                const admin_query_t *q, admin_response_t *res) {
+    return admin_get_ui(ctx, res);
+}
+
 static const char *const LIST_PARAMS[] = {"status", "definition", "created_after", "created_before",
                                           "updated_after", "updated_before", "step", "step_status",
                                           "error_code", "limit", "cursor", NULL};
@@ -103,11 +113,14 @@ static const route_t routes[] = {
     {"POST", "/v1/sagas/{id}/abort", "POST", h_abort, NULL},
     {"POST", "/v1/sagas/{id}/retry", "POST", h_retry, NULL},
     {"GET", "/v1/definitions", "GET, HEAD", h_defs, NO_PARAMS},
+    {"POST", "/v1/definitions/reload", "POST", h_reload, NULL},
     {"GET", "/v1/definitions/{name}", "GET, HEAD", h_defs, NO_PARAMS},
     {"GET", "/v1/definitions/{name}/{version}", "GET, HEAD", h_defs, NO_PARAMS},
     {"GET", "/v1/stats", "GET, HEAD", h_stats, NO_PARAMS},
     {"GET", "/metrics", "GET, HEAD", h_metrics, NULL},
     {"GET", "/readyz", "GET, HEAD", h_ready, NULL},
+    {"GET", "/ui", "GET, HEAD", h_ui, NULL},
+    {"GET", "/ui/", "GET, HEAD", h_ui, NULL},
 };
 
 /* ---- errors ---- */

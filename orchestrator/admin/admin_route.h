@@ -143,6 +143,10 @@ int admin_get_metrics(admin_ctx_t *ctx, admin_response_t *res);
 int admin_get_saga_at(admin_ctx_t *ctx, const char *id, const char *at, admin_response_t *res);
 int admin_get_ready(admin_ctx_t *ctx, admin_response_t *res);
 
+/* admin_ui.c: GET /ui, the web view (docs/ui/index.html, compiled in):
+ * 200 with content_type "text/html; charset=utf-8". */
+int admin_get_ui(admin_ctx_t *ctx, admin_response_t *res);
+
 /* Definitions (admin_defs.c): GET /v1/definitions[/{name}[/{version}]];
  * name and version NULL when not in the path (version still raw text). */
 int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *version, admin_response_t *res);
@@ -160,5 +164,6 @@ json_t *admin_col_time(sqlite3_stmt *st, int i);
 int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
 int admin_post_abort(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
 int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
+int admin_post_reload(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
 
 #endif

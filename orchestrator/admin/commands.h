@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#define SAGA_COMMAND_KINDS(X) X(START, "start") X(ABORT, "abort") X(RETRY, "retry")
+#define SAGA_COMMAND_KINDS(X) X(START, "start") X(ABORT, "abort") X(RETRY, "retry") X(RELOAD, "reload")
 
 typedef enum {
 #define SAGA_COMMAND_ENUM(name, str) SAGA_CMD_##name,

@@ -16,6 +16,14 @@ check "it reports the saga's status" grep -q '"status":"completed"' "$DIR/resp"
 check "no token: 401" eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d "$body" "$ADMIN_URL/v1/sagas")" 401
 check "wrong token: 403" eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer x' -d "$body" "$ADMIN_URL/v1/sagas")" 403
 
+ctl() { SAGA_ADMIN_TOKEN_FILE="$DIR/token" "$BUILD_DIR/bin/sagactl" --url "$ADMIN_URL" "$@"; }
+check "sagactl start is accepted" ctl start order_fulfillment '{"order_id":"o-c1","customer":"c-1","amount":300,"items":[{"sku":"sku-2","qty":1}]}' ctl-1
+check "the saga it started completes" wait_count "SELECT status FROM sagas WHERE id='ctl-1'" completed 30
+check "sagactl start with a bad input exits 2" eq "$(ctl start order_fulfillment '[1]' >/dev/null 2>&1; echo $?)" 2
+check "sagactl start of an unknown definition exits 1" eq "$(ctl start nope >/dev/null 2>&1; echo $?)" 1
+check "sagactl reload is accepted" ctl reload
+logged() { local start=$SECONDS; until grep -q "$1" "$DIR/sagad.log"; do [ $((SECONDS - start)) -lt 10 ] || return 1; sleep 0.1; done; }
+check "the log says the reload is done" logged "reload done"
 kill -STOP "$PAYMENT_WORKER_PID"
 publish_starts stuck 1
 check "stuck-1 waits at charge_payment" wait_count "SELECT status FROM steps WHERE saga_id='stuck-1' AND name='charge_payment'" running 30

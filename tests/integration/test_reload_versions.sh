@@ -8,9 +8,13 @@ cp "$SAGA_SOURCE_DIR/sagas/order_fulfillment.json" "$DIR/sagas/"
 export SAGAS_DIR="$DIR/sagas"
 stack_up
 
-hup_and_wait() { # expected log text
+hup_and_wait() { # expected log text [how: hup (default) or http]
   local before; before=$(grep -c "$1" "$DIR/sagad.log" || true)
-  kill -HUP "$SAGAD_PID"
+  if [ "${2:-hup}" = http ]; then
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ADMIN_URL/v1/definitions/reload")" = 202 ] || return 1
+  else
+    kill -HUP "$SAGAD_PID"
+  fi
   local start=$SECONDS
   while [ "$(grep -c "$1" "$DIR/sagad.log" || true)" -le "$before" ]; do
     [ $((SECONDS - start)) -lt 10 ] || return 1
@@ -35,7 +39,7 @@ check "B ran version 2's three steps" eq "$(saga_sql "SELECT count(*) FROM steps
 
 # v1's file goes away: v1 is retained for running sagas, v2 serves new ones.
 rm "$DIR/sagas/order_fulfillment.json"
-check "reload without the v1 file succeeds" hup_and_wait "reload done"
+check "reload through POST /v1/definitions/reload without the v1 file succeeds" hup_and_wait "reload done" http
 check "v1 kept, retired" grep -q "order_fulfillment v1 retained for running sagas" "$DIR/sagad.log"
 
 # A bad file: the reload is refused and the log says why.

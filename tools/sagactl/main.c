@@ -46,6 +46,8 @@ static int cmd_health(ctl_t *ctl, int argc, char **argv);
 static int cmd_validate(ctl_t *ctl, int argc, char **argv);
 static int cmd_abort(ctl_t *ctl, int argc, char **argv);
 static int cmd_retry(ctl_t *ctl, int argc, char **argv);
+static int cmd_start(ctl_t *ctl, int argc, char **argv);
+static int cmd_reload(ctl_t *ctl, int argc, char **argv);
 static int cmd_list(ctl_t *ctl, int argc, char **argv);
 static int cmd_defs(ctl_t *ctl, int argc, char **argv);
 static int cmd_stats(ctl_t *ctl, int argc, char **argv);
@@ -69,6 +71,8 @@ static const command_t commands[] = {
      INT_MAX, cmd_audit},
     {"abort", "ID [REASON...]", "compensate a running saga (token: SAGA_ADMIN_TOKEN[_FILE])", 1, INT_MAX, cmd_abort},
     {"retry", "ID", "resume a compensation_failed saga's compensation (token as for abort)", 1, 1, cmd_retry},
+    {"start", "DEFINITION [INPUT_JSON [SAGA_ID]]", "start a saga (idempotent on SAGA_ID; token as for abort)", 1, 3, cmd_start},
+    {"reload", "", "reload sagad's definitions directory (token as for abort)", 0, 0, cmd_reload},
 };
 
 static void usage(FILE *out) {
@@ -1110,3 +1114,49 @@ static int cmd_stats(ctl_t *ctl, int argc, char **argv) {
     json_decref(doc);
     return ret;
 }
+
+/* POST path with body; prints the answer for 200/202. */
+static int post_json(ctl_t *ctl, const char *path, const char *body, const char *what) {
+    reply_t r;
+    int ret = http_request(ctl, "POST", path, body, &r);
+    if (ret != EXIT_OK) return ret;
+    if (r.status == 200 || r.status == 202) {
+        json_t *doc = json_loadb(r.body, r.len, 0, NULL);
+        if (ctl->json || !doc) printf("%s\n", r.body);
+        else if (json_object_get(doc, "saga_id"))
+            printf("%s %s: %s\n", what, json_string_value(json_object_get(doc, "saga_id")),
+                   r.status == 202 ? "accepted" : json_string_value(json_object_get(doc, "status")));
+        else
+            printf("%s: accepted\n", what);
+        json_decref(doc);
+    } else {
+        ret = api_error(ctl, &r);
+    }
+    reply_free(&r);
+    return ret;
+}
+
+static int cmd_start(ctl_t *ctl, int argc, char **argv) {
+    json_t *input = NULL;
+    if (argc > 1) {
+        json_error_t jerr;
+        input = json_loads(argv[1], 0, &jerr);
+        if (!json_is_object(input)) {
+            json_decref(input);
+            return usage_error("start: INPUT_JSON must be a JSON object (%s)", input ? "not an object" : jerr.text);
+        }
+    }
+    json_t *body = json_pack("{s:s, s:o}", "definition", argv[0], "input", input ? input : json_object());
+    if (body && argc > 2) json_object_set_new(body, "saga_id", json_string(argv[2]));
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        fprintf(stderr, "sagactl: out of memory\n");
+        return EXIT_API;
+    }
+    int ret = post_json(ctl, "/v1/sagas", text, "saga");
+    saga_free(text);
+    return ret;
+}
+
+static int cmd_reload(ctl_t *ctl, int argc, char **argv) { return post_json(ctl, "/v1/definitions/reload", "{}", "reload"); }
