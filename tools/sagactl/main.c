@@ -325,6 +325,35 @@ static void field(FILE *out, const char *label, const char *value) {
 
 /* ---- commands ---- */
 
+/* A step's bar on the saga's time axis, 24 columns wide: '=' while it ran,
+ * '>' at the end when it has not finished; then 'R' for retries and 'C'
+ * when it was compensated (or is being). */
+static void timeline(char *buf, size_t len, const json_t *step, int64_t t0, int64_t t1) {
+    enum { WIDTH = 24 };
+    char bar[WIDTH + 1];
+    memset(bar, ' ', WIDTH);
+    bar[WIDTH] = '\0';
+    const char *st = json_string_value(json_object_get(step, "started_at"));
+    const char *fi = json_string_value(json_object_get(step, "finished_at"));
+    int64_t a, b;
+    if (t1 > t0 && st && saga_parse_time(st, &a) == 0) {
+        int finished = fi && saga_parse_time(fi, &b) == 0;
+        if (!finished) b = t1;
+        int from = (int)((a - t0) * (WIDTH - 1) / (t1 - t0));
+        int to = (int)((b - t0) * (WIDTH - 1) / (t1 - t0));
+        if (from < 0) from = 0;
+        if (to > WIDTH - 1) to = WIDTH - 1;
+        for (int k = from; k <= to; k++) bar[k] = '=';
+        if (!finished) bar[to] = '>';
+    }
+    json_int_t attempts = json_integer_value(json_object_get(step, "attempt"));
+    json_int_t comps = json_integer_value(json_object_get(step, "compensation_attempt"));
+    char marks[32] = "";
+    if (attempts > 1) snprintf(marks, sizeof marks, " R%" JSON_INTEGER_FORMAT, attempts - 1);
+    if (comps > 0) snprintf(marks + strlen(marks), sizeof marks - strlen(marks), " C");
+    snprintf(buf, len, "|%s|%s", bar, marks);
+}
+
 static int print_saga(FILE *out, const json_t *saga) {
     char buf[512];
     field(out, "Saga", json_string_value(json_object_get(saga, "id")));
@@ -360,14 +389,19 @@ static int print_saga(FILE *out, const json_t *saga) {
     }
 
     static const char *const step_head[] = {"#", "NAME", "STATUS", "ATTEMPTS", "COMP", "DURATION_MS",
-                                            "ERROR"};
+                                            "TIMELINE", "ERROR"};
     table_t t;
-    table_init(&t, 7, step_head);
+    table_init(&t, 8, step_head);
     size_t i;
     json_t *s;
     int rc = 0;
+    /* The timeline spans the saga's life: created .. updated. */
+    int64_t t0 = 0, t1 = 0;
+    const char *created = json_string_value(json_object_get(saga, "created_at"));
+    const char *updated = json_string_value(json_object_get(saga, "updated_at"));
+    int have_span = created && updated && saga_parse_time(created, &t0) == 0 && saga_parse_time(updated, &t1) == 0;
     json_array_foreach(json_object_get(saga, "steps"), i, s) {
-        char c[7][160];
+        char c[8][160];
         cell(c[0], sizeof c[0], json_object_get(s, "index"));
         cell(c[1], sizeof c[1], json_object_get(s, "name"));
         cell(c[2], sizeof c[2], json_object_get(s, "status"));
@@ -380,15 +414,16 @@ static int print_saga(FILE *out, const json_t *saga) {
             snprintf(c[5], sizeof c[5], "%lld", (long long)(b - a));
         else
             snprintf(c[5], sizeof c[5], "-");
+        timeline(c[6], sizeof c[6], s, have_span ? t0 : 0, have_span ? t1 : 0);
         json_t *serr = json_object_get(s, "error");
         if (json_is_object(serr))
-            snprintf(c[6], sizeof c[6], "%s: %s", str_or(json_object_get(serr, "code"), "?"),
+            snprintf(c[7], sizeof c[7], "%s: %s", str_or(json_object_get(serr, "code"), "?"),
                      str_or(json_object_get(serr, "message"), ""));
         else
-            snprintf(c[6], sizeof c[6], "-");
+            snprintf(c[7], sizeof c[7], "-");
         if (json_is_true(json_object_get(s, "outcome_unknown")))
             snprintf(c[2] + strlen(c[2]), sizeof c[2] - strlen(c[2]), " (outcome unknown)");
-        char *row[7] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6]};
+        char *row[8] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]};
         if (table_add(&t, row) != 0) rc = -1;
     }
     fprintf(out, "\nSteps\n");
