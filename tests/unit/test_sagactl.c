@@ -145,13 +145,17 @@ static void test_show_text(void **state) {
     assert_non_null(row);
     char line[200];
     sscanf(row, "%199[^\n]", line);
-    char idx[8], name[32], status[32], err[32];
+    char idx[8], name[32], status[32], bar[40], mark[8], err[32];
     int att, comp, dur;
-    assert_int_equal(sscanf(line, "%7s %31s %31s %d %d %d %31s", idx, name, status, &att, &comp, &dur, err), 7);
+    /* ... DURATION_MS, then the timeline |bar| with its marks, then the error */
+    assert_int_equal(sscanf(line, "%7s %31s %31s %d %d %d |%39[ =>]| %7s %31s", idx, name, status, &att, &comp,
+                            &dur, bar, mark, err), 9);
     assert_string_equal(status, "compensated");
     assert_int_equal(att, 1);
     assert_int_equal(comp, 1);
     assert_int_equal(dur, 40);
+    assert_non_null(strchr(bar, '='));
+    assert_string_equal(mark, "C");
     assert_string_equal(err, "-");
     assert_string_equal(r.err, "");
     run_free(&r);
