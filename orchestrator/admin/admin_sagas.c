@@ -80,16 +80,6 @@ static json_t *col_error(sqlite3_stmt *st, int code_col, int msg_col) {
 
 /* ---- SQLite failures ---- */
 
-static int db_error(admin_ctx_t *ctx, admin_response_t *res, int rc, const char *what) {
-    const char *msg = sqlite3_errmsg(ctx->db);
-    int code = rc & 0xFF;
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
-        LOG_WARN(COMPONENT, "%s: database busy: %s", what, msg);
-        return admin_error(res, ADMIN_ERR_UNAVAILABLE, "database busy, try again: %s", msg);
-    }
-    LOG_ERROR(COMPONENT, "%s: SQLite error %d: %s", what, rc, msg);
-    return admin_error(res, ADMIN_ERR_INTERNAL, "%s: %s", what, msg);
-}
 
 /* ---- /healthz ---- */
 
@@ -201,7 +191,7 @@ int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res) {
     /* One read transaction: saga, steps and history from one snapshot. */
     int src = sqlite3_exec(ctx->db, "BEGIN", NULL, NULL, NULL);
     if (src != SQLITE_OK) {
-        rc = db_error(ctx, res, src, "cannot begin a read transaction");
+        rc = admin_db_error(ctx, res, src, "cannot begin a read transaction");
         goto out;
     }
     const char *what = "reading the saga";
@@ -215,7 +205,7 @@ int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res) {
         }
     }
     if (src != SQLITE_DONE) {
-        rc = db_error(ctx, res, src, what); /* before COMMIT replaces the error message */
+        rc = admin_db_error(ctx, res, src, what); /* before COMMIT replaces the error message */
         sqlite3_exec(ctx->db, "ROLLBACK", NULL, NULL, NULL);
         goto out;
     }
