@@ -37,3 +37,8 @@ saga_unit_test(test_admin_metrics
           ${CMAKE_SOURCE_DIR}/orchestrator/runtime.c
   LIBS saga_admin PkgConfig::CURL)
 target_include_directories(test_admin_metrics PRIVATE ${CMAKE_SOURCE_DIR}/orchestrator)
+
+# GET /ui: the web view (docs/ui/index.html, compiled in) as HTML.
+saga_unit_test(test_admin_ui
+  SOURCES ${_admin_dir}/test_admin_ui.c ${_admin_dir}/test_admin_fixture.c
+  LIBS saga_admin PkgConfig::CURL)
