@@ -454,9 +454,12 @@ void sagad_publish_runtime(sagad_t *d) {
         json_array_append_new(topics, json_pack("{s:s, s:i, s:i, s:s, s:i}", "topic", t.topic, "in_flight", t.in_flight,
                                                 "waiting", t.waiting, "circuit", saga_breaker_state_name(t.breaker),
                                                 "consecutive_failures", t.consecutive_failures));
-    json_t *snap = json_pack("{s:b, s:i, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o}}",
+    json_t *lag = json_object();
+    saga_bus_lag(d->bus, lag);
+    json_t *snap = json_pack("{s:b, s:i, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o}}",
                              "kafka_ready", saga_bus_ready(d->bus), "outbox_in_flight", saga_bus_in_flight(d->bus),
-                             "counters", counters, "ignored_events", ignored, "topics", topics, "histograms",
+                             "counters", counters, "ignored_events", ignored, "topics", topics,
+                             "consumer_lag", lag, "histograms",
                              "commit_seconds", sagad_histogram_json(&d->commit_seconds),
                              "iteration_seconds", sagad_histogram_json(&d->iteration_seconds),
                              "step_seconds", sagad_histogram_json(&d->step_seconds),

@@ -101,6 +101,12 @@ static void runtime_metrics(text_t *t, const json_t *rt) {
         for (size_t k = 0; k < 3; k++)
             put(t, "sagad_circuit_state{topic=\"%s\",state=\"%s\"} %d\n", l, states[k], state && !strcmp(state, states[k]));
     }
+    put(t, "# HELP sagad_consumer_lag Messages not consumed yet per topic (high watermark - position)\n"
+           "# TYPE sagad_consumer_lag gauge\n");
+    json_object_foreach(json_object_get(rt, "consumer_lag"), name, v) {
+        char l[300];
+        put(t, "sagad_consumer_lag{topic=\"%s\"} %lld\n", label(name, l, sizeof l), (long long)json_integer_value(v));
+    }
     json_t *h = json_object_get(rt, "histograms");
     histogram(t, "sagad_commit_duration_seconds", "SQLite commit time per loop iteration", json_object_get(h, "commit_seconds"));
     histogram(t, "sagad_iteration_duration_seconds", "Loop iterations that did work", json_object_get(h, "iteration_seconds"));

@@ -190,6 +190,27 @@ int64_t saga_bus_take_lowest_failed(saga_bus_t *bus) {
 
 int saga_bus_in_flight(const saga_bus_t *bus) { return bus->in_flight; }
 
+void saga_bus_lag(saga_bus_t *bus, json_t *out) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(bus->consumer, &parts) || !parts) return;
+    if (rd_kafka_position(bus->consumer, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *p = &parts->elems[i];
+            int64_t lo, hi;
+            json_int_t lag = 0;
+            if (rd_kafka_get_watermark_offsets(bus->consumer, p->topic, p->partition, &lo, &hi) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0) {
+                /* No position yet (nothing consumed): everything from the low mark is behind. */
+                int64_t pos = p->offset >= 0 ? p->offset : lo;
+                lag = hi > pos ? (json_int_t)(hi - pos) : 0;
+            }
+            json_t *cur = json_object_get(out, p->topic);
+            json_object_set_new(out, p->topic, json_integer(json_integer_value(cur) + lag));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
 void saga_bus_flush(saga_bus_t *bus, int timeout_ms) {
     rd_kafka_flush(bus->producer, timeout_ms);
 }

@@ -4,6 +4,7 @@
 #ifndef SAGA_BUS_H
 #define SAGA_BUS_H
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -51,6 +52,11 @@ int saga_bus_acked_count(const saga_bus_t *bus);
 int64_t saga_bus_take_lowest_failed(saga_bus_t *bus);
 /* Messages produced and not yet reported. */
 int saga_bus_in_flight(const saga_bus_t *bus);
+
+/* Consumer lag per topic (high watermark minus position, summed over the
+ * assigned partitions, from librdkafka's cached watermarks: no broker
+ * round trip). Adds {topic: lag} to `out`. */
+void saga_bus_lag(saga_bus_t *bus, json_t *out);
 
 /* Waits up to timeout_ms for in-flight messages to be reported. */
 void saga_bus_flush(saga_bus_t *bus, int timeout_ms);

@@ -17,5 +17,6 @@ curl -s "$ADMIN_URL/metrics" >"$DIR/metrics.txt"
 check "/metrics counts the completed sagas" grep -q "^saga_sagas{status=\"completed\"} $N\$" "$DIR/metrics.txt"
 check "/metrics has the loop's counters" grep -q "^sagad_sagas_started_total $N\$" "$DIR/metrics.txt"
 check "/metrics has commit timings" grep -q "^sagad_commit_duration_seconds_count [1-9]" "$DIR/metrics.txt"
+check "/metrics shows no consumer lag once all is done" grep -q '^sagad_consumer_lag{topic="saga.replies"} 0$' "$DIR/metrics.txt"
 check "/readyz says ready" eq "$(curl -s -o /dev/null -w '%{http_code}' "$ADMIN_URL/readyz")" 200
 echo "$CHECKS passed, 0 failed"

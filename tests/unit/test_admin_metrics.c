@@ -33,13 +33,14 @@ static int setup(void **state) {
     sagad_histogram_t h = {.bounds = sagad_fast_bounds};
     sagad_histogram_add(&h, 0.003);
     sagad_histogram_add(&h, 7.0);
-    sagad_runtime_publish(w->rt, json_pack("{s:b, s:i, s:{s:i}, s:{s:i}, s:[{s:s, s:i, s:i, s:s, s:i}], s:{s:o}}",
+    sagad_runtime_publish(w->rt, json_pack("{s:b, s:i, s:{s:i}, s:{s:i}, s:[{s:s, s:i, s:i, s:s, s:i}], s:{s:o}, s:{s:i}}",
                                            "kafka_ready", 1, "outbox_in_flight", 3,
                                            "counters", "sagas_started", 42,
                                            "ignored_events", "other_attempt", 5,
                                            "topics", "topic", "pay\"ment", "in_flight", 7, "waiting", 2,
                                            "circuit", "open", "consecutive_failures", 9,
-                                           "histograms", "commit_seconds", sagad_histogram_json(&h)));
+                                           "histograms", "commit_seconds", sagad_histogram_json(&h),
+                                           "consumer_lag", "saga.replies", 12));
     w->ctx = (admin_ctx_t){.db = w->ro, .stats_runtime = sagad_runtime_fill, .stats_runtime_arg = w->rt};
     *state = w;
     return 0;
@@ -82,6 +83,7 @@ static void test_metrics_text_format(void **state) {
     assert_non_null(strstr(body, "sagad_commit_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
     assert_non_null(strstr(body, "sagad_commit_duration_seconds_count 2\n"));
     assert_non_null(strstr(body, "sagad_kafka_ready 1\n"));
+    assert_non_null(strstr(body, "sagad_consumer_lag{topic=\"saga.replies\"} 12\n"));
     saga_free(body);
 }
 
