@@ -19,6 +19,7 @@
 #define MAX_TIMERS 512
 #define RELAY_BATCH 2000
 #define MAX_TIMER_HOLD_MS 5000
+#define ASSIGN_GRACE_MS 2000
 #define MAX_COMMANDS 256
 
 /* Sends a message that cannot be processed to the dead-letter topic with
@@ -389,11 +390,13 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     saga_bus_serve(d->bus, 0);
     now = saga_now_ms();
     /* Timers wait while replies may still be queued in Kafka: before the
-     * consumer has its partitions (e.g. after a restart) and while the poll
-     * returns full batches — a reply that arrived during an outage must win
-     * over the timeout it would otherwise lose to. A steady backlog holds
-     * them at most MAX_TIMER_HOLD_MS. */
-    bool caught_up = saga_bus_ready(d->bus) && n < batch;
+     * consumer has its partitions (e.g. after a restart), for a moment after
+     * each assignment (the first polls come back empty while the fetcher
+     * starts: that is not "caught up"), and while the poll returns full
+     * batches — a reply that arrived during an outage must win over the
+     * timeout it would otherwise lose to. A steady backlog holds them at
+     * most MAX_TIMER_HOLD_MS. */
+    bool caught_up = saga_bus_ready(d->bus) && saga_bus_assigned_for_ms(d->bus) >= ASSIGN_GRACE_MS && n < batch;
     if (next_due <= now && !caught_up && saga_bus_ready(d->bus) && d->timers_held_since == 0) d->timers_held_since = now;
     if (caught_up || (d->timers_held_since && now - d->timers_held_since > MAX_TIMER_HOLD_MS)) {
         caught_up = true;

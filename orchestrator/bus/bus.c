@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "saga_alloc.h"
+#include "saga_clock.h"
 #include "saga_error.h"
 #include "saga_kafka.h"
 #include "saga_log.h"
@@ -13,6 +14,7 @@ struct saga_bus {
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     bool assigned;
+    int64_t assigned_at_us;  /* monotonic time of the last assignment */
     int in_flight;
     int64_t *acked;       /* delivered outbox ids, taken by the loop */
     int acked_count, acked_cap;
@@ -27,6 +29,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         LOG_INFO("bus", "assigned %d partition(s)", parts->cnt);
         rd_kafka_assign(rk, parts);
         bus->assigned = true;
+        bus->assigned_at_us = saga_monotonic_us();
     } else {
         LOG_INFO("bus", "revoking %d partition(s)", parts->cnt);
         rd_kafka_commit(rk, NULL, 0);
@@ -143,6 +146,10 @@ void saga_bus_store_offsets(saga_bus_t *bus, rd_kafka_message_t **msgs, int n) {
 }
 
 bool saga_bus_ready(const saga_bus_t *bus) { return bus->assigned; }
+
+int64_t saga_bus_assigned_for_ms(const saga_bus_t *bus) {
+    return bus->assigned ? (saga_monotonic_us() - bus->assigned_at_us) / 1000 : -1;
+}
 
 int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const char *headers_json,
                      const void *payload, size_t len, int64_t opaque_id) {

@@ -33,6 +33,8 @@ void saga_bus_store_offsets(saga_bus_t *bus, rd_kafka_message_t **msgs, int n);
 
 /* True once the consumer has been assigned partitions at least once. */
 bool saga_bus_ready(const saga_bus_t *bus);
+/* Milliseconds since the last (re)assignment, -1 before the first. */
+int64_t saga_bus_assigned_for_ms(const saga_bus_t *bus);
 
 /* Queues one message; `opaque_id` comes back in the delivery report.
  * headers_json is an object of string values (may be NULL).
