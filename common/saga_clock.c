@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <time.h>
 
 int64_t saga_now_ms(void) {
@@ -20,13 +21,22 @@ int64_t saga_monotonic_us(void) {
 }
 
 char *saga_format_time(int64_t ms, char *buf, size_t len) {
-    time_t secs = (time_t)(ms / 1000);
+    /* Every lifecycle event carries a time: the date part of the last second
+     * is kept, so most calls only write the milliseconds. */
+    static _Thread_local int64_t cached_secs = INT64_MIN;
+    static _Thread_local char cached[32];
+    int64_t secs = ms / 1000;
     int frac = (int)(ms % 1000);
     if (frac < 0) { frac += 1000; secs -= 1; }
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    int n = snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    if (secs != cached_secs) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_secs = secs;
+    }
+    int n = snprintf(buf, len, "%s.%03dZ", cached, frac);
     if (n < 0 || (size_t)n >= len) {
         if (len) buf[0] = '\0';
     }

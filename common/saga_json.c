@@ -2,8 +2,14 @@
 #include "saga_error.h"
 
 #include <stdio.h>
+#include <string.h>
+
+#include "saga_alloc.h"
+#include "saga_json_parse.h"
 
 json_t *saga_json_parse(const char *buf, size_t len, char *err, size_t errlen) {
+    json_t *fast = saga_json_parse_fast(buf, len);
+    if (fast) return fast;
     json_error_t jerr;
     json_t *v = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!v && err) snprintf(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
@@ -23,7 +29,165 @@ int saga_json_int(const json_t *obj, const char *key, long long *out) {
     return 0;
 }
 
+/* A compact writer for the common case: jansson's json_dumps goes through a
+ * callback per fragment and decodes UTF-8 per code point, which made it the
+ * largest single cost of a saga transition (docs/BENCHMARKS.md). Values with
+ * reals or non-ASCII bytes are left to jansson, so the bytes written are
+ * always exactly what json_dumps writes (tests/unit/test_common.c and the
+ * fuzz_json target compare the two). */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int fallback; /* 1: hand the value to jansson; -1: out of memory */
+} dump_buf_t;
+
+#define DUMP_MAX_DEPTH 2048
+
+static int dump_reserve(dump_buf_t *b, size_t more) {
+    if (b->len + more <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + more) cap *= 2;
+    char *nb = saga_realloc(b->buf, cap);
+    if (!nb) {
+        b->fallback = -1;
+        return -1;
+    }
+    b->buf = nb;
+    b->cap = cap;
+    return 0;
+}
+
+static void dump_raw(dump_buf_t *b, const char *s, size_t n) {
+    if (dump_reserve(b, n)) return;
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+}
+
+static void dump_string(dump_buf_t *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789ABCDEF";
+    if (dump_reserve(b, n * 6 + 2)) return; /* the worst case: six bytes per input byte */
+    char *o = b->buf + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            b->fallback = 1; /* jansson validates UTF-8: let it decide */
+            return;
+        }
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20) {
+            *o++ = '\\';
+            switch (c) {
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            default:
+                memcpy(o, "u00", 3);
+                o[3] = hex[c >> 4];
+                o[4] = hex[c & 15];
+                o += 5;
+            }
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->buf);
+}
+
+static void dump_value(dump_buf_t *b, const json_t *v, int depth) {
+    if (b->fallback) return;
+    if (depth > DUMP_MAX_DEPTH) {
+        b->fallback = 1;
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        size_t key_len;
+        json_t *member;
+        int first = 1;
+        dump_raw(b, "{", 1);
+        json_object_keylen_foreach((json_t *)v, key, key_len, member) {
+            if (!first) dump_raw(b, ",", 1);
+            first = 0;
+            dump_string(b, key, key_len);
+            dump_raw(b, ":", 1);
+            dump_value(b, member, depth + 1);
+            if (b->fallback) return;
+        }
+        dump_raw(b, "}", 1);
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v);
+        dump_raw(b, "[", 1);
+        for (size_t i = 0; i < n && !b->fallback; i++) {
+            if (i) dump_raw(b, ",", 1);
+            dump_value(b, json_array_get(v, i), depth + 1);
+        }
+        dump_raw(b, "]", 1);
+        break;
+    }
+    case JSON_STRING: dump_string(b, json_string_value(v), json_string_length(v)); break;
+    case JSON_INTEGER: {
+        char num[32];
+        int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        dump_raw(b, num, (size_t)n);
+        break;
+    }
+    case JSON_TRUE: dump_raw(b, "true", 4); break;
+    case JSON_FALSE: dump_raw(b, "false", 5); break;
+    case JSON_NULL: dump_raw(b, "null", 4); break;
+    default: b->fallback = 1; /* reals: jansson's precision rules */
+    }
+}
+
 char *saga_json_dump(const json_t *value) {
+    if (!value) return NULL;
+    dump_buf_t b = {0};
+    dump_value(&b, value, 0);
+    if (!b.fallback) dump_raw(&b, "", 1);
+    if (!b.fallback) return b.buf;
+    saga_free(b.buf);
+    if (b.fallback < 0) return NULL;
     /* jansson allocates with the functions installed by saga_alloc. */
     return json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+}
+
+/* One "..." token without escapes or control bytes; returns the byte after
+ * the closing quote, or NULL. */
+static const char *flat_token(const char *p, const char **start, size_t *len) {
+    if (*p != '"') return NULL;
+    const char *s = ++p;
+    while (*p && *p != '"') {
+        if (*p == '\\' || (unsigned char)*p < 0x20) return NULL;
+        p++;
+    }
+    if (*p != '"') return NULL;
+    *start = s;
+    *len = (size_t)(p - s);
+    return p + 1;
+}
+
+int saga_json_flat_object(const char *text, saga_json_pair_t *pairs, int max) {
+    const char *p = text;
+    if (!p || *p++ != '{') return -1;
+    int n = 0;
+    if (*p == '}') return p[1] ? -1 : 0;
+    for (;;) {
+        if (n == max) return -1;
+        saga_json_pair_t *kv = &pairs[n++];
+        if (!(p = flat_token(p, &kv->key, &kv->key_len)) || *p++ != ':') return -1;
+        if (!(p = flat_token(p, &kv->value, &kv->value_len))) return -1;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        return *p == '}' && p[1] == '\0' ? n : -1;
+    }
 }

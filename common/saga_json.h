@@ -19,4 +19,14 @@ int saga_json_int(const json_t *obj, const char *key, long long *out);
  * with saga_free. NULL on allocation failure. */
 char *saga_json_dump(const json_t *value);
 
+/* A flat object of plain strings, such as the outbox's headers column, read
+ * without building a json_t: {"k":"v",...} with no blanks, escapes or
+ * control bytes. Fills pairs (pointing into text) and returns their count;
+ * -1 when text is anything else (the caller then parses it with jansson). */
+typedef struct {
+    const char *key, *value;
+    size_t key_len, value_len;
+} saga_json_pair_t;
+int saga_json_flat_object(const char *text, saga_json_pair_t *pairs, int max);
+
 #endif

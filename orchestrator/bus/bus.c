@@ -7,6 +7,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_json.h"
 #include "saga_kafka.h"
 #include "saga_log.h"
 
@@ -155,13 +156,19 @@ int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const 
                      const void *payload, size_t len, int64_t opaque_id) {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
     rd_kafka_header_add(hdrs, "content-type", -1, "application/json", -1);
-    json_t *h = headers_json ? json_loads(headers_json, 0, NULL) : NULL;
-    const char *name;
-    json_t *value;
-    json_object_foreach(h, name, value) {
-        if (json_is_string(value)) rd_kafka_header_add(hdrs, name, -1, json_string_value(value), -1);
+    saga_json_pair_t pairs[8];
+    int npairs = saga_json_flat_object(headers_json, pairs, 8);
+    for (int i = 0; i < npairs; i++)
+        rd_kafka_header_add(hdrs, pairs[i].key, (ssize_t)pairs[i].key_len, pairs[i].value, (ssize_t)pairs[i].value_len);
+    if (npairs < 0 && headers_json) { /* not our compact form: the general parser */
+        json_t *h = json_loads(headers_json, 0, NULL);
+        const char *name;
+        json_t *value;
+        json_object_foreach(h, name, value) {
+            if (json_is_string(value)) rd_kafka_header_add(hdrs, name, -1, json_string_value(value), -1);
+        }
+        json_decref(h);
     }
-    json_decref(h);
     rd_kafka_resp_err_t rc = rd_kafka_producev(
         bus->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
         RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),

@@ -39,7 +39,7 @@
                   " VALUES (?, ?, ?, ?, ?)")                                                       \
     X(outbox_scan, "SELECT id, topic, key, headers, payload FROM outbox WHERE id > ?"              \
                    " ORDER BY id LIMIT ?")                                                         \
-    X(outbox_delete, "DELETE FROM outbox WHERE id = ?")                                           \
+    X(outbox_delete, "DELETE FROM outbox WHERE id BETWEEN ? AND ?")                                           \
     X(outbox_count, "SELECT count(*) FROM outbox")                                                 \
     X(timer_set, "INSERT OR REPLACE INTO timers (saga_id, slot, kind, attempt, due_at)"            \
                  " VALUES (?, ?, ?, ?, ?)")                                                        \
@@ -207,7 +207,7 @@ int saga_store_saga_exists(saga_store_t *st, const char *id) {
 static json_t *column_json(sqlite3_stmt *s, int col) {
     const char *text = (const char *)sqlite3_column_text(s, col);
     if (!text) return NULL;
-    return json_loadb(text, (size_t)sqlite3_column_bytes(s, col), JSON_DECODE_ANY, NULL);
+    return saga_json_parse(text, (size_t)sqlite3_column_bytes(s, col), NULL, 0);
 }
 
 static void column_copy(sqlite3_stmt *s, int col, char *dst, size_t len) {
@@ -486,11 +486,23 @@ int saga_store_outbox_scan(saga_store_t *st, int64_t after_id, int max,
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : fail(st, "outbox scan");
 }
 
-int saga_store_outbox_delete(saga_store_t *st, const int64_t *ids, int n) {
-    for (int i = 0; i < n; i++) {
+static int compare_ids(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Acknowledgements arrive mostly in id order: one range delete per run of
+ * consecutive ids instead of one statement per row. */
+int saga_store_outbox_delete(saga_store_t *st, int64_t *ids, int n) {
+    qsort(ids, (size_t)n, sizeof *ids, compare_ids);
+    for (int i = 0; i < n;) {
+        int j = i;
+        while (j + 1 < n && ids[j + 1] <= ids[j] + 1) j++;
         sqlite3_bind_int64(st->outbox_delete, 1, ids[i]);
+        sqlite3_bind_int64(st->outbox_delete, 2, ids[j]);
         int rc = run(st, st->outbox_delete, "outbox delete");
         if (rc) return rc;
+        i = j + 1;
     }
     return 0;
 }

@@ -91,8 +91,8 @@ typedef struct {
  * Returns the number of rows visited or a negative code. */
 int saga_store_outbox_scan(saga_store_t *st, int64_t after_id, int max,
                            int (*fn)(const saga_outbox_row_t *row, void *user), void *user);
-/* Deletes acknowledged rows. */
-int saga_store_outbox_delete(saga_store_t *st, const int64_t *ids, int n);
+/* Deletes acknowledged rows (ids in any order, with repeats; sorts them). */
+int saga_store_outbox_delete(saga_store_t *st, int64_t *ids, int n);
 /* Rows not yet acknowledged. */
 long long saga_store_outbox_backlog(saga_store_t *st);
 

@@ -205,6 +205,22 @@ static void test_outbox_ids_never_reused(void **state) {
     assert_true(again[1] > ids[2]);
 }
 
+/* Acknowledgements come in any order and with gaps: only the acknowledged
+ * rows go, whatever runs they form. */
+static void test_outbox_delete_only_acknowledged_ids(void **state) {
+    fixture_t *f = *state;
+    for (int i = 0; i < 9; i++) assert_int_equal(saga_store_outbox_add(f->st, "t", "k", "{}", "x", 1, 1), 0);
+    int64_t ids[16] = {0};
+    assert_int_equal(saga_store_outbox_scan(f->st, 0, 16, collect, ids), 9);
+    int64_t acked[] = {ids[9], ids[2], ids[1], ids[5], ids[2], ids[6], ids[4]}; /* rows 1,2,4,5,6,9 */
+    assert_int_equal(saga_store_outbox_delete(f->st, acked, 7), 0);
+    int64_t left[16] = {0};
+    assert_int_equal(saga_store_outbox_scan(f->st, 0, 16, collect, left), 3);
+    assert_int_equal(left[1], ids[3]);
+    assert_int_equal(left[2], ids[7]);
+    assert_int_equal(left[3], ids[8]);
+}
+
 static void test_dedup_first_then_duplicate(void **state) {
     fixture_t *f = *state;
     assert_int_equal(saga_store_dedup(f->st, "replies", "r-1", 1), 1);
@@ -316,6 +332,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_saga_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_effects_become_history_outbox_and_timers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_scan_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_delete_only_acknowledged_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_ids_never_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_first_then_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_prune_removes_only_old_rows, setup, teardown),

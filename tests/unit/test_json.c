@@ -1,0 +1,198 @@
+/* saga_json_dump against jansson's json_dumps (it must write the same
+ * bytes), and the flat header reader. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "test_filter.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "saga_alloc.h"
+#include "saga_json.h"
+#include "saga_json_parse.h"
+
+static void assert_same_as_jansson(const json_t *v) {
+    char *ours = saga_json_dump(v);
+    char *theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    assert_non_null(theirs);
+    assert_non_null(ours);
+    assert_string_equal(ours, theirs);
+    saga_free(ours);
+    free(theirs);
+}
+
+static void test_dump_matches_jansson_on_fixed_values(void **state) {
+    (void)state;
+    const char *texts[] = {
+        "{}", "[]", "\"\"", "0", "-9223372036854775808", "9223372036854775807", "true", "false", "null",
+        "{\"a\":1,\"b\":[1,2,{\"c\":null}],\"d\":\"x\\\"y\\\\z\\/w\"}",
+        "\"tab\\t nl\\n cr\\r bs\\b ff\\f nul\\u0000 us\\u001f del\\u007f\"",
+        "{\"k\\u0001\":\"v\"}",
+        "{\"amount\":19.99,\"pi\":3.141592653589793,\"big\":1e300,\"neg\":-0.5}", /* reals: jansson's rules */
+        "{\"name\":\"Zoë\",\"city\":\"東京\",\"emoji\":\"\\ud83d\\ude00\"}",          /* non-ASCII */
+        "[[[[[[[[[[[]]]]]]]]]]]",
+        "{\"z\":1,\"a\":2,\"m\":{\"y\":true,\"b\":false}}", /* insertion order, not sorted */
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        json_error_t e;
+        json_t *v = json_loads(texts[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+        assert_non_null(v);
+        assert_same_as_jansson(v);
+        json_decref(v);
+    }
+    char nul_key_free[] = "a\0b";
+    json_t *s = json_stringn(nul_key_free, 3);
+    assert_same_as_jansson(s);
+    json_decref(s);
+}
+
+/* Random trees of every ASCII byte, integers, booleans and nulls. */
+static json_t *random_value(unsigned *seed, int depth) {
+    int kind = depth > 4 ? 2 + rand_r(seed) % 4 : rand_r(seed) % 6;
+    switch (kind) {
+    case 0: {
+        json_t *o = json_object();
+        for (int i = rand_r(seed) % 5; i > 0; i--) {
+            char key[8];
+            snprintf(key, sizeof key, "%c%d", 'a' + rand_r(seed) % 26, rand_r(seed) % 100);
+            json_object_set_new(o, key, random_value(seed, depth + 1));
+        }
+        return o;
+    }
+    case 1: {
+        json_t *a = json_array();
+        for (int i = rand_r(seed) % 5; i > 0; i--) json_array_append_new(a, random_value(seed, depth + 1));
+        return a;
+    }
+    case 2: {
+        char buf[40];
+        size_t n = (size_t)(rand_r(seed) % 40);
+        for (size_t i = 0; i < n; i++) buf[i] = (char)(rand_r(seed) % 128);
+        return json_stringn(buf, n);
+    }
+    case 3: return json_integer((json_int_t)rand_r(seed) * (rand_r(seed) % 2 ? -1 : 1) * 4099);
+    case 4: return json_boolean(rand_r(seed) % 2);
+    default: return json_null();
+    }
+}
+
+static void test_dump_matches_jansson_on_random_values(void **state) {
+    (void)state;
+    unsigned seed = 20261125;
+    for (int i = 0; i < 5000; i++) {
+        json_t *v = random_value(&seed, 0);
+        assert_same_as_jansson(v);
+        json_decref(v);
+    }
+}
+
+static void test_dump_reports_allocation_failure(void **state) {
+    (void)state;
+    json_t *v = json_pack("{s:s, s:[i, i]}", "saga_id", "s-1", "n", 1, 2);
+    saga_alloc_fail_after(0);
+    assert_null(saga_json_dump(v));
+    saga_alloc_fail_after(-1);
+    json_decref(v);
+}
+
+static void test_flat_object_reads_compact_headers(void **state) {
+    (void)state;
+    saga_json_pair_t p[4];
+    assert_int_equal(saga_json_flat_object("{\"saga_id\":\"s-1\",\"traceparent\":\"00-ab-cd-01\"}", p, 4), 2);
+    assert_int_equal(p[0].key_len, 7);
+    assert_memory_equal(p[0].key, "saga_id", 7);
+    assert_int_equal(p[0].value_len, 3);
+    assert_memory_equal(p[0].value, "s-1", 3);
+    assert_memory_equal(p[1].value, "00-ab-cd-01", 11);
+    assert_int_equal(saga_json_flat_object("{}", p, 4), 0);
+    assert_int_equal(saga_json_flat_object("{\"k\":\"\"}", p, 4), 1);
+    assert_int_equal(p[0].value_len, 0);
+    /* Anything else is left to jansson. */
+    const char *other[] = {NULL, "", "{", "{}x", "[]", "{\"a\":1}", "{\"a\":\"b\\\"c\"}", "{ \"a\":\"b\"}",
+                           "{\"a\":\"b\",}", "{\"a\":\"b\"", "{\"a\"\"b\"}", "{\"a\":\"x\ty\"}",
+                           "{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\"}"};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        assert_int_equal(saga_json_flat_object(other[i], p, 4), -1);
+}
+
+/* The fast parser gives jansson's value for what it accepts, and leaves the
+ * rest (errors included) to jansson. */
+static void assert_parses_like_jansson(const char *text, size_t len, int expect_fast) {
+    json_error_t e;
+    json_t *theirs = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+    json_t *fast = saga_json_parse_fast(text, len);
+    if (expect_fast >= 0) assert_int_equal(fast != NULL, expect_fast);
+    if (fast) {
+        assert_non_null(theirs);
+        assert_true(json_equal(fast, theirs));
+        char *a = saga_json_dump(fast), *b = saga_json_dump(theirs); /* same key order too */
+        assert_string_equal(a, b);
+        saga_free(a);
+        saga_free(b);
+    }
+    json_t *ours = saga_json_parse(text, len, NULL, 0);
+    assert_int_equal(ours != NULL, theirs != NULL);
+    if (ours) assert_true(json_equal(ours, theirs));
+    json_decref(fast);
+    json_decref(ours);
+    json_decref(theirs);
+}
+
+static void test_parse_fast_path_matches_jansson(void **state) {
+    (void)state;
+    const char *accepted[] = {
+        "{}", " [ ] ", "\"\"", "0", "-0", "-123456789012345678", "true", "false", "null",
+        "{\"type\":\"saga.reply\",\"message_id\":\"m-1\",\"attempt\":1,\"output\":{\"a\":[1,2,{}]}}",
+        " {\n\t\"a\" : \"x\\\"y\\\\z\\/\\b\\f\\n\\r\\t\\u0041\\u0000\\u007f\" ,\r\"\":null } ",
+    };
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++)
+        assert_parses_like_jansson(accepted[i], strlen(accepted[i]), 1);
+    const char *left_to_jansson[] = {
+        "", " ", "{", "}", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{\"a\":1,\"a\":2}", "01", "-", "1.5", "1e3",
+        "-1E3", "1234567890123456789", "\"caf\u00e9\"", "\"\\u00e9\"", "\"\\ud83d\\ude00\"", "\"a\tb\"",
+        "{\"a\\u0000b\":1}", "tru", "nulll", "[] []", "{\"a\":1} x", "\"\\x\"", "\"\\u12\"", "'a'",
+        "[1 2]", "{1:2}", "\"unterminated",
+    };
+    for (size_t i = 0; i < sizeof left_to_jansson / sizeof left_to_jansson[0]; i++)
+        assert_parses_like_jansson(left_to_jansson[i], strlen(left_to_jansson[i]), 0);
+    char deep[2 * 1100 + 1];
+    memset(deep, '[', 1100);
+    memset(deep + 1100, ']', 1100);
+    assert_parses_like_jansson(deep, 2200, 0);
+    const char nul_inside[] = "[\"a\", 1]\0";
+    assert_parses_like_jansson(nul_inside, sizeof nul_inside - 1, 0);
+}
+
+static void test_parse_fast_path_round_trips_random_values(void **state) {
+    (void)state;
+    unsigned seed = 7;
+    for (int i = 0; i < 3000; i++) {
+        json_t *v = random_value(&seed, 0);
+        char *text = json_dumps(v, JSON_ENCODE_ANY | (i % 2 ? JSON_INDENT(2) : JSON_COMPACT));
+        assert_parses_like_jansson(text, strlen(text), -1);
+        json_t *fast = saga_json_parse_fast(text, strlen(text));
+        assert_non_null(fast); /* random_value makes ASCII, integers, no duplicate keys */
+        assert_true(json_equal(fast, v));
+        json_decref(fast);
+        free(text);
+        json_decref(v);
+    }
+}
+
+int main(int argc, char **argv) {
+    saga_test_filter(argc, argv);
+    saga_alloc_install_jansson();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dump_matches_jansson_on_fixed_values),
+        cmocka_unit_test(test_dump_matches_jansson_on_random_values),
+        cmocka_unit_test(test_dump_reports_allocation_failure),
+        cmocka_unit_test(test_flat_object_reads_compact_headers),
+        cmocka_unit_test(test_parse_fast_path_matches_jansson),
+        cmocka_unit_test(test_parse_fast_path_round_trips_random_values),
+    };
+    return cmocka_run_group_tests_name("json", tests, NULL, NULL);
+}
