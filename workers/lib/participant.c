@@ -97,9 +97,60 @@ static int vbind(sqlite3_stmt *st, const char *types, va_list ap) {
     return SQLITE_OK;
 }
 
-int participant_exec(sqlite3 *db, const char *sql, const char *types, ...) {
+/* Prepared statements are kept per connection: preparing the same few
+ * statements for every command was most of a worker's CPU time
+ * (docs/BENCHMARKS.md). Workers run one statement at a time on one thread,
+ * so a statement is reset when it is handed out again. */
+#define STMT_CACHE_SIZE 32
+static _Thread_local struct {
+    sqlite3 *db;
+    char *sql;
+    sqlite3_stmt *st;
+} stmt_cache[STMT_CACHE_SIZE];
+static _Thread_local int stmt_cache_next;
+
+static sqlite3_stmt *prepare_cached(sqlite3 *db, const char *sql) {
+    for (int i = 0; i < STMT_CACHE_SIZE; i++) {
+        if (stmt_cache[i].db == db && !strcmp(stmt_cache[i].sql, sql)) {
+            sqlite3_reset(stmt_cache[i].st);
+            sqlite3_clear_bindings(stmt_cache[i].st);
+            return stmt_cache[i].st;
+        }
+    }
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    char *copy = saga_strdup(sql);
+    if (!copy || sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        saga_free(copy);
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    int slot = stmt_cache_next;
+    stmt_cache_next = (stmt_cache_next + 1) % STMT_CACHE_SIZE;
+    if (stmt_cache[slot].st) { /* full: the oldest goes */
+        sqlite3_finalize(stmt_cache[slot].st);
+        saga_free(stmt_cache[slot].sql);
+    }
+    stmt_cache[slot].db = db;
+    stmt_cache[slot].sql = copy;
+    stmt_cache[slot].st = st;
+    return st;
+}
+
+/* Finalizes db's cached statements (before sqlite3_close). */
+static void drop_cached(sqlite3 *db) {
+    for (int i = 0; i < STMT_CACHE_SIZE; i++) {
+        if (stmt_cache[i].db != db) continue;
+        sqlite3_finalize(stmt_cache[i].st);
+        saga_free(stmt_cache[i].sql);
+        stmt_cache[i].db = NULL;
+        stmt_cache[i].sql = NULL;
+        stmt_cache[i].st = NULL;
+    }
+}
+
+int participant_exec(sqlite3 *db, const char *sql, const char *types, ...) {
+    sqlite3_stmt *st = prepare_cached(db, sql);
+    int rc = st ? SQLITE_OK : SQLITE_ERROR;
     if (rc == SQLITE_OK) {
         va_list ap;
         va_start(ap, types);
@@ -112,13 +163,13 @@ int participant_exec(sqlite3 *db, const char *sql, const char *types, ...) {
     }
     if (rc != SQLITE_OK)
         LOG_ERROR("participant", "SQL '%.80s' failed: %s", sql, sqlite3_errmsg(db));
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return rc == SQLITE_OK ? 0 : SAGA_ESTORE;
 }
 
 int participant_query_int(sqlite3 *db, long long *out, const char *sql, const char *types, ...) {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    sqlite3_stmt *st = prepare_cached(db, sql);
+    int rc = st ? SQLITE_OK : SQLITE_ERROR;
     if (rc == SQLITE_OK) {
         va_list ap;
         va_start(ap, types);
@@ -132,7 +183,7 @@ int participant_query_int(sqlite3 *db, long long *out, const char *sql, const ch
         else if (rc == SQLITE_DONE) result = 0;
     }
     if (result < 0) LOG_ERROR("participant", "SQL '%.80s' failed: %s", sql, sqlite3_errmsg(db));
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return result;
 }
 
@@ -172,6 +223,7 @@ void participant_close(participant_t **pp) {
     if (!pp || !*pp) return;
     participant_t *p = *pp;
     if (p->in_batch) participant_batch_rollback(p);
+    drop_cached(p->db);
     sqlite3_close(p->db);
     saga_free(p);
     *pp = NULL;
@@ -447,11 +499,10 @@ static const participant_handler_t *find_handler(const participant_t *p, const c
  * reply text (saga_free). 1 found, 0 not, <0 error. */
 static int lookup_processed(sqlite3 *db, const char *key, char **reply_out, char *status_out,
                             size_t status_len) {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "SELECT reply, status FROM processed WHERE idempotency_key = ?", -1, &st, NULL);
-    if (rc != SQLITE_OK) return SAGA_ESTORE;
+    sqlite3_stmt *st = prepare_cached(db, "SELECT reply, status FROM processed WHERE idempotency_key = ?");
+    if (!st) return SAGA_ESTORE;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(st);
+    int rc = sqlite3_step(st);
     int result = 0;
     if (rc == SQLITE_ROW) {
         if (reply_out) *reply_out = saga_strdup((const char *)sqlite3_column_text(st, 0));
@@ -461,7 +512,7 @@ static int lookup_processed(sqlite3 *db, const char *key, char **reply_out, char
     } else if (rc != SQLITE_DONE) {
         result = SAGA_ESTORE;
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return result;
 }
 
@@ -469,12 +520,9 @@ static int lookup_processed(sqlite3 *db, const char *key, char **reply_out, char
  * fills key/reply/status when found, 0 when not, <0 on error. */
 static int lookup_sibling(sqlite3 *db, const char *saga_id, const char *step, const char *kind,
                           char **key_out, char **reply_out, char *status_out, size_t status_len) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT idempotency_key, reply, status FROM processed "
-                           "WHERE saga_id = ? AND step = ? AND kind = ? LIMIT 1",
-                           -1, &st, NULL) != SQLITE_OK)
-        return SAGA_ESTORE;
+    sqlite3_stmt *st = prepare_cached(db, "SELECT idempotency_key, reply, status FROM processed "
+                                          "WHERE saga_id = ? AND step = ? AND kind = ? LIMIT 1");
+    if (!st) return SAGA_ESTORE;
     sqlite3_bind_text(st, 1, saga_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, step, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, kind, -1, SQLITE_TRANSIENT);
@@ -488,7 +536,7 @@ static int lookup_sibling(sqlite3 *db, const char *saga_id, const char *step, co
     } else if (rc != SQLITE_DONE) {
         result = SAGA_ESTORE;
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return result;
 }
 
