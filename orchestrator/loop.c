@@ -159,8 +159,7 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
         snprintf(traceparent, sizeof traceparent, "00-%016llx%016llx-%016llx-01", saga_random_u64(),
                  saga_random_u64(), saga_random_u64());
     }
-    saga_t *s = saga_malloc(sizeof *s);
-    if (!s) return SAGA_ENOMEM;
+    saga_t *s = &d->scratch; /* one saga at a time: no 24 KB malloc per message */
     json_t *input = start.input ? json_incref((json_t *)start.input) : json_object();
     saga_init(s, id, def, input, traceparent, now);
     json_decref(input);
@@ -173,7 +172,6 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
         if (saga_log_enabled(SAGA_LOG_DEBUG)) saga_log(SAGA_LOG_DEBUG, "loop", &ctx, "started %s v%d", def->name, def->version);
     }
     saga_clear(s);
-    saga_free(s);
     return rc;
 }
 
@@ -186,20 +184,17 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
         if (rc == 0) d->counters.duplicate_message++;
         return rc;
     }
-    saga_t *s = saga_malloc(sizeof *s);
-    if (!s) return SAGA_ENOMEM;
+    saga_t *s = &d->scratch; /* one saga at a time: no 24 KB malloc per message */
     err[0] = '\0';
     rc = saga_store_load(d->store, d->registry, reply.saga_id, s, err, sizeof err);
     if (rc == SAGA_ENOTFOUND) {
         char reason[700];
         snprintf(reason, sizeof reason, "saga.reply: %s", err[0] ? err : "unknown saga");
         if (!err[0]) snprintf(reason, sizeof reason, "saga.reply: unknown saga '%.128s'", reply.saga_id);
-        saga_free(s);
         return dead_letter(d, m, reason, now);
     }
     if (rc) {
         LOG_ERROR("loop", "%s", err);
-        saga_free(s);
         return rc;
     }
     int step = saga_definition_step_index(s->def, reply.step);
@@ -213,7 +208,6 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
         rc = apply_and_save(d, s, &ev, now, &d->counters.stale_reply);
     }
     saga_clear(s);
-    saga_free(s);
     return rc;
 }
 
@@ -238,20 +232,17 @@ static int handle_message(sagad_t *d, const rd_kafka_message_t *m, int64_t now) 
 static int fire_timer(sagad_t *d, const saga_timer_row_t *t, int64_t now) {
     int rc = saga_store_timer_delete(d->store, t);
     if (rc) return rc;
-    saga_t *s = saga_malloc(sizeof *s);
-    if (!s) return SAGA_ENOMEM;
+    saga_t *s = &d->scratch; /* one saga at a time: no 24 KB malloc per message */
     char err[512] = "";
     rc = saga_store_load(d->store, d->registry, t->saga_id, s, err, sizeof err);
     if (rc) {
         LOG_WARN("loop", "timer for saga %s dropped: %s", t->saga_id, rc == SAGA_ENOTFOUND && !err[0] ? "no such saga" : err);
-        saga_free(s);
         return rc == SAGA_ENOTFOUND ? 0 : rc;
     }
     saga_event_t ev = {.kind = SAGA_EV_TIMER, .slot = t->slot, .timer_kind = t->kind,
                        .timer_attempt = t->attempt};
     rc = apply_and_save(d, s, &ev, now, &d->counters.stale_timer);
     saga_clear(s);
-    saga_free(s);
     return rc;
 }
 
@@ -267,8 +258,7 @@ static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
         json_decref(root);
         return rc;
     }
-    saga_t *s = saga_malloc(sizeof *s);
-    if (!s) return SAGA_ENOMEM;
+    saga_t *s = &d->scratch; /* one saga at a time: no 24 KB malloc per message */
     char err[512] = "";
     int rc = saga_store_load(d->store, d->registry, cmd->saga_id, s, err, sizeof err);
     if (rc == 0) {
@@ -285,7 +275,6 @@ static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
         LOG_WARN("loop", "operator command for saga %s: %s", cmd->saga_id, err[0] ? err : "no such saga");
         rc = 0;
     }
-    saga_free(s);
     return rc;
 }
 
@@ -294,13 +283,11 @@ static int resume_waiters(sagad_t *d, int64_t now) {
     saga_flow_waiter_t w;
     int rc = 0;
     while (!rc && saga_flow_next_ready(d->flow, now, &w)) {
-        saga_t *s = saga_malloc(sizeof *s);
-        if (!s) return SAGA_ENOMEM;
+        saga_t *s = &d->scratch; /* one saga at a time: no 24 KB malloc per message */
         char err[512] = "";
         rc = saga_store_load(d->store, d->registry, w.saga_id, s, err, sizeof err);
         if (rc == SAGA_ENOTFOUND) {
             saga_flow_release(d->flow, w.topic);
-            saga_free(s);
             rc = 0;
             continue;
         }
@@ -312,7 +299,6 @@ static int resume_waiters(sagad_t *d, int64_t now) {
             else d->counters.resumed++;
             saga_clear(s);
         }
-        saga_free(s);
     }
     return rc;
 }

@@ -2,6 +2,7 @@
  * shutdown in kcat's order: stop consuming, finish the batch, commit, flush
  * the producer, close the consumer, destroy. */
 #include <curl/curl.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -170,6 +171,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     saga_alloc_install_jansson();
+    /* No global allocation statistics: they take a mutex on every SQLite malloc. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: the alert sender uses libcurl */
 
     d.registry = load_directory(c);

@@ -79,6 +79,7 @@ typedef struct sagad {
     uint64_t stale_by_reason[SAGA_STALE__COUNT];
     sagad_histogram_t commit_seconds, iteration_seconds, step_seconds, saga_seconds;
     sagad_runtime_t *runtime;   /* snapshot for the admin API */
+    saga_t scratch;             /* the saga the loop is working on */
 } sagad_t;
 
 /* One loop iteration: consume a batch, fire due timers, apply everything
