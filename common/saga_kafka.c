@@ -44,7 +44,7 @@ rd_kafka_conf_t *saga_kafka_conf_new(saga_kafka_role_t role, const char *bootstr
     static const char *const producer_defaults[][2] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
-        {"linger.ms", "5"},
+        {"linger.ms", "0"}, /* a saga waits on every hop; under load batches form anyway */
         {"message.timeout.ms", "30000"},
     };
     static const char *const consumer_defaults[][2] = {
