@@ -125,17 +125,37 @@ static void clear_timer(apply_ctx_t *c, int slot) {
 
 /* Records one lifecycle event: the only place history is written from.
  * detail is stolen (may be NULL). */
+/* Sets o[key] = value (stolen) and returns o; NULL, with both released, when
+ * either is NULL or the set fails. Events and commands are built with it on
+ * every transition: json_pack's format parsing cost more than the objects. */
+static json_t *put(json_t *o, const char *key, json_t *value) {
+    if (!o) {
+        json_decref(value);
+        return NULL;
+    }
+    if (json_object_set_new_nocheck(o, key, value)) { /* releases value */
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 static void record(apply_ctx_t *c, const char *event, int step, json_t *detail) {
     saga_t *s = c->saga;
     char at[40], message_id[SAGA_ID_MAX + 32];
     s->seq++;
     s->updated_at = c->now;
     snprintf(message_id, sizeof message_id, "%s/event/%lld", s->id, (long long)s->seq);
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:s}",
-                           "type", "saga.event", "message_id", message_id, "saga_id", s->id,
-                           "definition", s->def->name, "version", s->def->version,
-                           "seq", (json_int_t)s->seq, "at", saga_format_time(c->now, at, sizeof at),
-                           "event", event, "status", saga_status_name(s->status));
+    json_t *ev = json_object();
+    ev = put(ev, "type", json_string_nocheck("saga.event"));
+    ev = put(ev, "message_id", json_string(message_id));
+    ev = put(ev, "saga_id", json_string(s->id));
+    ev = put(ev, "definition", json_string(s->def->name));
+    ev = put(ev, "version", json_integer(s->def->version));
+    ev = put(ev, "seq", json_integer((json_int_t)s->seq));
+    ev = put(ev, "at", json_string_nocheck(saga_format_time(c->now, at, sizeof at)));
+    ev = put(ev, "event", json_string_nocheck(event));
+    ev = put(ev, "status", json_string_nocheck(saga_status_name(s->status)));
     if (!ev) {
         json_decref(detail);
         c->err = SAGA_ENOMEM;
@@ -249,13 +269,19 @@ static int send_command(apply_ctx_t *c, int i, saga_command_kind_t kind, char *e
     char deadline[40];
     snprintf(key, sizeof key, "%s/%s/%s", s->id, d->name, kind_name);
     snprintf(message_id, sizeof message_id, "%s/%d", key, attempt);
-    json_t *cmd = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:s}",
-                            "type", "saga.command", "message_id", message_id, "saga_id", s->id,
-                            "definition", s->def->name, "step", d->name, "kind", kind_name,
-                            "action", kind == SAGA_KIND_ACTION ? d->action : d->compensation,
-                            "attempt", attempt, "idempotency_key", key, "payload", payload,
-                            "reply_to", c->cfg->replies_topic,
-                            "deadline", saga_format_time(c->now + d->timeout_ms, deadline, sizeof deadline));
+    json_t *cmd = json_object();
+    cmd = put(cmd, "type", json_string_nocheck("saga.command"));
+    cmd = put(cmd, "message_id", json_string(message_id));
+    cmd = put(cmd, "saga_id", json_string(s->id));
+    cmd = put(cmd, "definition", json_string(s->def->name));
+    cmd = put(cmd, "step", json_string(d->name));
+    cmd = put(cmd, "kind", json_string_nocheck(kind_name));
+    cmd = put(cmd, "action", json_string(kind == SAGA_KIND_ACTION ? d->action : d->compensation));
+    cmd = put(cmd, "attempt", json_integer(attempt));
+    cmd = put(cmd, "idempotency_key", json_string(key));
+    cmd = put(cmd, "payload", payload);
+    cmd = put(cmd, "reply_to", json_string(c->cfg->replies_topic));
+    cmd = put(cmd, "deadline", json_string_nocheck(saga_format_time(c->now + d->timeout_ms, deadline, sizeof deadline)));
     if (!cmd) { c->err = SAGA_ENOMEM; return SAGA_ENOMEM; }
     fx_push(c, (saga_effect_t){.kind = SAGA_FX_COMMAND, .topic = d->topic, .message = cmd, .slot = i});
     set_timer(c, i, SAGA_TIMER_STEP_TIMEOUT, attempt, c->now + d->timeout_ms);
