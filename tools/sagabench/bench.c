@@ -1,0 +1,101 @@
+#include "bench.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "probe.h"
+#include "saga_clock.h"
+
+void bench_window_sample(bench_window_t *w, pid_t sagad_pid, const char *admin_url) {
+    w->at_us = saga_monotonic_us();
+    w->cpu_us = sagad_pid > 0 ? probe_cpu_us(sagad_pid) : -1;
+    if (sagad_pid <= 0 || probe_memory_kb(sagad_pid, &w->rss_kb, &w->hwm_kb)) w->rss_kb = w->hwm_kb = -1;
+    w->commits = admin_url ? probe_metric(admin_url, "sagad_commits_total") : -1;
+    w->messages = admin_url ? probe_metric(admin_url, "sagad_messages_total") : -1;
+    w->produced = admin_url ? probe_metric(admin_url, "sagad_produced_total") : -1;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_percentile(const double *sorted, long n, double p) {
+    if (n <= 0) return 0;
+    /* nearest rank, 1-based; the epsilon keeps 99.9% of 1000 at 999, not 1000 */
+    long rank = (long)ceil(p / 100.0 * (double)n - 1e-9);
+    if (rank < 1) rank = 1;
+    if (rank > n) rank = n;
+    return sorted[rank - 1];
+}
+
+void bench_result_fill(bench_result_t *r, const bench_window_t *w0, const bench_window_t *w1, double *latency_ms,
+                       long n) {
+    qsort(latency_ms, (size_t)n, sizeof *latency_ms, compare_doubles);
+    r->measured = n;
+    r->seconds = (double)(w1->at_us - w0->at_us) / 1e6;
+    r->sagas_per_s = r->seconds > 0 ? (double)n / r->seconds : 0;
+    r->p50_ms = bench_percentile(latency_ms, n, 50);
+    r->p95_ms = bench_percentile(latency_ms, n, 95);
+    r->p99_ms = bench_percentile(latency_ms, n, 99);
+    r->max_ms = n ? latency_ms[n - 1] : 0;
+    r->cpu_us_per_saga = w0->cpu_us >= 0 && w1->cpu_us >= 0 && n ? (double)(w1->cpu_us - w0->cpu_us) / (double)n : -1;
+    r->rss_start_kb = w0->rss_kb;
+    r->rss_end_kb = w1->rss_kb;
+    r->hwm_kb = w1->hwm_kb;
+    bool counters = w0->commits >= 0 && w1->commits >= 0 && r->seconds > 0;
+    r->commits_per_s = counters ? (w1->commits - w0->commits) / r->seconds : -1;
+    r->kafka_records_per_s = counters && w0->messages >= 0 && w1->produced >= 0
+                                 ? (w1->messages - w0->messages + w1->produced - w0->produced) / r->seconds
+                                 : -1;
+}
+
+static void share(FILE *out, const char *what, double value, double ceiling, const char *unit) {
+    if (value < 0) return;
+    fprintf(out, "  %-28s %12.0f %s", what, value, unit);
+    if (ceiling > 0) fprintf(out, "   (%.1f%% of the ceiling, %.0f %s)", 100.0 * value / ceiling, ceiling, unit);
+    fputc('\n', out);
+}
+
+void bench_result_print(FILE *out, const bench_result_t *r) {
+    fprintf(out, "sagabench %s: %s", r->label && *r->label ? r->label : "run",
+            r->closed ? "closed loop" : "open loop");
+    if (r->closed) fprintf(out, ", %lld in flight", r->closed);
+    else fprintf(out, ", %.0f starts/s offered", r->offered_per_s);
+    fprintf(out, ", %lld sagas (%ld measured, %ld failed, %ld lost)\n", r->count, r->measured, r->failed, r->lost);
+    fprintf(out, "  %-28s %12.1f sagas/s over %.1f s\n", "completed", r->sagas_per_s, r->seconds);
+    fprintf(out, "  %-28s p50 %.1f  p95 %.1f  p99 %.1f  max %.1f ms\n", "start-to-completed", r->p50_ms, r->p95_ms,
+            r->p99_ms, r->max_ms);
+    if (r->cpu_us_per_saga >= 0) fprintf(out, "  %-28s %12.1f us\n", "sagad CPU per saga", r->cpu_us_per_saga);
+    if (r->rss_start_kb >= 0)
+        fprintf(out, "  %-28s %ld -> %ld KiB (%+.1f%%), peak %ld KiB\n", "sagad RSS", r->rss_start_kb, r->rss_end_kb,
+                r->rss_start_kb ? 100.0 * (double)(r->rss_end_kb - r->rss_start_kb) / (double)r->rss_start_kb : 0,
+                r->hwm_kb);
+    share(out, "sagad commits", r->commits_per_s, r->sqlite_commits_per_s, "/s");
+    share(out, "Kafka records via sagad", r->kafka_records_per_s, r->broker_rt_per_s, "/s");
+    if (r->broker_rt_per_s > 0) fprintf(out, "  %-28s %12.0f /s\n", "ceiling: broker round trips", r->broker_rt_per_s);
+    if (r->sqlite_commits_per_s > 0)
+        fprintf(out, "  %-28s %12.0f /s\n", "ceiling: SQLite commits", r->sqlite_commits_per_s);
+}
+
+int bench_result_append_json(const char *path, const bench_result_t *r) {
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f,"
+                          " s:I, s:I, s:I, s:f, s:f, s:f, s:f}",
+                          "label", r->label ? r->label : "", "mode", r->closed ? "closed" : "open",
+                          "count", (json_int_t)r->count, "in_flight", (json_int_t)r->closed,
+                          "offered_per_s", r->offered_per_s, "measured", (json_int_t)r->measured,
+                          "failed", (json_int_t)r->failed, "lost", (json_int_t)r->lost, "seconds", r->seconds,
+                          "sagas_per_s", r->sagas_per_s, "p50_ms", r->p50_ms, "p95_ms", r->p95_ms, "p99_ms",
+                          r->p99_ms, "max_ms", r->max_ms, "cpu_us_per_saga", r->cpu_us_per_saga, "rss_start_kb",
+                          (json_int_t)r->rss_start_kb, "rss_end_kb", (json_int_t)r->rss_end_kb, "hwm_kb",
+                          (json_int_t)r->hwm_kb, "commits_per_s", r->commits_per_s, "kafka_records_per_s",
+                          r->kafka_records_per_s, "broker_rt_per_s", r->broker_rt_per_s, "sqlite_commits_per_s",
+                          r->sqlite_commits_per_s);
+    FILE *f = j ? fopen(path, "a") : NULL;
+    int rc = f && json_dumpf(j, f, JSON_COMPACT) == 0 && fputc('\n', f) != EOF ? 0 : -1;
+    if (f && fclose(f)) rc = -1;
+    json_decref(j);
+    return rc;
+}

@@ -1,0 +1,42 @@
+/* sagabench's figures: a measured window between two samples of sagad,
+ * latency percentiles, and their output (table and JSON line). */
+#ifndef SAGABENCH_BENCH_H
+#define SAGABENCH_BENCH_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+typedef struct {
+    long long at_us;                 /* monotonic */
+    long long cpu_us;                /* sagad utime + stime, -1 unknown */
+    long rss_kb, hwm_kb;             /* -1 unknown */
+    double commits, messages, produced; /* sagad's counters, -1 unknown */
+} bench_window_t;
+
+typedef struct {
+    const char *label;
+    long long count, closed;         /* closed: sagas in flight (0: open loop) */
+    double offered_per_s;            /* open loop rate, 0 for closed */
+    long measured, failed, lost;
+    double seconds, sagas_per_s;
+    double p50_ms, p95_ms, p99_ms, max_ms;
+    double cpu_us_per_saga;          /* -1 unknown */
+    long rss_start_kb, rss_end_kb, hwm_kb;
+    double commits_per_s, kafka_records_per_s; /* through sagad; -1 unknown */
+    double broker_rt_per_s, sqlite_commits_per_s; /* ceilings, -1 not measured */
+} bench_result_t;
+
+void bench_window_sample(bench_window_t *w, pid_t sagad_pid, const char *admin_url);
+
+/* The p-th percentile (0..100) of sorted[0..n) by the nearest-rank method;
+ * 0 when n is 0. */
+double bench_percentile(const double *sorted, long n, double p);
+
+/* Fills rates, percentiles (sorts latency_ms) and deltas from w0 to w1. */
+void bench_result_fill(bench_result_t *r, const bench_window_t *w0, const bench_window_t *w1, double *latency_ms,
+                       long n);
+
+void bench_result_print(FILE *out, const bench_result_t *r);
+int bench_result_append_json(const char *path, const bench_result_t *r);
+
+#endif
