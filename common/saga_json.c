@@ -10,7 +10,7 @@
 json_t *saga_json_parse(const char *buf, size_t len, char *err, size_t errlen) {
     json_t *fast = saga_json_parse_fast(buf, len);
     if (fast) return fast;
-    json_error_t jerr;
+    json_error_t jerr = {0}; /* jansson leaves it unset when its first allocation fails */
     json_t *v = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!v && err) snprintf(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
     return v;

@@ -38,7 +38,7 @@ static json_t *col_json(sqlite3_stmt *st, int i, const char *what) {
     const char *t = (const char *)sqlite3_column_text(st, i);
     if (!t) return json_null();
     size_t n = (size_t)sqlite3_column_bytes(st, i);
-    json_error_t jerr;
+    json_error_t jerr = {0};
     memset(&jerr, 0, sizeof jerr);
     json_t *v = json_loadb(t, n, JSON_DECODE_ANY, &jerr);
     if (v) return v;

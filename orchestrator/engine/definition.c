@@ -796,7 +796,7 @@ saga_definition_t *saga_definition_parse(const char *text, size_t len, saga_def_
         memset(&local, 0, sizeof local);
         errs = &local;
     }
-    json_error_t jerr;
+    json_error_t jerr = {0}; /* jansson leaves it unset when its first allocation fails */
     json_t *json = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!json) {
         /* jansson leaves the error empty when its first allocation fails */

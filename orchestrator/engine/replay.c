@@ -418,7 +418,7 @@ json_t *saga_history_row_event(const char *saga_id, int64_t seq, int64_t at_ms, 
     if (!detail_json || !*detail_json) {
         detail = json_object();
     } else {
-        json_error_t je;
+        json_error_t je = {0};
         detail = json_loads(detail_json, JSON_DECODE_ANY, &je);
         if (!json_is_object(detail)) {
             if (err && errlen)

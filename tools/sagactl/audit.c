@@ -280,7 +280,7 @@ static int load_definitions(audit_t *a) {
         const char *name = (const char *)sqlite3_column_text(sel, 0);
         long long version = sqlite3_column_int64(sel, 1);
         const char *text = (const char *)sqlite3_column_text(sel, 2);
-        json_error_t jerr;
+        json_error_t jerr = {0};
         json_t *doc = text ? json_loads(text, 0, &jerr) : NULL;
         json_t *steps = json_object_get(doc, "steps");
         if (!json_is_array(steps)) {

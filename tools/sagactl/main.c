@@ -204,7 +204,7 @@ static int http_request(ctl_t *ctl, const char *method, const char *path, const 
 static int http_get(ctl_t *ctl, const char *path, reply_t *r) { return http_request(ctl, "GET", path, NULL, r); }
 
 static json_t *reply_json(ctl_t *ctl, const reply_t *r) {
-    json_error_t jerr;
+    json_error_t jerr = {0};
     json_t *doc = json_loadb(r->body, r->len, 0, &jerr);
     if (!doc)
         fprintf(stderr, "sagactl: %s answered HTTP %ld with a body that is not JSON: %s\n",
@@ -1174,7 +1174,7 @@ static int post_json(ctl_t *ctl, const char *path, const char *body, const char 
 static int cmd_start(ctl_t *ctl, int argc, char **argv) {
     json_t *input = NULL;
     if (argc > 1) {
-        json_error_t jerr;
+        json_error_t jerr = {0};
         input = json_loads(argv[1], 0, &jerr);
         if (!json_is_object(input)) {
             json_decref(input);
