@@ -171,9 +171,23 @@ static long terminal_saga(run_t *r, const rd_kafka_message_t *m, int *failed) {
     return i >= 0 && i < r->o->count ? i : -1;
 }
 
+/* A new producer learns a topic's partitions on its first produce, which
+ * held the first starts of a run for up to a second: the clock starts only
+ * once the producer knows them. */
+static int learn_partitions(rd_kafka_t *producer, const char *topic) {
+    rd_kafka_topic_t *t = rd_kafka_topic_new(producer, topic, NULL);
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_resp_err_t e = t ? rd_kafka_metadata(producer, 0, t, &md, 10000) : RD_KAFKA_RESP_ERR__FAIL;
+    int ok = !e && md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0;
+    if (!ok) fprintf(stderr, "sagabench: no metadata for topic %s: %s\n", topic, rd_kafka_err2str(e));
+    if (md) rd_kafka_metadata_destroy(md);
+    if (t) rd_kafka_topic_destroy(t);
+    return ok ? 0 : -1;
+}
+
 static int run_sagas(run_t *r, bench_result_t *res) {
     options_t *o = r->o;
-    if (assign_at_end(r->consumer, o->events_topic)) return -1;
+    if (assign_at_end(r->consumer, o->events_topic) || learn_partitions(r->producer, o->start_topic)) return -1;
     r->sent_us = saga_calloc((size_t)o->count, sizeof *r->sent_us);
     r->latency_ms = saga_calloc((size_t)o->count, sizeof *r->latency_ms);
     char *done = saga_calloc((size_t)o->count, 1);
