@@ -12,7 +12,14 @@ json_t *saga_json_parse(const char *buf, size_t len, char *err, size_t errlen) {
     if (fast) return fast;
     json_error_t jerr = {0}; /* jansson leaves it unset when its first allocation fails */
     json_t *v = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    if (!v && err) snprintf(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+    if (!v && err) {
+        snprintf(err, errlen, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        /* jansson quotes the input near the error, cut anywhere (even inside
+         * a UTF-8 character): keep the reason ASCII, as it goes into JSON
+         * (a dead letter's headers, a failure reply) which refuses bad UTF-8. */
+        for (char *p = err; *p; p++)
+            if ((unsigned char)*p >= 0x80) *p = '?';
+    }
     return v;
 }
 
@@ -33,8 +40,8 @@ int saga_json_int(const json_t *obj, const char *key, long long *out) {
  * callback per fragment and decodes UTF-8 per code point, which made it the
  * largest single cost of a saga transition (docs/BENCHMARKS.md). Values with
  * reals or non-ASCII bytes are left to jansson, so the bytes written are
- * always exactly what json_dumps writes (tests/unit/test_common.c and the
- * fuzz_json target compare the two). */
+ * always exactly what json_dumps writes (tests/unit/test_json.c and the
+ * fuzz_messages target compare the two). */
 typedef struct {
     char *buf;
     size_t len, cap;

@@ -6,7 +6,8 @@
 #include <stddef.h>
 
 /* Parses bytes (not NUL-terminated) as one JSON value. On error returns
- * NULL and writes "line L, column C: reason" into err. Caller decrefs. */
+ * NULL and writes "line L, column C: reason" into err, in ASCII (bytes of
+ * the input quoted in the reason become '?'). Caller decrefs. */
 json_t *saga_json_parse(const char *buf, size_t len, char *err, size_t errlen);
 
 /* Borrowed string member, or NULL when absent or not a string. */

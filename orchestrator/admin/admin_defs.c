@@ -24,7 +24,8 @@ static json_t *stored_json(sqlite3_stmt *st, int col) {
     const char *t = (const char *)sqlite3_column_text(st, col);
     if (!t) return NULL;
     json_error_t jerr = {0}; /* jansson leaves it unset when its first allocation fails */
-    json_t *v = json_loadb(t, (size_t)sqlite3_column_bytes(st, col), 0, &jerr);
+    /* ALLOW_NUL: the loader takes "\u0000" inside strings (payloads). */
+    json_t *v = json_loadb(t, (size_t)sqlite3_column_bytes(st, col), JSON_ALLOW_NUL, &jerr);
     if (!v && json_error_code(&jerr) != json_error_out_of_memory)
         LOG_WARN(COMPONENT, "definitions.json of '%s' is not JSON: %s", (const char *)sqlite3_column_text(st, 0),
                  jerr.text);

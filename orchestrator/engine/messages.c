@@ -29,11 +29,22 @@ static int get_string(const json_t *root, const char *type, const char *key, int
     return 0;
 }
 
+/* How many bytes of s (valid UTF-8, as jansson's strings are) fit in max
+ * without cutting a character: the reason goes into a dead letter's JSON
+ * headers, which refuse a broken sequence (the transaction would fail). */
+static int utf8_prefix(const char *s, int max) {
+    int n = 0;
+    while (n < max && s[n]) n++;
+    if (s[n])
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    return n;
+}
+
 static int check_type(const json_t *root, const char *want, char *err, size_t errlen) {
     if (!json_is_object(root)) FAIL("%s: message is not a JSON object", want);
     const char *type = NULL;
     if (get_string(root, want, "type", 1, &type, err, errlen)) return SAGA_EPARSE;
-    if (strcmp(type, want) != 0) FAIL("%s: unexpected type '%.64s'", want, type);
+    if (strcmp(type, want) != 0) FAIL("%s: unexpected type '%.*s'", want, utf8_prefix(type, 64), type);
     return 0;
 }
 
@@ -46,6 +57,11 @@ int saga_parse_start(const json_t *root, saga_start_msg_t *out, char *err, size_
         get_string(root, t, "saga_id", 0, &out->saga_id, err, errlen))
         return SAGA_EPARSE;
     if (!saga_valid_id(out->message_id, 1)) FAIL("%s: 'message_id' must be 1-127 printable ASCII bytes", t);
+    /* Names are ASCII ([a-z0-9_.-]): the loop quotes a name it does not
+     * know, cut to a fixed length, in a dead letter's JSON headers, where a
+     * cut inside a UTF-8 character would fail the transaction. */
+    if (!saga_valid_id(out->definition, 0))
+        FAIL("%s: 'definition' must be 1-127 printable ASCII bytes without '/'", t);
     if (out->saga_id && !saga_valid_id(out->saga_id, 0))
         FAIL("%s: 'saga_id' must be 1-127 printable ASCII bytes without '/'", t);
     json_t *version = json_object_get(root, "version");
@@ -73,6 +89,9 @@ int saga_parse_reply(const json_t *root, saga_reply_msg_t *out, char *err, size_
         get_string(root, t, "status", 1, &status, err, errlen))
         return SAGA_EPARSE;
     if (!saga_valid_id(out->message_id, 1)) FAIL("%s: 'message_id' must be 1-127 printable ASCII bytes", t);
+    /* Ids as in saga.start, for the same reason (unknown saga or step). */
+    if (!saga_valid_id(out->saga_id, 0)) FAIL("%s: 'saga_id' must be 1-127 printable ASCII bytes without '/'", t);
+    if (!saga_valid_id(out->step, 0)) FAIL("%s: 'step' must be 1-127 printable ASCII bytes without '/'", t);
     int k = saga_command_kind_parse(kind);
     if (k < 0) FAIL("%s: 'kind' must be \"action\" or \"compensation\"", t);
     out->kind = (saga_command_kind_t)k;

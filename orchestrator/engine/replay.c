@@ -419,7 +419,9 @@ json_t *saga_history_row_event(const char *saga_id, int64_t seq, int64_t at_ms, 
         detail = json_object();
     } else {
         json_error_t je = {0};
-        detail = json_loads(detail_json, JSON_DECODE_ANY, &je);
+        /* ALLOW_NUL: inputs and outputs come in through saga_json_parse,
+         * which takes "\u0000" inside strings, and the store keeps them so. */
+        detail = json_loads(detail_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
         if (!json_is_object(detail)) {
             if (err && errlen)
                 snprintf(err, errlen, "history row seq %lld (%s): detail is not a JSON object%s%s",

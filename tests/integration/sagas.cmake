@@ -4,9 +4,10 @@ saga_stack_test(it_sigterm_drain test_sigterm_drain.sh)
 saga_stack_test(it_failures_compensate test_failures_compensate.sh)
 saga_stack_test(it_reload_versions test_reload_versions.sh)
 saga_stack_test(it_bulkhead test_bulkhead.sh)
-# The long crash test: slow, but run by .ci/run (ctest runs every label).
-saga_stack_test(it_crash_chaos test_crash_chaos.sh)
-set_tests_properties(it_crash_chaos PROPERTIES LABELS "integration;slow" TIMEOUT 900)
+# test_crash_chaos.sh (twenty kill -9 of sagad during 2,000 sagas) is no
+# longer registered: tests/chaos/chaos.sh kills sagad and every worker while
+# the broker injects faults, and CI time is spent on that one instead. It
+# still runs by hand (BUILD_DIR=build SAGA_SOURCE_DIR=. tests/integration/test_crash_chaos.sh).
 saga_stack_test(it_operator_commands test_operator_commands.sh)
 saga_stack_test(it_dead_letters test_dead_letters.sh)
 saga_stack_test(it_events_rebuild test_events_rebuild.sh)

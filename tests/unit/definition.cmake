@@ -29,20 +29,3 @@ if(TARGET sagactl)
            COMMAND sh -c "\"$1\" validate \"$2\"/sagas/*.json" sh $<TARGET_FILE:sagactl> ${CMAKE_SOURCE_DIR})
   set_tests_properties(sagactl_validate_sagas PROPERTIES LABELS unit TIMEOUT 60)
 endif()
-
-# The fuzz targets' seed corpora (tests/fuzz/corpus/TARGET/, including every
-# crash the fuzzers found) replayed without libFuzzer, in every build: the
-# targets' invariants run as plain tests (scripts/fuzz does the fuzzing).
-foreach(target fuzz_definition fuzz_template fuzz_messages fuzz_admin)
-  add_executable(${target}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/${target}.c
-                 ${CMAKE_SOURCE_DIR}/tests/fuzz/replay_main.c)
-  if(target STREQUAL fuzz_admin)
-    target_sources(${target}_replay PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/test_admin_fixture.c)
-    target_include_directories(${target}_replay PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-    target_link_libraries(${target}_replay PRIVATE saga_admin saga_store PkgConfig::CURL)
-  endif()
-  target_link_libraries(${target}_replay PRIVATE saga_engine saga_common)
-  add_test(NAME ${target}_corpus
-           COMMAND ${target}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${target})
-  set_tests_properties(${target}_corpus PROPERTIES LABELS unit TIMEOUT 120)
-endforeach()

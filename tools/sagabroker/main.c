@@ -5,7 +5,28 @@
  * for the other processes of the stack to read.
  *
  * Signals: SIGINT/SIGTERM stop it (exit 0); SIGUSR1 toggles every broker
- * down/up (outage tests); SIGUSR2 logs the current state.
+ * down/up (outage tests); SIGUSR2 logs the current state and, when fault
+ * injection is armed (--faults RATE > 0), also toggles the fault mode.
+ *
+ * Fault injection (chaos tests): while the fault mode is on, each request
+ * of the chosen Kafka APIs (--fault-apis: Produce, Fetch, OffsetCommit,
+ * JoinGroup, ...) fails with probability RATE with a retriable error of that
+ * API (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT, NOT_COORDINATOR,
+ * REBALANCE_IN_PROGRESS, ...) or is dropped: the broker closes the
+ * connection (librdkafka's ERR__TRANSPORT). With --fault-delay-ms N a
+ * quarter of the faults are instead answers held back 1..N ms. The error
+ * is decided before the broker touches anything (a failed Produce appends
+ * nothing), so a correct client loses and duplicates nothing. It works
+ * through the mock's per-broker error stacks
+ * (rd_kafka_mock_broker_push_request_error_rtts): every 10 ms the main
+ * loop tops each stack up with a few random outcomes and counts the ones
+ * the broker consumed (rd_kafka_mock_broker_error_stack_cnt), which gives
+ * the request and fault counts logged on SIGUSR2, at each toggle and on
+ * exit. Turning the mode off stops the top-ups; the few outcomes already
+ * queued (one plus twice the requests of the last 10 ms, per API and broker)
+ * still apply to the next requests of that API, however late they come:
+ * a client that gives up on one error (kcat on a dropped connection) may
+ * still meet one just after OFF.
  *
  * Limits of the mock (librdkafka 2.0.2), see docs/OPERATIONS.md: memory
  * only; first group join ~3 s; an empty fetch waits the client's full
@@ -29,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -190,6 +212,177 @@ static void nudger_stop(nudger_t *n) {
     n->running = false;
 }
 
+/* ---------------------------------------------------------------- faults --
+ * The Kafka APIs that can be faulted, each with the retriable errors a real
+ * broker gives for it. ERR__TRANSPORT makes the mock close the client's
+ * connection (a dropped request); it is in every list. */
+#define E(x) RD_KAFKA_RESP_ERR_##x
+static const rd_kafka_resp_err_t produce_errs[] = {E(NOT_LEADER_FOR_PARTITION), E(REQUEST_TIMED_OUT),
+                                                   E(NOT_ENOUGH_REPLICAS), E(LEADER_NOT_AVAILABLE),
+                                                   E(_TRANSPORT)};
+static const rd_kafka_resp_err_t fetch_errs[] = {E(NOT_LEADER_FOR_PARTITION), E(_TRANSPORT)};
+static const rd_kafka_resp_err_t list_offsets_errs[] = {E(NOT_LEADER_FOR_PARTITION), E(LEADER_NOT_AVAILABLE),
+                                                        E(_TRANSPORT)};
+static const rd_kafka_resp_err_t coordinator_errs[] = {E(COORDINATOR_NOT_AVAILABLE), E(NOT_COORDINATOR),
+                                                       E(COORDINATOR_LOAD_IN_PROGRESS), E(_TRANSPORT)};
+static const rd_kafka_resp_err_t commit_errs[] = {E(COORDINATOR_NOT_AVAILABLE), E(NOT_COORDINATOR),
+                                                  E(REQUEST_TIMED_OUT), E(COORDINATOR_LOAD_IN_PROGRESS),
+                                                  E(_TRANSPORT)};
+static const rd_kafka_resp_err_t find_coordinator_errs[] = {E(COORDINATOR_NOT_AVAILABLE), E(_TRANSPORT)};
+static const rd_kafka_resp_err_t group_errs[] = {E(COORDINATOR_NOT_AVAILABLE), E(NOT_COORDINATOR),
+                                                 E(REBALANCE_IN_PROGRESS), E(_TRANSPORT)};
+#undef E
+
+typedef struct {
+    const char *name; /* for --fault-apis and the logs */
+    int16_t key;      /* Kafka protocol ApiKey */
+    const rd_kafka_resp_err_t *errs;
+    int nerrs;
+} fault_api_t;
+
+#define API(name, key, errs) {name, key, errs, (int)(sizeof errs / sizeof errs[0])}
+static const fault_api_t fault_apis[] = {
+    API("produce", 0, produce_errs),
+    API("fetch", 1, fetch_errs),
+    API("listoffsets", 2, list_offsets_errs),
+    API("offsetcommit", 8, commit_errs),
+    API("offsetfetch", 9, coordinator_errs),
+    API("findcoordinator", 10, find_coordinator_errs),
+    API("joingroup", 11, coordinator_errs),
+    API("heartbeat", 12, group_errs),
+    API("syncgroup", 14, group_errs),
+    API("initproducerid", 22, coordinator_errs),
+};
+#undef API
+enum { NAPIS = sizeof fault_apis / sizeof fault_apis[0], FAULT_QUEUE_MAX = 256 };
+
+/* What sagabroker queued on one broker's error stack of one API, oldest
+ * first (the broker pops from the front): 0 no fault, 1 error, 2 drop,
+ * 3 slow. */
+typedef struct {
+    unsigned char kind[FAULT_QUEUE_MAX];
+    int head, len;
+} fault_queue_t;
+
+typedef struct {
+    double rate;
+    int delay_ms;
+    bool enabled[NAPIS];
+    bool on;
+    int brokers;
+    fault_queue_t *queues; /* [broker-1][api] */
+    unsigned long long rng;
+    /* totals per API: requests seen while outcomes were queued, errors,
+     * drops, slow answers */
+    unsigned long long requests[NAPIS], errors[NAPIS], drops[NAPIS], slow[NAPIS];
+    int periods; /* times the mode was turned on */
+} faults_t;
+
+static unsigned long long fault_rand(faults_t *f) { /* xorshift64* */
+    f->rng ^= f->rng >> 12;
+    f->rng ^= f->rng << 25;
+    f->rng ^= f->rng >> 27;
+    return f->rng * 2685821657736338717ULL;
+}
+
+static double fault_uniform(faults_t *f) { return (double)(fault_rand(f) >> 11) / 9007199254740992.0; }
+
+/* Parses --fault-apis ("all" or comma-separated names) into f->enabled. */
+static int fault_parse_apis(faults_t *f, const char *list, char *err, size_t errlen) {
+    memset(f->enabled, 0, sizeof f->enabled);
+    char *buf = saga_strdup(list ? list : "all");
+    if (!buf) { snprintf(err, errlen, "out of memory"); return -1; }
+    int rc = 0, count = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", \t", &save); t && !rc; t = strtok_r(NULL, ", \t", &save)) {
+        bool found = false;
+        for (int i = 0; i < NAPIS; i++) {
+            if (!strcmp(t, "all") || !strcasecmp(t, fault_apis[i].name)) {
+                f->enabled[i] = true;
+                found = true;
+            }
+        }
+        if (!found) {
+            size_t off = (size_t)snprintf(err, errlen, "--fault-apis: unknown API '%s' (all", t);
+            for (int i = 0; i < NAPIS && off < errlen; i++)
+                off += (size_t)snprintf(err + off, errlen - off, ", %s", fault_apis[i].name);
+            if (off < errlen) snprintf(err + off, errlen - off, ")");
+            rc = -1;
+        }
+        count++;
+    }
+    saga_free(buf);
+    if (!rc && count == 0) { snprintf(err, errlen, "--fault-apis: no API named"); rc = -1; }
+    return rc;
+}
+
+/* Counts the outcomes the brokers consumed since the last call and, while
+ * the mode is on, tops every stack up. */
+static void faults_tick(faults_t *f, rd_kafka_mock_cluster_t *mc) {
+    for (int b = 0; b < f->brokers; b++) {
+        for (int a = 0; a < NAPIS; a++) {
+            fault_queue_t *q = &f->queues[b * NAPIS + a];
+            if (!f->enabled[a] || (q->len == 0 && !f->on)) continue;
+            size_t cnt = 0;
+            if (rd_kafka_mock_broker_error_stack_cnt(mc, b + 1, fault_apis[a].key, &cnt)) continue;
+            int consumed = (size_t)q->len > cnt ? q->len - (int)cnt : 0;
+            for (int i = 0; i < consumed; i++) {
+                unsigned char k = q->kind[q->head];
+                q->head = (q->head + 1) % FAULT_QUEUE_MAX;
+                f->requests[a]++;
+                if (k == 1) f->errors[a]++;
+                else if (k == 2) f->drops[a]++;
+                else if (k == 3) f->slow[a]++;
+            }
+            q->len -= consumed;
+            if (f->on) {
+                /* Twice the last period's requests, plus one: few, as
+                 * they still apply after the mode is turned off. */
+                int target = 2 * consumed + 1;
+                if (target > FAULT_QUEUE_MAX) target = FAULT_QUEUE_MAX;
+                while (q->len < target) {
+                    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+                    int rtt = 0;
+                    unsigned char kind = 0;
+                    if (fault_uniform(f) < f->rate) {
+                        if (f->delay_ms > 0 && fault_rand(f) % 4 == 0) {
+                            kind = 3;
+                            rtt = 1 + (int)(fault_rand(f) % (unsigned)f->delay_ms);
+                        } else {
+                            e = fault_apis[a].errs[fault_rand(f) % (unsigned)fault_apis[a].nerrs];
+                            kind = e == RD_KAFKA_RESP_ERR__TRANSPORT ? 2 : 1;
+                        }
+                    }
+                    if (rd_kafka_mock_broker_push_request_error_rtts(mc, b + 1, fault_apis[a].key, 1, e, rtt))
+                        break;
+                    q->kind[(q->head + q->len) % FAULT_QUEUE_MAX] = kind;
+                    q->len++;
+                }
+            }
+        }
+    }
+}
+
+/* One log line: the mode, the rate, and per faulted API
+ * "name requests/errors/drops[/slow]". */
+static void faults_log(const faults_t *f, const char *what) {
+    char buf[2048];
+    size_t off = 0;
+    unsigned long long req = 0, bad = 0;
+    for (int a = 0; a < NAPIS && off < sizeof buf; a++) {
+        if (!f->enabled[a]) continue;
+        req += f->requests[a];
+        bad += f->errors[a] + f->drops[a] + f->slow[a];
+        off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%s %llu/%llu/%llu", off ? ", " : "",
+                                fault_apis[a].name, f->requests[a], f->errors[a], f->drops[a]);
+        if (f->delay_ms > 0 && off < sizeof buf)
+            off += (size_t)snprintf(buf + off, sizeof buf - off, "/%llu", f->slow[a]);
+    }
+    LOG_WARN(COMPONENT, "%s: faults %s (rate %g, %d period(s)); %llu faults in %llu requests; "
+             "per API requests/errors/drops%s: %s",
+             what, f->on ? "ON" : "OFF", f->rate, f->periods, bad, req, f->delay_ms > 0 ? "/slow" : "", buf);
+}
+
 static int set_all_brokers(rd_kafka_mock_cluster_t *mc, int brokers, bool up) {
     int rc = 0;
     for (int id = 1; id <= brokers; id++) {
@@ -204,9 +397,10 @@ static int set_all_brokers(rd_kafka_mock_cluster_t *mc, int brokers, bool up) {
 }
 
 int main(int argc, char **argv) {
-    long long brokers = 1, partitions = 4, rtt_ms = 0;
-    const char *bootstrap_file = NULL, *topics = NULL, *log_level = NULL;
-    bool log_json = true;
+    long long brokers = 1, partitions = 4, rtt_ms = 0, fault_delay_ms = 0, fault_seed = 0;
+    const char *bootstrap_file = NULL, *topics = NULL, *log_level = NULL, *fault_rate = NULL,
+               *fault_api_list = NULL;
+    bool log_json = true, faults_on = false;
     const saga_config_option_t options[] = {
         {"brokers", SAGA_CFG_INT, "1", "number of mock brokers (1-16)", &brokers},
         {"partitions", SAGA_CFG_INT, "4", "partitions of every pre-created topic", &partitions},
@@ -216,6 +410,16 @@ int main(int argc, char **argv) {
          "extra topics to create, comma-separated (the saga.* and participant topics always are)",
          &topics},
         {"rtt-ms", SAGA_CFG_INT, "0", "artificial round-trip time added by every broker", &rtt_ms},
+        {"faults", SAGA_CFG_STRING, "0",
+         "fault injection: probability (0-1) that a request fails while the fault mode is on; "
+         "> 0 arms SIGUSR2 as the fault mode toggle", &fault_rate},
+        {"faults-on", SAGA_CFG_BOOL, "false", "start with the fault mode on (needs --faults > 0)", &faults_on},
+        {"fault-apis", SAGA_CFG_STRING, "all",
+         "APIs to fault, comma-separated: all, produce, fetch, listoffsets, offsetcommit, offsetfetch, "
+         "findcoordinator, joingroup, heartbeat, syncgroup, initproducerid", &fault_api_list},
+        {"fault-delay-ms", SAGA_CFG_INT, "0",
+         "> 0: a quarter of the faults are answers held back 1..N ms instead of errors", &fault_delay_ms},
+        {"fault-seed", SAGA_CFG_INT, "0", "seed of the fault injection random numbers (0: random)", &fault_seed},
         {"log-level", SAGA_CFG_STRING, "info", "debug, info, warn or error", &log_level},
         {"log-json", SAGA_CFG_BOOL, "true", "JSON log lines on stderr (false: plain text)", &log_json},
         {NULL, SAGA_CFG_STRING, NULL, NULL, NULL},
@@ -224,7 +428,9 @@ int main(int argc, char **argv) {
     int rc = saga_config_parse(options, "SAGABROKER", "sagabroker",
                                "Development Kafka broker: librdkafka's mock cluster as a process.\n"
                                "Prints the bootstrap list on stdout. SIGINT/SIGTERM stop it,\n"
-                               "SIGUSR1 toggles all brokers down/up, SIGUSR2 logs the state.",
+                               "SIGUSR1 toggles all brokers down/up, SIGUSR2 logs the state and,\n"
+                               "with --faults RATE > 0, toggles the fault mode (retriable errors\n"
+                               "and dropped connections on RATE of the requests).",
                                argc, argv, NULL, err, sizeof err);
     if (rc == 1) return 0;
     if (rc) {
@@ -248,6 +454,33 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagabroker: --rtt-ms: %lld is out of range 0-60000\n", rtt_ms);
         return 2;
     }
+    faults_t faults;
+    memset(&faults, 0, sizeof faults);
+    {
+        char *end = NULL;
+        errno = 0;
+        faults.rate = strtod(fault_rate, &end);
+        if (errno || end == fault_rate || *end || !(faults.rate >= 0.0 && faults.rate <= 1.0)) {
+            fprintf(stderr, "sagabroker: --faults: '%s' is not a probability between 0 and 1\n", fault_rate);
+            return 2;
+        }
+    }
+    if (fault_delay_ms < 0 || fault_delay_ms > 60000) {
+        fprintf(stderr, "sagabroker: --fault-delay-ms: %lld is out of range 0-60000\n", fault_delay_ms);
+        return 2;
+    }
+    if (faults_on && faults.rate <= 0.0) {
+        fprintf(stderr, "sagabroker: --faults-on needs --faults RATE > 0\n");
+        return 2;
+    }
+    if (fault_parse_apis(&faults, fault_api_list, err, sizeof err)) {
+        fprintf(stderr, "sagabroker: %s\n", err);
+        return 2;
+    }
+    faults.delay_ms = (int)fault_delay_ms;
+    faults.brokers = (int)brokers;
+    faults.rng = fault_seed ? (unsigned long long)fault_seed : saga_random_u64();
+    if (!faults.rng) faults.rng = 0x9e3779b97f4a7c15ULL;
 
     saga_signals_install(&stop_requested, NULL);
     install_control_signals();
@@ -325,10 +558,21 @@ int main(int argc, char **argv) {
                  bootstraps, brokers, partitions, (int)getpid());
     }
 
-    bool down = false;
+    bool down = false, armed = faults.rate > 0.0;
+    if (!exit_code && armed && !(faults.queues = saga_calloc((size_t)brokers * NAPIS, sizeof *faults.queues))) {
+        LOG_ERROR(COMPONENT, "out of memory");
+        exit_code = 1;
+    }
+    if (!exit_code && armed) {
+        faults.on = faults_on;
+        if (faults.on) faults.periods++;
+        LOG_INFO(COMPONENT, "fault injection armed: rate %g, delay %d ms, mode %s (SIGUSR2 toggles)",
+                 faults.rate, faults.delay_ms, faults.on ? "ON" : "OFF");
+    }
     while (!exit_code && !stop_requested) {
-        /* Serves librdkafka's log queue; also our 100 ms tick. */
-        rd_kafka_poll(rk, 100);
+        /* Serves librdkafka's log queue; also our tick: 10 ms while the
+         * fault mode is on (the error stacks are topped up), else 100 ms. */
+        rd_kafka_poll(rk, faults.on ? 10 : 100);
         if (toggle_requested) {
             toggle_requested = 0;
             down = !down;
@@ -337,9 +581,22 @@ int main(int argc, char **argv) {
         }
         if (status_requested) {
             status_requested = 0;
-            LOG_INFO(COMPONENT, "status: %s, brokers %s", bootstraps, down ? "DOWN" : "UP");
+            if (armed) {
+                faults_tick(&faults, mc); /* counts up to date before the line */
+                faults.on = !faults.on;
+                if (faults.on) faults.periods++;
+                faults_log(&faults, "SIGUSR2");
+            }
+            LOG_INFO(COMPONENT, "status: %s, brokers %s%s", bootstraps, down ? "DOWN" : "UP",
+                     !armed ? "" : faults.on ? ", faults ON" : ", faults OFF");
         }
+        if (armed) faults_tick(&faults, mc);
     }
+    if (armed) {
+        faults_tick(&faults, mc);
+        faults_log(&faults, "exit");
+    }
+    saga_free(faults.queues);
 
     if (stop_requested) LOG_INFO(COMPONENT, "stopping");
     if (wrote_file && unlink(bootstrap_file) != 0 && errno != ENOENT)
