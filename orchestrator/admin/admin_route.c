@@ -488,8 +488,10 @@ int admin_parse_time(const char *s, int64_t *ms_out) {
 int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res) {
     memset(res, 0, sizeof *res);
     const char *method = req->method ? req->method : "";
+    int rc = admin_guard_request(ctx, req, res);
+    if (rc != 0 || res->body) return rc;
     path_t p;
-    int rc = split_path(req->path, &p);
+    rc = split_path(req->path, &p);
     if (rc == SAGA_ENOMEM) {
         saga_free(p.buf);
         return rc;
@@ -535,6 +537,8 @@ int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *
         }
         admin_query_t q;
         memset(&q, 0, sizeof q);
+        /* Every POST mutates: token and JSON body first, whatever the endpoint. */
+        if (rc == 0 && !res->body && strcmp(found->method, "POST") == 0) rc = admin_guard_mutation(ctx, req, res);
         if (rc == 0 && !res->body && found->query) rc = parse_query(req->query, found->query, &q, res);
         if (rc == 0 && !res->body) rc = found->handler(ctx, req, &params, &q, res);
         saga_free(q.buf);

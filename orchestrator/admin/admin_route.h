@@ -29,7 +29,11 @@
     X(METHOD_NOT_ALLOWED, 405, "method_not_allowed")\
     X(CONFLICT,           409, "conflict")          \
     X(TOO_LARGE,          413, "payload_too_large") \
+    X(URI_TOO_LONG,       414, "uri_too_long")      \
+    X(UNSUPPORTED_MEDIA,  415, "unsupported_media_type") \
+    X(MISDIRECTED,        421, "misdirected_request") \
     X(UNPROCESSABLE,      422, "unprocessable")     \
+    X(HEADERS_TOO_LARGE,  431, "headers_too_large") \
     X(INTERNAL,           500, "internal")          \
     X(UNAVAILABLE,        503, "unavailable")
 
@@ -53,7 +57,12 @@ typedef int (*admin_stats_runtime_fn)(void *arg, json_t *runtime);
 typedef struct {
     sqlite3 *db;                    /* read-only connection; used by one thread at a time */
     saga_command_queue_t *commands; /* into the main loop; NULL: mutating endpoints answer 503 */
-    const char *token;              /* bearer token for mutating endpoints; NULL: none needed */
+    const char *token;              /* bearer token of the mutating endpoints; NULL: they answer 503 */
+    /* Host names a request may name (lower case, without port; "[::1]"
+     * for IPv6), NULL-terminated; NULL: the Host header is not checked
+     * (tests). An Origin must name one of them too. */
+    const char *const *hosts;
+    int any_ip_host;                /* any IP-literal Host is accepted (wildcard listen address) */
     admin_stats_runtime_fn stats_runtime; /* NULL: "runtime" is null in GET /v1/stats */
     void *stats_runtime_arg;
 } admin_ctx_t;
@@ -65,6 +74,9 @@ typedef struct {
     const char *body;   /* may be NULL when body_len == 0 */
     size_t body_len;
     const char *authorization; /* the Authorization header, or NULL */
+    const char *host;          /* the Host header, or NULL (HTTP/1.0) */
+    const char *origin;        /* the Origin header, or NULL */
+    const char *content_type;  /* the Content-Type header, or NULL */
 } admin_request_t;
 
 typedef struct {
@@ -75,7 +87,9 @@ typedef struct {
     const char *content_type; /* static; NULL: application/json */
 } admin_response_t;
 
-/* Handles one request. Returns 0 with *res filled (any HTTP status), or
+/* Handles one request: the Host and Origin checks (admin_guard_request)
+ * for every request, the token and Content-Type checks
+ * (admin_guard_mutation) for every POST, then the endpoint. Returns 0 with *res filled (any HTTP status), or
  * SAGA_ENOMEM when not even an error body could be built (res->body is
  * NULL; answer 500 with a static body). */
 int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
@@ -129,6 +143,18 @@ const char *admin_query_get(const admin_query_t *q, const char *key);
  * 'T'/'Z' in either case) into ms since the epoch. 0 or -1. */
 int admin_parse_time(const char *s, int64_t *ms_out);
 
+/* Guards (admin_guard.c). admin_guard_request: a Host that is not one of
+ * ctx->hosts answers 421, an Origin that is not http(s)://<that Host> 403.
+ * admin_guard_mutation: no commands queue or no token 503, no bearer token
+ * 401, another one 403 (compared in constant time), a Content-Type other
+ * than application/json 415. Both return 0 with res untouched when the
+ * request may go on, 0 with res filled when it is refused, or SAGA_ENOMEM. */
+int admin_guard_request(const admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
+int admin_guard_mutation(const admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
+/* 1 when the two NUL-terminated strings are equal; the time taken depends
+ * on their lengths only, not on where they differ. */
+int admin_token_equal(const char *want, const char *given);
+
 /* The handlers (admin_sagas.c). `id` is decoded and checked. */
 int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res);
 int admin_get_health(admin_ctx_t *ctx, admin_response_t *res);
@@ -160,7 +186,8 @@ json_t *admin_col_text(sqlite3_stmt *st, int i);
 json_t *admin_col_time(sqlite3_stmt *st, int i);
 
 /* The command handlers (admin_commands.c): they check what they can in the
- * read-only database and queue the command for the loop (202 Accepted). */
+ * read-only database and queue the command for the loop (202 Accepted).
+ * admin_route has already run admin_guard_mutation. */
 int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
 int admin_post_abort(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
 int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
