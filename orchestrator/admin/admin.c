@@ -40,7 +40,7 @@
 
 #define ADMIN_MAX_URI 8192
 #define ADMIN_MAX_HEADERS (32 * 1024)
-#define MEMORY_LIMIT (256 * 1024) /* per connection; MHD's default is 32 KiB */
+#define MEMORY_LIMIT (1024 * 1024) /* per connection (mmap, touched as used); MHD default 32 KiB */
 #define MAX_HOSTS 32
 
 static const char INTERNAL_BODY[] =
