@@ -3,7 +3,7 @@
  * definition is known) and queue the command for the main loop, which
  * decides for good in its own transaction (the engine refuses a command the
  * saga's state does not allow by then). */
-#include "admin_route.h"
+#include "admin_handlers.h"
 #include "commands.h"
 #include "messages.h"
 

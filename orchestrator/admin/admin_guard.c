@@ -2,7 +2,7 @@
  * (DNS rebinding, 421), the Origin header (cross-site requests, 403), the
  * bearer token of every mutating request (401/403) and its JSON body
  * (415: a form or text/plain POST is never taken). */
-#include "admin_route.h"
+#include "admin_handlers.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
