@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -250,6 +251,10 @@ int main(int argc, char **argv) {
             fprintf(stderr, "sagad: --admin-token-file: '%s' is empty\n", c->admin_token_file);
             return 2;
         }
+        struct stat st;
+        if (stat(c->admin_token_file, &st) == 0 && (st.st_mode & 077))
+            LOG_WARN("sagad", "--admin-token-file %s may be read by other users (mode %03o): chmod 600 it",
+                     c->admin_token_file, (unsigned)(st.st_mode & 0777));
         token_file = saga_strdup(c->admin_token_file);
     } else if (c->admin_token && *c->admin_token) {
         if (token_on_command_line(argc, argv))
