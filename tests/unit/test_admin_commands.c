@@ -269,7 +269,7 @@ static void test_foreign_host_is_misdirected(void **state) {
     w->ctx.any_ip_host = 1;
     w->ctx.hosts = HOSTS;
     admin_request_t req = {.method = "GET", .path = "/healthz", .host = "[::1]:8080"};
-    admin_response_t res;
+    admin_response_t res = {0}; /* untouched when the request may go on */
     assert_int_equal(admin_guard_request(&w->ctx, &req, &res), 0);
     assert_null(res.body);
     req.host = "10.1.2.3";
