@@ -19,7 +19,7 @@ typedef struct {
     const char *bootstrap, *bootstrap_file;
     const char *db, *sagas_dir;
     const char *admin_addr;
-    const char *admin_token, *admin_token_file;
+    const char *admin_token, *admin_token_file, *admin_host;
     long long admin_port;
     const char *ready_file;
     const char *alert_webhook;

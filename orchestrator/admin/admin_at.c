@@ -1,7 +1,7 @@
 /* GET /v1/sagas/{id}?at=TIME: the saga as it was at TIME, rebuilt from its
  * history rows by the engine's replay (orchestrator/engine/replay.c) with
  * the definition version it ran on, read from the stored definitions. */
-#include "admin_route.h"
+#include "admin_handlers.h"
 #include "replay.h"
 
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* GET /v1/definitions[/{name}[/{version}]]: the definitions sagad has
  * loaded (table `definitions`: name, version, hash, json, loaded_at; see
  * orchestrator/store/schema.h). The step count comes from the stored JSON. */
-#include "admin_route.h"
+#include "admin_handlers.h"
 
 #include "saga_error.h"
 #include "saga_log.h"

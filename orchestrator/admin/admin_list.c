@@ -7,7 +7,7 @@
  * page, base64url("v1|<updated_at ms>|<id>"); the next page starts strictly
  * after it, so no row appears twice and none is skipped unless it was
  * updated between the two requests (it then moves to the first page). */
-#include "admin_route.h"
+#include "admin_handlers.h"
 
 #include "engine.h"
 #include "saga_alloc.h"
@@ -48,30 +48,6 @@ static const char SQL_CURRENT_STEP[] =
     " 'compensation_retry_wait', 'compensation_failed') ORDER BY status = 'pending', idx LIMIT 1";
 
 /* ---- shared helpers (declared in admin_route.h) ---- */
-
-int admin_db_error(admin_ctx_t *ctx, admin_response_t *res, int rc, const char *what) {
-    const char *msg = sqlite3_errmsg(ctx->db);
-    int code = rc & 0xFF;
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
-        LOG_WARN(COMPONENT, "%s: database busy: %s", what, msg);
-        return admin_error(res, ADMIN_ERR_UNAVAILABLE, "database busy, try again: %s", msg);
-    }
-    LOG_ERROR(COMPONENT, "%s: SQLite error %d: %s", what, rc, msg);
-    return admin_error(res, ADMIN_ERR_INTERNAL, "%s: %s", what, msg);
-}
-
-json_t *admin_col_text(sqlite3_stmt *st, int i) {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    if (!t) return json_null();
-    return admin_json_text((const char *)t, (size_t)sqlite3_column_bytes(st, i));
-}
-
-json_t *admin_col_time(sqlite3_stmt *st, int i) {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
-    char buf[40];
-    saga_format_time((int64_t)sqlite3_column_int64(st, i), buf, sizeof buf);
-    return json_string(buf);
-}
 
 /* Sets obj[key] = value (stolen); the first failure clears *ok. */
 static void put(json_t *obj, const char *key, json_t *value, int *ok) {

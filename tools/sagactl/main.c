@@ -171,8 +171,12 @@ static int http_request(ctl_t *ctl, const char *method, const char *path, const 
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
         const char *token = getenv("SAGA_ADMIN_TOKEN");
         char *from_file = NULL;
-        if ((!token || !*token) && getenv("SAGA_ADMIN_TOKEN_FILE"))
-            token = from_file = saga_read_file(getenv("SAGA_ADMIN_TOKEN_FILE"), NULL);
+        const char *token_file = getenv("SAGA_ADMIN_TOKEN_FILE");
+        if ((!token || !*token) && token_file && *token_file) {
+            token = from_file = saga_read_file(token_file, NULL);
+            if (!from_file) /* sagad writes admin.token next to its database */
+                fprintf(stderr, "sagactl: cannot read the admin token file '%s' (SAGA_ADMIN_TOKEN_FILE)\n", token_file);
+        }
         if (token && *token) {
             snprintf(auth, sizeof auth, "Authorization: Bearer %.*s", (int)strcspn(token, "\r\n"), token);
             hdrs = curl_slist_append(hdrs, auth);
