@@ -331,8 +331,10 @@ static char *headers_for(const saga_t *s) {
     return text;
 }
 
+/* text: the bytes the engine chose to publish (NULL: message serialised). */
 static int add_outbox_json(saga_store_t *st, const char *topic, const saga_t *s, const char *headers,
-                           const json_t *message, int64_t now) {
+                           const json_t *message, const char *text, int64_t now) {
+    if (text) return saga_store_outbox_add(st, topic, s->id, headers, text, strlen(text), now);
     char *payload = saga_json_dump(message);
     if (!payload) return SAGA_ENOMEM;
     int rc = saga_store_outbox_add(st, topic, s->id, headers, payload, strlen(payload), now);
@@ -362,10 +364,10 @@ static int save_effect(saga_store_t *st, const saga_t *s, const saga_effect_t *e
                        const char *events_topic, int64_t now) {
     switch (e->kind) {
     case SAGA_FX_COMMAND:
-        return add_outbox_json(st, e->topic, s, headers, e->message, now);
+        return add_outbox_json(st, e->topic, s, headers, e->message, e->text, now);
     case SAGA_FX_EVENT: {
         int rc = add_history(st, s, e->message, now);
-        return rc ? rc : add_outbox_json(st, events_topic, s, headers, e->message, now);
+        return rc ? rc : add_outbox_json(st, events_topic, s, headers, e->message, e->text, now);
     }
     case SAGA_FX_ALERT:
         LOG_ERROR("alert", "saga %s needs an operator: %s", s->id,
