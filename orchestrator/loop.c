@@ -344,6 +344,7 @@ static void log_breakers(sagad_t *d) {
 #define RESEND_BACKOFF_MS 100
 #define RESEND_MAX_BACKOFF_MS 5000
 #define UNKNOWN_TOPIC_ATTEMPTS 4 /* after librdkafka's own wait (topic.metadata.propagation.max.ms) */
+#define TOO_LARGE_ATTEMPTS 3     /* the broker refused the batch: the row alone may fit */
 #define MAX_FAILURES 1024
 
 typedef struct {
@@ -561,6 +562,8 @@ static int handle_failures(sagad_t *d, int64_t now) {
             saga_bus_error_class_t cls = saga_bus_classify(f->err);
             if (cls == SAGA_BUS_UNKNOWN_TOPIC)
                 cls = f->attempt + 1 >= UNKNOWN_TOPIC_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
+            if (cls == SAGA_BUS_TOO_LARGE)
+                cls = f->at_once || f->attempt + 1 >= TOO_LARGE_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
             if (cls == SAGA_BUS_PERMANENT) {
                 if (!rc) rc = park_row(d, f->id, f->err, f->attempt, now);
                 if (rc) schedule_resend(d, f->id, f->attempt + 1, now); /* rolled back: try again later */

@@ -33,7 +33,7 @@ struct saga_bus {
 #define OPAQUE_ID(o) ((int64_t)(intptr_t)(o) / 256)
 #define OPAQUE_ATTEMPT(o) ((int)((int64_t)(intptr_t)(o) % 256))
 
-static void note_failure(saga_bus_t *bus, int64_t id, int attempt, rd_kafka_resp_err_t err) {
+static void note_failure(saga_bus_t *bus, int64_t id, int attempt, rd_kafka_resp_err_t err, bool at_once) {
     if (bus->failed_count == bus->failed_cap) {
         int cap = bus->failed_cap ? bus->failed_cap * 2 : 256;
         saga_bus_failure_t *bigger = saga_realloc(bus->failed, (size_t)cap * sizeof *bigger);
@@ -46,7 +46,7 @@ static void note_failure(saga_bus_t *bus, int64_t id, int attempt, rd_kafka_resp
         bus->failed = bigger;
         bus->failed_cap = cap;
     }
-    bus->failed[bus->failed_count++] = (saga_bus_failure_t){.id = id, .attempt = attempt, .err = err};
+    bus->failed[bus->failed_count++] = (saga_bus_failure_t){.id = id, .attempt = attempt, .err = err, .at_once = at_once};
 }
 
 /* Commit what is done before partitions go to another member. */
@@ -72,7 +72,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (m->err) {
         /* Only this row is sent again (or parked): rows after it that were
          * delivered are never sent twice. */
-        note_failure(bus, id, OPAQUE_ATTEMPT(m->_private), m->err);
+        note_failure(bus, id, OPAQUE_ATTEMPT(m->_private), m->err, false);
         return;
     }
     if (bus->acked_count == bus->acked_cap) {
@@ -240,7 +240,7 @@ int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const 
         /* Refused before it left (too large for message.max.bytes, unknown
          * topic, fatal producer state): reported like a failed delivery. */
         LOG_WARN("bus", "produce of outbox row %lld to %s: %s", (long long)opaque_id, topic, rd_kafka_err2str(rc));
-        note_failure(bus, opaque_id, attempt, rc);
+        note_failure(bus, opaque_id, attempt, rc, true);
         if (rc == RD_KAFKA_RESP_ERR__FATAL) bus->fatal = 1;
         return SAGA_EKAFKA;
     }
@@ -280,8 +280,11 @@ uint64_t saga_bus_producers_recreated(const saga_bus_t *bus) { return bus->produ
 saga_bus_error_class_t saga_bus_classify(rd_kafka_resp_err_t err) {
     switch (err) {
     /* The broker will refuse these bytes whatever we do. */
+    /* A broker checks the size of the whole batch: small messages batched
+     * with a large one are refused with it. */
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return SAGA_BUS_TOO_LARGE;
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:

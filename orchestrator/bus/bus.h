@@ -61,6 +61,7 @@ typedef struct {
     int64_t id;
     int attempt;              /* as given to saga_bus_produce */
     rd_kafka_resp_err_t err;
+    bool at_once;             /* librdkafka refused it in saga_bus_produce (it never left) */
 } saga_bus_failure_t;
 int saga_bus_take_failed(saga_bus_t *bus, saga_bus_failure_t *out, int max);
 int saga_bus_failed_count(const saga_bus_t *bus);
@@ -71,6 +72,8 @@ typedef enum {
     SAGA_BUS_TRANSIENT,     /* retry with backoff */
     SAGA_BUS_UNKNOWN_TOPIC, /* retry a few times, then permanent */
     SAGA_BUS_PERMANENT,     /* the broker refuses these bytes for good: park */
+    SAGA_BUS_TOO_LARGE,     /* permanent if refused at once (message.max.bytes); from the broker
+                               it may be the batch: sent alone again a few times, then parked */
 } saga_bus_error_class_t;
 saga_bus_error_class_t saga_bus_classify(rd_kafka_resp_err_t err);
 
