@@ -410,6 +410,17 @@ static void resend_due(sagad_t *d, int64_t now) {
 
 /* Hands rows to the producer: the due resends, then the new rows. */
 static int relay(sagad_t *d) {
+    uint64_t resets = saga_bus_producers_recreated(d->bus);
+    if (resets != d->producers_seen && saga_bus_acked_count(d->bus) == 0 && saga_bus_failed_count(d->bus) == 0) {
+        /* A new producer after a fatal error holds nothing, and every row it
+         * acknowledged or failed before is dealt with: whatever is left in
+         * the outbox was never delivered. Once, from the start. */
+        LOG_WARN("relay", "new producer: sending the %lld outbox row(s) left again",
+                 saga_store_outbox_backlog(d->store));
+        d->producers_seen = resets;
+        d->relay_after = 0;
+        d->resend_count = 0;
+    }
     if (d->resend_count) resend_due(d, saga_now_ms());
     relay_ctx_t r = {.d = d, .last_id = d->relay_after};
     int n = saga_store_outbox_scan(d->store, d->relay_after, RELAY_BATCH, relay_row, &r);

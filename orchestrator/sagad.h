@@ -86,6 +86,7 @@ typedef struct sagad {
     int64_t relay_after;       /* highest outbox id handed to the producer (never goes back) */
     sagad_resend_t *resend;    /* rows whose delivery failed, sent again one by one */
     int resend_count, resend_cap;
+    uint64_t producers_seen;   /* producer resets (fatal errors) the relay has caught up with */
     int64_t timers_held_since; /* due timers held back behind a message backlog since (0: not) */
     sagad_counters_t counters;
     uint64_t stale_by_reason[SAGA_STALE__COUNT];
