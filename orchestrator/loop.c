@@ -346,6 +346,7 @@ static void log_breakers(sagad_t *d) {
 #define UNKNOWN_TOPIC_ATTEMPTS 4 /* after librdkafka's own wait (topic.metadata.propagation.max.ms) */
 #define TOO_LARGE_ATTEMPTS 3     /* the broker refused the batch: the row alone may fit */
 #define MAX_FAILURES 1024
+#define PARKED_ALERTS_PER_MINUTE 10
 
 typedef struct {
     sagad_t *d;
@@ -552,10 +553,22 @@ static int park_row(sagad_t *d, int64_t id, rd_kafka_resp_err_t err, int attempt
         saga_log_ctx_t ctx = {.saga_id = row.key};
         saga_log(SAGA_LOG_ERROR, "relay", &ctx, "outbox row %lld parked after %d attempt(s): %s; %s", (long long)id,
                  attempt + 1, reason, outcome);
-        raise_alert(d, "outbox_parked",
-                    json_pack("{s:I, s:s, s:s, s:s, s:s, s:I}", "outbox_id", (json_int_t)id, "topic", row.topic,
-                              "key", row.key, "reason", reason, "outcome", outcome, "bytes",
-                              (json_int_t)row.payload_len));
+        /* At most PARKED_ALERTS_PER_MINUTE (a topic sagad may not write
+         * parks every command to it); the next one counts those skipped. */
+        if (now - d->parked_alert_window >= 60000) {
+            d->parked_alert_window = now;
+            d->parked_alerts = 0;
+        }
+        if (d->parked_alerts < PARKED_ALERTS_PER_MINUTE) {
+            d->parked_alerts++;
+            raise_alert(d, "outbox_parked",
+                        json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:i}", "outbox_id", (json_int_t)id, "topic",
+                                  row.topic, "key", row.key, "reason", reason, "outcome", outcome, "bytes",
+                                  (json_int_t)row.payload_len, "not_alerted_before", d->parked_unalerted));
+            d->parked_unalerted = 0;
+        } else {
+            d->parked_unalerted++;
+        }
     }
     json_decref(doc);
     row_copy_free(&row);

@@ -103,12 +103,13 @@ static void log_counters(const sagad_t *d) {
                                      (unsigned long long)d->stale_by_reason[r]);
     if (stale[0]) LOG_INFO("sagad", "ignored events by reason:%s", stale);
     LOG_INFO("sagad", "started=%llu messages=%llu commits=%llu produced=%llu dup_start=%llu dup_msg=%llu "
-             "stale_reply=%llu stale_timer=%llu dlq=%llu",
+             "stale_reply=%llu stale_timer=%llu dlq=%llu parked=%llu resent=%llu",
              (unsigned long long)d->counters.sagas_started, (unsigned long long)d->counters.messages,
              (unsigned long long)d->counters.commits, (unsigned long long)d->counters.produced,
              (unsigned long long)d->counters.duplicate_start, (unsigned long long)d->counters.duplicate_message,
              (unsigned long long)d->counters.stale_reply, (unsigned long long)d->counters.stale_timer,
-             (unsigned long long)d->counters.dead_letters);
+             (unsigned long long)d->counters.dead_letters, (unsigned long long)d->counters.outbox_parked,
+             (unsigned long long)d->counters.produce_retries);
 }
 
 static int write_ready_file(const sagad_t *d, int admin_port) {

@@ -87,6 +87,8 @@ typedef struct sagad {
     sagad_resend_t *resend;    /* rows whose delivery failed, sent again one by one */
     int resend_count, resend_cap;
     uint64_t producers_seen;   /* producer resets (fatal errors) the relay has caught up with */
+    int64_t parked_alert_window;   /* start of the minute the outbox_parked alerts are counted in */
+    int parked_alerts, parked_unalerted; /* alerts raised in it; parked rows not alerted since */
     int64_t timers_held_since; /* due timers held back behind a message backlog since (0: not) */
     sagad_counters_t counters;
     uint64_t stale_by_reason[SAGA_STALE__COUNT];
