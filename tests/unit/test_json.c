@@ -1,5 +1,6 @@
 /* saga_json_dump against jansson's json_dumps (it must write the same
- * bytes), and the flat header reader. */
+ * bytes, but for reals: their shortest round-trip form), number
+ * formatting, and the flat header reader. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
