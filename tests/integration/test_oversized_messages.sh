@@ -6,11 +6,30 @@
 # - a start of about 1 MB (999.7 KB) makes a create_order command over the 1 MB limit:
 #   the step fails at once with PAYLOAD_TOO_LARGE (attempt 1), the saga
 #   compensates in seconds; its saga.started event is published truncated;
+# - a 400 KB reply read three times by a later template (the order worker
+#   echoes order_id in its output; reply_thrice reads it three times): the
+#   later step fails at once with PAYLOAD_TOO_LARGE, create_order is
+#   compensated;
 # - a 999 KB invalid start is dead-lettered, cut, with dlq_truncated=999000;
 # - a 1 MiB admin POST is refused (413) below the limit;
 # then later sagas complete, the outbox drains, the audit is clean and the
 # shutdown does not wait for its drain timeout.
 . "$(dirname "$0")/lib.sh"
+mkdir -p "$DIR/sagas"
+cp "$SAGA_SOURCE_DIR/sagas/order_fulfillment.json" "$DIR/sagas/"
+cat >"$DIR/sagas/reply_thrice.json" <<'JSON'
+{"name": "reply_thrice", "version": 1, "timeout": "5m",
+ "defaults": {"timeout": "10s"},
+ "steps": [
+   {"name": "create_order", "topic": "order.commands", "action": "order.create", "compensation": "order.cancel",
+    "payload": {"order_id": "${input.order_id}", "items": "${input.items}"}},
+   {"name": "reserve_inventory", "topic": "inventory.commands", "action": "inventory.reserve",
+    "compensation": "inventory.release",
+    "payload": {"items": "${input.items}", "a": "${steps.create_order.output.order_id}",
+                "b": "${steps.create_order.output.order_id}", "c": "${steps.create_order.output.order_id}"}}
+ ]}
+JSON
+export SAGAS_DIR="$DIR/sagas"
 stack_up
 python3 - "$DIR" <<'PY'
 import json, os, sys
@@ -23,6 +42,10 @@ with open(f"{d}/num.txt", "w") as f:   # 60,000 x 0.1 = 240 KB
     f.write("num-1\t" + start("num-1", [{"sku": "sku-1", "qty": 1, "weights": [0.1] * 60000}]) + "\n")
 with open(f"{d}/huge.txt", "w") as f:  # ~1 MB: the command would be over 1 MB - reserve
     f.write("huge-1\t" + start("huge-1", [{"sku": "sku-1", "qty": 1, "note": "y" * 999500}]) + "\n")
+with open(f"{d}/thrice.txt", "w") as f:  # a 400 KB order_id, echoed in create_order's output
+    ev = {"type": "saga.start", "message_id": "m-thrice-1", "definition": "reply_thrice", "saga_id": "thrice-1",
+          "input": {"order_id": "o-" + "t" * 400000, "items": [{"sku": "sku-1", "qty": 1}]}}
+    f.write("thrice-1\t" + json.dumps(ev, separators=(",", ":")) + "\n")
 with open(f"{d}/bad.bin", "wb") as f:  # 999 KB, not JSON
     head = b'{"type":"saga.start","message_id":"m-bad","input":"'
     f.write(head + b"z" * (999000 - len(head)))
@@ -32,6 +55,7 @@ big=(-X message.max.bytes=2000000)
 kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' "${big[@]}" -l "$DIR/num.txt"
 kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' "${big[@]}" -l "$DIR/huge.txt"
 kcat -b "$BOOTSTRAP" -P -t saga.start "${big[@]}" "$DIR/bad.bin"
+kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' "${big[@]}" -l "$DIR/thrice.txt"
 publish_starts ok 10
 
 check "the start of 0.1s completes" \
@@ -44,6 +68,11 @@ check "the error names the step and the size" \
   eq "$(saga_sql "SELECT error_message LIKE '%step ''create_order''%' AND error_message LIKE '% bytes, over the %-byte message limit%' FROM steps WHERE saga_id='huge-1' AND name='create_order'")" 1
 check "no timeout, no retry: the history has no step.retry_scheduled for huge-1" \
   eq "$(saga_sql "SELECT count(*) FROM history WHERE saga_id='huge-1' AND event LIKE '%retry%'")" 0
+check "a 400 KB output read three times: the later step fails at once, PAYLOAD_TOO_LARGE; create_order compensated" \
+  wait_count "SELECT s.status || '/' || a.status || '/' || b.status || '/' || b.error_code || '/' || b.attempt
+              FROM sagas s JOIN steps a ON a.saga_id = s.id AND a.name = 'create_order'
+              JOIN steps b ON b.saga_id = s.id AND b.name = 'reserve_inventory' WHERE s.id = 'thrice-1'" \
+  "compensated/compensated/failed/PAYLOAD_TOO_LARGE/1" 60
 check "the 10 good sagas complete" \
   wait_count "SELECT count(*) FROM sagas WHERE id LIKE 'ok-%' AND status='completed'" 10 60
 exactly_once ok 10 1000
