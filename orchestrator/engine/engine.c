@@ -707,7 +707,12 @@ static int on_undeliverable(apply_ctx_t *c, const saga_event_t *ev, char *why, s
         clear_timer(c, i);
         set_step_error(st, code, msg);
         st->finished_at = c->now;
-        set_step_status(c, i, SAGA_STEP_FAILED, "step.failed", error_detail(code, msg, st->attempt));
+        if (st->outcome_unknown) { /* an earlier attempt timed out: it may have run, compensate it */
+            mark_completed(s, i);
+            set_step_status(c, i, SAGA_STEP_UNKNOWN, "step.unknown", error_detail(code, msg, st->attempt));
+        } else {
+            set_step_status(c, i, SAGA_STEP_FAILED, "step.failed", error_detail(code, msg, st->attempt));
+        }
         if (s->status == SAGA_STATUS_RUNNING) begin_compensation(c, code, msg);
         else begin_compensation(c, NULL, NULL);
         return 0;

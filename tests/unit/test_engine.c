@@ -15,6 +15,7 @@
 #include "saga_error.h"
 #include "saga_alloc.h"
 #include "saga_json.h"
+#include "replay.h"
 #include <stdlib.h>
 
 /* ---- fixtures: definitions built in code, independent of the loader ---- */
@@ -606,6 +607,59 @@ static void test_undeliverable_command_fails_the_step(void **state) {
     world_free(w);
 }
 
+/* An earlier attempt timed out (it may have run): the refused retry leaves
+ * the step unknown, and it is compensated. */
+/* The history rows of the last apply, as the store writes them. */
+static int keep_history(world_t *w, json_t **rows, int n) {
+    for (int i = 0; i < w->fx.count; i++) {
+        const saga_effect_t *e = &w->fx.items[i];
+        if (e->kind != SAGA_FX_EVENT) continue;
+        const json_t *ev = e->message;
+        const char *status = json_string_value(json_object_get(ev, "step_status"));
+        char *detail = saga_json_dump(json_object_get(ev, "detail")), err[256] = "";
+        rows[n] = saga_history_row_event(w->saga.id, json_integer_value(json_object_get(ev, "seq")), w->now,
+                                         json_string_value(json_object_get(ev, "event")),
+                                         json_string_value(json_object_get(ev, "step")),
+                                         status ? status : json_string_value(json_object_get(ev, "status")), detail,
+                                         err, sizeof err);
+        assert_non_null(rows[n]);
+        n++;
+        saga_free(detail);
+    }
+    return n;
+}
+
+static void test_undeliverable_retry_after_timeout_is_compensated(void **state) {
+    world_t *w = world_new(make_def(2, 0));
+    json_t *rows[64];
+    int n = 0;
+    start(w);
+    n = keep_history(w, rows, n);
+    assert_int_equal(timer(w, 0, SAGA_TIMER_STEP_TIMEOUT, 1), 0);
+    n = keep_history(w, rows, n);
+    assert_int_equal(w->saga.steps[0].status, SAGA_STEP_RETRY_WAIT);
+    assert_int_equal(timer(w, 0, SAGA_TIMER_BACKOFF, 1), 0);
+    n = keep_history(w, rows, n);
+    assert_int_equal(w->saga.steps[0].attempt, 2);
+    assert_int_equal(undeliverable(w, 0, SAGA_KIND_ACTION, 2), 0);
+    n = keep_history(w, rows, n);
+    assert_int_equal(w->saga.steps[0].status, SAGA_STEP_COMPENSATING);
+    assert_string_equal(cmd_str(find_fx(w, SAGA_FX_COMMAND, 0), "kind"), "compensation");
+    assert_true(has_event(w, "step.unknown"));
+    assert_int_equal(undeliverable(w, 0, SAGA_KIND_COMPENSATION, 1), 0); /* and its compensation refused too */
+    n = keep_history(w, rows, n);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATION_FAILED);
+    /* the history rebuilds the saga exactly (GET /v1/sagas/{id}?at=) */
+    saga_t back;
+    char err[256] = "", diff[256] = "";
+    assert_int_equal(saga_replay(w->saga.def, w->saga.id, (const json_t *const *)rows, n, INT64_MAX, &back, err,
+                                 sizeof err), 0);
+    assert_true(saga_equal(&w->saga, &back, diff, sizeof diff));
+    saga_clear(&back);
+    for (int i = 0; i < n; i++) json_decref(rows[i]);
+    world_free(w);
+}
+
 static void test_history_sequence_is_gap_free(void **state) {
     world_t *w = world_new(make_def(3, 0));
     int64_t expect = 1;
@@ -682,6 +736,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_no_limit_no_check),
         cmocka_unit_test(test_oversized_compensation_and_event),
         cmocka_unit_test(test_undeliverable_command_fails_the_step),
+        cmocka_unit_test(test_undeliverable_retry_after_timeout_is_compensated),
         cmocka_unit_test(test_history_sequence_is_gap_free),
         cmocka_unit_test(test_backoff_without_jitter_grows_and_caps),
         cmocka_unit_test(test_full_jitter_stays_within_cap_and_varies),
