@@ -121,12 +121,13 @@ static void log_counters(const sagad_t *d) {
                                      (unsigned long long)d->stale_by_reason[r]);
     if (stale[0]) LOG_INFO("sagad", "ignored events by reason:%s", stale);
     LOG_INFO("sagad", "started=%llu messages=%llu commits=%llu produced=%llu dup_start=%llu dup_msg=%llu "
-             "stale_reply=%llu stale_timer=%llu dlq=%llu",
+             "stale_reply=%llu stale_timer=%llu dlq=%llu parked=%llu resent=%llu",
              (unsigned long long)d->counters.sagas_started, (unsigned long long)d->counters.messages,
              (unsigned long long)d->counters.commits, (unsigned long long)d->counters.produced,
              (unsigned long long)d->counters.duplicate_start, (unsigned long long)d->counters.duplicate_message,
              (unsigned long long)d->counters.stale_reply, (unsigned long long)d->counters.stale_timer,
-             (unsigned long long)d->counters.dead_letters);
+             (unsigned long long)d->counters.dead_letters, (unsigned long long)d->counters.outbox_parked,
+             (unsigned long long)d->counters.produce_retries);
 }
 
 static int write_ready_file(const sagad_t *d, int admin_port, const char *token_file) {
@@ -167,6 +168,7 @@ int main(int argc, char **argv) {
         {"max-in-flight", SAGA_CFG_INT, "1000", "bulkhead: most commands out at once per participant topic (0: no limit)", &c->max_in_flight},
         {"breaker-failures", SAGA_CFG_INT, "50", "circuit breaker: consecutive timeouts/retries that open a topic's circuit (0: never)", &c->breaker_failures},
         {"breaker-cooldown", SAGA_CFG_STRING, "10s", "circuit breaker: how long an open circuit waits before one probe", &c->breaker_cooldown},
+        {"max-message-bytes", SAGA_CFG_INT, "1000000", "largest Kafka record sagad publishes (the broker's message.max.bytes; a command over it fails its step with PAYLOAD_TOO_LARGE, an event or dead letter over it is truncated; the admin API's body limit sits below it)", &c->max_message_bytes},
         {"check", SAGA_CFG_BOOL, "false", "validate the definitions and exit", &c->check},
         {0},
     };
@@ -191,6 +193,10 @@ int main(int argc, char **argv) {
     if (saga_parse_duration(c->dedup_retention, &c->dedup_retention_ms) || c->dedup_retention_ms < 60000) {
         fprintf(stderr, "sagad: --dedup-retention: '%s' is not a duration of at least 1m (e.g. 168h)\n",
                 c->dedup_retention);
+        return 2;
+    }
+    if (c->max_message_bytes < 16384 || c->max_message_bytes > 1000000000) {
+        fprintf(stderr, "sagad: --max-message-bytes: %lld is not between 16384 and 1000000000\n", c->max_message_bytes);
         return 2;
     }
     saga_alloc_install_jansson();
@@ -294,6 +300,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     saga_admin_set_commands(admin, d.commands, token);
+    /* A body the size of the limit could never be published: the admin API
+     * refuses it first (413), leaving room for the command's envelope. */
+    saga_admin_set_max_body(admin, (size_t)c->max_message_bytes - SAGA_MESSAGE_RESERVE - 4096);
     if (c->alert_webhook && *c->alert_webhook) {
         d.alerts = saga_alerter_start(c->alert_webhook, 10000, err, sizeof err);
         if (!d.alerts) {
@@ -309,6 +318,7 @@ int main(int argc, char **argv) {
     saga_admin_set_runtime(admin, sagad_runtime_fill, d.runtime);
     d.engine.replies_topic = c->replies_topic;
     d.engine.flow = d.flow;
+    d.engine.max_message_bytes = (size_t)c->max_message_bytes;
     d.rng = saga_random_u64();
     saga_signals_install(&stop_requested, &reload_requested);
     LOG_INFO("sagad", "running: db=%s admin=http://%s:%d", c->db, c->admin_addr, saga_admin_port(admin));

@@ -35,7 +35,15 @@ typedef struct {
     const char *breaker_cooldown;
     int64_t breaker_cooldown_ms;
     saga_kv_list_t kafka_props;
+    long long max_message_bytes;   /* largest Kafka record sagad publishes */
 } sagad_config_t;
+
+/* An outbox row to send again after a transient delivery failure. */
+typedef struct {
+    int64_t id;
+    int attempt;     /* deliveries tried so far */
+    int64_t due_ms;  /* not before (backoff) */
+} sagad_resend_t;
 
 /* Counters of what the loop did; logged periodically, metrics later. */
 #define SAGAD_COUNTERS(X)                                      \
@@ -52,7 +60,9 @@ typedef struct {
     X(resumed, "queued steps resumed when their topic had room")  \
     X(retries, "step retries scheduled (actions and compensations)") \
     X(timeouts, "step timeouts")                               \
-    X(sagas_finished, "sagas that reached a terminal status")
+    X(sagas_finished, "sagas that reached a terminal status")  \
+    X(outbox_parked, "outbox messages the broker refused for good (parked: step failed or stub sent)") \
+    X(produce_retries, "outbox messages sent again after a transient delivery failure")
 
 typedef struct {
 #define SAGAD_COUNTER_FIELD(name, help) uint64_t name;
@@ -73,7 +83,12 @@ typedef struct sagad {
     json_t *pending_alerts;             /* [kind, fields] pairs raised in this transaction */
     saga_breaker_state_t breaker_logged[256]; /* last logged state per flow topic index */
     uint64_t rng;
-    int64_t relay_after;       /* highest outbox id handed to the producer */
+    int64_t relay_after;       /* highest outbox id handed to the producer (never goes back) */
+    sagad_resend_t *resend;    /* rows whose delivery failed, sent again one by one */
+    int resend_count, resend_cap;
+    uint64_t producers_seen;   /* producer resets (fatal errors) the relay has caught up with */
+    int64_t parked_alert_window;   /* start of the minute the outbox_parked alerts are counted in */
+    int parked_alerts, parked_unalerted; /* alerts raised in it; parked rows not alerted since */
     int64_t timers_held_since; /* due timers held back behind a message backlog since (0: not) */
     sagad_counters_t counters;
     uint64_t stale_by_reason[SAGA_STALE__COUNT];

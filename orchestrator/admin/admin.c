@@ -56,6 +56,7 @@ struct saga_admin {
     char *hosts[MAX_HOSTS + 1]; /* accepted Host names, NULL-terminated (ctx.hosts) */
     size_t host_count;
     char last_mhd_error[256]; /* the reason MHD_start_daemon failed */
+    size_t max_body;          /* request body limit (ADMIN_MAX_BODY unless set lower) */
 };
 
 /* Per-request state: the raw query and the request body, bounded by
@@ -149,7 +150,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (rs->too_large) return MHD_YES;
-        if (n > ADMIN_MAX_BODY - rs->len) {
+        size_t max_body = a->max_body ? a->max_body : ADMIN_MAX_BODY;
+        if (n > max_body - rs->len) {
             rs->too_large = 1;
             saga_free(rs->buf);
             rs->buf = NULL;
@@ -169,7 +171,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     admin_response_t res;
     memset(&res, 0, sizeof res);
     if (rs->too_large) {
-        admin_error(&res, ADMIN_ERR_TOO_LARGE, "request body larger than %d bytes", ADMIN_MAX_BODY);
+        admin_error(&res, ADMIN_ERR_TOO_LARGE, "request body larger than %zu bytes",
+                    a->max_body ? a->max_body : (size_t)ADMIN_MAX_BODY);
     } else if (rs->no_query) {
         admin_error(&res, ADMIN_ERR_INTERNAL, "out of memory");
     } else {
@@ -405,6 +408,10 @@ void saga_admin_set_runtime(saga_admin_t *a, int (*fn)(void *arg, json_t *into),
     a->ctx.stats_runtime = fn;
     a->ctx.stats_runtime_arg = arg;
     pthread_mutex_unlock(&a->lock);
+}
+
+void saga_admin_set_max_body(saga_admin_t *a, size_t bytes) {
+    if (bytes > 0 && bytes < ADMIN_MAX_BODY) a->max_body = bytes; /* set before requests are served */
 }
 
 void saga_admin_set_commands(saga_admin_t *a, saga_command_queue_t *commands, const char *token) {

@@ -27,6 +27,10 @@ typedef struct saga_command_queue saga_command_queue_t;
  * server. */
 void saga_admin_set_commands(saga_admin_t *a, saga_command_queue_t *commands, const char *token);
 
+/* Lowers the request body limit below ADMIN_MAX_BODY (sagad: below its
+ * --max-message-bytes, so a start the API accepts can be published). */
+void saga_admin_set_max_body(saga_admin_t *a, size_t bytes);
+
 /* Fills the "runtime" member of GET /v1/stats and the process metrics of
  * GET /metrics: fn(arg, object) adds what the main loop published. It is
  * called on the server's thread and must do its own locking. */

@@ -10,6 +10,7 @@
 #include "template.h"
 
 #include "saga_alloc.h"
+#include "saga_json.h"
 #include "saga_error.h"
 
 #include <stdbool.h>
@@ -147,12 +148,10 @@ static json_t *render_string(const char *s, size_t len, const json_t *ctx, char 
             if (json_is_string(v)) {
                 tbuf_put(&b, json_string_value(v), json_string_length(v));
             } else {
-                char *dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                char *dump = saga_json_dump(v); /* numbers in their shortest form */
                 if (!dump) b.oom = true;
                 else tbuf_put(&b, dump, strlen(dump));
-                json_free_t jfree;
-                json_get_alloc_funcs(NULL, &jfree);
-                if (dump) jfree(dump);
+                saga_free(dump);
             }
             i = (size_t)close + 1;
             lit = i;

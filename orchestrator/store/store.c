@@ -331,8 +331,10 @@ static char *headers_for(const saga_t *s) {
     return text;
 }
 
+/* text: the bytes the engine chose to publish (NULL: message serialised). */
 static int add_outbox_json(saga_store_t *st, const char *topic, const saga_t *s, const char *headers,
-                           const json_t *message, int64_t now) {
+                           const json_t *message, const char *text, int64_t now) {
+    if (text) return saga_store_outbox_add(st, topic, s->id, headers, text, strlen(text), now);
     char *payload = saga_json_dump(message);
     if (!payload) return SAGA_ENOMEM;
     int rc = saga_store_outbox_add(st, topic, s->id, headers, payload, strlen(payload), now);
@@ -362,10 +364,10 @@ static int save_effect(saga_store_t *st, const saga_t *s, const saga_effect_t *e
                        const char *events_topic, int64_t now) {
     switch (e->kind) {
     case SAGA_FX_COMMAND:
-        return add_outbox_json(st, e->topic, s, headers, e->message, now);
+        return add_outbox_json(st, e->topic, s, headers, e->message, e->text, now);
     case SAGA_FX_EVENT: {
         int rc = add_history(st, s, e->message, now);
-        return rc ? rc : add_outbox_json(st, events_topic, s, headers, e->message, now);
+        return rc ? rc : add_outbox_json(st, events_topic, s, headers, e->message, e->text, now);
     }
     case SAGA_FX_ALERT:
         LOG_ERROR("alert", "saga %s needs an operator: %s", s->id,
@@ -505,6 +507,54 @@ int saga_store_outbox_delete(saga_store_t *st, int64_t *ids, int n) {
         i = j + 1;
     }
     return 0;
+}
+
+/* Rare statements (the relay's resends and parked rows): prepared per call,
+ * not in STORE_STATEMENTS. */
+int saga_store_outbox_get(saga_store_t *st, int64_t id, int (*fn)(const saga_outbox_row_t *row, void *user),
+                          void *user) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "SELECT id, topic, key, headers, payload FROM outbox WHERE id = ?", -1, &q,
+                           NULL) != SQLITE_OK)
+        return fail(st, "outbox get");
+    sqlite3_bind_int64(q, 1, id);
+    int rc = sqlite3_step(q), found = 0;
+    if (rc == SQLITE_ROW) {
+        saga_outbox_row_t row = {
+            .id = sqlite3_column_int64(q, 0),
+            .topic = (const char *)sqlite3_column_text(q, 1),
+            .key = (const char *)sqlite3_column_text(q, 2),
+            .headers = (const char *)sqlite3_column_text(q, 3),
+            .payload = sqlite3_column_blob(q, 4),
+            .payload_len = (size_t)sqlite3_column_bytes(q, 4),
+        };
+        found = 1;
+        rc = fn(&row, user);
+        if (rc > 0) rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = fail(st, "outbox get");
+    }
+    sqlite3_finalize(q);
+    return rc < 0 ? rc : found;
+}
+
+int saga_store_outbox_park(saga_store_t *st, int64_t id, int64_t now, const char *error, const char *outcome) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT OR REPLACE INTO outbox_parked (id, topic, key, headers, payload, created_at,"
+                           " parked_at, error, outcome) SELECT id, topic, key, headers, payload, created_at, ?, ?, ?"
+                           " FROM outbox WHERE id = ?", -1, &q, NULL) != SQLITE_OK)
+        return fail(st, "outbox park");
+    sqlite3_bind_int64(q, 1, now);
+    bind_text(q, 2, error);
+    bind_text(q, 3, outcome);
+    sqlite3_bind_int64(q, 4, id);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : fail(st, "outbox park");
+    sqlite3_finalize(q);
+    if (!rc) rc = saga_store_outbox_delete(st, &id, 1);
+    return rc;
 }
 
 long long saga_store_outbox_backlog(saga_store_t *st) {

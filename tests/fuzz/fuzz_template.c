@@ -9,8 +9,15 @@
  * - when scan succeeds, render fails only with "...: no such value";
  * - a tree whose strings contain no '$' renders to an equal tree;
  * - render never changes the shape: object stays object with the same
- *   keys, array stays array with the same length. */
+ *   keys, array stays array with the same length;
+ * - what it renders is what sagad publishes (saga_json_dump: reals in
+ *   their shortest round-trip form, issue 13): it reads back equal and is
+ *   never longer than jansson's %.17g text, so a re-encoded command is no
+ *   larger than its input (the message size limit is checked on it). */
 #include "template.h"
+
+#include "saga_alloc.h"
+#include "saga_json.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char context_text[] =
     "{\"input\": {\"order_id\": \"o-1\", \"amount\": 42, \"price\": 9.5, \"ok\": true, \"none\": null,"
+    "            \"tenth\": 0.1, \"weights\": [0.1, 0.2, 0.30000000000000004, 1e300, -0.0, 5e-324],"
     "            \"items\": [{\"sku\": \"a\", \"qty\": 1}, {\"sku\": \"b\", \"qty\": 2}],"
     "            \"nested\": {\"a\": {\"b\": [[1, 2], {\"c\": \"${input.order_id}\"}]}},"
     "            \"empty\": \"\", \"dollar\": \"$${x}\", \"dot.key\": 1, \"\": \"blank\"},"
@@ -89,6 +97,15 @@ static void exercise(const json_t *tmpl) {
 
     json_t *out = saga_template_render(tmpl, context, err, sizeof err);
     if (out) {
+        char *ours = saga_json_dump(out);
+        char *theirs = json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        CHECK(ours != NULL && theirs != NULL);
+        CHECK(strlen(ours) <= strlen(theirs));
+        json_t *back = json_loads(ours, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        CHECK(back != NULL && json_equal(back, out));
+        json_decref(back);
+        saga_free(ours);
+        saga_free(theirs);
         CHECK(scan_rc == 0);
         check_shape(tmpl, out);
         if (!has_dollar(tmpl)) CHECK(json_equal(tmpl, out));
