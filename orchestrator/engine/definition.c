@@ -371,8 +371,9 @@ typedef struct {
     saga_def_errors_t *errs;
 } tmpl_check_t;
 
-static int visit_expr(const char *expr, void *user) {
+static int visit_expr(const saga_template_ref_t *ref, void *user) {
     tmpl_check_t *t = user;
+    const char *expr = ref->path;
     const char *segs[8];
     size_t lens[8];
     int n = 0;
@@ -410,7 +411,14 @@ static int visit_expr(const char *expr, void *user) {
         if (j < 0) {
             add_err(t->errs, t->at->s, "${%.100s}: unknown step '%s'", expr, name);
         } else if (t->compensation && j == t->step) {
-            /* the compensation carries the action's output */
+            /* The compensation carries the action's output, which is absent
+             * when the outcome is unknown (a timeout): without a default
+             * the compensation could never be rendered. */
+            if (!ref->has_default)
+                add_err(t->errs, t->at->s,
+                        "compensation reads its own step's output without a default "
+                        "(${%.100s} has no value after a timeout: write ${%.100s:-null})",
+                        expr, expr);
         } else if (!(t->ancestors & ((uint64_t)1 << j))) {
             add_err(t->errs, t->at->s,
                     "${%.100s}: step '%s' does not run before '%s' (it must be reached through 'after')",
@@ -428,7 +436,9 @@ static void check_templates(const json_t *v, const ptr_t *at, tmpl_check_t *t) {
     if (json_is_string(v)) {
         char err[200];
         t->at = at;
-        if (saga_template_scan(v, visit_expr, t, err, sizeof err) != 0) add_err(t->errs, at->s, "%s", err);
+        int rc = saga_template_scan_refs(v, visit_expr, t, err, sizeof err);
+        if (rc == SAGA_ENOMEM) add_err(t->errs, "", "out of memory");
+        else if (rc != 0) add_err(t->errs, at->s, "%s", err);
     } else if (json_is_object(v)) {
         const char *key;
         json_t *val;
