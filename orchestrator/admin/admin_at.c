@@ -63,7 +63,7 @@ int admin_get_saga_at(admin_ctx_t *ctx, const char *id, const char *at_text, adm
     int64_t at;
     if (saga_parse_time(at_text, &at))
         return admin_error(res, ADMIN_ERR_BAD_REQUEST,
-                           "parameter 'at': '%.64s' is not an RFC 3339 UTC time like 2026-11-24T22:39:04.123Z", at_text);
+                           "parameter 'at': '%.*s' is not an RFC 3339 UTC time like 2026-11-24T22:39:04.123Z", saga_utf8_prefix(at_text, 64), at_text);
     int found;
     saga_definition_t *def = stored_definition(ctx, id, &found);
     if (!found) return admin_error(res, ADMIN_ERR_NOT_FOUND, "no saga '%s'", id);

@@ -15,6 +15,7 @@
 #include "saga_alloc.h"
 #include "saga_error.h"
 #include "saga_json_parse.h"
+#include "saga_utf8.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -169,7 +170,7 @@ static void set_err(char *err, size_t errlen, const char *fmt_prefix, const char
         return;
     }
     size_t room = errlen > fixed + 4 ? errlen - fixed - 4 : 0; /* "..." and the NUL */
-    while (room > 0 && ((unsigned char)expr[room] & 0xC0) == 0x80) room--;
+    room = saga_utf8_prefix_n(expr, n, room);
     snprintf(err, errlen, "%s%.*s...%s", fmt_prefix, (int)room, expr, suffix);
 }
 

@@ -56,6 +56,10 @@ static const char *const saga_store_migrations[] = {
 
     /* 2: dedup rows are pruned by age */
     "CREATE INDEX dedup_seen ON dedup (seen_at);",
+
+    /* 3: a start's message id is looked up in the saga it started (the
+     * dedup row of a start without saga_id may have been pruned) */
+    "CREATE INDEX sagas_start_message ON sagas (start_message_id) WHERE start_message_id IS NOT NULL;",
 };
 
 #endif
