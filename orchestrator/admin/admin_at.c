@@ -53,6 +53,7 @@ static saga_definition_t *stored_definition(admin_ctx_t *ctx, const char *id, in
         sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
         *found = 1;
         saga_def_errors_t errs = {0};
+        errs.stored = true; /* loads as it loaded when the saga ran on it */
         def = saga_definition_parse((const char *)sqlite3_column_text(q, 0), (size_t)sqlite3_column_bytes(q, 0), &errs);
     }
     sqlite3_finalize(q);

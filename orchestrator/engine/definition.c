@@ -417,7 +417,7 @@ static int visit_expr(const saga_template_ref_t *ref, void *user) {
             /* The compensation carries the action's output, which is absent
              * when the outcome is unknown (a timeout): without a default
              * the compensation could never be rendered. */
-            if (!ref->has_default)
+            if (!ref->has_default && !t->errs->stored)
                 add_err(t->errs, t->at->s,
                         "compensation reads its own step's output without a default "
                         "(${%.*s} has no value after a timeout: write ${%.*s:-null})",

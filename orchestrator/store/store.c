@@ -562,6 +562,7 @@ int saga_store_load_retired(saga_store_t *st, saga_registry_t *reg, char *err, s
         int version = sqlite3_column_int(q, 1);
         if (saga_registry_get(reg, name, version)) continue;
         saga_def_errors_t errs = {0};
+        errs.stored = true; /* sagas may run on it: it loads as it loaded then */
         const char *json = (const char *)sqlite3_column_text(q, 2);
         saga_definition_t *def = saga_definition_parse(json, (size_t)sqlite3_column_bytes(q, 2), &errs);
         if (!def) {
