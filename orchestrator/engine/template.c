@@ -13,6 +13,7 @@
 #include "template.h"
 
 #include "saga_alloc.h"
+#include "saga_json.h"
 #include "saga_error.h"
 #include "saga_json_parse.h"
 #include "saga_utf8.h"
@@ -229,12 +230,10 @@ static json_t *render_string(const char *s, size_t len, const json_t *ctx, char 
             if (json_is_string(v)) {
                 tbuf_put(&b, json_string_value(v), json_string_length(v));
             } else {
-                char *dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                char *dump = saga_json_dump(v); /* numbers in their shortest form */
                 if (!dump) b.oom = true;
                 else tbuf_put(&b, dump, strlen(dump));
-                json_free_t jfree;
-                json_get_alloc_funcs(NULL, &jfree);
-                if (dump) jfree(dump);
+                saga_free(dump);
             }
             json_decref(v);
             i = (size_t)close + 1;
