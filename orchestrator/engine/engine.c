@@ -10,10 +10,10 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
-#include "saga_utf8.h"
 #include "template.h"
 #include "flow.h"
 #include "transitions.h"
+#include "saga_utf8.h"
 
 /* ---- names ------------------------------------------------------------ */
 

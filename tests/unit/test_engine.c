@@ -462,6 +462,56 @@ static void test_missing_template_value_fails_the_step(void **state) {
     world_free(w);
 }
 
+static void test_history_sequence_is_gap_free(void **state) {
+    world_t *w = world_new(make_def(3, 0));
+    int64_t expect = 1;
+    start(w);
+    for (int step = 0; step <= 3; step++) {
+        for (int i = 0; i < w->fx.count; i++) {
+            if (w->fx.items[i].kind != SAGA_FX_EVENT) continue;
+            assert_int_equal(json_integer_value(json_object_get(w->fx.items[i].message, "seq")), expect);
+            expect++;
+        }
+        if (step < 3) ok(w, step);
+    }
+    assert_int_equal(w->saga.seq, expect - 1);
+    world_free(w);
+}
+
+static void test_backoff_without_jitter_grows_and_caps(void **state) {
+    saga_retry_policy_t p = policy(10, 100, 2, 1000, SAGA_JITTER_NONE);
+    uint64_t rng = 1;
+    assert_int_equal(saga_backoff_ms(&p, 1, &rng), 100);
+    assert_int_equal(saga_backoff_ms(&p, 2, &rng), 200);
+    assert_int_equal(saga_backoff_ms(&p, 4, &rng), 800);
+    assert_int_equal(saga_backoff_ms(&p, 5, &rng), 1000);
+    assert_int_equal(saga_backoff_ms(&p, 60, &rng), 1000);
+}
+
+static void test_full_jitter_stays_within_cap_and_varies(void **state) {
+    saga_retry_policy_t p = policy(10, 100, 2, 1000, SAGA_JITTER_FULL);
+    uint64_t rng = 7;
+    int64_t min = INT64_MAX, max = -1;
+    for (int i = 0; i < 1000; i++) {
+        int64_t d = saga_backoff_ms(&p, 3, &rng);
+        assert_true(d >= 0 && d <= 400);
+        if (d < min) min = d;
+        if (d > max) max = d;
+    }
+    assert_true(max - min > 200); /* spread over the range, not constant */
+}
+
+static void test_names_round_trip(void **state) {
+    for (int i = 0; i < SAGA_STATUS__COUNT; i++)
+        assert_int_equal(saga_status_parse(saga_status_name((saga_status_t)i)), i);
+    for (int i = 0; i < SAGA_STEP__COUNT; i++)
+        assert_int_equal(saga_step_status_parse(saga_step_status_name((saga_step_status_t)i)), i);
+    assert_int_equal(saga_status_parse("nope"), -1);
+    assert_int_equal(saga_step_status_parse(NULL), -1);
+    assert_string_equal(saga_command_kind_name(SAGA_KIND_COMPENSATION), "compensation");
+    assert_int_equal(saga_timer_kind_parse("deadline"), SAGA_TIMER_DEADLINE);
+}
+
 /* Issue 13.5: a step that timed out (outcome unknown, no output) is
  * compensated; a compensation payload reading the step's own output with
  * a default renders (the default), where without one it failed at every
@@ -522,56 +572,6 @@ static void test_long_multibyte_error_cut_on_boundary(void **state) {
     world_free(w);
 }
 
-static void test_history_sequence_is_gap_free(void **state) {
-    world_t *w = world_new(make_def(3, 0));
-    int64_t expect = 1;
-    start(w);
-    for (int step = 0; step <= 3; step++) {
-        for (int i = 0; i < w->fx.count; i++) {
-            if (w->fx.items[i].kind != SAGA_FX_EVENT) continue;
-            assert_int_equal(json_integer_value(json_object_get(w->fx.items[i].message, "seq")), expect);
-            expect++;
-        }
-        if (step < 3) ok(w, step);
-    }
-    assert_int_equal(w->saga.seq, expect - 1);
-    world_free(w);
-}
-
-static void test_backoff_without_jitter_grows_and_caps(void **state) {
-    saga_retry_policy_t p = policy(10, 100, 2, 1000, SAGA_JITTER_NONE);
-    uint64_t rng = 1;
-    assert_int_equal(saga_backoff_ms(&p, 1, &rng), 100);
-    assert_int_equal(saga_backoff_ms(&p, 2, &rng), 200);
-    assert_int_equal(saga_backoff_ms(&p, 4, &rng), 800);
-    assert_int_equal(saga_backoff_ms(&p, 5, &rng), 1000);
-    assert_int_equal(saga_backoff_ms(&p, 60, &rng), 1000);
-}
-
-static void test_full_jitter_stays_within_cap_and_varies(void **state) {
-    saga_retry_policy_t p = policy(10, 100, 2, 1000, SAGA_JITTER_FULL);
-    uint64_t rng = 7;
-    int64_t min = INT64_MAX, max = -1;
-    for (int i = 0; i < 1000; i++) {
-        int64_t d = saga_backoff_ms(&p, 3, &rng);
-        assert_true(d >= 0 && d <= 400);
-        if (d < min) min = d;
-        if (d > max) max = d;
-    }
-    assert_true(max - min > 200); /* spread over the range, not constant */
-}
-
-static void test_names_round_trip(void **state) {
-    for (int i = 0; i < SAGA_STATUS__COUNT; i++)
-        assert_int_equal(saga_status_parse(saga_status_name((saga_status_t)i)), i);
-    for (int i = 0; i < SAGA_STEP__COUNT; i++)
-        assert_int_equal(saga_step_status_parse(saga_step_status_name((saga_step_status_t)i)), i);
-    assert_int_equal(saga_status_parse("nope"), -1);
-    assert_int_equal(saga_step_status_parse(NULL), -1);
-    assert_string_equal(saga_command_kind_name(SAGA_KIND_COMPENSATION), "compensation");
-    assert_int_equal(saga_timer_kind_parse("deadline"), SAGA_TIMER_DEADLINE);
-}
-
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -594,12 +594,12 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_parallel_branches_start_together_and_failure_waits),
         cmocka_unit_test(test_join_waits_for_all_dependencies),
         cmocka_unit_test(test_missing_template_value_fails_the_step),
-        cmocka_unit_test(test_timed_out_step_compensation_uses_default),
-        cmocka_unit_test(test_long_multibyte_error_cut_on_boundary),
         cmocka_unit_test(test_history_sequence_is_gap_free),
         cmocka_unit_test(test_backoff_without_jitter_grows_and_caps),
         cmocka_unit_test(test_full_jitter_stays_within_cap_and_varies),
         cmocka_unit_test(test_names_round_trip),
+        cmocka_unit_test(test_timed_out_step_compensation_uses_default),
+        cmocka_unit_test(test_long_multibyte_error_cut_on_boundary),
     };
     int failed = cmocka_run_group_tests_name("engine", tests, NULL, NULL);
     release_def();
