@@ -20,8 +20,8 @@
     X(dedup, "INSERT OR IGNORE INTO dedup (consumer, message_id, seen_at) VALUES (?, ?, ?)")       \
     X(dedup_prune, "DELETE FROM dedup WHERE (consumer, message_id) IN"                    \
                    " (SELECT consumer, message_id FROM dedup WHERE seen_at < ? LIMIT ?)") \
-    X(exists, "SELECT 1 FROM sagas WHERE id = ?")                                                  \
     X(start_seen, "SELECT 1 FROM sagas WHERE start_message_id = ? LIMIT 1")                        \
+    X(exists, "SELECT 1 FROM sagas WHERE id = ?")                                                  \
     X(load_saga, "SELECT definition, version, status, input, traceparent, created_at, updated_at," \
                  " deadline_at, seq, completions, error_code, error_message FROM sagas WHERE id = ?") \
     X(load_steps, "SELECT idx, status, attempt, comp_attempt, comp_budget_base, outcome_unknown,"  \

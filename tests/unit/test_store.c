@@ -276,33 +276,6 @@ static void test_dedup_prune_removes_only_old_rows(void **state) {
     assert_int_equal(saga_store_dedup(f->st, "replies", "old-1", 6000), 1); /* forgotten */
 }
 
-/* Issue 13.6: a start's message id stays with its saga after the dedup row
- * is pruned; the lookup uses the index of migration 3. */
-static void test_start_message_id_remembered_after_prune(void **state) {
-    fixture_t *f = *state;
-    saga_t s;
-    assert_int_equal(saga_store_dedup(f->st, "start", "m-1", 100), 1);
-    start_saga(f, "s-1", &s, 100); /* stored with start message id "m-1" */
-    saga_clear(&s);
-    assert_int_equal(saga_store_prune_dedup(f->st, 1000, 100), 1);
-    assert_int_equal(saga_store_dedup(f->st, "start", "m-1", 2000), 1); /* dedup forgot it */
-    assert_int_equal(saga_store_start_seen(f->st, "m-1"), 1);          /* the saga did not */
-    assert_int_equal(saga_store_start_seen(f->st, "m-2"), 0);
-    assert_true(count(f, "PRAGMA user_version") >= 3);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *q;
-    assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT 1 FROM sagas WHERE start_message_id = 'm-1' LIMIT 1",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    bool indexed = false;
-    while (sqlite3_step(q) == SQLITE_ROW)
-        if (strstr((const char *)sqlite3_column_text(q, 3), "sagas_start_message")) indexed = true;
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    assert_true(indexed);
-}
-
 static void test_due_timers_in_order_and_delete(void **state) {
     fixture_t *f = *state;
     saga_t a, b;
@@ -349,6 +322,33 @@ static void test_bad_synchronous_is_refused(void **state) {
     saga_store_options_t o = {.synchronous = "SOMETIMES"};
     assert_null(saga_store_open(path, &o, err, sizeof err));
     assert_non_null(strstr(err, "SOMETIMES"));
+}
+
+/* Issue 13.6: a start's message id stays with its saga after the dedup row
+ * is pruned; the lookup uses the index of migration 3. */
+static void test_start_message_id_remembered_after_prune(void **state) {
+    fixture_t *f = *state;
+    saga_t s;
+    assert_int_equal(saga_store_dedup(f->st, "start", "m-1", 100), 1);
+    start_saga(f, "s-1", &s, 100); /* stored with start message id "m-1" */
+    saga_clear(&s);
+    assert_int_equal(saga_store_prune_dedup(f->st, 1000, 100), 1);
+    assert_int_equal(saga_store_dedup(f->st, "start", "m-1", 2000), 1); /* dedup forgot it */
+    assert_int_equal(saga_store_start_seen(f->st, "m-1"), 1);          /* the saga did not */
+    assert_int_equal(saga_store_start_seen(f->st, "m-2"), 0);
+    assert_true(count(f, "PRAGMA user_version") >= 3);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT 1 FROM sagas WHERE start_message_id = 'm-1' LIMIT 1",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    bool indexed = false;
+    while (sqlite3_step(q) == SQLITE_ROW)
+        if (strstr((const char *)sqlite3_column_text(q, 3), "sagas_start_message")) indexed = true;
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    assert_true(indexed);
 }
 
 int main(int argc, char **argv) {
