@@ -10,6 +10,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 
 static json_t *time_or_null(int64_t ms) {
     char buf[40];

@@ -140,7 +140,7 @@ int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response
     } else if (exists) {
         rc = accepted(res, 200, id, status); /* idempotent on saga_id */
     } else if (!known) {
-        rc = admin_error(res, ADMIN_ERR_UNPROCESSABLE, "unknown definition '%.*s'", saga_utf8_prefix(start.definition, 128), start.definition);
+        rc = admin_error(res, ADMIN_ERR_UNPROCESSABLE, "unknown definition '%.128s'", start.definition);
     } else {
         char *body = saga_json_dump(doc);
         rc = body ? saga_command_push(ctx->commands, SAGA_CMD_START, id, body, NULL) : SAGA_ENOMEM;

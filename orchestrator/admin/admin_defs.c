@@ -4,6 +4,7 @@
 #include "admin_route.h"
 
 #include "saga_error.h"
+#include "saga_utf8.h"
 #include "saga_log.h"
 
 #include <limits.h>

@@ -13,6 +13,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 #include "saga_log.h"
 
 #include <inttypes.h>

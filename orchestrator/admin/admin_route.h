@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "saga_utf8.h" /* error messages quote request text cut on character boundaries */
-
 /* Longest saga id accepted in a path, in bytes after percent-decoding. */
 #define ADMIN_MAX_ID_LEN 127
 /* Largest request body accepted (for the command endpoints to come). */
