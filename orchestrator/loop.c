@@ -10,6 +10,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 #include "saga_json.h"
 #include "saga_kafka.h"
 #include "saga_log.h"
@@ -141,13 +142,20 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     }
     const saga_definition_t *def = saga_registry_get(d->registry, start.definition, start.version);
     if (!def) {
-        snprintf(err, sizeof err, "saga.start: unknown definition '%.100s'%s", start.definition,
+        snprintf(err, sizeof err, "saga.start: unknown definition '%.*s'%s", saga_utf8_prefix(start.definition, 100), start.definition,
                  start.version ? " at that version" : "");
         if (m) return dead_letter(d, m, err, now);
         LOG_WARN("loop", "operator start refused: %s", err);
         return 0;
     }
     int rc = saga_store_dedup(d->store, "start", start.message_id, now);
+    /* New to dedup, whose rows are pruned by age: the saga row keeps the
+     * message id of the start that created it for good (offsets reset, a
+     * new consumer group, a re-published start: still the same start). */
+    if (rc == 1) {
+        int seen = saga_store_start_seen(d->store, start.message_id);
+        rc = seen < 0 ? seen : !seen;
+    }
     if (rc <= 0) {
         if (rc == 0) d->counters.duplicate_message++;
         return rc;
@@ -203,7 +211,7 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
     if (rc == SAGA_ENOTFOUND) {
         char reason[700];
         snprintf(reason, sizeof reason, "saga.reply: %s", err[0] ? err : "unknown saga");
-        if (!err[0]) snprintf(reason, sizeof reason, "saga.reply: unknown saga '%.128s'", reply.saga_id);
+        if (!err[0]) snprintf(reason, sizeof reason, "saga.reply: unknown saga '%.*s'", saga_utf8_prefix(reply.saga_id, 128), reply.saga_id);
         return dead_letter(d, m, reason, now);
     }
     if (rc) {
@@ -212,7 +220,7 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
     }
     int step = saga_definition_step_index(s->def, reply.step);
     if (step < 0) {
-        snprintf(err, sizeof err, "saga.reply: saga '%.128s' has no step '%.128s'", reply.saga_id, reply.step);
+        snprintf(err, sizeof err, "saga.reply: saga '%.*s' has no step '%.*s'", saga_utf8_prefix(reply.saga_id, 128), reply.saga_id, saga_utf8_prefix(reply.step, 128), reply.step);
         rc = dead_letter(d, m, err, now);
     } else {
         saga_event_t ev = {.kind = SAGA_EV_REPLY, .step = step, .command_kind = reply.kind,

@@ -106,6 +106,11 @@ int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response
         json_decref(doc);
         return admin_error(res, ADMIN_ERR_BAD_REQUEST, "'saga_id' must be a string");
     }
+    if (given && strlen(given) >= sizeof id) { /* refused, not cut to 127 bytes */
+        json_decref(doc);
+        return admin_error(res, ADMIN_ERR_BAD_REQUEST, "'saga_id' must be 1-%d printable ASCII bytes without '/'",
+                           SAGA_ID_MAX - 1);
+    }
     if (given) snprintf(id, sizeof id, "%s", given);
     else saga_random_id("s-", id, sizeof id);
     if (!json_object_get(doc, "message_id")) {

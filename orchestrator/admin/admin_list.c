@@ -13,6 +13,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 #include "saga_log.h"
 
 #include <inttypes.h>
@@ -183,7 +184,7 @@ static int parse_filters(const admin_query_t *q, filters_t *f, admin_response_t 
         for (char *t = strtok_r(f->status_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             if (!in_list(SAGA_STATUSES, t)) {
                 join(SAGA_STATUSES, names, sizeof names);
-                return admin_param_error(res, "status", "parameter 'status': '%.64s' is not a saga status (%s)", t,
+                return admin_param_error(res, "status", "parameter 'status': '%.*s' is not a saga status (%s)", saga_utf8_prefix(t, 64), t,
                                          names);
             }
             if (f->nstatuses == MAX_STATUSES)
@@ -204,7 +205,7 @@ static int parse_filters(const admin_query_t *q, filters_t *f, admin_response_t 
     v = admin_query_get(q, "step_status");
     if (v && !in_list(STEP_STATUSES, v)) {
         join(STEP_STATUSES, names, sizeof names);
-        return admin_param_error(res, "step_status", "parameter 'step_status': '%.64s' is not a step status (%s)", v,
+        return admin_param_error(res, "step_status", "parameter 'step_status': '%.*s' is not a step status (%s)", saga_utf8_prefix(v, 64), v,
                                  names);
     }
     f->step_status = v;
@@ -213,8 +214,8 @@ static int parse_filters(const admin_query_t *q, filters_t *f, admin_response_t 
         if (!v) continue;
         if (admin_parse_time(v, &f->time[i]) != 0)
             return admin_param_error(res, TIME_PARAMS[i],
-                                     "parameter '%s': '%.64s' is not an RFC 3339 time like 2023-11-14T22:13:20Z%s",
-                                     TIME_PARAMS[i], v,
+                                     "parameter '%s': '%.*s' is not an RFC 3339 time like 2023-11-14T22:13:20Z%s",
+                                     TIME_PARAMS[i], saga_utf8_prefix(v, 64), v,
                                      strchr(v, ' ') ? " (a '+' in a query is a space: write it as %2B)" : "");
         f->has_time[i] = 1;
     }

@@ -7,6 +7,7 @@
 
 #include "saga_alloc.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -236,8 +237,8 @@ static int parse_query(const char *query, const char *const *accepted, admin_que
             if (!accepted[k]) {
                 list_names(accepted, names, sizeof names);
                 if (!accepted[0])
-                    return admin_param_error(res, key, "unknown parameter '%.64s' (this endpoint takes none)", key);
-                return admin_param_error(res, key, "unknown parameter '%.64s' (accepted: %s)", key, names);
+                    return admin_param_error(res, key, "unknown parameter '%.*s' (this endpoint takes none)", saga_utf8_prefix(key, 64), key);
+                return admin_param_error(res, key, "unknown parameter '%.*s' (accepted: %s)", saga_utf8_prefix(key, 64), key, names);
             }
             for (size_t i = 0; i < q->count; i++)
                 if (strcmp(q->key[i], key) == 0)
@@ -279,8 +280,7 @@ int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *
     }
     if (rc != 0) {
         saga_free(p.buf);
-        return admin_error(res, ADMIN_ERR_NOT_FOUND, "no endpoint %s %.200s", method,
-                           req->path ? req->path : "");
+        return admin_error(res, ADMIN_ERR_NOT_FOUND, "no endpoint %s %.*s", method, saga_utf8_prefix(req->path ? req->path : "", 200), req->path ? req->path : "");
     }
 
     const route_t *found = NULL, *path_only = NULL;
@@ -297,11 +297,10 @@ int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *
     }
 
     if (!found && path_only) {
-        rc = admin_error(res, ADMIN_ERR_METHOD_NOT_ALLOWED, "method %.20s not allowed on %.200s (allowed: %s)",
-                         method, req->path, path_only->allow);
+        rc = admin_error(res, ADMIN_ERR_METHOD_NOT_ALLOWED, "method %.*s not allowed on %.*s (allowed: %s)", saga_utf8_prefix(method, 20), method, saga_utf8_prefix(req->path, 200), req->path, path_only->allow);
         res->allow = path_only->allow;
     } else if (!found) {
-        rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no endpoint %.20s %.200s", method, req->path);
+        rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no endpoint %.*s %.*s", saga_utf8_prefix(method, 20), method, saga_utf8_prefix(req->path, 200), req->path);
     } else {
         rc = 0;
         for (size_t i = 0; i < params.count && rc == 0 && !res->body; i++) {

@@ -14,6 +14,7 @@
 #include "template.h"
 #include "flow.h"
 #include "transitions.h"
+#include "saga_utf8.h"
 
 /* ---- names ------------------------------------------------------------ */
 
@@ -264,21 +265,10 @@ static json_t *error_detail(const char *code, const char *message, int attempt) 
                      "attempt", attempt);
 }
 
-/* Drops the UTF-8 sequence a snprintf cut left incomplete at the end of s
- * (valid UTF-8 before the cut): json_pack refuses a broken sequence, and
- * the event would silently lose its detail (replay then fails on it). */
-static void utf8_trim_cut(char *s) {
-    size_t n = strlen(s), i = n;
-    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--;
-    if (i == 0) return;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    if (n - (i - 1) < need) s[i - 1] = '\0';
-}
-
 static void set_step_error(saga_step_state_t *st, const char *code, const char *message) {
-    snprintf(st->error_code, sizeof st->error_code, "%s", code ? code : "");
-    snprintf(st->error_message, sizeof st->error_message, "%s", message ? message : "");
+    /* a reply's text, cut to the buffer on a character boundary */
+    saga_utf8_copy(st->error_code, sizeof st->error_code, code);
+    saga_utf8_copy(st->error_message, sizeof st->error_message, message);
 }
 
 /* ---- randomness and backoff -------------------------------------------- */
@@ -480,6 +470,7 @@ static void action_transient(apply_ctx_t *c, int i, const char *code, const char
         char why[300];
         snprintf(why, sizeof why, "step '%s' gave up after %d attempts: %s", d->name, st->attempt,
                  message && *message ? message : code);
+        saga_utf8_trim_cut(why);
         begin_compensation(c, "RETRIES_EXHAUSTED", why);
     } else {
         begin_compensation(c, NULL, NULL);
@@ -558,9 +549,8 @@ static void continue_compensation(apply_ctx_t *c) {
 static void begin_compensation(apply_ctx_t *c, const char *code, const char *message) {
     saga_t *s = c->saga;
     if (code && s->status == SAGA_STATUS_RUNNING) {
-        snprintf(s->error_code, sizeof s->error_code, "%s", code);
-        snprintf(s->error_message, sizeof s->error_message, "%s", message ? message : "");
-        utf8_trim_cut(s->error_message); /* it goes into the event below */
+        saga_utf8_copy(s->error_code, sizeof s->error_code, code);
+        saga_utf8_copy(s->error_message, sizeof s->error_message, message); /* it goes into the event below */
         if (s->deadline_at) clear_timer(c, -1);
         set_status(c, SAGA_STATUS_COMPENSATING, "saga.compensating",
                    json_pack("{s:s, s:s}", "code", code, "message", s->error_message));
@@ -602,7 +592,7 @@ static void compensation_transient(apply_ctx_t *c, int i, const char *code, cons
     char why[400];
     snprintf(why, sizeof why, "compensation of step '%s' failed %d times: %s", d->name,
              st->comp_attempt, message && *message ? message : code);
-    utf8_trim_cut(why);
+    saga_utf8_trim_cut(why);
     set_status(c, SAGA_STATUS_COMPENSATION_FAILED, "saga.compensation_failed",
                json_pack("{s:s, s:s, s:s}", "step", d->name, "code", code ? code : "", "reason", why));
     fx_push(c, (saga_effect_t){.kind = SAGA_FX_ALERT, .slot = i,
@@ -654,6 +644,7 @@ static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
             char msg[300];
             snprintf(msg, sizeof msg, "step '%s' failed: %s", name,
                      ev->error_message && *ev->error_message ? ev->error_message : (ev->error_code ? ev->error_code : ""));
+            saga_utf8_trim_cut(msg);
             begin_compensation(c, ev->error_code && *ev->error_code ? ev->error_code : "STEP_FAILED", msg);
             return 0;
         }

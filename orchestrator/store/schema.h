@@ -65,6 +65,9 @@ static const char *const saga_store_migrations[] = {
     "  id INTEGER PRIMARY KEY, topic TEXT NOT NULL, key TEXT NOT NULL,"
     "  headers TEXT NOT NULL, payload BLOB NOT NULL, created_at INTEGER NOT NULL,"
     "  parked_at INTEGER NOT NULL, error TEXT NOT NULL, outcome TEXT NOT NULL);",
+    /* 4: a start's message id is looked up in the saga it started (the
+     * dedup row of a start without saga_id may have been pruned) */
+    "CREATE INDEX sagas_start_message ON sagas (start_message_id) WHERE start_message_id IS NOT NULL;",
 };
 
 #endif

@@ -8,6 +8,7 @@
 #include "saga_error.h"
 #include "saga_json.h"
 #include "saga_log.h"
+#include "saga_utf8.h"
 #include "replay.h"
 #include "schema.h"
 
@@ -19,6 +20,7 @@
     X(dedup, "INSERT OR IGNORE INTO dedup (consumer, message_id, seen_at) VALUES (?, ?, ?)")       \
     X(dedup_prune, "DELETE FROM dedup WHERE (consumer, message_id) IN"                    \
                    " (SELECT consumer, message_id FROM dedup WHERE seen_at < ? LIMIT ?)") \
+    X(start_seen, "SELECT 1 FROM sagas WHERE start_message_id = ? LIMIT 1")                        \
     X(exists, "SELECT 1 FROM sagas WHERE id = ?")                                                  \
     X(load_saga, "SELECT definition, version, status, input, traceparent, created_at, updated_at," \
                  " deadline_at, seq, completions, error_code, error_message FROM sagas WHERE id = ?") \
@@ -204,6 +206,14 @@ int saga_store_saga_exists(saga_store_t *st, const char *id) {
     return rc == SQLITE_DONE ? 0 : fail(st, "saga lookup");
 }
 
+int saga_store_start_seen(saga_store_t *st, const char *message_id) {
+    bind_text(st->start_seen, 1, message_id);
+    int rc = sqlite3_step(st->start_seen);
+    sqlite3_reset(st->start_seen);
+    if (rc == SQLITE_ROW) return 1;
+    return rc == SQLITE_DONE ? 0 : fail(st, "start lookup");
+}
+
 static json_t *column_json(sqlite3_stmt *s, int col) {
     const char *text = (const char *)sqlite3_column_text(s, col);
     if (!text) return NULL;
@@ -212,7 +222,7 @@ static json_t *column_json(sqlite3_stmt *s, int col) {
 
 static void column_copy(sqlite3_stmt *s, int col, char *dst, size_t len) {
     const char *text = (const char *)sqlite3_column_text(s, col);
-    snprintf(dst, len, "%s", text ? text : "");
+    saga_utf8_copy(dst, len, text); /* cut, if ever, on a character boundary */
 }
 
 int saga_store_load(saga_store_t *st, const saga_registry_t *reg, const char *id, saga_t *out,
@@ -602,6 +612,7 @@ int saga_store_load_retired(saga_store_t *st, saga_registry_t *reg, char *err, s
         int version = sqlite3_column_int(q, 1);
         if (saga_registry_get(reg, name, version)) continue;
         saga_def_errors_t errs = {0};
+        errs.stored = true; /* sagas may run on it: it loads as it loaded then */
         const char *json = (const char *)sqlite3_column_text(q, 2);
         saga_definition_t *def = saga_definition_parse(json, (size_t)sqlite3_column_bytes(q, 2), &errs);
         if (!def) {

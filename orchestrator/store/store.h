@@ -38,6 +38,12 @@ int saga_store_prune_dedup(saga_store_t *st, int64_t before, int limit);
 /* 1 when a saga with this id exists, 0 when not, negative on error. */
 int saga_store_saga_exists(saga_store_t *st, const char *id);
 
+/* 1 when a saga was started by the start message message_id (its
+ * sagas.start_message_id, kept for the saga's life: a start is idempotent
+ * on its message id even after its dedup row was pruned), 0 when not,
+ * negative on error. */
+int saga_store_start_seen(saga_store_t *st, const char *message_id);
+
 /* Loads a saga and its steps; its definition is looked up in reg by
  * (name, version). Returns 0, SAGA_ENOTFOUND, or an error with err set.
  * On success the caller owns out's JSON (saga_clear). */

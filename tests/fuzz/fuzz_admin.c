@@ -93,7 +93,7 @@ static void drive(driver_t *d, const saga_event_t *ev) {
 }
 
 static void drive_start(driver_t *d, const char *id, const char *definition, const char *input, int64_t at) {
-    const saga_definition_t *def = saga_registry_get(registry, definition, 1);
+    const saga_definition_t *def = saga_registry_get(registry, definition, 0); /* the newest */
     json_t *in = json_loads(input, JSON_ALLOW_NUL, NULL);
     CHECK(def && in);
     memset(d->timer_due, 0, sizeof d->timer_due);

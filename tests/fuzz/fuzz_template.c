@@ -5,8 +5,11 @@
  *
  * - render returns a value or an error message (UTF-8), never both or
  *   neither;
- * - an unterminated "${" found by scan makes render fail too;
- * - when scan succeeds, render fails only with "...: no such value";
+ * - an unterminated "${" or a default that is not JSON, found by scan,
+ *   makes render fail too;
+ * - when scan succeeds, render fails only with "...: no such value", and
+ *   never when every template has a default (${PATH:-JSON});
+ * - both scans see the same templates;
  * - a tree whose strings contain no '$' renders to an equal tree;
  * - render never changes the shape: object stays object with the same
  *   keys, array stays array with the same length;
@@ -52,6 +55,15 @@ static int count_expr(const char *expr, void *user) {
     return 0;
 }
 
+static int count_ref(const saga_template_ref_t *ref, void *user) {
+    CHECK(ref != NULL && ref->path != NULL);
+    CHECK(strstr(ref->path, ":-") == NULL); /* the path stops at the default */
+    size_t *n = user;
+    n[0]++;
+    if (ref->has_default) n[1]++;
+    return 0;
+}
+
 static int has_dollar(const json_t *v) {
     if (json_is_string(v)) return memchr(json_string_value(v), '$', json_string_length(v)) != NULL;
     const char *key;
@@ -93,7 +105,13 @@ static void exercise(const json_t *tmpl) {
     size_t exprs = 0;
     char scan_err[256] = "";
     int scan_rc = saga_template_scan(tmpl, count_expr, &exprs, scan_err, sizeof scan_err);
-    if (scan_rc != 0) CHECK(strstr(scan_err, "unterminated") != NULL);
+    if (scan_rc != 0)
+        CHECK(strstr(scan_err, "unterminated") != NULL || strstr(scan_err, "the default is not a JSON value") != NULL);
+    size_t refs[2] = {0, 0};
+    char refs_err[256] = "";
+    int refs_rc = saga_template_scan_refs(tmpl, count_ref, refs, refs_err, sizeof refs_err);
+    CHECK(refs_rc == scan_rc);
+    if (scan_rc == 0) CHECK(refs[0] == exprs);
 
     json_t *out = saga_template_render(tmpl, context, err, sizeof err);
     if (out) {
@@ -118,6 +136,7 @@ static void exercise(const json_t *tmpl) {
         if (scan_rc == 0) {
             size_t n = strlen(err), m = strlen(": no such value");
             CHECK(n >= m && strcmp(err + n - m, ": no such value") == 0);
+            CHECK(refs[1] < refs[0]); /* a template without a default failed */
         }
     }
     /* no visitor and a NULL error buffer are allowed too */

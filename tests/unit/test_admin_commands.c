@@ -144,6 +144,18 @@ static void test_start_bad_input(void **state) {
     json_decref(doc);
     assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"saga_id\":\"a/b\"}", "Bearer s3cret", NULL), 400);
     assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"saga_id\":7}", "Bearer s3cret", NULL), 400);
+    /* issue 13.12: a saga id over 127 bytes is refused, not cut to 127 */
+    char body[400];
+    snprintf(body, sizeof body, "{\"definition\":\"order_fulfillment\",\"saga_id\":\"%0128d\"}", 0);
+    assert_int_equal(post(w, "/v1/sagas", body, "Bearer s3cret", &doc), 400);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(doc, "error"), "message")), "1-127"));
+    json_decref(doc);
+    snprintf(body, sizeof body, "{\"definition\":\"order_fulfillment\",\"saga_id\":\"%0127d\"}", 0);
+    assert_int_equal(post(w, "/v1/sagas", body, "Bearer s3cret", NULL), 202);
+    assert_int_equal(saga_command_pending(w->q), 1);
+    saga_command_t drop;
+    assert_int_equal(saga_command_take(w->q, &drop, 1), 1);
+    saga_command_clear(&drop);
     assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"input\":[]}", "Bearer s3cret", NULL), 400);
     assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"nope\"}", "Bearer s3cret", &doc), 422);
     assert_string_equal(error_code(doc), "unprocessable");

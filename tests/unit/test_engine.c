@@ -710,6 +710,66 @@ static void test_names_round_trip(void **state) {
     assert_int_equal(saga_timer_kind_parse("deadline"), SAGA_TIMER_DEADLINE);
 }
 
+/* Issue 13.5: a step that timed out (outcome unknown, no output) is
+ * compensated; a compensation payload reading the step's own output with
+ * a default renders (the default), where without one it failed at every
+ * attempt with TEMPLATE. */
+static void test_timed_out_step_compensation_uses_default(void **state) {
+    saga_definition_t *def = make_def(2, 0);
+    def->steps[1].retry = policy(1, 100, 2, 1000, SAGA_JITTER_NONE);
+    def->steps[1].compensation_payload =
+        json_pack("{s:s, s:s}", "ref", "${steps.s1.output.ref:-null}", "order", "${input.order_id}");
+    world_t *w = world_new(def);
+    start(w);
+    ok(w, 0);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_RUNNING);
+    assert_int_equal(timer(w, 1, SAGA_TIMER_STEP_TIMEOUT, 1), 0);
+    assert_true(w->saga.steps[1].outcome_unknown);
+    const saga_effect_t *cmd = find_fx(w, SAGA_FX_COMMAND, 0);
+    assert_non_null(cmd);
+    assert_string_equal(cmd_str(cmd, "step"), "s1");
+    assert_string_equal(cmd_str(cmd, "kind"), "compensation");
+    json_t *payload = json_object_get(cmd->message, "payload");
+    assert_true(json_is_null(json_object_get(payload, "ref")));
+    assert_string_equal(json_string_value(json_object_get(payload, "order")), "o-1");
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_COMPENSATING);
+    /* the compensation succeeds, then s0's runs: the saga ends compensated */
+    assert_int_equal(reply(w, 1, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_SUCCESS), 0);
+    assert_int_equal(reply(w, 0, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_SUCCESS), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATED);
+    world_free(w);
+}
+
+static bool valid_utf8(const char *s) {
+    json_t *j = json_string(s);
+    json_decref(j);
+    return j != NULL;
+}
+
+/* Issue 13.9: a participant's long non-ASCII error code and message are
+ * cut to the step's buffers on a character boundary, not inside one. */
+static void test_long_multibyte_error_cut_on_boundary(void **state) {
+    world_t *w = world_new(make_def(2, 0));
+    start(w);
+    ok(w, 0);
+    char code[100] = "", msg[600] = "";
+    for (int i = 0; i < 40; i++) strcat(code, "\xc3\xa9");      /* 80 bytes of 'é' */
+    for (int i = 0; i < 150; i++) strcat(msg, "\xe2\x82\xac"); /* 450 bytes of '€' */
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_REPLY, .step = 1, .command_kind = SAGA_KIND_ACTION,
+                                             .attempt = 1, .reply_status = SAGA_REPLY_FAILURE,
+                                             .error_code = code, .error_message = msg}),
+                     0);
+    const saga_step_state_t *st = &w->saga.steps[1];
+    assert_true(valid_utf8(st->error_code));
+    assert_true(valid_utf8(st->error_message));
+    assert_int_equal(strlen(st->error_code), 62);     /* 31 whole characters of 63 bytes */
+    assert_int_equal(strlen(st->error_message), 255); /* 85 whole characters */
+    assert_true(valid_utf8(w->saga.error_code));
+    assert_true(valid_utf8(w->saga.error_message));
+    assert_true(has_event(w, "saga.compensating"));
+    world_free(w);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -741,6 +801,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_backoff_without_jitter_grows_and_caps),
         cmocka_unit_test(test_full_jitter_stays_within_cap_and_varies),
         cmocka_unit_test(test_names_round_trip),
+        cmocka_unit_test(test_timed_out_step_compensation_uses_default),
+        cmocka_unit_test(test_long_multibyte_error_cut_on_boundary),
     };
     int failed = cmocka_run_group_tests_name("engine", tests, NULL, NULL);
     release_def();

@@ -10,6 +10,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 #include "saga_util.h"
 
 #include <curl/curl.h>
@@ -225,7 +226,8 @@ static int api_error(ctl_t *ctl, const reply_t *r) {
     if (code && msg)
         fprintf(stderr, "sagactl: %s (%s, HTTP %ld)\n", msg, code, r->status);
     else
-        fprintf(stderr, "sagactl: HTTP %ld from %s: %.200s\n", r->status, ctl->base_url, r->body);
+        fprintf(stderr, "sagactl: HTTP %ld from %s: %.*s\n", r->status, ctl->base_url,
+                saga_utf8_prefix(r->body, 200), r->body ? r->body : "");
     json_decref(doc);
     return EXIT_API;
 }
@@ -421,8 +423,11 @@ static int print_saga(FILE *out, const json_t *saga) {
         timeline(c[6], sizeof c[6], s, have_span ? t0 : 0, have_span ? t1 : 0);
         json_t *serr = json_object_get(s, "error");
         if (json_is_object(serr))
+        {
             snprintf(c[7], sizeof c[7], "%s: %s", str_or(json_object_get(serr, "code"), "?"),
                      str_or(json_object_get(serr, "message"), ""));
+            saga_utf8_trim_cut(c[7]); /* a long message is cut on a character boundary */
+        }
         else
             snprintf(c[7], sizeof c[7], "-");
         if (json_is_true(json_object_get(s, "outcome_unknown")))
