@@ -689,7 +689,7 @@ static int on_undeliverable(apply_ctx_t *c, const saga_event_t *ev, char *why, s
     char msg[256];
     snprintf(msg, sizeof msg, "the %s command of step '%s' was refused: %s", saga_command_kind_name(ev->command_kind),
              name, ev->error_message ? ev->error_message : code);
-    utf8_trim_cut(msg);
+    saga_utf8_trim_cut(msg);
     if (ev->command_kind == SAGA_KIND_ACTION) {
         if (st->status != SAGA_STEP_RUNNING || ev->attempt != st->attempt)
             STALE(NOT_WAITING, "undeliverable action (attempt %d) of step '%s' which is %s (attempt %d)", ev->attempt,
