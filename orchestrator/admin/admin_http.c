@@ -7,6 +7,7 @@
 #include "saga_clock.h"
 #include "saga_error.h"
 #include "saga_log.h"
+#include "saga_utf8.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -114,6 +115,7 @@ int admin_json_response(admin_response_t *res, unsigned status, const json_t *do
 static int error_v(admin_response_t *res, admin_error_t err, const char *param, const char *fmt, va_list ap) {
     char raw[MAX_MESSAGE * 2], msg[MAX_MESSAGE], pname[128];
     vsnprintf(raw, sizeof raw, fmt, ap);
+    saga_utf8_trim_cut(raw); /* a cut character would become '?' */
     sanitize(raw, msg, sizeof msg);
 
     res->status = error_table[err].status;
