@@ -201,6 +201,9 @@ typedef struct {
 void saga_effects_init(saga_effects_t *fx);
 void saga_effects_clear(saga_effects_t *fx); /* frees messages, keeps capacity */
 void saga_effects_free(saga_effects_t *fx);
+/* Appends e; takes ownership of e.message and e.text, even on failure
+ * (SAGA_ENOMEM). */
+int saga_effects_push(saga_effects_t *fx, saga_effect_t e);
 
 typedef struct saga_flow saga_flow_t;
 
