@@ -1,3 +1,4 @@
+/* The one allocation wrapper (saga_alloc.h): fail-the-Nth for tests, jansson routed through it. */
 #include "saga_alloc.h"
 
 #include <jansson.h>

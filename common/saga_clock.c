@@ -1,3 +1,4 @@
+/* Wall-clock and monotonic time, durations (saga_clock.h); the engine never calls these. */
 #include "saga_clock.h"
 #include "saga_error.h"
 

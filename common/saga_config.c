@@ -1,3 +1,4 @@
+/* Options from one table: flags, environment, defaults and --help (saga_config.h). */
 #include "saga_config.h"
 #include "saga_error.h"
 

@@ -1,3 +1,4 @@
+/* saga_strerror: names of the SAGA_E* codes, from SAGA_ERRNO_MAP. */
 #include "saga_error.h"
 
 const char *saga_strerror(int err) {

@@ -1,4 +1,6 @@
+/* jansson helpers and the compact JSON writer with its fast paths (saga_json.h). */
 #include "saga_json.h"
+#include "saga_utf8.h"
 #include "saga_error.h"
 
 #include <stdio.h>
@@ -78,27 +80,6 @@ int saga_json_format_real(double v, char *buf, size_t len) {
     return n;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid:
- * no overlong forms, surrogates or code points above U+10FFFF (as jansson). */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t len;
-    unsigned cp;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) len = 2, cp = c & 0x1F;
-    else if (c < 0xF0) len = 3, cp = c & 0x0F;
-    else if (c < 0xF5) len = 4, cp = c & 0x07;
-    else return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 typedef struct {
     char *buf;
     size_t len, cap;
@@ -135,7 +116,7 @@ static void dump_string(dump_buf_t *b, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) {
-            size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+            size_t k = saga_utf8_seq((const unsigned char *)s + i, n - i);
             if (!k) {
                 b->fallback = 1; /* invalid UTF-8: jansson refuses it (NULL) */
                 return;

@@ -1,3 +1,4 @@
+/* librdkafka configuration with the project's safe defaults, bootstrap files, headers (saga_kafka.h). */
 #include "saga_kafka.h"
 #include "saga_alloc.h"
 #include "saga_error.h"

@@ -1,3 +1,4 @@
+/* Structured logging: JSON lines or text on stderr (saga_log.h). */
 #include "saga_log.h"
 #include "saga_utf8.h"
 #include "saga_clock.h"

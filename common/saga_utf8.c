@@ -1,3 +1,4 @@
+/* Cutting and checking UTF-8 text on character boundaries (saga_utf8.h). */
 #include "saga_utf8.h"
 
 #include <limits.h>
@@ -41,4 +42,38 @@ void saga_utf8_trim_cut(char *s) {
     unsigned char lead = (unsigned char)s[i - 1];
     size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
     if (n - (i - 1) < need) s[i - 1] = '\0';
+}
+
+size_t saga_utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len;
+    unsigned cp;
+    if (c < 0x80) return 1;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) len = 2, cp = c & 0x1F;
+    else if (c < 0xF0) len = 3, cp = c & 0x0F;
+    else if (c < 0xF5) len = 4, cp = c & 0x07;
+    else return 0;
+    if (len > n) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+void saga_utf8_repair(char *text) {
+    unsigned char *s = (unsigned char *)text;
+    size_t left = strlen(text);
+    while (left) {
+        size_t n = saga_utf8_seq(s, left);
+        if (n == 0) {
+            *s = '?';
+            n = 1;
+        }
+        s += n;
+        left -= n;
+    }
 }

@@ -10,6 +10,15 @@
 
 #include <stddef.h>
 
+/* Length of the valid UTF-8 sequence at s (at most n bytes, n >= 1), 0 when
+ * invalid: no overlong forms, surrogates or code points above U+10FFFF (as
+ * jansson). ASCII is a sequence of 1. */
+size_t saga_utf8_seq(const unsigned char *s, size_t n);
+
+/* Replaces every byte of s that is not part of a valid sequence with '?'
+ * (text for JSON that may hold a broken cut). */
+void saga_utf8_repair(char *s);
+
 /* The length of the longest prefix of s[0..len) of at most max bytes that
  * does not end inside a UTF-8 character (len when it fits). */
 size_t saga_utf8_prefix_n(const char *s, size_t len, size_t max);

@@ -1,3 +1,4 @@
+/* Small process helpers: files, signals, ids (saga_util.h). */
 #include "saga_util.h"
 #include "saga_alloc.h"
 #include "saga_error.h"

@@ -1,3 +1,4 @@
+/* The loop's runtime snapshot (counters, flow, timings) handed to the admin thread (runtime.h). */
 #include "runtime.h"
 
 #include <pthread.h>

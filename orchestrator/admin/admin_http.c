@@ -28,31 +28,11 @@ static const struct {
 #undef ADMIN_ERR_ROW
 };
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t need;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) { need = 2; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { need = 3; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { need = 4; min = 0x10000; }
-    else return 0;
-    if (n < need) return 0;
-    unsigned cp = c & (0x7F >> need);
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return need;
-}
-
 /* Valid UTF-8, control characters allowed (JSON escapes them). */
 static int utf8_valid_allow_ctl(const char *s, size_t len) {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(u + i, len - i);
+        size_t k = saga_utf8_seq(u + i, len - i);
         if (!k) return 0;
         i += k;
     }
@@ -64,7 +44,7 @@ int admin_text_ok(const char *s, size_t len) {
     size_t i = 0;
     while (i < len) {
         if (u[i] < 0x20 || u[i] == 0x7F) return 0;
-        size_t k = utf8_seq(u + i, len - i);
+        size_t k = saga_utf8_seq(u + i, len - i);
         if (!k) return 0;
         i += k;
     }
@@ -76,7 +56,7 @@ static void sanitize(const char *s, char *dst, size_t cap) {
     const unsigned char *u = (const unsigned char *)s;
     size_t n = strlen(s), i = 0, o = 0;
     while (i < n && o + 1 < cap) {
-        size_t k = (u[i] < 0x20 || u[i] == 0x7F) ? 0 : utf8_seq(u + i, n - i);
+        size_t k = (u[i] < 0x20 || u[i] == 0x7F) ? 0 : saga_utf8_seq(u + i, n - i);
         if (!k) { dst[o++] = '?'; i++; continue; }
         if (o + k >= cap) break;
         memcpy(dst + o, s + i, k);
@@ -93,7 +73,7 @@ json_t *admin_json_text(const char *s, size_t len) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, o = 0;
     while (i < len) {
-        size_t k = utf8_seq(u + i, len - i);
+        size_t k = saga_utf8_seq(u + i, len - i);
         if (!k) { copy[o++] = '?'; i++; continue; }
         memcpy(copy + o, s + i, k);
         o += k;

@@ -33,46 +33,12 @@ static const int64_t builtin_step_timeout_ms = 10 * MS_SECOND;
 
 /* ---- errors ---- */
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
-static size_t utf8_seq(const unsigned char *s) {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;      /* overlong */
-        else if (c == 0xED) hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        else if (c == 0xF4) hi = 0x8F;
-    } else return 0;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return n;
-}
-
 /* Messages quote parts of the document cut to a fixed length, on a
  * character boundary (saga_utf8_prefix), and a message cut by its fixed
  * buffer loses the incomplete character at its end (saga_utf8_trim_cut).
  * A message that is not UTF-8 cannot go into JSON (sagactl --json, the
  * admin API, logs): any byte of a broken sequence left (a pointer cut by
- * its buffer) becomes '?'. */
-static void utf8_repair(char *text) {
-    unsigned char *s = (unsigned char *)text;
-    while (*s) {
-        size_t n = utf8_seq(s);
-        if (n == 0) {
-            *s++ = '?';
-        } else {
-            s += n;
-        }
-    }
-}
-
+ * its buffer) becomes '?' (saga_utf8_repair). */
 static void add_error_at(saga_def_errors_t *errs, const char *pointer, int line, int column,
                          const char *fmt, va_list ap) {
     if (errs->count < (int)(sizeof errs->items / sizeof errs->items[0])) {
@@ -83,8 +49,8 @@ static void add_error_at(saga_def_errors_t *errs, const char *pointer, int line,
         memcpy(e->pointer, pointer, n);
         vsnprintf(e->message, sizeof e->message, fmt, ap);
         saga_utf8_trim_cut(e->message); /* a message too long is cut on a character boundary */
-        utf8_repair(e->pointer);
-        utf8_repair(e->message);
+        saga_utf8_repair(e->pointer);
+        saga_utf8_repair(e->message);
         e->line = line;
         e->column = column;
     }

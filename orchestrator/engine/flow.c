@@ -1,3 +1,4 @@
+/* Flow control per participant topic: bulkhead and circuit breaker (flow.h). Pure. */
 #include "flow.h"
 
 #include <stdio.h>

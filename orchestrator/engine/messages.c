@@ -1,3 +1,4 @@
+/* Parsers of saga.start and saga.reply messages (messages.h). Pure. */
 #include "messages.h"
 
 #include <stdio.h>

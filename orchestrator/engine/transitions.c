@@ -1,3 +1,4 @@
+/* The status changes the engine may make, as data (transitions.h). */
 #include "transitions.h"
 
 #include <string.h>

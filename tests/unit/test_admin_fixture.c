@@ -1,3 +1,4 @@
+/* A temporary sagad database with a few sagas and a small libcurl client, for the admin tests. */
 #include "test_admin_fixture.h"
 
 #include "schema.h"

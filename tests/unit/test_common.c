@@ -92,6 +92,25 @@ static void test_alloc_failure_injection(void **state) {
 }
 
 /* Issue 13.9: cuts on character boundaries (1- to 4-byte characters). */
+/* One sequence checker for the project: the JSON writer, the admin API and
+ * the definition loader all judge UTF-8 with it. */
+static void test_utf8_seq_and_repair(void **state) {
+    (void)state;
+    const unsigned char *u = (const unsigned char *)"a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    assert_int_equal(saga_utf8_seq(u, 10), 1);
+    assert_int_equal(saga_utf8_seq(u + 1, 9), 2);
+    assert_int_equal(saga_utf8_seq(u + 3, 7), 3);
+    assert_int_equal(saga_utf8_seq(u + 6, 4), 4);
+    assert_int_equal(saga_utf8_seq(u + 6, 3), 0);                               /* cut short */
+    assert_int_equal(saga_utf8_seq((const unsigned char *)"\xc0\xaf", 2), 0);     /* overlong */
+    assert_int_equal(saga_utf8_seq((const unsigned char *)"\xed\xa0\x80", 3), 0); /* surrogate */
+    assert_int_equal(saga_utf8_seq((const unsigned char *)"\xf4\x90\x80\x80", 4), 0); /* > U+10FFFF */
+    assert_int_equal(saga_utf8_seq((const unsigned char *)"\x80", 1), 0);
+    char text[] = "ok \xc3\xa9 \xe2\x82 \xff end\xf0\x9f";
+    saga_utf8_repair(text);
+    assert_string_equal(text, "ok \xc3\xa9 ?? ? end??");
+}
+
 static void test_utf8_cuts(void **state) {
     (void)state;
     const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"; /* a é € 😀 z: 1+2+3+4+1 bytes */
@@ -145,6 +164,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_alloc_failure_injection),
         cmocka_unit_test(test_error_names),
         cmocka_unit_test(test_utf8_cuts),
+        cmocka_unit_test(test_utf8_seq_and_repair),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }

@@ -1,3 +1,4 @@
+/* sagabench's figures: measured windows, latency percentiles, output (bench.h). */
 #include "bench.h"
 
 #include <jansson.h>

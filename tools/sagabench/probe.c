@@ -1,3 +1,4 @@
+/* What sagabench reads around a run: /proc CPU and memory, sagad's /metrics, SQLite commit rate (probe.h). */
 #include "probe.h"
 
 #include <curl/curl.h>
