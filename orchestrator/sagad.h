@@ -29,6 +29,8 @@ typedef struct {
     const char *synchronous;
     const char *dedup_retention;   /* duration string, e.g. "168h" */
     int64_t dedup_retention_ms;
+    const char *retention;         /* finished sagas are deleted after this (duration) */
+    int64_t retention_ms;
     const char *log_level, *log_format;
     bool check;
     long long max_in_flight, breaker_failures;
@@ -52,7 +54,10 @@ typedef struct {
     X(resumed, "queued steps resumed when their topic had room")  \
     X(retries, "step retries scheduled (actions and compensations)") \
     X(timeouts, "step timeouts")                               \
-    X(sagas_finished, "sagas that reached a terminal status")
+    X(sagas_finished, "sagas that reached a terminal status")  \
+    X(sagas_pruned, "finished sagas deleted after the retention") \
+    X(clock_jumps, "wall-clock jumps of more than 1 s detected")  \
+    X(catchups, "times timers waited for the replies to be read up to the high watermark")
 
 typedef struct {
 #define SAGAD_COUNTER_FIELD(name, help) uint64_t name;
@@ -75,6 +80,12 @@ typedef struct sagad {
     uint64_t rng;
     int64_t relay_after;       /* highest outbox id handed to the producer */
     int64_t timers_held_since; /* due timers held back behind a message backlog since (0: not) */
+    int64_t last_poll_us;      /* monotonic end of the previous poll (stall detection) */
+    uint64_t assign_gen;       /* the bus's assignment count last seen */
+    bool catching;             /* timers held by a catch-up (bus.h) */
+    int64_t catch_ms;          /* how long it has held them */
+    int64_t last_wall_ms, last_mono_us; /* clock-jump detection */
+    int64_t clock_offset_ms;   /* sum of the wall-clock jumps seen (logged, not applied) */
     sagad_counters_t counters;
     uint64_t stale_by_reason[SAGA_STALE__COUNT];
     sagad_histogram_t commit_seconds, iteration_seconds, step_seconds, saga_seconds;
