@@ -408,12 +408,15 @@ static void maybe_catch_up(sagad_t *d, int wait_ms, int64_t poll_end_us, int64_t
     }
     d->assign_gen = gen;
     d->last_poll_us = poll_end_us;
-    if (!why || !saga_bus_ready(d->bus)) return;
+    if (!why || !saga_bus_consuming(d->bus)) return;
     int64_t behind = saga_bus_catchup_begin(d->bus, d->cfg.replies_topic, CATCHUP_QUERY_MS);
     if (behind > 0) {
         d->counters.catchups++;
         LOG_INFO("loop", "after %s: %lld repl%s waiting in %s; due timers wait until they are read (at most %d s)",
                  why, (long long)behind, behind == 1 ? "y" : "ies", d->cfg.replies_topic, CATCHUP_MAX_MS / 1000);
+    } else {
+        LOG_INFO("loop", "after %s: no reply waiting in %s beyond the batch at hand; due timers may fire", why,
+                 d->cfg.replies_topic);
     }
 }
 
@@ -424,7 +427,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     int64_t next_due = saga_store_next_timer_due(d->store);
     int wait = max_wait_ms;
     if (next_due != INT64_MAX && next_due - now < wait) wait = next_due <= now ? 0 : (int)(next_due - now);
-    if (!saga_bus_ready(d->bus)) wait = max_wait_ms; /* timers are held until then: do not spin */
+    if (!saga_bus_consuming(d->bus)) wait = max_wait_ms; /* timers are held until then: do not spin */
     if (d->catching && wait < 10) wait = 10;          /* timers held by a catch-up: do not spin either */
     if (d->commands && saga_command_pending(d->commands) > 0) wait = 0;
     if (saga_bus_in_flight(d->bus) > 0 && wait > 5) wait = 5; /* keep serving delivery reports */
@@ -436,7 +439,8 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     now = saga_now_ms();
     maybe_catch_up(d, wait, poll_end_us, check_clock(d, now, poll_end_us));
     /* Timers wait while replies may still be queued in Kafka: before the
-     * consumer has its partitions (e.g. after a restart), during a catch-up
+     * consumer has its partitions (after a start, and from a revocation to
+     * the next assignment, e.g. when the session expired in a stall), during a catch-up
      * (above: until the replies are read up to the high watermark seen at
      * the wake-up), and while the poll returns full batches — a reply that
      * arrived during an outage must win over the timeout it would otherwise
@@ -446,11 +450,11 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     if (d->catching && !catching) LOG_INFO("loop", "catch-up done after %lld ms: due timers may fire", (long long)d->catch_ms);
     d->catching = catching;
     d->catch_ms = waited_ms;
-    bool caught_up = saga_bus_ready(d->bus) && !catching && n < batch;
+    bool caught_up = saga_bus_consuming(d->bus) && !catching && n < batch;
     int64_t mono_ms = poll_end_us / 1000;
     if (next_due <= now && !caught_up && saga_bus_ready(d->bus) && d->timers_held_since == 0)
         d->timers_held_since = mono_ms;
-    if (caught_up || (!catching && d->timers_held_since && mono_ms - d->timers_held_since > MAX_TIMER_HOLD_MS)) {
+    if (caught_up || (!catching && saga_bus_consuming(d->bus) && d->timers_held_since && mono_ms - d->timers_held_since > MAX_TIMER_HOLD_MS)) {
         caught_up = true;
         d->timers_held_since = 0;
     }

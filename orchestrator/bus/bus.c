@@ -16,6 +16,7 @@ struct saga_bus {
     rd_kafka_t *producer;
     char *group;
     bool assigned;
+    bool holding;            /* partitions assigned now (false between a revocation and the next assignment) */
     bool group_checked;      /* the first assignment checked the group for other members */
     char *refusal;           /* why this sagad must stop (another member in its group) */
     uint64_t assignments;    /* assignments so far */
@@ -125,10 +126,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         LOG_INFO("bus", "assigned %d partition(s)", parts->cnt);
         rd_kafka_assign(rk, parts);
         bus->assigned = true;
+        bus->holding = true;
         bus->assigned_at_us = saga_monotonic_us();
         bus->assignments++;
     } else {
         LOG_INFO("bus", "revoking %d partition(s)", parts->cnt);
+        bus->holding = false;
         rd_kafka_commit(rk, NULL, 0);
         rd_kafka_assign(rk, NULL);
     }
@@ -278,6 +281,8 @@ const char *saga_bus_refusal(const saga_bus_t *bus) { return bus ? bus->refusal 
 
 uint64_t saga_bus_assignments(const saga_bus_t *bus) { return bus->assignments; }
 
+bool saga_bus_consuming(const saga_bus_t *bus) { return bus->holding && !bus->refusal; }
+
 static void catchup_clear(saga_bus_t *bus) {
     if (bus->catchup) rd_kafka_topic_partition_list_destroy(bus->catchup);
     bus->catchup = NULL;
@@ -368,6 +373,9 @@ bool saga_bus_catching_up(saga_bus_t *bus, int max_ms, int64_t *waited_ms) {
         if (pos->elems[i].err) continue; /* no longer ours */
         int64_t at = pos->elems[i].offset >= 0 ? pos->elems[i].offset : bus->catchup_base[i];
         if (at < bus->catchup->elems[i].offset) behind = true;
+        LOG_DEBUG("bus", "catch-up: %s [%d] at %lld (position %lld), target %lld", pos->elems[i].topic,
+                  (int)pos->elems[i].partition, (long long)at, (long long)pos->elems[i].offset,
+                  (long long)bus->catchup->elems[i].offset);
     }
     rd_kafka_topic_partition_list_destroy(pos);
     if (!behind) {

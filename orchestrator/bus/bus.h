@@ -36,6 +36,9 @@ bool saga_bus_ready(const saga_bus_t *bus);
 /* Why this sagad must stop, or NULL: at its first assignment it found
  * another member in its consumer group (it then consumes nothing). */
 const char *saga_bus_refusal(const saga_bus_t *bus);
+/* True while partitions are assigned (false from a revocation to the next
+ * assignment, e.g. while the group rebalances after a stall). */
+bool saga_bus_consuming(const saga_bus_t *bus);
 /* How many assignments there have been (changes on each one). */
 uint64_t saga_bus_assignments(const saga_bus_t *bus);
 
