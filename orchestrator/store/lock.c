@@ -1,5 +1,6 @@
 /* One sagad per database: an fcntl lock on "<db>.lock" held while the
- * process lives (the kernel drops it when the process dies, even on kill -9).
+ * process lives (the kernel drops it when the process dies, even on kill -9);
+ * the file holds the owner's pid, for the message a second sagad prints.
  * The lock is on a file of its own, not on the database, so that readers
  * (the admin API's connection, sagactl audit, sqlite3) are unaffected. */
 #define _GNU_SOURCE
@@ -8,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,13 +29,19 @@ int saga_store_lock(const char *db_path, char *err, size_t errlen) {
         saga_free(path);
         return -1;
     }
+    /* An open-file-description lock where the kernel has them: unlike a
+     * classic POSIX lock it is not dropped when the process closes some
+     * other descriptor of the same file. */
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-    if (fcntl(fd, F_SETLK, &fl) != 0) {
+    int rc = fcntl(fd, F_OFD_SETLK, &fl);
+    if (rc != 0 && errno == EINVAL) rc = fcntl(fd, F_SETLK, &fl);
+    if (rc != 0) {
         int e = errno;
-        struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
         char holder[64] = "another process";
-        if ((e == EACCES || e == EAGAIN) && fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK)
-            snprintf(holder, sizeof holder, "another sagad (pid %d)", (int)who.l_pid);
+        char text[32] = "";
+        ssize_t got = pread(fd, text, sizeof text - 1, 0);
+        int pid = got > 0 ? atoi(text) : 0;
+        if (pid > 0) snprintf(holder, sizeof holder, "another sagad (pid %d)", pid);
         if (e == EACCES || e == EAGAIN)
             snprintf(err, errlen, "the database %s is in use by %s: its lock file %s is held; "
                                   "two sagad on one database would send every message twice",
