@@ -298,7 +298,7 @@ int main(int argc, char **argv) {
             if (write_ready_file(&d, saga_admin_port(admin))) LOG_ERROR("sagad", "cannot write %s", c->ready_file);
             ready_written = true;
         }
-        if (saga_monotonic_us() - last_prune > 60 * 1000000LL) {
+        if (saga_monotonic_us() - last_prune > 5 * 1000000LL) {
             /* Bounded chunks so one pass never stalls the loop for long. */
             int pruned = saga_store_prune_dedup(d.store, saga_now_ms() - c->dedup_retention_ms, 10000);
             if (pruned > 0) d.counters.dedup_pruned += (uint64_t)pruned;

@@ -2,3 +2,8 @@
 # timers after a stall wait for the replies already in Kafka, retention.
 saga_stack_test(it_single_instance test_single_instance.sh)
 saga_stack_test(it_stall_catchup test_stall_catchup.sh)
+# Short form of the retention soak (tests/soak/retention.sh): 10,000 sagas
+# at 100/s with --retention 10s, the database file flat after the first
+# minute. Label slow: no Apache Kafka twin (retention does not touch Kafka).
+saga_stack_test(it_retention_soak ../soak/retention.sh)
+set_tests_properties(it_retention_soak PROPERTIES LABELS "integration;soak;slow" TIMEOUT 900)
