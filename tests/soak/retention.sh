@@ -47,7 +47,7 @@ sampler() {
 }
 SAMPLER=""
 stop_sampler() { touch "$DIR/soak.stop"; [ -z "$SAMPLER" ] || wait "$SAMPLER" 2>/dev/null || true; }
-trap 'rc=$?; stop_sampler; (exit $rc); it_cleanup' EXIT
+trap 'rc=$?; set +e; stop_sampler; (exit $rc); it_cleanup' EXIT
 trap 'exit 143' TERM INT
 
 X=(); [ "${KAFKA:-}" = real ] || X=(-X fetch.wait.max.ms=1)
