@@ -410,6 +410,7 @@ static void maybe_catch_up(sagad_t *d, int wait_ms, int64_t poll_end_us, int64_t
     d->last_poll_us = poll_end_us;
     if (!why || !saga_bus_consuming(d->bus)) return;
     int64_t behind = saga_bus_catchup_begin(d->bus, d->cfg.replies_topic, CATCHUP_QUERY_MS);
+    d->last_poll_us = saga_monotonic_us(); /* slow queries (a broker down) are not the next stall */
     if (behind > 0) {
         d->counters.catchups++;
         LOG_INFO("loop", "after %s: %lld repl%s waiting in %s; due timers wait until they are read (at most %d s)",

@@ -7,3 +7,8 @@ saga_stack_test(it_stall_catchup test_stall_catchup.sh)
 # minute. Label slow: no Apache Kafka twin (retention does not touch Kafka).
 saga_stack_test(it_retention_soak ../soak/retention.sh)
 set_tests_properties(it_retention_soak PROPERTIES LABELS "integration;soak;slow" TIMEOUT 900)
+# OffsetFetch failing with coordinator errors while sagad joins (sagabroker's
+# fault injection: no Apache Kafka twin).
+list(APPEND SAGA_MOCK_ONLY_TESTS it_offsetfetch_faults)
+saga_stack_test(it_offsetfetch_faults test_offsetfetch_faults.sh)
+set_tests_properties(it_offsetfetch_faults PROPERTIES SKIP_RETURN_CODE 77)
