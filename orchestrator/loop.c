@@ -448,7 +448,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
      * lose to. A steady backlog holds them at most MAX_TIMER_HOLD_MS. */
     int64_t waited_ms = 0;
     bool catching = saga_bus_catching_up(d->bus, CATCHUP_MAX_MS, &waited_ms);
-    if (d->catching && !catching) LOG_INFO("loop", "catch-up done after %lld ms: due timers may fire", (long long)d->catch_ms);
+    if (d->catching && !catching) LOG_INFO("loop", "catch-up done after %lld ms: due timers may fire", (long long)waited_ms);
     d->catching = catching;
     d->catch_ms = waited_ms;
     bool caught_up = saga_bus_consuming(d->bus) && !catching && n < batch;
