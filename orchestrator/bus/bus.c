@@ -21,7 +21,8 @@ struct saga_bus {
     char *refusal;           /* why this sagad must stop (another member in its group) */
     uint64_t assignments;    /* assignments so far */
     int64_t assigned_at_us;  /* monotonic time of the last assignment */
-    int64_t reassign_after_us; /* NOT_COORDINATOR on OffsetFetch: re-assign at this time (0: no) */
+    int64_t reassign_after_us; /* a coordinator error on OffsetFetch: re-assign at this time (0: no) */
+    rd_kafka_resp_err_t reassign_err; /* that error, for the log */
     /* Catch-up: the replies partitions' high watermarks at a wake-up, and
      * where the consumer stood when nothing had been consumed yet. */
     rd_kafka_topic_partition_list_t *catchup; /* offset = target; NULL: none */
@@ -225,8 +226,8 @@ static void reassign(saga_bus_t *bus) {
         rd_kafka_commit(bus->consumer, NULL, 0); /* what the loop stored, before it is forgotten */
         rd_kafka_resp_err_t e1 = rd_kafka_assign(bus->consumer, NULL);
         rd_kafka_resp_err_t e2 = rd_kafka_assign(bus->consumer, parts);
-        LOG_WARN("bus", "offset fetch failed with NOT_COORDINATOR: %d partition(s) assigned again (%s)", parts->cnt,
-                 e1 || e2 ? rd_kafka_err2str(e1 ? e1 : e2) : "ok");
+        LOG_WARN("bus", "fetching committed offsets failed (%s): %d partition(s) assigned again (%s)",
+                 rd_kafka_err2name(bus->reassign_err), parts->cnt, e1 || e2 ? rd_kafka_err2str(e1 ? e1 : e2) : "ok");
         bus->assigned_at_us = saga_monotonic_us();
         bus->assignments++;
     }
@@ -242,10 +243,17 @@ int saga_bus_poll(saga_bus_t *bus, rd_kafka_message_t **msgs, int max, int timeo
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 LOG_WARN("bus", "consumer: %s", rd_kafka_message_errstr(m));
             /* librdkafka 2.0.2 can stop fetching the partitions whose
-             * OffsetFetch failed with NOT_COORDINATOR (the coordinator
-             * moved): assign them again, from where we stand. */
-            if (m->err == RD_KAFKA_RESP_ERR_NOT_COORDINATOR && bus->assigned && !bus->reassign_after_us)
+             * OffsetFetch failed with a coordinator error (NOT_COORDINATOR
+             * when the coordinator moved; COORDINATOR_NOT_AVAILABLE and
+             * COORDINATOR_LOAD_IN_PROGRESS stop them the same way on the
+             * dev broker): assign them again, from where we stand, half a
+             * second later — and again while the error comes back. */
+            if ((m->err == RD_KAFKA_RESP_ERR_NOT_COORDINATOR || m->err == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE ||
+                 m->err == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS) &&
+                bus->holding && !bus->reassign_after_us) {
                 bus->reassign_after_us = saga_monotonic_us() + 500000;
+                bus->reassign_err = m->err;
+            }
             rd_kafka_message_destroy(m);
             if (n == 0) timeout_ms = 0;
             continue;
@@ -254,7 +262,7 @@ int saga_bus_poll(saga_bus_t *bus, rd_kafka_message_t **msgs, int max, int timeo
     }
     if (bus->reassign_after_us && saga_monotonic_us() >= bus->reassign_after_us) {
         bus->reassign_after_us = 0;
-        reassign(bus);
+        if (bus->holding) reassign(bus);
     }
     return n;
 }
