@@ -9,9 +9,9 @@ saga_stack_test(it_retention_soak ../soak/retention.sh)
 set_tests_properties(it_retention_soak PROPERTIES LABELS "integration;soak;slow" TIMEOUT 900)
 # OffsetFetch failing with coordinator errors while sagad joins (sagabroker's
 # fault injection: no Apache Kafka twin).
-list(APPEND SAGA_MOCK_ONLY_TESTS it_offsetfetch_faults)
-saga_stack_test(it_offsetfetch_faults test_offsetfetch_faults.sh)
-set_tests_properties(it_offsetfetch_faults PROPERTIES SKIP_RETURN_CODE 77)
+list(APPEND SAGA_MOCK_ONLY_TESTS it_sagad_offset_fetch_faults)
+saga_stack_test(it_sagad_offset_fetch_faults test_sagad_offset_fetch_faults.sh)
+set_tests_properties(it_sagad_offset_fetch_faults PROPERTIES SKIP_RETURN_CODE 77)
 # Wall-clock jumps through an LD_PRELOAD shim on sagad (no Kafka involved:
 # no Apache Kafka twin).
 list(APPEND SAGA_MOCK_ONLY_TESTS it_clock_jump)
