@@ -2,6 +2,7 @@
 #include "saga_error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "saga_alloc.h"
@@ -36,12 +37,68 @@ int saga_json_int(const json_t *obj, const char *key, long long *out) {
     return 0;
 }
 
-/* A compact writer for the common case: jansson's json_dumps goes through a
- * callback per fragment and decodes UTF-8 per code point, which made it the
- * largest single cost of a saga transition (docs/BENCHMARKS.md). Values with
- * reals or non-ASCII bytes are left to jansson, so the bytes written are
- * always exactly what json_dumps writes (tests/unit/test_json.c and the
+/* A compact writer: jansson's json_dumps goes through a callback per
+ * fragment and decodes UTF-8 per code point, which made it the largest
+ * single cost of a saga transition (docs/BENCHMARKS.md). It writes what
+ * json_dumps(JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER) writes,
+ * byte for byte, except for reals: those keep their shortest round-trip form
+ * (0.1, not jansson's %.17g 0.10000000000000001, which made a start of many
+ * such numbers five times larger once re-encoded; see saga_json_format_real).
+ * Invalid UTF-8 (only json_stringn_nocheck can make it) and nesting deeper
+ * than DUMP_MAX_DEPTH are left to jansson (tests/unit/test_json.c and the
  * fuzz_messages target compare the two). */
+int saga_json_format_real(double v, char *buf, size_t len) {
+    if (len < 32 || v != v || v - v != 0) return -1; /* NaN, infinities: JSON has none */
+    int n = 0;
+    /* A normal double's shortest form has at most 15 digits whenever it has
+     * fewer than 16, and %.15g then finds it; a subnormal has less precision
+     * (5e-324 would be 4.94065645841247e-324): try every precision. */
+    int first = v != 0 && v > -2.2250738585072014e-308 && v < 2.2250738585072014e-308 ? 1 : 15;
+    for (int prec = first; prec <= 17; prec++) {
+        n = snprintf(buf, len, "%.*g", prec, v);
+        if (n <= 0 || (size_t)n >= len) return -1;
+        if (strtod(buf, NULL) == v) break;
+    }
+    /* As jansson: a dot or an exponent, so it reads back as a real; no '+'
+     * and no leading zeros in the exponent. */
+    if (!strchr(buf, '.') && !strchr(buf, 'e')) {
+        if ((size_t)n + 3 > len) return -1;
+        memcpy(buf + n, ".0", 3);
+        n += 2;
+    }
+    char *e = strchr(buf, 'e');
+    if (e) {
+        char *from = e + 1, *to = e + 1;
+        if (*from == '+') from++;
+        else if (*from == '-') to++, from++;
+        while (*from == '0' && from[1]) from++;
+        memmove(to, from, strlen(from) + 1);
+        n = (int)strlen(buf);
+    }
+    return n;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when invalid:
+ * no overlong forms, surrogates or code points above U+10FFFF (as jansson). */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len;
+    unsigned cp;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) len = 2, cp = c & 0x1F;
+    else if (c < 0xF0) len = 3, cp = c & 0x0F;
+    else if (c < 0xF5) len = 4, cp = c & 0x07;
+    else return 0;
+    if (len > n) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
 typedef struct {
     char *buf;
     size_t len, cap;
@@ -78,8 +135,15 @@ static void dump_string(dump_buf_t *b, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) {
-            b->fallback = 1; /* jansson validates UTF-8: let it decide */
-            return;
+            size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+            if (!k) {
+                b->fallback = 1; /* invalid UTF-8: jansson refuses it (NULL) */
+                return;
+            }
+            memcpy(o, s + i, k);
+            o += k;
+            i += k - 1;
+            continue;
         }
         if (c == '"' || c == '\\') {
             *o++ = '\\';
@@ -150,7 +214,14 @@ static void dump_value(dump_buf_t *b, const json_t *v, int depth) {
     case JSON_TRUE: dump_raw(b, "true", 4); break;
     case JSON_FALSE: dump_raw(b, "false", 5); break;
     case JSON_NULL: dump_raw(b, "null", 4); break;
-    default: b->fallback = 1; /* reals: jansson's precision rules */
+    case JSON_REAL: {
+        char num[40];
+        int n = saga_json_format_real(json_real_value(v), num, sizeof num);
+        if (n < 0) b->fallback = 1;
+        else dump_raw(b, num, (size_t)n);
+        break;
+    }
+    default: b->fallback = 1;
     }
 }
 

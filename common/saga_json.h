@@ -17,8 +17,15 @@ const char *saga_json_str(const json_t *obj, const char *key);
 int saga_json_int(const json_t *obj, const char *key, long long *out);
 
 /* Compact serialisation (object keys in insertion order); caller frees
- * with saga_free. NULL on allocation failure. */
+ * with saga_free. NULL on allocation failure. Reals are written in their
+ * shortest round-trip form (saga_json_format_real). */
 char *saga_json_dump(const json_t *value);
+
+/* Writes v in the shortest form that strtod reads back as exactly v (the
+ * first of %.15g, %.16g, %.17g that round-trips), as jansson spells reals:
+ * always a '.' or an exponent ("1.0", "1e300", "-0.0", "1e-7"). len must be
+ * at least 32. Returns the length, or -1 for NaN and infinities. */
+int saga_json_format_real(double v, char *buf, size_t len);
 
 /* A flat object of plain strings, such as the outbox's headers column, read
  * without building a json_t: {"k":"v",...} with no blanks, escapes or

@@ -1,4 +1,5 @@
 #include "saga_log.h"
+#include "saga_utf8.h"
 #include "saga_clock.h"
 #include "saga_error.h"
 
@@ -60,6 +61,7 @@ void saga_log(saga_log_level_t level, const char *component, const saga_log_ctx_
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    saga_utf8_trim_cut(msg); /* a long line is cut on a character boundary */
     char ts[40];
     saga_format_time(saga_now_ms(), ts, sizeof ts);
 

@@ -10,6 +10,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 #include "saga_json.h"
 #include "saga_kafka.h"
 #include "saga_log.h"
@@ -26,13 +27,26 @@
 #define MAX_COMMANDS 256
 
 /* Sends a message that cannot be processed to the dead-letter topic with
- * its original bytes; the reason and source travel as headers. */
+ * its original bytes; the reason and source travel as headers. A message
+ * too large to be published with those headers (--max-message-bytes) is cut:
+ * the dead letter holds its first bytes and dlq_truncated=ORIGINAL_SIZE. */
 static int dead_letter(sagad_t *d, const rd_kafka_message_t *m, const char *reason, int64_t now) {
     char offset[32], partition[16];
     snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
     snprintf(partition, sizeof partition, "%d", (int)m->partition);
     json_t *h = json_pack("{s:s, s:s, s:s, s:s}", "dlq_reason", reason, "dlq_topic",
                           rd_kafka_topic_name(m->rkt), "dlq_partition", partition, "dlq_offset", offset);
+    size_t len = m->len, limit = d->engine.max_message_bytes;
+    if (h && limit) {
+        /* value + headers + key must stay within the limit */
+        size_t room = limit > 2 * SAGA_MESSAGE_RESERVE + 1024 ? limit - SAGA_MESSAGE_RESERVE - 1024 : limit / 2;
+        if (len > room) {
+            char original[32];
+            snprintf(original, sizeof original, "%zu", m->len);
+            json_object_set_new(h, "dlq_truncated", json_string(original));
+            len = room;
+        }
+    }
     char *headers = h ? saga_json_dump(h) : NULL;
     json_decref(h);
     if (!headers) return SAGA_ENOMEM;
@@ -40,11 +54,11 @@ static int dead_letter(sagad_t *d, const rd_kafka_message_t *m, const char *reas
     snprintf(key, sizeof key, "%.*s", m->key_len < sizeof key - 1 ? (int)m->key_len : (int)sizeof key - 1,
              m->key ? (const char *)m->key : "");
     int rc = saga_store_outbox_add(d->store, d->cfg.dlq_topic, key, headers, m->payload ? m->payload : "",
-                                   m->len, now);
+                                   m->payload ? len : 0, now);
     saga_free(headers);
     d->counters.dead_letters++;
-    LOG_WARN("loop", "dead letter from %s [%d] @%lld: %s", rd_kafka_topic_name(m->rkt), (int)m->partition,
-             (long long)m->offset, reason);
+    LOG_WARN("loop", "dead letter from %s [%d] @%lld: %s%s", rd_kafka_topic_name(m->rkt), (int)m->partition,
+             (long long)m->offset, reason, len < m->len ? " (truncated)" : "");
     return rc;
 }
 
@@ -131,13 +145,20 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     }
     const saga_definition_t *def = saga_registry_get(d->registry, start.definition, start.version);
     if (!def) {
-        snprintf(err, sizeof err, "saga.start: unknown definition '%.100s'%s", start.definition,
+        snprintf(err, sizeof err, "saga.start: unknown definition '%.*s'%s", saga_utf8_prefix(start.definition, 100), start.definition,
                  start.version ? " at that version" : "");
         if (m) return dead_letter(d, m, err, now);
         LOG_WARN("loop", "operator start refused: %s", err);
         return 0;
     }
     int rc = saga_store_dedup(d->store, "start", start.message_id, now);
+    /* New to dedup, whose rows are pruned by age: the saga row keeps the
+     * message id of the start that created it for good (offsets reset, a
+     * new consumer group, a re-published start: still the same start). */
+    if (rc == 1) {
+        int seen = saga_store_start_seen(d->store, start.message_id);
+        rc = seen < 0 ? seen : !seen;
+    }
     if (rc <= 0) {
         if (rc == 0) d->counters.duplicate_message++;
         return rc;
@@ -193,7 +214,7 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
     if (rc == SAGA_ENOTFOUND) {
         char reason[700];
         snprintf(reason, sizeof reason, "saga.reply: %s", err[0] ? err : "unknown saga");
-        if (!err[0]) snprintf(reason, sizeof reason, "saga.reply: unknown saga '%.128s'", reply.saga_id);
+        if (!err[0]) snprintf(reason, sizeof reason, "saga.reply: unknown saga '%.*s'", saga_utf8_prefix(reply.saga_id, 128), reply.saga_id);
         return dead_letter(d, m, reason, now);
     }
     if (rc) {
@@ -202,7 +223,7 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
     }
     int step = saga_definition_step_index(s->def, reply.step);
     if (step < 0) {
-        snprintf(err, sizeof err, "saga.reply: saga '%.128s' has no step '%.128s'", reply.saga_id, reply.step);
+        snprintf(err, sizeof err, "saga.reply: saga '%.*s' has no step '%.*s'", saga_utf8_prefix(reply.saga_id, 128), reply.saga_id, saga_utf8_prefix(reply.step, 128), reply.step);
         rc = dead_letter(d, m, err, now);
     } else {
         saga_event_t ev = {.kind = SAGA_EV_REPLY, .step = step, .command_kind = reply.kind,
@@ -323,37 +344,272 @@ static void log_breakers(sagad_t *d) {
     }
 }
 
+/* ---- the outbox relay ------------------------------------------------------
+ * New rows are handed to the producer once, in id order (relay_after only
+ * grows). A row whose delivery fails is dealt with alone: a transient error
+ * sends it again after a backoff, a permanent one (the broker refuses these
+ * bytes for good) parks it: a command's step fails, an event or dead letter
+ * is replaced by a small stub. Rows delivered after a failed one are never
+ * sent again. */
+
+#define RESEND_BACKOFF_MS 100
+#define RESEND_MAX_BACKOFF_MS 5000
+#define UNKNOWN_TOPIC_ATTEMPTS 4 /* after librdkafka's own wait (topic.metadata.propagation.max.ms) */
+#define TOO_LARGE_ATTEMPTS 3     /* the broker refused the batch: the row alone may fit */
+#define MAX_FAILURES 1024
+#define PARKED_ALERTS_PER_MINUTE 10
+
 typedef struct {
     sagad_t *d;
     int64_t last_id;
+    int attempt;
     bool queue_full;
 } relay_ctx_t;
 
 static int relay_row(const saga_outbox_row_t *row, void *user) {
     relay_ctx_t *r = user;
-    int rc = saga_bus_produce(r->d->bus, row->topic, row->key, row->headers, row->payload, row->payload_len, row->id);
+    int rc = saga_bus_produce(r->d->bus, row->topic, row->key, row->headers, row->payload, row->payload_len, row->id,
+                              r->attempt);
     if (rc == SAGA_EIO) {
         r->queue_full = true;
         return 1; /* stop; this row is sent next time */
     }
-    /* Any other error: the delivery can never happen through this producer;
-     * the row stays in the outbox and is retried after a restart. */
+    /* SAGA_EKAFKA: refused at once; the bus reports it as a failure, which
+     * the next transaction resends or parks. */
     r->last_id = row->id;
     if (!rc) r->d->counters.produced++;
     return 0;
 }
 
-/* Hands new outbox rows to the producer. Rows whose delivery failed are
- * sent again from the lowest failed id (duplicates are absorbed by dedup). */
+static void schedule_resend(sagad_t *d, int64_t id, int attempt, int64_t now) {
+    if (d->resend_count == d->resend_cap) {
+        int cap = d->resend_cap ? d->resend_cap * 2 : 64;
+        sagad_resend_t *bigger = saga_realloc(d->resend, (size_t)cap * sizeof *bigger);
+        if (!bigger) {
+            LOG_ERROR("loop", "out of memory: outbox row %lld is sent again after a restart", (long long)id);
+            return;
+        }
+        d->resend = bigger;
+        d->resend_cap = cap;
+    }
+    int64_t backoff = RESEND_BACKOFF_MS << (attempt < 6 ? attempt - 1 : 5);
+    if (backoff > RESEND_MAX_BACKOFF_MS) backoff = RESEND_MAX_BACKOFF_MS;
+    d->resend[d->resend_count++] = (sagad_resend_t){.id = id, .attempt = attempt, .due_ms = now + backoff};
+}
+
+/* Sends the rows whose backoff is over again, one by one. */
+static void resend_due(sagad_t *d, int64_t now) {
+    int kept = 0;
+    bool full = false;
+    for (int i = 0; i < d->resend_count; i++) {
+        sagad_resend_t *e = &d->resend[i];
+        if (full || e->due_ms > now) {
+            d->resend[kept++] = *e;
+            continue;
+        }
+        relay_ctx_t r = {.d = d, .attempt = e->attempt};
+        int found = saga_store_outbox_get(d->store, e->id, relay_row, &r);
+        if (found < 0 || r.queue_full) {
+            full = true;
+            d->resend[kept++] = *e;
+            continue;
+        }
+        if (found) d->counters.produce_retries++;
+        /* gone: acknowledged late or parked meanwhile */
+    }
+    d->resend_count = kept;
+}
+
+/* Hands rows to the producer: the due resends, then the new rows. */
 static int relay(sagad_t *d) {
-    int64_t failed = saga_bus_take_lowest_failed(d->bus);
-    if (failed >= 0 && failed <= d->relay_after) d->relay_after = failed - 1;
+    uint64_t resets = saga_bus_producers_recreated(d->bus);
+    if (resets != d->producers_seen && saga_bus_acked_count(d->bus) == 0 && saga_bus_failed_count(d->bus) == 0) {
+        /* A new producer after a fatal error holds nothing, and every row it
+         * acknowledged or failed before is dealt with: whatever is left in
+         * the outbox was never delivered. Once, from the start. */
+        LOG_WARN("relay", "new producer: sending the %lld outbox row(s) left again",
+                 saga_store_outbox_backlog(d->store));
+        d->producers_seen = resets;
+        d->relay_after = 0;
+        d->resend_count = 0;
+    }
+    if (d->resend_count) resend_due(d, saga_now_ms());
     relay_ctx_t r = {.d = d, .last_id = d->relay_after};
     int n = saga_store_outbox_scan(d->store, d->relay_after, RELAY_BATCH, relay_row, &r);
     if (n < 0) return n;
     d->relay_after = r.last_id;
     saga_bus_serve(d->bus, 0);
     return n;
+}
+
+typedef struct {
+    char *topic, *key, *headers, *payload;
+    size_t payload_len;
+} row_copy_t;
+
+static int copy_row(const saga_outbox_row_t *row, void *user) {
+    row_copy_t *c = user;
+    c->topic = saga_strdup(row->topic ? row->topic : "");
+    c->key = saga_strdup(row->key ? row->key : "");
+    c->headers = saga_strdup(row->headers ? row->headers : "{}");
+    c->payload = saga_malloc(row->payload_len + 1);
+    if (!c->topic || !c->key || !c->headers || !c->payload) return SAGA_ENOMEM;
+    if (row->payload_len) memcpy(c->payload, row->payload, row->payload_len);
+    c->payload[row->payload_len] = '\0';
+    c->payload_len = row->payload_len;
+    return 0;
+}
+
+static void row_copy_free(row_copy_t *c) {
+    saga_free(c->topic);
+    saga_free(c->key);
+    saga_free(c->headers);
+    saga_free(c->payload);
+}
+
+/* A command the broker refused for good: its step fails now (instead of
+ * timing out and resending the same bytes). Returns the outcome. */
+static int fail_command_step(sagad_t *d, const json_t *cmd, rd_kafka_resp_err_t err, const char *reason,
+                             int64_t now, const char **outcome) {
+    const char *saga_id = saga_json_str(cmd, "saga_id"), *step = saga_json_str(cmd, "step");
+    int kind = saga_command_kind_parse(saga_json_str(cmd, "kind"));
+    long long attempt = 0;
+    *outcome = "dropped";
+    if (!saga_id || !step || kind < 0 || saga_json_int(cmd, "attempt", &attempt)) return 0;
+    saga_t *s = &d->scratch;
+    char why[512] = "";
+    int rc = saga_store_load(d->store, d->registry, saga_id, s, why, sizeof why);
+    if (rc) return rc == SAGA_ENOTFOUND ? 0 : rc;
+    int idx = saga_definition_step_index(s->def, step);
+    if (idx >= 0) {
+        bool too_large = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+                         err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+        uint64_t stale = 0;
+        saga_event_t ev = {.kind = SAGA_EV_UNDELIVERABLE, .step = idx, .command_kind = (saga_command_kind_t)kind,
+                           .attempt = (int)attempt, .error_code = too_large ? "PAYLOAD_TOO_LARGE" : "COMMAND_REJECTED",
+                           .error_message = reason};
+        rc = apply_and_save(d, s, &ev, now, &stale);
+        if (!rc && !stale)
+            *outcome = kind == SAGA_KIND_ACTION ? "step_failed" : "compensation_failed";
+    }
+    saga_clear(s);
+    return rc;
+}
+
+/* An event or dead letter the broker refused for good: a small stub saying
+ * what was dropped takes its place (a new row, sent in order); a stub that
+ * is refused too is dropped. */
+static int send_stub(sagad_t *d, const row_copy_t *row, const json_t *doc, const char *reason, int64_t now,
+                     const char **outcome) {
+    json_t *h = json_loads(row->headers, 0, NULL);
+    if (!json_is_object(h)) {
+        json_decref(h);
+        h = json_object();
+    }
+    if (json_object_get(h, "sagad_dropped")) { /* a stub already */
+        json_decref(h);
+        *outcome = "dropped";
+        return 0;
+    }
+    json_object_set_new(h, "sagad_dropped", json_string(reason));
+    json_t *stub = json_pack("{s:s, s:s, s:s, s:s, s:I}", "type", "saga.dropped", "saga_id", row->key, "topic",
+                             row->topic, "reason", reason, "original_bytes", (json_int_t)row->payload_len);
+    const char *mid = saga_json_str(doc, "message_id");
+    if (stub && mid) {
+        json_object_set_new(stub, "original_message_id", json_string(mid));
+        char id[300];
+        snprintf(id, sizeof id, "dropped/%.280s", mid);
+        json_object_set_new(stub, "message_id", json_string(id));
+    }
+    const char *keep[] = {"type", "event", "seq", "step", "status", "dlq_reason"};
+    for (size_t i = 0; stub && doc && i < sizeof keep / sizeof keep[0]; i++) {
+        json_t *v = json_object_get(doc, keep[i]);
+        if (v && (!json_is_string(v) || json_string_length(v) < 256))
+            json_object_set(stub, i == 0 ? "original_type" : keep[i], v);
+    }
+    char *headers = saga_json_dump(h), *payload = stub ? saga_json_dump(stub) : NULL;
+    int rc = headers && payload ? saga_store_outbox_add(d->store, row->topic, row->key, headers, payload,
+                                                        strlen(payload), now)
+                                : SAGA_ENOMEM;
+    saga_free(headers);
+    saga_free(payload);
+    json_decref(h);
+    json_decref(stub);
+    *outcome = "stub_sent";
+    return rc;
+}
+
+/* Parks outbox row id, which the broker refused for good, and does what
+ * replaces it; alerts and counts. Runs inside the loop's transaction. */
+static int park_row(sagad_t *d, int64_t id, rd_kafka_resp_err_t err, int attempt, int64_t now) {
+    row_copy_t row = {0};
+    int rc = saga_store_outbox_get(d->store, id, copy_row, &row);
+    if (rc <= 0) {
+        row_copy_free(&row);
+        return rc; /* gone already */
+    }
+    char reason[400];
+    snprintf(reason, sizeof reason, "%s refused the %zu-byte message for good: %s (%s)", row.topic, row.payload_len,
+             rd_kafka_err2str(err), rd_kafka_err2name(err));
+    json_t *doc = saga_json_parse(row.payload, row.payload_len, NULL, 0);
+    const char *type = saga_json_str(doc, "type");
+    const char *outcome = "dropped";
+    bool is_command = type && !strcmp(type, "saga.command") && strcmp(row.topic, d->cfg.events_topic) != 0 &&
+                      strcmp(row.topic, d->cfg.dlq_topic) != 0;
+    rc = is_command ? fail_command_step(d, doc, err, reason, now, &outcome)
+                    : send_stub(d, &row, doc, reason, now, &outcome);
+    if (!rc) rc = saga_store_outbox_park(d->store, id, now, reason, outcome);
+    if (!rc) {
+        d->counters.outbox_parked++;
+        saga_log_ctx_t ctx = {.saga_id = row.key};
+        saga_log(SAGA_LOG_ERROR, "relay", &ctx, "outbox row %lld parked after %d attempt(s): %s; %s", (long long)id,
+                 attempt + 1, reason, outcome);
+        /* At most PARKED_ALERTS_PER_MINUTE (a topic sagad may not write
+         * parks every command to it); the next one counts those skipped. */
+        if (now - d->parked_alert_window >= 60000) {
+            d->parked_alert_window = now;
+            d->parked_alerts = 0;
+        }
+        if (d->parked_alerts < PARKED_ALERTS_PER_MINUTE) {
+            d->parked_alerts++;
+            raise_alert(d, "outbox_parked",
+                        json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:i}", "outbox_id", (json_int_t)id, "topic",
+                                  row.topic, "key", row.key, "reason", reason, "outcome", outcome, "bytes",
+                                  (json_int_t)row.payload_len, "not_alerted_before", d->parked_unalerted));
+            d->parked_unalerted = 0;
+        } else {
+            d->parked_unalerted++;
+        }
+    }
+    json_decref(doc);
+    row_copy_free(&row);
+    return rc;
+}
+
+/* Delivery failures since the last call: transient ones are sent again
+ * after a backoff, permanent ones parked. Inside the loop's transaction. */
+static int handle_failures(sagad_t *d, int64_t now) {
+    static saga_bus_failure_t failed[MAX_FAILURES];
+    int n, rc = 0;
+    while (!rc && (n = saga_bus_take_failed(d->bus, failed, MAX_FAILURES)) > 0) {
+        for (int i = 0; i < n; i++) {
+            saga_bus_failure_t *f = &failed[i];
+            saga_bus_error_class_t cls = saga_bus_classify(f->err);
+            if (cls == SAGA_BUS_UNKNOWN_TOPIC)
+                cls = f->attempt + 1 >= UNKNOWN_TOPIC_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
+            if (cls == SAGA_BUS_TOO_LARGE)
+                cls = f->at_once || f->attempt + 1 >= TOO_LARGE_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
+            if (cls == SAGA_BUS_PERMANENT) {
+                if (!rc) rc = park_row(d, f->id, f->err, f->attempt, now);
+                if (rc) schedule_resend(d, f->id, f->attempt + 1, now); /* rolled back: try again later */
+                continue;
+            }
+            LOG_WARN("relay", "delivery of outbox row %lld failed: %s (attempt %d; sent again after a backoff)",
+                     (long long)f->id, rd_kafka_err2str(f->err), f->attempt + 1);
+            schedule_resend(d, f->id, f->attempt + 1, now);
+        }
+    }
+    return rc;
 }
 
 static int delete_acked(sagad_t *d) {
@@ -432,6 +688,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     if (d->catching && wait < 10) wait = 10;          /* timers held by a catch-up: do not spin either */
     if (d->commands && saga_command_pending(d->commands) > 0) wait = 0;
     if (saga_bus_in_flight(d->bus) > 0 && wait > 5) wait = 5; /* keep serving delivery reports */
+    if (d->resend_count > 0 && wait > 20) wait = 20;           /* resends waiting for their backoff */
 
     int batch = d->cfg.batch_size > 0 && d->cfg.batch_size < MAX_BATCH ? (int)d->cfg.batch_size : MAX_BATCH;
     int n = saga_bus_poll(d->bus, msgs, batch, wait);
@@ -465,7 +722,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     static saga_command_t commands[MAX_COMMANDS];
     int ncommands = d->commands ? saga_command_take(d->commands, commands, MAX_COMMANDS) : 0;
     if (n == 0 && ntimers == 0 && ncommands == 0 && saga_bus_acked_count(d->bus) == 0 &&
-        !saga_flow_has_ready(d->flow, now)) {
+        saga_bus_failed_count(d->bus) == 0 && !saga_flow_has_ready(d->flow, now)) {
         int sent = relay(d);
         return sent < 0 ? sent : 0;
     }
@@ -479,6 +736,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     }
     if (!rc) rc = resume_waiters(d, now);
     if (!rc) rc = delete_acked(d);
+    if (!rc) rc = handle_failures(d, now);
     int64_t commit_us = saga_monotonic_us();
     if (!rc) rc = saga_store_commit(d->store);
     sagad_histogram_add(&d->commit_seconds, (double)(saga_monotonic_us() - commit_us) / 1e6);
@@ -536,8 +794,10 @@ int sagad_drain_outbox(sagad_t *d, int timeout_ms) {
         saga_bus_flush(d->bus, 100);
         rc = saga_store_begin(d->store);
         if (!rc) rc = delete_acked(d);
+        if (!rc) rc = handle_failures(d, saga_now_ms());
         if (!rc) rc = saga_store_commit(d->store);
         else saga_store_rollback(d->store);
+        send_alerts(d, !rc);
         if (rc) break;
         if (saga_bus_in_flight(d->bus) == 0 && saga_store_outbox_backlog(d->store) == 0) return 0;
     }

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -20,9 +21,26 @@
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 
-/* Addresses only this machine can reach. */
-static bool is_loopback(const char *addr) {
-    return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 || strcmp(addr, "localhost") == 0;
+/* 1 when argv carries --admin-token itself (not --admin-token-file): the
+ * token then shows in ps and /proc/PID/cmdline. */
+static bool token_on_command_line(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) break;
+        if (strcmp(argv[i], "--admin-token") == 0 || strncmp(argv[i], "--admin-token=", 14) == 0) return true;
+    }
+    return false;
+}
+
+/* The admin token file sagad makes when no token is configured: next to
+ * the database, "admin.token". */
+static char *default_token_path(const char *db) {
+    const char *slash = strrchr(db, '/');
+    size_t dir = slash ? (size_t)(slash - db) + 1 : 0;
+    char *path = saga_malloc(dir + sizeof "admin.token");
+    if (!path) return NULL;
+    memcpy(path, db, dir);
+    memcpy(path + dir, "admin.token", sizeof "admin.token");
+    return path;
 }
 
 /* Loads the definitions directory into a new registry, reporting every bad
@@ -103,17 +121,22 @@ static void log_counters(const sagad_t *d) {
                                      (unsigned long long)d->stale_by_reason[r]);
     if (stale[0]) LOG_INFO("sagad", "ignored events by reason:%s", stale);
     LOG_INFO("sagad", "started=%llu messages=%llu commits=%llu produced=%llu dup_start=%llu dup_msg=%llu "
-             "stale_reply=%llu stale_timer=%llu dlq=%llu",
+             "stale_reply=%llu stale_timer=%llu dlq=%llu parked=%llu resent=%llu",
              (unsigned long long)d->counters.sagas_started, (unsigned long long)d->counters.messages,
              (unsigned long long)d->counters.commits, (unsigned long long)d->counters.produced,
              (unsigned long long)d->counters.duplicate_start, (unsigned long long)d->counters.duplicate_message,
              (unsigned long long)d->counters.stale_reply, (unsigned long long)d->counters.stale_timer,
-             (unsigned long long)d->counters.dead_letters);
+             (unsigned long long)d->counters.dead_letters, (unsigned long long)d->counters.outbox_parked,
+             (unsigned long long)d->counters.produce_retries);
 }
 
-static int write_ready_file(const sagad_t *d, int admin_port) {
-    char text[512];
-    snprintf(text, sizeof text, "ADMIN_URL=http://%s:%d\nPID=%d\n", d->cfg.admin_addr, admin_port, (int)getpid());
+static int write_ready_file(const sagad_t *d, int admin_port, const char *token_file) {
+    char text[2048];
+    const char *a = d->cfg.admin_addr;
+    int v6 = strchr(a, ':') != NULL;
+    snprintf(text, sizeof text, "ADMIN_URL=http://%s%s%s:%d\nPID=%d\n%s%s%s", v6 ? "[" : "", a, v6 ? "]" : "",
+             admin_port, (int)getpid(), token_file ? "ADMIN_TOKEN_FILE=" : "", token_file ? token_file : "",
+             token_file ? "\n" : "");
     return saga_write_file_atomic(d->cfg.ready_file, text);
 }
 
@@ -127,8 +150,9 @@ int main(int argc, char **argv) {
         {"sagas", SAGA_CFG_STRING, "sagas", "directory of saga definitions (*.json)", &c->sagas_dir},
         {"admin-addr", SAGA_CFG_STRING, "127.0.0.1", "admin HTTP API address", &c->admin_addr},
         {"admin-port", SAGA_CFG_INT, "8080", "admin HTTP API port (0: any free port, see --ready-file)", &c->admin_port},
-        {"admin-token", SAGA_CFG_STRING, NULL, "bearer token the mutating admin endpoints require (prefer the env var or --admin-token-file)", &c->admin_token},
-        {"admin-token-file", SAGA_CFG_STRING, NULL, "read the admin bearer token from this file", &c->admin_token_file},
+        {"admin-token", SAGA_CFG_STRING, NULL, "bearer token of the mutating admin endpoints (shows in ps: prefer SAGAD_ADMIN_TOKEN or --admin-token-file)", &c->admin_token},
+        {"admin-token-file", SAGA_CFG_STRING, NULL, "read the admin bearer token from this file (default: generate one in admin.token next to --db)", &c->admin_token_file},
+        {"admin-host", SAGA_CFG_STRING, NULL, "more Host names the admin API answers to, comma-separated (e.g. behind a proxy)", &c->admin_host},
         {"alert-webhook", SAGA_CFG_STRING, NULL, "POST alerts (compensation_failed, circuit_open, dead_letters) to this URL", &c->alert_webhook},
         {"ready-file", SAGA_CFG_STRING, NULL, "write ADMIN_URL= and PID= here once consuming", &c->ready_file},
         {"group", SAGA_CFG_STRING, "sagad", "Kafka consumer group", &c->group},
@@ -145,6 +169,7 @@ int main(int argc, char **argv) {
         {"max-in-flight", SAGA_CFG_INT, "1000", "bulkhead: most commands out at once per participant topic (0: no limit)", &c->max_in_flight},
         {"breaker-failures", SAGA_CFG_INT, "50", "circuit breaker: consecutive timeouts/retries that open a topic's circuit (0: never)", &c->breaker_failures},
         {"breaker-cooldown", SAGA_CFG_STRING, "10s", "circuit breaker: how long an open circuit waits before one probe", &c->breaker_cooldown},
+        {"max-message-bytes", SAGA_CFG_INT, "1000000", "largest Kafka record sagad publishes (the broker's message.max.bytes; a command over it fails its step with PAYLOAD_TOO_LARGE, an event or dead letter over it is truncated; the admin API's body limit sits below it)", &c->max_message_bytes},
         {"check", SAGA_CFG_BOOL, "false", "validate the definitions and exit", &c->check},
         {0},
     };
@@ -169,6 +194,10 @@ int main(int argc, char **argv) {
     if (saga_parse_duration(c->dedup_retention, &c->dedup_retention_ms) || c->dedup_retention_ms < 60000) {
         fprintf(stderr, "sagad: --dedup-retention: '%s' is not a duration of at least 1m (e.g. 168h)\n",
                 c->dedup_retention);
+        return 2;
+    }
+    if (c->max_message_bytes < 16384 || c->max_message_bytes > 1000000000) {
+        fprintf(stderr, "sagad: --max-message-bytes: %lld is not between 16384 and 1000000000\n", c->max_message_bytes);
         return 2;
     }
     if (saga_parse_duration(c->retention, &c->retention_ms) || c->retention_ms < 1000) {
@@ -218,7 +247,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagad: %s\n", err);
         return 1;
     }
-    char *token = NULL;
+    char *token = NULL, *token_file = NULL;
+    bool token_configured = (c->admin_token_file && *c->admin_token_file) || (c->admin_token && *c->admin_token);
+    /* Beyond loopback the reads are open to the network too: only with a
+     * token the operator chose (and so knows how to hand out). Loopback is
+     * the address the name resolves to, never a name that looks like one. */
+    if (!token_configured && saga_admin_addr_loopback(c->admin_addr) != 1) {
+        fprintf(stderr, "sagad: the admin API on '%s' (not a loopback address) would be reachable beyond this "
+                        "machine without a token: set --admin-token-file (or SAGAD_ADMIN_TOKEN), "
+                        "or listen on 127.0.0.1\n", c->admin_addr);
+        return 2;
+    }
     if (c->admin_token_file && *c->admin_token_file) {
         token = saga_read_file(c->admin_token_file, NULL);
         if (!token) {
@@ -226,13 +265,31 @@ int main(int argc, char **argv) {
             return 2;
         }
         token[strcspn(token, "\r\n")] = '\0';
+        if (!*token) {
+            fprintf(stderr, "sagad: --admin-token-file: '%s' is empty\n", c->admin_token_file);
+            return 2;
+        }
+        struct stat st;
+        if (stat(c->admin_token_file, &st) == 0 && (st.st_mode & 077))
+            LOG_WARN("sagad", "--admin-token-file %s may be read by other users (mode %03o): chmod 600 it",
+                     c->admin_token_file, (unsigned)(st.st_mode & 0777));
+        token_file = saga_strdup(c->admin_token_file);
     } else if (c->admin_token && *c->admin_token) {
+        if (token_on_command_line(argc, argv))
+            LOG_WARN("sagad", "--admin-token on the command line shows in ps to every user of this machine: "
+                              "use SAGAD_ADMIN_TOKEN or --admin-token-file");
         token = saga_strdup(c->admin_token);
-    }
-    if ((!token || !*token) && !is_loopback(c->admin_addr)) {
-        fprintf(stderr, "sagad: the admin API on '%s' would be reachable beyond this machine without a token: "
-                        "set --admin-token-file (or SAGAD_ADMIN_TOKEN), or listen on 127.0.0.1\n", c->admin_addr);
-        return 2;
+    } else { /* none configured: sagad makes one, kept across restarts */
+        int created = 0;
+        token_file = default_token_path(c->db);
+        token = token_file ? saga_admin_token_file(token_file, &created, err, sizeof err) : NULL;
+        if (!token) {
+            fprintf(stderr, "sagad: admin token: %s\n", token_file ? err : "out of memory");
+            return 1;
+        }
+        if (err[0] && created) LOG_WARN("sagad", "admin token file %s", err);
+        LOG_INFO("sagad", "admin token: %s %s (mode 0600); sagactl reads it with SAGA_ADMIN_TOKEN_FILE=%s",
+                 created ? "generated" : "reusing", token_file, token_file);
     }
     d.commands = saga_command_queue_new(4096);
     if (!d.commands) return 1;
@@ -240,6 +297,11 @@ int main(int argc, char **argv) {
     if (!admin) {
         fprintf(stderr, "sagad: admin API on %s:%lld: %s\n", c->admin_addr, c->admin_port, err);
         return 1;
+    }
+    if (c->admin_host && *c->admin_host && saga_admin_add_hosts(admin, c->admin_host, err, sizeof err)) {
+        fprintf(stderr, "sagad: --admin-host: %s\n", err);
+        saga_admin_stop(&admin);
+        return 2;
     }
     saga_flow_limits_t limits = {.max_in_flight = (int)c->max_in_flight,
                                  .breaker_failures = (int)c->breaker_failures,
@@ -250,6 +312,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     saga_admin_set_commands(admin, d.commands, token);
+    /* A body the size of the limit could never be published: the admin API
+     * refuses it first (413), leaving room for the command's envelope. */
+    saga_admin_set_max_body(admin, (size_t)c->max_message_bytes - SAGA_MESSAGE_RESERVE - 4096);
     if (c->alert_webhook && *c->alert_webhook) {
         d.alerts = saga_alerter_start(c->alert_webhook, 10000, err, sizeof err);
         if (!d.alerts) {
@@ -265,6 +330,7 @@ int main(int argc, char **argv) {
     saga_admin_set_runtime(admin, sagad_runtime_fill, d.runtime);
     d.engine.replies_topic = c->replies_topic;
     d.engine.flow = d.flow;
+    d.engine.max_message_bytes = (size_t)c->max_message_bytes;
     d.rng = saga_random_u64();
     saga_signals_install(&stop_requested, &reload_requested);
     LOG_INFO("sagad", "running: db=%s admin=http://%s:%d", c->db, c->admin_addr, saga_admin_port(admin));
@@ -295,7 +361,7 @@ int main(int argc, char **argv) {
             last_publish = saga_monotonic_us();
         }
         if (!ready_written && c->ready_file && saga_bus_ready(d.bus)) {
-            if (write_ready_file(&d, saga_admin_port(admin))) LOG_ERROR("sagad", "cannot write %s", c->ready_file);
+            if (write_ready_file(&d, saga_admin_port(admin), token_file)) LOG_ERROR("sagad", "cannot write %s", c->ready_file);
             ready_written = true;
         }
         if (saga_monotonic_us() - last_prune > 5 * 1000000LL) {
@@ -335,6 +401,7 @@ int main(int argc, char **argv) {
     saga_alerter_stop(&d.alerts);
     json_decref(d.pending_alerts);
     saga_free(token);
+    saga_free(token_file);
     curl_global_cleanup();
     close(lock_fd);
     LOG_INFO("sagad", "stopped");

@@ -19,7 +19,7 @@ typedef struct {
     const char *bootstrap, *bootstrap_file;
     const char *db, *sagas_dir;
     const char *admin_addr;
-    const char *admin_token, *admin_token_file;
+    const char *admin_token, *admin_token_file, *admin_host;
     long long admin_port;
     const char *ready_file;
     const char *alert_webhook;
@@ -37,7 +37,15 @@ typedef struct {
     const char *breaker_cooldown;
     int64_t breaker_cooldown_ms;
     saga_kv_list_t kafka_props;
+    long long max_message_bytes;   /* largest Kafka record sagad publishes */
 } sagad_config_t;
+
+/* An outbox row to send again after a transient delivery failure. */
+typedef struct {
+    int64_t id;
+    int attempt;     /* deliveries tried so far */
+    int64_t due_ms;  /* not before (backoff) */
+} sagad_resend_t;
 
 /* Counters of what the loop did; logged periodically, metrics later. */
 #define SAGAD_COUNTERS(X)                                      \
@@ -55,6 +63,8 @@ typedef struct {
     X(retries, "step retries scheduled (actions and compensations)") \
     X(timeouts, "step timeouts")                               \
     X(sagas_finished, "sagas that reached a terminal status")  \
+    X(outbox_parked, "outbox messages the broker refused for good (parked: step failed or stub sent)") \
+    X(produce_retries, "outbox messages sent again after a transient delivery failure") \
     X(sagas_pruned, "finished sagas deleted after the retention") \
     X(clock_jumps, "wall-clock jumps of more than 1 s detected")  \
     X(catchups, "times timers waited for the replies to be read up to the high watermark")
@@ -78,7 +88,12 @@ typedef struct sagad {
     json_t *pending_alerts;             /* [kind, fields] pairs raised in this transaction */
     saga_breaker_state_t breaker_logged[256]; /* last logged state per flow topic index */
     uint64_t rng;
-    int64_t relay_after;       /* highest outbox id handed to the producer */
+    int64_t relay_after;       /* highest outbox id handed to the producer (never goes back) */
+    sagad_resend_t *resend;    /* rows whose delivery failed, sent again one by one */
+    int resend_count, resend_cap;
+    uint64_t producers_seen;   /* producer resets (fatal errors) the relay has caught up with */
+    int64_t parked_alert_window;   /* start of the minute the outbox_parked alerts are counted in */
+    int parked_alerts, parked_unalerted; /* alerts raised in it; parked rows not alerted since */
     int64_t timers_held_since; /* due timers held back behind a message backlog since (0: not) */
     int64_t last_poll_us;      /* monotonic end of the previous poll (stall detection) */
     uint64_t assign_gen;       /* the bus's assignment count last seen */

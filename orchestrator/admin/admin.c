@@ -7,7 +7,12 @@
  * segment there, so "%2F" inside an id is not mistaken for a separator
  * The query string reaches admin_route() raw as well: MHD's URI log
  * callback sees the request target before MHD splits and '+'-decodes the
- * arguments, and keeps what follows '?' in the request state. */
+ * arguments, and keeps what follows '?' in the request state.
+ *
+ * Oversized requests are answered here, in JSON like every other error:
+ * a request target over ADMIN_MAX_URI bytes 414, a header section over
+ * ADMIN_MAX_HEADERS 431. MHD's own (HTML) 414/431 only come past
+ * MEMORY_LIMIT, which is far above both. */
 #include "admin.h"
 
 #include "admin_route.h"
@@ -16,8 +21,11 @@
 #include "saga_error.h"
 #include "saga_log.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +38,11 @@
 #define V6_OPEN(addr) (strchr(addr, ':') ? "[" : "")
 #define V6_CLOSE(addr) (strchr(addr, ':') ? "]" : "")
 
+#define ADMIN_MAX_URI 8192
+#define ADMIN_MAX_HEADERS (32 * 1024)
+#define MEMORY_LIMIT (1024 * 1024) /* per connection (mmap, touched as used); MHD default 32 KiB */
+#define MAX_HOSTS 32
+
 static const char INTERNAL_BODY[] =
     "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
 
@@ -39,7 +52,11 @@ struct saga_admin {
     admin_ctx_t ctx;
     pthread_mutex_t lock;
     int port;
+    int loopback; /* bound to a loopback address */
+    char *hosts[MAX_HOSTS + 1]; /* accepted Host names, NULL-terminated (ctx.hosts) */
+    size_t host_count;
     char last_mhd_error[256]; /* the reason MHD_start_daemon failed */
+    size_t max_body;          /* request body limit (ADMIN_MAX_BODY unless set lower) */
 };
 
 /* Per-request state: the raw query and the request body, bounded by
@@ -51,12 +68,14 @@ typedef struct {
     int started;  /* on_request has seen the headers */
     char *query;  /* raw, after '?'; NULL when the target has none */
     int no_query; /* the query could not be copied (out of memory) */
+    size_t uri_len; /* of the whole request target */
 } request_state_t;
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
     request_state_t *rs = saga_calloc(1, sizeof *rs);
     const char *q = uri ? strchr(uri, '?') : NULL;
-    if (rs && q) {
+    if (rs) rs->uri_len = uri ? strlen(uri) : 0;
+    if (rs && q && rs->uri_len <= ADMIN_MAX_URI) {
         rs->query = saga_strdup(q + 1);
         rs->no_query = rs->query == NULL;
     }
@@ -98,6 +117,12 @@ static enum MHD_Result send_response(struct MHD_Connection *c, admin_response_t 
     return ret;
 }
 
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    size_t *n = cls;
+    *n += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -107,13 +132,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!rs) return MHD_NO; /* on_uri ran out of memory */
     if (!rs->started) { /* headers received; the body (if any) comes next */
         rs->started = 1;
-        return MHD_YES;
+        admin_response_t early;
+        memset(&early, 0, sizeof early);
+        size_t hbytes = 0;
+        MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &hbytes);
+        if (rs->uri_len > ADMIN_MAX_URI)
+            admin_error(&early, ADMIN_ERR_URI_TOO_LONG, "request target is %zu bytes long; at most %d are allowed",
+                        rs->uri_len, ADMIN_MAX_URI);
+        else if (hbytes > ADMIN_MAX_HEADERS)
+            admin_error(&early, ADMIN_ERR_HEADERS_TOO_LARGE, "request headers are %zu bytes; at most %d are allowed",
+                        hbytes, ADMIN_MAX_HEADERS);
+        else
+            return MHD_YES;
+        return send_response(c, &early); /* before the body: MHD closes the connection after it */
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (rs->too_large) return MHD_YES;
-        if (n > ADMIN_MAX_BODY - rs->len) {
+        size_t max_body = a->max_body ? a->max_body : ADMIN_MAX_BODY;
+        if (n > max_body - rs->len) {
             rs->too_large = 1;
             saga_free(rs->buf);
             rs->buf = NULL;
@@ -133,13 +171,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     admin_response_t res;
     memset(&res, 0, sizeof res);
     if (rs->too_large) {
-        admin_error(&res, ADMIN_ERR_TOO_LARGE, "request body larger than %d bytes", ADMIN_MAX_BODY);
+        admin_error(&res, ADMIN_ERR_TOO_LARGE, "request body larger than %zu bytes",
+                    a->max_body ? a->max_body : (size_t)ADMIN_MAX_BODY);
     } else if (rs->no_query) {
         admin_error(&res, ADMIN_ERR_INTERNAL, "out of memory");
     } else {
-        admin_request_t req = {.method = method, .path = url, .query = rs->query, .body = rs->buf, .body_len = rs->len,
-                               .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                                            MHD_HTTP_HEADER_AUTHORIZATION)};
+        admin_request_t req = {
+            .method = method, .path = url, .query = rs->query, .body = rs->buf, .body_len = rs->len,
+            .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+            .host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+            .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+            .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)};
         pthread_mutex_lock(&a->lock);
         int rc = admin_route(&a->ctx, &req, &res);
         pthread_mutex_unlock(&a->lock);
@@ -181,6 +223,119 @@ static int open_db(const char *db_path, sqlite3 **out, char *err, size_t errlen)
     return 0;
 }
 
+/* Adds a lower-cased copy of name to the accepted Host names ("[...]"
+ * around an IPv6 address); duplicates are skipped. 0, -1 (full or ENOMEM). */
+static int add_host(saga_admin_t *a, const char *name, size_t len) {
+    int v6 = memchr(name, ':', len) != NULL && name[0] != '[';
+    char *h = saga_malloc(len + 3);
+    if (!h) return -1;
+    size_t o = 0;
+    if (v6) h[o++] = '[';
+    for (size_t i = 0; i < len; i++) h[o++] = (char)tolower((unsigned char)name[i]);
+    if (v6) h[o++] = ']';
+    h[o] = '\0';
+    for (size_t i = 0; i < a->host_count; i++)
+        if (strcmp(a->hosts[i], h) == 0) {
+            saga_free(h);
+            return 0;
+        }
+    if (a->host_count == MAX_HOSTS) {
+        saga_free(h);
+        return -1;
+    }
+    a->hosts[a->host_count++] = h;
+    a->hosts[a->host_count] = NULL;
+    return 0;
+}
+
+/* The Host names a request may use: the listen address as given and as a
+ * number, "localhost" on a loopback or wildcard address, any IP literal on
+ * a wildcard address. */
+/* Classifies a socket address: *loopback (127.0.0.0/8, ::1, ::ffff:127.x),
+ * *wildcard (0.0.0.0, ::), its number in num. */
+static void classify(const struct sockaddr *sa, int *loopback, int *wildcard, char *num, size_t numlen) {
+    *loopback = *wildcard = 0;
+    num[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        uint32_t ip = ntohl(in->sin_addr.s_addr);
+        *loopback = (ip >> 24) == 127;
+        *wildcard = ip == 0;
+        inet_ntop(AF_INET, &in->sin_addr, num, (socklen_t)numlen);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        const unsigned char *b = in6->sin6_addr.s6_addr;
+        *loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) || (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127);
+        *wildcard = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+        inet_ntop(AF_INET6, &in6->sin6_addr, num, (socklen_t)numlen);
+    }
+}
+
+/* addr resolved the way saga_admin_start does (the first address). */
+static int resolve(const char *addr, int port, struct addrinfo **ai) {
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    *ai = NULL;
+    int gai = getaddrinfo(addr, portstr, &hints, ai);
+    if (gai == 0 && !*ai) gai = EAI_NONAME;
+    return gai;
+}
+
+int saga_admin_addr_loopback(const char *addr) {
+    struct addrinfo *ai = NULL;
+    if (!addr || !*addr || resolve(addr, 0, &ai) != 0) return -1;
+    int loopback, wildcard;
+    char num[INET6_ADDRSTRLEN];
+    classify(ai->ai_addr, &loopback, &wildcard, num, sizeof num);
+    freeaddrinfo(ai);
+    return loopback;
+}
+
+static int default_hosts(saga_admin_t *a, const char *addr, const struct sockaddr *sa) {
+    char num[INET6_ADDRSTRLEN];
+    int wildcard;
+    classify(sa, &a->loopback, &wildcard, num, sizeof num);
+    a->ctx.any_ip_host = wildcard;
+    if (add_host(a, addr, strlen(addr)) || (num[0] && add_host(a, num, strlen(num))) ||
+        ((a->loopback || wildcard) && add_host(a, "localhost", 9)))
+        return -1;
+    a->ctx.hosts = (const char *const *)a->hosts;
+    return 0;
+}
+
+int saga_admin_add_hosts(saga_admin_t *a, const char *names, char *err, size_t errlen) {
+    int rc = 0;
+    pthread_mutex_lock(&a->lock);
+    for (const char *s = names; s && *s && rc == 0;) {
+        size_t n = strcspn(s, ",");
+        const char *b = s, *e = s + n;
+        while (b < e && isspace((unsigned char)*b)) b++;
+        while (e > b && isspace((unsigned char)e[-1])) e--;
+        int ok = e > b;
+        for (const char *p = b; p < e && ok; p++)
+            ok = isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_' || *p == ':' || *p == '[' ||
+                 *p == ']';
+        if (!ok) {
+            snprintf(err, errlen, "admin: '%.*s' is not a host name (a comma-separated list of names)", (int)n, s);
+            rc = -1;
+        } else if (add_host(a, b, (size_t)(e - b))) {
+            snprintf(err, errlen, "admin: more than %d host names", MAX_HOSTS);
+            rc = -1;
+        }
+        s += n;
+        if (*s == ',') s++;
+    }
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+int saga_admin_loopback(const saga_admin_t *a) { return a ? a->loopback : 0; }
+
 saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, char *err,
                                size_t errlen) {
     char dummy[1];
@@ -202,18 +357,19 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, 
     }
     a->ctx.db = a->db;
 
-    char portstr[8];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int gai = getaddrinfo(addr, portstr, &hints, &ai);
-    if (gai != 0 || !ai) {
+    struct addrinfo *ai = NULL;
+    int gai = resolve(addr, port, &ai);
+    if (gai != 0) {
         snprintf(err, errlen, "admin: cannot resolve listen address '%s': %s", addr,
                  gai ? gai_strerror(gai) : "no address");
         if (ai) freeaddrinfo(ai);
+        saga_admin_stop(&a);
+        return NULL;
+    }
+
+    if (default_hosts(a, addr, ai->ai_addr)) {
+        snprintf(err, errlen, "admin: out of memory");
+        freeaddrinfo(ai);
         saga_admin_stop(&a);
         return NULL;
     }
@@ -228,6 +384,7 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, 
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
                               MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!a->mhd) {
@@ -253,6 +410,10 @@ void saga_admin_set_runtime(saga_admin_t *a, int (*fn)(void *arg, json_t *into),
     pthread_mutex_unlock(&a->lock);
 }
 
+void saga_admin_set_max_body(saga_admin_t *a, size_t bytes) {
+    if (bytes > 0 && bytes < ADMIN_MAX_BODY) a->max_body = bytes; /* set before requests are served */
+}
+
 void saga_admin_set_commands(saga_admin_t *a, saga_command_queue_t *commands, const char *token) {
     pthread_mutex_lock(&a->lock);
     a->ctx.commands = commands;
@@ -265,6 +426,7 @@ void saga_admin_stop(saga_admin_t **ap) {
     saga_admin_t *a = *ap;
     if (a->mhd) MHD_stop_daemon(a->mhd);
     if (a->db) sqlite3_close(a->db);
+    for (size_t i = 0; i < a->host_count; i++) saga_free(a->hosts[i]);
     pthread_mutex_destroy(&a->lock);
     saga_free(a);
     *ap = NULL;

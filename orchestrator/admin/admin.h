@@ -21,15 +21,43 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, 
 typedef struct saga_command_queue saga_command_queue_t;
 
 /* Enables the mutating endpoints (POST): they queue commands into
- * `commands` for the main loop. With a non-empty token they need
- * "Authorization: Bearer <token>" (401 without, 403 with another one).
- * Both are borrowed and must outlive the server. */
+ * `commands` for the main loop, and always need "Authorization: Bearer
+ * <token>" (401 without, 403 with another one) and a JSON body (415).
+ * Without a token they answer 503. Both are borrowed and must outlive the
+ * server. */
 void saga_admin_set_commands(saga_admin_t *a, saga_command_queue_t *commands, const char *token);
+
+/* Lowers the request body limit below ADMIN_MAX_BODY (sagad: below its
+ * --max-message-bytes, so a start the API accepts can be published). */
+void saga_admin_set_max_body(saga_admin_t *a, size_t bytes);
 
 /* Fills the "runtime" member of GET /v1/stats and the process metrics of
  * GET /metrics: fn(arg, object) adds what the main loop published. It is
  * called on the server's thread and must do its own locking. */
 void saga_admin_set_runtime(saga_admin_t *a, int (*fn)(void *arg, json_t *into), void *arg);
+
+/* Requests must name the server: a Host header other than the listen
+ * address (as given and as a number), "localhost" (loopback or wildcard
+ * address), any IP literal (wildcard address) or a name added here answers
+ * 421, and an Origin other than http(s)://<that Host> 403. Adds the names
+ * of a comma-separated list (e.g. "sagad.internal,sagad"; the port is not
+ * checked). 0, or -1 with the reason in err. */
+int saga_admin_add_hosts(saga_admin_t *a, const char *names, char *err, size_t errlen);
+
+/* 1 when the server listens on a loopback address (127.0.0.0/8, ::1): the
+ * address it bound, never judged by the name it was given. */
+int saga_admin_loopback(const saga_admin_t *a);
+/* The same for an address not yet bound: 1 loopback, 0 not, -1 when it
+ * does not resolve. "127.x.example" is a name like any other. */
+int saga_admin_addr_loopback(const char *addr);
+
+/* The token of sagad's admin token file at path (admin_token.c): the
+ * file's when it holds one (64 lower-case hex digits), is a regular file of
+ * this user and no one else may read it; else 32 new random bytes (hex)
+ * written to a 0600 temporary file renamed over path, with *created = 1
+ * and, when an unusable file was replaced, why in err. NULL with the
+ * reason in err when it cannot be written. saga_free the result. */
+char *saga_admin_token_file(const char *path, int *created, char *err, size_t errlen);
 
 /* The bound port (useful after port 0), or -1. */
 int saga_admin_port(const saga_admin_t *a);

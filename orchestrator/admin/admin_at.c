@@ -1,7 +1,7 @@
 /* GET /v1/sagas/{id}?at=TIME: the saga as it was at TIME, rebuilt from its
  * history rows by the engine's replay (orchestrator/engine/replay.c) with
  * the definition version it ran on, read from the stored definitions. */
-#include "admin_route.h"
+#include "admin_handlers.h"
 #include "replay.h"
 
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 
 static json_t *time_or_null(int64_t ms) {
     char buf[40];
@@ -53,6 +54,7 @@ static saga_definition_t *stored_definition(admin_ctx_t *ctx, const char *id, in
         sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
         *found = 1;
         saga_def_errors_t errs = {0};
+        errs.stored = true; /* loads as it loaded when the saga ran on it */
         def = saga_definition_parse((const char *)sqlite3_column_text(q, 0), (size_t)sqlite3_column_bytes(q, 0), &errs);
     }
     sqlite3_finalize(q);
@@ -63,7 +65,7 @@ int admin_get_saga_at(admin_ctx_t *ctx, const char *id, const char *at_text, adm
     int64_t at;
     if (saga_parse_time(at_text, &at))
         return admin_error(res, ADMIN_ERR_BAD_REQUEST,
-                           "parameter 'at': '%.64s' is not an RFC 3339 UTC time like 2026-11-24T22:39:04.123Z", at_text);
+                           "parameter 'at': '%.*s' is not an RFC 3339 UTC time like 2026-11-24T22:39:04.123Z", saga_utf8_prefix(at_text, 64), at_text);
     int found;
     saga_definition_t *def = stored_definition(ctx, id, &found);
     if (!found) return admin_error(res, ADMIN_ERR_NOT_FOUND, "no saga '%s'", id);

@@ -3,7 +3,7 @@
  * definition is known) and queue the command for the main loop, which
  * decides for good in its own transaction (the engine refuses a command the
  * saga's state does not allow by then). */
-#include "admin_route.h"
+#include "admin_handlers.h"
 #include "commands.h"
 #include "messages.h"
 
@@ -14,30 +14,6 @@
 #include "saga_error.h"
 #include "saga_json.h"
 #include "saga_util.h"
-
-/* 0 when the request may mutate; else fills res with 401/403/503. */
-static int authorize(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res, int *rc) {
-    if (!ctx->commands) {
-        *rc = admin_error(res, ADMIN_ERR_UNAVAILABLE, "this server takes no commands");
-        return -1;
-    }
-    if (!ctx->token) return 0;
-    const char *auth = req->authorization;
-    if (!auth || strncmp(auth, "Bearer ", 7) != 0) {
-        *rc = admin_error(res, ADMIN_ERR_UNAUTHORIZED, "missing 'Authorization: Bearer <token>'");
-        return -1;
-    }
-    /* Constant time over the expected token's length. */
-    const char *given = auth + 7;
-    size_t want = strlen(ctx->token), got = strlen(given);
-    unsigned char diff = (unsigned char)(want != got);
-    for (size_t i = 0; i < want; i++) diff |= (unsigned char)(ctx->token[i] ^ (i < got ? given[i] : 0));
-    if (diff) {
-        *rc = admin_error(res, ADMIN_ERR_FORBIDDEN, "the bearer token is not valid");
-        return -1;
-    }
-    return 0;
-}
 
 /* The body as a JSON object; NULL with res filled when it is not one. An
  * empty body is {} when empty_ok. */
@@ -75,16 +51,34 @@ static int saga_status(admin_ctx_t *ctx, const char *id, char *buf, size_t len) 
     return found;
 }
 
-static int definition_known(admin_ctx_t *ctx, const char *name) {
+/* 1 when the definition (and version, when > 0) is stored, 0 when not,
+ * -1 on a database error. Retired versions count: the loop starts a saga
+ * on any version it holds when the start names it. */
+static int definition_known(admin_ctx_t *ctx, const char *name, int version) {
     sqlite3_stmt *q = NULL;
     int known = -1;
-    if (sqlite3_prepare_v2(ctx->db, "SELECT 1 FROM definitions WHERE name = ?", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(ctx->db, "SELECT 1 FROM definitions WHERE name = ?1 AND (?2 <= 0 OR version = ?2)", -1,
+                           &q, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_bind_int(q, 2, version) == SQLITE_OK) {
         int rc = sqlite3_step(q);
         known = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
     }
     sqlite3_finalize(q);
     return known;
+}
+
+/* "1, 2" into buf: the stored versions of name (empty when none). */
+static void stored_versions(admin_ctx_t *ctx, const char *name, char *buf, size_t len) {
+    sqlite3_stmt *q = NULL;
+    size_t o = 0;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(ctx->db, "SELECT version FROM definitions WHERE name = ? ORDER BY version", -1, &q,
+                           NULL) == SQLITE_OK &&
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK)
+        while (o + 16 < len && sqlite3_step(q) == SQLITE_ROW)
+            o += (size_t)snprintf(buf + o, len - o, "%s%d", o ? ", " : "", sqlite3_column_int(q, 0));
+    sqlite3_finalize(q);
 }
 
 static int accepted(admin_response_t *res, unsigned status, const char *id, const char *what) {
@@ -102,7 +96,6 @@ static int queue_error(admin_response_t *res, int rc) {
 
 int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res) {
     int rc = 0;
-    if (authorize(ctx, req, res, &rc)) return rc;
     json_t *doc = body_object(req, 0, res, &rc);
     if (!doc) return rc;
     /* The body is a saga.start without the envelope: type and (by
@@ -112,6 +105,11 @@ int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response
     if (json_object_get(doc, "saga_id") && !given) {
         json_decref(doc);
         return admin_error(res, ADMIN_ERR_BAD_REQUEST, "'saga_id' must be a string");
+    }
+    if (given && strlen(given) >= sizeof id) { /* refused, not cut to 127 bytes */
+        json_decref(doc);
+        return admin_error(res, ADMIN_ERR_BAD_REQUEST, "'saga_id' must be 1-%d printable ASCII bytes without '/'",
+                           SAGA_ID_MAX - 1);
     }
     if (given) snprintf(id, sizeof id, "%s", given);
     else saga_random_id("s-", id, sizeof id);
@@ -129,13 +127,20 @@ int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response
     }
     char status[32];
     int exists = saga_status(ctx, id, status, sizeof status);
-    int known = exists == 0 ? definition_known(ctx, start.definition) : 1;
-    if (exists < 0 || known < 0) {
+    int known = exists == 0 ? definition_known(ctx, start.definition, 0) : 1;
+    int version_known = known == 1 && exists == 0 && start.version > 0
+                            ? definition_known(ctx, start.definition, start.version) : 1;
+    if (exists < 0 || known < 0 || version_known < 0) {
         rc = admin_error(res, ADMIN_ERR_UNAVAILABLE, "database: %s", sqlite3_errmsg(ctx->db));
     } else if (exists) {
         rc = accepted(res, 200, id, status); /* idempotent on saga_id */
     } else if (!known) {
         rc = admin_error(res, ADMIN_ERR_UNPROCESSABLE, "unknown definition '%.128s'", start.definition);
+    } else if (!version_known) {
+        char versions[128];
+        stored_versions(ctx, start.definition, versions, sizeof versions);
+        rc = admin_error(res, ADMIN_ERR_UNPROCESSABLE, "definition '%.128s' has no version %d (versions: %s)",
+                         start.definition, start.version, versions);
     } else {
         char *body = saga_json_dump(doc);
         rc = body ? saga_command_push(ctx->commands, SAGA_CMD_START, id, body, NULL) : SAGA_ENOMEM;
@@ -150,7 +155,6 @@ int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response
 static int post_command(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res,
                         saga_command_kind_op_t kind, const char *need) {
     int rc = 0;
-    if (authorize(ctx, req, res, &rc)) return rc;
     json_t *doc = body_object(req, 1, res, &rc);
     if (!doc) return rc;
     json_t *reason = json_object_get(doc, "reason");
@@ -183,7 +187,6 @@ int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *re
 
 int admin_post_reload(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res) {
     int rc = 0;
-    if (authorize(ctx, req, res, &rc)) return rc;
     rc = saga_command_push(ctx->commands, SAGA_CMD_RELOAD, "", NULL, NULL);
     if (rc) return queue_error(res, rc);
     json_t *doc = json_pack("{s:s, s:s}", "status", "accepted", "check",

@@ -1,9 +1,10 @@
 /* GET /v1/definitions[/{name}[/{version}]]: the definitions sagad has
  * loaded (table `definitions`: name, version, hash, json, loaded_at; see
  * orchestrator/store/schema.h). The step count comes from the stored JSON. */
-#include "admin_route.h"
+#include "admin_handlers.h"
 
 #include "saga_error.h"
+#include "saga_utf8.h"
 #include "saga_log.h"
 
 #include <limits.h>
@@ -67,8 +68,7 @@ int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *versio
         char *end = NULL;
         v = (version[0] >= '1' && version[0] <= '9' && strlen(version) <= 10) ? strtol(version, &end, 10) : 0;
         if (v < 1 || v > INT_MAX || (end && *end))
-            return admin_error(res, ADMIN_ERR_BAD_REQUEST, "version must be a positive whole number, not '%.32s'",
-                               version);
+            return admin_error(res, ADMIN_ERR_BAD_REQUEST, "version must be a positive whole number, not '%.*s'", saga_utf8_prefix(version, 32), version);
     }
     sqlite3_stmt *st = NULL;
     int src = sqlite3_prepare_v2(ctx->db, version ? SQL_ONE : name ? SQL_NAME : SQL_ALL, -1, &st, NULL);

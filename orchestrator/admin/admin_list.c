@@ -7,12 +7,13 @@
  * page, base64url("v1|<updated_at ms>|<id>"); the next page starts strictly
  * after it, so no row appears twice and none is skipped unless it was
  * updated between the two requests (it then moves to the first page). */
-#include "admin_route.h"
+#include "admin_handlers.h"
 
 #include "engine.h"
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 #include "saga_log.h"
 
 #include <inttypes.h>
@@ -48,30 +49,6 @@ static const char SQL_CURRENT_STEP[] =
     " 'compensation_retry_wait', 'compensation_failed') ORDER BY status = 'pending', idx LIMIT 1";
 
 /* ---- shared helpers (declared in admin_route.h) ---- */
-
-int admin_db_error(admin_ctx_t *ctx, admin_response_t *res, int rc, const char *what) {
-    const char *msg = sqlite3_errmsg(ctx->db);
-    int code = rc & 0xFF;
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
-        LOG_WARN(COMPONENT, "%s: database busy: %s", what, msg);
-        return admin_error(res, ADMIN_ERR_UNAVAILABLE, "database busy, try again: %s", msg);
-    }
-    LOG_ERROR(COMPONENT, "%s: SQLite error %d: %s", what, rc, msg);
-    return admin_error(res, ADMIN_ERR_INTERNAL, "%s: %s", what, msg);
-}
-
-json_t *admin_col_text(sqlite3_stmt *st, int i) {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    if (!t) return json_null();
-    return admin_json_text((const char *)t, (size_t)sqlite3_column_bytes(st, i));
-}
-
-json_t *admin_col_time(sqlite3_stmt *st, int i) {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
-    char buf[40];
-    saga_format_time((int64_t)sqlite3_column_int64(st, i), buf, sizeof buf);
-    return json_string(buf);
-}
 
 /* Sets obj[key] = value (stolen); the first failure clears *ok. */
 static void put(json_t *obj, const char *key, json_t *value, int *ok) {
@@ -207,7 +184,7 @@ static int parse_filters(const admin_query_t *q, filters_t *f, admin_response_t 
         for (char *t = strtok_r(f->status_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             if (!in_list(SAGA_STATUSES, t)) {
                 join(SAGA_STATUSES, names, sizeof names);
-                return admin_param_error(res, "status", "parameter 'status': '%.64s' is not a saga status (%s)", t,
+                return admin_param_error(res, "status", "parameter 'status': '%.*s' is not a saga status (%s)", saga_utf8_prefix(t, 64), t,
                                          names);
             }
             if (f->nstatuses == MAX_STATUSES)
@@ -228,7 +205,7 @@ static int parse_filters(const admin_query_t *q, filters_t *f, admin_response_t 
     v = admin_query_get(q, "step_status");
     if (v && !in_list(STEP_STATUSES, v)) {
         join(STEP_STATUSES, names, sizeof names);
-        return admin_param_error(res, "step_status", "parameter 'step_status': '%.64s' is not a step status (%s)", v,
+        return admin_param_error(res, "step_status", "parameter 'step_status': '%.*s' is not a step status (%s)", saga_utf8_prefix(v, 64), v,
                                  names);
     }
     f->step_status = v;
@@ -237,8 +214,8 @@ static int parse_filters(const admin_query_t *q, filters_t *f, admin_response_t 
         if (!v) continue;
         if (admin_parse_time(v, &f->time[i]) != 0)
             return admin_param_error(res, TIME_PARAMS[i],
-                                     "parameter '%s': '%.64s' is not an RFC 3339 time like 2023-11-14T22:13:20Z%s",
-                                     TIME_PARAMS[i], v,
+                                     "parameter '%s': '%.*s' is not an RFC 3339 time like 2023-11-14T22:13:20Z%s",
+                                     TIME_PARAMS[i], saga_utf8_prefix(v, 64), v,
                                      strchr(v, ' ') ? " (a '+' in a query is a space: write it as %2B)" : "");
         f->has_time[i] = 1;
     }

@@ -1,7 +1,7 @@
 /* GET /metrics (Prometheus text format 0.0.4) and GET /readyz. Database
  * figures come from the read-only connection; process figures (counters,
  * flow control, timings) from the runtime snapshot the main loop publishes. */
-#include "admin_route.h"
+#include "admin_handlers.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -7,6 +7,7 @@
 
 #include "saga_alloc.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -15,7 +16,6 @@
 
 #define MAX_SEGMENTS 16
 #define MAX_PARAMS 4
-#define MAX_MESSAGE 512
 
 typedef struct {
     const char *value[MAX_PARAMS]; /* decoded, NUL-terminated */
@@ -123,170 +123,7 @@ static const route_t routes[] = {
     {"GET", "/ui/", "GET, HEAD", h_ui, NULL},
 };
 
-/* ---- errors ---- */
-
-static const struct {
-    unsigned status;
-    const char *code;
-} error_table[] = {
-#define ADMIN_ERR_ROW(name, status, code) {status, code},
-    ADMIN_ERROR_MAP(ADMIN_ERR_ROW)
-#undef ADMIN_ERR_ROW
-};
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t need;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) { need = 2; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { need = 3; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { need = 4; min = 0x10000; }
-    else return 0;
-    if (n < need) return 0;
-    unsigned cp = c & (0x7F >> need);
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return need;
-}
-
-/* Valid UTF-8, control characters allowed (JSON escapes them). */
-static int utf8_valid_allow_ctl(const char *s, size_t len) {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(u + i, len - i);
-        if (!k) return 0;
-        i += k;
-    }
-    return 1;
-}
-
-int admin_text_ok(const char *s, size_t len) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        if (u[i] < 0x20 || u[i] == 0x7F) return 0;
-        size_t k = utf8_seq(u + i, len - i);
-        if (!k) return 0;
-        i += k;
-    }
-    return 1;
-}
-
-/* Copies s into dst (size cap) replacing invalid UTF-8 and control bytes with '?'. */
-static void sanitize(const char *s, char *dst, size_t cap) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t n = strlen(s), i = 0, o = 0;
-    while (i < n && o + 1 < cap) {
-        size_t k = (u[i] < 0x20 || u[i] == 0x7F) ? 0 : utf8_seq(u + i, n - i);
-        if (!k) { dst[o++] = '?'; i++; continue; }
-        if (o + k >= cap) break;
-        memcpy(dst + o, s + i, k);
-        o += k;
-        i += k;
-    }
-    dst[o] = '\0';
-}
-
-json_t *admin_json_text(const char *s, size_t len) {
-    if (utf8_valid_allow_ctl(s, len)) return json_stringn_nocheck(s, len);
-    char *copy = saga_malloc(len + 1);
-    if (!copy) return NULL;
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0, o = 0;
-    while (i < len) {
-        size_t k = utf8_seq(u + i, len - i);
-        if (!k) { copy[o++] = '?'; i++; continue; }
-        memcpy(copy + o, s + i, k);
-        o += k;
-        i += k;
-    }
-    json_t *v = json_stringn_nocheck(copy, o);
-    saga_free(copy);
-    return v;
-}
-
-int admin_json_response(admin_response_t *res, unsigned status, const json_t *doc) {
-    res->status = status;
-    res->body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!res->body) return SAGA_ENOMEM;
-    res->body_len = strlen(res->body);
-    return 0;
-}
-
-static int error_v(admin_response_t *res, admin_error_t err, const char *param, const char *fmt, va_list ap) {
-    char raw[MAX_MESSAGE * 2], msg[MAX_MESSAGE], pname[128];
-    vsnprintf(raw, sizeof raw, fmt, ap);
-    sanitize(raw, msg, sizeof msg);
-
-    res->status = error_table[err].status;
-    res->body = NULL;
-    res->body_len = 0;
-    json_t *doc = json_pack("{s:{s:s,s:s}}", "error", "code", error_table[err].code, "message", msg);
-    if (doc && param) {
-        sanitize(param, pname, sizeof pname);
-        if (json_object_set_new(json_object_get(doc, "error"), "parameter", json_string(pname)) != 0) {
-            json_decref(doc);
-            doc = NULL;
-        }
-    }
-    if (!doc) return SAGA_ENOMEM;
-    res->body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(doc);
-    if (!res->body) return SAGA_ENOMEM;
-    res->body_len = strlen(res->body);
-    return 0;
-}
-
-int admin_error(admin_response_t *res, admin_error_t err, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = error_v(res, err, NULL, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-int admin_param_error(admin_response_t *res, const char *param, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = error_v(res, ADMIN_ERR_BAD_REQUEST, param, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 /* ---- paths ---- */
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-long admin_percent_decode(const char *src, size_t len, char *dst) {
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (src[i] == '%') {
-            if (i + 2 >= len) return -1;
-            int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
-            if (hi < 0 || lo < 0) return -1;
-            char c = (char)(hi * 16 + lo);
-            if (c == '\0') return -1;
-            dst[o++] = c;
-            i += 2;
-        } else if (src[i] == '\0') {
-            return -1;
-        } else {
-            dst[o++] = src[i];
-        }
-    }
-    dst[o] = '\0';
-    return (long)o;
-}
 
 typedef struct {
     char *buf; /* decoded segments, each NUL-terminated */
@@ -351,12 +188,6 @@ static int method_is(const char *route_method, const char *method) {
 
 /* ---- query strings ---- */
 
-const char *admin_query_get(const admin_query_t *q, const char *key) {
-    for (size_t i = 0; q && i < q->count; i++)
-        if (strcmp(q->key[i], key) == 0) return q->value[i][0] ? q->value[i] : NULL;
-    return NULL;
-}
-
 /* Decodes one key or value of a query: '+' is a space, then %HH. */
 static long query_decode(char *src, size_t len, char *dst) {
     for (size_t i = 0; i < len; i++)
@@ -406,8 +237,8 @@ static int parse_query(const char *query, const char *const *accepted, admin_que
             if (!accepted[k]) {
                 list_names(accepted, names, sizeof names);
                 if (!accepted[0])
-                    return admin_param_error(res, key, "unknown parameter '%.64s' (this endpoint takes none)", key);
-                return admin_param_error(res, key, "unknown parameter '%.64s' (accepted: %s)", key, names);
+                    return admin_param_error(res, key, "unknown parameter '%.*s' (this endpoint takes none)", saga_utf8_prefix(key, 64), key);
+                return admin_param_error(res, key, "unknown parameter '%.*s' (accepted: %s)", saga_utf8_prefix(key, 64), key, names);
             }
             for (size_t i = 0; i < q->count; i++)
                 if (strcmp(q->key[i], key) == 0)
@@ -432,64 +263,13 @@ static int parse_query(const char *query, const char *const *accepted, admin_que
     return 0;
 }
 
-/* ---- times ---- */
-
-static int digits(const char *s, int n, int *out) {
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-int admin_parse_time(const char *s, int64_t *ms_out) {
-    int y, mo, d, h, mi, sec;
-    if (strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
-        digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, &h) || s[13] != ':' ||
-        digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &sec))
-        return -1;
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60) return -1;
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo == 2 && d == 29 && !leap) return -1;
-    const char *p = s + 19;
-    int64_t frac = 0;
-    if (*p == '.') {
-        int nd = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, nd++)
-            if (nd < 3) frac = frac * 10 + (*p - '0');
-        if (nd == 0 || nd > 9) return -1;
-        for (; nd < 3; nd++) frac *= 10;
-    }
-    int offset_min = 0;
-    if ((p[0] == 'Z' || p[0] == 'z') && p[1] == '\0') {
-        offset_min = 0;
-    } else if ((p[0] == '+' || p[0] == '-') && strlen(p) == 6 && p[3] == ':') {
-        int oh, om;
-        if (digits(p + 1, 2, &oh) || digits(p + 4, 2, &om) || oh > 23 || om > 59) return -1;
-        offset_min = (oh * 60 + om) * (p[0] == '-' ? -1 : 1);
-    } else {
-        return -1;
-    }
-    /* days from civil (Howard Hinnant's algorithm) */
-    int yy = mo <= 2 ? y - 1 : y;
-    int era = yy / 400;
-    int yoe = yy - era * 400;
-    int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    int64_t days = (int64_t)era * 146097 + doe - 719468;
-    int64_t secs = days * 86400 + h * 3600 + mi * 60 + (sec == 60 ? 59 : sec) - (int64_t)offset_min * 60;
-    *ms_out = secs * 1000 + frac;
-    return 0;
-}
-
 int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res) {
     memset(res, 0, sizeof *res);
     const char *method = req->method ? req->method : "";
+    int rc = admin_guard_request(ctx, req, res);
+    if (rc != 0 || res->body) return rc;
     path_t p;
-    int rc = split_path(req->path, &p);
+    rc = split_path(req->path, &p);
     if (rc == SAGA_ENOMEM) {
         saga_free(p.buf);
         return rc;
@@ -500,8 +280,7 @@ int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *
     }
     if (rc != 0) {
         saga_free(p.buf);
-        return admin_error(res, ADMIN_ERR_NOT_FOUND, "no endpoint %s %.200s", method,
-                           req->path ? req->path : "");
+        return admin_error(res, ADMIN_ERR_NOT_FOUND, "no endpoint %s %.*s", method, saga_utf8_prefix(req->path ? req->path : "", 200), req->path ? req->path : "");
     }
 
     const route_t *found = NULL, *path_only = NULL;
@@ -518,11 +297,10 @@ int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *
     }
 
     if (!found && path_only) {
-        rc = admin_error(res, ADMIN_ERR_METHOD_NOT_ALLOWED, "method %.20s not allowed on %.200s (allowed: %s)",
-                         method, req->path, path_only->allow);
+        rc = admin_error(res, ADMIN_ERR_METHOD_NOT_ALLOWED, "method %.*s not allowed on %.*s (allowed: %s)", saga_utf8_prefix(method, 20), method, saga_utf8_prefix(req->path, 200), req->path, path_only->allow);
         res->allow = path_only->allow;
     } else if (!found) {
-        rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no endpoint %.20s %.200s", method, req->path);
+        rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no endpoint %.*s %.*s", saga_utf8_prefix(method, 20), method, saga_utf8_prefix(req->path, 200), req->path);
     } else {
         rc = 0;
         for (size_t i = 0; i < params.count && rc == 0 && !res->body; i++) {
@@ -535,6 +313,8 @@ int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *
         }
         admin_query_t q;
         memset(&q, 0, sizeof q);
+        /* Every POST mutates: token and JSON body first, whatever the endpoint. */
+        if (rc == 0 && !res->body && strcmp(found->method, "POST") == 0) rc = admin_guard_mutation(ctx, req, res);
         if (rc == 0 && !res->body && found->query) rc = parse_query(req->query, found->query, &q, res);
         if (rc == 0 && !res->body) rc = found->handler(ctx, req, &params, &q, res);
         saga_free(q.buf);

@@ -1,169 +1,18 @@
 /* Request handling of the admin API without any HTTP server: a request
- * (method, raw path, body) goes in, a status and a JSON body come out. The
- * MHD glue in admin.c only moves bytes; tests and fuzzers call admin_route
- * directly (with an in-memory or temporary database).
- *
- * Every response body is one JSON document; errors are
- * {"error":{"code":"...","message":"..."}}. */
+ * (method, raw path, headers, body) goes in, a status and a JSON body come
+ * out. The MHD glue in admin.c only moves bytes; tests and fuzzers call
+ * admin_route directly (with an in-memory or temporary database). */
 #ifndef SAGA_ADMIN_ROUTE_H
 #define SAGA_ADMIN_ROUTE_H
 
-#include <jansson.h>
-#include <sqlite3.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "admin_handlers.h"
+#include "admin_http.h"
 
-/* Longest saga id accepted in a path, in bytes after percent-decoding. */
-#define ADMIN_MAX_ID_LEN 127
-/* Largest request body accepted (for the command endpoints to come). */
-#define ADMIN_MAX_BODY (1024 * 1024)
-
-/* Error codes of the API, with their HTTP status: one list, so the code
- * names and statuses cannot drift apart. */
-#define ADMIN_ERROR_MAP(X)                          \
-    X(BAD_REQUEST,        400, "bad_request")       \
-    X(UNAUTHORIZED,       401, "unauthorized")      \
-    X(FORBIDDEN,          403, "forbidden")         \
-    X(INVALID_ID,         400, "invalid_id")        \
-    X(NOT_FOUND,          404, "not_found")         \
-    X(METHOD_NOT_ALLOWED, 405, "method_not_allowed")\
-    X(CONFLICT,           409, "conflict")          \
-    X(TOO_LARGE,          413, "payload_too_large") \
-    X(UNPROCESSABLE,      422, "unprocessable")     \
-    X(INTERNAL,           500, "internal")          \
-    X(UNAVAILABLE,        503, "unavailable")
-
-typedef enum {
-#define ADMIN_ERR_ENUM(name, status, code) ADMIN_ERR_##name,
-    ADMIN_ERROR_MAP(ADMIN_ERR_ENUM)
-#undef ADMIN_ERR_ENUM
-} admin_error_t;
-
-typedef struct saga_command_queue saga_command_queue_t;
-
-/* Extension point of GET /v1/stats for what only sagad's memory knows
- * (in-flight messages per topic, circuit breaker states): fills the reply's
- * "runtime" object (empty on entry; members are the caller's choice, e.g.
- * "in_flight": {"topic": n}, "circuits": {"topic": "open"}). Called on the
- * admin server's thread with the admin lock held: it must take its own lock
- * on the state it reads and not block. Returns 0, or SAGA_ENOMEM (500). */
-typedef int (*admin_stats_runtime_fn)(void *arg, json_t *runtime);
-
-/* What a handler needs. */
-typedef struct {
-    sqlite3 *db;                    /* read-only connection; used by one thread at a time */
-    saga_command_queue_t *commands; /* into the main loop; NULL: mutating endpoints answer 503 */
-    const char *token;              /* bearer token for mutating endpoints; NULL: none needed */
-    admin_stats_runtime_fn stats_runtime; /* NULL: "runtime" is null in GET /v1/stats */
-    void *stats_runtime_arg;
-} admin_ctx_t;
-
-typedef struct {
-    const char *method; /* "GET", "HEAD", "POST", ... */
-    const char *path;   /* raw path as sent, NOT percent-decoded, without the query */
-    const char *query;  /* raw query after '?', NOT decoded; NULL or "" when there is none */
-    const char *body;   /* may be NULL when body_len == 0 */
-    size_t body_len;
-    const char *authorization; /* the Authorization header, or NULL */
-} admin_request_t;
-
-typedef struct {
-    unsigned status;   /* HTTP status */
-    char *body;        /* NUL-terminated JSON; owned by the caller, free with saga_free */
-    size_t body_len;
-    const char *allow; /* static "Allow" header value for a 405, else NULL */
-    const char *content_type; /* static; NULL: application/json */
-} admin_response_t;
-
-/* Handles one request. Returns 0 with *res filled (any HTTP status), or
+/* Handles one request: the Host and Origin checks (admin_guard_request)
+ * for every request, the token and Content-Type checks
+ * (admin_guard_mutation) for every POST, then the endpoint. Returns 0 with *res filled (any HTTP status), or
  * SAGA_ENOMEM when not even an error body could be built (res->body is
  * NULL; answer 500 with a static body). */
 int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
-
-/* Fills *res with status of `err` and {"error":{"code","message"}}. The
- * message is made valid UTF-8 (bad bytes become '?') and is cut at 512
- * bytes. Returns 0 or SAGA_ENOMEM. */
-int admin_error(admin_response_t *res, admin_error_t err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* A 400 bad_request naming a query parameter: the error object gets a
- * "parameter" member besides code and message. */
-int admin_param_error(admin_response_t *res, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Decodes %HH escapes of src[0..len) into dst (room for len + 1 bytes);
- * '+' stays '+'. Returns the decoded length, or -1 for a malformed escape
- * or a decoded NUL byte. */
-long admin_percent_decode(const char *src, size_t len, char *dst);
-
-/* 1 when s[0..len) is valid UTF-8 without control characters. */
-int admin_text_ok(const char *s, size_t len);
-
-/* A JSON string of s[0..len); bytes that are not valid UTF-8 become '?'
- * (SQLite text is not guaranteed to be UTF-8). New reference, NULL only
- * on allocation failure. */
-json_t *admin_json_text(const char *s, size_t len);
-
-/* Fills *res with 200 (or `status`) and the compact dump of doc (not
- * consumed). Returns 0 or SAGA_ENOMEM. */
-int admin_json_response(admin_response_t *res, unsigned status, const json_t *doc);
-
-/* A decoded query string: '+' is a space, %HH escapes are decoded, every
- * key and value is UTF-8 without control characters, no key appears twice
- * and every key is one the endpoint accepts (admin_route checks all that
- * and answers 400 naming the parameter otherwise). */
-#define ADMIN_MAX_QUERY_PARAMS 16
-#define ADMIN_MAX_QUERY_LEN 4096
-typedef struct {
-    char *buf; /* owns the decoded strings */
-    const char *key[ADMIN_MAX_QUERY_PARAMS];
-    const char *value[ADMIN_MAX_QUERY_PARAMS]; /* "" for "key" or "key=" */
-    size_t count;
-} admin_query_t;
-
-/* The value of key, or NULL when absent. An empty value counts as absent,
- * so an HTML form's empty fields mean "no filter". */
-const char *admin_query_get(const admin_query_t *q, const char *key);
-
-/* Parses an RFC 3339 time (YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM),
- * 'T'/'Z' in either case) into ms since the epoch. 0 or -1. */
-int admin_parse_time(const char *s, int64_t *ms_out);
-
-/* The handlers (admin_sagas.c). `id` is decoded and checked. */
-int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res);
-int admin_get_health(admin_ctx_t *ctx, admin_response_t *res);
-
-/* Lists (admin_list.c): GET /v1/sagas with filters and cursor pagination,
- * and GET /v1/stats. */
-int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *res);
-int admin_get_stats(admin_ctx_t *ctx, admin_response_t *res);
-/* admin_metrics.c: Prometheus text; readiness (SQLite answers, Kafka assigned). */
-int admin_get_metrics(admin_ctx_t *ctx, admin_response_t *res);
-/* admin_at.c: the saga as it was at an RFC 3339 time, replayed from history. */
-int admin_get_saga_at(admin_ctx_t *ctx, const char *id, const char *at, admin_response_t *res);
-int admin_get_ready(admin_ctx_t *ctx, admin_response_t *res);
-
-/* admin_ui.c: GET /ui, the web view (docs/ui/index.html, compiled in):
- * 200 with content_type "text/html; charset=utf-8". */
-int admin_get_ui(admin_ctx_t *ctx, admin_response_t *res);
-
-/* Definitions (admin_defs.c): GET /v1/definitions[/{name}[/{version}]];
- * name and version NULL when not in the path (version still raw text). */
-int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *version, admin_response_t *res);
-
-/* Helpers of admin_list.c shared with admin_defs.c. */
-/* Answers 503 for a busy database, else 500 naming `what`; logs. */
-int admin_db_error(admin_ctx_t *ctx, admin_response_t *res, int rc, const char *what);
-/* Column i as a JSON string (bad UTF-8 replaced) or null; NULL on ENOMEM. */
-json_t *admin_col_text(sqlite3_stmt *st, int i);
-/* Column i (ms since the epoch) as an RFC 3339 string; NULL on ENOMEM. */
-json_t *admin_col_time(sqlite3_stmt *st, int i);
-
-/* The command handlers (admin_commands.c): they check what they can in the
- * read-only database and queue the command for the loop (202 Accepted). */
-int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
-int admin_post_abort(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
-int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
-int admin_post_reload(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
 
 #endif

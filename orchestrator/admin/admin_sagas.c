@@ -2,7 +2,7 @@
  * history. Each request reads inside one read transaction, so the saga,
  * its steps and its history come from the same WAL snapshot. Table and
  * column names: orchestrator/store/schema.h. */
-#include "admin_route.h"
+#include "admin_handlers.h"
 
 #include "saga_alloc.h"
 #include "saga_clock.h"

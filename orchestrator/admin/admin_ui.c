@@ -2,7 +2,7 @@
  * (docs/ui/index.html) whose bytes are compiled in (docs/ui/embed.cmake
  * generates admin_ui_page.c at build time). The page reads the JSON API
  * from the browser; nothing here touches the database. */
-#include "admin_route.h"
+#include "admin_handlers.h"
 
 #include "saga_alloc.h"
 #include "saga_error.h"

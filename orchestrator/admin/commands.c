@@ -1,3 +1,4 @@
+/* The command queue between the admin API's thread and sagad's main loop: bounded, mutex-guarded, FIFO. */
 #include "commands.h"
 
 #include <pthread.h>

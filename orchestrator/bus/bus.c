@@ -10,6 +10,7 @@
 #include "saga_json.h"
 #include "saga_kafka.h"
 #include "saga_log.h"
+#include "saga_util.h"
 
 struct saga_bus {
     rd_kafka_t *consumer;
@@ -31,7 +32,12 @@ struct saga_bus {
     int in_flight;
     int64_t *acked;       /* delivered outbox ids, taken by the loop */
     int acked_count, acked_cap;
-    int64_t lowest_failed;
+    saga_bus_failure_t *failed; /* rows whose delivery failed, taken by the loop */
+    int failed_count, failed_cap;
+    volatile int fatal;   /* the idempotent producer hit a fatal error: recreate it */
+    uint64_t producers_recreated;
+    char *bootstrap, *client_id;     /* to recreate the producer */
+    const saga_kv_list_t *props;
 };
 
 static char *dup_string(const char *s) {
@@ -104,6 +110,27 @@ static bool other_member(saga_bus_t *bus, rd_kafka_t *rk, const rd_kafka_topic_p
     return found;
 }
 
+/* The delivery report's opaque: outbox id and the attempt that sent it. */
+#define OPAQUE(id, attempt) ((void *)(intptr_t)((id) * 256 + ((attempt) > 255 ? 255 : (attempt))))
+#define OPAQUE_ID(o) ((int64_t)(intptr_t)(o) / 256)
+#define OPAQUE_ATTEMPT(o) ((int)((int64_t)(intptr_t)(o) % 256))
+
+static void note_failure(saga_bus_t *bus, int64_t id, int attempt, rd_kafka_resp_err_t err, bool at_once) {
+    if (bus->failed_count == bus->failed_cap) {
+        int cap = bus->failed_cap ? bus->failed_cap * 2 : 256;
+        saga_bus_failure_t *bigger = saga_realloc(bus->failed, (size_t)cap * sizeof *bigger);
+        if (!bigger) {
+            /* Cannot remember it: the row stays in the outbox and is sent
+             * again after a restart. */
+            LOG_ERROR("bus", "out of memory: outbox row %lld is resent after a restart", (long long)id);
+            return;
+        }
+        bus->failed = bigger;
+        bus->failed_cap = cap;
+    }
+    bus->failed[bus->failed_count++] = (saga_bus_failure_t){.id = id, .attempt = attempt, .err = err, .at_once = at_once};
+}
+
 /* Commit what is done before partitions go to another member. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
@@ -140,12 +167,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     saga_bus_t *bus = opaque;
-    int64_t id = (int64_t)(intptr_t)m->_private;
+    int64_t id = OPAQUE_ID(m->_private);
     bus->in_flight--;
     if (m->err) {
-        LOG_WARN("bus", "delivery of outbox row %lld to %s failed: %s (will resend)", (long long)id,
-                 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
-        if (bus->lowest_failed < 0 || id < bus->lowest_failed) bus->lowest_failed = id;
+        /* Only this row is sent again (or parked): rows after it that were
+         * delivered are never sent twice. */
+        note_failure(bus, id, OPAQUE_ATTEMPT(m->_private), m->err, false);
         return;
     }
     if (bus->acked_count == bus->acked_cap) {
@@ -163,29 +190,62 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    saga_bus_t *bus = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL && rk == bus->producer) bus->fatal = 1;
     LOG_WARN("bus", "%s: %s", rd_kafka_name(rk), reason);
+}
+
+static rd_kafka_t *new_producer(saga_bus_t *bus, char *err, size_t errlen) {
+    char reason[512];
+    rd_kafka_conf_t *pconf = saga_kafka_conf_new(SAGA_KAFKA_PRODUCER, bus->bootstrap, bus->client_id, NULL,
+                                                 bus->props, err, errlen);
+    if (!pconf) return NULL;
+    rd_kafka_conf_set_opaque(pconf, bus);
+    rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
+    rd_kafka_conf_set_error_cb(pconf, on_error);
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, reason, sizeof reason);
+    if (!p) {
+        rd_kafka_conf_destroy(pconf);
+        snprintf(err, errlen, "Kafka producer: %s", reason);
+    }
+    return p;
+}
+
+/* An idempotent producer that hit a fatal error (e.g. the broker lost its
+ * sequence state) refuses everything from then on: every message it holds
+ * is failed back to the loop (resent by the new one) and it is replaced. */
+static void recreate_producer(saga_bus_t *bus) {
+    char why[512] = "";
+    rd_kafka_resp_err_t code = rd_kafka_fatal_error(bus->producer, why, sizeof why);
+    LOG_ERROR("bus", "producer fatal error (%s: %s): recreating the producer; %d message(s) in flight are resent",
+              rd_kafka_err2name(code), why, bus->in_flight);
+    rd_kafka_purge(bus->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
+    rd_kafka_poll(bus->producer, 0); /* their delivery reports: failures, resent one by one */
+    rd_kafka_t *old = bus->producer;
+    char err[512];
+    rd_kafka_t *fresh = new_producer(bus, err, sizeof err);
+    if (!fresh) {
+        LOG_ERROR("bus", "cannot recreate the producer: %s (trying again)", err);
+        return;
+    }
+    bus->producer = fresh;
+    bus->fatal = 0;
+    rd_kafka_destroy(old);
+    bus->in_flight = 0; /* whatever the old one still held was reported or is lost: resent from the failures */
+    bus->producers_recreated++;
 }
 
 saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen) {
     saga_bus_t *bus = saga_calloc(1, sizeof *bus);
     if (!bus) { snprintf(err, errlen, "out of memory"); return NULL; }
-    bus->lowest_failed = -1;
-    bus->group = dup_string(cfg->group ? cfg->group : "");
-    if (!bus->group) { snprintf(err, errlen, "out of memory"); saga_free(bus); return NULL; }
     char reason[512];
-
-    rd_kafka_conf_t *pconf = saga_kafka_conf_new(SAGA_KAFKA_PRODUCER, cfg->bootstrap, cfg->client_id, NULL,
-                                                 cfg->props, err, errlen);
-    if (!pconf) goto fail;
-    rd_kafka_conf_set_opaque(pconf, bus);
-    rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
-    rd_kafka_conf_set_error_cb(pconf, on_error);
-    bus->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, reason, sizeof reason);
-    if (!bus->producer) {
-        rd_kafka_conf_destroy(pconf);
-        snprintf(err, errlen, "Kafka producer: %s", reason);
-        goto fail;
-    }
+    bus->bootstrap = saga_strdup(cfg->bootstrap);
+    bus->client_id = saga_strdup(cfg->client_id ? cfg->client_id : "sagad");
+    bus->group = dup_string(cfg->group ? cfg->group : "");
+    bus->props = cfg->props;
+    if (!bus->bootstrap || !bus->client_id || !bus->group) { snprintf(err, errlen, "out of memory"); goto fail; }
+    bus->producer = new_producer(bus, err, errlen);
+    if (!bus->producer) goto fail;
 
     rd_kafka_conf_t *cconf = saga_kafka_conf_new(SAGA_KAFKA_CONSUMER, cfg->bootstrap, cfg->client_id, cfg->group,
                                                  cfg->props, err, errlen);
@@ -404,7 +464,7 @@ int64_t saga_bus_assigned_for_ms(const saga_bus_t *bus) {
 }
 
 int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const char *headers_json,
-                     const void *payload, size_t len, int64_t opaque_id) {
+                     const void *payload, size_t len, int64_t opaque_id, int attempt) {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
     rd_kafka_header_add(hdrs, "content-type", -1, "application/json", -1);
     saga_json_pair_t pairs[8];
@@ -423,18 +483,25 @@ int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const 
     rd_kafka_resp_err_t rc = rd_kafka_producev(
         bus->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
         RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(intptr_t)opaque_id), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(OPAQUE(opaque_id, attempt)), RD_KAFKA_V_END);
     if (rc) {
         rd_kafka_headers_destroy(hdrs);
         if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) return SAGA_EIO;
-        LOG_ERROR("bus", "produce to %s: %s", topic, rd_kafka_err2str(rc));
+        /* Refused before it left (too large for message.max.bytes, unknown
+         * topic, fatal producer state): reported like a failed delivery. */
+        LOG_WARN("bus", "produce of outbox row %lld to %s: %s", (long long)opaque_id, topic, rd_kafka_err2str(rc));
+        note_failure(bus, opaque_id, attempt, rc, true);
+        if (rc == RD_KAFKA_RESP_ERR__FATAL) bus->fatal = 1;
         return SAGA_EKAFKA;
     }
     bus->in_flight++;
     return 0;
 }
 
-void saga_bus_serve(saga_bus_t *bus, int timeout_ms) { rd_kafka_poll(bus->producer, timeout_ms); }
+void saga_bus_serve(saga_bus_t *bus, int timeout_ms) {
+    rd_kafka_poll(bus->producer, timeout_ms);
+    if (bus->fatal) recreate_producer(bus);
+}
 
 int saga_bus_take_acked(saga_bus_t *bus, int64_t *ids, int max) {
     int n = bus->acked_count < max ? bus->acked_count : max;
@@ -447,10 +514,45 @@ int saga_bus_take_acked(saga_bus_t *bus, int64_t *ids, int max) {
 
 int saga_bus_acked_count(const saga_bus_t *bus) { return bus->acked_count; }
 
-int64_t saga_bus_take_lowest_failed(saga_bus_t *bus) {
-    int64_t id = bus->lowest_failed;
-    bus->lowest_failed = -1;
-    return id;
+int saga_bus_take_failed(saga_bus_t *bus, saga_bus_failure_t *out, int max) {
+    int n = bus->failed_count < max ? bus->failed_count : max;
+    if (n <= 0) return 0;
+    memcpy(out, bus->failed, (size_t)n * sizeof *out);
+    memmove(bus->failed, bus->failed + n, (size_t)(bus->failed_count - n) * sizeof *out);
+    bus->failed_count -= n;
+    return n;
+}
+
+int saga_bus_failed_count(const saga_bus_t *bus) { return bus->failed_count; }
+
+uint64_t saga_bus_producers_recreated(const saga_bus_t *bus) { return bus->producers_recreated; }
+
+saga_bus_error_class_t saga_bus_classify(rd_kafka_resp_err_t err) {
+    switch (err) {
+    /* The broker will refuse these bytes whatever we do. */
+    /* A broker checks the size of the whole batch: small messages batched
+     * with a large one are refused with it. */
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return SAGA_BUS_TOO_LARGE;
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION: /* invalid topic name */
+    case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_COMPRESSION_TYPE:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return SAGA_BUS_PERMANENT;
+    /* No such topic: librdkafka already waited topic.metadata.propagation.max.ms;
+     * the caller still tries a few times before it gives up. */
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+        return SAGA_BUS_UNKNOWN_TOPIC;
+    default: /* timeouts, broker down, leader changes, purged by a producer reset, ... */
+        return SAGA_BUS_TRANSIENT;
+    }
 }
 
 int saga_bus_in_flight(const saga_bus_t *bus) { return bus->in_flight; }
@@ -492,6 +594,9 @@ void saga_bus_close(saga_bus_t **pbus) {
     saga_free(bus->refusal);
     saga_free(bus->group);
     saga_free(bus->acked);
+    saga_free(bus->failed);
+    saga_free(bus->bootstrap);
+    saga_free(bus->client_id);
     saga_free(bus);
     *pbus = NULL;
 }

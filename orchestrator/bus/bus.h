@@ -54,22 +54,47 @@ bool saga_bus_catching_up(saga_bus_t *bus, int max_ms, int64_t *waited_ms);
 /* Milliseconds since the last (re)assignment, -1 before the first. */
 int64_t saga_bus_assigned_for_ms(const saga_bus_t *bus);
 
-/* Queues one message; `opaque_id` comes back in the delivery report.
+/* Queues one message; `opaque_id` (an outbox id) and `attempt` (how many
+ * times the row was handed over before, 0 the first time) come back in its
+ * delivery report, or in a failure (saga_bus_take_failed).
  * headers_json is an object of string values (may be NULL).
- * Returns 0, SAGA_EAGAIN-like SAGA_EIO when the local queue is full (try
- * again after serving reports), or SAGA_EKAFKA. */
+ * Returns 0, SAGA_EIO when the local queue is full (try again after serving
+ * reports), or SAGA_EKAFKA when librdkafka refused it at once (too large,
+ * unknown topic, ...): then it is reported as a failure too. */
 int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const char *headers_json,
-                     const void *payload, size_t len, int64_t opaque_id);
+                     const void *payload, size_t len, int64_t opaque_id, int attempt);
 
-/* Serves delivery reports (non-blocking unless timeout_ms > 0). */
+/* Serves delivery reports (non-blocking unless timeout_ms > 0); replaces
+ * the producer after a fatal error (idempotence), its messages failed back. */
 void saga_bus_serve(saga_bus_t *bus, int timeout_ms);
 
 /* Moves the acknowledged ids (up to max) into ids; returns how many. */
 int saga_bus_take_acked(saga_bus_t *bus, int64_t *ids, int max);
 /* Acknowledged ids waiting to be taken. */
 int saga_bus_acked_count(const saga_bus_t *bus);
-/* Lowest id whose delivery failed since the last call, or -1. */
-int64_t saga_bus_take_lowest_failed(saga_bus_t *bus);
+
+/* A row whose delivery failed: the relay resends it alone (transient) or
+ * parks it (permanent); rows delivered after it are never sent again. */
+typedef struct {
+    int64_t id;
+    int attempt;              /* as given to saga_bus_produce */
+    rd_kafka_resp_err_t err;
+    bool at_once;             /* librdkafka refused it in saga_bus_produce (it never left) */
+} saga_bus_failure_t;
+int saga_bus_take_failed(saga_bus_t *bus, saga_bus_failure_t *out, int max);
+int saga_bus_failed_count(const saga_bus_t *bus);
+/* Producers replaced after a fatal error. */
+uint64_t saga_bus_producers_recreated(const saga_bus_t *bus);
+
+typedef enum {
+    SAGA_BUS_TRANSIENT,     /* retry with backoff */
+    SAGA_BUS_UNKNOWN_TOPIC, /* retry a few times, then permanent */
+    SAGA_BUS_PERMANENT,     /* the broker refuses these bytes for good: park */
+    SAGA_BUS_TOO_LARGE,     /* permanent if refused at once (message.max.bytes); from the broker
+                               it may be the batch: sent alone again a few times, then parked */
+} saga_bus_error_class_t;
+saga_bus_error_class_t saga_bus_classify(rd_kafka_resp_err_t err);
+
 /* Messages produced and not yet reported. */
 int saga_bus_in_flight(const saga_bus_t *bus);
 

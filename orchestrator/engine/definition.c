@@ -11,6 +11,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 #include "saga_sha256.h"
 
 #include <stdarg.h>
@@ -54,10 +55,12 @@ static size_t utf8_seq(const unsigned char *s) {
     return n;
 }
 
-/* Messages quote parts of the document cut to a fixed length ("%.100s"),
- * and the buffers themselves are fixed: a cut can fall inside a UTF-8
- * sequence, and a message that is not UTF-8 cannot go into JSON (sagactl
- * --json, the admin API, logs). The bytes of a broken sequence become '?'. */
+/* Messages quote parts of the document cut to a fixed length, on a
+ * character boundary (saga_utf8_prefix), and a message cut by its fixed
+ * buffer loses the incomplete character at its end (saga_utf8_trim_cut).
+ * A message that is not UTF-8 cannot go into JSON (sagactl --json, the
+ * admin API, logs): any byte of a broken sequence left (a pointer cut by
+ * its buffer) becomes '?'. */
 static void utf8_repair(char *text) {
     unsigned char *s = (unsigned char *)text;
     while (*s) {
@@ -79,6 +82,7 @@ static void add_error_at(saga_def_errors_t *errs, const char *pointer, int line,
         if (n >= sizeof e->pointer) n = sizeof e->pointer - 1;
         memcpy(e->pointer, pointer, n);
         vsnprintf(e->message, sizeof e->message, fmt, ap);
+        saga_utf8_trim_cut(e->message); /* a message too long is cut on a character boundary */
         utf8_repair(e->pointer);
         utf8_repair(e->message);
         e->line = line;
@@ -170,7 +174,7 @@ static void check_keys(const json_t *obj, const ptr_t *at, const char *const *al
             if (strcmp(*a, key) == 0) { ok = true; break; }
         if (!ok) {
             ptr_t p = ptr_key(at, key);
-            add_err(errs, p.s, "unknown field '%.120s'", key);
+            add_err(errs, p.s, "unknown field '%.*s'", saga_utf8_prefix(key, 120), key);
         }
     }
 }
@@ -280,7 +284,7 @@ static bool get_duration(const json_t *obj, const char *key, const ptr_t *at, in
     }
     const char *s = json_string_value(v);
     if (!duration_syntax_ok(s) || saga_parse_duration(s, &ms) != 0) {
-        add_err(errs, p.s, "must be a duration like \"250ms\", \"10s\", \"5m\" or \"1h\" (got \"%.40s\")", s);
+        add_err(errs, p.s, "must be a duration like \"250ms\", \"10s\", \"5m\" or \"1h\" (got \"%.*s\")", saga_utf8_prefix(s, 40), s);
         return false;
     }
     if (ms < min_ms) {
@@ -371,8 +375,9 @@ typedef struct {
     saga_def_errors_t *errs;
 } tmpl_check_t;
 
-static int visit_expr(const char *expr, void *user) {
+static int visit_expr(const saga_template_ref_t *ref, void *user) {
     tmpl_check_t *t = user;
+    const char *expr = ref->path;
     const char *segs[8];
     size_t lens[8];
     int n = 0;
@@ -381,7 +386,7 @@ static int visit_expr(const char *expr, void *user) {
         const char *dot = strchr(p, '.');
         size_t len = dot ? (size_t)(dot - p) : strlen(p);
         if (len == 0) {
-            add_err(t->errs, t->at->s, "${%.100s}: empty path segment", expr);
+            add_err(t->errs, t->at->s, "${%.*s}: empty path segment", saga_utf8_prefix(expr, 100), expr);
             return 0;
         }
         if (n < 8) { segs[n] = p; lens[n] = len; }
@@ -393,13 +398,12 @@ static int visit_expr(const char *expr, void *user) {
     if (SEG_IS(0, "input")) return 0;
     if (SEG_IS(0, "saga")) {
         if (n != 2 || !(SEG_IS(1, "id") || SEG_IS(1, "definition")))
-            add_err(t->errs, t->at->s, "${%.100s}: saga has only 'id' and 'definition'", expr);
+            add_err(t->errs, t->at->s, "${%.*s}: saga has only 'id' and 'definition'", saga_utf8_prefix(expr, 100), expr);
         return 0;
     }
     if (SEG_IS(0, "steps")) {
         if (n < 3 || !SEG_IS(2, "output")) {
-            add_err(t->errs, t->at->s, "${%.100s}: must be ${steps.NAME.output} or ${steps.NAME.output.PATH}",
-                    expr);
+            add_err(t->errs, t->at->s, "${%.*s}: must be ${steps.NAME.output} or ${steps.NAME.output.PATH}", saga_utf8_prefix(expr, 100), expr);
             return 0;
         }
         char name[SAGA_NAME_MAX];
@@ -408,18 +412,24 @@ static int visit_expr(const char *expr, void *user) {
         name[len] = '\0';
         int j = saga_definition_step_index(t->def, name);
         if (j < 0) {
-            add_err(t->errs, t->at->s, "${%.100s}: unknown step '%s'", expr, name);
+            add_err(t->errs, t->at->s, "${%.*s}: unknown step '%s'", saga_utf8_prefix(expr, 100), expr, name);
         } else if (t->compensation && j == t->step) {
-            /* the compensation carries the action's output */
+            /* The compensation carries the action's output, which is absent
+             * when the outcome is unknown (a timeout): without a default
+             * the compensation could never be rendered. */
+            if (!ref->has_default && !t->errs->stored)
+                add_err(t->errs, t->at->s,
+                        "compensation reads its own step's output without a default "
+                        "(${%.*s} has no value after a timeout: write ${%.*s:-null})",
+                        saga_utf8_prefix(expr, 100), expr, saga_utf8_prefix(expr, 100), expr);
         } else if (!(t->ancestors & ((uint64_t)1 << j))) {
             add_err(t->errs, t->at->s,
-                    "${%.100s}: step '%s' does not run before '%s' (it must be reached through 'after')",
-                    expr, name, t->def->steps[t->step].name);
+                    "${%.*s}: step '%s' does not run before '%s' (it must be reached through 'after')", saga_utf8_prefix(expr, 100), expr, name, t->def->steps[t->step].name);
         }
         return 0;
     }
-    add_err(t->errs, t->at->s, "${%.100s}: unknown root '%.*s' (expected input, steps or saga)", expr,
-            (int)(lens[0] > 60 ? 60 : lens[0]), segs[0]);
+    add_err(t->errs, t->at->s, "${%.*s}: unknown root '%.*s' (expected input, steps or saga)", saga_utf8_prefix(expr, 100), expr,
+            (int)saga_utf8_prefix_n(segs[0], lens[0], 60), segs[0]);
 #undef SEG_IS
     return 0;
 }
@@ -428,7 +438,9 @@ static void check_templates(const json_t *v, const ptr_t *at, tmpl_check_t *t) {
     if (json_is_string(v)) {
         char err[200];
         t->at = at;
-        if (saga_template_scan(v, visit_expr, t, err, sizeof err) != 0) add_err(t->errs, at->s, "%s", err);
+        int rc = saga_template_scan_refs(v, visit_expr, t, err, sizeof err);
+        if (rc == SAGA_ENOMEM) add_err(t->errs, "", "out of memory");
+        else if (rc != 0) add_err(t->errs, at->s, "%s", err);
     } else if (json_is_object(v)) {
         const char *key;
         json_t *val;
@@ -531,13 +543,13 @@ static void decode_after(saga_definition_t *def, const json_t *steps, const int 
             for (size_t m = 0; m < k; m++) {
                 json_t *prev = json_array_get(after, m);
                 if (json_is_string(prev) && strcmp(json_string_value(prev), n) == 0) {
-                    add_err(errs, pk.s, "duplicate entry '%.100s' (also %s/%zu)", n, pa.s, m);
+                    add_err(errs, pk.s, "duplicate entry '%.*s' (also %s/%zu)", saga_utf8_prefix(n, 100), n, pa.s, m);
                     dup = true;
                     break;
                 }
             }
             if (dup) continue;
-            if (j < 0) add_err(errs, pk.s, "unknown step '%.100s'", n);
+            if (j < 0) add_err(errs, pk.s, "unknown step '%.*s'", saga_utf8_prefix(n, 100), n);
             else if (j == i) add_err(errs, pk.s, "a step cannot run after itself");
             else if (st->after_count < SAGA_MAX_STEPS) st->after[st->after_count++] = j;
         }

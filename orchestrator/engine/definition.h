@@ -59,6 +59,11 @@ typedef struct {
 typedef struct {
     saga_def_error_t items[32];
     int count;                        /* may exceed 32: only the first 32 are kept */
+    bool stored;                      /* in: the definition comes from the database (an
+                                         earlier sagad accepted it and sagas may run on
+                                         it): rules added since are not applied (a
+                                         compensation_payload reading its own step's
+                                         output without a default) */
 } saga_def_errors_t;
 
 /* Decodes and validates a definition from parsed JSON. Every problem is

@@ -10,9 +10,11 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_json.h"
 #include "template.h"
 #include "flow.h"
 #include "transitions.h"
+#include "saga_utf8.h"
 
 /* ---- names ------------------------------------------------------------ */
 
@@ -70,7 +72,10 @@ void saga_clear(saga_t *s) {
 void saga_effects_init(saga_effects_t *fx) { memset(fx, 0, sizeof *fx); }
 
 void saga_effects_clear(saga_effects_t *fx) {
-    for (int i = 0; i < fx->count; i++) json_decref(fx->items[i].message);
+    for (int i = 0; i < fx->count; i++) {
+        json_decref(fx->items[i].message);
+        saga_free(fx->items[i].text);
+    }
     fx->count = 0;
 }
 
@@ -80,13 +85,14 @@ void saga_effects_free(saga_effects_t *fx) {
     memset(fx, 0, sizeof *fx);
 }
 
-/* Appends an effect; takes ownership of e->message even on failure. */
+/* Appends an effect; takes ownership of e->message and e->text even on failure. */
 static int push(saga_effects_t *fx, saga_effect_t e) {
     if (fx->count == fx->cap) {
         int cap = fx->cap ? fx->cap * 2 : 16;
         saga_effect_t *items = saga_realloc(fx->items, (size_t)cap * sizeof *items);
         if (!items) {
             json_decref(e.message);
+            saga_free(e.text);
             return SAGA_ENOMEM;
         }
         fx->items = items;
@@ -140,6 +146,47 @@ static json_t *put(json_t *o, const char *key, json_t *value) {
     return o;
 }
 
+/* ---- message size limit --------------------------------------------------- */
+
+/* Largest value a published message may have (0: no limit). */
+static size_t message_limit(const apply_ctx_t *c) {
+    size_t max = c->cfg->max_message_bytes;
+    if (!max) return 0;
+    return max > 2 * SAGA_MESSAGE_RESERVE ? max - SAGA_MESSAGE_RESERVE : max / 2;
+}
+
+/* Bytes to publish for lifecycle event ev: its text, or when that is over
+ * limit a copy whose large detail members are replaced by
+ * {"truncated": bytes} and which says "truncated": original size (the
+ * history row keeps the detail whole). NULL only when out of memory. */
+static char *event_text(const json_t *ev, size_t limit) {
+    char *text = saga_json_dump(ev);
+    if (!text || strlen(text) <= limit) return text;
+    size_t original = strlen(text);
+    saga_free(text);
+    json_t *copy = json_copy((json_t *)ev), *detail = json_object_get(ev, "detail");
+    json_t *small = json_object();
+    const char *key;
+    json_t *member;
+    json_object_foreach(detail, key, member) {
+        char *m = saga_json_dump(member);
+        size_t n = m ? strlen(m) : 0;
+        saga_free(m);
+        json_object_set_new(small, key, n > 256 ? json_pack("{s:I}", "truncated", (json_int_t)n)
+                                                : json_incref(member));
+    }
+    json_object_set_new(copy, "detail", small);
+    json_object_set_new(copy, "truncated", json_integer((json_int_t)original));
+    text = saga_json_dump(copy);
+    if (text && strlen(text) > limit) { /* many members: drop the detail */
+        saga_free(text);
+        json_object_set_new(copy, "detail", json_object());
+        text = saga_json_dump(copy);
+    }
+    json_decref(copy);
+    return text;
+}
+
 static void record(apply_ctx_t *c, const char *event, int step, json_t *detail) {
     saga_t *s = c->saga;
     char at[40], message_id[SAGA_ID_MAX + 32];
@@ -166,7 +213,13 @@ static void record(apply_ctx_t *c, const char *event, int step, json_t *detail) 
         json_object_set_new(ev, "step_status", json_string(saga_step_status_name(s->steps[step].status)));
     }
     json_object_set_new(ev, "detail", detail ? detail : json_object());
-    fx_push(c, (saga_effect_t){.kind = SAGA_FX_EVENT, .message = ev, .slot = step});
+    char *text = NULL;
+    if (c->cfg->max_message_bytes && !(text = event_text(ev, message_limit(c)))) {
+        json_decref(ev);
+        c->err = SAGA_ENOMEM;
+        return;
+    }
+    fx_push(c, (saga_effect_t){.kind = SAGA_FX_EVENT, .message = ev, .slot = step, .text = text});
 }
 
 /* A transition missing from transitions.h is an engine bug: the whole
@@ -212,21 +265,10 @@ static json_t *error_detail(const char *code, const char *message, int attempt) 
                      "attempt", attempt);
 }
 
-/* Drops the UTF-8 sequence a snprintf cut left incomplete at the end of s
- * (valid UTF-8 before the cut): json_pack refuses a broken sequence, and
- * the event would silently lose its detail (replay then fails on it). */
-static void utf8_trim_cut(char *s) {
-    size_t n = strlen(s), i = n;
-    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--;
-    if (i == 0) return;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    if (n - (i - 1) < need) s[i - 1] = '\0';
-}
-
 static void set_step_error(saga_step_state_t *st, const char *code, const char *message) {
-    snprintf(st->error_code, sizeof st->error_code, "%s", code ? code : "");
-    snprintf(st->error_message, sizeof st->error_message, "%s", message ? message : "");
+    /* a reply's text, cut to the buffer on a character boundary */
+    saga_utf8_copy(st->error_code, sizeof st->error_code, code);
+    saga_utf8_copy(st->error_message, sizeof st->error_message, message);
 }
 
 /* ---- randomness and backoff -------------------------------------------- */
@@ -260,7 +302,9 @@ static json_t *template_context(const saga_t *s) {
 }
 
 /* Builds and emits the command for step i; returns 0, or SAGA_ETEMPLATE
- * with the reason in err when the payload cannot be rendered. */
+ * with the reason in err when the payload cannot be rendered, or
+ * SAGA_EPARSE with the reason in err when the command is over the message
+ * size limit (PAYLOAD_TOO_LARGE). */
 static int send_command(apply_ctx_t *c, int i, saga_command_kind_t kind, char *err, size_t errlen) {
     saga_t *s = c->saga;
     const saga_step_def_t *d = &s->def->steps[i];
@@ -295,7 +339,26 @@ static int send_command(apply_ctx_t *c, int i, saga_command_kind_t kind, char *e
     cmd = put(cmd, "reply_to", json_string(c->cfg->replies_topic));
     cmd = put(cmd, "deadline", json_string_nocheck(saga_format_time(c->now + d->timeout_ms, deadline, sizeof deadline)));
     if (!cmd) { c->err = SAGA_ENOMEM; return SAGA_ENOMEM; }
-    fx_push(c, (saga_effect_t){.kind = SAGA_FX_COMMAND, .topic = d->topic, .message = cmd, .slot = i});
+    char *text = NULL;
+    size_t limit = message_limit(c);
+    if (limit) {
+        text = saga_json_dump(cmd);
+        if (!text) {
+            json_decref(cmd);
+            c->err = SAGA_ENOMEM;
+            return SAGA_ENOMEM;
+        }
+        size_t len = strlen(text);
+        if (len > limit) {
+            /* It can never be sent: no retry, the step fails now. */
+            snprintf(err, errlen, "the %s command of step '%s' is %zu bytes, over the %zu-byte message limit",
+                     kind_name, d->name, len, limit);
+            saga_free(text);
+            json_decref(cmd);
+            return SAGA_EPARSE;
+        }
+    }
+    fx_push(c, (saga_effect_t){.kind = SAGA_FX_COMMAND, .topic = d->topic, .message = cmd, .slot = i, .text = text});
     set_timer(c, i, SAGA_TIMER_STEP_TIMEOUT, attempt, c->now + d->timeout_ms);
     return 0;
 }
@@ -336,13 +399,15 @@ static void start_attempt(apply_ctx_t *c, int i, bool room_taken) {
     st->attempt++;
     if (st->attempt == 1) st->started_at = c->now;
     int rc = send_command(c, i, SAGA_KIND_ACTION, err, sizeof err);
-    if (rc == SAGA_ETEMPLATE) {
-        /* The payload can never render: a business failure, not a retry. */
+    if (rc == SAGA_ETEMPLATE || rc == SAGA_EPARSE) {
+        /* The payload can never render, or never fit in a message: a
+         * business failure, not a retry. */
+        const char *code = rc == SAGA_ETEMPLATE ? "TEMPLATE" : "PAYLOAD_TOO_LARGE";
         flow_release(c, i);
-        set_step_error(st, "TEMPLATE", err);
+        set_step_error(st, code, err);
         st->finished_at = c->now;
-        set_step_status(c, i, SAGA_STEP_FAILED, "step.failed", error_detail("TEMPLATE", err, st->attempt));
-        begin_compensation(c, "TEMPLATE", err);
+        set_step_status(c, i, SAGA_STEP_FAILED, "step.failed", error_detail(code, err, st->attempt));
+        begin_compensation(c, code, err);
         return;
     }
     if (rc) return;
@@ -405,6 +470,7 @@ static void action_transient(apply_ctx_t *c, int i, const char *code, const char
         char why[300];
         snprintf(why, sizeof why, "step '%s' gave up after %d attempts: %s", d->name, st->attempt,
                  message && *message ? message : code);
+        saga_utf8_trim_cut(why);
         begin_compensation(c, "RETRIES_EXHAUSTED", why);
     } else {
         begin_compensation(c, NULL, NULL);
@@ -412,6 +478,22 @@ static void action_transient(apply_ctx_t *c, int i, const char *code, const char
 }
 
 /* ---- compensation ------------------------------------------------------- */
+
+/* A compensation that can never be sent (its payload does not render, is
+ * over the message size limit, or the broker refused it for good):
+ * retrying cannot help, an operator must look. */
+static void compensation_impossible(apply_ctx_t *c, int i, const char *code, const char *err) {
+    saga_t *s = c->saga;
+    saga_step_state_t *st = &s->steps[i];
+    set_step_error(st, code, err);
+    set_step_status(c, i, SAGA_STEP_COMPENSATION_FAILED, "compensation.failed",
+                    error_detail(code, err, st->comp_attempt));
+    set_status(c, SAGA_STATUS_COMPENSATION_FAILED, "saga.compensation_failed",
+               json_pack("{s:s, s:s, s:s}", "step", s->def->steps[i].name, "code", code, "reason", err));
+    fx_push(c, (saga_effect_t){.kind = SAGA_FX_ALERT, .slot = i,
+                               .message = json_pack("{s:s, s:s, s:s, s:s}", "saga_id", s->id, "step",
+                                                    s->def->steps[i].name, "code", code, "reason", err)});
+}
 
 static void start_compensation(apply_ctx_t *c, int i, bool room_taken) {
     saga_t *s = c->saga;
@@ -423,16 +505,9 @@ static void start_compensation(apply_ctx_t *c, int i, bool room_taken) {
     }
     st->comp_attempt++;
     int rc = send_command(c, i, SAGA_KIND_COMPENSATION, err, sizeof err);
-    if (rc == SAGA_ETEMPLATE) {
+    if (rc == SAGA_ETEMPLATE || rc == SAGA_EPARSE) {
         flow_release(c, i);
-        set_step_error(st, "TEMPLATE", err);
-        set_step_status(c, i, SAGA_STEP_COMPENSATION_FAILED, "compensation.failed",
-                        error_detail("TEMPLATE", err, st->comp_attempt));
-        set_status(c, SAGA_STATUS_COMPENSATION_FAILED, "saga.compensation_failed",
-                   json_pack("{s:s, s:s}", "step", s->def->steps[i].name, "reason", err));
-        fx_push(c, (saga_effect_t){.kind = SAGA_FX_ALERT, .slot = i,
-                                   .message = json_pack("{s:s, s:s, s:s}", "saga_id", s->id, "step",
-                                                        s->def->steps[i].name, "reason", err)});
+        compensation_impossible(c, i, rc == SAGA_ETEMPLATE ? "TEMPLATE" : "PAYLOAD_TOO_LARGE", err);
         return;
     }
     if (rc) return;
@@ -474,9 +549,8 @@ static void continue_compensation(apply_ctx_t *c) {
 static void begin_compensation(apply_ctx_t *c, const char *code, const char *message) {
     saga_t *s = c->saga;
     if (code && s->status == SAGA_STATUS_RUNNING) {
-        snprintf(s->error_code, sizeof s->error_code, "%s", code);
-        snprintf(s->error_message, sizeof s->error_message, "%s", message ? message : "");
-        utf8_trim_cut(s->error_message); /* it goes into the event below */
+        saga_utf8_copy(s->error_code, sizeof s->error_code, code);
+        saga_utf8_copy(s->error_message, sizeof s->error_message, message); /* it goes into the event below */
         if (s->deadline_at) clear_timer(c, -1);
         set_status(c, SAGA_STATUS_COMPENSATING, "saga.compensating",
                    json_pack("{s:s, s:s}", "code", code, "message", s->error_message));
@@ -518,7 +592,7 @@ static void compensation_transient(apply_ctx_t *c, int i, const char *code, cons
     char why[400];
     snprintf(why, sizeof why, "compensation of step '%s' failed %d times: %s", d->name,
              st->comp_attempt, message && *message ? message : code);
-    utf8_trim_cut(why);
+    saga_utf8_trim_cut(why);
     set_status(c, SAGA_STATUS_COMPENSATION_FAILED, "saga.compensation_failed",
                json_pack("{s:s, s:s, s:s}", "step", d->name, "code", code ? code : "", "reason", why));
     fx_push(c, (saga_effect_t){.kind = SAGA_FX_ALERT, .slot = i,
@@ -570,6 +644,7 @@ static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
             char msg[300];
             snprintf(msg, sizeof msg, "step '%s' failed: %s", name,
                      ev->error_message && *ev->error_message ? ev->error_message : (ev->error_code ? ev->error_code : ""));
+            saga_utf8_trim_cut(msg);
             begin_compensation(c, ev->error_code && *ev->error_code ? ev->error_code : "STEP_FAILED", msg);
             return 0;
         }
@@ -598,6 +673,47 @@ static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
         compensation_transient(c, ev->step, ev->error_code ? ev->error_code : "COMPENSATION_FAILED",
                                ev->error_message);
     }
+    return 0;
+}
+
+/* The broker refused the command of attempt ev->attempt for good (too
+ * large, invalid, not authorised, no such topic): it will never arrive, so
+ * the step fails now instead of timing out and retrying the same bytes. */
+static int on_undeliverable(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t why_len) {
+    saga_t *s = c->saga;
+    if (ev->step < 0 || ev->step >= s->def->step_count) STALE(UNKNOWN_STEP, "unknown step index %d", ev->step);
+    int i = ev->step;
+    saga_step_state_t *st = &s->steps[i];
+    const char *name = s->def->steps[i].name;
+    const char *code = ev->error_code && *ev->error_code ? ev->error_code : "COMMAND_REJECTED";
+    char msg[256];
+    snprintf(msg, sizeof msg, "the %s command of step '%s' was refused: %s", saga_command_kind_name(ev->command_kind),
+             name, ev->error_message ? ev->error_message : code);
+    saga_utf8_trim_cut(msg);
+    if (ev->command_kind == SAGA_KIND_ACTION) {
+        if (st->status != SAGA_STEP_RUNNING || ev->attempt != st->attempt)
+            STALE(NOT_WAITING, "undeliverable action (attempt %d) of step '%s' which is %s (attempt %d)", ev->attempt,
+                  name, saga_step_status_name(st->status), st->attempt);
+        flow_done(c, i, true);
+        clear_timer(c, i);
+        set_step_error(st, code, msg);
+        st->finished_at = c->now;
+        if (st->outcome_unknown) { /* an earlier attempt timed out: it may have run, compensate it */
+            mark_completed(s, i);
+            set_step_status(c, i, SAGA_STEP_UNKNOWN, "step.unknown", error_detail(code, msg, st->attempt));
+        } else {
+            set_step_status(c, i, SAGA_STEP_FAILED, "step.failed", error_detail(code, msg, st->attempt));
+        }
+        if (s->status == SAGA_STATUS_RUNNING) begin_compensation(c, code, msg);
+        else begin_compensation(c, NULL, NULL);
+        return 0;
+    }
+    if (st->status != SAGA_STEP_COMPENSATING || ev->attempt != st->comp_attempt)
+        STALE(NOT_WAITING, "undeliverable compensation (attempt %d) of step '%s' which is %s (attempt %d)",
+              ev->attempt, name, saga_step_status_name(st->status), st->comp_attempt);
+    flow_done(c, i, true);
+    clear_timer(c, i);
+    compensation_impossible(c, i, code, msg);
     return 0;
 }
 
@@ -684,6 +800,12 @@ int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_
                   saga_step_status_name(saga->steps[i].status));
         break;
     }
+    case SAGA_EV_UNDELIVERABLE:
+        if (saga_status_is_terminal(saga->status))
+            STALE(SAGA_FINISHED, "undeliverable command for saga '%s' which is %s", saga->id,
+                  saga_status_name(saga->status));
+        rc = on_undeliverable(c, ev, why, why_len);
+        break;
     case SAGA_EV_ABORT:
         if (saga->status != SAGA_STATUS_RUNNING)
             STALE(NOT_ALLOWED, "cannot abort saga '%s': it is %s", saga->id, saga_status_name(saga->status));

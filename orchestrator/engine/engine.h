@@ -124,11 +124,13 @@ typedef enum {
     SAGA_EV_ABORT,   /* operator: compensate a running saga */
     SAGA_EV_RETRY,   /* operator: resume a compensation_failed saga */
     SAGA_EV_RESUME,  /* a queued step got room on its topic (the caller took it) */
+    SAGA_EV_UNDELIVERABLE, /* the broker refused a command for good (step, command_kind, attempt,
+                              error_code, error_message): the step fails at once */
 } saga_event_kind_t;
 
 typedef struct {
     saga_event_kind_t kind;
-    /* REPLY */
+    /* REPLY, UNDELIVERABLE */
     int step;                    /* index in def->steps */
     saga_command_kind_t command_kind;
     int attempt;
@@ -157,6 +159,9 @@ typedef struct {
     saga_effect_kind_t kind;
     const char *topic;          /* COMMAND: borrowed from the definition */
     json_t *message;            /* COMMAND: the saga.command; EVENT/ALERT: the event body; owned */
+    char *text;                 /* COMMAND/EVENT with a message size limit: the bytes to publish
+                                   (an event too large is truncated here, its history keeps it
+                                   whole); owned (saga_free), NULL: the store serialises message */
     int slot;                   /* timers */
     saga_timer_kind_t timer_kind;
     int timer_attempt;
@@ -199,9 +204,19 @@ void saga_effects_free(saga_effects_t *fx);
 
 typedef struct saga_flow saga_flow_t;
 
+/* Bytes of a Kafka record beyond its value (key, headers, framing) that a
+ * message size limit keeps free: a value may be at most
+ * max_message_bytes - SAGA_MESSAGE_RESERVE bytes. */
+#define SAGA_MESSAGE_RESERVE 1024
+
 typedef struct {
     const char *replies_topic;   /* reply_to of every command, e.g. "saga.replies" */
     saga_flow_t *flow;           /* bulkhead and circuit breaker (flow.h); NULL: no limits */
+    /* Largest Kafka record sagad publishes (0: no limit). A command over it
+     * fails its step at once (PAYLOAD_TOO_LARGE, no retry: it can never be
+     * sent); a lifecycle event over it is published truncated, marked
+     * "truncated": original size (its history row keeps it whole). */
+    size_t max_message_bytes;
 } saga_engine_config_t;
 
 /* Applies one event. Returns 0 when the saga changed (effects appended),

@@ -4,13 +4,15 @@
 #include <string.h>
 
 #include "saga_error.h"
+#include "saga_utf8.h"
 
 int saga_valid_id(const char *id, int allow_slash) {
     size_t n = 0;
     for (const unsigned char *p = (const unsigned char *)id; *p; p++, n++) {
+        if (n > SAGA_MESSAGE_ID_MAX) return 0;
         if (*p <= 0x20 || *p >= 0x7f || (*p == '/' && !allow_slash)) return 0;
     }
-    return n > 0 && n < SAGA_ID_MAX;
+    return n > 0 && (allow_slash ? n <= SAGA_MESSAGE_ID_MAX : n < SAGA_ID_MAX);
 }
 
 #define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); return SAGA_EPARSE; } while (0)
@@ -29,22 +31,11 @@ static int get_string(const json_t *root, const char *type, const char *key, int
     return 0;
 }
 
-/* How many bytes of s (valid UTF-8, as jansson's strings are) fit in max
- * without cutting a character: the reason goes into a dead letter's JSON
- * headers, which refuse a broken sequence (the transaction would fail). */
-static int utf8_prefix(const char *s, int max) {
-    int n = 0;
-    while (n < max && s[n]) n++;
-    if (s[n])
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-    return n;
-}
-
 static int check_type(const json_t *root, const char *want, char *err, size_t errlen) {
     if (!json_is_object(root)) FAIL("%s: message is not a JSON object", want);
     const char *type = NULL;
     if (get_string(root, want, "type", 1, &type, err, errlen)) return SAGA_EPARSE;
-    if (strcmp(type, want) != 0) FAIL("%s: unexpected type '%.*s'", want, utf8_prefix(type, 64), type);
+    if (strcmp(type, want) != 0) FAIL("%s: unexpected type '%.*s'", want, saga_utf8_prefix(type, 64), type);
     return 0;
 }
 
@@ -56,7 +47,7 @@ int saga_parse_start(const json_t *root, saga_start_msg_t *out, char *err, size_
         get_string(root, t, "definition", 1, &out->definition, err, errlen) ||
         get_string(root, t, "saga_id", 0, &out->saga_id, err, errlen))
         return SAGA_EPARSE;
-    if (!saga_valid_id(out->message_id, 1)) FAIL("%s: 'message_id' must be 1-127 printable ASCII bytes", t);
+    if (!saga_valid_id(out->message_id, 1)) FAIL("%s: 'message_id' must be 1-%d printable ASCII bytes", t, SAGA_MESSAGE_ID_MAX);
     /* Names are ASCII ([a-z0-9_.-]): the loop quotes a name it does not
      * know, cut to a fixed length, in a dead letter's JSON headers, where a
      * cut inside a UTF-8 character would fail the transaction. */
@@ -88,7 +79,7 @@ int saga_parse_reply(const json_t *root, saga_reply_msg_t *out, char *err, size_
         get_string(root, t, "kind", 1, &kind, err, errlen) ||
         get_string(root, t, "status", 1, &status, err, errlen))
         return SAGA_EPARSE;
-    if (!saga_valid_id(out->message_id, 1)) FAIL("%s: 'message_id' must be 1-127 printable ASCII bytes", t);
+    if (!saga_valid_id(out->message_id, 1)) FAIL("%s: 'message_id' must be 1-%d printable ASCII bytes", t, SAGA_MESSAGE_ID_MAX);
     /* Ids as in saga.start, for the same reason (unknown saga or step). */
     if (!saga_valid_id(out->saga_id, 0)) FAIL("%s: 'saga_id' must be 1-127 printable ASCII bytes without '/'", t);
     if (!saga_valid_id(out->step, 0)) FAIL("%s: 'step' must be 1-127 printable ASCII bytes without '/'", t);

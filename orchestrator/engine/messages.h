@@ -34,8 +34,20 @@ typedef struct {
 int saga_parse_start(const json_t *root, saga_start_msg_t *out, char *err, size_t errlen);
 int saga_parse_reply(const json_t *root, saga_reply_msg_t *out, char *err, size_t errlen);
 
-/* Saga ids and message ids: 1..127 bytes of printable ASCII without '/'
- * (saga ids) — they are used in keys, paths and message ids. */
+/* Id limits, consistent end to end (docs/PROTOCOL.md "Limits"):
+ * - saga ids, definition and step names: 1..127 bytes (SAGA_ID_MAX - 1,
+ *   SAGA_NAME_MAX - 1), printable ASCII without '/';
+ * - message ids: 1..SAGA_MESSAGE_ID_MAX bytes of printable ASCII. Every id
+ *   derived from the others fits, whatever the attempt (an int: at most 10
+ *   digits): a command's <saga>/<step>/<kind>/<attempt> is at most
+ *   127+1+127+1+12+1+10 = 279 bytes, the participant library's reply ids
+ *   r-<idempotency key>/<attempt> at most 281 and r-<key>/<attempt>/t-<16
+ *   hex> (a retry) 300. */
+#define SAGA_MESSAGE_ID_MAX 400
+
+/* Saga ids (allow_slash 0): 1..127 bytes of printable ASCII without '/'
+ * — they are used in keys, paths and message ids. Message ids
+ * (allow_slash 1): 1..SAGA_MESSAGE_ID_MAX bytes of printable ASCII. */
 int saga_valid_id(const char *id, int allow_slash);
 
 #endif

@@ -12,6 +12,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 #include "transitions.h"
 
 /* What each event name does to the saga or step status. */
@@ -89,8 +90,8 @@ static int take_error(ctx_t *c, const json_t *detail, char *code, size_t code_le
     if (!jc && !required) return 0;
     if (!json_is_string(jc)) return fail(c, "detail.code missing or not a string");
     if (jm && !json_is_string(jm)) return fail(c, "detail.message is not a string");
-    snprintf(code, code_len, "%s", json_string_value(jc));
-    snprintf(msg, msg_len, "%s", jm ? json_string_value(jm) : "");
+    saga_utf8_copy(code, code_len, json_string_value(jc));
+    saga_utf8_copy(msg, msg_len, jm ? json_string_value(jm) : "");
     return 0;
 }
 
@@ -142,8 +143,8 @@ static int saga_event(ctx_t *c, saga_t *s, int kind, const json_t *detail, int64
         const json_t *code = json_object_get(detail, "code"), *msg = json_object_get(detail, "message");
         if (!json_is_string(code)) return fail(c, "detail.code missing or not a string");
         if (msg && !json_is_string(msg)) return fail(c, "detail.message is not a string");
-        snprintf(s->error_code, sizeof s->error_code, "%s", json_string_value(code));
-        snprintf(s->error_message, sizeof s->error_message, "%s", msg ? json_string_value(msg) : "");
+        saga_utf8_copy(s->error_code, sizeof s->error_code, json_string_value(code));
+        saga_utf8_copy(s->error_message, sizeof s->error_message, msg ? json_string_value(msg) : "");
     } else if (strcmp(name, "saga.retried") == 0) {
         int i = 0;
         while (i < s->def->step_count && s->steps[i].status != SAGA_STEP_COMPENSATION_FAILED) i++;

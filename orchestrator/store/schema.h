@@ -56,6 +56,18 @@ static const char *const saga_store_migrations[] = {
 
     /* 2: dedup rows are pruned by age */
     "CREATE INDEX dedup_seen ON dedup (seen_at);",
+
+    /* 3: outbox rows the broker refused for good (too large, invalid, not
+     * authorised, no such topic), kept for operators: the row as it was,
+     * when and why it was parked, and what sagad did instead (outcome:
+     * step_failed, compensation_failed, stub_sent, dropped). */
+    "CREATE TABLE outbox_parked ("
+    "  id INTEGER PRIMARY KEY, topic TEXT NOT NULL, key TEXT NOT NULL,"
+    "  headers TEXT NOT NULL, payload BLOB NOT NULL, created_at INTEGER NOT NULL,"
+    "  parked_at INTEGER NOT NULL, error TEXT NOT NULL, outcome TEXT NOT NULL);",
+    /* 4: a start's message id is looked up in the saga it started (the
+     * dedup row of a start without saga_id may have been pruned) */
+    "CREATE INDEX sagas_start_message ON sagas (start_message_id) WHERE start_message_id IS NOT NULL;",
 };
 
 #endif

@@ -8,6 +8,7 @@
 #include "saga_error.h"
 #include "saga_json.h"
 #include "saga_log.h"
+#include "saga_utf8.h"
 #include "replay.h"
 #include "schema.h"
 
@@ -19,6 +20,7 @@
     X(dedup, "INSERT OR IGNORE INTO dedup (consumer, message_id, seen_at) VALUES (?, ?, ?)")       \
     X(dedup_prune, "DELETE FROM dedup WHERE (consumer, message_id) IN"                    \
                    " (SELECT consumer, message_id FROM dedup WHERE seen_at < ? LIMIT ?)") \
+    X(start_seen, "SELECT 1 FROM sagas WHERE start_message_id = ? LIMIT 1")                        \
     X(exists, "SELECT 1 FROM sagas WHERE id = ?")                                                  \
     X(prune_clear, "DELETE FROM temp.prune_ids")                                                   \
     X(prune_pick, "INSERT INTO temp.prune_ids (id) SELECT id FROM sagas"                           \
@@ -243,6 +245,14 @@ int saga_store_saga_exists(saga_store_t *st, const char *id) {
     return rc == SQLITE_DONE ? 0 : fail(st, "saga lookup");
 }
 
+int saga_store_start_seen(saga_store_t *st, const char *message_id) {
+    bind_text(st->start_seen, 1, message_id);
+    int rc = sqlite3_step(st->start_seen);
+    sqlite3_reset(st->start_seen);
+    if (rc == SQLITE_ROW) return 1;
+    return rc == SQLITE_DONE ? 0 : fail(st, "start lookup");
+}
+
 static json_t *column_json(sqlite3_stmt *s, int col) {
     const char *text = (const char *)sqlite3_column_text(s, col);
     if (!text) return NULL;
@@ -251,7 +261,7 @@ static json_t *column_json(sqlite3_stmt *s, int col) {
 
 static void column_copy(sqlite3_stmt *s, int col, char *dst, size_t len) {
     const char *text = (const char *)sqlite3_column_text(s, col);
-    snprintf(dst, len, "%s", text ? text : "");
+    saga_utf8_copy(dst, len, text); /* cut, if ever, on a character boundary */
 }
 
 int saga_store_load(saga_store_t *st, const saga_registry_t *reg, const char *id, saga_t *out,
@@ -370,8 +380,10 @@ static char *headers_for(const saga_t *s) {
     return text;
 }
 
+/* text: the bytes the engine chose to publish (NULL: message serialised). */
 static int add_outbox_json(saga_store_t *st, const char *topic, const saga_t *s, const char *headers,
-                           const json_t *message, int64_t now) {
+                           const json_t *message, const char *text, int64_t now) {
+    if (text) return saga_store_outbox_add(st, topic, s->id, headers, text, strlen(text), now);
     char *payload = saga_json_dump(message);
     if (!payload) return SAGA_ENOMEM;
     int rc = saga_store_outbox_add(st, topic, s->id, headers, payload, strlen(payload), now);
@@ -401,10 +413,10 @@ static int save_effect(saga_store_t *st, const saga_t *s, const saga_effect_t *e
                        const char *events_topic, int64_t now) {
     switch (e->kind) {
     case SAGA_FX_COMMAND:
-        return add_outbox_json(st, e->topic, s, headers, e->message, now);
+        return add_outbox_json(st, e->topic, s, headers, e->message, e->text, now);
     case SAGA_FX_EVENT: {
         int rc = add_history(st, s, e->message, now);
-        return rc ? rc : add_outbox_json(st, events_topic, s, headers, e->message, now);
+        return rc ? rc : add_outbox_json(st, events_topic, s, headers, e->message, e->text, now);
     }
     case SAGA_FX_ALERT:
         LOG_ERROR("alert", "saga %s needs an operator: %s", s->id,
@@ -546,6 +558,54 @@ int saga_store_outbox_delete(saga_store_t *st, int64_t *ids, int n) {
     return 0;
 }
 
+/* Rare statements (the relay's resends and parked rows): prepared per call,
+ * not in STORE_STATEMENTS. */
+int saga_store_outbox_get(saga_store_t *st, int64_t id, int (*fn)(const saga_outbox_row_t *row, void *user),
+                          void *user) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "SELECT id, topic, key, headers, payload FROM outbox WHERE id = ?", -1, &q,
+                           NULL) != SQLITE_OK)
+        return fail(st, "outbox get");
+    sqlite3_bind_int64(q, 1, id);
+    int rc = sqlite3_step(q), found = 0;
+    if (rc == SQLITE_ROW) {
+        saga_outbox_row_t row = {
+            .id = sqlite3_column_int64(q, 0),
+            .topic = (const char *)sqlite3_column_text(q, 1),
+            .key = (const char *)sqlite3_column_text(q, 2),
+            .headers = (const char *)sqlite3_column_text(q, 3),
+            .payload = sqlite3_column_blob(q, 4),
+            .payload_len = (size_t)sqlite3_column_bytes(q, 4),
+        };
+        found = 1;
+        rc = fn(&row, user);
+        if (rc > 0) rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = fail(st, "outbox get");
+    }
+    sqlite3_finalize(q);
+    return rc < 0 ? rc : found;
+}
+
+int saga_store_outbox_park(saga_store_t *st, int64_t id, int64_t now, const char *error, const char *outcome) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT OR REPLACE INTO outbox_parked (id, topic, key, headers, payload, created_at,"
+                           " parked_at, error, outcome) SELECT id, topic, key, headers, payload, created_at, ?, ?, ?"
+                           " FROM outbox WHERE id = ?", -1, &q, NULL) != SQLITE_OK)
+        return fail(st, "outbox park");
+    sqlite3_bind_int64(q, 1, now);
+    bind_text(q, 2, error);
+    bind_text(q, 3, outcome);
+    sqlite3_bind_int64(q, 4, id);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : fail(st, "outbox park");
+    sqlite3_finalize(q);
+    if (!rc) rc = saga_store_outbox_delete(st, &id, 1);
+    return rc;
+}
+
 long long saga_store_outbox_backlog(saga_store_t *st) {
     long long n = -1;
     if (sqlite3_step(st->outbox_count) == SQLITE_ROW) n = sqlite3_column_int64(st->outbox_count, 0);
@@ -591,6 +651,7 @@ int saga_store_load_retired(saga_store_t *st, saga_registry_t *reg, char *err, s
         int version = sqlite3_column_int(q, 1);
         if (saga_registry_get(reg, name, version)) continue;
         saga_def_errors_t errs = {0};
+        errs.stored = true; /* sagas may run on it: it loads as it loaded then */
         const char *json = (const char *)sqlite3_column_text(q, 2);
         saga_definition_t *def = saga_definition_parse(json, (size_t)sqlite3_column_bytes(q, 2), &errs);
         if (!def) {

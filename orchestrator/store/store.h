@@ -50,6 +50,12 @@ int saga_store_lock(const char *db_path, char *err, size_t errlen);
 /* 1 when a saga with this id exists, 0 when not, negative on error. */
 int saga_store_saga_exists(saga_store_t *st, const char *id);
 
+/* 1 when a saga was started by the start message message_id (its
+ * sagas.start_message_id, kept for the saga's life: a start is idempotent
+ * on its message id even after its dedup row was pruned), 0 when not,
+ * negative on error. */
+int saga_store_start_seen(saga_store_t *st, const char *message_id);
+
 /* Loads a saga and its steps; its definition is looked up in reg by
  * (name, version). Returns 0, SAGA_ENOTFOUND, or an error with err set.
  * On success the caller owns out's JSON (saga_clear). */
@@ -107,6 +113,13 @@ int saga_store_outbox_scan(saga_store_t *st, int64_t after_id, int max,
 int saga_store_outbox_delete(saga_store_t *st, int64_t *ids, int n);
 /* Rows not yet acknowledged. */
 long long saga_store_outbox_backlog(saga_store_t *st);
+/* Calls fn for outbox row id if it is still there. Returns 1 (found), 0
+ * (gone: acknowledged or parked meanwhile) or a negative code. */
+int saga_store_outbox_get(saga_store_t *st, int64_t id, int (*fn)(const saga_outbox_row_t *row, void *user),
+                          void *user);
+/* Moves outbox row id to outbox_parked (the broker refused it for good),
+ * recording why and what was done instead (outcome). */
+int saga_store_outbox_park(saga_store_t *st, int64_t id, int64_t now, const char *error, const char *outcome);
 
 /* Stores a definition (name, version, hash, json). SAGA_EEXISTS with err
  * when that (name, version) was stored before with another hash. */

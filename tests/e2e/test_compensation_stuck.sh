@@ -28,14 +28,14 @@ ORDER_WORKER_TEST_TRIGGERS="" "$STACK" start-one order-worker "$DIR" >"$DIR/star
   { cat "$DIR/start-one.out" >&2; fail "start-one order-worker"; }
 reload_env
 
-code=$(curl -s -o "$DIR/retry.out" -w '%{http_code}' -X POST "$ADMIN_URL/v1/sagas/stuck-1/retry")
+code=$(admin_post /v1/sagas/stuck-1/retry)
 check "operator retry accepted (202)" eq "$code" 202
 check "stuck-1 compensated" wait_status stuck-1 compensated 60
 check "history: retried, then the order compensated" in_history stuck-1 \
   saga.compensation_failed saga.retried compensation.succeeded:create_order saga.compensated
 check "order cancelled" eq "$(sql "$ORDER_DB" "SELECT status FROM orders WHERE saga_id='stuck-1'")" cancelled
 check "a second retry is refused (409)" \
-  eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ADMIN_URL/v1/sagas/stuck-1/retry")" 409
+  eq "$(admin_post /v1/sagas/stuck-1/retry)" 409
 check "sagactl audit passes, nothing waits for an operator" audit_passes
 check "audit: no compensation_failed left" audit_says "compensation_failed 0"
 finish

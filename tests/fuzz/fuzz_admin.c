@@ -9,7 +9,10 @@
  * so their history replays (GET /v1/sagas/{id}?at=).
  *
  * The input is split at the first four newlines into method, path, query,
- * Authorization header; the rest is the body. Checks:
+ * Authorization header; the rest is the body. The Authorization line may
+ * go on, after tabs, with Content-Type, Host and Origin (defaults:
+ * application/json, 127.0.0.1:8080, none; the server answers to
+ * 127.0.0.1, localhost and sagad.internal). Checks:
  *
  * - admin_route returns 0 and a body of the stated length, one JSON
  *   document unless the content type says otherwise (/metrics, /ui);
@@ -17,7 +20,8 @@
  *   which is its status document), a 405 an Allow header;
  * - the status is one the API documents;
  * - a 202 has queued exactly one command, any other answer none, and a
- *   mutating request without the right token never reaches the queue;
+ *   mutating request without the right token, or with a foreign Host or
+ *   Origin, never reaches the queue;
  * - stored JSON (inputs, history details, definitions) is shown as JSON,
  *   not as the string admin falls back to for text that does not parse,
  *   and the sagas the engine wrote never answer 500 (their history replays). */
@@ -28,10 +32,12 @@
 #include "store.h"
 #include "test_admin_fixture.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CHECK(cond)                                                                  \
     do {                                                                             \
@@ -87,7 +93,7 @@ static void drive(driver_t *d, const saga_event_t *ev) {
 }
 
 static void drive_start(driver_t *d, const char *id, const char *definition, const char *input, int64_t at) {
-    const saga_definition_t *def = saga_registry_get(registry, definition, 1);
+    const saga_definition_t *def = saga_registry_get(registry, definition, 0); /* the newest */
     json_t *in = json_loads(input, JSON_ALLOW_NUL, NULL);
     CHECK(def && in);
     memset(d->timer_due, 0, sizeof d->timer_due);
@@ -265,9 +271,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *p = (const char *)data, *end = p + size;
     char *method = next_line(&p, end), *path = next_line(&p, end), *query = next_line(&p, end);
     char *auth = next_line(&p, end);
-    admin_ctx_t ctx = {.db = reader, .commands = queue, .token = TOKEN, .stats_runtime = runtime_fill};
+    /* "auth\tcontent-type\thost\torigin": each optional */
+    const char *field[4] = {auth, "application/json", "127.0.0.1:8080", NULL};
+    char *tab = auth;
+    for (int i = 1; i < 4 && (tab = strchr(tab, '\t')); i++) {
+        *tab++ = '\0';
+        field[i] = tab;
+    }
+    static const char *const hosts[] = {"127.0.0.1", "localhost", "sagad.internal", NULL};
+    admin_ctx_t ctx = {.db = reader, .commands = queue, .token = TOKEN, .stats_runtime = runtime_fill,
+                       .hosts = hosts};
     admin_request_t req = {.method = method, .path = path, .query = query, .body = p,
-                           .body_len = (size_t)(end - p), .authorization = auth[0] ? auth : NULL};
+                           .body_len = (size_t)(end - p), .authorization = auth[0] ? auth : NULL,
+                           .content_type = field[1], .host = field[2], .origin = field[3]};
     int queued_before = saga_command_pending(queue);
     admin_response_t res = {0};
     CHECK(admin_route(&ctx, &req, &res) == 0);
@@ -299,14 +315,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (res.status == 405) CHECK(res.allow != NULL);
     /* the engine wrote these sagas: their history replays (?at=) */
     if (strncmp(path, "/v1/sagas/s-e-", 14) == 0) CHECK(res.status != 500);
-    static const unsigned documented[] = {200, 202, 400, 401, 403, 404, 405, 409, 413, 415, 422, 500, 503};
+    static const unsigned documented[] = {200, 202, 400, 401, 403, 404, 405, 409, 413, 415, 421, 422, 500, 503};
     int known = 0;
     for (size_t i = 0; i < sizeof documented / sizeof documented[0]; i++) known |= res.status == documented[i];
     if (!known) fprintf(stderr, "status %u for %s %s\n", res.status, method, path);
     CHECK(known);
     int queued = saga_command_pending(queue) - queued_before;
     CHECK(queued == (res.status == 202));
-    if (!auth[0] || strcmp(auth, "Bearer " TOKEN) != 0) CHECK(queued == 0);
+    if (strncasecmp(auth, "Bearer ", 7) != 0 || strcmp(auth + 7, TOKEN) != 0) CHECK(queued == 0);
+    if (queued) { /* a known Host; no Origin, or this server under that Host */
+        char host[64];
+        snprintf(host, sizeof host, "%.*s", (int)strcspn(field[2], ":"), field[2]);
+        for (char *c = host; *c; c++) *c = (char)tolower((unsigned char)*c);
+        CHECK(strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 || strcmp(host, "sagad.internal") == 0);
+        CHECK(!field[3] || strcasecmp(strstr(field[3], "://") ? strstr(field[3], "://") + 3 : "", field[2]) == 0);
+    }
     /* Keep the queue from filling up: the loop would drain it. */
     saga_command_t cmds[64];
     int n = saga_command_take(queue, cmds, 64);

@@ -5,12 +5,22 @@
  *
  * - render returns a value or an error message (UTF-8), never both or
  *   neither;
- * - an unterminated "${" found by scan makes render fail too;
- * - when scan succeeds, render fails only with "...: no such value";
+ * - an unterminated "${" or a default that is not JSON, found by scan,
+ *   makes render fail too;
+ * - when scan succeeds, render fails only with "...: no such value", and
+ *   never when every template has a default (${PATH:-JSON});
+ * - both scans see the same templates;
  * - a tree whose strings contain no '$' renders to an equal tree;
  * - render never changes the shape: object stays object with the same
- *   keys, array stays array with the same length. */
+ *   keys, array stays array with the same length;
+ * - what it renders is what sagad publishes (saga_json_dump: reals in
+ *   their shortest round-trip form, issue 13): it reads back equal and is
+ *   never longer than jansson's %.17g text, so a re-encoded command is no
+ *   larger than its input (the message size limit is checked on it). */
 #include "template.h"
+
+#include "saga_alloc.h"
+#include "saga_json.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char context_text[] =
     "{\"input\": {\"order_id\": \"o-1\", \"amount\": 42, \"price\": 9.5, \"ok\": true, \"none\": null,"
+    "            \"tenth\": 0.1, \"weights\": [0.1, 0.2, 0.30000000000000004, 1e300, -0.0, 5e-324],"
     "            \"items\": [{\"sku\": \"a\", \"qty\": 1}, {\"sku\": \"b\", \"qty\": 2}],"
     "            \"nested\": {\"a\": {\"b\": [[1, 2], {\"c\": \"${input.order_id}\"}]}},"
     "            \"empty\": \"\", \"dollar\": \"$${x}\", \"dot.key\": 1, \"\": \"blank\"},"
@@ -41,6 +52,15 @@ static json_t *context;
 static int count_expr(const char *expr, void *user) {
     CHECK(expr != NULL);
     (*(size_t *)user)++;
+    return 0;
+}
+
+static int count_ref(const saga_template_ref_t *ref, void *user) {
+    CHECK(ref != NULL && ref->path != NULL);
+    CHECK(strstr(ref->path, ":-") == NULL); /* the path stops at the default */
+    size_t *n = user;
+    n[0]++;
+    if (ref->has_default) n[1]++;
     return 0;
 }
 
@@ -85,10 +105,25 @@ static void exercise(const json_t *tmpl) {
     size_t exprs = 0;
     char scan_err[256] = "";
     int scan_rc = saga_template_scan(tmpl, count_expr, &exprs, scan_err, sizeof scan_err);
-    if (scan_rc != 0) CHECK(strstr(scan_err, "unterminated") != NULL);
+    if (scan_rc != 0)
+        CHECK(strstr(scan_err, "unterminated") != NULL || strstr(scan_err, "the default is not a JSON value") != NULL);
+    size_t refs[2] = {0, 0};
+    char refs_err[256] = "";
+    int refs_rc = saga_template_scan_refs(tmpl, count_ref, refs, refs_err, sizeof refs_err);
+    CHECK(refs_rc == scan_rc);
+    if (scan_rc == 0) CHECK(refs[0] == exprs);
 
     json_t *out = saga_template_render(tmpl, context, err, sizeof err);
     if (out) {
+        char *ours = saga_json_dump(out);
+        char *theirs = json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        CHECK(ours != NULL && theirs != NULL);
+        CHECK(strlen(ours) <= strlen(theirs));
+        json_t *back = json_loads(ours, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        CHECK(back != NULL && json_equal(back, out));
+        json_decref(back);
+        saga_free(ours);
+        saga_free(theirs);
         CHECK(scan_rc == 0);
         check_shape(tmpl, out);
         if (!has_dollar(tmpl)) CHECK(json_equal(tmpl, out));
@@ -101,6 +136,7 @@ static void exercise(const json_t *tmpl) {
         if (scan_rc == 0) {
             size_t n = strlen(err), m = strlen(": no such value");
             CHECK(n >= m && strcmp(err + n - m, ": no such value") == 0);
+            CHECK(refs[1] < refs[0]); /* a template without a default failed */
         }
     }
     /* no visitor and a NULL error buffer are allowed too */

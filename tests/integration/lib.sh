@@ -39,6 +39,17 @@ stack_up() {
 }
 reload_env() { . "$DIR/stack.env"; }
 
+# admin_post PATH [BODY] [CURL_ARGS...]: POST to the admin API as sagactl
+# does (the bearer token from $SAGA_ADMIN_TOKEN_FILE, which stack.env
+# exports, and a JSON body, {} by default); prints the HTTP status, the
+# answer goes to $DIR/resp.
+admin_post() {
+  local path=$1 body=${2:-'{}'}; shift; [ $# -gt 0 ] && shift
+  curl -s -o "$DIR/resp" -w '%{http_code}' -X POST \
+    -H "Authorization: Bearer $(cat "$SAGA_ADMIN_TOKEN_FILE")" -H 'Content-Type: application/json' \
+    --data-binary "$body" "$@" "$ADMIN_URL$path"
+}
+
 sql() { sqlite3 -batch -noheader -cmd ".timeout 5000" "$1" "$2"; }
 saga_sql() { sql "$SAGA_DB" "$1"; }
 

@@ -14,3 +14,7 @@ saga_stack_test(it_events_rebuild test_events_rebuild.sh)
 saga_stack_test(it_broker_outage test_broker_outage.sh)
 saga_stack_test(it_alerts test_alerts.sh)
 saga_stack_test(it_stuck_saga_drill test_stuck_saga_drill.sh)
+saga_stack_test(it_hostile_inputs test_hostile_inputs.sh)
+# Dev broker only (sagabroker's fault injection); its real twin skips (77).
+saga_stack_test(it_offset_fetch_faults test_offset_fetch_faults.sh)
+set_tests_properties(it_offset_fetch_faults PROPERTIES SKIP_RETURN_CODE 77)

@@ -11,7 +11,7 @@ stack_up
 hup_and_wait() { # expected log text [how: hup (default) or http]
   local before; before=$(grep -c "$1" "$DIR/sagad.log" || true)
   if [ "${2:-hup}" = http ]; then
-    [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ADMIN_URL/v1/definitions/reload")" = 202 ] || return 1
+    [ "$(admin_post /v1/definitions/reload)" = 202 ] || return 1
   else
     kill -HUP "$SAGAD_PID"
   fi

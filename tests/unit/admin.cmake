@@ -42,3 +42,9 @@ target_include_directories(test_admin_metrics PRIVATE ${CMAKE_SOURCE_DIR}/orches
 saga_unit_test(test_admin_ui
   SOURCES ${_admin_dir}/test_admin_ui.c ${_admin_dir}/test_admin_fixture.c
   LIBS saga_admin PkgConfig::CURL)
+
+# The admin server's guards over raw sockets (Host, Origin, forms, 414/431)
+# and sagad's admin token file.
+saga_unit_test(test_admin_guard
+  SOURCES ${_admin_dir}/test_admin_guard.c ${_admin_dir}/test_admin_fixture.c
+  LIBS saga_admin PkgConfig::CURL)

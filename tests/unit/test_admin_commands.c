@@ -1,4 +1,5 @@
-/* The admin API's command endpoints (start, abort, retry): auth, checks
+/* The admin API's command endpoints (start, abort, retry): the guards
+ * every request passes (Host, Origin, bearer token, JSON body), checks
  * against the read-only database, and what they queue for the loop. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,9 +46,29 @@ static int teardown(void **state) {
     return 0;
 }
 
+static const char *const HOSTS[] = {"127.0.0.1", "localhost", "sagad.internal", NULL};
+
+/* One request with the given headers (NULL: absent); returns the status. */
+static unsigned request(world_t *w, const char *method, const char *path, const char *body, const char *auth,
+                        const char *content_type, const char *host, const char *origin, json_t **doc) {
+    w->ctx.hosts = HOSTS;
+    admin_request_t req = {.method = method, .path = path, .body = body, .body_len = body ? strlen(body) : 0,
+                           .authorization = auth, .content_type = content_type, .host = host, .origin = origin};
+    admin_response_t res;
+    assert_int_equal(admin_route(&w->ctx, &req, &res), 0);
+    if (doc) *doc = json_loads(res.body, 0, NULL);
+    else { /* every answer is one JSON document */
+        json_t *d = json_loads(res.body, 0, NULL);
+        assert_non_null(d);
+        json_decref(d);
+    }
+    saga_free(res.body);
+    return res.status;
+}
+
 static unsigned post(world_t *w, const char *path, const char *body, const char *auth, json_t **doc) {
     admin_request_t req = {.method = "POST", .path = path, .body = body, .body_len = body ? strlen(body) : 0,
-                           .authorization = auth};
+                           .authorization = auth, .content_type = "application/json"};
     admin_response_t res;
     assert_int_equal(admin_route(&w->ctx, &req, &res), 0);
     if (doc) *doc = json_loads(res.body, 0, NULL);
@@ -123,6 +144,18 @@ static void test_start_bad_input(void **state) {
     json_decref(doc);
     assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"saga_id\":\"a/b\"}", "Bearer s3cret", NULL), 400);
     assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"saga_id\":7}", "Bearer s3cret", NULL), 400);
+    /* issue 13.12: a saga id over 127 bytes is refused, not cut to 127 */
+    char body[400];
+    snprintf(body, sizeof body, "{\"definition\":\"order_fulfillment\",\"saga_id\":\"%0128d\"}", 0);
+    assert_int_equal(post(w, "/v1/sagas", body, "Bearer s3cret", &doc), 400);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(doc, "error"), "message")), "1-127"));
+    json_decref(doc);
+    snprintf(body, sizeof body, "{\"definition\":\"order_fulfillment\",\"saga_id\":\"%0127d\"}", 0);
+    assert_int_equal(post(w, "/v1/sagas", body, "Bearer s3cret", NULL), 202);
+    assert_int_equal(saga_command_pending(w->q), 1);
+    saga_command_t drop;
+    assert_int_equal(saga_command_take(w->q, &drop, 1), 1);
+    saga_command_clear(&drop);
     assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"input\":[]}", "Bearer s3cret", NULL), 400);
     assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"nope\"}", "Bearer s3cret", &doc), 422);
     assert_string_equal(error_code(doc), "unprocessable");
@@ -182,10 +215,142 @@ static void test_full_queue_answers_503(void **state) {
     for (int i = 0; i < 4; i++) saga_command_clear(&c[i]);
 }
 
-static void test_no_token_configured_allows_commands(void **state) {
+/* No token, no commands: a server is never open to POSTs by default. */
+static void test_no_token_configured_refuses_commands(void **state) {
     world_t *w = *state;
     w->ctx.token = NULL;
-    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", NULL, NULL), 202);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", NULL, NULL), 503);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", "Bearer ", NULL), 503);
+    w->ctx.token = "";
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\"}", "Bearer ", NULL), 503);
+    assert_int_equal(saga_command_pending(w->q), 0);
+}
+
+static const char START[] = "{\"definition\":\"order_fulfillment\"}";
+
+/* The issue's attack: a form or text/plain POST with the right token is
+ * still refused, whatever the endpoint. */
+static void test_post_needs_a_json_body(void **state) {
+    world_t *w = *state;
+    const char *bad[] = {"application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x",
+                         NULL, "", "application/jsonx", "application/json; charset=latin1", "text/json"};
+    const char *paths[] = {"/v1/sagas", "/v1/sagas/" FX_SAGA_RUNNING "/abort", "/v1/definitions/reload",
+                           "/v1/sagas/" FX_SAGA_DONE "/retry"};
+    for (size_t p = 0; p < 4; p++)
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            json_t *doc;
+            assert_int_equal(request(w, "POST", paths[p], START, "Bearer s3cret", bad[i], NULL, NULL, &doc), 415);
+            assert_string_equal(error_code(doc), "unsupported_media_type");
+            json_decref(doc);
+        }
+    /* the token is checked first: no token, no hint about the body */
+    assert_int_equal(request(w, "POST", "/v1/sagas", START, NULL, "text/plain", NULL, NULL, NULL), 401);
+    assert_int_equal(saga_command_pending(w->q), 0);
+    assert_int_equal(request(w, "POST", "/v1/sagas", START, "Bearer s3cret", "Application/JSON; charset=\"UTF-8\"",
+                             NULL, NULL, NULL), 202);
+    assert_int_equal(request(w, "POST", "/v1/definitions/reload", NULL, "bearer s3cret", "application/json", NULL,
+                             NULL, NULL), 202);
+    saga_command_t c[2];
+    assert_int_equal(saga_command_take(w->q, c, 2), 2);
+    saga_command_clear(&c[0]);
+    saga_command_clear(&c[1]);
+}
+
+/* DNS rebinding: a Host the server does not answer to is 421 on every
+ * endpoint, reads included. */
+static void test_foreign_host_is_misdirected(void **state) {
+    world_t *w = *state;
+    const char *bad[] = {"rebind.evil.example", "rebind.evil.example:8080", "127.0.0.1.evil.example",
+                         "127.evil.example", "localhost.", "", ":8080", "127.0.0.1:80:80", "127.0.0.1:http",
+                         "[::1]", "user@127.0.0.1", "10.0.0.1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *doc;
+        assert_int_equal(request(w, "GET", "/v1/sagas", NULL, NULL, NULL, bad[i], NULL, &doc), 421);
+        assert_string_equal(error_code(doc), "misdirected_request");
+        json_decref(doc);
+        assert_int_equal(request(w, "POST", "/v1/sagas", START, "Bearer s3cret", "application/json", bad[i], NULL,
+                                 NULL), 421);
+    }
+    assert_int_equal(saga_command_pending(w->q), 0);
+    const char *good[] = {"127.0.0.1", "127.0.0.1:8080", "LOCALHOST:1", "sagad.internal", "Sagad.Internal:443"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_int_equal(request(w, "GET", "/healthz", NULL, NULL, NULL, good[i], NULL, NULL), 200);
+    /* no Host at all (HTTP/1.0): no name to rebind */
+    assert_int_equal(request(w, "GET", "/healthz", NULL, NULL, NULL, NULL, NULL, NULL), 200);
+    /* a wildcard listen address takes IP literals, still no names */
+    w->ctx.any_ip_host = 1;
+    w->ctx.hosts = HOSTS;
+    admin_request_t req = {.method = "GET", .path = "/healthz", .host = "[::1]:8080"};
+    admin_response_t res = {0}; /* untouched when the request may go on */
+    assert_int_equal(admin_guard_request(&w->ctx, &req, &res), 0);
+    assert_null(res.body);
+    req.host = "10.1.2.3";
+    assert_int_equal(admin_guard_request(&w->ctx, &req, &res), 0);
+    assert_null(res.body);
+    req.host = "rebind.evil.example";
+    assert_int_equal(admin_guard_request(&w->ctx, &req, &res), 0);
+    assert_int_equal(res.status, 421);
+    saga_free(res.body);
+}
+
+/* A page of another origin gets 403, even with the token (a browser
+ * would not have it, but a leaked one must not be usable from a page). */
+static void test_foreign_origin_is_forbidden(void **state) {
+    world_t *w = *state;
+    const char *bad[] = {"http://evil.example", "https://evil.example", "null", "http://127.0.0.1:9999",
+                         "http://localhost:8080", "file://", "http://127.0.0.1:8080/path", "127.0.0.1:8080", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *doc;
+        assert_int_equal(request(w, "POST", "/v1/sagas/" FX_SAGA_RUNNING "/abort", "{}", "Bearer s3cret",
+                                 "application/json", "127.0.0.1:8080", bad[i], &doc), 403);
+        assert_string_equal(error_code(doc), "forbidden");
+        json_decref(doc);
+        assert_int_equal(request(w, "GET", "/v1/sagas", NULL, NULL, NULL, "127.0.0.1:8080", bad[i], NULL), 403);
+    }
+    assert_int_equal(saga_command_pending(w->q), 0);
+    /* the UI's own page, same Host */
+    assert_int_equal(request(w, "GET", "/v1/sagas", NULL, NULL, NULL, "127.0.0.1:8080", "http://127.0.0.1:8080",
+                             NULL), 200);
+    assert_int_equal(request(w, "POST", "/v1/sagas/" FX_SAGA_RUNNING "/abort", "{}", "Bearer s3cret",
+                             "application/json", "localhost:8080", "http://LOCALHOST:8080", NULL), 202);
+    saga_command_t c;
+    assert_int_equal(saga_command_take(w->q, &c, 1), 1);
+    saga_command_clear(&c);
+}
+
+static void test_token_comparison(void **state) {
+    (void)state;
+    assert_true(admin_token_equal("s3cret", "s3cret"));
+    assert_false(admin_token_equal("s3cret", "s3cre"));
+    assert_false(admin_token_equal("s3cret", "s3cret0"));
+    assert_false(admin_token_equal("s3cret", ""));
+    assert_false(admin_token_equal("s3cret", "S3cret"));
+    assert_true(admin_token_equal("", ""));
+}
+
+/* Issue 13 item 7: a version that does not exist is 422 naming it, not a
+ * 202 for a saga that never appears. */
+static void test_start_of_unknown_version(void **state) {
+    world_t *w = *state;
+    assert_int_equal(fixture_db_exec(&w->fx, "INSERT INTO definitions VALUES ('order_fulfillment', 3, 'h3', '{}', 0)"), 0);
+    json_t *doc;
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"version\":2}", "Bearer s3cret", &doc),
+                     422);
+    assert_string_equal(error_code(doc), "unprocessable");
+    const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+    assert_non_null(strstr(msg, "no version 2"));
+    assert_non_null(strstr(msg, "versions: 1, 3"));
+    json_decref(doc);
+    assert_int_equal(saga_command_pending(w->q), 0);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"version\":3}", "Bearer s3cret", NULL),
+                     202);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"version\":1}", "Bearer s3cret", NULL),
+                     202);
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"nope\",\"version\":1}", "Bearer s3cret", NULL), 422);
+    saga_command_t c[2];
+    assert_int_equal(saga_command_take(w->q, c, 2), 2);
+    saga_command_clear(&c[0]);
+    saga_command_clear(&c[1]);
 }
 
 int main(int argc, char **argv) {
@@ -200,7 +365,12 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_retry_only_for_compensation_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_method_and_no_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_answers_503, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_token_configured_allows_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_token_configured_refuses_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_needs_a_json_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_host_is_misdirected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_origin_is_forbidden, setup, teardown),
+        cmocka_unit_test(test_token_comparison),
+        cmocka_unit_test_setup_teardown(test_start_of_unknown_version, setup, teardown),
     };
     return cmocka_run_group_tests_name("admin_commands", tests, NULL, NULL);
 }

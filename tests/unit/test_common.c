@@ -14,6 +14,7 @@
 #include "saga_clock.h"
 #include "saga_config.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 
 static void test_durations(void **state) {
     int64_t ms;
@@ -90,6 +91,45 @@ static void test_alloc_failure_injection(void **state) {
     assert_null(saga_strdup(NULL));
 }
 
+/* Issue 13.9: cuts on character boundaries (1- to 4-byte characters). */
+static void test_utf8_cuts(void **state) {
+    (void)state;
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"; /* a é € 😀 z: 1+2+3+4+1 bytes */
+    size_t want[] = {0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10, 11, 11};
+    for (size_t max = 0; max <= 12; max++) {
+        assert_int_equal(saga_utf8_prefix_n(s, 11, max), want[max]);
+        assert_int_equal(saga_utf8_prefix(s, max), (int)want[max]);
+    }
+    assert_int_equal(saga_utf8_prefix(NULL, 5), 0);
+    char buf[8];
+    assert_string_equal(saga_utf8_copy(buf, 8, s), "a\xc3\xa9\xe2\x82\xac"); /* 7 bytes fit: 😀 does not */
+    assert_string_equal(saga_utf8_copy(buf, 3, s), "a");
+    assert_string_equal(saga_utf8_copy(buf, 1, s), "");
+    assert_string_equal(saga_utf8_copy(buf, 8, NULL), "");
+    assert_string_equal(saga_utf8_copy(buf, 8, "abc"), "abc");
+    /* snprintf cuts anywhere; trim_cut drops the incomplete character */
+    char cut[16];
+    snprintf(cut, 9, "%s", s); /* 8 bytes: "a é €" and 2 of 😀's 4 */
+    saga_utf8_trim_cut(cut);
+    assert_string_equal(cut, "a\xc3\xa9\xe2\x82\xac");
+    snprintf(cut, 6, "%s", s); /* "a é" and 2 of €'s 3 */
+    saga_utf8_trim_cut(cut);
+    assert_string_equal(cut, "a\xc3\xa9");
+    strcpy(cut, "a\xc3\xa9");
+    saga_utf8_trim_cut(cut); /* whole: unchanged */
+    assert_string_equal(cut, "a\xc3\xa9");
+    strcpy(cut, "\xc3");
+    saga_utf8_trim_cut(cut);
+    assert_string_equal(cut, "");
+    /* "%.*s" with the prefix never splits a character */
+    char msg[64];
+    snprintf(msg, sizeof msg, "'%.*s'", saga_utf8_prefix(s, 5), s);
+    assert_string_equal(msg, "'a\xc3\xa9'");
+    /* not UTF-8 at the cut (stray continuation bytes): cut where asked */
+    const char *junk = "\x80\x80\x80\x80\x80\x80";
+    assert_int_equal(saga_utf8_prefix_n(junk, 6, 5), 5);
+}
+
 static void test_error_names(void **state) {
     assert_string_equal(saga_strerror(SAGA_ENOTFOUND), "not found");
     assert_string_equal(saga_errname(SAGA_ESTALE), "STALE");
@@ -104,6 +144,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_config_precedence_and_errors),
         cmocka_unit_test(test_alloc_failure_injection),
         cmocka_unit_test(test_error_names),
+        cmocka_unit_test(test_utf8_cuts),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }

@@ -229,7 +229,7 @@ static void test_trip_booking_example(void **state) {
     if (!def) dump_errors(&errs);
     assert_non_null(def);
     assert_string_equal(def->name, "trip_booking");
-    assert_int_equal(def->version, 1);
+    assert_int_equal(def->version, 2); /* 2: the compensation payloads' defaults (issue 13.5) */
     assert_int_equal(def->timeout_ms, 10 * 60 * 1000);
     assert_int_equal(def->step_count, 3);
     assert_string_equal(def->steps[0].name, "reserve_flight");
@@ -481,7 +481,53 @@ static void test_err_templates(void **state) {
     expect_error(&errs, "/steps/1/payload/q",
                  "${steps.a.output.id}: step 'a' does not run before 'b' (it must be reached through 'after')");
     expect_error(&errs, "/steps/1/payload/r", "${steps.zz.output}: unknown step 'zz'");
-    assert_int_equal(errs.count, 7); /* compensation_payload may use its own step */
+    /* compensation_payload may use its own step, with a default only */
+    expect_error(&errs, "/steps/0/compensation_payload/mine",
+                 "compensation reads its own step's output without a default "
+                 "(${steps.a.output.id} has no value after a timeout: write ${steps.a.output.id:-null})");
+    assert_int_equal(errs.count, 8);
+}
+
+/* Issue 13.5: a compensation reading its own step's output must give a
+ * default, or it could never run after a timeout (the output is absent). */
+static void test_compensation_own_output_needs_default(void **state) {
+    (void)state;
+    expect_only_error("", "\"compensation\":\"undo\",\"compensation_payload\":{\"ref\":\"${steps.a.output.ref}\"}",
+                      "/steps/0/compensation_payload/ref",
+                      "compensation reads its own step's output without a default "
+                      "(${steps.a.output.ref} has no value after a timeout: write ${steps.a.output.ref:-null})");
+    expect_only_error("", "\"compensation\":\"undo\",\"compensation_payload\":{\"all\":[\"x ${steps.a.output}\"]}",
+                      "/steps/0/compensation_payload/all/0",
+                      "compensation reads its own step's output without a default "
+                      "(${steps.a.output} has no value after a timeout: write ${steps.a.output:-null})");
+    expect_only_error("", "\"compensation\":\"undo\",\"compensation_payload\":{\"ref\":\"${steps.a.output.ref:-nul}\"}",
+                      "/steps/0/compensation_payload/ref",
+                      "${steps.a.output.ref:-nul}: the default is not a JSON value (null, true, 0, \"text\", [], {})");
+    const char *ok[] = {
+        "\"compensation\":\"undo\",\"compensation_payload\":{\"ref\":\"${steps.a.output.ref:-null}\"}",
+        "\"compensation\":\"undo\",\"compensation_payload\":{\"r\":\"id ${steps.a.output.ref:-\\\"?\\\"}\",\"o\":\"${steps.a.output:-{}}\"}",
+        "\"compensation\":\"undo\",\"compensation_payload\":{\"i\":\"${input.x}\"}",
+        "\"payload\":{\"i\":\"${input.x:-0}\"}",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        saga_def_errors_t errs;
+        saga_definition_t *def = one_step("", ok[i], &errs);
+        if (!def) dump_errors(&errs);
+        assert_non_null(def);
+        saga_definition_free(&def);
+    }
+    /* A definition stored by an earlier sagad (sagas may run on it) still
+     * loads from the database as it did then. */
+    const char *old = "{\"name\":\"s\",\"version\":1,\"steps\":[{\"name\":\"a\",\"topic\":\"t\",\"action\":\"x\","
+                      "\"compensation\":\"undo\",\"compensation_payload\":{\"ref\":\"${steps.a.output.ref}\"}}]}";
+    saga_def_errors_t errs;
+    memset(&errs, 0, sizeof errs);
+    assert_null(saga_definition_parse(old, strlen(old), &errs));
+    memset(&errs, 0, sizeof errs);
+    errs.stored = true;
+    saga_definition_t *def = saga_definition_parse(old, strlen(old), &errs);
+    assert_non_null(def);
+    saga_definition_free(&def);
 }
 
 static void test_err_template_self_in_payload(void **state) {
@@ -769,7 +815,7 @@ static void test_load_dir_sagas(void **state) {
     char report[1024];
     assert_int_equal(saga_registry_load_dir(reg, dir, report, sizeof report), 0);
     assert_non_null(saga_registry_get(reg, "order_fulfillment", 1));
-    assert_non_null(saga_registry_get(reg, "trip_booking", 1));
+    assert_non_null(saga_registry_get(reg, "trip_booking", 2));
     saga_registry_free(&reg);
     free(dir);
 }
@@ -897,6 +943,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_after_forward_reference),
         cmocka_unit_test(test_err_templates),
         cmocka_unit_test(test_err_template_self_in_payload),
+        cmocka_unit_test(test_compensation_own_output_needs_default),
         cmocka_unit_test(test_template_transitive_ancestor_ok),
         cmocka_unit_test(test_err_compensation_payload_without_compensation),
         cmocka_unit_test(test_err_pointer_escaping),

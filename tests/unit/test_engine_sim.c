@@ -285,6 +285,9 @@ static const char *event_text(const saga_event_t *ev, char *buf, size_t len) {
     case SAGA_EV_ABORT: snprintf(buf, len, "abort"); break;
     case SAGA_EV_RETRY: snprintf(buf, len, "operator retry"); break;
     case SAGA_EV_RESUME: snprintf(buf, len, "resume slot %d", ev->slot); break;
+    case SAGA_EV_UNDELIVERABLE:
+        snprintf(buf, len, "undeliverable s%d %s #%d", ev->step, saga_command_kind_name(ev->command_kind), ev->attempt);
+        break;
     }
     return buf;
 }

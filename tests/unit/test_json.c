@@ -1,5 +1,6 @@
 /* saga_json_dump against jansson's json_dumps (it must write the same
- * bytes), and the flat header reader. */
+ * bytes, but for reals: their shortest round-trip form), number
+ * formatting, and the flat header reader. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,14 +16,106 @@
 #include "saga_json.h"
 #include "saga_json_parse.h"
 
+static int has_real(const json_t *v) {
+    const char *k;
+    json_t *m;
+    size_t i;
+    if (json_is_real(v)) return 1;
+    if (json_is_object(v)) json_object_foreach((json_t *)v, k, m) if (has_real(m)) return 1;
+    if (json_is_array(v)) json_array_foreach(v, i, m) if (has_real(m)) return 1;
+    return 0;
+}
+
+/* Byte for byte what jansson writes, except reals (shortest round trip
+ * instead of %.17g): then the text reads back as the same value. */
 static void assert_same_as_jansson(const json_t *v) {
     char *ours = saga_json_dump(v);
     char *theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
     assert_non_null(theirs);
     assert_non_null(ours);
-    assert_string_equal(ours, theirs);
+    if (!has_real(v)) {
+        assert_string_equal(ours, theirs);
+    } else {
+        assert_true(strlen(ours) <= strlen(theirs));
+        json_t *back = json_loads(ours, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        assert_non_null(back);
+        assert_true(json_equal(back, v));
+        json_decref(back);
+    }
     saga_free(ours);
     free(theirs);
+}
+
+static void assert_real_text(double v, const char *want) {
+    char buf[40];
+    int n = saga_json_format_real(v, buf, sizeof buf);
+    assert_int_equal(n, (int)strlen(want));
+    assert_string_equal(buf, want);
+    json_t *r = json_real(v);
+    char *dump = saga_json_dump(r);
+    assert_string_equal(dump, want);
+    saga_free(dump);
+    json_decref(r);
+    json_t *back = json_loads(want, JSON_DECODE_ANY, NULL);
+    assert_true(json_is_real(back));
+    double got = json_real_value(back);
+    assert_memory_equal(&got, &v, sizeof v); /* the same bits: -0.0 stays negative */
+    json_decref(back);
+}
+
+/* Reals keep their shortest round-trip form (issue 13: a start of 0.1s grew
+ * five times as 0.10000000000000001). */
+static void test_reals_shortest_round_trip(void **state) {
+    (void)state;
+    assert_real_text(0.1, "0.1");
+    assert_real_text(19.99, "19.99");
+    assert_real_text(1.0, "1.0");
+    assert_real_text(-0.0, "-0.0");
+    assert_real_text(0.0, "0.0");
+    assert_real_text(100.0, "100.0");
+    assert_real_text(1e300, "1e300");
+    assert_real_text(-1e-300, "-1e-300");
+    assert_real_text(1e-7, "1e-7");
+    assert_real_text(1e21, "1e21");
+    assert_real_text(123456789012345.0, "123456789012345.0");
+    assert_real_text(9007199254740993.0, "9007199254740992.0"); /* 2^53 + 1 is not a double */
+    assert_real_text(0.30000000000000004, "0.30000000000000004"); /* 0.1 + 0.2 needs 17 digits */
+    assert_real_text(3.141592653589793, "3.141592653589793");
+    assert_real_text(2.2250738585072014e-308, "2.2250738585072014e-308");
+    assert_real_text(5e-324, "5e-324");
+    assert_real_text(1.7976931348623157e308, "1.7976931348623157e308");
+    char buf[40];
+    assert_int_equal(saga_json_format_real(__builtin_nan(""), buf, sizeof buf), -1);
+    assert_int_equal(saga_json_format_real(__builtin_inf(), buf, sizeof buf), -1);
+    assert_int_equal(saga_json_format_real(1.0, buf, 8), -1); /* too small a buffer */
+    /* Integers stay integers; reals in a tree; a round trip through the parser. */
+    json_t *v = json_loads("{\"i\":7,\"r\":0.1,\"a\":[0.2,1e300,-0.0,42]}", 0, NULL);
+    char *text = saga_json_dump(v);
+    assert_string_equal(text, "{\"i\":7,\"r\":0.1,\"a\":[0.2,1e300,-0.0,42]}");
+    saga_free(text);
+    json_decref(v);
+    /* 240 KB of 0.1s: the re-encoded text is no larger than the input. */
+    json_t *arr = json_array();
+    for (int i = 0; i < 60000; i++) json_array_append_new(arr, json_real(0.1));
+    text = saga_json_dump(arr);
+    assert_int_equal(strlen(text), 60000 * 4 + 1);
+    saga_free(text);
+    json_decref(arr);
+}
+
+static void test_dump_writes_valid_utf8_and_refuses_invalid(void **state) {
+    (void)state;
+    json_t *v = json_pack("{s:s, s:s}", "city", "\xe6\x9d\xb1\xe4\xba\xac", "emoji", "\xf0\x9f\x98\x80 0.1");
+    char *text = saga_json_dump(v);
+    assert_string_equal(text, "{\"city\":\"\xe6\x9d\xb1\xe4\xba\xac\",\"emoji\":\"\xf0\x9f\x98\x80 0.1\"}");
+    saga_free(text);
+    json_decref(v);
+    const char *bad[] = {"\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe6\x9d", "\x80", "\xff"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *s = json_stringn_nocheck(bad[i], strlen(bad[i]));
+        assert_null(saga_json_dump(s)); /* as json_dumps */
+        json_decref(s);
+    }
 }
 
 static void test_dump_matches_jansson_on_fixed_values(void **state) {
@@ -32,7 +125,7 @@ static void test_dump_matches_jansson_on_fixed_values(void **state) {
         "{\"a\":1,\"b\":[1,2,{\"c\":null}],\"d\":\"x\\\"y\\\\z\\/w\"}",
         "\"tab\\t nl\\n cr\\r bs\\b ff\\f nul\\u0000 us\\u001f del\\u007f\"",
         "{\"k\\u0001\":\"v\"}",
-        "{\"amount\":19.99,\"pi\":3.141592653589793,\"big\":1e300,\"neg\":-0.5}", /* reals: jansson's rules */
+        "{\"amount\":19.99,\"pi\":3.141592653589793,\"big\":1e300,\"neg\":-0.5}", /* reals: shortest form */
         "{\"name\":\"Zoë\",\"city\":\"東京\",\"emoji\":\"\\ud83d\\ude00\"}",          /* non-ASCII */
         "[[[[[[[[[[[]]]]]]]]]]]",
         "{\"z\":1,\"a\":2,\"m\":{\"y\":true,\"b\":false}}", /* insertion order, not sorted */
@@ -190,6 +283,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_dump_matches_jansson_on_fixed_values),
         cmocka_unit_test(test_dump_matches_jansson_on_random_values),
         cmocka_unit_test(test_dump_reports_allocation_failure),
+        cmocka_unit_test(test_reals_shortest_round_trip),
+        cmocka_unit_test(test_dump_writes_valid_utf8_and_refuses_invalid),
         cmocka_unit_test(test_flat_object_reads_compact_headers),
         cmocka_unit_test(test_parse_fast_path_matches_jansson),
         cmocka_unit_test(test_parse_fast_path_round_trips_random_values),

@@ -115,10 +115,56 @@ static void test_valid_ids(void **state) {
     assert_false(saga_valid_id("s 1", 0));
     assert_false(saga_valid_id("a/b", 0));
     assert_true(saga_valid_id("a/b", 1));
-    char long_id[200];
-    memset(long_id, 'x', sizeof long_id - 1);
-    long_id[sizeof long_id - 1] = '\0';
+    /* saga ids: up to 127 bytes; message ids: up to SAGA_MESSAGE_ID_MAX */
+    char long_id[SAGA_MESSAGE_ID_MAX + 2];
+    memset(long_id, 'x', sizeof long_id);
+    long_id[127] = '\0';
+    assert_true(saga_valid_id(long_id, 0));
+    long_id[127] = 'x';
+    long_id[128] = '\0';
+    assert_false(saga_valid_id(long_id, 0));
+    assert_true(saga_valid_id(long_id, 1));
+    long_id[128] = 'x';
+    long_id[SAGA_MESSAGE_ID_MAX] = '\0';
+    assert_true(saga_valid_id(long_id, 1));
+    long_id[SAGA_MESSAGE_ID_MAX] = 'x';
+    long_id[SAGA_MESSAGE_ID_MAX + 1] = '\0';
     assert_false(saga_valid_id(long_id, 1));
+}
+
+/* Issue 13.12: with a saga id and a step name of the maximum length (127
+ * bytes each), the longest reply id the participant library derives,
+ * r-<saga>/<step>/compensation/<attempt>/t-<16 hex>, is a valid reply:
+ * before, replies of long saga ids were dead-lettered (message id > 127). */
+static void test_reply_ids_of_longest_saga_fit(void **state) {
+    char saga[128], step[128], key[400], mid[420], in_reply_to[420];
+    memset(saga, 's', 127);
+    saga[127] = '\0';
+    memset(step, 'p', 127);
+    step[127] = '\0';
+    snprintf(key, sizeof key, "%s/%s/compensation", saga, step);
+    snprintf(in_reply_to, sizeof in_reply_to, "%s/1000000", key);
+    assert_int_equal(strlen(in_reply_to), 276);
+    snprintf(mid, sizeof mid, "r-%s/1000000/t-0123456789abcdef", key);
+    assert_int_equal(strlen(mid), 297);
+    assert_true(strlen(mid) <= SAGA_MESSAGE_ID_MAX);
+    json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "type", "saga.reply", "message_id", mid,
+                             "in_reply_to", in_reply_to, "saga_id", saga, "step", step, "kind", "compensation",
+                             "attempt", 1000000, "status", "success");
+    saga_reply_msg_t m;
+    char err[256] = "";
+    if (saga_parse_reply(root, &m, err, sizeof err)) fail_msg("refused: %s", err);
+    assert_string_equal(m.message_id, mid);
+    json_decref(root);
+    /* a start with a 127-byte saga id and a 400-byte message id is valid too */
+    char start_mid[SAGA_MESSAGE_ID_MAX + 1];
+    memset(start_mid, 'm', SAGA_MESSAGE_ID_MAX);
+    start_mid[SAGA_MESSAGE_ID_MAX] = '\0';
+    root = json_pack("{s:s, s:s, s:s, s:s}", "type", "saga.start", "message_id", start_mid, "definition", "d",
+                     "saga_id", saga);
+    saga_start_msg_t st;
+    if (saga_parse_start(root, &st, err, sizeof err)) fail_msg("refused: %s", err);
+    json_decref(root);
 }
 
 int main(int argc, char **argv) {
@@ -130,6 +176,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_reply_full),
         cmocka_unit_test(test_reply_errors_name_the_field),
         cmocka_unit_test(test_valid_ids),
+        cmocka_unit_test(test_reply_ids_of_longest_saga_fit),
     };
     return cmocka_run_group_tests_name("messages", tests, NULL, NULL);
 }

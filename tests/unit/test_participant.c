@@ -122,7 +122,7 @@ static int teardown(void **state) {
 /* A command as sagad sends it; payload is consumed. */
 static char *command(const char *saga, const char *step, const char *kind, const char *action, int attempt,
                      json_t *payload) {
-    char mid[256], key[256];
+    char mid[512], key[512];
     snprintf(key, sizeof key, "%s/%s/%s", saga, step, kind);
     snprintf(mid, sizeof mid, "%s/%d", key, attempt);
     json_t *c = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:o,s:s,s:s}", "type", "saga.command", "message_id",
@@ -303,6 +303,59 @@ static void test_business_failure_recorded_and_rolled_back(void **state) {
     json_decref(r);
     saga_free(c1);
     saga_free(c2);
+}
+
+/* Issue 13.9: a failure message longer than the result's buffer is cut on
+ * a character boundary; before, the cut fell inside an 'é' and the reply
+ * could not be built (JSON refuses broken UTF-8). */
+static void test_long_multibyte_failure_message(void **state) {
+    fx_t *f = *state;
+    char name[512];
+    size_t n = 0;
+    name[n++] = 'x';
+    while (n < 401) { name[n++] = '\xc3'; name[n++] = '\xa9'; }
+    name[n] = '\0';
+    json_t *pl = add_payload(name, 1);
+    json_object_set_new(pl, "fail", json_true());
+    char *c = command("s-utf8", "bump", "action", "counter.add", 1, pl);
+    json_t *r = run_json(f, c, 0);
+    assert_string_equal(saga_json_str(r, "status"), "failure");
+    const char *msg = saga_json_str(json_object_get(r, "error"), "message");
+    assert_non_null(msg);
+    assert_int_equal(strncmp(msg, "declined x\xc3\xa9", 12), 0);
+    assert_int_equal(strlen(msg), 254); /* "declined x" + 122 whole 'é' of the 255 bytes that fit */
+    json_decref(r);
+    saga_free(c);
+}
+
+/* Issue 13.12: the reply ids the library derives for the longest saga id
+ * and step name (127 bytes each), a compensation and a 7-digit attempt
+ * stay within sagad's message id limit (SAGA_MESSAGE_ID_MAX, 400 bytes;
+ * docs/PROTOCOL.md), recorded and retry replies alike. */
+static void test_reply_ids_of_longest_saga(void **state) {
+    fx_t *f = *state;
+    char saga[128], step[128];
+    memset(saga, 's', 127);
+    saga[127] = '\0';
+    memset(step, 'p', 127);
+    step[127] = '\0';
+    char *c = command(saga, step, "compensation", "counter.sub", 1000000, NULL);
+    json_t *r = run_json(f, c, 0);
+    const char *mid = saga_json_str(r, "message_id");
+    assert_int_equal(strlen(mid), 2 + 127 + 1 + 127 + 1 + 12 + 1 + 7);
+    assert_true(strlen(mid) <= 400);
+    json_decref(r);
+    saga_free(c);
+    g_transient = 1;
+    memset(saga, 'q', 127); /* another saga: this one's action was compensated already */
+    c = command(saga, step, "action", "counter.add", 1000000, add_payload("n", 1));
+    r = run_json(f, c, 0);
+    assert_string_equal(saga_json_str(r, "status"), "retry");
+    mid = saga_json_str(r, "message_id");
+    assert_true(strlen(mid) <= 400);
+    assert_true(strlen(mid) > 270);
+    json_decref(r);
+    saga_free(c);
 }
 
 static void test_compensation_after_failed_action_is_noop(void **state) {
@@ -559,6 +612,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_compensation_undoes_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compensation_before_action_then_late_action_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_business_failure_recorded_and_rolled_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_multibyte_failure_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_ids_of_longest_saga, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compensation_after_failed_action_is_noop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_not_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_input_rejected, setup, teardown),

@@ -343,7 +343,7 @@ static void test_validate_sagas(void **state) {
         assert_contains(r.out, want);
     }
     assert_contains(r.out, "sagas/order_fulfillment.json: ok (order_fulfillment v1, 4 steps)\n");
-    assert_contains(r.out, "sagas/trip_booking.json: ok (trip_booking v1, 3 steps)\n");
+    assert_contains(r.out, "sagas/trip_booking.json: ok (trip_booking v2, 3 steps)\n");
     run_free(&r);
     free_files(files);
 }
@@ -440,7 +440,7 @@ static void test_validate_stdin(void **state) {
     snprintf(path, sizeof path, "%s/sagas/trip_booking.json", source_dir());
     run_t r = run_ctl_in(url, path, (const char *[]){"validate", "-", NULL});
     assert_int_equal(r.exit_code, 0);
-    assert_string_equal(r.out, "-: ok (trip_booking v1, 3 steps)\n");
+    assert_string_equal(r.out, "-: ok (trip_booking v2, 3 steps)\n");
     run_free(&r);
     snprintf(path, sizeof path, "%s/tests/fixtures/definitions/invalid/after_self.json", source_dir());
     r = run_ctl_in(url, path, (const char *[]){"validate", "--", "-", NULL});

@@ -453,10 +453,38 @@ static void test_bad_synchronous_is_refused(void **state) {
     assert_non_null(strstr(err, "SOMETIMES"));
 }
 
+/* Issue 13.6: a start's message id stays with its saga after the dedup row
+ * is pruned; the lookup uses the index of migration 4. */
+static void test_start_message_id_remembered_after_prune(void **state) {
+    fixture_t *f = *state;
+    saga_t s;
+    assert_int_equal(saga_store_dedup(f->st, "start", "m-1", 100), 1);
+    start_saga(f, "s-1", &s, 100); /* stored with start message id "m-1" */
+    saga_clear(&s);
+    assert_int_equal(saga_store_prune_dedup(f->st, 1000, 100), 1);
+    assert_int_equal(saga_store_dedup(f->st, "start", "m-1", 2000), 1); /* dedup forgot it */
+    assert_int_equal(saga_store_start_seen(f->st, "m-1"), 1);          /* the saga did not */
+    assert_int_equal(saga_store_start_seen(f->st, "m-2"), 0);
+    assert_true(count(f, "PRAGMA user_version") >= 4);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT 1 FROM sagas WHERE start_message_id = 'm-1' LIMIT 1",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    bool indexed = false;
+    while (sqlite3_step(q) == SQLITE_ROW)
+        if (strstr((const char *)sqlite3_column_text(q, 3), "sagas_start_message")) indexed = true;
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    assert_true(indexed);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_schema_version_and_wal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_message_id_remembered_after_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data_and_does_not_remigrate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_saga_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_effects_become_history_outbox_and_timers, setup, teardown),

@@ -144,6 +144,44 @@ static void test_result_is_independent_copy(void **state) {
     json_decref(ctx);
 }
 
+/* ${PATH:-JSON}: the default, a JSON literal, when PATH has no value
+ * (absent or null); a whole-string template keeps the default's type. */
+static void test_default(void **state) {
+    (void)state;
+    /* the value wins when present */
+    expect_render("\"${input.amount:-0}\"", "42");
+    expect_render("\"${steps.charge_payment.output.payment_id:-null}\"", "\"p-9\"");
+    /* absent: the default, with its JSON type */
+    expect_render("\"${steps.reserve.output.booking_id:-null}\"", "null");
+    expect_render("\"${input.customer:-\\\"anonymous\\\"}\"", "\"anonymous\"");
+    expect_render("\"${input.missing:-0}\"", "0");
+    expect_render("\"${input.missing:--1.5}\"", "-1.5");
+    expect_render("\"${input.missing:-true}\"", "true");
+    expect_render("\"${input.missing:-{}}\"", "{}");
+    expect_render("\"${input.missing:-[]}\"", "[]");
+    expect_render("\"${input.missing:-{\\\"a\\\":[1,{\\\"b\\\":\\\"}\\\"}]}}\"", "{\"a\":[1,{\"b\":\"}\"}]}");
+    expect_render("\"${input.missing:- null }\"", "null");
+    /* null counts as no value */
+    expect_render("\"${input.note:-\\\"n/a\\\"}\"", "\"n/a\"");
+    expect_render("\"${input.note}\"", "null");
+    /* interpolated: strings as-is, others as compact JSON */
+    expect_render("\"ref ${steps.x.output.ref:-\\\"none\\\"} / ${input.missing:-{}} / ${input.amount:-0}\"",
+                  "\"ref none / {} / 42\"");
+    expect_render("\"a ${input.missing:-\\\"}{\\\"} b\"", "\"a }{ b\"");
+    expect_render("\"a ${input.missing:-\\\"\\\\\\\"}\\\"} b\"", "\"a \\\"} b\"");
+    /* a default is not a template: it is not rendered again */
+    expect_render("\"${input.missing:-\\\"${input.amount}\\\"}\"", "\"${input.amount}\"");
+    /* no default, or a bad one */
+    expect_render_error("\"${input.missing:-}\"", "${input.missing:-}: the default is not a JSON value");
+    expect_render_error("\"${input.missing:-nul}\"", "${input.missing:-nul}: the default is not a JSON value");
+    expect_render_error("\"${input.missing:-1 2}\"", "${input.missing:-1 2}: the default is not a JSON value");
+    expect_render_error("\"${input.missing:-{\"", "${input.missing:-{: unterminated '${'");
+    expect_render_error("\"x ${input.missing:-\\\"}\"", "${input.missing:-\"}: unterminated '${'");
+    expect_render_error("\"${input.missing:\"", "${input.missing:: unterminated '${'");
+    /* ":" without "-" is part of the path */
+    expect_render_error("\"${input.missing:0}\"", "${input.missing:0}: no such value");
+}
+
 typedef struct {
     char seen[8][64];
     int n;
@@ -179,6 +217,82 @@ static void test_scan_unterminated(void **state) {
     char err[128] = "";
     assert_int_equal(saga_template_scan(tmpl, collect, &s, err, sizeof err), SAGA_EPARSE);
     assert_string_equal(err, "${input.y: unterminated '${'");
+    json_decref(tmpl);
+}
+
+typedef struct {
+    char seen[8][64];
+    int dflt[8];
+    int n;
+} seen_ref_t;
+
+static int collect_ref(const saga_template_ref_t *ref, void *user) {
+    seen_ref_t *s = user;
+    if (s->n < 8) {
+        strncpy(s->seen[s->n], ref->path, 63);
+        s->dflt[s->n] = ref->has_default;
+    }
+    s->n++;
+    return 0;
+}
+
+static void test_scan_defaults(void **state) {
+    (void)state;
+    json_t *tmpl = json_pack("{s:s, s:[s]}", "a", "${steps.a.output.id:-null}",
+                             "b", "x ${input.y} ${input.z:-{\"k\":\"}\"}} ${saga.id:-\"s\"}");
+    seen_ref_t s = {0};
+    char err[128] = "";
+    assert_int_equal(saga_template_scan_refs(tmpl, collect_ref, &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 4);
+    assert_string_equal(s.seen[0], "steps.a.output.id");
+    assert_int_equal(s.dflt[0], 1);
+    assert_string_equal(s.seen[1], "input.y");
+    assert_int_equal(s.dflt[1], 0);
+    assert_string_equal(s.seen[2], "input.z");
+    assert_int_equal(s.dflt[2], 1);
+    assert_string_equal(s.seen[3], "saga.id");
+    assert_int_equal(s.dflt[3], 1);
+    /* the plain scan sees the path without the default */
+    seen_t p = {0};
+    assert_int_equal(saga_template_scan(tmpl, collect, &p, err, sizeof err), 0);
+    assert_int_equal(p.n, 4);
+    assert_string_equal(p.seen[0], "steps.a.output.id");
+    json_decref(tmpl);
+    /* a bad default is refused at load time */
+    tmpl = json_string("${input.z:-nope}");
+    assert_int_equal(saga_template_scan_refs(tmpl, collect_ref, &s, err, sizeof err), SAGA_EPARSE);
+    assert_string_equal(err, "${input.z:-nope}: the default is not a JSON value (null, true, 0, \"text\", [], {})");
+    json_decref(tmpl);
+}
+
+/* Every allocation failure either ends in "out of memory" or (a failure
+ * the default's parsing absorbs: the fast parser falls back on jansson)
+ * in the right result; never in a wrong value or a leak. */
+static void test_default_alloc_failure(void **state) {
+    (void)state;
+    json_t *tmpl = json_pack("{s:s, s:s, s:s}", "a", "${input.missing:-{\"k\":[1.5,\"\u00e9\"]}}",
+                             "b", "n ${input.missing:-[-1.25e3,\"\\u00e9x\"]} m", "c", "${input.note:-null}");
+    json_t *ctx = ctx_new();
+    char err[128] = "";
+    json_t *want = saga_template_render(tmpl, ctx, err, sizeof err);
+    assert_non_null(want);
+    int failures = 0;
+    for (long n = 0; n < 300; n++) {
+        err[0] = '\0';
+        saga_alloc_fail_after(n);
+        json_t *out = saga_template_render(tmpl, ctx, err, sizeof err);
+        saga_alloc_fail_after(-1);
+        if (out) {
+            assert_true(json_equal(out, want));
+            json_decref(out);
+            continue;
+        }
+        if (!strstr(err, "out of memory")) fail_msg("n=%ld: %s", n, err);
+        failures++;
+    }
+    assert_true(failures > 3);
+    json_decref(want);
+    json_decref(ctx);
     json_decref(tmpl);
 }
 
@@ -240,7 +354,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_missing),
         cmocka_unit_test(test_recursive_values_not_keys),
         cmocka_unit_test(test_result_is_independent_copy),
+        cmocka_unit_test(test_default),
         cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_scan_defaults),
+        cmocka_unit_test(test_default_alloc_failure),
         cmocka_unit_test(test_scan_unterminated),
         cmocka_unit_test(test_scan_visit_stops),
         cmocka_unit_test(test_alloc_failure),

@@ -10,6 +10,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_utf8.h"
 #include "saga_util.h"
 
 #include <curl/curl.h>
@@ -171,8 +172,12 @@ static int http_request(ctl_t *ctl, const char *method, const char *path, const 
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
         const char *token = getenv("SAGA_ADMIN_TOKEN");
         char *from_file = NULL;
-        if ((!token || !*token) && getenv("SAGA_ADMIN_TOKEN_FILE"))
-            token = from_file = saga_read_file(getenv("SAGA_ADMIN_TOKEN_FILE"), NULL);
+        const char *token_file = getenv("SAGA_ADMIN_TOKEN_FILE");
+        if ((!token || !*token) && token_file && *token_file) {
+            token = from_file = saga_read_file(token_file, NULL);
+            if (!from_file) /* sagad writes admin.token next to its database */
+                fprintf(stderr, "sagactl: cannot read the admin token file '%s' (SAGA_ADMIN_TOKEN_FILE)\n", token_file);
+        }
         if (token && *token) {
             snprintf(auth, sizeof auth, "Authorization: Bearer %.*s", (int)strcspn(token, "\r\n"), token);
             hdrs = curl_slist_append(hdrs, auth);
@@ -221,7 +226,8 @@ static int api_error(ctl_t *ctl, const reply_t *r) {
     if (code && msg)
         fprintf(stderr, "sagactl: %s (%s, HTTP %ld)\n", msg, code, r->status);
     else
-        fprintf(stderr, "sagactl: HTTP %ld from %s: %.200s\n", r->status, ctl->base_url, r->body);
+        fprintf(stderr, "sagactl: HTTP %ld from %s: %.*s\n", r->status, ctl->base_url,
+                saga_utf8_prefix(r->body, 200), r->body ? r->body : "");
     json_decref(doc);
     return EXIT_API;
 }
@@ -417,8 +423,11 @@ static int print_saga(FILE *out, const json_t *saga) {
         timeline(c[6], sizeof c[6], s, have_span ? t0 : 0, have_span ? t1 : 0);
         json_t *serr = json_object_get(s, "error");
         if (json_is_object(serr))
+        {
             snprintf(c[7], sizeof c[7], "%s: %s", str_or(json_object_get(serr, "code"), "?"),
                      str_or(json_object_get(serr, "message"), ""));
+            saga_utf8_trim_cut(c[7]); /* a long message is cut on a character boundary */
+        }
         else
             snprintf(c[7], sizeof c[7], "-");
         if (json_is_true(json_object_get(s, "outcome_unknown")))

@@ -8,6 +8,7 @@
 #include "saga_error.h"
 #include "saga_json.h"
 #include "saga_log.h"
+#include "saga_utf8.h"
 #include "saga_util.h"
 
 #include <stdarg.h>
@@ -47,8 +48,9 @@ const char *participant_status_name(participant_status_t s) {
 static int set_outcome(participant_result_t *r, participant_status_t st, const char *code,
                        const char *fmt, va_list ap) {
     r->status = st;
-    snprintf(r->error_code, sizeof r->error_code, "%s", code);
+    saga_utf8_copy(r->error_code, sizeof r->error_code, code);
     vsnprintf(r->error_message, sizeof r->error_message, fmt, ap);
+    saga_utf8_trim_cut(r->error_message); /* a long text is cut on a character boundary: it goes into JSON */
     return 0;
 }
 
@@ -445,8 +447,8 @@ static int parse_command(const char *bytes, size_t len, parsed_t *c, char *why, 
     const char *type = saga_json_str(d, "type");
     const char *missing = NULL;
     if (!type || strcmp(type, "saga.command")) {
-        snprintf(why, whylen, "\"type\" is %s%s%s, expected \"saga.command\"", type ? "\"" : "",
-                 type ? type : "missing", type ? "\"" : "");
+        snprintf(why, whylen, "\"type\" is %s%.*s%s, expected \"saga.command\"", type ? "\"" : "",
+                 type ? saga_utf8_prefix(type, 64) : 7, type ? type : "missing", type ? "\"" : "");
         return SAGA_EPARSE;
     }
     if (!cmd->message_id) missing = "message_id";
@@ -593,6 +595,7 @@ static void log_cmd(saga_log_level_t lvl, const participant_t *p, const parsed_t
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    saga_utf8_trim_cut(msg);
     saga_log_ctx_t ctx = {c->cmd.saga_id, c->cmd.step, NULL};
     saga_log(lvl, p->spec->name, &ctx, "%s", msg);
 }
@@ -621,6 +624,7 @@ static int decide(participant_t *p, parsed_t *c, participant_reply_t *out) {
                 cmd->message_id, wrong_kind ? ": registered with the other kind" : "");
         char msg[256];
         snprintf(msg, sizeof msg, "%s does not handle %s '%s'", p->spec->name, kind_name(cmd->kind), cmd->action);
+        saga_utf8_trim_cut(msg);
         rc = unrecorded_reply(p, c, out, PARTICIPANT_FAILURE, "UNKNOWN_ACTION", msg);
         return rc ? rc : SAGA_EPARSE;
     }

@@ -7,6 +7,7 @@
 #include "participant_internal.h"
 
 #include "saga_alloc.h"
+#include "saga_clock.h"
 #include "saga_error.h"
 #include "saga_kafka.h"
 #include "saga_log.h"
@@ -16,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define REASSIGN_DELAY_MS 1000
 
 enum { DELIVERY_PENDING = 0, DELIVERY_OK = 1, DELIVERY_FAILED = 2 };
 
@@ -68,6 +71,45 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         LOG_ERROR(name, "rebalance error: %s", rd_kafka_err2str(err));
         rd_kafka_assign(rk, NULL);
     }
+}
+
+/* librdkafka 2.0.2 can leave assigned partitions without a fetcher when
+ * the OffsetFetch of their committed offsets fails at the request level
+ * with a coordinator error (NOT_COORDINATOR after the coordinator moved):
+ * the partitions are neither queried again nor started, they only stay
+ * "assigned" (confluentinc/librdkafka#5586), and the worker stops
+ * consuming them while looking healthy. The error reaches the application
+ * as a consumer error; the cure is to assign the same partitions again,
+ * which fetches their committed offsets anew (from the new coordinator). */
+static int offset_fetch_stuck(rd_kafka_resp_err_t err) {
+    return err == RD_KAFKA_RESP_ERR_NOT_COORDINATOR || err == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE;
+}
+
+/* Assigns the current assignment again (see above); offsets are re-read
+ * from the committed ones (the stored ones of the old assignment are
+ * committed first by librdkafka). Returns 0 or the librdkafka error. */
+static rd_kafka_resp_err_t reassign(rd_kafka_t *rk, const char *name) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(rk, &parts);
+    if (err) return err;
+    if (parts->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(parts);
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    for (int i = 0; i < parts->cnt; i++) parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID; /* committed */
+    if (!strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE")) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (!e) e = rd_kafka_incremental_assign(rk, parts);
+        if (e) {
+            err = rd_kafka_error_code(e);
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        err = rd_kafka_assign(rk, parts);
+    }
+    if (!err) LOG_WARN(name, "re-assigned %d partition(s) after a failed fetch of committed offsets", parts->cnt);
+    rd_kafka_topic_partition_list_destroy(parts);
+    return err;
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -243,13 +285,24 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
     slot_t *slots = saga_calloc((size_t)batch_max, sizeof *slots);
     if (!slots) { snprintf(err, errlen, "out of memory"); rc = SAGA_ENOMEM; goto out; }
 
+    int64_t reassign_at = 0; /* 0: none due */
     while (!*o->stop) {
         int n = 0;
+        if (reassign_at && saga_now_ms() >= reassign_at) {
+            /* between batches: no message of the old assignment is held */
+            rd_kafka_resp_err_t re = reassign(consumer, name);
+            if (re) LOG_ERROR(name, "re-assigning partitions: %s", rd_kafka_err2str(re));
+            reassign_at = 0;
+        }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, 100);
         while (m) {
             if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     LOG_WARN(name, "consumer: %s", rd_kafka_message_errstr(m));
+                /* once per second at most: the coordinator may take a
+                 * moment to be found again, and each failed fetch says so */
+                if (offset_fetch_stuck(m->err) && !reassign_at)
+                    reassign_at = saga_now_ms() + REASSIGN_DELAY_MS;
                 rd_kafka_message_destroy(m);
             } else {
                 memset(&slots[n], 0, sizeof slots[n]);

@@ -1,0 +1,50 @@
+/* The endpoints of the admin API and the guards in front of them, one
+ * source file per group (named below); admin_route.c dispatches to them. */
+#ifndef SAGA_ADMIN_HANDLERS_H
+#define SAGA_ADMIN_HANDLERS_H
+
+#include "admin_http.h"
+
+/* Guards (admin_guard.c). admin_guard_request: a Host that is not one of
+ * ctx->hosts answers 421, an Origin that is not http(s)://<that Host> 403.
+ * admin_guard_mutation: no commands queue or no token 503, no bearer token
+ * 401, another one 403 (compared in constant time), a Content-Type other
+ * than application/json 415. Both return 0 with res untouched when the
+ * request may go on, 0 with res filled when it is refused, or SAGA_ENOMEM. */
+int admin_guard_request(const admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
+int admin_guard_mutation(const admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
+/* 1 when the two NUL-terminated strings are equal; the time taken depends
+ * on their lengths only, not on where they differ. */
+int admin_token_equal(const char *want, const char *given);
+
+/* The handlers (admin_sagas.c). `id` is decoded and checked. */
+int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res);
+int admin_get_health(admin_ctx_t *ctx, admin_response_t *res);
+
+/* Lists (admin_list.c): GET /v1/sagas with filters and cursor pagination,
+ * and GET /v1/stats. */
+int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *res);
+int admin_get_stats(admin_ctx_t *ctx, admin_response_t *res);
+/* admin_metrics.c: Prometheus text; readiness (SQLite answers, Kafka assigned). */
+int admin_get_metrics(admin_ctx_t *ctx, admin_response_t *res);
+/* admin_at.c: the saga as it was at an RFC 3339 time, replayed from history. */
+int admin_get_saga_at(admin_ctx_t *ctx, const char *id, const char *at, admin_response_t *res);
+int admin_get_ready(admin_ctx_t *ctx, admin_response_t *res);
+
+/* admin_ui.c: GET /ui, the web view (docs/ui/index.html, compiled in):
+ * 200 with content_type "text/html; charset=utf-8". */
+int admin_get_ui(admin_ctx_t *ctx, admin_response_t *res);
+
+/* Definitions (admin_defs.c): GET /v1/definitions[/{name}[/{version}]];
+ * name and version NULL when not in the path (version still raw text). */
+int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *version, admin_response_t *res);
+
+/* The command handlers (admin_commands.c): they check what they can in the
+ * read-only database and queue the command for the loop (202 Accepted).
+ * admin_route has already run admin_guard_mutation. */
+int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
+int admin_post_abort(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
+int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
+int admin_post_reload(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
+
+#endif
