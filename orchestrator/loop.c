@@ -20,7 +20,10 @@
 #define MAX_TIMERS 512
 #define RELAY_BATCH 2000
 #define MAX_TIMER_HOLD_MS 5000
-#define ASSIGN_GRACE_MS 2000
+#define CATCHUP_MAX_MS 10000    /* longest timers wait for a catch-up */
+#define CATCHUP_QUERY_MS 2000   /* budget of the watermark queries that start one */
+#define STALL_US 1000000        /* a poll that returned this much later than asked: a stall */
+#define CLOCK_JUMP_MS 1000      /* wall clock moved this much more (or less) than the monotonic one */
 #define MAX_COMMANDS 256
 
 /* Sends a message that cannot be processed to the dead-letter topic with
@@ -616,6 +619,64 @@ static int delete_acked(sagad_t *d) {
     return rc;
 }
 
+/* Compares the wall clock's progress with the monotonic clock's since the
+ * last call: a difference over CLOCK_JUMP_MS is a jump (NTP step, operator,
+ * VM restore). Timers are due by the wall clock (their due_at is stored
+ * as wall-clock time, so they survive restarts): a forward jump makes the
+ * timers it skipped due at once, a backward jump delays them (see
+ * docs/OPERATIONS.md). Returns the jump in ms (0: none). */
+static int64_t check_clock(sagad_t *d, int64_t wall_ms, int64_t mono_us) {
+    int64_t jump = 0;
+    if (d->last_mono_us) {
+        jump = (wall_ms - d->last_wall_ms) - (mono_us - d->last_mono_us) / 1000;
+        if (jump > -CLOCK_JUMP_MS && jump < CLOCK_JUMP_MS) jump = 0;
+    }
+    d->last_wall_ms = wall_ms;
+    d->last_mono_us = mono_us;
+    if (jump) {
+        d->counters.clock_jumps++;
+        d->clock_offset_ms += jump;
+        LOG_WARN("loop", "the wall clock jumped %s by %lld ms (monotonic clock as reference); %s", jump > 0 ? "forward" : "backward",
+                 (long long)(jump > 0 ? jump : -jump),
+                 jump > 0 ? "timers due within the jump fire now, after the replies already in Kafka are read"
+                          : "timers fire that much later");
+    }
+    return jump;
+}
+
+/* Due timers wait until the replies already in Kafka are read: after each
+ * assignment, after a stall (the process was stopped, swapped, or an
+ * iteration took very long) and after a forward clock jump, the replies
+ * partitions' high watermarks are asked for and timers are held until the
+ * consumer's position reaches them (at most CATCHUP_MAX_MS). Otherwise a
+ * timeout could win over a reply that arrived while sagad was not looking. */
+static void maybe_catch_up(sagad_t *d, int wait_ms, int64_t poll_end_us, int64_t jump_ms) {
+    uint64_t gen = saga_bus_assignments(d->bus);
+    const char *why = NULL;
+    char stall[64];
+    if (gen != d->assign_gen) {
+        why = "an assignment";
+    } else if (d->last_poll_us && poll_end_us - d->last_poll_us > (int64_t)wait_ms * 1000 + STALL_US) {
+        snprintf(stall, sizeof stall, "a stall of %.1f s", (double)(poll_end_us - d->last_poll_us) / 1e6);
+        why = stall;
+    } else if (jump_ms > 0) {
+        why = "a clock jump";
+    }
+    d->assign_gen = gen;
+    d->last_poll_us = poll_end_us;
+    if (!why || !saga_bus_consuming(d->bus)) return;
+    int64_t behind = saga_bus_catchup_begin(d->bus, d->cfg.replies_topic, CATCHUP_QUERY_MS);
+    d->last_poll_us = saga_monotonic_us(); /* slow queries (a broker down) are not the next stall */
+    if (behind > 0) {
+        d->counters.catchups++;
+        LOG_INFO("loop", "after %s: %lld repl%s waiting in %s; due timers wait until they are read (at most %d s)",
+                 why, (long long)behind, behind == 1 ? "y" : "ies", d->cfg.replies_topic, CATCHUP_MAX_MS / 1000);
+    } else {
+        LOG_INFO("loop", "after %s: no reply waiting in %s beyond the batch at hand; due timers may fire", why,
+                 d->cfg.replies_topic);
+    }
+}
+
 int sagad_iterate(sagad_t *d, int max_wait_ms) {
     static rd_kafka_message_t *msgs[MAX_BATCH];
     static saga_timer_row_t timers[MAX_TIMERS];
@@ -623,25 +684,35 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     int64_t next_due = saga_store_next_timer_due(d->store);
     int wait = max_wait_ms;
     if (next_due != INT64_MAX && next_due - now < wait) wait = next_due <= now ? 0 : (int)(next_due - now);
-    if (!saga_bus_ready(d->bus)) wait = max_wait_ms; /* timers are held until then: do not spin */
+    if (!saga_bus_consuming(d->bus)) wait = max_wait_ms; /* timers are held until then: do not spin */
+    if (d->catching && wait < 10) wait = 10;          /* timers held by a catch-up: do not spin either */
     if (d->commands && saga_command_pending(d->commands) > 0) wait = 0;
     if (saga_bus_in_flight(d->bus) > 0 && wait > 5) wait = 5; /* keep serving delivery reports */
     if (d->resend_count > 0 && wait > 20) wait = 20;           /* resends waiting for their backoff */
 
     int batch = d->cfg.batch_size > 0 && d->cfg.batch_size < MAX_BATCH ? (int)d->cfg.batch_size : MAX_BATCH;
     int n = saga_bus_poll(d->bus, msgs, batch, wait);
+    int64_t poll_end_us = saga_monotonic_us();
     saga_bus_serve(d->bus, 0);
     now = saga_now_ms();
+    maybe_catch_up(d, wait, poll_end_us, check_clock(d, now, poll_end_us));
     /* Timers wait while replies may still be queued in Kafka: before the
-     * consumer has its partitions (e.g. after a restart), for a moment after
-     * each assignment (the first polls come back empty while the fetcher
-     * starts: that is not "caught up"), and while the poll returns full
-     * batches — a reply that arrived during an outage must win over the
-     * timeout it would otherwise lose to. A steady backlog holds them at
-     * most MAX_TIMER_HOLD_MS. */
-    bool caught_up = saga_bus_ready(d->bus) && saga_bus_assigned_for_ms(d->bus) >= ASSIGN_GRACE_MS && n < batch;
-    if (next_due <= now && !caught_up && saga_bus_ready(d->bus) && d->timers_held_since == 0) d->timers_held_since = now;
-    if (caught_up || (d->timers_held_since && now - d->timers_held_since > MAX_TIMER_HOLD_MS)) {
+     * consumer has its partitions (after a start, and from a revocation to
+     * the next assignment, e.g. when the session expired in a stall), during a catch-up
+     * (above: until the replies are read up to the high watermark seen at
+     * the wake-up), and while the poll returns full batches — a reply that
+     * arrived during an outage must win over the timeout it would otherwise
+     * lose to. A steady backlog holds them at most MAX_TIMER_HOLD_MS. */
+    int64_t waited_ms = 0;
+    bool catching = saga_bus_catching_up(d->bus, CATCHUP_MAX_MS, &waited_ms);
+    if (d->catching && !catching) LOG_INFO("loop", "catch-up done after %lld ms: due timers may fire", (long long)waited_ms);
+    d->catching = catching;
+    d->catch_ms = waited_ms;
+    bool caught_up = saga_bus_consuming(d->bus) && !catching && n < batch;
+    int64_t mono_ms = poll_end_us / 1000;
+    if (next_due <= now && !caught_up && saga_bus_ready(d->bus) && d->timers_held_since == 0)
+        d->timers_held_since = mono_ms;
+    if (caught_up || (!catching && saga_bus_consuming(d->bus) && d->timers_held_since && mono_ms - d->timers_held_since > MAX_TIMER_HOLD_MS)) {
         caught_up = true;
         d->timers_held_since = 0;
     }

@@ -163,6 +163,7 @@ int main(int argc, char **argv) {
         {"batch-size", SAGA_CFG_INT, "1000", "most messages applied in one transaction", &c->batch_size},
         {"synchronous", SAGA_CFG_STRING, "FULL", "SQLite synchronous mode: FULL, NORMAL or OFF", &c->synchronous},
         {"dedup-retention", SAGA_CFG_STRING, "168h", "how long message ids are remembered for dedup (duration)", &c->dedup_retention},
+        {"retention", SAGA_CFG_STRING, "168h", "finished sagas (completed, compensated) are deleted this long after they ended; saga.events stays the long-term record (duration)", &c->retention},
         {"log-level", SAGA_CFG_STRING, "info", "debug, info, warn or error", &c->log_level},
         {"log-format", SAGA_CFG_STRING, "json", "json or text", &c->log_format},
         {"max-in-flight", SAGA_CFG_INT, "1000", "bulkhead: most commands out at once per participant topic (0: no limit)", &c->max_in_flight},
@@ -199,6 +200,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagad: --max-message-bytes: %lld is not between 16384 and 1000000000\n", c->max_message_bytes);
         return 2;
     }
+    if (saga_parse_duration(c->retention, &c->retention_ms) || c->retention_ms < 1000) {
+        fprintf(stderr, "sagad: --retention: '%s' is not a duration of at least 1s (e.g. 168h)\n", c->retention);
+        return 2;
+    }
     saga_alloc_install_jansson();
     /* No global allocation statistics: they take a mutex on every SQLite malloc. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
@@ -212,6 +217,13 @@ int main(int argc, char **argv) {
         return 0;
     }
 
+    /* One sagad per database: kept open (locked) until the process ends. */
+    int lock_fd = saga_store_lock(c->db, err, sizeof err);
+    if (lock_fd < 0) {
+        fprintf(stderr, "sagad: %s\n", err);
+        LOG_ERROR("sagad", "%s", err);
+        return 1;
+    }
     saga_store_options_t sopt = {.synchronous = c->synchronous};
     d.store = saga_store_open(c->db, &sopt, err, sizeof err);
     if (!d.store) {
@@ -324,7 +336,7 @@ int main(int argc, char **argv) {
     LOG_INFO("sagad", "running: db=%s admin=http://%s:%d", c->db, c->admin_addr, saga_admin_port(admin));
 
     bool ready_written = false;
-    int64_t last_report = saga_monotonic_us(), last_prune = 0;
+    int64_t last_report = saga_monotonic_us(), last_prune = 0, last_retention = 0;
     uint64_t dlq_alerted = 0;
     int64_t last_publish = 0;
     int exit_code = 0;
@@ -338,6 +350,12 @@ int main(int argc, char **argv) {
             exit_code = 1;
             break;
         }
+        if (saga_bus_refusal(d.bus)) { /* another member in our consumer group */
+            fprintf(stderr, "sagad: %s\n", saga_bus_refusal(d.bus));
+            LOG_ERROR("sagad", "%s", saga_bus_refusal(d.bus));
+            exit_code = 1;
+            break;
+        }
         if (saga_monotonic_us() - last_publish > 500000) {
             sagad_publish_runtime(&d);
             last_publish = saga_monotonic_us();
@@ -346,11 +364,18 @@ int main(int argc, char **argv) {
             if (write_ready_file(&d, saga_admin_port(admin), token_file)) LOG_ERROR("sagad", "cannot write %s", c->ready_file);
             ready_written = true;
         }
-        if (saga_monotonic_us() - last_prune > 60 * 1000000LL) {
+        if (saga_monotonic_us() - last_prune > 5 * 1000000LL) {
             /* Bounded chunks so one pass never stalls the loop for long. */
             int pruned = saga_store_prune_dedup(d.store, saga_now_ms() - c->dedup_retention_ms, 10000);
             if (pruned > 0) d.counters.dedup_pruned += (uint64_t)pruned;
             else last_prune = saga_monotonic_us();
+        }
+        if (saga_monotonic_us() - last_retention > 1000000LL) {
+            /* Retention: 1,000 finished sagas per pass (one transaction), a
+             * pass per loop turn while a backlog lasts, else once a second. */
+            int pruned = saga_store_prune_finished(d.store, saga_now_ms() - c->retention_ms, 1000);
+            if (pruned > 0) d.counters.sagas_pruned += (uint64_t)pruned;
+            else last_retention = saga_monotonic_us();
         }
         if (saga_monotonic_us() - last_report > 10 * 1000000) {
             log_counters(&d);
@@ -378,6 +403,7 @@ int main(int argc, char **argv) {
     saga_free(token);
     saga_free(token_file);
     curl_global_cleanup();
+    close(lock_fd);
     LOG_INFO("sagad", "stopped");
     return exit_code;
 }

@@ -29,6 +29,8 @@ typedef struct {
     const char *synchronous;
     const char *dedup_retention;   /* duration string, e.g. "168h" */
     int64_t dedup_retention_ms;
+    const char *retention;         /* finished sagas are deleted after this (duration) */
+    int64_t retention_ms;
     const char *log_level, *log_format;
     bool check;
     long long max_in_flight, breaker_failures;
@@ -62,7 +64,10 @@ typedef struct {
     X(timeouts, "step timeouts")                               \
     X(sagas_finished, "sagas that reached a terminal status")  \
     X(outbox_parked, "outbox messages the broker refused for good (parked: step failed or stub sent)") \
-    X(produce_retries, "outbox messages sent again after a transient delivery failure")
+    X(produce_retries, "outbox messages sent again after a transient delivery failure") \
+    X(sagas_pruned, "finished sagas deleted after the retention") \
+    X(clock_jumps, "wall-clock jumps of more than 1 s detected")  \
+    X(catchups, "times timers waited for the replies to be read up to the high watermark")
 
 typedef struct {
 #define SAGAD_COUNTER_FIELD(name, help) uint64_t name;
@@ -90,6 +95,12 @@ typedef struct sagad {
     int64_t parked_alert_window;   /* start of the minute the outbox_parked alerts are counted in */
     int parked_alerts, parked_unalerted; /* alerts raised in it; parked rows not alerted since */
     int64_t timers_held_since; /* due timers held back behind a message backlog since (0: not) */
+    int64_t last_poll_us;      /* monotonic end of the previous poll (stall detection) */
+    uint64_t assign_gen;       /* the bus's assignment count last seen */
+    bool catching;             /* timers held by a catch-up (bus.h) */
+    int64_t catch_ms;          /* how long it has held them */
+    int64_t last_wall_ms, last_mono_us; /* clock-jump detection */
+    int64_t clock_offset_ms;   /* sum of the wall-clock jumps seen (logged, not applied) */
     sagad_counters_t counters;
     uint64_t stale_by_reason[SAGA_STALE__COUNT];
     sagad_histogram_t commit_seconds, iteration_seconds, step_seconds, saga_seconds;

@@ -216,7 +216,11 @@ int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res) {
     if (!ok) {
         rc = SAGA_ENOMEM;
     } else if (json_object_size(saga) == 0) {
-        rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no saga '%s'", id);
+        /* Never started, or past retention: finished sagas are deleted
+         * (sagad --retention); saga.events keeps the long-term record. */
+        rc = admin_error(res, ADMIN_ERR_NOT_FOUND,
+                         "no saga '%s' (finished sagas are removed after the retention period, sagad --retention; "
+                         "saga.events keeps their record)", id);
     } else {
         put(saga, "steps", json_incref(steps), &ok);
         put(saga, "history", json_incref(history), &ok);

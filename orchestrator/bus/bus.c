@@ -15,8 +15,20 @@
 struct saga_bus {
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
+    char *group;
     bool assigned;
+    bool holding;            /* partitions assigned now (false between a revocation and the next assignment) */
+    bool group_checked;      /* the first assignment checked the group for other members */
+    char *refusal;           /* why this sagad must stop (another member in its group) */
+    uint64_t assignments;    /* assignments so far */
     int64_t assigned_at_us;  /* monotonic time of the last assignment */
+    int64_t reassign_after_us; /* a coordinator error on OffsetFetch: re-assign at this time (0: no) */
+    rd_kafka_resp_err_t reassign_err; /* that error, for the log */
+    /* Catch-up: the replies partitions' high watermarks at a wake-up, and
+     * where the consumer stood when nothing had been consumed yet. */
+    rd_kafka_topic_partition_list_t *catchup; /* offset = target; NULL: none */
+    int64_t *catchup_base;
+    int64_t catchup_started_us;
     int in_flight;
     int64_t *acked;       /* delivered outbox ids, taken by the loop */
     int acked_count, acked_cap;
@@ -27,6 +39,76 @@ struct saga_bus {
     char *bootstrap, *client_id;     /* to recreate the producer */
     const saga_kv_list_t *props;
 };
+
+static char *dup_string(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *c = saga_malloc(n);
+    if (c) memcpy(c, s, n);
+    return c;
+}
+
+/* Partitions of the subscribed topics, from the brokers' metadata; -1 if unknown. */
+static int subscribed_partitions(rd_kafka_t *rk) {
+    rd_kafka_topic_partition_list_t *sub = NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    int total = -1;
+    if (rd_kafka_subscription(rk, &sub) || !sub) return -1;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        total = 0;
+        for (int i = 0; i < sub->cnt; i++)
+            for (int t = 0; t < md->topic_cnt; t++)
+                if (!strcmp(md->topics[t].topic, sub->elems[i].topic)) total += md->topics[t].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_partition_list_destroy(sub);
+    return total;
+}
+
+/* Until a cluster mode exists, one sagad per consumer group: two members
+ * with their own databases would run the same sagas twice. Asks the group
+ * coordinator who is in the group (DescribeGroups); where the broker cannot
+ * say, an assignment that does not cover every partition means someone else
+ * holds the rest. Returns true and fills why when another member is there. */
+static bool other_member(saga_bus_t *bus, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts,
+                         char *why, size_t whylen) {
+    const struct rd_kafka_group_list *groups = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_list_groups(rk, bus->group, &groups, 5000);
+    char *me = rd_kafka_memberid(rk);
+    bool found = false, answered = false;
+    if (!err && groups) {
+        for (int g = 0; g < groups->group_cnt && !found; g++) {
+            const struct rd_kafka_group_info *gi = &groups->groups[g];
+            if (strcmp(gi->group, bus->group) || gi->err) continue;
+            answered = true;
+            for (int m = 0; m < gi->member_cnt; m++) {
+                const struct rd_kafka_group_member_info *mi = &gi->members[m];
+                if (me && !strcmp(mi->member_id, me)) continue;
+                snprintf(why, whylen, "the consumer group '%s' already has another member (%s, client %s on %s): "
+                         "two sagad in one group would run the same sagas twice with their own databases; "
+                         "stop the other one or give this one its own --group (refusing to start)",
+                         bus->group, mi->member_id, mi->client_id, mi->client_host);
+                found = true;
+                break;
+            }
+        }
+    }
+    if (groups) rd_kafka_group_list_destroy(groups);
+    if (!answered) {
+        /* e.g. the dev broker does not answer DescribeGroups */
+        LOG_DEBUG("bus", "group '%s' not described (%s): checking the assignment's coverage", bus->group,
+                  err ? rd_kafka_err2str(err) : "no answer");
+        int total = subscribed_partitions(rk);
+        if (total > 0 && parts->cnt < total) {
+            snprintf(why, whylen, "the consumer group '%s' already has another member: this sagad was given %d of "
+                     "the %d partitions; two sagad in one group would run the same sagas twice with their own "
+                     "databases; stop the other one or give this one its own --group (refusing to start)",
+                     bus->group, parts->cnt, total);
+            found = true;
+        }
+    }
+    if (me) rd_kafka_mem_free(rk, me);
+    return found;
+}
 
 /* The delivery report's opaque: outbox id and the attempt that sent it. */
 #define OPAQUE(id, attempt) ((void *)(intptr_t)((id) * 256 + ((attempt) > 255 ? 255 : (attempt))))
@@ -53,13 +135,31 @@ static void note_failure(saga_bus_t *bus, int64_t id, int attempt, rd_kafka_resp
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
     saga_bus_t *bus = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !bus->group_checked) {
+        bus->group_checked = true;
+        char why[768];
+        if (other_member(bus, rk, parts, why, sizeof why)) {
+            /* Refuse before consuming anything; the loop stops the process,
+             * whose leaving hands the partitions back to the other member. */
+            bus->refusal = dup_string(why);
+            rd_kafka_assign(rk, NULL);
+            return;
+        }
+    }
+    if (bus->refusal) {
+        rd_kafka_assign(rk, NULL);
+        return;
+    }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         LOG_INFO("bus", "assigned %d partition(s)", parts->cnt);
         rd_kafka_assign(rk, parts);
         bus->assigned = true;
+        bus->holding = true;
         bus->assigned_at_us = saga_monotonic_us();
+        bus->assignments++;
     } else {
         LOG_INFO("bus", "revoking %d partition(s)", parts->cnt);
+        bus->holding = false;
         rd_kafka_commit(rk, NULL, 0);
         rd_kafka_assign(rk, NULL);
     }
@@ -141,8 +241,9 @@ saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen)
     char reason[512];
     bus->bootstrap = saga_strdup(cfg->bootstrap);
     bus->client_id = saga_strdup(cfg->client_id ? cfg->client_id : "sagad");
+    bus->group = dup_string(cfg->group ? cfg->group : "");
     bus->props = cfg->props;
-    if (!bus->bootstrap || !bus->client_id) { snprintf(err, errlen, "out of memory"); goto fail; }
+    if (!bus->bootstrap || !bus->client_id || !bus->group) { snprintf(err, errlen, "out of memory"); goto fail; }
     bus->producer = new_producer(bus, err, errlen);
     if (!bus->producer) goto fail;
 
@@ -174,6 +275,25 @@ fail:
     return NULL;
 }
 
+/* Assigns the current assignment again: each partition from the position
+ * the loop reached (none yet: the committed offset, fetched anew). */
+static void reassign(saga_bus_t *bus) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(bus->consumer, &parts) || !parts) return;
+    if (parts->cnt > 0) {
+        for (int i = 0; i < parts->cnt; i++) parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        rd_kafka_position(bus->consumer, parts); /* INVALID where nothing was consumed */
+        rd_kafka_commit(bus->consumer, NULL, 0); /* what the loop stored, before it is forgotten */
+        rd_kafka_resp_err_t e1 = rd_kafka_assign(bus->consumer, NULL);
+        rd_kafka_resp_err_t e2 = rd_kafka_assign(bus->consumer, parts);
+        LOG_WARN("bus", "fetching committed offsets failed (%s): %d partition(s) assigned again (%s)",
+                 rd_kafka_err2name(bus->reassign_err), parts->cnt, e1 || e2 ? rd_kafka_err2str(e1 ? e1 : e2) : "ok");
+        bus->assigned_at_us = saga_monotonic_us();
+        bus->assignments++;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
 int saga_bus_poll(saga_bus_t *bus, rd_kafka_message_t **msgs, int max, int timeout_ms) {
     int n = 0;
     while (n < max) {
@@ -182,11 +302,27 @@ int saga_bus_poll(saga_bus_t *bus, rd_kafka_message_t **msgs, int max, int timeo
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 LOG_WARN("bus", "consumer: %s", rd_kafka_message_errstr(m));
+            /* librdkafka 2.0.2 can stop fetching the partitions whose
+             * OffsetFetch failed with a coordinator error (NOT_COORDINATOR
+             * when the coordinator moved; COORDINATOR_NOT_AVAILABLE and
+             * COORDINATOR_LOAD_IN_PROGRESS stop them the same way on the
+             * dev broker): assign them again, from where we stand, half a
+             * second later — and again while the error comes back. */
+            if ((m->err == RD_KAFKA_RESP_ERR_NOT_COORDINATOR || m->err == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE ||
+                 m->err == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS) &&
+                bus->holding && !bus->reassign_after_us) {
+                bus->reassign_after_us = saga_monotonic_us() + 500000;
+                bus->reassign_err = m->err;
+            }
             rd_kafka_message_destroy(m);
             if (n == 0) timeout_ms = 0;
             continue;
         }
         msgs[n++] = m;
+    }
+    if (bus->reassign_after_us && saga_monotonic_us() >= bus->reassign_after_us) {
+        bus->reassign_after_us = 0;
+        if (bus->holding) reassign(bus);
     }
     return n;
 }
@@ -207,7 +343,121 @@ void saga_bus_store_offsets(saga_bus_t *bus, rd_kafka_message_t **msgs, int n) {
     rd_kafka_topic_partition_list_destroy(offsets);
 }
 
-bool saga_bus_ready(const saga_bus_t *bus) { return bus->assigned; }
+bool saga_bus_ready(const saga_bus_t *bus) { return bus->assigned && !bus->refusal; }
+
+const char *saga_bus_refusal(const saga_bus_t *bus) { return bus ? bus->refusal : NULL; }
+
+uint64_t saga_bus_assignments(const saga_bus_t *bus) { return bus->assignments; }
+
+bool saga_bus_consuming(const saga_bus_t *bus) { return bus->holding && !bus->refusal; }
+
+static void catchup_clear(saga_bus_t *bus) {
+    if (bus->catchup) rd_kafka_topic_partition_list_destroy(bus->catchup);
+    bus->catchup = NULL;
+    saga_free(bus->catchup_base);
+    bus->catchup_base = NULL;
+}
+
+static int64_t remaining_ms(int64_t deadline_us) {
+    int64_t left = (deadline_us - saga_monotonic_us()) / 1000;
+    return left > 0 ? left : 0;
+}
+
+int64_t saga_bus_catchup_begin(saga_bus_t *bus, const char *topic, int timeout_ms) {
+    catchup_clear(bus);
+    rd_kafka_topic_partition_list_t *all = NULL;
+    if (!bus->assigned || rd_kafka_assignment(bus->consumer, &all) || !all) return 0;
+    int64_t deadline = saga_monotonic_us() + (int64_t)timeout_ms * 1000;
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(all->cnt > 0 ? all->cnt : 1);
+    for (int i = 0; i < all->cnt; i++)
+        if (!strcmp(all->elems[i].topic, topic)) rd_kafka_topic_partition_list_add(t, topic, all->elems[i].partition);
+    rd_kafka_topic_partition_list_destroy(all);
+    int64_t *base = saga_calloc((size_t)(t->cnt > 0 ? t->cnt : 1), sizeof *base);
+    if (!base || t->cnt == 0) {
+        saga_free(base);
+        rd_kafka_topic_partition_list_destroy(t);
+        return 0;
+    }
+    /* Where the consumer stands: its position, else (nothing consumed since
+     * the assignment) the committed offset, else the low watermark. */
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(t);
+    rd_kafka_position(bus->consumer, pos);
+    bool need_committed = false;
+    for (int i = 0; i < pos->cnt; i++) {
+        base[i] = pos->elems[i].offset;
+        if (base[i] < 0) need_committed = true;
+    }
+    if (need_committed && remaining_ms(deadline) > 0) {
+        rd_kafka_topic_partition_list_t *com = rd_kafka_topic_partition_list_copy(t);
+        if (rd_kafka_committed(bus->consumer, com, (int)remaining_ms(deadline)) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            for (int i = 0; i < com->cnt; i++)
+                if (base[i] < 0 && !com->elems[i].err && com->elems[i].offset >= 0) base[i] = com->elems[i].offset;
+        rd_kafka_topic_partition_list_destroy(com);
+    }
+    rd_kafka_topic_partition_list_destroy(pos);
+    int64_t behind = 0;
+    rd_kafka_topic_partition_list_t *keep = rd_kafka_topic_partition_list_new(t->cnt);
+    int kept = 0;
+    for (int i = 0; i < t->cnt; i++) {
+        int64_t lo = -1, hi = -1;
+        int64_t left = remaining_ms(deadline);
+        rd_kafka_resp_err_t e = left > 0 ? rd_kafka_query_watermark_offsets(bus->consumer, topic, t->elems[i].partition,
+                                                                             &lo, &hi, (int)left)
+                                         : RD_KAFKA_RESP_ERR__TIMED_OUT;
+        if (e) e = rd_kafka_get_watermark_offsets(bus->consumer, topic, t->elems[i].partition, &lo, &hi);
+        if (e || hi < 0) {
+            LOG_WARN("bus", "catch-up: no high watermark for %s [%d]: %s", topic, (int)t->elems[i].partition,
+                     rd_kafka_err2str(e));
+            continue;
+        }
+        int64_t at = base[i] >= 0 ? base[i] : lo;
+        if (at >= hi) continue; /* nothing waiting there */
+        rd_kafka_topic_partition_list_add(keep, topic, t->elems[i].partition)->offset = hi;
+        base[kept++] = base[i];
+        behind += hi - at;
+    }
+    rd_kafka_topic_partition_list_destroy(t);
+    if (kept == 0) {
+        saga_free(base);
+        rd_kafka_topic_partition_list_destroy(keep);
+        return 0;
+    }
+    t = keep;
+    bus->catchup = t;
+    bus->catchup_base = base;
+    bus->catchup_started_us = saga_monotonic_us();
+    return behind;
+}
+
+bool saga_bus_catching_up(saga_bus_t *bus, int max_ms, int64_t *waited_ms) {
+    if (!bus->catchup) return false;
+    int64_t waited = (saga_monotonic_us() - bus->catchup_started_us) / 1000;
+    if (waited_ms) *waited_ms = waited;
+    bool behind = false;
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(bus->catchup);
+    for (int i = 0; i < pos->cnt; i++) pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_position(bus->consumer, pos);
+    for (int i = 0; i < pos->cnt && !behind; i++) {
+        if (pos->elems[i].err) continue; /* no longer ours */
+        int64_t at = pos->elems[i].offset >= 0 ? pos->elems[i].offset : bus->catchup_base[i];
+        if (at < bus->catchup->elems[i].offset) behind = true;
+        LOG_DEBUG("bus", "catch-up: %s [%d] at %lld (position %lld), target %lld", pos->elems[i].topic,
+                  (int)pos->elems[i].partition, (long long)at, (long long)pos->elems[i].offset,
+                  (long long)bus->catchup->elems[i].offset);
+    }
+    rd_kafka_topic_partition_list_destroy(pos);
+    if (!behind) {
+        catchup_clear(bus);
+        return false;
+    }
+    if (waited >= max_ms) {
+        LOG_WARN("bus", "catch-up: the replies were not read up to their high watermark within %d ms: "
+                 "due timers fire now", max_ms);
+        catchup_clear(bus);
+        return false;
+    }
+    return true;
+}
 
 int64_t saga_bus_assigned_for_ms(const saga_bus_t *bus) {
     return bus->assigned ? (saga_monotonic_us() - bus->assigned_at_us) / 1000 : -1;
@@ -340,6 +590,9 @@ void saga_bus_close(saga_bus_t **pbus) {
         rd_kafka_destroy(bus->consumer);
     }
     if (bus->producer) rd_kafka_destroy(bus->producer);
+    catchup_clear(bus);
+    saga_free(bus->refusal);
+    saga_free(bus->group);
     saga_free(bus->acked);
     saga_free(bus->failed);
     saga_free(bus->bootstrap);

@@ -33,6 +33,24 @@ void saga_bus_store_offsets(saga_bus_t *bus, rd_kafka_message_t **msgs, int n);
 
 /* True once the consumer has been assigned partitions at least once. */
 bool saga_bus_ready(const saga_bus_t *bus);
+/* Why this sagad must stop, or NULL: at its first assignment it found
+ * another member in its consumer group (it then consumes nothing). */
+const char *saga_bus_refusal(const saga_bus_t *bus);
+/* True while partitions are assigned (false from a revocation to the next
+ * assignment, e.g. while the group rebalances after a stall). */
+bool saga_bus_consuming(const saga_bus_t *bus);
+/* How many assignments there have been (changes on each one). */
+uint64_t saga_bus_assignments(const saga_bus_t *bus);
+
+/* Catch-up after a wake-up (stall, assignment, clock jump): records the
+ * high watermark of every assigned partition of `topic` (asked of the
+ * brokers, at most timeout_ms in all) as a target. Returns how many
+ * messages the consumer is behind those targets (0: none, no catch-up). */
+int64_t saga_bus_catchup_begin(saga_bus_t *bus, const char *topic, int timeout_ms);
+/* True while the consumer's position has not reached every target, for at
+ * most max_ms after the catch-up began (waited_ms: how long so far). */
+bool saga_bus_catching_up(saga_bus_t *bus, int max_ms, int64_t *waited_ms);
+
 /* Milliseconds since the last (re)assignment, -1 before the first. */
 int64_t saga_bus_assigned_for_ms(const saga_bus_t *bus);
 

@@ -22,6 +22,13 @@
                    " (SELECT consumer, message_id FROM dedup WHERE seen_at < ? LIMIT ?)") \
     X(start_seen, "SELECT 1 FROM sagas WHERE start_message_id = ? LIMIT 1")                        \
     X(exists, "SELECT 1 FROM sagas WHERE id = ?")                                                  \
+    X(prune_clear, "DELETE FROM temp.prune_ids")                                                   \
+    X(prune_pick, "INSERT INTO temp.prune_ids (id) SELECT id FROM sagas"                           \
+                  " WHERE status IN ('completed', 'compensated') AND updated_at < ? LIMIT ?")      \
+    X(prune_history, "DELETE FROM history WHERE saga_id IN (SELECT id FROM temp.prune_ids)")       \
+    X(prune_steps, "DELETE FROM steps WHERE saga_id IN (SELECT id FROM temp.prune_ids)")           \
+    X(prune_timers, "DELETE FROM timers WHERE saga_id IN (SELECT id FROM temp.prune_ids)")         \
+    X(prune_sagas, "DELETE FROM sagas WHERE id IN (SELECT id FROM temp.prune_ids)")                \
     X(load_saga, "SELECT definition, version, status, input, traceparent, created_at, updated_at," \
                  " deadline_at, seq, completions, error_code, error_message FROM sagas WHERE id = ?") \
     X(load_steps, "SELECT idx, status, attempt, comp_attempt, comp_budget_base, outcome_unknown,"  \
@@ -144,6 +151,12 @@ saga_store_t *saga_store_open(const char *path, const saga_store_options_t *opt,
         goto fail;
     }
     if (migrate(st, err, errlen)) goto fail;
+    /* The ids one retention pass removes (this connection only, not a migration). */
+    if (sqlite3_exec(st->db, "CREATE TEMP TABLE IF NOT EXISTS prune_ids (id TEXT PRIMARY KEY) WITHOUT ROWID",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+        goto fail;
+    }
 #define STMT_PREPARE(name, sql)                                                          \
     if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->name, NULL) != SQLITE_OK) { \
         snprintf(err, errlen, "%s: preparing " #name ": %s", path, sqlite3_errmsg(st->db)); \
@@ -190,6 +203,32 @@ int saga_store_prune_dedup(saga_store_t *st, int64_t before, int limit) {
     sqlite3_bind_int(st->dedup_prune, 2, limit);
     rc = run(st, st->dedup_prune, "dedup prune");
     int n = rc ? 0 : sqlite3_changes(st->db);
+    if (!rc) rc = saga_store_commit(st);
+    if (rc) {
+        saga_store_rollback(st);
+        return rc;
+    }
+    return n;
+}
+
+int saga_store_prune_finished(saga_store_t *st, int64_t before, int limit) {
+    int rc = saga_store_begin(st);
+    if (rc) return rc;
+    int n = 0;
+    rc = run(st, st->prune_clear, "retention: clear");
+    if (!rc) {
+        sqlite3_bind_int64(st->prune_pick, 1, before);
+        sqlite3_bind_int(st->prune_pick, 2, limit);
+        rc = run(st, st->prune_pick, "retention: pick");
+        if (!rc) n = sqlite3_changes(st->db);
+    }
+    if (!rc && n > 0) {
+        rc = run(st, st->prune_history, "retention: history");
+        if (!rc) rc = run(st, st->prune_steps, "retention: steps");
+        if (!rc) rc = run(st, st->prune_timers, "retention: timers");
+        if (!rc) rc = run(st, st->prune_sagas, "retention: sagas");
+        if (!rc) rc = run(st, st->prune_clear, "retention: clear");
+    }
     if (!rc) rc = saga_store_commit(st);
     if (rc) {
         saga_store_rollback(st);

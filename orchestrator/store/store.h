@@ -35,6 +35,18 @@ int saga_store_dedup(saga_store_t *st, const char *consumer, const char *message
  * transaction. Returns how many were deleted, or a negative code. */
 int saga_store_prune_dedup(saga_store_t *st, int64_t before, int limit);
 
+/* Retention: deletes up to `limit` finished sagas (completed or compensated;
+ * never compensation_failed, which waits for an operator) last updated
+ * before `before`, with their steps, history and timers, in one
+ * transaction of its own. Returns how many sagas went, or a negative code. */
+int saga_store_prune_finished(saga_store_t *st, int64_t before, int limit);
+
+/* Takes an exclusive lock on "<db_path>.lock" (created if needed; holds the
+ * pid of its owner) for the life of the process, so that a second sagad
+ * cannot run on the same database. Returns the lock's descriptor (keep it
+ * open), or -1 with err naming the file and, when known, the holder's pid. */
+int saga_store_lock(const char *db_path, char *err, size_t errlen);
+
 /* 1 when a saga with this id exists, 0 when not, negative on error. */
 int saga_store_saga_exists(saga_store_t *st, const char *id);
 

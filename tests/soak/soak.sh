@@ -24,6 +24,9 @@ export SAGA_SOURCE_DIR BUILD_DIR
 IT_NAME=soak
 # shellcheck disable=SC1091
 . "$SAGA_SOURCE_DIR/tests/integration/lib.sh"
+# A signal ends the script through its EXIT trap (it_cleanup: stack down).
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 N=${SOAK_SAGAS:-10000}
 DECLINE_PCT=${SOAK_DECLINE_PCT:-20}
@@ -78,7 +81,23 @@ restarter() {
 : >"$DIR/restarts.txt"
 restarter &
 RESTARTER=$!
-trap 'rc=$?; touch "$DIR/soak.stop"; kill $RESTARTER 2>/dev/null || true; (exit $rc); it_cleanup' EXIT
+# On any exit (a failed check, set -e, SIGINT/SIGTERM from ctest or the
+# user): stop the restarter first — it may be in the middle of a start-one,
+# whose worker would outlive a `stack down` run before it — then the stack
+# comes down in it_cleanup, which keeps the logs of a failed run. `set +e`
+# first: under set -e, the `(exit $rc)` that hands it_cleanup the status
+# ended the trap there, and a failed soak left its whole stack running.
+stop_restarter() {
+  touch "$DIR/soak.stop"
+  local i
+  for ((i = 0; i < 150; i++)); do kill -0 "$RESTARTER" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$RESTARTER" 2>/dev/null; then
+    pkill -TERM -P "$RESTARTER" 2>/dev/null || true
+    kill "$RESTARTER" 2>/dev/null || true
+  fi
+  wait "$RESTARTER" 2>/dev/null || true
+}
+trap 'rc=$?; set +e; stop_restarter; (exit $rc); it_cleanup' EXIT
 
 t0=$(date +%s.%N)
 for ((w = 0; w < WAVES; w++)); do

@@ -184,6 +184,8 @@ static void test_unknown_saga_404(void **state) {
     json_t *doc = request(NULL, "/v1/sagas/nope", &st, NULL);
     assert_int_equal(st, 404);
     assert_error(doc, "not_found", "no saga 'nope'");
+    /* it may have been removed after the retention period: say so */
+    assert_error(doc, "not_found", "finished sagas are removed after the retention period");
     json_decref(doc);
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "saga_alloc.h"
@@ -276,6 +277,134 @@ static void test_dedup_prune_removes_only_old_rows(void **state) {
     assert_int_equal(saga_store_dedup(f->st, "replies", "old-1", 6000), 1); /* forgotten */
 }
 
+static void exec_sql(fixture_t *f, const char *sql) {
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+static long long count_of(fixture_t *f, const char *fmt, const char *id) {
+    char sql[256];
+    snprintf(sql, sizeof sql, fmt, id);
+    return count(f, sql);
+}
+
+/* Retention: finished sagas (completed, compensated) older than the cut-off
+ * go with their steps, history and timers, at most `limit` per call;
+ * compensation_failed (an operator's), running and recent sagas stay. */
+static void test_retention_deletes_finished_sagas_in_chunks(void **state) {
+    fixture_t *f = *state;
+    const char *ids[] = {"done-1", "done-2", "done-3", "comp-1", "stuck-1", "recent-1", "running-1"};
+    saga_t s;
+    for (int i = 0; i < 7; i++) {
+        start_saga(f, ids[i], &s, 100);
+        saga_clear(&s);
+    }
+    exec_sql(f, "UPDATE sagas SET status='completed', updated_at=100 WHERE id LIKE 'done-%';"
+                "UPDATE sagas SET status='compensated', updated_at=200 WHERE id='comp-1';"
+                "UPDATE sagas SET status='compensation_failed', updated_at=100 WHERE id='stuck-1';"
+                "UPDATE sagas SET status='completed', updated_at=5000 WHERE id='recent-1';");
+    assert_true(count(f, "SELECT count(*) FROM history WHERE saga_id='done-1'") > 0);
+    assert_true(count(f, "SELECT count(*) FROM steps WHERE saga_id='done-1'") > 0);
+    assert_true(count(f, "SELECT count(*) FROM timers WHERE saga_id='done-1'") > 0);
+
+    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3), 3); /* the limit holds */
+    assert_int_equal(count(f, "SELECT count(*) FROM sagas"), 4);
+    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3), 1);
+    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3), 0);
+    const char *gone[] = {"done-1", "done-2", "done-3", "comp-1"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(count_of(f, "SELECT count(*) FROM sagas WHERE id='%s'", gone[i]), 0);
+        assert_int_equal(count_of(f, "SELECT count(*) FROM steps WHERE saga_id='%s'", gone[i]), 0);
+        assert_int_equal(count_of(f, "SELECT count(*) FROM history WHERE saga_id='%s'", gone[i]), 0);
+        assert_int_equal(count_of(f, "SELECT count(*) FROM timers WHERE saga_id='%s'", gone[i]), 0);
+    }
+    const char *kept[] = {"stuck-1", "recent-1", "running-1"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(count_of(f, "SELECT count(*) FROM sagas WHERE id='%s'", kept[i]), 1);
+        assert_true(count_of(f, "SELECT count(*) FROM steps WHERE saga_id='%s'", kept[i]) > 0);
+        assert_true(count_of(f, "SELECT count(*) FROM history WHERE saga_id='%s'", kept[i]) > 0);
+        assert_int_equal(saga_store_saga_exists(f->st, kept[i]), 1);
+    }
+    assert_int_equal(saga_store_saga_exists(f->st, "done-1"), 0);
+    /* A later cut-off takes the recent one too; never the stuck one. */
+    assert_int_equal(saga_store_prune_finished(f->st, 6000, 1000), 1);
+    assert_int_equal(saga_store_prune_finished(f->st, INT64_MAX, 1000), 0);
+    assert_int_equal(count(f, "SELECT count(*) FROM sagas WHERE id IN ('stuck-1', 'running-1')"), 2);
+}
+
+/* A big backlog goes in bounded chunks, each its own transaction. */
+static void test_retention_backlog_in_bounded_chunks(void **state) {
+    fixture_t *f = *state;
+    saga_t s;
+    char id[32];
+    for (int i = 0; i < 2500; i++) {
+        snprintf(id, sizeof id, "old-%d", i);
+        start_saga(f, id, &s, 100);
+        saga_clear(&s);
+    }
+    exec_sql(f, "UPDATE sagas SET status='completed', updated_at=100");
+    int passes = 0, total = 0, n;
+    while ((n = saga_store_prune_finished(f->st, 1000, 1000)) > 0) {
+        assert_true(n <= 1000);
+        total += n;
+        passes++;
+    }
+    assert_int_equal(n, 0);
+    assert_int_equal(total, 2500);
+    assert_int_equal(passes, 3);
+    assert_int_equal(count(f, "SELECT (SELECT count(*) FROM sagas) + (SELECT count(*) FROM steps) +"
+                              " (SELECT count(*) FROM history) + (SELECT count(*) FROM timers)"), 0);
+}
+
+/* One sagad per database: a second process cannot take the lock, and is
+ * told who holds it; once the holder lets go, it can. */
+static void test_lock_is_exclusive_and_names_its_holder(void **state) {
+    fixture_t *f = *state;
+    char err[512];
+    int fd = saga_store_lock(f->path, err, sizeof err);
+    assert_true(fd >= 0);
+    char lock_path[160], pid_text[32] = "";
+    snprintf(lock_path, sizeof lock_path, "%s.lock", f->path);
+    FILE *lf = fopen(lock_path, "r");
+    assert_non_null(lf);
+    assert_non_null(fgets(pid_text, sizeof pid_text, lf));
+    fclose(lf);
+    assert_int_equal(atoi(pid_text), (int)getpid());
+    for (int round = 0; round < 2; round++) {
+        int pipefd[2];
+        assert_int_equal(pipe(pipefd), 0);
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+            char cerr[512] = "";
+            int cfd = saga_store_lock(f->path, cerr, sizeof cerr);
+            if (write(pipefd[1], cerr, strlen(cerr) + 1) < 0) _exit(3);
+            _exit(cfd >= 0 ? 0 : 1);
+        }
+        close(pipefd[1]);
+        char got[512] = "";
+        ssize_t r = read(pipefd[0], got, sizeof got - 1);
+        close(pipefd[0]);
+        assert_true(r > 0);
+        int status = 0;
+        assert_int_equal(waitpid(child, &status, 0), child);
+        assert_true(WIFEXITED(status));
+        if (round == 0) {
+            assert_int_equal(WEXITSTATUS(status), 1);
+            char want[64];
+            snprintf(want, sizeof want, "another sagad (pid %d)", (int)getpid());
+            if (!strstr(got, want) || !strstr(got, lock_path)) fail_msg("lock error '%s'", got);
+            close(fd); /* let go */
+        } else {
+            assert_int_equal(WEXITSTATUS(status), 0);
+        }
+    }
+}
+
 static void test_due_timers_in_order_and_delete(void **state) {
     fixture_t *f = *state;
     saga_t a, b;
@@ -366,6 +495,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_dedup_prune_removes_only_old_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_at_replays_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_due_timers_in_order_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_deletes_finished_sagas_in_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_backlog_in_bounded_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_is_exclusive_and_names_its_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_definition_changed_under_same_version_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_discards_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_synchronous_is_refused, setup, teardown),

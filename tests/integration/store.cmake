@@ -1,0 +1,19 @@
+# Issue 13 (items 4, 8, 10): one sagad per database and per consumer group,
+# timers after a stall wait for the replies already in Kafka, retention.
+saga_stack_test(it_single_instance test_single_instance.sh)
+saga_stack_test(it_stall_catchup test_stall_catchup.sh)
+# Short form of the retention soak (tests/soak/retention.sh): 10,000 sagas
+# at 100/s with --retention 10s, the database file flat after the first
+# minute. Label slow: no Apache Kafka twin (retention does not touch Kafka).
+saga_stack_test(it_retention_soak ../soak/retention.sh)
+set_tests_properties(it_retention_soak PROPERTIES LABELS "integration;soak;slow" TIMEOUT 900)
+# OffsetFetch failing with coordinator errors while sagad joins (sagabroker's
+# fault injection: no Apache Kafka twin).
+list(APPEND SAGA_MOCK_ONLY_TESTS it_sagad_offset_fetch_faults)
+saga_stack_test(it_sagad_offset_fetch_faults test_sagad_offset_fetch_faults.sh)
+set_tests_properties(it_sagad_offset_fetch_faults PROPERTIES SKIP_RETURN_CODE 77)
+# Wall-clock jumps through an LD_PRELOAD shim on sagad (no Kafka involved:
+# no Apache Kafka twin).
+list(APPEND SAGA_MOCK_ONLY_TESTS it_clock_jump)
+saga_stack_test(it_clock_jump test_clock_jump.sh)
+set_tests_properties(it_clock_jump PROPERTIES SKIP_RETURN_CODE 77)
