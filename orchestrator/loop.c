@@ -422,6 +422,10 @@ static void resend_due(sagad_t *d, int64_t now) {
 
 /* Hands rows to the producer: the due resends, then the new rows. */
 static int relay(sagad_t *d) {
+    /* Nothing leaves before the group check of the first assignment passed:
+     * a sagad that finds another member in its group must not send the
+     * outbox of its (perhaps stale) database. */
+    if (!saga_bus_ready(d->bus)) return 0;
     uint64_t resets = saga_bus_producers_recreated(d->bus);
     if (resets != d->producers_seen && saga_bus_acked_count(d->bus) == 0 && saga_bus_failed_count(d->bus) == 0) {
         /* A new producer after a fatal error holds nothing, and every row it
@@ -788,7 +792,7 @@ void sagad_publish_runtime(sagad_t *d) {
 int sagad_drain_outbox(sagad_t *d, int timeout_ms) {
     int64_t deadline = saga_monotonic_us() + (int64_t)timeout_ms * 1000;
     int rc = 0;
-    while (!rc && saga_monotonic_us() < deadline) {
+    while (!rc && saga_bus_ready(d->bus) && saga_monotonic_us() < deadline) {
         rc = relay(d);
         if (rc < 0) break;
         saga_bus_flush(d->bus, 100);
