@@ -1,3 +1,5 @@
+/* sagad's Kafka clients (bus.h): the consumer (group check, catch-up
+ * watermarks, re-assignment) and the producer with per-row delivery reports. */
 #include "bus.h"
 
 #include <jansson.h>

@@ -1,3 +1,5 @@
+/* sagad's SQLite store (store.h): migrations, prepared statements, group
+ * commit; sagas, outbox, timers, dedup and retention. */
 #include "store.h"
 
 #include <sqlite3.h>
