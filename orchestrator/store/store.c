@@ -517,6 +517,19 @@ int64_t saga_store_next_timer_due(saga_store_t *st) {
     return due;
 }
 
+/* The row under q (columns id, topic, key, headers, payload); its strings
+ * live until q steps again. */
+static saga_outbox_row_t outbox_row(sqlite3_stmt *q) {
+    return (saga_outbox_row_t){
+        .id = sqlite3_column_int64(q, 0),
+        .topic = (const char *)sqlite3_column_text(q, 1),
+        .key = (const char *)sqlite3_column_text(q, 2),
+        .headers = (const char *)sqlite3_column_text(q, 3),
+        .payload = sqlite3_column_blob(q, 4),
+        .payload_len = (size_t)sqlite3_column_bytes(q, 4),
+    };
+}
+
 int saga_store_outbox_scan(saga_store_t *st, int64_t after_id, int max,
                            int (*fn)(const saga_outbox_row_t *row, void *user), void *user) {
     sqlite3_stmt *q = st->outbox_scan;
@@ -524,14 +537,7 @@ int saga_store_outbox_scan(saga_store_t *st, int64_t after_id, int max,
     sqlite3_bind_int(q, 2, max);
     int n = 0, rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        saga_outbox_row_t row = {
-            .id = sqlite3_column_int64(q, 0),
-            .topic = (const char *)sqlite3_column_text(q, 1),
-            .key = (const char *)sqlite3_column_text(q, 2),
-            .headers = (const char *)sqlite3_column_text(q, 3),
-            .payload = sqlite3_column_blob(q, 4),
-            .payload_len = (size_t)sqlite3_column_bytes(q, 4),
-        };
+        saga_outbox_row_t row = outbox_row(q);
         n++;
         if (fn(&row, user)) break;
     }
@@ -571,14 +577,7 @@ int saga_store_outbox_get(saga_store_t *st, int64_t id, int (*fn)(const saga_out
     sqlite3_bind_int64(q, 1, id);
     int rc = sqlite3_step(q), found = 0;
     if (rc == SQLITE_ROW) {
-        saga_outbox_row_t row = {
-            .id = sqlite3_column_int64(q, 0),
-            .topic = (const char *)sqlite3_column_text(q, 1),
-            .key = (const char *)sqlite3_column_text(q, 2),
-            .headers = (const char *)sqlite3_column_text(q, 3),
-            .payload = sqlite3_column_blob(q, 4),
-            .payload_len = (size_t)sqlite3_column_bytes(q, 4),
-        };
+        saga_outbox_row_t row = outbox_row(q);
         found = 1;
         rc = fn(&row, user);
         if (rc > 0) rc = 0;
