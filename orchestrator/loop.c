@@ -18,7 +18,6 @@
 
 #define MAX_BATCH 2048
 #define MAX_TIMERS 512
-#define RELAY_BATCH 2000
 #define MAX_TIMER_HOLD_MS 5000
 #define CATCHUP_MAX_MS 10000    /* longest timers wait for a catch-up */
 #define CATCHUP_QUERY_MS 2000   /* budget of the watermark queries that start one */
@@ -63,7 +62,7 @@ static int dead_letter(sagad_t *d, const rd_kafka_message_t *m, const char *reas
 }
 
 /* Alerts wait for the commit of the transaction that raised them. */
-static void raise_alert(sagad_t *d, const char *kind, json_t *fields) {
+void sagad_raise_alert(sagad_t *d, const char *kind, json_t *fields) {
     if (!d->alerts) {
         json_decref(fields);
         return;
@@ -72,7 +71,7 @@ static void raise_alert(sagad_t *d, const char *kind, json_t *fields) {
     json_array_append_new(d->pending_alerts, json_pack("[s, o]", kind, fields ? fields : json_object()));
 }
 
-static void send_alerts(sagad_t *d, bool committed) {
+void sagad_send_alerts(sagad_t *d, bool committed) {
     size_t i;
     json_t *a;
     json_array_foreach(d->pending_alerts, i, a)
@@ -101,7 +100,7 @@ static void observe(sagad_t *d, const saga_t *s, const saga_effects_t *fx) {
 }
 
 /* Applies ev to saga s and persists the outcome. */
-static int apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t now, uint64_t *stale_counter) {
+int sagad_apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t now, uint64_t *stale_counter) {
     saga_effects_t fx;
     char why[512] = "";
     saga_effects_init(&fx);
@@ -124,7 +123,7 @@ static int apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t
             if (fx.items[i].kind == SAGA_FX_WAIT_FOR_ROOM)
                 rc = saga_flow_enqueue(d->flow, fx.items[i].topic, s->id, fx.items[i].slot);
             else if (fx.items[i].kind == SAGA_FX_ALERT && d->alerts)
-                raise_alert(d, "compensation_failed", json_deep_copy(fx.items[i].message));
+                sagad_raise_alert(d, "compensation_failed", json_deep_copy(fx.items[i].message));
         }
     }
     saga_effects_free(&fx);
@@ -189,7 +188,7 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     json_decref(input);
     rc = saga_store_insert(d->store, s, start.message_id);
     saga_event_t ev = {.kind = SAGA_EV_START};
-    if (!rc) rc = apply_and_save(d, s, &ev, now, &d->counters.duplicate_start);
+    if (!rc) rc = sagad_apply_and_save(d, s, &ev, now, &d->counters.duplicate_start);
     if (!rc) {
         d->counters.sagas_started++;
         saga_log_ctx_t ctx = {.saga_id = id, .trace_id = traceparent};
@@ -229,7 +228,7 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
         saga_event_t ev = {.kind = SAGA_EV_REPLY, .step = step, .command_kind = reply.kind,
                            .attempt = reply.attempt, .reply_status = reply.status, .output = reply.output,
                            .error_code = reply.error_code, .error_message = reply.error_message};
-        rc = apply_and_save(d, s, &ev, now, &d->counters.stale_reply);
+        rc = sagad_apply_and_save(d, s, &ev, now, &d->counters.stale_reply);
     }
     saga_clear(s);
     return rc;
@@ -265,7 +264,7 @@ static int fire_timer(sagad_t *d, const saga_timer_row_t *t, int64_t now) {
     }
     saga_event_t ev = {.kind = SAGA_EV_TIMER, .slot = t->slot, .timer_kind = t->kind,
                        .timer_attempt = t->attempt};
-    rc = apply_and_save(d, s, &ev, now, &d->counters.stale_timer);
+    rc = sagad_apply_and_save(d, s, &ev, now, &d->counters.stale_timer);
     saga_clear(s);
     return rc;
 }
@@ -289,7 +288,7 @@ static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
         uint64_t refused = 0;
         saga_event_t ev = {.kind = cmd->kind == SAGA_CMD_ABORT ? SAGA_EV_ABORT : SAGA_EV_RETRY,
                            .reason = cmd->reason};
-        rc = apply_and_save(d, s, &ev, now, &refused);
+        rc = sagad_apply_and_save(d, s, &ev, now, &refused);
         saga_log_ctx_t ctx = {.saga_id = s->id, .trace_id = s->traceparent};
         saga_log(refused ? SAGA_LOG_WARN : SAGA_LOG_INFO, "loop", &ctx, "operator %s%s%s%s",
                  cmd->kind == SAGA_CMD_ABORT ? "abort" : "retry", refused ? " refused: saga is " : "",
@@ -318,7 +317,7 @@ static int resume_waiters(sagad_t *d, int64_t now) {
         if (!rc) {
             uint64_t stale = 0;
             saga_event_t ev = {.kind = SAGA_EV_RESUME, .slot = w.slot};
-            rc = apply_and_save(d, s, &ev, now, &stale);
+            rc = sagad_apply_and_save(d, s, &ev, now, &stale);
             if (stale) saga_flow_release(d->flow, w.topic); /* it moved on meanwhile */
             else d->counters.resumed++;
             saga_clear(s);
@@ -342,285 +341,6 @@ static void log_breakers(sagad_t *d) {
             LOG_INFO("flow", "circuit for %s is %s", t.topic, saga_breaker_state_name(t.breaker));
         d->breaker_logged[i] = t.breaker;
     }
-}
-
-/* ---- the outbox relay ------------------------------------------------------
- * New rows are handed to the producer once, in id order (relay_after only
- * grows). A row whose delivery fails is dealt with alone: a transient error
- * sends it again after a backoff, a permanent one (the broker refuses these
- * bytes for good) parks it: a command's step fails, an event or dead letter
- * is replaced by a small stub. Rows delivered after a failed one are never
- * sent again. */
-
-#define RESEND_BACKOFF_MS 100
-#define RESEND_MAX_BACKOFF_MS 5000
-#define UNKNOWN_TOPIC_ATTEMPTS 4 /* after librdkafka's own wait (topic.metadata.propagation.max.ms) */
-#define TOO_LARGE_ATTEMPTS 3     /* the broker refused the batch: the row alone may fit */
-#define MAX_FAILURES 1024
-#define PARKED_ALERTS_PER_MINUTE 10
-
-typedef struct {
-    sagad_t *d;
-    int64_t last_id;
-    int attempt;
-    bool queue_full;
-} relay_ctx_t;
-
-static int relay_row(const saga_outbox_row_t *row, void *user) {
-    relay_ctx_t *r = user;
-    int rc = saga_bus_produce(r->d->bus, row->topic, row->key, row->headers, row->payload, row->payload_len, row->id,
-                              r->attempt);
-    if (rc == SAGA_EIO) {
-        r->queue_full = true;
-        return 1; /* stop; this row is sent next time */
-    }
-    /* SAGA_EKAFKA: refused at once; the bus reports it as a failure, which
-     * the next transaction resends or parks. */
-    r->last_id = row->id;
-    if (!rc) r->d->counters.produced++;
-    return 0;
-}
-
-static void schedule_resend(sagad_t *d, int64_t id, int attempt, int64_t now) {
-    if (d->resend_count == d->resend_cap) {
-        int cap = d->resend_cap ? d->resend_cap * 2 : 64;
-        sagad_resend_t *bigger = saga_realloc(d->resend, (size_t)cap * sizeof *bigger);
-        if (!bigger) {
-            LOG_ERROR("loop", "out of memory: outbox row %lld is sent again after a restart", (long long)id);
-            return;
-        }
-        d->resend = bigger;
-        d->resend_cap = cap;
-    }
-    int64_t backoff = RESEND_BACKOFF_MS << (attempt < 6 ? attempt - 1 : 5);
-    if (backoff > RESEND_MAX_BACKOFF_MS) backoff = RESEND_MAX_BACKOFF_MS;
-    d->resend[d->resend_count++] = (sagad_resend_t){.id = id, .attempt = attempt, .due_ms = now + backoff};
-}
-
-/* Sends the rows whose backoff is over again, one by one. */
-static void resend_due(sagad_t *d, int64_t now) {
-    int kept = 0;
-    bool full = false;
-    for (int i = 0; i < d->resend_count; i++) {
-        sagad_resend_t *e = &d->resend[i];
-        if (full || e->due_ms > now) {
-            d->resend[kept++] = *e;
-            continue;
-        }
-        relay_ctx_t r = {.d = d, .attempt = e->attempt};
-        int found = saga_store_outbox_get(d->store, e->id, relay_row, &r);
-        if (found < 0 || r.queue_full) {
-            full = true;
-            d->resend[kept++] = *e;
-            continue;
-        }
-        if (found) d->counters.produce_retries++;
-        /* gone: acknowledged late or parked meanwhile */
-    }
-    d->resend_count = kept;
-}
-
-/* Hands rows to the producer: the due resends, then the new rows. */
-static int relay(sagad_t *d) {
-    /* Nothing leaves before the group check of the first assignment passed:
-     * a sagad that finds another member in its group must not send the
-     * outbox of its (perhaps stale) database. */
-    if (!saga_bus_ready(d->bus)) return 0;
-    uint64_t resets = saga_bus_producers_recreated(d->bus);
-    if (resets != d->producers_seen && saga_bus_acked_count(d->bus) == 0 && saga_bus_failed_count(d->bus) == 0) {
-        /* A new producer after a fatal error holds nothing, and every row it
-         * acknowledged or failed before is dealt with: whatever is left in
-         * the outbox was never delivered. Once, from the start. */
-        LOG_WARN("relay", "new producer: sending the %lld outbox row(s) left again",
-                 saga_store_outbox_backlog(d->store));
-        d->producers_seen = resets;
-        d->relay_after = 0;
-        d->resend_count = 0;
-    }
-    if (d->resend_count) resend_due(d, saga_now_ms());
-    relay_ctx_t r = {.d = d, .last_id = d->relay_after};
-    int n = saga_store_outbox_scan(d->store, d->relay_after, RELAY_BATCH, relay_row, &r);
-    if (n < 0) return n;
-    d->relay_after = r.last_id;
-    saga_bus_serve(d->bus, 0);
-    return n;
-}
-
-typedef struct {
-    char *topic, *key, *headers, *payload;
-    size_t payload_len;
-} row_copy_t;
-
-static int copy_row(const saga_outbox_row_t *row, void *user) {
-    row_copy_t *c = user;
-    c->topic = saga_strdup(row->topic ? row->topic : "");
-    c->key = saga_strdup(row->key ? row->key : "");
-    c->headers = saga_strdup(row->headers ? row->headers : "{}");
-    c->payload = saga_malloc(row->payload_len + 1);
-    if (!c->topic || !c->key || !c->headers || !c->payload) return SAGA_ENOMEM;
-    if (row->payload_len) memcpy(c->payload, row->payload, row->payload_len);
-    c->payload[row->payload_len] = '\0';
-    c->payload_len = row->payload_len;
-    return 0;
-}
-
-static void row_copy_free(row_copy_t *c) {
-    saga_free(c->topic);
-    saga_free(c->key);
-    saga_free(c->headers);
-    saga_free(c->payload);
-}
-
-/* A command the broker refused for good: its step fails now (instead of
- * timing out and resending the same bytes). Returns the outcome. */
-static int fail_command_step(sagad_t *d, const json_t *cmd, rd_kafka_resp_err_t err, const char *reason,
-                             int64_t now, const char **outcome) {
-    const char *saga_id = saga_json_str(cmd, "saga_id"), *step = saga_json_str(cmd, "step");
-    int kind = saga_command_kind_parse(saga_json_str(cmd, "kind"));
-    long long attempt = 0;
-    *outcome = "dropped";
-    if (!saga_id || !step || kind < 0 || saga_json_int(cmd, "attempt", &attempt)) return 0;
-    saga_t *s = &d->scratch;
-    char why[512] = "";
-    int rc = saga_store_load(d->store, d->registry, saga_id, s, why, sizeof why);
-    if (rc) return rc == SAGA_ENOTFOUND ? 0 : rc;
-    int idx = saga_definition_step_index(s->def, step);
-    if (idx >= 0) {
-        bool too_large = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-                         err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
-        uint64_t stale = 0;
-        saga_event_t ev = {.kind = SAGA_EV_UNDELIVERABLE, .step = idx, .command_kind = (saga_command_kind_t)kind,
-                           .attempt = (int)attempt, .error_code = too_large ? "PAYLOAD_TOO_LARGE" : "COMMAND_REJECTED",
-                           .error_message = reason};
-        rc = apply_and_save(d, s, &ev, now, &stale);
-        if (!rc && !stale)
-            *outcome = kind == SAGA_KIND_ACTION ? "step_failed" : "compensation_failed";
-    }
-    saga_clear(s);
-    return rc;
-}
-
-/* An event or dead letter the broker refused for good: a small stub saying
- * what was dropped takes its place (a new row, sent in order); a stub that
- * is refused too is dropped. */
-static int send_stub(sagad_t *d, const row_copy_t *row, const json_t *doc, const char *reason, int64_t now,
-                     const char **outcome) {
-    json_t *h = json_loads(row->headers, 0, NULL);
-    if (!json_is_object(h)) {
-        json_decref(h);
-        h = json_object();
-    }
-    if (json_object_get(h, "sagad_dropped")) { /* a stub already */
-        json_decref(h);
-        *outcome = "dropped";
-        return 0;
-    }
-    json_object_set_new(h, "sagad_dropped", json_string(reason));
-    json_t *stub = json_pack("{s:s, s:s, s:s, s:s, s:I}", "type", "saga.dropped", "saga_id", row->key, "topic",
-                             row->topic, "reason", reason, "original_bytes", (json_int_t)row->payload_len);
-    const char *mid = saga_json_str(doc, "message_id");
-    if (stub && mid) {
-        json_object_set_new(stub, "original_message_id", json_string(mid));
-        char id[300];
-        snprintf(id, sizeof id, "dropped/%.280s", mid);
-        json_object_set_new(stub, "message_id", json_string(id));
-    }
-    const char *keep[] = {"type", "event", "seq", "step", "status", "dlq_reason"};
-    for (size_t i = 0; stub && doc && i < sizeof keep / sizeof keep[0]; i++) {
-        json_t *v = json_object_get(doc, keep[i]);
-        if (v && (!json_is_string(v) || json_string_length(v) < 256))
-            json_object_set(stub, i == 0 ? "original_type" : keep[i], v);
-    }
-    char *headers = saga_json_dump(h), *payload = stub ? saga_json_dump(stub) : NULL;
-    int rc = headers && payload ? saga_store_outbox_add(d->store, row->topic, row->key, headers, payload,
-                                                        strlen(payload), now)
-                                : SAGA_ENOMEM;
-    saga_free(headers);
-    saga_free(payload);
-    json_decref(h);
-    json_decref(stub);
-    *outcome = "stub_sent";
-    return rc;
-}
-
-/* Parks outbox row id, which the broker refused for good, and does what
- * replaces it; alerts and counts. Runs inside the loop's transaction. */
-static int park_row(sagad_t *d, int64_t id, rd_kafka_resp_err_t err, int attempt, int64_t now) {
-    row_copy_t row = {0};
-    int rc = saga_store_outbox_get(d->store, id, copy_row, &row);
-    if (rc <= 0) {
-        row_copy_free(&row);
-        return rc; /* gone already */
-    }
-    char reason[400];
-    snprintf(reason, sizeof reason, "%s refused the %zu-byte message for good: %s (%s)", row.topic, row.payload_len,
-             rd_kafka_err2str(err), rd_kafka_err2name(err));
-    json_t *doc = saga_json_parse(row.payload, row.payload_len, NULL, 0);
-    const char *type = saga_json_str(doc, "type");
-    const char *outcome = "dropped";
-    bool is_command = type && !strcmp(type, "saga.command") && strcmp(row.topic, d->cfg.events_topic) != 0 &&
-                      strcmp(row.topic, d->cfg.dlq_topic) != 0;
-    rc = is_command ? fail_command_step(d, doc, err, reason, now, &outcome)
-                    : send_stub(d, &row, doc, reason, now, &outcome);
-    if (!rc) rc = saga_store_outbox_park(d->store, id, now, reason, outcome);
-    if (!rc) {
-        d->counters.outbox_parked++;
-        saga_log_ctx_t ctx = {.saga_id = row.key};
-        saga_log(SAGA_LOG_ERROR, "relay", &ctx, "outbox row %lld parked after %d attempt(s): %s; %s", (long long)id,
-                 attempt + 1, reason, outcome);
-        /* At most PARKED_ALERTS_PER_MINUTE (a topic sagad may not write
-         * parks every command to it); the next one counts those skipped. */
-        if (now - d->parked_alert_window >= 60000) {
-            d->parked_alert_window = now;
-            d->parked_alerts = 0;
-        }
-        if (d->parked_alerts < PARKED_ALERTS_PER_MINUTE) {
-            d->parked_alerts++;
-            raise_alert(d, "outbox_parked",
-                        json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:i}", "outbox_id", (json_int_t)id, "topic",
-                                  row.topic, "key", row.key, "reason", reason, "outcome", outcome, "bytes",
-                                  (json_int_t)row.payload_len, "not_alerted_before", d->parked_unalerted));
-            d->parked_unalerted = 0;
-        } else {
-            d->parked_unalerted++;
-        }
-    }
-    json_decref(doc);
-    row_copy_free(&row);
-    return rc;
-}
-
-/* Delivery failures since the last call: transient ones are sent again
- * after a backoff, permanent ones parked. Inside the loop's transaction. */
-static int handle_failures(sagad_t *d, int64_t now) {
-    static saga_bus_failure_t failed[MAX_FAILURES];
-    int n, rc = 0;
-    while (!rc && (n = saga_bus_take_failed(d->bus, failed, MAX_FAILURES)) > 0) {
-        for (int i = 0; i < n; i++) {
-            saga_bus_failure_t *f = &failed[i];
-            saga_bus_error_class_t cls = saga_bus_classify(f->err);
-            if (cls == SAGA_BUS_UNKNOWN_TOPIC)
-                cls = f->attempt + 1 >= UNKNOWN_TOPIC_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
-            if (cls == SAGA_BUS_TOO_LARGE)
-                cls = f->at_once || f->attempt + 1 >= TOO_LARGE_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
-            if (cls == SAGA_BUS_PERMANENT) {
-                if (!rc) rc = park_row(d, f->id, f->err, f->attempt, now);
-                if (rc) schedule_resend(d, f->id, f->attempt + 1, now); /* rolled back: try again later */
-                continue;
-            }
-            LOG_WARN("relay", "delivery of outbox row %lld failed: %s (attempt %d; sent again after a backoff)",
-                     (long long)f->id, rd_kafka_err2str(f->err), f->attempt + 1);
-            schedule_resend(d, f->id, f->attempt + 1, now);
-        }
-    }
-    return rc;
-}
-
-static int delete_acked(sagad_t *d) {
-    int64_t ids[4096];
-    int n, rc = 0;
-    while (!rc && (n = saga_bus_take_acked(d->bus, ids, 4096)) > 0) rc = saga_store_outbox_delete(d->store, ids, n);
-    return rc;
 }
 
 /* Compares the wall clock's progress with the monotonic clock's since the
@@ -727,7 +447,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     int ncommands = d->commands ? saga_command_take(d->commands, commands, MAX_COMMANDS) : 0;
     if (n == 0 && ntimers == 0 && ncommands == 0 && saga_bus_acked_count(d->bus) == 0 &&
         saga_bus_failed_count(d->bus) == 0 && !saga_flow_has_ready(d->flow, now)) {
-        int sent = relay(d);
+        int sent = sagad_relay(d);
         return sent < 0 ? sent : 0;
     }
     int64_t started_us = saga_monotonic_us();
@@ -739,8 +459,8 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
         saga_command_clear(&commands[i]);
     }
     if (!rc) rc = resume_waiters(d, now);
-    if (!rc) rc = delete_acked(d);
-    if (!rc) rc = handle_failures(d, now);
+    if (!rc) rc = sagad_relay_acked(d);
+    if (!rc) rc = sagad_relay_failures(d, now);
     int64_t commit_us = saga_monotonic_us();
     if (!rc) rc = saga_store_commit(d->store);
     sagad_histogram_add(&d->commit_seconds, (double)(saga_monotonic_us() - commit_us) / 1e6);
@@ -748,17 +468,17 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
         LOG_ERROR("loop", "transaction failed (%s): %s; stopping without storing offsets", saga_strerror(rc),
                   saga_store_errmsg(d->store));
         saga_store_rollback(d->store);
-        send_alerts(d, false);
+        sagad_send_alerts(d, false);
         for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
         return rc;
     }
     d->counters.commits++;
-    send_alerts(d, true);
+    sagad_send_alerts(d, true);
     log_breakers(d);
     d->counters.messages += (uint64_t)n;
     saga_bus_store_offsets(d->bus, msgs, n);
     for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
-    int sent = relay(d);
+    int sent = sagad_relay(d);
     sagad_histogram_add(&d->iteration_seconds, (double)(saga_monotonic_us() - started_us) / 1e6);
     return sent < 0 ? sent : 0;
 }
@@ -787,27 +507,6 @@ void sagad_publish_runtime(sagad_t *d) {
                              "step_seconds", sagad_histogram_json(&d->step_seconds),
                              "saga_seconds", sagad_histogram_json(&d->saga_seconds));
     if (snap) sagad_runtime_publish(d->runtime, snap);
-}
-
-int sagad_drain_outbox(sagad_t *d, int timeout_ms) {
-    int64_t deadline = saga_monotonic_us() + (int64_t)timeout_ms * 1000;
-    int rc = 0;
-    while (!rc && saga_bus_ready(d->bus) && saga_monotonic_us() < deadline) {
-        rc = relay(d);
-        if (rc < 0) break;
-        saga_bus_flush(d->bus, 100);
-        rc = saga_store_begin(d->store);
-        if (!rc) rc = delete_acked(d);
-        if (!rc) rc = handle_failures(d, saga_now_ms());
-        if (!rc) rc = saga_store_commit(d->store);
-        else saga_store_rollback(d->store);
-        send_alerts(d, !rc);
-        if (rc) break;
-        if (saga_bus_in_flight(d->bus) == 0 && saga_store_outbox_backlog(d->store) == 0) return 0;
-    }
-    long long left = saga_store_outbox_backlog(d->store);
-    if (left > 0) LOG_WARN("loop", "%lld outbox message(s) not acknowledged yet; they are sent after restart", left);
-    return rc;
 }
 
 static int recover_step(const char *saga_id, const char *definition, int version, int idx, const char *status,

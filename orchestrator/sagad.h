@@ -123,4 +123,22 @@ void sagad_publish_runtime(sagad_t *d);
 /* Sends what the outbox holds and waits for acknowledgements (shutdown). */
 int sagad_drain_outbox(sagad_t *d, int timeout_ms);
 
+/* ---- between the loop (loop.c) and the relay (relay.c) ---- */
+
+/* Applies ev to saga s and persists the outcome in the open transaction;
+ * a stale event counts in *stale_counter. */
+int sagad_apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t now, uint64_t *stale_counter);
+/* Queues an alert (fields stolen) until the transaction's end ... */
+void sagad_raise_alert(sagad_t *d, const char *kind, json_t *fields);
+/* ... which sends the queued alerts if it committed, drops them if not. */
+void sagad_send_alerts(sagad_t *d, bool committed);
+
+/* Hands due resends and new outbox rows to the producer; nothing before
+ * the first assignment's group check passed. After a commit. */
+int sagad_relay(sagad_t *d);
+/* In the open transaction: deletes the outbox rows Kafka acknowledged ... */
+int sagad_relay_acked(sagad_t *d);
+/* ... and deals with failed deliveries: resend later, or park the row. */
+int sagad_relay_failures(sagad_t *d, int64_t now);
+
 #endif

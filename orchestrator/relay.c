@@ -1,0 +1,317 @@
+/* The outbox relay: hands committed outbox rows to the producer, deletes
+ * the acknowledged ones, and resends or parks the failed ones (see
+ * docs/DESIGN.md, "The outbox relay"). Runs on the loop's thread. */
+#include <stdio.h>
+#include <string.h>
+
+#include "sagad.h"
+#include "saga_alloc.h"
+#include "saga_clock.h"
+#include "saga_error.h"
+#include "saga_utf8.h"
+#include "saga_json.h"
+#include "saga_kafka.h"
+#include "saga_log.h"
+#include "saga_util.h"
+
+#define RELAY_BATCH 2000
+
+/* ---- the outbox relay ------------------------------------------------------
+ * New rows are handed to the producer once, in id order (relay_after only
+ * grows). A row whose delivery fails is dealt with alone: a transient error
+ * sends it again after a backoff, a permanent one (the broker refuses these
+ * bytes for good) parks it: a command's step fails, an event or dead letter
+ * is replaced by a small stub. Rows delivered after a failed one are never
+ * sent again. */
+
+#define RESEND_BACKOFF_MS 100
+#define RESEND_MAX_BACKOFF_MS 5000
+#define UNKNOWN_TOPIC_ATTEMPTS 4 /* after librdkafka's own wait (topic.metadata.propagation.max.ms) */
+#define TOO_LARGE_ATTEMPTS 3     /* the broker refused the batch: the row alone may fit */
+#define MAX_FAILURES 1024
+#define PARKED_ALERTS_PER_MINUTE 10
+
+typedef struct {
+    sagad_t *d;
+    int64_t last_id;
+    int attempt;
+    bool queue_full;
+} relay_ctx_t;
+
+static int relay_row(const saga_outbox_row_t *row, void *user) {
+    relay_ctx_t *r = user;
+    int rc = saga_bus_produce(r->d->bus, row->topic, row->key, row->headers, row->payload, row->payload_len, row->id,
+                              r->attempt);
+    if (rc == SAGA_EIO) {
+        r->queue_full = true;
+        return 1; /* stop; this row is sent next time */
+    }
+    /* SAGA_EKAFKA: refused at once; the bus reports it as a failure, which
+     * the next transaction resends or parks. */
+    r->last_id = row->id;
+    if (!rc) r->d->counters.produced++;
+    return 0;
+}
+
+static void schedule_resend(sagad_t *d, int64_t id, int attempt, int64_t now) {
+    if (d->resend_count == d->resend_cap) {
+        int cap = d->resend_cap ? d->resend_cap * 2 : 64;
+        sagad_resend_t *bigger = saga_realloc(d->resend, (size_t)cap * sizeof *bigger);
+        if (!bigger) {
+            LOG_ERROR("loop", "out of memory: outbox row %lld is sent again after a restart", (long long)id);
+            return;
+        }
+        d->resend = bigger;
+        d->resend_cap = cap;
+    }
+    int64_t backoff = RESEND_BACKOFF_MS << (attempt < 6 ? attempt - 1 : 5);
+    if (backoff > RESEND_MAX_BACKOFF_MS) backoff = RESEND_MAX_BACKOFF_MS;
+    d->resend[d->resend_count++] = (sagad_resend_t){.id = id, .attempt = attempt, .due_ms = now + backoff};
+}
+
+/* Sends the rows whose backoff is over again, one by one. */
+static void resend_due(sagad_t *d, int64_t now) {
+    int kept = 0;
+    bool full = false;
+    for (int i = 0; i < d->resend_count; i++) {
+        sagad_resend_t *e = &d->resend[i];
+        if (full || e->due_ms > now) {
+            d->resend[kept++] = *e;
+            continue;
+        }
+        relay_ctx_t r = {.d = d, .attempt = e->attempt};
+        int found = saga_store_outbox_get(d->store, e->id, relay_row, &r);
+        if (found < 0 || r.queue_full) {
+            full = true;
+            d->resend[kept++] = *e;
+            continue;
+        }
+        if (found) d->counters.produce_retries++;
+        /* gone: acknowledged late or parked meanwhile */
+    }
+    d->resend_count = kept;
+}
+
+/* Hands rows to the producer: the due resends, then the new rows. */
+int sagad_relay(sagad_t *d) {
+    /* Nothing leaves before the group check of the first assignment passed:
+     * a sagad that finds another member in its group must not send the
+     * outbox of its (perhaps stale) database. */
+    if (!saga_bus_ready(d->bus)) return 0;
+    uint64_t resets = saga_bus_producers_recreated(d->bus);
+    if (resets != d->producers_seen && saga_bus_acked_count(d->bus) == 0 && saga_bus_failed_count(d->bus) == 0) {
+        /* A new producer after a fatal error holds nothing, and every row it
+         * acknowledged or failed before is dealt with: whatever is left in
+         * the outbox was never delivered. Once, from the start. */
+        LOG_WARN("relay", "new producer: sending the %lld outbox row(s) left again",
+                 saga_store_outbox_backlog(d->store));
+        d->producers_seen = resets;
+        d->relay_after = 0;
+        d->resend_count = 0;
+    }
+    if (d->resend_count) resend_due(d, saga_now_ms());
+    relay_ctx_t r = {.d = d, .last_id = d->relay_after};
+    int n = saga_store_outbox_scan(d->store, d->relay_after, RELAY_BATCH, relay_row, &r);
+    if (n < 0) return n;
+    d->relay_after = r.last_id;
+    saga_bus_serve(d->bus, 0);
+    return n;
+}
+
+typedef struct {
+    char *topic, *key, *headers, *payload;
+    size_t payload_len;
+} row_copy_t;
+
+static int copy_row(const saga_outbox_row_t *row, void *user) {
+    row_copy_t *c = user;
+    c->topic = saga_strdup(row->topic ? row->topic : "");
+    c->key = saga_strdup(row->key ? row->key : "");
+    c->headers = saga_strdup(row->headers ? row->headers : "{}");
+    c->payload = saga_malloc(row->payload_len + 1);
+    if (!c->topic || !c->key || !c->headers || !c->payload) return SAGA_ENOMEM;
+    if (row->payload_len) memcpy(c->payload, row->payload, row->payload_len);
+    c->payload[row->payload_len] = '\0';
+    c->payload_len = row->payload_len;
+    return 0;
+}
+
+static void row_copy_free(row_copy_t *c) {
+    saga_free(c->topic);
+    saga_free(c->key);
+    saga_free(c->headers);
+    saga_free(c->payload);
+}
+
+/* A command the broker refused for good: its step fails now (instead of
+ * timing out and resending the same bytes). Returns the outcome. */
+static int fail_command_step(sagad_t *d, const json_t *cmd, rd_kafka_resp_err_t err, const char *reason,
+                             int64_t now, const char **outcome) {
+    const char *saga_id = saga_json_str(cmd, "saga_id"), *step = saga_json_str(cmd, "step");
+    int kind = saga_command_kind_parse(saga_json_str(cmd, "kind"));
+    long long attempt = 0;
+    *outcome = "dropped";
+    if (!saga_id || !step || kind < 0 || saga_json_int(cmd, "attempt", &attempt)) return 0;
+    saga_t *s = &d->scratch;
+    char why[512] = "";
+    int rc = saga_store_load(d->store, d->registry, saga_id, s, why, sizeof why);
+    if (rc) return rc == SAGA_ENOTFOUND ? 0 : rc;
+    int idx = saga_definition_step_index(s->def, step);
+    if (idx >= 0) {
+        bool too_large = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+                         err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+        uint64_t stale = 0;
+        saga_event_t ev = {.kind = SAGA_EV_UNDELIVERABLE, .step = idx, .command_kind = (saga_command_kind_t)kind,
+                           .attempt = (int)attempt, .error_code = too_large ? "PAYLOAD_TOO_LARGE" : "COMMAND_REJECTED",
+                           .error_message = reason};
+        rc = sagad_apply_and_save(d, s, &ev, now, &stale);
+        if (!rc && !stale)
+            *outcome = kind == SAGA_KIND_ACTION ? "step_failed" : "compensation_failed";
+    }
+    saga_clear(s);
+    return rc;
+}
+
+/* An event or dead letter the broker refused for good: a small stub saying
+ * what was dropped takes its place (a new row, sent in order); a stub that
+ * is refused too is dropped. */
+static int send_stub(sagad_t *d, const row_copy_t *row, const json_t *doc, const char *reason, int64_t now,
+                     const char **outcome) {
+    json_t *h = json_loads(row->headers, 0, NULL);
+    if (!json_is_object(h)) {
+        json_decref(h);
+        h = json_object();
+    }
+    if (json_object_get(h, "sagad_dropped")) { /* a stub already */
+        json_decref(h);
+        *outcome = "dropped";
+        return 0;
+    }
+    json_object_set_new(h, "sagad_dropped", json_string(reason));
+    json_t *stub = json_pack("{s:s, s:s, s:s, s:s, s:I}", "type", "saga.dropped", "saga_id", row->key, "topic",
+                             row->topic, "reason", reason, "original_bytes", (json_int_t)row->payload_len);
+    const char *mid = saga_json_str(doc, "message_id");
+    if (stub && mid) {
+        json_object_set_new(stub, "original_message_id", json_string(mid));
+        char id[300];
+        snprintf(id, sizeof id, "dropped/%.280s", mid);
+        json_object_set_new(stub, "message_id", json_string(id));
+    }
+    const char *keep[] = {"type", "event", "seq", "step", "status", "dlq_reason"};
+    for (size_t i = 0; stub && doc && i < sizeof keep / sizeof keep[0]; i++) {
+        json_t *v = json_object_get(doc, keep[i]);
+        if (v && (!json_is_string(v) || json_string_length(v) < 256))
+            json_object_set(stub, i == 0 ? "original_type" : keep[i], v);
+    }
+    char *headers = saga_json_dump(h), *payload = stub ? saga_json_dump(stub) : NULL;
+    int rc = headers && payload ? saga_store_outbox_add(d->store, row->topic, row->key, headers, payload,
+                                                        strlen(payload), now)
+                                : SAGA_ENOMEM;
+    saga_free(headers);
+    saga_free(payload);
+    json_decref(h);
+    json_decref(stub);
+    *outcome = "stub_sent";
+    return rc;
+}
+
+/* Parks outbox row id, which the broker refused for good, and does what
+ * replaces it; alerts and counts. Runs inside the loop's transaction. */
+static int park_row(sagad_t *d, int64_t id, rd_kafka_resp_err_t err, int attempt, int64_t now) {
+    row_copy_t row = {0};
+    int rc = saga_store_outbox_get(d->store, id, copy_row, &row);
+    if (rc <= 0) {
+        row_copy_free(&row);
+        return rc; /* gone already */
+    }
+    char reason[400];
+    snprintf(reason, sizeof reason, "%s refused the %zu-byte message for good: %s (%s)", row.topic, row.payload_len,
+             rd_kafka_err2str(err), rd_kafka_err2name(err));
+    json_t *doc = saga_json_parse(row.payload, row.payload_len, NULL, 0);
+    const char *type = saga_json_str(doc, "type");
+    const char *outcome = "dropped";
+    bool is_command = type && !strcmp(type, "saga.command") && strcmp(row.topic, d->cfg.events_topic) != 0 &&
+                      strcmp(row.topic, d->cfg.dlq_topic) != 0;
+    rc = is_command ? fail_command_step(d, doc, err, reason, now, &outcome)
+                    : send_stub(d, &row, doc, reason, now, &outcome);
+    if (!rc) rc = saga_store_outbox_park(d->store, id, now, reason, outcome);
+    if (!rc) {
+        d->counters.outbox_parked++;
+        saga_log_ctx_t ctx = {.saga_id = row.key};
+        saga_log(SAGA_LOG_ERROR, "relay", &ctx, "outbox row %lld parked after %d attempt(s): %s; %s", (long long)id,
+                 attempt + 1, reason, outcome);
+        /* At most PARKED_ALERTS_PER_MINUTE (a topic sagad may not write
+         * parks every command to it); the next one counts those skipped. */
+        if (now - d->parked_alert_window >= 60000) {
+            d->parked_alert_window = now;
+            d->parked_alerts = 0;
+        }
+        if (d->parked_alerts < PARKED_ALERTS_PER_MINUTE) {
+            d->parked_alerts++;
+            sagad_raise_alert(d, "outbox_parked",
+                        json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:i}", "outbox_id", (json_int_t)id, "topic",
+                                  row.topic, "key", row.key, "reason", reason, "outcome", outcome, "bytes",
+                                  (json_int_t)row.payload_len, "not_alerted_before", d->parked_unalerted));
+            d->parked_unalerted = 0;
+        } else {
+            d->parked_unalerted++;
+        }
+    }
+    json_decref(doc);
+    row_copy_free(&row);
+    return rc;
+}
+
+/* Delivery failures since the last call: transient ones are sent again
+ * after a backoff, permanent ones parked. Inside the loop's transaction. */
+int sagad_relay_failures(sagad_t *d, int64_t now) {
+    static saga_bus_failure_t failed[MAX_FAILURES];
+    int n, rc = 0;
+    while (!rc && (n = saga_bus_take_failed(d->bus, failed, MAX_FAILURES)) > 0) {
+        for (int i = 0; i < n; i++) {
+            saga_bus_failure_t *f = &failed[i];
+            saga_bus_error_class_t cls = saga_bus_classify(f->err);
+            if (cls == SAGA_BUS_UNKNOWN_TOPIC)
+                cls = f->attempt + 1 >= UNKNOWN_TOPIC_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
+            if (cls == SAGA_BUS_TOO_LARGE)
+                cls = f->at_once || f->attempt + 1 >= TOO_LARGE_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
+            if (cls == SAGA_BUS_PERMANENT) {
+                if (!rc) rc = park_row(d, f->id, f->err, f->attempt, now);
+                if (rc) schedule_resend(d, f->id, f->attempt + 1, now); /* rolled back: try again later */
+                continue;
+            }
+            LOG_WARN("relay", "delivery of outbox row %lld failed: %s (attempt %d; sent again after a backoff)",
+                     (long long)f->id, rd_kafka_err2str(f->err), f->attempt + 1);
+            schedule_resend(d, f->id, f->attempt + 1, now);
+        }
+    }
+    return rc;
+}
+
+int sagad_relay_acked(sagad_t *d) {
+    int64_t ids[4096];
+    int n, rc = 0;
+    while (!rc && (n = saga_bus_take_acked(d->bus, ids, 4096)) > 0) rc = saga_store_outbox_delete(d->store, ids, n);
+    return rc;
+}
+
+int sagad_drain_outbox(sagad_t *d, int timeout_ms) {
+    int64_t deadline = saga_monotonic_us() + (int64_t)timeout_ms * 1000;
+    int rc = 0;
+    while (!rc && saga_bus_ready(d->bus) && saga_monotonic_us() < deadline) {
+        rc = sagad_relay(d);
+        if (rc < 0) break;
+        saga_bus_flush(d->bus, 100);
+        rc = saga_store_begin(d->store);
+        if (!rc) rc = sagad_relay_acked(d);
+        if (!rc) rc = sagad_relay_failures(d, saga_now_ms());
+        if (!rc) rc = saga_store_commit(d->store);
+        else saga_store_rollback(d->store);
+        sagad_send_alerts(d, !rc);
+        if (rc) break;
+        if (saga_bus_in_flight(d->bus) == 0 && saga_store_outbox_backlog(d->store) == 0) return 0;
+    }
+    long long left = saga_store_outbox_backlog(d->store);
+    if (left > 0) LOG_WARN("loop", "%lld outbox message(s) not acknowledged yet; they are sent after restart", left);
+    return rc;
+}
