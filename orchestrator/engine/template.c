@@ -182,22 +182,28 @@ static void set_err(char *err, size_t errlen, const char *fmt_prefix, const char
  * when neither. */
 static json_t *resolve(const tref_t *r, const json_t *ctx, char *err, size_t errlen) {
     json_t *v = lookup(ctx, r->path, r->path_len);
-    if (v && !(r->dflt && json_is_null(v))) {
-        json_t *copy = json_deep_copy(v);
-        if (!copy) set_err(err, errlen, "${", r->path, r->path_len, "}: out of memory");
-        return copy;
-    }
-    if (!r->dflt) {
+    if (!v && !r->dflt) {
         set_err(err, errlen, "${", r->path, r->path_len, "}: no such value");
         return NULL;
     }
-    bool oom;
-    json_t *d = parse_default(r, &oom);
-    if (!d) {
-        if (oom) set_err(err, errlen, "${", r->path, r->path_len, "}: out of memory");
-        else set_err(err, errlen, "${", r->path, r->path_len + 2 + r->dflt_len, "}: the default is not a JSON value");
+    /* A default is parsed even when the value is there: a template with a
+     * bad default fails whatever the context, as the scan says (the loader
+     * refuses it; this keeps render and scan in agreement). */
+    json_t *d = NULL;
+    if (r->dflt) {
+        bool oom;
+        d = parse_default(r, &oom);
+        if (!d) {
+            if (oom) set_err(err, errlen, "${", r->path, r->path_len, "}: out of memory");
+            else set_err(err, errlen, "${", r->path, r->path_len + 2 + r->dflt_len, "}: the default is not a JSON value");
+            return NULL;
+        }
+        if (!v || json_is_null(v)) return d;
+        json_decref(d);
     }
-    return d;
+    json_t *copy = json_deep_copy(v);
+    if (!copy) set_err(err, errlen, "${", r->path, r->path_len, "}: out of memory");
+    return copy;
 }
 
 static json_t *render_string(const char *s, size_t len, const json_t *ctx, char *err, size_t errlen) {
