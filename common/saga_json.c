@@ -49,20 +49,12 @@ int saga_json_int(const json_t *obj, const char *key, long long *out) {
  * Invalid UTF-8 (only json_stringn_nocheck can make it) and nesting deeper
  * than DUMP_MAX_DEPTH are left to jansson (tests/unit/test_json.c and the
  * fuzz_messages target compare the two). */
-int saga_json_format_real(double v, char *buf, size_t len) {
-    if (len < 32 || v != v || v - v != 0) return -1; /* NaN, infinities: JSON has none */
-    int n = 0;
-    /* A normal double's shortest form has at most 15 digits whenever it has
-     * fewer than 16, and %.15g then finds it; a subnormal has less precision
-     * (5e-324 would be 4.94065645841247e-324): try every precision. */
-    int first = v != 0 && v > -2.2250738585072014e-308 && v < 2.2250738585072014e-308 ? 1 : 15;
-    for (int prec = first; prec <= 17; prec++) {
-        n = snprintf(buf, len, "%.*g", prec, v);
-        if (n <= 0 || (size_t)n >= len) return -1;
-        if (strtod(buf, NULL) == v) break;
-    }
-    /* As jansson: a dot or an exponent, so it reads back as a real; no '+'
-     * and no leading zeros in the exponent. */
+/* v at precision prec, as jansson writes reals: a dot or an exponent, so
+ * it reads back as a real; no '+' and no leading zeros in the exponent.
+ * Returns the length, or -1 when buf (at least 32 bytes) is too small. */
+static int format_real_at(double v, int prec, char *buf, size_t len) {
+    int n = snprintf(buf, len, "%.*g", prec, v);
+    if (n <= 0 || (size_t)n >= len) return -1;
     if (!strchr(buf, '.') && !strchr(buf, 'e')) {
         if ((size_t)n + 3 > len) return -1;
         memcpy(buf + n, ".0", 3);
@@ -76,6 +68,33 @@ int saga_json_format_real(double v, char *buf, size_t len) {
         while (*from == '0' && from[1]) from++;
         memmove(to, from, strlen(from) + 1);
         n = (int)strlen(buf);
+    }
+    return n;
+}
+
+int saga_json_format_real(double v, char *buf, size_t len) {
+    if (len < 32 || v != v || v - v != 0) return -1; /* NaN, infinities: JSON has none */
+    int n = 0, prec;
+    /* A normal double's shortest form has at most 15 digits whenever it has
+     * fewer than 16, and %.15g then finds it; a subnormal has less precision
+     * (5e-324 would be 4.94065645841247e-324): try every precision. */
+    int first = v != 0 && v > -2.2250738585072014e-308 && v < 2.2250738585072014e-308 ? 1 : 15;
+    for (prec = first; prec <= 17; prec++) {
+        n = format_real_at(v, prec, buf, len);
+        if (n < 0) return -1;
+        if (strtod(buf, NULL) == v) break;
+    }
+    /* More digits can be shorter text when they drop the exponent:
+     * 7.777777777777778e16 (16 digits) against 77777777777777776.0 (17),
+     * which is what jansson writes. The shortest text wins, never longer
+     * than jansson's. */
+    for (int p = prec + 1; strchr(buf, 'e') && p <= 17; p++) {
+        char alt[40];
+        int m = format_real_at(v, p, alt, sizeof alt);
+        if (m > 0 && m < n && strtod(alt, NULL) == v) {
+            memcpy(buf, alt, (size_t)m + 1);
+            n = m;
+        }
     }
     return n;
 }
