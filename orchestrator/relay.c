@@ -53,7 +53,7 @@ static int relay_row(const saga_outbox_row_t *row, void *user) {
     return 0;
 }
 
-static void schedule_resend(sagad_t *d, int64_t id, int attempt, int64_t now) {
+static void schedule_resend(sagad_t *d, int64_t id, int attempt, bool alone, int64_t now) {
     if (d->resend_count == d->resend_cap) {
         int cap = d->resend_cap ? d->resend_cap * 2 : 64;
         sagad_resend_t *bigger = saga_realloc(d->resend, (size_t)cap * sizeof *bigger);
@@ -66,7 +66,29 @@ static void schedule_resend(sagad_t *d, int64_t id, int attempt, int64_t now) {
     }
     int64_t backoff = RESEND_BACKOFF_MS << (attempt < 6 ? attempt - 1 : 5);
     if (backoff > RESEND_MAX_BACKOFF_MS) backoff = RESEND_MAX_BACKOFF_MS;
-    d->resend[d->resend_count++] = (sagad_resend_t){.id = id, .attempt = attempt, .due_ms = now + backoff};
+    d->resend[d->resend_count++] = (sagad_resend_t){.id = id, .attempt = attempt, .due_ms = now + backoff, .alone = alone};
+}
+
+/* A row the broker refused with its batch as too large is sent truly
+ * alone: only when nothing else is in flight, one at a time, and nothing
+ * else is produced in that pass (with linger.ms 0 it leaves in a request of
+ * its own). Otherwise the small rows batched with a large one would be
+ * refused with it again and again, and parked. Returns true when the pass
+ * must send nothing else: such a row is due (it waits for the producer to
+ * drain) or was just sent. */
+static bool resend_alone_due(sagad_t *d, int64_t now) {
+    for (int i = 0; i < d->resend_count; i++) {
+        sagad_resend_t *e = &d->resend[i];
+        if (!e->alone || e->due_ms > now) continue;
+        if (saga_bus_in_flight(d->bus) > 0) return true;
+        relay_ctx_t r = {.d = d, .attempt = e->attempt};
+        int found = saga_store_outbox_get(d->store, e->id, relay_row, &r);
+        if (found < 0 || r.queue_full) return true;
+        if (found) d->counters.produce_retries++;
+        d->resend[i] = d->resend[--d->resend_count];
+        return found > 0;
+    }
+    return false;
 }
 
 /* Sends the rows whose backoff is over again, one by one. */
@@ -75,7 +97,7 @@ static void resend_due(sagad_t *d, int64_t now) {
     bool full = false;
     for (int i = 0; i < d->resend_count; i++) {
         sagad_resend_t *e = &d->resend[i];
-        if (full || e->due_ms > now) {
+        if (full || e->alone || e->due_ms > now) {
             d->resend[kept++] = *e;
             continue;
         }
@@ -109,7 +131,14 @@ int sagad_relay(sagad_t *d) {
         d->relay_after = 0;
         d->resend_count = 0;
     }
-    if (d->resend_count) resend_due(d, saga_now_ms());
+    if (d->resend_count) {
+        int64_t now = saga_now_ms();
+        if (resend_alone_due(d, now)) {
+            saga_bus_serve(d->bus, 0);
+            return 0;
+        }
+        resend_due(d, now);
+    }
     relay_ctx_t r = {.d = d, .last_id = d->relay_after};
     int n = saga_store_outbox_scan(d->store, d->relay_after, RELAY_BATCH, relay_row, &r);
     if (n < 0) return n;
@@ -277,12 +306,12 @@ int sagad_relay_failures(sagad_t *d, int64_t now) {
                 cls = f->at_once || f->attempt + 1 >= TOO_LARGE_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
             if (cls == SAGA_BUS_PERMANENT) {
                 if (!rc) rc = park_row(d, f->id, f->err, f->attempt, now);
-                if (rc) schedule_resend(d, f->id, f->attempt + 1, now); /* rolled back: try again later */
+                if (rc) schedule_resend(d, f->id, f->attempt + 1, false, now); /* rolled back: try again later */
                 continue;
             }
             LOG_WARN("relay", "delivery of outbox row %lld failed: %s (attempt %d; sent again after a backoff)",
                      (long long)f->id, rd_kafka_err2str(f->err), f->attempt + 1);
-            schedule_resend(d, f->id, f->attempt + 1, now);
+            schedule_resend(d, f->id, f->attempt + 1, saga_bus_classify(f->err) == SAGA_BUS_TOO_LARGE, now);
         }
     }
     return rc;

@@ -45,6 +45,7 @@ typedef struct {
     int64_t id;
     int attempt;     /* deliveries tried so far */
     int64_t due_ms;  /* not before (backoff) */
+    bool alone;      /* the broker refused its batch as too large: sent with nothing else in flight */
 } sagad_resend_t;
 
 /* Counters of what the loop did; logged periodically, metrics later. */
