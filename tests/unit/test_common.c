@@ -14,6 +14,7 @@
 #include "saga_clock.h"
 #include "saga_config.h"
 #include "saga_error.h"
+#include "saga_partition.h"
 #include "saga_utf8.h"
 
 static void test_durations(void **state) {
@@ -149,6 +150,30 @@ static void test_utf8_cuts(void **state) {
     assert_int_equal(saga_utf8_prefix_n(junk, 6, 5), 5);
 }
 
+/* Vectors computed with Apache Kafka 3.9.1's own Utils.murmur2 and
+ * Utils.toPositive (kafka-clients jar), so a Java producer's default
+ * partitioner and sagad agree on every saga's partition. */
+static void test_partition_matches_java(void **state) {
+    (void)state;
+    static const struct { const char *key; int32_t murmur2; int p8, p3; } v[] = {
+        {"", 275646681, 1, 0},
+        {"a", -1563381124, 4, 1},
+        {"s-1", -1298194753, 7, 1},
+        {"order-17", 1568318961, 1, 0},
+        {"21", -973932308, 4, 0},
+        {"foobar", -790332482, 6, 0},
+        {"s-0123456789abcdef", 1366633294, 6, 1},
+        {"\xc3\xa9t\xc3\xa9-42", 1947413865, 1, 0},
+        {"saga/with/slashes/and-a-longer-id-0001", -1384684941, 3, 2},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        assert_int_equal(saga_murmur2(v[i].key, strlen(v[i].key)), v[i].murmur2);
+        assert_int_equal(saga_partition_of(v[i].key, 8), v[i].p8);
+        assert_int_equal(saga_partition_of(v[i].key, 3), v[i].p3);
+        assert_int_equal(saga_partition_of(v[i].key, 1), 0);
+    }
+}
+
 static void test_error_names(void **state) {
     assert_string_equal(saga_strerror(SAGA_ENOTFOUND), "not found");
     assert_string_equal(saga_errname(SAGA_ESTALE), "STALE");
@@ -159,6 +184,7 @@ int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_partition_matches_java),
         cmocka_unit_test(test_time_format_round_trip),
         cmocka_unit_test(test_config_precedence_and_errors),
         cmocka_unit_test(test_alloc_failure_injection),
