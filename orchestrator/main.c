@@ -160,6 +160,7 @@ int main(int argc, char **argv) {
         {"replies-topic", SAGA_CFG_STRING, "saga.replies", "topic of participants' replies", &c->replies_topic},
         {"events-topic", SAGA_CFG_STRING, "saga.events", "topic of lifecycle events", &c->events_topic},
         {"dlq-topic", SAGA_CFG_STRING, "saga.dlq", "dead-letter topic", &c->dlq_topic},
+        {"partitions", SAGA_CFG_INT, "8", "partitions of every topic sagad consumes (saga.start, saga.replies): a saga belongs to the partition its id hashes to (Kafka's murmur2)", &c->partitions},
         {"batch-size", SAGA_CFG_INT, "1000", "most messages applied in one transaction", &c->batch_size},
         {"synchronous", SAGA_CFG_STRING, "FULL", "SQLite synchronous mode: FULL, NORMAL or OFF", &c->synchronous},
         {"dedup-retention", SAGA_CFG_STRING, "168h", "how long message ids are remembered for dedup (duration)", &c->dedup_retention},
@@ -194,6 +195,10 @@ int main(int argc, char **argv) {
     if (saga_parse_duration(c->dedup_retention, &c->dedup_retention_ms) || c->dedup_retention_ms < 60000) {
         fprintf(stderr, "sagad: --dedup-retention: '%s' is not a duration of at least 1m (e.g. 168h)\n",
                 c->dedup_retention);
+        return 2;
+    }
+    if (c->partitions < 1 || c->partitions > 1024) {
+        fprintf(stderr, "sagad: --partitions: %lld is not between 1 and 1024\n", c->partitions);
         return 2;
     }
     if (c->max_message_bytes < 16384 || c->max_message_bytes > 1000000000) {

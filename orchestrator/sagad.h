@@ -25,6 +25,7 @@ typedef struct {
     const char *alert_webhook;
     const char *group;
     const char *start_topic, *replies_topic, *events_topic, *dlq_topic;
+    long long partitions;          /* P: partitions of every consumed topic (shards) */
     long long batch_size;
     const char *synchronous;
     const char *dedup_retention;   /* duration string, e.g. "168h" */
