@@ -104,7 +104,7 @@ STACK=$SRC/scripts/stack
 "$STACK" up "$T/stack" >/dev/null || fail "stack up"
 # shellcheck disable=SC1091
 . "$T/stack/stack.env"
-[ -n "$ADMIN_URL" ] && [ -n "$BOOTSTRAP" ] && [ "$SAGA_DB" = "$T/stack/sagad.db" ] || fail "stack.env incomplete"
+[ -n "$ADMIN_URL" ] && [ -n "$BOOTSTRAP" ] && [ "$SAGA_DB" = "$T/stack/sagad-data" ] || fail "stack.env incomplete"
 tr '\0' ' ' <"/proc/$SAGAD_PID/cmdline" 2>/dev/null | grep -q "/bin/sagad --bootstrap-file" || fail "SAGAD_PID $SAGAD_PID is not the sagad process"
 "$STACK" status "$T/stack" >/dev/null || fail "stack status while up"
 old=$SAGAD_PID

@@ -76,8 +76,10 @@ printf 'utf8-1\t{"type":"saga.start","message_id":"m-utf8-1","definition":"order
   kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t'
 check "utf8-1 compensated (unknown SKU)" wait_status utf8-1 compensated 60
 check "utf8-1: the step's and the saga's error messages are whole characters" python3 - "$SAGA_DB" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
+import glob, os, sqlite3, sys
+# SAGA_DB is sagad's data directory: the saga is in one of its shard files
+files = sorted(glob.glob(os.path.join(sys.argv[1], "shard-*.db"))) if os.path.isdir(sys.argv[1]) else [sys.argv[1]]
+db = next(c for c in map(sqlite3.connect, files) if c.execute("SELECT 1 FROM sagas WHERE id='utf8-1'").fetchone())
 db.text_factory = bytes
 step = db.execute("SELECT error_code, error_message FROM steps WHERE saga_id='utf8-1' AND name='reserve_inventory'").fetchone()
 saga = db.execute("SELECT error_message FROM sagas WHERE id='utf8-1'").fetchone()
