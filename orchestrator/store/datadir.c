@@ -305,7 +305,8 @@ int saga_datadir_prepare(const char *dir, const char *legacy_db, int partitions,
         int missing = -1;
         for (int p = 0; p < partitions && missing < 0; p++)
             if (!present[p]) missing = p;
-        if (highest >= partitions || missing < 0)
+        /* shard-000 .. shard-HHH all there: made with another P; else a hole */
+        if (highest >= partitions || missing < 0 || count == highest + 1)
             snprintf(err, errlen,
                      "the data directory %s holds %d shard files (up to shard-%03d.db) but sagad runs with "
                      "--partitions %d: a data directory keeps the partition count it was created with; run "
