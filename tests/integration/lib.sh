@@ -76,6 +76,8 @@ sql() {
   fi
 }
 saga_sql() { sql "$SAGA_DB" "$1"; }
+# saga_sql_each SQL: runs SQL (a write: the views above are read-only) on every shard file.
+saga_sql_each() { local f; for f in "$SAGA_DB"/shard-*.db; do sql "$f" "$1"; done; }
 
 # publish_starts PREFIX COUNT [CUSTOMER] [SKU] [AMOUNT]: start events with
 # saga ids PREFIX-1..COUNT through Kafka (kcat), keyed by saga id.

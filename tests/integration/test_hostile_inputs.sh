@@ -63,7 +63,7 @@ check "the start without saga_id started one saga" wait_count "SELECT count(*) F
 check "marker-1 completed" wait_status marker-1 completed 60
 # What pruning does after the dedup retention (or what a new consumer group
 # or an offset reset meets): the start's dedup row is gone.
-saga_sql "DELETE FROM dedup WHERE consumer='start' AND message_id='m-nosid-1'"
+saga_sql_each "DELETE FROM dedup WHERE consumer='start' AND message_id='m-nosid-1'"
 { printf 'k-nosid\t%s\n' "$nosid"; marker 2; } | kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t'
 check "marker-2 completed (the replayed start before it was read)" wait_status marker-2 completed 60
 check "the replayed start started nothing" \
