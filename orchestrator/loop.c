@@ -180,15 +180,9 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
         return 0;
     }
     char id[SAGA_ID_MAX];
-    int p;
-    if (start.saga_id) {
-        snprintf(id, sizeof id, "%s", start.saga_id);
-        p = sagad_shard_of_saga(id, d->shard_count);
-    } else {
-        p = m ? sagad_shard_of_partition((int)m->partition, d->shard_count)
-              : sagad_shard_of_saga(start.message_id, d->shard_count);
-        sagad_saga_id_for_partition(p, d->shard_count, id, sizeof id);
-    }
+    int p = sagad_route_start(start.saga_id, start.message_id, m ? (int)m->partition : -1, d->shard_count);
+    if (start.saga_id) snprintf(id, sizeof id, "%s", start.saga_id);
+    else sagad_saga_id_for_partition(p, d->shard_count, id, sizeof id);
     sagad_shard_t *sh = shard_tx(d, p, &rc);
     if (!sh) return rc;
     rc = saga_store_dedup(sh->store, "start", start.message_id, now);

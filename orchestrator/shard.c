@@ -20,6 +20,12 @@ int sagad_shard_of_partition(int kafka_partition, int partitions) {
     return kafka_partition >= 0 ? kafka_partition % partitions : 0;
 }
 
+int sagad_route_start(const char *saga_id, const char *message_id, int kafka_partition, int partitions) {
+    if (saga_id) return sagad_shard_of_saga(saga_id, partitions);
+    if (kafka_partition >= 0) return sagad_shard_of_partition(kafka_partition, partitions);
+    return sagad_shard_of_saga(message_id ? message_id : "", partitions);
+}
+
 void sagad_saga_id_for_partition(int partition, int partitions, char *out, size_t len) {
     assert(partition >= 0 && partition < partitions);
     /* 1/P of the random ids fit: a few tries for small P */

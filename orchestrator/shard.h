@@ -42,6 +42,13 @@ int sagad_shard_of_saga(const char *saga_id, int partitions);
  * beyond P (sagad checks the topics' partition counts) folds back in. */
 int sagad_shard_of_partition(int kafka_partition, int partitions);
 
+/* The shard of a start: its saga's when it names one (saga_id), else the
+ * partition it was read from (kafka_partition >= 0), else, for an
+ * operator's start (kafka_partition < 0), the partition of its message_id.
+ * The route depends on the message alone, so a start read again goes to the
+ * same shard and meets its dedup row there. */
+int sagad_route_start(const char *saga_id, const char *message_id, int kafka_partition, int partitions);
+
 /* A new random saga id ("s-" and 16 hex digits) that hashes to partition:
  * a start without saga_id stays in the shard of the partition it arrived
  * on, so that its dedup row is found there when it is read again. */

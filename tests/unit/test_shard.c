@@ -64,6 +64,18 @@ static void test_keyless_start_gets_an_id_of_its_partition(void **state) {
     assert_string_not_equal(id, other); /* random, not derived */
 }
 
+static void test_starts_route_by_saga_id_else_partition_else_message_id(void **state) {
+    (void)state;
+    /* with a saga id: the saga's shard, whatever partition it was read from */
+    int home = saga_partition_of("order-7", P);
+    for (int from = 0; from < P; from++) assert_int_equal(sagad_route_start("order-7", "m-1", from, P), home);
+    assert_int_equal(sagad_route_start("order-7", "m-1", -1, P), home); /* an operator's */
+    /* without: the partition it was read from, the same every time it is read */
+    for (int from = 0; from < P; from++) assert_int_equal(sagad_route_start(NULL, "m-1", from, P), from);
+    /* an operator's without: the partition of its message id */
+    assert_int_equal(sagad_route_start(NULL, "m-op-1", -1, P), saga_partition_of("m-op-1", P));
+}
+
 static void test_delivery_ids_carry_shard_and_row(void **state) {
     (void)state;
     int64_t rows[] = {1, 2, 999999, ((int64_t)1 << SAGAD_OPAQUE_SHIFT) - 1};
@@ -304,6 +316,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_saga_routes_to_the_partition_of_its_id),
         cmocka_unit_test(test_message_without_saga_routes_to_its_partition),
         cmocka_unit_test(test_keyless_start_gets_an_id_of_its_partition),
+        cmocka_unit_test(test_starts_route_by_saga_id_else_partition_else_message_id),
         cmocka_unit_test(test_delivery_ids_carry_shard_and_row),
         cmocka_unit_test_setup_teardown(test_fresh_data_dir_gets_p_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_partition_count_is_refused, setup, teardown),
