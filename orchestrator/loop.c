@@ -3,10 +3,12 @@
  * Kafka offsets are stored only after every one has committed, and the
  * outboxes are relayed only after that. */
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "datadir.h"
 #include "messages.h"
 #include "sagad.h"
 #include "saga_alloc.h"
@@ -451,17 +453,43 @@ static void maybe_catch_up(sagad_t *d, int wait_ms, int64_t poll_end_us, int64_t
     }
 }
 
+typedef struct {
+    sagad_shard_t *sh;
+    int rc;
+} commit_job_t;
+
+static void *commit_one(void *arg) {
+    commit_job_t *job = arg;
+    job->rc = saga_store_commit(job->sh->store);
+    return NULL;
+}
+
+/* The touched shards commit at once, one thread each (the first on the
+ * loop's): their fsyncs overlap instead of adding up. Each connection is
+ * used by one thread at a time; the loop waits for all before going on. */
 int sagad_commit_shards(sagad_t *d) {
+    static commit_job_t jobs[SAGA_DATADIR_MAX_PARTITIONS];
+    static pthread_t threads[SAGA_DATADIR_MAX_PARTITIONS];
+    static bool started[SAGA_DATADIR_MAX_PARTITIONS];
+    int n = 0;
+    for (int p = 0; p < d->shard_count; p++)
+        if (d->shards[p].in_tx) jobs[n++] = (commit_job_t){.sh = &d->shards[p]};
+    for (int i = 1; i < n; i++) started[i] = pthread_create(&threads[i], NULL, commit_one, &jobs[i]) == 0;
+    if (n > 0) commit_one(&jobs[0]);
+    for (int i = 1; i < n; i++) {
+        if (started[i]) pthread_join(threads[i], NULL);
+        else commit_one(&jobs[i]); /* no thread: in turn */
+    }
     int rc = 0;
-    for (int p = 0; p < d->shard_count; p++) {
-        sagad_shard_t *sh = &d->shards[p];
-        if (!sh->in_tx) continue;
-        if (!rc) {
-            rc = saga_store_commit(sh->store);
-            if (!rc) d->counters.commits++;
-            else LOG_ERROR("loop", "shard %d: commit failed: %s", p, saga_store_errmsg(sh->store));
+    for (int i = 0; i < n; i++) {
+        sagad_shard_t *sh = jobs[i].sh;
+        if (jobs[i].rc) {
+            LOG_ERROR("loop", "shard %d: commit failed: %s", sh->partition, saga_store_errmsg(sh->store));
+            saga_store_rollback(sh->store);
+            if (!rc) rc = jobs[i].rc;
+        } else {
+            d->counters.commits++;
         }
-        if (rc) saga_store_rollback(sh->store);
         sh->in_tx = false;
     }
     return rc;

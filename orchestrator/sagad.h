@@ -115,8 +115,9 @@ int sagad_flow_recover(sagad_t *d);
 /* Publishes a runtime snapshot (counters, flow, timings) for the admin API. */
 void sagad_publish_runtime(sagad_t *d);
 
-/* Commits every shard with an open transaction, in partition order; on a
- * failure rolls back the rest. 0 or the first error. */
+/* Commits every shard with an open transaction, all at once (a thread
+ * each); a shard whose commit failed is rolled back, the others stay
+ * committed. 0 or the first error. */
 int sagad_commit_shards(sagad_t *d);
 void sagad_rollback_shards(sagad_t *d);
 
