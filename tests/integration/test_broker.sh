@@ -82,7 +82,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --ready-file) ready=$2; shift ;;
     --bootstrap-file) bsf=$2; shift ;;
-    --db|--sagas|--seed|--admin-port|--bootstrap|-X) shift ;;
+    --db|--data-dir|--sagas|--seed|--admin-port|--bootstrap|-X) shift ;;
     *) echo "$name: unexpected argument $1" >&2; exit 2 ;;
   esac
   shift
