@@ -554,9 +554,13 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
         caught_up = true;
         d->timers_held_since = 0;
     }
-    /* Due timers of every shard, up to MAX_TIMERS in all. */
+    /* Due timers of every shard, up to MAX_TIMERS in all; the first shard
+     * asked turns round, so that a backlog in one does not starve the others. */
+    static int timer_turn;
     int ntimers = 0;
-    for (int p = 0; caught_up && next_due <= now && p < d->shard_count && ntimers < MAX_TIMERS; p++) {
+    if (caught_up && next_due <= now) timer_turn = (timer_turn + 1) % d->shard_count;
+    for (int k = 0; caught_up && next_due <= now && k < d->shard_count && ntimers < MAX_TIMERS; k++) {
+        int p = (timer_turn + k) % d->shard_count;
         int got = saga_store_due_timers(d->shards[p].store, now, timers + ntimers, MAX_TIMERS - ntimers);
         if (got < 0) return got;
         for (int i = 0; i < got; i++) timer_shard[ntimers + i] = p;

@@ -166,7 +166,7 @@ int main(int argc, char **argv) {
         {"replies-topic", SAGA_CFG_STRING, "saga.replies", "topic of participants' replies", &c->replies_topic},
         {"events-topic", SAGA_CFG_STRING, "saga.events", "topic of lifecycle events", &c->events_topic},
         {"dlq-topic", SAGA_CFG_STRING, "saga.dlq", "dead-letter topic", &c->dlq_topic},
-        {"partitions", SAGA_CFG_INT, "8", "partitions of every topic sagad consumes (saga.start, saga.replies): a saga belongs to the partition its id hashes to (Kafka's murmur2)", &c->partitions},
+        {"partitions", SAGA_CFG_INT, "8", "partitions of every topic sagad consumes (saga.start, saga.replies) and shard files in --data-dir: a saga belongs to the partition its id hashes to (Kafka's murmur2)", &c->partitions},
         {"batch-size", SAGA_CFG_INT, "1000", "most messages applied in one transaction", &c->batch_size},
         {"synchronous", SAGA_CFG_STRING, "FULL", "SQLite synchronous mode: FULL, NORMAL or OFF", &c->synchronous},
         {"dedup-retention", SAGA_CFG_STRING, "168h", "how long message ids are remembered for dedup (duration)", &c->dedup_retention},

@@ -157,9 +157,13 @@ int sagad_relay(sagad_t *d) {
     }
     for (int p = 0; p < d->shard_count; p++)
         if (d->shards[p].resend_count) resend_due(d, &d->shards[p], now);
+    /* The first shard relayed turns round: when the producer's queue fills,
+     * the shards after it wait for the next pass, never the same ones. */
+    static int turn;
+    turn = (turn + 1) % d->shard_count;
     int total = 0;
-    for (int p = 0; p < d->shard_count; p++) {
-        sagad_shard_t *sh = &d->shards[p];
+    for (int k = 0; k < d->shard_count; k++) {
+        sagad_shard_t *sh = &d->shards[(turn + k) % d->shard_count];
         relay_ctx_t r = {.d = d, .sh = sh, .last_id = sh->relay_after};
         int n = saga_store_outbox_scan(sh->store, sh->relay_after, RELAY_BATCH, relay_row, &r);
         if (n < 0) return n;
