@@ -232,6 +232,12 @@ static rd_kafka_t *group_consumer_new(const char *group, const char *in_topic, i
     return rk;
 }
 
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static const char *offset_str(int64_t off, char *buf, size_t len) {
     if (off == RD_KAFKA_OFFSET_INVALID) snprintf(buf, len, "none");
     else snprintf(buf, len, "%lld", (long long)off);
@@ -261,7 +267,9 @@ int main(int argc, char **argv) {
         produce(plain, in, v);
     }
     rd_kafka_t *consumer = group_consumer_new(group, in, 3);
+    double t0 = now_ms();
     rd_kafka_t *a = txn_producer_new(txn_id);
+    printf("# init_transactions: %.1f ms\n", now_ms() - t0);
 
     /* (a) commit */
     txn_must(rd_kafka_begin_transaction(a), "(a) begin");
@@ -270,7 +278,9 @@ int main(int argc, char **argv) {
         snprintf(v, sizeof v, "a-%d", i);
         produce(a, out, v);
     }
+    t0 = now_ms();
     rd_kafka_error_t *e = rd_kafka_commit_transaction(a, TIMEOUT_MS);
+    printf("# (a) commit_transaction: %.1f ms\n", now_ms() - t0);
     check(!e, "(a) a transaction of 3 records commits%s%s", e ? ": " : "", e ? rd_kafka_error_string(e) : "");
     if (e) rd_kafka_error_destroy(e);
 
@@ -298,11 +308,15 @@ int main(int argc, char **argv) {
     else
         check(!strcmp(buf, "a-1,a-2,a-3"),
               "(c) read_committed while c is open stops at the LSO, aborted records hidden (got %s)", buf);
+    t0 = now_ms();
     send_offsets(a, consumer, in, 3);
+    printf("# (c) send_offsets_to_transaction: %.1f ms\n", now_ms() - t0);
     off = committed_offset(group, in);
     check(off == RD_KAFKA_OFFSET_INVALID, "(c) offsets sent in the open transaction are not visible yet (got %s)",
           offset_str(off, o1, sizeof o1));
+    t0 = now_ms();
     e = rd_kafka_commit_transaction(a, TIMEOUT_MS);
+    printf("# (c) commit_transaction: %.1f ms\n", now_ms() - t0);
     check(!e, "(c) the transaction with records and offsets commits%s%s", e ? ": " : "",
           e ? rd_kafka_error_string(e) : "");
     if (e) rd_kafka_error_destroy(e);
