@@ -68,12 +68,12 @@ static void conf_set(rd_kafka_conf_t *conf, const char *key, const char *value) 
         die("config %s=%s: %s", key, value, err);
 }
 
-static rd_kafka_conf_t *conf_new(void) {
+static rd_kafka_conf_t *conf_new(rd_kafka_type_t type) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     conf_set(conf, "bootstrap.servers", bootstrap);
     conf_set(conf, "broker.address.family", "v4");
     /* The mock answers an empty fetch only after fetch.wait.max.ms. */
-    conf_set(conf, "fetch.wait.max.ms", "10");
+    if (type == RD_KAFKA_CONSUMER) conf_set(conf, "fetch.wait.max.ms", "10");
     return conf;
 }
 
@@ -98,7 +98,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 }
 
 static rd_kafka_t *txn_producer_new(const char *txn_id) {
-    rd_kafka_conf_t *conf = conf_new();
+    rd_kafka_conf_t *conf = conf_new(RD_KAFKA_PRODUCER);
     conf_set(conf, "transactional.id", txn_id);
     conf_set(conf, "linger.ms", "0");
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -143,7 +143,7 @@ static void send_offsets(rd_kafka_t *producer, rd_kafka_t *consumer, const char 
  * (read_uncommitted: OffsetFetch without require_stable, so pending
  * transactional offsets do not block the answer). */
 static int64_t committed_offset(const char *group, const char *in_topic) {
-    rd_kafka_conf_t *conf = conf_new();
+    rd_kafka_conf_t *conf = conf_new(RD_KAFKA_CONSUMER);
     conf_set(conf, "group.id", group);
     conf_set(conf, "isolation.level", "read_uncommitted");
     rd_kafka_t *rk = client_new(RD_KAFKA_CONSUMER, conf);
@@ -163,7 +163,7 @@ static int64_t committed_offset(const char *group, const char *in_topic) {
 /* Reads TOPIC partition 0 from the start until end of partition (the LSO
  * for read_committed), the payloads comma-separated into OUT. */
 static void read_partition(const char *topic, const char *isolation, char *out, size_t outlen) {
-    rd_kafka_conf_t *conf = conf_new();
+    rd_kafka_conf_t *conf = conf_new(RD_KAFKA_CONSUMER);
     char group[64];
     snprintf(group, sizeof group, "txn-probe-reader-%d", (int)getpid());
     conf_set(conf, "group.id", group);
@@ -208,7 +208,7 @@ static int64_t high_watermark(rd_kafka_t *rk, const char *topic) {
 /* A consumer of IN in group G that has joined and consumed IN/0's COUNT
  * records: its group metadata is what KIP-447 sends with the offsets. */
 static rd_kafka_t *group_consumer_new(const char *group, const char *in_topic, int count) {
-    rd_kafka_conf_t *conf = conf_new();
+    rd_kafka_conf_t *conf = conf_new(RD_KAFKA_CONSUMER);
     conf_set(conf, "group.id", group);
     conf_set(conf, "enable.auto.commit", "false");
     conf_set(conf, "auto.offset.reset", "earliest");
@@ -257,7 +257,7 @@ int main(int argc, char **argv) {
     printf("# broker %s (%s), transactional.id %s, group %s\n", bootstrap, dev ? "dev" : "kafka", txn_id, group);
 
     /* Input of the group: 3 records on IN/0 from a plain idempotent producer. */
-    rd_kafka_conf_t *pconf = conf_new();
+    rd_kafka_conf_t *pconf = conf_new(RD_KAFKA_PRODUCER);
     conf_set(pconf, "enable.idempotence", "true");
     rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
     rd_kafka_t *plain = client_new(RD_KAFKA_PRODUCER, pconf);
