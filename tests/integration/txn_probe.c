@@ -10,7 +10,11 @@
  *       send offsets IN/0=3 for G (KIP-447: the group metadata of a consumer
  *       that joined G and consumed IN), commit;
  *   (d) A begins and produces d-zombie-1; producer B starts with the same T;
- *       A's commit must fail fenced; B produces d-b-1 and commits.
+ *       A's commit must fail fenced; B produces d-b-1 and commits;
+ *   (e) after the group's member left and a new one joined, B sends offsets
+ *       IN/0=2 with the old member's metadata (a zombie consumer): refused,
+ *       B aborts;
+ *   (f) the new member commits IN/0=3 with a plain OffsetCommit.
  * Then: read_committed and read_uncommitted reads of the partition, the high
  * watermark (control records take offsets) and G's committed offset.
  *
@@ -18,7 +22,7 @@
  * librdkafka 2.0.2's mock cluster really does (docs/OPERATIONS.md,
  * "Transactions on the dev broker and on Apache Kafka"): it writes no control
  * records, hides nothing from read_committed, keeps no TxnOffsetCommit offsets
- * and fences nobody. Each check prints "ok - ..." or "not ok - ..."; exit 1
+ * and fences nobody (neither producers nor zombie consumers). Each check prints "ok - ..." or "not ok - ..."; exit 1
  * when one failed, 2 on a usage or set-up error. */
 #include <librdkafka/rdkafka.h>
 
@@ -126,17 +130,25 @@ static void txn_must(rd_kafka_error_t *e, const char *what) {
     if (e) die("%s: %s", what, rd_kafka_error_string(e));
 }
 
-/* Adds IN/0=OFFSET for the group of CONSUMER to the current transaction. */
-static void send_offsets(rd_kafka_t *producer, rd_kafka_t *consumer, const char *in_topic,
-                         int64_t offset) {
+/* Adds IN/0=OFFSET for the group whose member MD describes to the current
+ * transaction; the error, if any. */
+static rd_kafka_error_t *send_offsets_md(rd_kafka_t *producer, const rd_kafka_consumer_group_metadata_t *md,
+                                         const char *in_topic, int64_t offset) {
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(offs, in_topic, 0)->offset = offset;
+    rd_kafka_error_t *e = rd_kafka_send_offsets_to_transaction(producer, offs, md, TIMEOUT_MS);
+    rd_kafka_topic_partition_list_destroy(offs);
+    return e;
+}
+
+/* Adds IN/0=OFFSET for the group of CONSUMER (KIP-447: its member id and
+ * generation go along) to the current transaction. */
+static void send_offsets(rd_kafka_t *producer, rd_kafka_t *consumer, const char *in_topic,
+                         int64_t offset) {
     rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(consumer);
     if (!md) die("no group metadata from the consumer");
-    txn_must(rd_kafka_send_offsets_to_transaction(producer, offs, md, TIMEOUT_MS),
-             "send_offsets_to_transaction");
+    txn_must(send_offsets_md(producer, md, in_topic, offset), "send_offsets_to_transaction");
     rd_kafka_consumer_group_metadata_destroy(md);
-    rd_kafka_topic_partition_list_destroy(offs);
 }
 
 /* G's committed offset of IN/0 as an outside consumer sees it
@@ -205,8 +217,17 @@ static int64_t high_watermark(rd_kafka_t *rk, const char *topic) {
     return hi;
 }
 
-/* A consumer of IN in group G that has joined and consumed IN/0's COUNT
- * records: its group metadata is what KIP-447 sends with the offsets. */
+static bool has_assignment(rd_kafka_t *rk) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(rk, &parts)) return false;
+    bool any = parts->cnt > 0;
+    rd_kafka_topic_partition_list_destroy(parts);
+    return any;
+}
+
+/* A consumer of IN in group G that has joined (has partitions) and consumed
+ * IN/0's COUNT records: its group metadata is what KIP-447 sends with the
+ * offsets. */
 static rd_kafka_t *group_consumer_new(const char *group, const char *in_topic, int count) {
     rd_kafka_conf_t *conf = conf_new(RD_KAFKA_CONSUMER);
     conf_set(conf, "group.id", group);
@@ -222,13 +243,15 @@ static rd_kafka_t *group_consumer_new(const char *group, const char *in_topic, i
     rd_kafka_topic_partition_list_destroy(sub);
     int got = 0;
     time_t deadline = time(NULL) + TIMEOUT_MS / 1000;
-    while (got < count && time(NULL) < deadline) {
+    while ((got < count || !has_assignment(rk)) && time(NULL) < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) continue;
         if (!m->err && m->partition == 0) got++;
         rd_kafka_message_destroy(m);
     }
-    if (got < count) die("group %s consumed %d of %d records of %s/0", group, got, count, in_topic);
+    if (got < count || !has_assignment(rk))
+        die("group %s: joined %s, consumed %d of %d records of %s/0", group, has_assignment(rk) ? "yes" : "no",
+            got, count, in_topic);
     return rk;
 }
 
@@ -242,6 +265,63 @@ static const char *offset_str(int64_t off, char *buf, size_t len) {
     if (off == RD_KAFKA_OFFSET_INVALID) snprintf(buf, len, "none");
     else snprintf(buf, len, "%lld", (long long)off);
     return buf;
+}
+
+/* (e) KIP-447's zombie fencing: B sends offsets with the group metadata of
+ * a member that has since left G (*CONSUMERP, replaced by a new member).
+ * (f) The new member commits IN/0=3 with a plain OffsetCommit. */
+static void zombie_consumer(rd_kafka_t *b, rd_kafka_t **consumerp, const char *group, const char *out,
+                            const char *in, bool dev) {
+    char buf[VALUES_MAX], o1[32];
+    rd_kafka_consumer_group_metadata_t *old = rd_kafka_consumer_group_metadata(*consumerp);
+    if (!old) die("no group metadata from the consumer");
+    rd_kafka_consumer_close(*consumerp);
+    rd_kafka_destroy(*consumerp);
+    *consumerp = group_consumer_new(group, in, 0);
+    txn_must(rd_kafka_begin_transaction(b), "(e) begin B");
+    produce(b, out, "e-1");
+    rd_kafka_error_t *e = send_offsets_md(b, old, in, 2);
+    rd_kafka_consumer_group_metadata_destroy(old);
+    if (dev) {
+        check(!e, "(e) dev: offsets sent with the metadata of a member that left the group are accepted "
+              "(mock TxnOffsetCommit is v2 at most: no member or generation check)%s%s",
+              e ? ": " : "", e ? rd_kafka_error_string(e) : "");
+        if (e) rd_kafka_error_destroy(e);
+        e = rd_kafka_commit_transaction(b, TIMEOUT_MS);
+        check(!e, "(e) dev: that transaction commits%s%s", e ? ": " : "", e ? rd_kafka_error_string(e) : "");
+    } else {
+        check(e && rd_kafka_error_txn_requires_abort(e) &&
+                  (rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+                   rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION),
+              "(e) offsets sent with the metadata of a member that left the group are refused "
+              "(UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION), the transaction must abort (got %s)",
+              e ? rd_kafka_error_name(e) : "success");
+        if (e) rd_kafka_error_destroy(e);
+        e = rd_kafka_abort_transaction(b, TIMEOUT_MS);
+        check(!e, "(e) B aborts that transaction%s%s", e ? ": " : "", e ? rd_kafka_error_string(e) : "");
+    }
+    if (e) rd_kafka_error_destroy(e);
+    int64_t off = committed_offset(group, in);
+    if (dev)
+        check(off == RD_KAFKA_OFFSET_INVALID, "(e) dev: the group has no committed offset (got %s)",
+              offset_str(off, o1, sizeof o1));
+    else
+        check(off == 3, "(e) the group's committed offset is still 3 (got %s)", offset_str(off, o1, sizeof o1));
+    read_partition(out, "read_committed", buf, sizeof buf);
+    if (dev)
+        check(!strcmp(buf, "a-1,a-2,a-3,b-1,b-2,c-1,d-zombie-1,d-b-1,e-1"),
+              "(e) dev: read_committed sees e-1 too (got %s)", buf);
+    else
+        check(!strcmp(buf, "a-1,a-2,a-3,c-1,d-b-1"), "(e) read_committed does not see e-1 (got %s)", buf);
+
+    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(offs, in, 0)->offset = 3;
+    rd_kafka_resp_err_t err = rd_kafka_commit(*consumerp, offs, 0);
+    rd_kafka_topic_partition_list_destroy(offs);
+    off = committed_offset(group, in);
+    check(!err && off == 3, "(f) a plain OffsetCommit by the group's member stores IN/0=3 (the dev "
+          "broker's only way to store offsets) (commit: %s, committed: %s)", rd_kafka_err2name(err),
+          offset_str(off, o1, sizeof o1));
 }
 
 int main(int argc, char **argv) {
@@ -382,6 +462,8 @@ int main(int argc, char **argv) {
               offset_str(off, o1, sizeof o1));
     else
         check(off == 3, "the group's committed offset is still 3 (got %s)", offset_str(off, o1, sizeof o1));
+
+    zombie_consumer(b, &consumer, group, out, in, dev);
 
     rd_kafka_consumer_close(consumer);
     rd_kafka_destroy(consumer);
