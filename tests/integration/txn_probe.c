@@ -6,7 +6,7 @@
  * Scenarios, all on OUT_TOPIC partition 0, with producer A (transactional.id T):
  *   (a) produce a-1..a-3, commit;
  *   (b) produce b-1, b-2, send offsets IN/0=1 for group G, abort;
- *   (c) produce c-1, (read_committed read while the transaction is open),
+ *   (c) produce c-1, (read_committed read and OffsetFetch while open),
  *       send offsets IN/0=3 for G (KIP-447: the group metadata of a consumer
  *       that joined G and consumed IN), commit;
  *   (d) A begins and produces d-zombie-1; producer B starts with the same T;
@@ -151,24 +151,32 @@ static void send_offsets(rd_kafka_t *producer, rd_kafka_t *consumer, const char 
     rd_kafka_consumer_group_metadata_destroy(md);
 }
 
-/* G's committed offset of IN/0 as an outside consumer sees it
- * (read_uncommitted: OffsetFetch without require_stable, so pending
- * transactional offsets do not block the answer). */
-static int64_t committed_offset(const char *group, const char *in_topic) {
+/* G's committed offset of IN/0 as an outside consumer with ISOLATION sees
+ * it within TIMEOUT_MS; the error of the OffsetFetch in *ERR. librdkafka
+ * asks for stable offsets (require_stable) when read_committed, so on Kafka
+ * pending transactional offsets make that consumer wait. */
+static int64_t committed_offset_err(const char *group, const char *in_topic, const char *isolation,
+                                    int timeout_ms, rd_kafka_resp_err_t *err) {
     rd_kafka_conf_t *conf = conf_new(RD_KAFKA_CONSUMER);
     conf_set(conf, "group.id", group);
-    conf_set(conf, "isolation.level", "read_uncommitted");
+    conf_set(conf, "isolation.level", isolation);
     rd_kafka_t *rk = client_new(RD_KAFKA_CONSUMER, conf);
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(parts, in_topic, 0);
-    rd_kafka_resp_err_t err = rd_kafka_committed(rk, parts, TIMEOUT_MS);
-    if (err || parts->elems[0].err)
-        die("committed offsets of group %s: %s", group,
-            rd_kafka_err2str(err ? err : parts->elems[0].err));
+    *err = rd_kafka_committed(rk, parts, timeout_ms);
+    if (!*err) *err = parts->elems[0].err;
     int64_t off = parts->elems[0].offset;
     rd_kafka_topic_partition_list_destroy(parts);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
+    return off;
+}
+
+/* G's committed offset of IN/0, read_uncommitted (never waits). */
+static int64_t committed_offset(const char *group, const char *in_topic) {
+    rd_kafka_resp_err_t err;
+    int64_t off = committed_offset_err(group, in_topic, "read_uncommitted", TIMEOUT_MS, &err);
+    if (err) die("committed offsets of group %s: %s", group, rd_kafka_err2str(err));
     return off;
 }
 
@@ -394,6 +402,17 @@ int main(int argc, char **argv) {
     off = committed_offset(group, in);
     check(off == RD_KAFKA_OFFSET_INVALID, "(c) offsets sent in the open transaction are not visible yet (got %s)",
           offset_str(off, o1, sizeof o1));
+    rd_kafka_resp_err_t ferr;
+    off = committed_offset_err(group, in, "read_committed", 3000, &ferr);
+    if (dev)
+        check(!ferr && off == RD_KAFKA_OFFSET_INVALID,
+              "(c) dev: a read_committed consumer's OffsetFetch answers at once (got %s, %s)",
+              rd_kafka_err2name(ferr), offset_str(off, o1, sizeof o1));
+    else
+        check(ferr == RD_KAFKA_RESP_ERR__TIMED_OUT || ferr == RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT,
+              "(c) a read_committed consumer's OffsetFetch waits while the transaction's offsets are "
+              "pending (require_stable: UNSTABLE_OFFSET_COMMIT, retried until the 3 s timeout) (got %s)",
+              rd_kafka_err2name(ferr));
     t0 = now_ms();
     e = rd_kafka_commit_transaction(a, TIMEOUT_MS);
     printf("# (c) commit_transaction: %.1f ms\n", now_ms() - t0);
