@@ -11,19 +11,20 @@
  *       that joined G and consumed IN), commit;
  *   (d) A begins and produces d-zombie-1; producer B starts with the same T;
  *       A's commit must fail fenced; B produces d-b-1 and commits;
+ *       then read_committed and read_uncommitted reads of the partition, its
+ *       high watermark (control records take offsets) and G's offset;
  *   (e) after the group's member left and a new one joined, B sends offsets
  *       IN/0=2 with the old member's metadata (a zombie consumer): refused,
  *       B aborts;
  *   (f) the new member commits IN/0=3 with a plain OffsetCommit.
- * Then: read_committed and read_uncommitted reads of the partition, the high
- * watermark (control records take offsets) and G's committed offset.
  *
  * The expectations are those of Apache Kafka for "kafka" and, for "dev", what
  * librdkafka 2.0.2's mock cluster really does (docs/OPERATIONS.md,
  * "Transactions on the dev broker and on Apache Kafka"): it writes no control
  * records, hides nothing from read_committed, keeps no TxnOffsetCommit offsets
- * and fences nobody (neither producers nor zombie consumers). Each check prints "ok - ..." or "not ok - ..."; exit 1
- * when one failed, 2 on a usage or set-up error. */
+ * and fences nobody (neither producers nor zombie consumers). Each check
+ * prints "ok - ..." or "not ok - ..."; exit 1 when one failed, 2 on a usage
+ * or set-up error. */
 #include <librdkafka/rdkafka.h>
 
 #include <assert.h>
