@@ -10,8 +10,9 @@
  *
  * Fault injection (chaos tests): while the fault mode is on, each request
  * of the chosen Kafka APIs (--fault-apis: Produce, Fetch, OffsetCommit,
- * JoinGroup, the transaction APIs, ...) fails with probability RATE with a retriable error of that
- * API (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT, NOT_COORDINATOR,
+ * JoinGroup, the transaction APIs, ...) fails with probability RATE with a
+ * retriable error of that API (NOT_LEADER_FOR_PARTITION, NOT_COORDINATOR,
+ * REQUEST_TIMED_OUT, CONCURRENT_TRANSACTIONS,
  * REBALANCE_IN_PROGRESS, ...) or is dropped: the broker closes the
  * connection (librdkafka's ERR__TRANSPORT). With --fault-delay-ms N a
  * quarter of the faults are instead answers held back 1..N ms. The error
