@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "saga_alloc.h"
 #include "saga_error.h"
 #include "saga_log.h"
 #include "saga_partition.h"
@@ -236,9 +237,11 @@ static int build_shards(const char *build, const char *legacy_db, int partitions
         int rc = convert_rows(legacy_db, build, partitions, err, errlen);
         if (rc) return rc;
     }
-    char ready[4200];
+    /* READY says what was built: "converted FILE" or "fresh" */
+    char ready[4200], what[4300];
     snprintf(ready, sizeof ready, "%s/READY", build);
-    if (saga_write_file_atomic(ready, "complete\n")) {
+    snprintf(what, sizeof what, legacy_db ? "converted %s\n" : "fresh\n", legacy_db);
+    if (saga_write_file_atomic(ready, what)) {
         snprintf(err, errlen, "cannot write %s", ready);
         return SAGA_EIO;
     }
@@ -257,8 +260,14 @@ int saga_datadir_prepare(const char *dir, const char *legacy_db, int partitions,
     snprintf(ready, sizeof ready, "%s/READY", build);
     if (exists(build)) {
         if (exists(ready)) {
+            /* the old file is renamed only if this build converted it */
+            char *what = saga_read_file(ready, NULL), expect[4300];
+            snprintf(expect, sizeof expect, "converted %s", legacy_db ? legacy_db : "");
+            bool ours = what && legacy_db && strncmp(what, expect, strlen(expect)) == 0 &&
+                        (what[strlen(expect)] == '\n' || what[strlen(expect)] == '\0');
+            saga_free(what);
             LOG_WARN("datadir", "finishing the build of shards interrupted in %s", build);
-            int rc = finish_build(dir, build, legacy_db, err, errlen);
+            int rc = finish_build(dir, build, ours ? legacy_db : NULL, err, errlen);
             if (rc) return rc;
         } else {
             LOG_WARN("datadir", "throwing away the unfinished build of shards in %s", build);

@@ -10,7 +10,8 @@
  *
  * Shards are never created in place: a fresh set, or the conversion of a
  * single-file database of an older release (--db), is built in
- * DIR/.building, marked complete (.building/READY), then renamed into DIR;
+ * DIR/.building, marked complete (.building/READY: "fresh", or "converted
+ * FILE"), then renamed into DIR;
  * the old file is renamed to FILE.converted last. A crash before READY
  * leaves a build that the next start throws away and redoes; a crash after
  * it, one that the next start finishes. */

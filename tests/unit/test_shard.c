@@ -201,6 +201,17 @@ static void test_interrupted_builds_are_redone_or_finished(void **state) {
     assert_int_equal(count(path, "SELECT value FROM shard_meta WHERE key='partition'"), 1);
     snprintf(path, sizeof path, "%s/.building", dir);
     assert_false(exists(path));
+    /* a fresh build finished on a start that names a --db: that file is
+     * not renamed (it was not converted) */
+    char legacy[400];
+    snprintf(legacy, sizeof legacy, "%s/other.db", base);
+    snprintf(cmd, sizeof cmd, "mkdir '%s/.building' && mv '%s/shard-001.db' '%s/.building/' && echo fresh > '%s/.building/READY' && touch '%s'",
+             dir, dir, dir, dir, legacy);
+    assert_int_equal(system(cmd), 0);
+    err[0] = '\0';
+    assert_int_equal(saga_datadir_prepare(dir, legacy, 2, "FULL", NULL, err, sizeof err), SAGA_EINVAL);
+    assert_true(exists(legacy)); /* kept, and refused: shards exist and it is not converted */
+    assert_non_null(strstr(err, "is not converted"));
 }
 
 /* A database as the previous release wrote it (schema version 4, no
