@@ -334,6 +334,7 @@ int main(int argc, char **argv) {
     sagad_publish_runtime(&d);
     saga_admin_set_runtime(admin, sagad_runtime_fill, d.runtime);
     d.engine.replies_topic = c->replies_topic;
+    d.engine.partitions = (int)c->partitions;
     d.engine.flow = d.flow;
     d.engine.max_message_bytes = (size_t)c->max_message_bytes;
     d.rng = saga_random_u64();
