@@ -112,17 +112,27 @@ static rd_kafka_resp_err_t reassign(rd_kafka_t *rk, const char *name) {
     return err;
 }
 
+/* A reply_partition the topic does not have: the reply is sent again keyed
+ * by saga_id (murmur2), so sagad still gets it. */
+static void forget_partition(participant_reply_t *r) {
+    LOG_WARN("participant", "reply_partition %d is not a partition of %s: the reply for saga %s is "
+             "produced keyed by its saga_id instead", r->partition, r->topic, r->key);
+    r->partition = -1;
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     (void)opaque;
-    int *status = m->_private;
-    if (!status) return;
+    slot_t *s = m->_private;
+    if (!s) return;
     if (m->err) {
         LOG_WARN("participant", "reply to %s not delivered: %s", rd_kafka_topic_name(m->rkt),
                  rd_kafka_err2str(m->err));
-        *status = DELIVERY_FAILED;
+        if (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && s->reply.partition >= 0)
+            forget_partition(&s->reply);
+        s->delivery = DELIVERY_FAILED;
     } else {
-        *status = DELIVERY_OK;
+        s->delivery = DELIVERY_OK;
     }
 }
 
@@ -133,27 +143,37 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     else LOG_DEBUG("rdkafka", "%s: %s", fac, buf);
 }
 
+/* Produces the reply to its command's reply_partition when it has one,
+ * else keyed by saga_id (the producer's partitioner is murmur2_random, as
+ * Java's default). */
 static int produce_reply(rd_kafka_t *producer, slot_t *s, volatile sig_atomic_t *stop) {
     participant_reply_t *r = &s->reply;
     s->delivery = DELIVERY_PENDING;
     for (;;) {
         rd_kafka_resp_err_t err;
+        int32_t partition = r->partition >= 0 ? r->partition : RD_KAFKA_PARTITION_UA;
         if (s->has_traceparent)
             err = rd_kafka_producev(
-                producer, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_KEY(r->key, strlen(r->key)),
+                producer, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(r->key, strlen(r->key)),
                 RD_KAFKA_V_VALUE(r->body, strlen(r->body)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                 RD_KAFKA_V_HEADER("saga_id", r->key, -1),
                 RD_KAFKA_V_HEADER("content-type", "application/json", -1),
-                RD_KAFKA_V_HEADER("traceparent", s->traceparent, -1), RD_KAFKA_V_OPAQUE(&s->delivery),
+                RD_KAFKA_V_HEADER("traceparent", s->traceparent, -1), RD_KAFKA_V_OPAQUE(s),
                 RD_KAFKA_V_END);
         else
             err = rd_kafka_producev(
-                producer, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_KEY(r->key, strlen(r->key)),
+                producer, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(r->key, strlen(r->key)),
                 RD_KAFKA_V_VALUE(r->body, strlen(r->body)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                 RD_KAFKA_V_HEADER("saga_id", r->key, -1),
-                RD_KAFKA_V_HEADER("content-type", "application/json", -1), RD_KAFKA_V_OPAQUE(&s->delivery),
+                RD_KAFKA_V_HEADER("content-type", "application/json", -1), RD_KAFKA_V_OPAQUE(s),
                 RD_KAFKA_V_END);
         if (!err) return 0;
+        if (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && r->partition >= 0) {
+            forget_partition(r);
+            continue;
+        }
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !*stop) {
             rd_kafka_poll(producer, 50);
             continue;
