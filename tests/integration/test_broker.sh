@@ -48,7 +48,7 @@ done
 
 t0=$(ms)
 printf '%s\n' 's-1|{"type":"saga.start","message_id":"m-1","saga_id":"s-1"}' 's-2|{"type":"saga.start","message_id":"m-2","saga_id":"s-2"}' \
-  | "${KCAT[@]}" -b "$BS" -P -t saga.start -K '|' -X linger.ms=1
+  | "${KCAT[@]}" -b "$BS" -P -X partitioner=murmur2_random -t saga.start -K '|' -X linger.ms=1
 t1=$(ms)
 got=$("${KCAT_C[@]}" -b "$BS" -C -t saga.start -o beginning -e -q -f '%k %s\n' | sort)
 t2=$(ms)

@@ -45,10 +45,10 @@ for t in saga.events saga.dlq order.commands inventory.commands payment.commands
 done
 ok "saga.start and saga.replies with 8 partitions, the other default topics with 4"
 
-printf '%s\n' 'k-1|one' 'k-2|two' | "${KCAT[@]}" -b "$BS" -P -t saga.start -K '|' -X linger.ms=1
+printf '%s\n' 'k-1|one' 'k-2|two' | "${KCAT[@]}" -b "$BS" -P -X partitioner=murmur2_random -t saga.start -K '|' -X linger.ms=1
 got=$("${KCAT[@]}" -b "$BS" -C -t saga.start -o beginning -e -q -f '%k %s\n' | sort | tr '\n' ' ')
 [ "$got" = "k-1 one k-2 two " ] || fail "consumed '$got'"
-echo 'x|y' | "${KCAT[@]}" -b "$BS" -P -t auto.created -K '|'
+echo 'x|y' | "${KCAT[@]}" -b "$BS" -P -X partitioner=murmur2_random -t auto.created -K '|'
 "${KCAT[@]}" -b "$BS" -L -t auto.created | grep -q 'topic "auto.created" with 4 partitions' \
   || fail "auto-created topic has not 4 partitions"
 ok "round trip; auto-created topic has 4 partitions"
