@@ -181,6 +181,8 @@ int saga_topics_check(const saga_topics_check_t *cfg, char *err, size_t errlen) 
         append(list, sizeof list, "%s", sep, 0);
         if (counts[i] >= 0) {
             append(list, sizeof list, "'%s' has %d partitions", cfg->topics[i], counts[i]);
+        } else if (counts[i] == TOPIC_UNKNOWN) {
+            append(list, sizeof list, "'%s' has no usable metadata after it was created", cfg->topics[i], 0);
         } else {
             append(list, sizeof list, "'%s' does not exist and could not be created with %d partitions",
                    cfg->topics[i], cfg->partitions);
