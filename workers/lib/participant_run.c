@@ -262,6 +262,7 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
     if (p->faults.delay_ms > 0) batch_max = 1;
     run_state_t rs = {p, o->ready_file, 0};
     int rc = 0;
+    slot_t *slots = NULL; /* freed after the final flush: delivery reports point into it */
 
     rd_kafka_conf_t *pconf = saga_kafka_conf_new(SAGA_KAFKA_PRODUCER, o->bootstrap, client_id, NULL,
                                                  o->kafka_props, err, errlen);
@@ -302,7 +303,7 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
     }
     LOG_INFO(name, "consuming %s as group %s (bootstrap %s)", o->topic, o->group, o->bootstrap);
 
-    slot_t *slots = saga_calloc((size_t)batch_max, sizeof *slots);
+    slots = saga_calloc((size_t)batch_max, sizeof *slots);
     if (!slots) { snprintf(err, errlen, "out of memory"); rc = SAGA_ENOMEM; goto out; }
 
     int64_t reassign_at = 0; /* 0: none due */
@@ -352,11 +353,13 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
             break;
         }
     }
-    saga_free(slots);
     LOG_INFO(name, "stopping: %lld commands processed", participant_processed_count(p));
 
 out:
     rd_kafka_flush(producer, 10 * 1000);
+    rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(producer, 0); /* the purged ones' reports, while slots still exist */
+    saga_free(slots);
     rd_kafka_consumer_close(consumer); /* commits the stored offsets */
     rd_kafka_destroy(consumer);
     rd_kafka_destroy(producer);
