@@ -10,8 +10,9 @@
  *
  * Fault injection (chaos tests): while the fault mode is on, each request
  * of the chosen Kafka APIs (--fault-apis: Produce, Fetch, OffsetCommit,
- * JoinGroup, ...) fails with probability RATE with a retriable error of that
- * API (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT, NOT_COORDINATOR,
+ * JoinGroup, the transaction APIs, ...) fails with probability RATE with a
+ * retriable error of that API (NOT_LEADER_FOR_PARTITION, NOT_COORDINATOR,
+ * REQUEST_TIMED_OUT, CONCURRENT_TRANSACTIONS,
  * REBALANCE_IN_PROGRESS, ...) or is dropped: the broker closes the
  * connection (librdkafka's ERR__TRANSPORT). With --fault-delay-ms N a
  * quarter of the faults are instead answers held back 1..N ms. The error
@@ -30,7 +31,10 @@
  *
  * Limits of the mock (librdkafka 2.0.2), see docs/OPERATIONS.md: memory
  * only; first group join ~3 s; an empty fetch waits the client's full
- * fetch.wait.max.ms; a single thread serves every broker. */
+ * fetch.wait.max.ms; a single thread serves every broker; transactions are
+ * accepted but not enforced (no markers, read_committed hides nothing,
+ * TxnOffsetCommit offsets are dropped, no fencing; tests/integration/
+ * txn_probe.c). */
 #include "saga_alloc.h"
 #include "saga_config.h"
 #include "saga_error.h"
@@ -237,6 +241,11 @@ static const rd_kafka_resp_err_t commit_errs[] = {E(COORDINATOR_NOT_AVAILABLE), 
 static const rd_kafka_resp_err_t find_coordinator_errs[] = {E(COORDINATOR_NOT_AVAILABLE), E(_TRANSPORT)};
 static const rd_kafka_resp_err_t group_errs[] = {E(COORDINATOR_NOT_AVAILABLE), E(NOT_COORDINATOR),
                                                  E(REBALANCE_IN_PROGRESS), E(_TRANSPORT)};
+/* AddPartitionsToTxn, AddOffsetsToTxn, EndTxn: the transaction coordinator
+ * is busy with the previous transaction, or moved (librdkafka retries). */
+static const rd_kafka_resp_err_t txn_errs[] = {E(COORDINATOR_NOT_AVAILABLE), E(NOT_COORDINATOR),
+                                               E(COORDINATOR_LOAD_IN_PROGRESS), E(CONCURRENT_TRANSACTIONS),
+                                               E(_TRANSPORT)};
 #undef E
 
 typedef struct {
@@ -258,6 +267,10 @@ static const fault_api_t fault_apis[] = {
     API("heartbeat", 12, group_errs),
     API("syncgroup", 14, group_errs),
     API("initproducerid", 22, coordinator_errs),
+    API("addpartitionstotxn", 24, txn_errs),
+    API("addoffsetstotxn", 25, txn_errs),
+    API("endtxn", 26, txn_errs),
+    API("txnoffsetcommit", 28, coordinator_errs),
 };
 #undef API
 enum { NAPIS = sizeof fault_apis / sizeof fault_apis[0], FAULT_QUEUE_MAX = 256 };
@@ -426,7 +439,8 @@ int main(int argc, char **argv) {
         {"faults-on", SAGA_CFG_BOOL, "false", "start with the fault mode on (needs --faults > 0)", &faults_on},
         {"fault-apis", SAGA_CFG_STRING, "all",
          "APIs to fault, comma-separated: all, produce, fetch, listoffsets, offsetcommit, offsetfetch, "
-         "findcoordinator, joingroup, heartbeat, syncgroup, initproducerid", &fault_api_list},
+         "findcoordinator, joingroup, heartbeat, syncgroup, initproducerid, addpartitionstotxn, "
+         "addoffsetstotxn, endtxn, txnoffsetcommit", &fault_api_list},
         {"fault-delay-ms", SAGA_CFG_INT, "0",
          "> 0: a quarter of the faults are answers held back 1..N ms instead of errors", &fault_delay_ms},
         {"fault-seed", SAGA_CFG_INT, "0", "seed of the fault injection random numbers (0: random)", &fault_seed},
