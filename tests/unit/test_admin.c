@@ -27,7 +27,7 @@ static int group_setup(void **state) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (fixture_db_create(&fx, 1) != 0) return -1;
     char err[256] = "";
-    admin = saga_admin_start("127.0.0.1", 0, fx.db_path, err, sizeof err);
+    admin = saga_admin_start("127.0.0.1", 0, (const char *const[]){fx.db_path}, 1, err, sizeof err);
     if (!admin) {
         fprintf(stderr, "saga_admin_start: %s\n", err);
         return -1;
@@ -362,7 +362,7 @@ static void test_unmigrated_db_unhealthy(void **state) {
     fixture_db_t empty;
     assert_int_equal(fixture_db_create(&empty, 0), 0);
     char err[256];
-    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, empty.db_path, err, sizeof err);
+    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, (const char *const[]){empty.db_path}, 1, err, sizeof err);
     assert_non_null(a);
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", saga_admin_port(a));
@@ -392,18 +392,18 @@ static void test_start_errors(void **state) {
     char err[256] = "";
     char missing[400];
     snprintf(missing, sizeof missing, "%s/does-not-exist.db", fx.dir);
-    assert_null(saga_admin_start("127.0.0.1", 0, missing, err, sizeof err));
+    assert_null(saga_admin_start("127.0.0.1", 0, (const char *const[]){missing}, 1, err, sizeof err));
     assert_non_null(strstr(err, "does-not-exist.db"));
     err[0] = '\0';
     /* an address of no local interface (TEST-NET-1; no DNS lookup involved) */
-    assert_null(saga_admin_start("192.0.2.1", 0, fx.db_path, err, sizeof err));
+    assert_null(saga_admin_start("192.0.2.1", 0, (const char *const[]){fx.db_path}, 1, err, sizeof err));
     assert_non_null(strstr(err, "192.0.2.1"));
     err[0] = '\0';
     /* the port is taken */
-    assert_null(saga_admin_start("127.0.0.1", saga_admin_port(admin), fx.db_path, err, sizeof err));
+    assert_null(saga_admin_start("127.0.0.1", saga_admin_port(admin), (const char *const[]){fx.db_path}, 1, err, sizeof err));
     assert_non_null(strstr(err, "cannot listen"));
-    assert_null(saga_admin_start("127.0.0.1", 70000, fx.db_path, err, sizeof err));
-    assert_null(saga_admin_start(NULL, 0, fx.db_path, NULL, 0));
+    assert_null(saga_admin_start("127.0.0.1", 70000, (const char *const[]){fx.db_path}, 1, err, sizeof err));
+    assert_null(saga_admin_start(NULL, 0, (const char *const[]){fx.db_path}, 1, NULL, 0));
     /* not a database */
     char junk[400];
     snprintf(junk, sizeof junk, "%s/junk.db", fx.dir);
@@ -411,14 +411,14 @@ static void test_start_errors(void **state) {
     assert_non_null(f);
     fputs("this is not an SQLite database, not even close to one.........................", f);
     fclose(f);
-    assert_null(saga_admin_start("127.0.0.1", 0, junk, err, sizeof err));
+    assert_null(saga_admin_start("127.0.0.1", 0, (const char *const[]){junk}, 1, err, sizeof err));
     assert_non_null(strstr(err, "junk.db"));
     remove(junk);
 }
 
 static void test_ipv6_loopback(void **state) {
     char err[256] = "";
-    saga_admin_t *a = saga_admin_start("::1", 0, fx.db_path, err, sizeof err);
+    saga_admin_t *a = saga_admin_start("::1", 0, (const char *const[]){fx.db_path}, 1, err, sizeof err);
     if (!a) skip(); /* no IPv6 in this sandbox */
     char url[128];
     snprintf(url, sizeof url, "http://[::1]:%d/healthz", saga_admin_port(a));

@@ -65,7 +65,7 @@ static int group_setup(void **state) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (fixture_db_create(&fx, 1) != 0 || add_rows() != 0) return -1;
     char err[256] = "";
-    admin = saga_admin_start("127.0.0.1", 0, fx.db_path, err, sizeof err);
+    admin = saga_admin_start("127.0.0.1", 0, (const char *const[]){fx.db_path}, 1, err, sizeof err);
     if (!admin) {
         fprintf(stderr, "saga_admin_start: %s\n", err);
         return -1;

@@ -113,7 +113,7 @@ static void assert_contains(const char *hay, const char *needle) {
 static int group_setup(void **state) {
     if (fixture_db_create(&fx, 1) != 0) return -1;
     char err[256];
-    admin = saga_admin_start("127.0.0.1", 0, fx.db_path, err, sizeof err);
+    admin = saga_admin_start("127.0.0.1", 0, (const char *const[]){fx.db_path}, 1, err, sizeof err);
     if (!admin) {
         fprintf(stderr, "%s\n", err);
         return -1;
@@ -211,7 +211,7 @@ static void test_health_unavailable(void **state) {
     fixture_db_t empty;
     assert_int_equal(fixture_db_create(&empty, 0), 0);
     char err[256], u[64];
-    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, empty.db_path, err, sizeof err);
+    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, (const char *const[]){empty.db_path}, 1, err, sizeof err);
     assert_non_null(a);
     snprintf(u, sizeof u, "http://127.0.0.1:%d/", saga_admin_port(a)); /* trailing '/' is fine */
     run_t r = run_ctl(u, (const char *[]){"health", NULL});

@@ -74,7 +74,7 @@ static int group_setup(void **state) {
              DEF_V1, DEF_V2);
     if (fixture_db_exec(&fx, sql) != 0) return -1;
     char err[256];
-    admin = saga_admin_start("127.0.0.1", 0, fx.db_path, err, sizeof err);
+    admin = saga_admin_start("127.0.0.1", 0, (const char *const[]){fx.db_path}, 1, err, sizeof err);
     if (!admin) {
         fprintf(stderr, "%s\n", err);
         return -1;
