@@ -48,3 +48,10 @@ saga_unit_test(test_admin_ui
 saga_unit_test(test_admin_guard
   SOURCES ${_admin_dir}/test_admin_guard.c ${_admin_dir}/test_admin_fixture.c
   LIBS saga_admin PkgConfig::CURL)
+
+# The admin API over several shard files (sagas spread by the hash) against
+# the same rows in one database: list pages, get/?at=, stats, definitions,
+# metrics, commands, and a missing or unreadable shard (503 naming it).
+saga_unit_test(test_admin_shards
+  SOURCES ${_admin_dir}/test_admin_shards.c ${_admin_dir}/test_admin_fixture.c
+  LIBS saga_admin PkgConfig::CURL)
