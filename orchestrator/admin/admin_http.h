@@ -162,7 +162,7 @@ int admin_shard_count(const admin_ctx_t *ctx);
 /* The shard of saga id: saga_partition_of(id, admin_shard_count(ctx)). */
 int admin_shard_of(const admin_ctx_t *ctx, const char *id);
 /* "shard 2 (/data/shard-002.db)" into buf when the API reads more than one
- * shard or shard i has a path, else "database"; returns buf. */
+ * shard, else "database (/data/sagad.db)" or "database"; returns buf. */
 const char *admin_shard_name(const admin_ctx_t *ctx, int i, char *buf, size_t len);
 /* The connection of shard i, checked first when it has a path: a file
  * that is gone closes the connection (its data are stale), a file replaced

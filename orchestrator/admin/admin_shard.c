@@ -33,8 +33,10 @@ static const char *shard_path(const admin_ctx_t *ctx, int i) {
 
 const char *admin_shard_name(const admin_ctx_t *ctx, int i, char *buf, size_t len) {
     const char *path = shard_path(ctx, i);
-    if (admin_shard_count(ctx) > 1 || path)
+    if (admin_shard_count(ctx) > 1)
         snprintf(buf, len, "shard %d (%s)", i, path ? path : "no file");
+    else if (path)
+        snprintf(buf, len, "database (%s)", path);
     else
         snprintf(buf, len, "database");
     return buf;
