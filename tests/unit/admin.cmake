@@ -60,3 +60,9 @@ saga_unit_test(test_admin_guard
 saga_unit_test(test_admin_shards
   SOURCES ${_admin_dir}/test_admin_shards.c ${_admin_dir}/test_admin_fixture.c
   LIBS saga_admin PkgConfig::CURL)
+
+# test_admin.c again over 7 shard files (the sample sagas land in shards 2, 0 and 4).
+saga_unit_test(test_admin_shards_http
+  SOURCES ${_admin_dir}/test_admin.c ${_admin_dir}/test_admin_fixture.c
+  LIBS saga_admin PkgConfig::CURL)
+target_compile_definitions(test_admin_shards_http PRIVATE FX_SHARDS=7)
