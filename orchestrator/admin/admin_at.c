@@ -64,8 +64,10 @@ static saga_definition_t *definition_in(sqlite3 *db, const char *name, int versi
 
 /* The definition the saga ran on, from the stored JSON: its own shard's
  * definitions first, then any other shard's. *found: the saga and its
- * definition are stored. */
-static saga_definition_t *stored_definition(admin_ctx_t *ctx, sqlite3 *db, int shard, const char *id, int *found) {
+ * definition are stored; *unreadable: a shard that could have held the
+ * definition cannot be read (its number, else -1; the reason in why). */
+static saga_definition_t *stored_definition(admin_ctx_t *ctx, sqlite3 *db, int shard, const char *id, int *found,
+                                            int *unreadable, char *why, size_t whylen) {
     sqlite3_stmt *q = NULL;
     saga_definition_t *def = NULL;
     char name[256] = "";
@@ -80,9 +82,9 @@ static saga_definition_t *stored_definition(admin_ctx_t *ctx, sqlite3 *db, int s
     if (!name[0]) return NULL;
     def = definition_in(db, name, version, &stored);
     for (int i = 0, n = admin_shard_count(ctx); !stored && i < n; i++) {
-        char why[512];
-        sqlite3 *other = i == shard ? NULL : admin_shard_check(ctx, i, why, sizeof why);
+        sqlite3 *other = i == shard ? NULL : admin_shard_check(ctx, i, why, whylen);
         if (other) def = definition_in(other, name, version, &stored);
+        else if (i != shard && *unreadable < 0) *unreadable = i;
     }
     *found = stored;
     return def;
@@ -96,8 +98,11 @@ int admin_get_saga_at(admin_ctx_t *ctx, const char *id, const char *at_text, adm
     int rc = 0, shard = admin_shard_of(ctx, id);
     sqlite3 *db = admin_shard_db(ctx, shard, res, &rc);
     if (!db) return rc;
-    int found;
-    saga_definition_t *def = stored_definition(ctx, db, shard, id, &found);
+    int found, unreadable = -1;
+    char why[1024] = "";
+    saga_definition_t *def = stored_definition(ctx, db, shard, id, &found, &unreadable, why, sizeof why);
+    if (!found && unreadable >= 0) /* the definition may be in the shard that cannot be read */
+        return admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, unreadable, "%s", why);
     if (!found) return admin_error(res, ADMIN_ERR_NOT_FOUND, "no saga '%s'", id);
     if (!def) return admin_error(res, ADMIN_ERR_INTERNAL, "the stored definition of saga '%s' does not load", id);
 

@@ -436,14 +436,19 @@ static void test_missing_shard_answers_503(void **state) {
     saga_admin_t *a = saga_admin_start("127.0.0.1", 0, fs.paths, P, err, sizeof err);
     if (!a) fail_msg("saga_admin_start: %s", err);
     int port = saga_admin_port(a);
-    const char *in2 = NULL, *in0 = NULL; /* sagas in shard 2 and 0 */
+    const char *in2 = NULL, *in0 = NULL, *beta = NULL; /* sagas in shard 2 and 0; a beta saga outside 2 */
     static char ids[GENERATED][16];
     for (int i = 0; i < GENERATED; i++) {
         snprintf(ids[i], sizeof ids[i], "g-%03d", i);
         int p = saga_partition_of(ids[i], P);
         if (p == 2 && !in2) in2 = ids[i];
         if (p == 0 && !in0) in0 = ids[i];
+        if (p != 2 && i % 3 == 2 && !beta) beta = ids[i];
     }
+    assert_non_null(beta);
+    char beta_at[96];
+    snprintf(beta_at, sizeof beta_at, "/v1/sagas/%s?at=2023-11-14T22:13:21Z", beta);
+    assert_int_equal(http_get(port, beta_at, NULL, NULL), 200);
     char path2[64], path0[64];
     snprintf(path2, sizeof path2, "/v1/sagas/%s", in2);
     snprintf(path0, sizeof path0, "/v1/sagas/%s", in0);
@@ -460,6 +465,7 @@ static void test_missing_shard_answers_503(void **state) {
     assert_shard_error(port, "/v1/definitions", 2);
     assert_shard_error(port, "/healthz", 2);
     assert_int_equal(http_get(port, path0, NULL, NULL), 200); /* another shard's saga */
+    assert_shard_error(port, beta_at, 2); /* its definition (beta 1) is stored in shard 2 only */
     json_t *doc = NULL;
     assert_int_equal(http_get(port, "/readyz", &doc, NULL), 503);
     assert_int_equal(json_integer_value(json_object_get(doc, "shard")), 2);
