@@ -60,11 +60,13 @@ static int saga_status(admin_ctx_t *ctx, const char *id, char *buf, size_t len, 
 }
 
 /* 1 when the definition (and version, when > 0) is stored in any shard, 0
- * when in none, -1 with the reason in why when a shard cannot be read.
+ * when in none, -1 with the reason in why (and the shard in *bad) when a
+ * shard cannot be read.
  * Retired versions count: the loop starts a saga on any version it holds
  * when the start names it. */
-static int definition_known(admin_ctx_t *ctx, const char *name, int version, char *why, size_t whylen) {
+static int definition_known(admin_ctx_t *ctx, const char *name, int version, char *why, size_t whylen, int *bad) {
     for (int i = 0, n = admin_shard_count(ctx); i < n; i++) {
+        *bad = i;
         sqlite3 *db = admin_shard_check(ctx, i, why, whylen);
         if (!db) return -1;
         sqlite3_stmt *q = NULL;
@@ -160,12 +162,13 @@ int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response
         return admin_error(res, ADMIN_ERR_BAD_REQUEST, "%s", err);
     }
     char status[32], why[1024] = "";
+    int bad = admin_shard_of(ctx, id); /* the shard that could not be read */
     int exists = saga_status(ctx, id, status, sizeof status, why, sizeof why);
-    int known = exists == 0 ? definition_known(ctx, start.definition, 0, why, sizeof why) : 1;
+    int known = exists == 0 ? definition_known(ctx, start.definition, 0, why, sizeof why, &bad) : 1;
     int version_known = known == 1 && exists == 0 && start.version > 0
-                            ? definition_known(ctx, start.definition, start.version, why, sizeof why) : 1;
+                            ? definition_known(ctx, start.definition, start.version, why, sizeof why, &bad) : 1;
     if (exists < 0 || known < 0 || version_known < 0) {
-        rc = admin_error(res, ADMIN_ERR_UNAVAILABLE, "%s", why);
+        rc = admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, bad, "%s", why);
     } else if (exists) {
         rc = accepted(res, 200, id, status); /* idempotent on saga_id */
     } else if (!known) {
@@ -198,7 +201,7 @@ static int post_command(admin_ctx_t *ctx, const char *id, const admin_request_t 
     }
     char status[32], why[1024] = "";
     int exists = saga_status(ctx, id, status, sizeof status, why, sizeof why);
-    if (exists < 0) rc = admin_error(res, ADMIN_ERR_UNAVAILABLE, "%s", why);
+    if (exists < 0) rc = admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, admin_shard_of(ctx, id), "%s", why);
     else if (!exists) rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no saga '%s'", id);
     else if (strcmp(status, need) != 0)
         rc = admin_error(res, ADMIN_ERR_CONFLICT, "saga '%s' is %s; %s needs it %s", id, status,

@@ -466,6 +466,19 @@ static void test_missing_shard_answers_503(void **state) {
     assert_shard_error(port, "/healthz", 2);
     assert_int_equal(http_get(port, path0, NULL, NULL), 200); /* another shard's saga */
     assert_shard_error(port, beta_at, 2); /* its definition (beta 1) is stored in shard 2 only */
+    { /* a command for a saga of shard 2 (admin_route over the test's own connections) */
+        saga_command_queue_t *q = saga_command_queue_new(4);
+        admin_ctx_t with = {.commands = q, .token = "t0ken"};
+        char abort_path[64];
+        snprintf(abort_path, sizeof abort_path, "/v1/sagas/%s/abort", in2);
+        unsigned st;
+        json_t *e = route(1, "POST", abort_path, NULL, &st, &with);
+        assert_int_equal(st, 503);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "error"), "shard")), 2);
+        assert_int_equal(saga_command_pending(q), 0);
+        json_decref(e);
+        saga_command_queue_free(&q);
+    }
     json_t *doc = NULL;
     assert_int_equal(http_get(port, "/readyz", &doc, NULL), 503);
     assert_int_equal(json_integer_value(json_object_get(doc, "shard")), 2);
