@@ -298,7 +298,8 @@ int main(int argc, char **argv) {
     }
     d.commands = saga_command_queue_new(4096);
     if (!d.commands) return 1;
-    /* One shard for now: the lead passes the shard files at merge. */
+    /* One database file for now; with shards: saga_admin_start_dir(addr,
+     * port, DATA_DIR, partitions, ...) (DIR/shard-000.db ...). */
     const char *admin_paths[] = {c->db};
     saga_admin_t *admin = saga_admin_start(c->admin_addr, (int)c->admin_port, admin_paths, 1, err, sizeof err);
     if (!admin) {

@@ -20,6 +20,7 @@
 #include "saga_clock.h"
 #include "saga_error.h"
 #include "saga_log.h"
+#include "saga_shard_files.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -393,6 +394,28 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *const *pa
     else
         LOG_INFO(COMPONENT, "admin API listening on %s%s%s:%d (%d shards, %s ... %s, read-only)", V6_OPEN(addr),
                  addr, V6_CLOSE(addr), a->port, count, paths[0], paths[count - 1]);
+    return a;
+}
+
+saga_admin_t *saga_admin_start_dir(const char *addr, int port, const char *dir, int partitions, char *err,
+                                   size_t errlen) {
+    char dummy[1];
+    if (!err) { err = dummy; errlen = sizeof dummy; }
+    if (!dir || partitions < 1 || partitions > SAGA_SHARD_MAX) {
+        snprintf(err, errlen, "admin: invalid arguments (data directory '%s', %d partitions; 1 to %d)",
+                 dir ? dir : "(null)", partitions, SAGA_SHARD_MAX);
+        return NULL;
+    }
+    char **paths = saga_calloc((size_t)partitions, sizeof *paths);
+    int ok = paths != NULL;
+    for (int p = 0; ok && p < partitions; p++) {
+        char buf[4096];
+        ok = saga_shard_file(dir, p, buf, sizeof buf) >= 0 && (paths[p] = saga_strdup(buf)) != NULL;
+    }
+    saga_admin_t *a = NULL;
+    if (ok) a = saga_admin_start(addr, port, (const char *const *)paths, partitions, err, errlen);
+    else snprintf(err, errlen, "admin: out of memory (or the data directory's path is too long)");
+    saga_shard_files_free(paths, partitions);
     return a;
 }
 

@@ -24,6 +24,11 @@ typedef struct saga_admin saga_admin_t;
 saga_admin_t *saga_admin_start(const char *addr, int port, const char *const *paths, int count, char *err,
                                size_t errlen);
 
+/* saga_admin_start on sagad's data directory: DIR/shard-000.db ...
+ * DIR/shard-<partitions - 1>.db (saga_shard_file, common/saga_shard_files.h). */
+saga_admin_t *saga_admin_start_dir(const char *addr, int port, const char *dir, int partitions, char *err,
+                                   size_t errlen);
+
 typedef struct saga_command_queue saga_command_queue_t;
 
 /* Enables the mutating endpoints (POST): they queue commands into

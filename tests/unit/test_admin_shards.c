@@ -519,6 +519,15 @@ static void test_missing_shard_answers_503(void **state) {
     assert_int_equal(http_get(port, "/v1/sagas", NULL, NULL), 200);
     saga_admin_stop(&a);
 
+    /* the data directory form */
+    a = saga_admin_start_dir("127.0.0.1", 0, fs.dir, P, err, sizeof err);
+    if (!a) fail_msg("saga_admin_start_dir: %s", err);
+    assert_int_equal(http_get(saga_admin_port(a), "/v1/sagas", NULL, NULL), 200);
+    saga_admin_stop(&a);
+    assert_null(saga_admin_start_dir("127.0.0.1", 0, fs.dir, P + 1, err, sizeof err)); /* no shard-004.db */
+    assert_non_null(strstr(err, "shard 4 of 5"));
+    assert_null(saga_admin_start_dir("127.0.0.1", 0, fs.dir, 0, err, sizeof err));
+
     /* a shard missing at start: refused, naming it */
     assert_int_equal(rename(fs.path[3], moved), 0);
     assert_null(saga_admin_start("127.0.0.1", 0, fs.paths, P, err, sizeof err));
