@@ -308,7 +308,10 @@ int main(int argc, char **argv) {
     }
     d.commands = saga_command_queue_new(4096);
     if (!d.commands) return 1;
-    saga_admin_t *admin = saga_admin_start(c->admin_addr, (int)c->admin_port, c->db, err, sizeof err);
+    /* One database file for now; with shards: saga_admin_start_dir(addr,
+     * port, DATA_DIR, partitions, ...) (DIR/shard-000.db ...). */
+    const char *admin_paths[] = {c->db};
+    saga_admin_t *admin = saga_admin_start(c->admin_addr, (int)c->admin_port, admin_paths, 1, err, sizeof err);
     if (!admin) {
         fprintf(stderr, "sagad: admin API on %s:%lld: %s\n", c->admin_addr, c->admin_port, err);
         return 1;
