@@ -19,13 +19,14 @@
 #include "saga_error.h"
 #include "saga_log.h"
 #include "saga_partition.h"
+#include "saga_shard_files.h"
 #include "saga_util.h"
 
 #define BUILD_DIR ".building"
 
 void saga_datadir_shard_path(const char *dir, int partition, char *out, size_t len) {
     assert(partition >= 0 && partition < SAGA_DATADIR_MAX_PARTITIONS);
-    snprintf(out, len, "%s/shard-%03d.db", dir, partition);
+    if (saga_shard_file(dir, partition, out, len) < 0 && len) out[0] = '\0'; /* the readers' naming, one place */
 }
 
 static bool exists(const char *path) {

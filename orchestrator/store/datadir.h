@@ -22,7 +22,9 @@
 
 #include "store.h"
 
-#define SAGA_DATADIR_MAX_PARTITIONS 1000 /* shard-%03d */
+#include "saga_shard_files.h"
+
+#define SAGA_DATADIR_MAX_PARTITIONS SAGA_SHARD_MAX /* shard-%03d */
 
 /* DIR/shard-%03d.db into out. */
 void saga_datadir_shard_path(const char *dir, int partition, char *out, size_t len);

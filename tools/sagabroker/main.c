@@ -45,6 +45,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -60,7 +61,10 @@
 
 #define COMPONENT "sagabroker"
 
-/* Topics every stack needs; the participant topics match sagas/examples. */
+/* Topics every stack needs; the participant topics match sagas/examples.
+ * The first CONSUMED_TOPICS are the ones sagad consumes: they get
+ * --partitions (sagad's P), the others --other-partitions. */
+#define CONSUMED_TOPICS 2
 static const char *const default_topics[] = {
     "saga.start",         "saga.replies",       "saga.events",     "saga.dlq",
     "order.commands",     "inventory.commands", "payment.commands", "notification.commands",
@@ -147,9 +151,10 @@ static void *topic_job_run(void *arg) {
 
 /* Creates the topics concurrently: in librdkafka 2.0.2 an operation sent to
  * the mock cluster's thread is sometimes only picked up at its 1 s poll
- * timeout, so one at a time could cost a second per topic. */
-static int create_topics(rd_kafka_mock_cluster_t *mc, const char *const *names, int count,
-                         int partitions, int replication) {
+ * timeout, so one at a time could cost a second per topic. The first
+ * `consumed` names get `partitions`, the others `other_partitions`. */
+static int create_topics(rd_kafka_mock_cluster_t *mc, const char *const *names, int count, int consumed,
+                         int partitions, int other_partitions, int replication) {
     enum { BATCH = 32 };
     int rc = 0;
     for (int base = 0; base < count; base += BATCH) {
@@ -158,7 +163,8 @@ static int create_topics(rd_kafka_mock_cluster_t *mc, const char *const *names, 
         bool started[BATCH];
         int n = count - base < BATCH ? count - base : BATCH;
         for (int i = 0; i < n; i++) {
-            jobs[i] = (topic_job_t){mc, names[base + i], partitions, replication, 0};
+            jobs[i] = (topic_job_t){mc, names[base + i], base + i < consumed ? partitions : other_partitions,
+                                    replication, 0};
             started[i] = pthread_create(&threads[i], NULL, topic_job_run, &jobs[i]) == 0;
             if (!started[i]) topic_job_run(&jobs[i]); /* no thread: do it here */
         }
@@ -410,13 +416,17 @@ static int set_all_brokers(rd_kafka_mock_cluster_t *mc, int brokers, bool up) {
 }
 
 int main(int argc, char **argv) {
-    long long brokers = 1, partitions = 4, rtt_ms = 0, fault_delay_ms = 0, fault_seed = 0;
+    long long brokers = 1, partitions = 8, other_partitions = 4, rtt_ms = 0, fault_delay_ms = 0, fault_seed = 0;
     const char *bootstrap_file = NULL, *topics = NULL, *log_level = NULL, *fault_rate = NULL,
                *fault_api_list = NULL;
     bool log_json = true, faults_on = false;
     const saga_config_option_t options[] = {
         {"brokers", SAGA_CFG_INT, "1", "number of mock brokers (1-16)", &brokers},
-        {"partitions", SAGA_CFG_INT, "4", "partitions of every pre-created topic", &partitions},
+        {"partitions", SAGA_CFG_INT, "8",
+         "partitions of saga.start and saga.replies, the topics sagad consumes (sagad's --partitions)", &partitions},
+        {"other-partitions", SAGA_CFG_INT, "4",
+         "partitions of every other pre-created topic (saga.events, saga.dlq, participant topics, --topics)",
+         &other_partitions},
         {"bootstrap-file", SAGA_CFG_STRING, NULL,
          "write the bootstrap list (one line) here once listening; removed on exit", &bootstrap_file},
         {"topics", SAGA_CFG_STRING, NULL,
@@ -462,6 +472,10 @@ int main(int argc, char **argv) {
     }
     if (partitions < 1 || partitions > 1000) {
         fprintf(stderr, "sagabroker: --partitions: %lld is out of range 1-1000\n", partitions);
+        return 2;
+    }
+    if (other_partitions < 1 || other_partitions > 1000) {
+        fprintf(stderr, "sagabroker: --other-partitions: %lld is out of range 1-1000\n", other_partitions);
         return 2;
     }
     if (rtt_ms < 0 || rtt_ms > 60000) {
@@ -536,7 +550,10 @@ int main(int argc, char **argv) {
         LOG_ERROR(COMPONENT, "out of memory");
         exit_code = 1;
     } else {
-        if (create_topics(mc, topic_names, ntopics, (int)partitions, replication)) exit_code = 1;
+        assert(ntopics >= CONSUMED_TOPICS);
+        if (create_topics(mc, topic_names, ntopics, CONSUMED_TOPICS, (int)partitions, (int)other_partitions,
+                          replication))
+            exit_code = 1;
         else LOG_DEBUG(COMPONENT, "%d topics created", ntopics);
         saga_free(topic_names);
         saga_free(topic_buf);
@@ -568,8 +585,9 @@ int main(int argc, char **argv) {
     if (!exit_code) {
         printf("%s\n", bootstraps);
         fflush(stdout);
-        LOG_INFO(COMPONENT, "listening on %s (%lld broker(s), %lld partitions per topic, pid %d)",
-                 bootstraps, brokers, partitions, (int)getpid());
+        LOG_INFO(COMPONENT, "listening on %s (%lld broker(s), %lld partitions of %s and %s, %lld of the other "
+                 "topics, pid %d)", bootstraps, brokers, partitions, default_topics[0], default_topics[1],
+                 other_partitions, (int)getpid());
     }
 
     bool down = false, armed = faults.rate > 0.0;
