@@ -263,29 +263,8 @@ int main(int argc, char **argv) {
     if (adopt_definitions(&d, d.registry)) return 1;
     log_registry(d.registry);
 
-    char *bootstrap = saga_kafka_bootstrap(c->bootstrap, c->bootstrap_file, 10000, err, sizeof err);
-    if (!bootstrap) {
-        fprintf(stderr, "sagad: %s\n", err);
-        return 2;
-    }
-    const char *topics[] = {c->start_topic, c->replies_topic};
-    /* Before consuming anything: every consumed topic has P partitions. */
-    saga_topics_check_t tcheck = {.bootstrap = bootstrap, .client_id = "sagad", .props = &c->kafka_props,
-                                  .topics = topics, .topic_count = 2, .partitions = (int)c->partitions,
-                                  .create_timeout_ms = 15000};
-    if (saga_topics_check(&tcheck, err, sizeof err)) {
-        LOG_ERROR("sagad", "%s", err);
-        saga_free(bootstrap);
-        return 1;
-    }
-    saga_bus_config_t bcfg = {.bootstrap = bootstrap, .group = c->group, .client_id = "sagad",
-                              .topics = topics, .topic_count = 2, .props = &c->kafka_props};
-    d.bus = saga_bus_new(&bcfg, err, sizeof err);
-    saga_free(bootstrap);
-    if (!d.bus) {
-        fprintf(stderr, "sagad: %s\n", err);
-        return 1;
-    }
+    /* The admin token before Kafka: its refusals and warnings need no broker
+     * (the topic check below waits while the brokers do not answer). */
     char *token = NULL, *token_file = NULL;
     bool token_configured = (c->admin_token_file && *c->admin_token_file) || (c->admin_token && *c->admin_token);
     /* Beyond loopback the reads are open to the network too: only with a
@@ -329,6 +308,29 @@ int main(int argc, char **argv) {
         if (err[0] && created) LOG_WARN("sagad", "admin token file %s", err);
         LOG_INFO("sagad", "admin token: %s %s (mode 0600); sagactl reads it with SAGA_ADMIN_TOKEN_FILE=%s",
                  created ? "generated" : "reusing", token_file, token_file);
+    }
+    char *bootstrap = saga_kafka_bootstrap(c->bootstrap, c->bootstrap_file, 10000, err, sizeof err);
+    if (!bootstrap) {
+        fprintf(stderr, "sagad: %s\n", err);
+        return 2;
+    }
+    const char *topics[] = {c->start_topic, c->replies_topic};
+    /* Before consuming anything: every consumed topic has P partitions. */
+    saga_topics_check_t tcheck = {.bootstrap = bootstrap, .client_id = "sagad", .props = &c->kafka_props,
+                                  .topics = topics, .topic_count = 2, .partitions = (int)c->partitions,
+                                  .create_timeout_ms = 15000};
+    if (saga_topics_check(&tcheck, err, sizeof err)) {
+        LOG_ERROR("sagad", "%s", err);
+        saga_free(bootstrap);
+        return 1;
+    }
+    saga_bus_config_t bcfg = {.bootstrap = bootstrap, .group = c->group, .client_id = "sagad",
+                              .topics = topics, .topic_count = 2, .props = &c->kafka_props};
+    d.bus = saga_bus_new(&bcfg, err, sizeof err);
+    saga_free(bootstrap);
+    if (!d.bus) {
+        fprintf(stderr, "sagad: %s\n", err);
+        return 1;
     }
     d.commands = saga_command_queue_new(4096);
     if (!d.commands) return 1;
