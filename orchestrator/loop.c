@@ -1,10 +1,14 @@
-/* The main loop: the only writer. Each iteration is one SQLite
- * transaction (group commit); Kafka offsets are stored only after it has
- * committed, and the outbox is relayed only after that. */
+/* The main loop: the only writer. Each iteration opens one SQLite
+ * transaction per shard it touches (group commit) and commits them all;
+ * Kafka offsets are stored only after every one has committed, and the
+ * outboxes are relayed only after that. */
+#include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "datadir.h"
 #include "messages.h"
 #include "sagad.h"
 #include "saga_alloc.h"
@@ -29,7 +33,7 @@
  * its original bytes; the reason and source travel as headers. A message
  * too large to be published with those headers (--max-message-bytes) is cut:
  * the dead letter holds its first bytes and dlq_truncated=ORIGINAL_SIZE. */
-static int dead_letter(sagad_t *d, const rd_kafka_message_t *m, const char *reason, int64_t now) {
+static int dead_letter(sagad_t *d, sagad_shard_t *sh, const rd_kafka_message_t *m, const char *reason, int64_t now) {
     char offset[32], partition[16];
     snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
     snprintf(partition, sizeof partition, "%d", (int)m->partition);
@@ -52,7 +56,8 @@ static int dead_letter(sagad_t *d, const rd_kafka_message_t *m, const char *reas
     char key[SAGA_ID_MAX];
     snprintf(key, sizeof key, "%.*s", m->key_len < sizeof key - 1 ? (int)m->key_len : (int)sizeof key - 1,
              m->key ? (const char *)m->key : "");
-    int rc = saga_store_outbox_add(d->store, d->cfg.dlq_topic, key, headers, m->payload ? m->payload : "",
+    int rc = sagad_shard_begin(sh);
+    if (!rc) rc = saga_store_outbox_add(sh->store, d->cfg.dlq_topic, key, headers, m->payload ? m->payload : "",
                                    m->payload ? len : 0, now);
     saga_free(headers);
     d->counters.dead_letters++;
@@ -100,7 +105,9 @@ static void observe(sagad_t *d, const saga_t *s, const saga_effects_t *fx) {
 }
 
 /* Applies ev to saga s and persists the outcome. */
-int sagad_apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t now, uint64_t *stale_counter) {
+int sagad_apply_and_save(sagad_t *d, sagad_shard_t *sh, saga_t *s, const saga_event_t *ev, int64_t now,
+                         uint64_t *stale_counter) {
+    assert(sh->in_tx);
     saga_effects_t fx;
     char why[512] = "";
     saga_effects_init(&fx);
@@ -118,7 +125,7 @@ int sagad_apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t 
         rc = 0;
     } else if (rc == 0) {
         observe(d, s, &fx);
-        rc = saga_store_save(d->store, s, &fx, d->cfg.events_topic, now);
+        rc = saga_store_save(sh->store, s, &fx, d->cfg.events_topic, now);
         for (int i = 0; !rc && i < fx.count; i++) {
             if (fx.items[i].kind == SAGA_FX_WAIT_FOR_ROOM)
                 rc = saga_flow_enqueue(d->flow, fx.items[i].topic, s->id, fx.items[i].slot);
@@ -130,15 +137,36 @@ int sagad_apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t 
     return rc;
 }
 
+/* The shard of partition p with its transaction open; NULL and *rc on failure. */
+static sagad_shard_t *shard_tx(sagad_t *d, int p, int *rc) {
+    assert(p >= 0 && p < d->shard_count);
+    sagad_shard_t *sh = &d->shards[p];
+    *rc = sagad_shard_begin(sh);
+    return *rc ? NULL : sh;
+}
+
+/* The shard of the message's own partition (dead letters of what names no saga). */
+static sagad_shard_t *message_shard(sagad_t *d, const rd_kafka_message_t *m, int *rc) {
+    return shard_tx(d, sagad_shard_of_partition((int)m->partition, d->shard_count), rc);
+}
+
 /* Starts the saga a start message asks for, unless it is a duplicate
  * (message_id seen, or the saga_id exists). m is the Kafka message (for
  * dead letters and its traceparent header), NULL for an operator's start;
- * then a problem is only logged (the admin API checked the request). */
+ * then a problem is only logged (the admin API checked the request).
+ * The saga goes to the shard of its id; a start without saga_id gets an id
+ * that hashes to the partition it arrived on (an operator's: to the
+ * partition of its message id), so that reading it again finds its dedup
+ * row in the same shard. */
 static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *root, int64_t now) {
     saga_start_msg_t start;
     char err[256];
+    int rc = 0;
     if (saga_parse_start(root, &start, err, sizeof err)) {
-        if (m) return dead_letter(d, m, err, now);
+        if (m) {
+            sagad_shard_t *sh = message_shard(d, m, &rc);
+            return sh ? dead_letter(d, sh, m, err, now) : rc;
+        }
         LOG_WARN("loop", "operator start refused: %s", err);
         return 0;
     }
@@ -146,25 +174,33 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     if (!def) {
         snprintf(err, sizeof err, "saga.start: unknown definition '%.*s'%s", saga_utf8_prefix(start.definition, 100), start.definition,
                  start.version ? " at that version" : "");
-        if (m) return dead_letter(d, m, err, now);
+        if (m) {
+            sagad_shard_t *sh = message_shard(d, m, &rc);
+            return sh ? dead_letter(d, sh, m, err, now) : rc;
+        }
         LOG_WARN("loop", "operator start refused: %s", err);
         return 0;
     }
-    int rc = saga_store_dedup(d->store, "start", start.message_id, now);
+    char id[SAGA_ID_MAX];
+    int p = sagad_route_start(start.saga_id, start.message_id, m ? (int)m->partition : -1, d->shard_count);
+    if (start.saga_id) snprintf(id, sizeof id, "%s", start.saga_id);
+    else sagad_saga_id_for_partition(p, d->shard_count, id, sizeof id);
+    sagad_shard_t *sh = shard_tx(d, p, &rc);
+    if (!sh) return rc;
+    rc = saga_store_dedup(sh->store, "start", start.message_id, now);
     /* New to dedup, whose rows are pruned by age: the saga row keeps the
      * message id of the start that created it for good (offsets reset, a
      * new consumer group, a re-published start: still the same start). */
     if (rc == 1) {
-        int seen = saga_store_start_seen(d->store, start.message_id);
+        int seen = saga_store_start_seen(sh->store, start.message_id);
         rc = seen < 0 ? seen : !seen;
     }
     if (rc <= 0) {
         if (rc == 0) d->counters.duplicate_message++;
         return rc;
     }
-    char id[SAGA_ID_MAX];
     if (start.saga_id) {
-        rc = saga_store_saga_exists(d->store, start.saga_id);
+        rc = saga_store_saga_exists(sh->store, start.saga_id);
         if (rc != 0) {
             if (rc == 1) {
                 d->counters.duplicate_start++;
@@ -172,9 +208,6 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
             }
             return rc < 0 ? rc : 0;
         }
-        snprintf(id, sizeof id, "%s", start.saga_id);
-    } else {
-        saga_random_id("s-", id, sizeof id);
     }
     char traceparent[64] = "";
     if (!m || saga_kafka_header(m, "traceparent", traceparent, sizeof traceparent) != 0) {
@@ -182,13 +215,13 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
         snprintf(traceparent, sizeof traceparent, "00-%016llx%016llx-%016llx-01", saga_random_u64(),
                  saga_random_u64(), saga_random_u64());
     }
-    saga_t *s = &d->scratch; /* one saga at a time: no 24 KB malloc per message */
+    saga_t *s = &sh->scratch; /* one saga at a time: no 24 KB malloc per message */
     json_t *input = start.input ? json_incref((json_t *)start.input) : json_object();
     saga_init(s, id, def, input, traceparent, now);
     json_decref(input);
-    rc = saga_store_insert(d->store, s, start.message_id);
+    rc = saga_store_insert(sh->store, s, start.message_id);
     saga_event_t ev = {.kind = SAGA_EV_START};
-    if (!rc) rc = sagad_apply_and_save(d, s, &ev, now, &d->counters.duplicate_start);
+    if (!rc) rc = sagad_apply_and_save(d, sh, s, &ev, now, &d->counters.duplicate_start);
     if (!rc) {
         d->counters.sagas_started++;
         saga_log_ctx_t ctx = {.saga_id = id, .trace_id = traceparent};
@@ -198,23 +231,31 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     return rc;
 }
 
+/* A reply goes to the shard of its saga (with one sagad owning every shard,
+ * whatever partition it arrived on: see docs/DESIGN.md, "Shards"). */
 static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, int64_t now) {
     saga_reply_msg_t reply;
     char err[512];
-    if (saga_parse_reply(root, &reply, err, sizeof err)) return dead_letter(d, m, err, now);
-    int rc = saga_store_dedup(d->store, "replies", reply.message_id, now);
+    int rc = 0;
+    if (saga_parse_reply(root, &reply, err, sizeof err)) {
+        sagad_shard_t *sh = message_shard(d, m, &rc);
+        return sh ? dead_letter(d, sh, m, err, now) : rc;
+    }
+    sagad_shard_t *sh = shard_tx(d, sagad_shard_of_saga(reply.saga_id, d->shard_count), &rc);
+    if (!sh) return rc;
+    rc = saga_store_dedup(sh->store, "replies", reply.message_id, now);
     if (rc <= 0) {
         if (rc == 0) d->counters.duplicate_message++;
         return rc;
     }
-    saga_t *s = &d->scratch; /* one saga at a time: no 24 KB malloc per message */
+    saga_t *s = &sh->scratch; /* one saga at a time: no 24 KB malloc per message */
     err[0] = '\0';
-    rc = saga_store_load(d->store, d->registry, reply.saga_id, s, err, sizeof err);
+    rc = saga_store_load(sh->store, d->registry, reply.saga_id, s, err, sizeof err);
     if (rc == SAGA_ENOTFOUND) {
         char reason[700];
         snprintf(reason, sizeof reason, "saga.reply: %s", err[0] ? err : "unknown saga");
         if (!err[0]) snprintf(reason, sizeof reason, "saga.reply: unknown saga '%.*s'", saga_utf8_prefix(reply.saga_id, 128), reply.saga_id);
-        return dead_letter(d, m, reason, now);
+        return dead_letter(d, sh, m, reason, now);
     }
     if (rc) {
         LOG_ERROR("loop", "%s", err);
@@ -223,12 +264,12 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
     int step = saga_definition_step_index(s->def, reply.step);
     if (step < 0) {
         snprintf(err, sizeof err, "saga.reply: saga '%.*s' has no step '%.*s'", saga_utf8_prefix(reply.saga_id, 128), reply.saga_id, saga_utf8_prefix(reply.step, 128), reply.step);
-        rc = dead_letter(d, m, err, now);
+        rc = dead_letter(d, sh, m, err, now);
     } else {
         saga_event_t ev = {.kind = SAGA_EV_REPLY, .step = step, .command_kind = reply.kind,
                            .attempt = reply.attempt, .reply_status = reply.status, .output = reply.output,
                            .error_code = reply.error_code, .error_message = reply.error_message};
-        rc = sagad_apply_and_save(d, s, &ev, now, &d->counters.stale_reply);
+        rc = sagad_apply_and_save(d, sh, s, &ev, now, &d->counters.stale_reply);
     }
     saga_clear(s);
     return rc;
@@ -236,40 +277,46 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
 
 static int handle_message(sagad_t *d, const rd_kafka_message_t *m, int64_t now) {
     char err[256];
-    if (!m->payload || m->len == 0) return dead_letter(d, m, "empty message", now);
+    int rc = 0;
+    sagad_shard_t *own = NULL;
+    if (!m->payload || m->len == 0) {
+        own = message_shard(d, m, &rc);
+        return own ? dead_letter(d, own, m, "empty message", now) : rc;
+    }
     json_t *root = saga_json_parse(m->payload, m->len, err, sizeof err);
     if (!root) {
         char reason[300];
         snprintf(reason, sizeof reason, "invalid JSON: %s", err);
-        return dead_letter(d, m, reason, now);
+        own = message_shard(d, m, &rc);
+        return own ? dead_letter(d, own, m, reason, now) : rc;
     }
     const char *topic = rd_kafka_topic_name(m->rkt);
-    int rc;
     if (strcmp(topic, d->cfg.start_topic) == 0) rc = start_saga(d, m, root, now);
     else if (strcmp(topic, d->cfg.replies_topic) == 0) rc = handle_reply(d, m, root, now);
-    else rc = dead_letter(d, m, "message from a topic sagad does not route", now);
+    else if ((own = message_shard(d, m, &rc))) rc = dead_letter(d, own, m, "message from a topic sagad does not route", now);
     json_decref(root);
     return rc;
 }
 
-static int fire_timer(sagad_t *d, const saga_timer_row_t *t, int64_t now) {
-    int rc = saga_store_timer_delete(d->store, t);
+static int fire_timer(sagad_t *d, sagad_shard_t *sh, const saga_timer_row_t *t, int64_t now) {
+    int rc = sagad_shard_begin(sh);
+    if (!rc) rc = saga_store_timer_delete(sh->store, t);
     if (rc) return rc;
-    saga_t *s = &d->scratch; /* one saga at a time: no 24 KB malloc per message */
+    saga_t *s = &sh->scratch; /* one saga at a time: no 24 KB malloc per message */
     char err[512] = "";
-    rc = saga_store_load(d->store, d->registry, t->saga_id, s, err, sizeof err);
+    rc = saga_store_load(sh->store, d->registry, t->saga_id, s, err, sizeof err);
     if (rc) {
         LOG_WARN("loop", "timer for saga %s dropped: %s", t->saga_id, rc == SAGA_ENOTFOUND && !err[0] ? "no such saga" : err);
         return rc == SAGA_ENOTFOUND ? 0 : rc;
     }
     saga_event_t ev = {.kind = SAGA_EV_TIMER, .slot = t->slot, .timer_kind = t->kind,
                        .timer_attempt = t->attempt};
-    rc = sagad_apply_and_save(d, s, &ev, now, &d->counters.stale_timer);
+    rc = sagad_apply_and_save(d, sh, s, &ev, now, &d->counters.stale_timer);
     saga_clear(s);
     return rc;
 }
 
-/* An operator's command from the admin API. */
+/* An operator's command from the admin API: to the shard of its saga. */
 static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
     if (cmd->kind == SAGA_CMD_RELOAD) {
         d->reload_pending = true; /* it has its own transaction: after this one */
@@ -281,14 +328,17 @@ static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
         json_decref(root);
         return rc;
     }
-    saga_t *s = &d->scratch; /* one saga at a time: no 24 KB malloc per message */
+    int rc = 0;
+    sagad_shard_t *sh = shard_tx(d, sagad_shard_of_saga(cmd->saga_id, d->shard_count), &rc);
+    if (!sh) return rc;
+    saga_t *s = &sh->scratch; /* one saga at a time: no 24 KB malloc per message */
     char err[512] = "";
-    int rc = saga_store_load(d->store, d->registry, cmd->saga_id, s, err, sizeof err);
+    rc = saga_store_load(sh->store, d->registry, cmd->saga_id, s, err, sizeof err);
     if (rc == 0) {
         uint64_t refused = 0;
         saga_event_t ev = {.kind = cmd->kind == SAGA_CMD_ABORT ? SAGA_EV_ABORT : SAGA_EV_RETRY,
                            .reason = cmd->reason};
-        rc = sagad_apply_and_save(d, s, &ev, now, &refused);
+        rc = sagad_apply_and_save(d, sh, s, &ev, now, &refused);
         saga_log_ctx_t ctx = {.saga_id = s->id, .trace_id = s->traceparent};
         saga_log(refused ? SAGA_LOG_WARN : SAGA_LOG_INFO, "loop", &ctx, "operator %s%s%s%s",
                  cmd->kind == SAGA_CMD_ABORT ? "abort" : "retry", refused ? " refused: saga is " : "",
@@ -301,14 +351,16 @@ static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
     return rc;
 }
 
-/* Queued steps whose topic has room again, oldest first. */
+/* Queued steps whose topic has room again, oldest first, each in its saga's shard. */
 static int resume_waiters(sagad_t *d, int64_t now) {
     saga_flow_waiter_t w;
     int rc = 0;
     while (!rc && saga_flow_next_ready(d->flow, now, &w)) {
-        saga_t *s = &d->scratch; /* one saga at a time: no 24 KB malloc per message */
+        sagad_shard_t *sh = shard_tx(d, sagad_shard_of_saga(w.saga_id, d->shard_count), &rc);
+        if (!sh) break;
+        saga_t *s = &sh->scratch; /* one saga at a time: no 24 KB malloc per message */
         char err[512] = "";
-        rc = saga_store_load(d->store, d->registry, w.saga_id, s, err, sizeof err);
+        rc = saga_store_load(sh->store, d->registry, w.saga_id, s, err, sizeof err);
         if (rc == SAGA_ENOTFOUND) {
             saga_flow_release(d->flow, w.topic);
             rc = 0;
@@ -317,7 +369,7 @@ static int resume_waiters(sagad_t *d, int64_t now) {
         if (!rc) {
             uint64_t stale = 0;
             saga_event_t ev = {.kind = SAGA_EV_RESUME, .slot = w.slot};
-            rc = sagad_apply_and_save(d, s, &ev, now, &stale);
+            rc = sagad_apply_and_save(d, sh, s, &ev, now, &stale);
             if (stale) saga_flow_release(d->flow, w.topic); /* it moved on meanwhile */
             else d->counters.resumed++;
             saga_clear(s);
@@ -401,18 +453,80 @@ static void maybe_catch_up(sagad_t *d, int wait_ms, int64_t poll_end_us, int64_t
     }
 }
 
+typedef struct {
+    sagad_shard_t *sh;
+    int rc;
+} commit_job_t;
+
+static void *commit_one(void *arg) {
+    commit_job_t *job = arg;
+    job->rc = saga_store_commit(job->sh->store);
+    return NULL;
+}
+
+/* The touched shards commit at once, one thread each (the first on the
+ * loop's): their fsyncs overlap instead of adding up. Each connection is
+ * used by one thread at a time; the loop waits for all before going on. */
+int sagad_commit_shards(sagad_t *d) {
+    static commit_job_t jobs[SAGA_DATADIR_MAX_PARTITIONS];
+    static pthread_t threads[SAGA_DATADIR_MAX_PARTITIONS];
+    static bool started[SAGA_DATADIR_MAX_PARTITIONS];
+    int n = 0;
+    for (int p = 0; p < d->shard_count; p++)
+        if (d->shards[p].in_tx) jobs[n++] = (commit_job_t){.sh = &d->shards[p]};
+    for (int i = 1; i < n; i++) started[i] = pthread_create(&threads[i], NULL, commit_one, &jobs[i]) == 0;
+    if (n > 0) commit_one(&jobs[0]);
+    for (int i = 1; i < n; i++) {
+        if (started[i]) pthread_join(threads[i], NULL);
+        else commit_one(&jobs[i]); /* no thread: in turn */
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        sagad_shard_t *sh = jobs[i].sh;
+        if (jobs[i].rc) {
+            LOG_ERROR("loop", "shard %d: commit failed: %s", sh->partition, saga_store_errmsg(sh->store));
+            saga_store_rollback(sh->store);
+            if (!rc) rc = jobs[i].rc;
+        } else {
+            d->counters.commits++;
+        }
+        sh->in_tx = false;
+    }
+    return rc;
+}
+
+void sagad_rollback_shards(sagad_t *d) {
+    for (int p = 0; p < d->shard_count; p++) {
+        if (!d->shards[p].in_tx) continue;
+        saga_store_rollback(d->shards[p].store);
+        d->shards[p].in_tx = false;
+    }
+}
+
+/* The earliest timer of any shard (INT64_MAX: none). */
+static int64_t next_timer_due(sagad_t *d) {
+    int64_t due = INT64_MAX;
+    for (int p = 0; p < d->shard_count; p++) {
+        int64_t t = saga_store_next_timer_due(d->shards[p].store);
+        if (t < due) due = t;
+    }
+    return due;
+}
+
 int sagad_iterate(sagad_t *d, int max_wait_ms) {
     static rd_kafka_message_t *msgs[MAX_BATCH];
     static saga_timer_row_t timers[MAX_TIMERS];
+    static int timer_shard[MAX_TIMERS];
     int64_t now = saga_now_ms();
-    int64_t next_due = saga_store_next_timer_due(d->store);
+    int64_t next_due = next_timer_due(d);
     int wait = max_wait_ms;
     if (next_due != INT64_MAX && next_due - now < wait) wait = next_due <= now ? 0 : (int)(next_due - now);
     if (!saga_bus_consuming(d->bus)) wait = max_wait_ms; /* timers are held until then: do not spin */
     if (d->catching && wait < 10) wait = 10;          /* timers held by a catch-up: do not spin either */
     if (d->commands && saga_command_pending(d->commands) > 0) wait = 0;
     if (saga_bus_in_flight(d->bus) > 0 && wait > 5) wait = 5; /* keep serving delivery reports */
-    if (d->resend_count > 0 && wait > 20) wait = 20;           /* resends waiting for their backoff */
+    for (int p = 0; p < d->shard_count; p++)
+        if (d->shards[p].resend_count > 0 && wait > 20) wait = 20; /* resends waiting for their backoff */
 
     int batch = d->cfg.batch_size > 0 && d->cfg.batch_size < MAX_BATCH ? (int)d->cfg.batch_size : MAX_BATCH;
     int n = saga_bus_poll(d->bus, msgs, batch, wait);
@@ -440,8 +554,18 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
         caught_up = true;
         d->timers_held_since = 0;
     }
-    int ntimers = caught_up && next_due <= now ? saga_store_due_timers(d->store, now, timers, MAX_TIMERS) : 0;
-    if (ntimers < 0) return ntimers;
+    /* Due timers of every shard, up to MAX_TIMERS in all; the first shard
+     * asked turns round, so that a backlog in one does not starve the others. */
+    static int timer_turn;
+    int ntimers = 0;
+    if (caught_up && next_due <= now) timer_turn = (timer_turn + 1) % d->shard_count;
+    for (int k = 0; caught_up && next_due <= now && k < d->shard_count && ntimers < MAX_TIMERS; k++) {
+        int p = (timer_turn + k) % d->shard_count;
+        int got = saga_store_due_timers(d->shards[p].store, now, timers + ntimers, MAX_TIMERS - ntimers);
+        if (got < 0) return got;
+        for (int i = 0; i < got; i++) timer_shard[ntimers + i] = p;
+        ntimers += got;
+    }
 
     static saga_command_t commands[MAX_COMMANDS];
     int ncommands = d->commands ? saga_command_take(d->commands, commands, MAX_COMMANDS) : 0;
@@ -451,9 +575,9 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
         return sent < 0 ? sent : 0;
     }
     int64_t started_us = saga_monotonic_us();
-    int rc = saga_store_begin(d->store);
+    int rc = 0;
     for (int i = 0; !rc && i < n; i++) rc = handle_message(d, msgs[i], now);
-    for (int i = 0; !rc && i < ntimers; i++) rc = fire_timer(d, &timers[i], now);
+    for (int i = 0; !rc && i < ntimers; i++) rc = fire_timer(d, &d->shards[timer_shard[i]], &timers[i], now);
     for (int i = 0; i < ncommands; i++) {
         if (!rc) rc = run_command(d, &commands[i], now);
         saga_command_clear(&commands[i]);
@@ -462,17 +586,18 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     if (!rc) rc = sagad_relay_acked(d);
     if (!rc) rc = sagad_relay_failures(d, now);
     int64_t commit_us = saga_monotonic_us();
-    if (!rc) rc = saga_store_commit(d->store);
+    /* Every touched shard commits before any offset of this batch is stored.
+     * If one fails, those before it stay committed: the batch is read again
+     * after the restart and their shards' dedup absorbs it (docs/DESIGN.md). */
+    if (!rc) rc = sagad_commit_shards(d);
     sagad_histogram_add(&d->commit_seconds, (double)(saga_monotonic_us() - commit_us) / 1e6);
     if (rc) {
-        LOG_ERROR("loop", "transaction failed (%s): %s; stopping without storing offsets", saga_strerror(rc),
-                  saga_store_errmsg(d->store));
-        saga_store_rollback(d->store);
+        LOG_ERROR("loop", "transaction failed (%s); stopping without storing offsets", saga_strerror(rc));
+        sagad_rollback_shards(d);
         sagad_send_alerts(d, false);
         for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
         return rc;
     }
-    d->counters.commits++;
     sagad_send_alerts(d, true);
     log_breakers(d);
     d->counters.messages += (uint64_t)n;
@@ -522,7 +647,12 @@ static int recover_step(const char *saga_id, const char *definition, int version
 }
 
 int sagad_flow_recover(sagad_t *d) {
-    int n = saga_store_active_steps(d->store, recover_step, d);
+    int n = 0;
+    for (int p = 0; p < d->shard_count; p++) {
+        int got = saga_store_active_steps(d->shards[p].store, recover_step, d);
+        if (got < 0) return got;
+        n += got;
+    }
     if (n > 0) LOG_INFO("flow", "recovered %d step(s) in flight or waiting for room", n);
     return n < 0 ? n : 0;
 }

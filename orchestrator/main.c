@@ -10,6 +10,7 @@
 
 #include "admin.h"
 #include "commands.h"
+#include "datadir.h"
 #include "sagad.h"
 #include "topics.h"
 #include "saga_alloc.h"
@@ -32,15 +33,12 @@ static bool token_on_command_line(int argc, char **argv) {
     return false;
 }
 
-/* The admin token file sagad makes when no token is configured: next to
- * the database, "admin.token". */
-static char *default_token_path(const char *db) {
-    const char *slash = strrchr(db, '/');
-    size_t dir = slash ? (size_t)(slash - db) + 1 : 0;
-    char *path = saga_malloc(dir + sizeof "admin.token");
-    if (!path) return NULL;
-    memcpy(path, db, dir);
-    memcpy(path + dir, "admin.token", sizeof "admin.token");
+/* The admin token file sagad makes when no token is configured: in the
+ * data directory, "admin.token". */
+static char *default_token_path(const char *dir) {
+    size_t n = strlen(dir) + sizeof "/admin.token";
+    char *path = saga_malloc(n);
+    if (path) snprintf(path, n, "%s/admin.token", dir);
     return path;
 }
 
@@ -75,15 +73,22 @@ static saga_registry_t *load_directory(const sagad_config_t *c) {
 static int adopt_definitions(sagad_t *d, saga_registry_t *reg) {
     char err[512];
     int64_t now = saga_now_ms();
-    int rc = saga_store_begin(d->store);
-    for (int i = 0; !rc && i < saga_registry_count(reg); i++) {
-        const saga_definition_t *def = saga_registry_at(reg, i);
-        rc = saga_store_put_definition(d->store, def, now, err, sizeof err);
-        if (rc == SAGA_EEXISTS) LOG_ERROR("sagad", "%s", err);
+    int rc = 0;
+    /* Every shard holds every definition (its sagas load from it alone);
+     * one transaction per shard, all checked before any commits. */
+    for (int p = 0; !rc && p < d->shard_count; p++) {
+        sagad_shard_t *sh = &d->shards[p];
+        rc = sagad_shard_begin(sh);
+        for (int i = 0; !rc && i < saga_registry_count(reg); i++) {
+            const saga_definition_t *def = saga_registry_at(reg, i);
+            rc = saga_store_put_definition(sh->store, def, now, err, sizeof err);
+            if (rc == SAGA_EEXISTS) LOG_ERROR("sagad", "%s", err);
+        }
     }
-    if (!rc) rc = saga_store_commit(d->store);
-    else saga_store_rollback(d->store);
-    if (!rc && (rc = saga_store_load_retired(d->store, reg, err, sizeof err))) LOG_ERROR("sagad", "%s", err);
+    if (!rc) rc = sagad_commit_shards(d);
+    else sagad_rollback_shards(d);
+    for (int p = 0; !rc && p < d->shard_count; p++)
+        if ((rc = saga_store_load_retired(d->shards[p].store, reg, err, sizeof err))) LOG_ERROR("sagad", "%s", err);
     return rc;
 }
 
@@ -147,12 +152,13 @@ int main(int argc, char **argv) {
     const saga_config_option_t options[] = {
         {"bootstrap", SAGA_CFG_STRING, NULL, "Kafka bootstrap servers (host:port,...)", &c->bootstrap},
         {"bootstrap-file", SAGA_CFG_STRING, NULL, "read the bootstrap servers from this file (sagabroker writes it)", &c->bootstrap_file},
-        {"db", SAGA_CFG_STRING, "sagad.db", "SQLite database file", &c->db},
+        {"data-dir", SAGA_CFG_STRING, "sagad-data", "data directory: one SQLite file per partition (shard-NNN.db), the lock and the admin token; created if missing", &c->data_dir},
+        {"db", SAGA_CFG_STRING, NULL, "single-file database of an older release: converted into --data-dir on start (renamed to FILE.converted)", &c->db},
         {"sagas", SAGA_CFG_STRING, "sagas", "directory of saga definitions (*.json)", &c->sagas_dir},
         {"admin-addr", SAGA_CFG_STRING, "127.0.0.1", "admin HTTP API address", &c->admin_addr},
         {"admin-port", SAGA_CFG_INT, "8080", "admin HTTP API port (0: any free port, see --ready-file)", &c->admin_port},
         {"admin-token", SAGA_CFG_STRING, NULL, "bearer token of the mutating admin endpoints (shows in ps: prefer SAGAD_ADMIN_TOKEN or --admin-token-file)", &c->admin_token},
-        {"admin-token-file", SAGA_CFG_STRING, NULL, "read the admin bearer token from this file (default: generate one in admin.token next to --db)", &c->admin_token_file},
+        {"admin-token-file", SAGA_CFG_STRING, NULL, "read the admin bearer token from this file (default: generate one in admin.token in --data-dir)", &c->admin_token_file},
         {"admin-host", SAGA_CFG_STRING, NULL, "more Host names the admin API answers to, comma-separated (e.g. behind a proxy)", &c->admin_host},
         {"alert-webhook", SAGA_CFG_STRING, NULL, "POST alerts (compensation_failed, circuit_open, dead_letters) to this URL", &c->alert_webhook},
         {"ready-file", SAGA_CFG_STRING, NULL, "write ADMIN_URL= and PID= here once consuming", &c->ready_file},
@@ -161,7 +167,7 @@ int main(int argc, char **argv) {
         {"replies-topic", SAGA_CFG_STRING, "saga.replies", "topic of participants' replies", &c->replies_topic},
         {"events-topic", SAGA_CFG_STRING, "saga.events", "topic of lifecycle events", &c->events_topic},
         {"dlq-topic", SAGA_CFG_STRING, "saga.dlq", "dead-letter topic", &c->dlq_topic},
-        {"partitions", SAGA_CFG_INT, "8", "partitions of every topic sagad consumes (saga.start, saga.replies): a saga belongs to the partition its id hashes to (Kafka's murmur2)", &c->partitions},
+        {"partitions", SAGA_CFG_INT, "8", "partitions of every topic sagad consumes (saga.start, saga.replies) and shard files in --data-dir: a saga belongs to the partition its id hashes to (Kafka's murmur2)", &c->partitions},
         {"batch-size", SAGA_CFG_INT, "1000", "most messages applied in one transaction", &c->batch_size},
         {"synchronous", SAGA_CFG_STRING, "FULL", "SQLite synchronous mode: FULL, NORMAL or OFF", &c->synchronous},
         {"dedup-retention", SAGA_CFG_STRING, "168h", "how long message ids are remembered for dedup (duration)", &c->dedup_retention},
@@ -223,45 +229,42 @@ int main(int argc, char **argv) {
         return 0;
     }
 
-    /* One sagad per database: kept open (locked) until the process ends. */
-    int lock_fd = saga_store_lock(c->db, err, sizeof err);
+    /* One sagad per data directory: kept open (locked) until the process ends. */
+    if (c->partitions > SAGA_DATADIR_MAX_PARTITIONS) {
+        fprintf(stderr, "sagad: --partitions: %lld is more than %d\n", c->partitions, SAGA_DATADIR_MAX_PARTITIONS);
+        return 2;
+    }
+    if (saga_datadir_create(c->data_dir, err, sizeof err)) {
+        fprintf(stderr, "sagad: %s\n", err);
+        return 1;
+    }
+    char lock_path[4200], what[4300];
+    snprintf(lock_path, sizeof lock_path, "%s/sagad.lock", c->data_dir);
+    snprintf(what, sizeof what, "the data directory %s", c->data_dir);
+    int lock_fd = saga_store_lock_file(lock_path, what, err, sizeof err);
     if (lock_fd < 0) {
         fprintf(stderr, "sagad: %s\n", err);
         LOG_ERROR("sagad", "%s", err);
         return 1;
     }
+    int converted = 0;
+    if (saga_datadir_prepare(c->data_dir, c->db, (int)c->partitions, c->synchronous, &converted, err, sizeof err)) {
+        fprintf(stderr, "sagad: %s\n", err);
+        LOG_ERROR("sagad", "%s", err);
+        return 1;
+    }
     saga_store_options_t sopt = {.synchronous = c->synchronous};
-    d.store = saga_store_open(c->db, &sopt, err, sizeof err);
-    if (!d.store) {
-        fprintf(stderr, "sagad: database: %s\n", err);
+    d.shard_count = (int)c->partitions;
+    if (sagad_shards_open(c->data_dir, d.shard_count, &sopt, &d.shards, err, sizeof err)) {
+        fprintf(stderr, "sagad: data directory: %s\n", err);
+        LOG_ERROR("sagad", "%s", err);
         return 1;
     }
     if (adopt_definitions(&d, d.registry)) return 1;
     log_registry(d.registry);
 
-    char *bootstrap = saga_kafka_bootstrap(c->bootstrap, c->bootstrap_file, 10000, err, sizeof err);
-    if (!bootstrap) {
-        fprintf(stderr, "sagad: %s\n", err);
-        return 2;
-    }
-    const char *topics[] = {c->start_topic, c->replies_topic};
-    /* Before consuming anything: every consumed topic has P partitions. */
-    saga_topics_check_t tcheck = {.bootstrap = bootstrap, .client_id = "sagad", .props = &c->kafka_props,
-                                  .topics = topics, .topic_count = 2, .partitions = (int)c->partitions,
-                                  .create_timeout_ms = 15000};
-    if (saga_topics_check(&tcheck, err, sizeof err)) {
-        LOG_ERROR("sagad", "%s", err);
-        saga_free(bootstrap);
-        return 1;
-    }
-    saga_bus_config_t bcfg = {.bootstrap = bootstrap, .group = c->group, .client_id = "sagad",
-                              .topics = topics, .topic_count = 2, .props = &c->kafka_props};
-    d.bus = saga_bus_new(&bcfg, err, sizeof err);
-    saga_free(bootstrap);
-    if (!d.bus) {
-        fprintf(stderr, "sagad: %s\n", err);
-        return 1;
-    }
+    /* The admin token before Kafka: its refusals and warnings need no broker
+     * (the topic check below waits while the brokers do not answer). */
     char *token = NULL, *token_file = NULL;
     bool token_configured = (c->admin_token_file && *c->admin_token_file) || (c->admin_token && *c->admin_token);
     /* Beyond loopback the reads are open to the network too: only with a
@@ -296,7 +299,7 @@ int main(int argc, char **argv) {
         token = saga_strdup(c->admin_token);
     } else { /* none configured: sagad makes one, kept across restarts */
         int created = 0;
-        token_file = default_token_path(c->db);
+        token_file = default_token_path(c->data_dir);
         token = token_file ? saga_admin_token_file(token_file, &created, err, sizeof err) : NULL;
         if (!token) {
             fprintf(stderr, "sagad: admin token: %s\n", token_file ? err : "out of memory");
@@ -306,12 +309,34 @@ int main(int argc, char **argv) {
         LOG_INFO("sagad", "admin token: %s %s (mode 0600); sagactl reads it with SAGA_ADMIN_TOKEN_FILE=%s",
                  created ? "generated" : "reusing", token_file, token_file);
     }
+    char *bootstrap = saga_kafka_bootstrap(c->bootstrap, c->bootstrap_file, 10000, err, sizeof err);
+    if (!bootstrap) {
+        fprintf(stderr, "sagad: %s\n", err);
+        return 2;
+    }
+    const char *topics[] = {c->start_topic, c->replies_topic};
+    /* Before consuming anything: every consumed topic has P partitions. */
+    saga_topics_check_t tcheck = {.bootstrap = bootstrap, .client_id = "sagad", .props = &c->kafka_props,
+                                  .topics = topics, .topic_count = 2, .partitions = (int)c->partitions,
+                                  .create_timeout_ms = 15000};
+    if (saga_topics_check(&tcheck, err, sizeof err)) {
+        LOG_ERROR("sagad", "%s", err);
+        saga_free(bootstrap);
+        return 1;
+    }
+    saga_bus_config_t bcfg = {.bootstrap = bootstrap, .group = c->group, .client_id = "sagad",
+                              .topics = topics, .topic_count = 2, .props = &c->kafka_props};
+    d.bus = saga_bus_new(&bcfg, err, sizeof err);
+    saga_free(bootstrap);
+    if (!d.bus) {
+        fprintf(stderr, "sagad: %s\n", err);
+        return 1;
+    }
     d.commands = saga_command_queue_new(4096);
     if (!d.commands) return 1;
-    /* One database file for now; with shards: saga_admin_start_dir(addr,
-     * port, DATA_DIR, partitions, ...) (DIR/shard-000.db ...). */
-    const char *admin_paths[] = {c->db};
-    saga_admin_t *admin = saga_admin_start(c->admin_addr, (int)c->admin_port, admin_paths, 1, err, sizeof err);
+    /* The admin API reads every shard of the data directory. */
+    saga_admin_t *admin = saga_admin_start_dir(c->admin_addr, (int)c->admin_port, c->data_dir, d.shard_count, err,
+                                               sizeof err);
     if (!admin) {
         fprintf(stderr, "sagad: admin API on %s:%lld: %s\n", c->admin_addr, c->admin_port, err);
         return 1;
@@ -352,7 +377,8 @@ int main(int argc, char **argv) {
     d.engine.max_message_bytes = (size_t)c->max_message_bytes;
     d.rng = saga_random_u64();
     saga_signals_install(&stop_requested, &reload_requested);
-    LOG_INFO("sagad", "running: db=%s admin=http://%s:%d", c->db, c->admin_addr, saga_admin_port(admin));
+    LOG_INFO("sagad", "running: data-dir=%s partitions=%d admin=http://%s:%d", c->data_dir, d.shard_count,
+             c->admin_addr, saga_admin_port(admin));
 
     bool ready_written = false;
     int64_t last_report = saga_monotonic_us(), last_prune = 0, last_retention = 0;
@@ -385,14 +411,22 @@ int main(int argc, char **argv) {
         }
         if (saga_monotonic_us() - last_prune > 5 * 1000000LL) {
             /* Bounded chunks so one pass never stalls the loop for long. */
-            int pruned = saga_store_prune_dedup(d.store, saga_now_ms() - c->dedup_retention_ms, 10000);
+            int pruned = 0;
+            for (int p = 0; p < d.shard_count; p++) {
+                int got = saga_store_prune_dedup(d.shards[p].store, saga_now_ms() - c->dedup_retention_ms, 10000);
+                if (got > 0) pruned += got;
+            }
             if (pruned > 0) d.counters.dedup_pruned += (uint64_t)pruned;
             else last_prune = saga_monotonic_us();
         }
         if (saga_monotonic_us() - last_retention > 1000000LL) {
             /* Retention: 1,000 finished sagas per pass (one transaction), a
              * pass per loop turn while a backlog lasts, else once a second. */
-            int pruned = saga_store_prune_finished(d.store, saga_now_ms() - c->retention_ms, 1000);
+            int pruned = 0;
+            for (int p = 0; p < d.shard_count; p++) {
+                int got = saga_store_prune_finished(d.shards[p].store, saga_now_ms() - c->retention_ms, 1000);
+                if (got > 0) pruned += got;
+            }
             if (pruned > 0) d.counters.sagas_pruned += (uint64_t)pruned;
             else last_retention = saga_monotonic_us();
         }
@@ -413,7 +447,7 @@ int main(int argc, char **argv) {
     saga_admin_stop(&admin);
     sagad_runtime_free(&d.runtime);
     saga_bus_close(&d.bus);
-    saga_store_close(&d.store);
+    sagad_shards_close(&d.shards, d.shard_count);
     saga_registry_free(&d.registry);
     saga_flow_free(&d.flow);
     saga_command_queue_free(&d.commands);

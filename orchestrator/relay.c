@@ -1,7 +1,10 @@
-/* The outbox relay: hands committed outbox rows to the producer, deletes
- * the acknowledged ones, and resends or parks the failed ones (see
- * docs/DESIGN.md, "The outbox relay"). Runs on the loop's thread. */
+/* The outbox relay: hands committed outbox rows of every shard to the
+ * producer, deletes the acknowledged ones, and resends or parks the failed
+ * ones (see docs/DESIGN.md, "The outbox relay"). Runs on the loop's thread.
+ * A delivery's id names the shard and the row (shard.h, sagad_opaque). */
+#include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sagad.h"
@@ -33,6 +36,7 @@
 
 typedef struct {
     sagad_t *d;
+    sagad_shard_t *sh;
     int64_t last_id;
     int attempt;
     bool queue_full;
@@ -40,8 +44,8 @@ typedef struct {
 
 static int relay_row(const saga_outbox_row_t *row, void *user) {
     relay_ctx_t *r = user;
-    int rc = saga_bus_produce(r->d->bus, row->topic, row->key, row->headers, row->payload, row->payload_len, row->id,
-                              r->attempt);
+    int rc = saga_bus_produce(r->d->bus, row->topic, row->key, row->headers, row->payload, row->payload_len,
+                              sagad_opaque(r->sh->partition, row->id), r->attempt);
     if (rc == SAGA_EIO) {
         r->queue_full = true;
         return 1; /* stop; this row is sent next time */
@@ -53,7 +57,7 @@ static int relay_row(const saga_outbox_row_t *row, void *user) {
     return 0;
 }
 
-static void schedule_resend(sagad_t *d, int64_t id, int attempt, bool alone, int64_t now) {
+static void schedule_resend(sagad_shard_t *d, int64_t id, int attempt, bool alone, int64_t now) {
     if (d->resend_count == d->resend_cap) {
         int cap = d->resend_cap ? d->resend_cap * 2 : 64;
         sagad_resend_t *bigger = saga_realloc(d->resend, (size_t)cap * sizeof *bigger);
@@ -76,42 +80,52 @@ static void schedule_resend(sagad_t *d, int64_t id, int attempt, bool alone, int
  * refused with it again and again, and parked. Returns true when the pass
  * must send nothing else: such a row is due (it waits for the producer to
  * drain) or was just sent. */
-static bool resend_alone_due(sagad_t *d, int64_t now) {
-    for (int i = 0; i < d->resend_count; i++) {
-        sagad_resend_t *e = &d->resend[i];
+static bool resend_alone_due(sagad_t *d, sagad_shard_t *sh, int64_t now) {
+    for (int i = 0; i < sh->resend_count; i++) {
+        sagad_resend_t *e = &sh->resend[i];
         if (!e->alone || e->due_ms > now) continue;
         if (saga_bus_in_flight(d->bus) > 0) return true;
-        relay_ctx_t r = {.d = d, .attempt = e->attempt};
-        int found = saga_store_outbox_get(d->store, e->id, relay_row, &r);
+        relay_ctx_t r = {.d = d, .sh = sh, .attempt = e->attempt};
+        int found = saga_store_outbox_get(sh->store, e->id, relay_row, &r);
         if (found < 0 || r.queue_full) return true;
         if (found) d->counters.produce_retries++;
-        d->resend[i] = d->resend[--d->resend_count];
+        sh->resend[i] = sh->resend[--sh->resend_count];
         return found > 0;
     }
     return false;
 }
 
 /* Sends the rows whose backoff is over again, one by one. */
-static void resend_due(sagad_t *d, int64_t now) {
+static void resend_due(sagad_t *d, sagad_shard_t *sh, int64_t now) {
     int kept = 0;
     bool full = false;
-    for (int i = 0; i < d->resend_count; i++) {
-        sagad_resend_t *e = &d->resend[i];
+    for (int i = 0; i < sh->resend_count; i++) {
+        sagad_resend_t *e = &sh->resend[i];
         if (full || e->alone || e->due_ms > now) {
-            d->resend[kept++] = *e;
+            sh->resend[kept++] = *e;
             continue;
         }
-        relay_ctx_t r = {.d = d, .attempt = e->attempt};
-        int found = saga_store_outbox_get(d->store, e->id, relay_row, &r);
+        relay_ctx_t r = {.d = d, .sh = sh, .attempt = e->attempt};
+        int found = saga_store_outbox_get(sh->store, e->id, relay_row, &r);
         if (found < 0 || r.queue_full) {
             full = true;
-            d->resend[kept++] = *e;
+            sh->resend[kept++] = *e;
             continue;
         }
         if (found) d->counters.produce_retries++;
         /* gone: acknowledged late or parked meanwhile */
     }
-    d->resend_count = kept;
+    sh->resend_count = kept;
+}
+
+/* Rows not acknowledged yet, in every shard. */
+static long long outbox_backlog(sagad_t *d) {
+    long long n = 0;
+    for (int p = 0; p < d->shard_count; p++) {
+        long long b = saga_store_outbox_backlog(d->shards[p].store);
+        if (b > 0) n += b;
+    }
+    return n;
 }
 
 /* Hands rows to the producer: the due resends, then the new rows. */
@@ -125,26 +139,41 @@ int sagad_relay(sagad_t *d) {
         /* A new producer after a fatal error holds nothing, and every row it
          * acknowledged or failed before is dealt with: whatever is left in
          * the outbox was never delivered. Once, from the start. */
-        LOG_WARN("relay", "new producer: sending the %lld outbox row(s) left again",
-                 saga_store_outbox_backlog(d->store));
+        LOG_WARN("relay", "new producer: sending the %lld outbox row(s) left again", outbox_backlog(d));
         d->producers_seen = resets;
-        d->relay_after = 0;
-        d->resend_count = 0;
+        for (int p = 0; p < d->shard_count; p++) {
+            d->shards[p].relay_after = 0;
+            d->shards[p].resend_count = 0;
+        }
     }
-    if (d->resend_count) {
-        int64_t now = saga_now_ms();
-        if (resend_alone_due(d, now)) {
+    int64_t now = saga_now_ms();
+    for (int p = 0; p < d->shard_count; p++) {
+        sagad_shard_t *sh = &d->shards[p];
+        if (!sh->resend_count) continue;
+        if (resend_alone_due(d, sh, now)) {
             saga_bus_serve(d->bus, 0);
             return 0;
         }
-        resend_due(d, now);
     }
-    relay_ctx_t r = {.d = d, .last_id = d->relay_after};
-    int n = saga_store_outbox_scan(d->store, d->relay_after, RELAY_BATCH, relay_row, &r);
-    if (n < 0) return n;
-    d->relay_after = r.last_id;
+    for (int p = 0; p < d->shard_count; p++)
+        if (d->shards[p].resend_count) resend_due(d, &d->shards[p], now);
+    /* The first shard relayed turns round: when the producer's queue fills,
+     * the shards after it wait for the next pass, never the same ones. */
+    static int turn;
+    turn = (turn + 1) % d->shard_count;
+    int total = 0;
+    for (int k = 0; k < d->shard_count; k++) {
+        sagad_shard_t *sh = &d->shards[(turn + k) % d->shard_count];
+        relay_ctx_t r = {.d = d, .sh = sh, .last_id = sh->relay_after};
+        int n = saga_store_outbox_scan(sh->store, sh->relay_after, RELAY_BATCH, relay_row, &r);
+        if (n < 0) return n;
+        assert(r.last_id < ((int64_t)1 << SAGAD_OPAQUE_SHIFT));
+        sh->relay_after = r.last_id;
+        total += n;
+        if (r.queue_full) break;
+    }
     saga_bus_serve(d->bus, 0);
-    return n;
+    return total;
 }
 
 typedef struct {
@@ -174,16 +203,16 @@ static void row_copy_free(row_copy_t *c) {
 
 /* A command the broker refused for good: its step fails now (instead of
  * timing out and resending the same bytes). Returns the outcome. */
-static int fail_command_step(sagad_t *d, const json_t *cmd, rd_kafka_resp_err_t err, const char *reason,
+static int fail_command_step(sagad_t *d, sagad_shard_t *sh, const json_t *cmd, rd_kafka_resp_err_t err, const char *reason,
                              int64_t now, const char **outcome) {
     const char *saga_id = saga_json_str(cmd, "saga_id"), *step = saga_json_str(cmd, "step");
     int kind = saga_command_kind_parse(saga_json_str(cmd, "kind"));
     long long attempt = 0;
     *outcome = "dropped";
     if (!saga_id || !step || kind < 0 || saga_json_int(cmd, "attempt", &attempt)) return 0;
-    saga_t *s = &d->scratch;
+    saga_t *s = &sh->scratch;
     char why[512] = "";
-    int rc = saga_store_load(d->store, d->registry, saga_id, s, why, sizeof why);
+    int rc = saga_store_load(sh->store, d->registry, saga_id, s, why, sizeof why);
     if (rc) return rc == SAGA_ENOTFOUND ? 0 : rc;
     int idx = saga_definition_step_index(s->def, step);
     if (idx >= 0) {
@@ -193,7 +222,7 @@ static int fail_command_step(sagad_t *d, const json_t *cmd, rd_kafka_resp_err_t 
         saga_event_t ev = {.kind = SAGA_EV_UNDELIVERABLE, .step = idx, .command_kind = (saga_command_kind_t)kind,
                            .attempt = (int)attempt, .error_code = too_large ? "PAYLOAD_TOO_LARGE" : "COMMAND_REJECTED",
                            .error_message = reason};
-        rc = sagad_apply_and_save(d, s, &ev, now, &stale);
+        rc = sagad_apply_and_save(d, sh, s, &ev, now, &stale);
         if (!rc && !stale)
             *outcome = kind == SAGA_KIND_ACTION ? "step_failed" : "compensation_failed";
     }
@@ -204,7 +233,7 @@ static int fail_command_step(sagad_t *d, const json_t *cmd, rd_kafka_resp_err_t 
 /* An event or dead letter the broker refused for good: a small stub saying
  * what was dropped takes its place (a new row, sent in order); a stub that
  * is refused too is dropped. */
-static int send_stub(sagad_t *d, const row_copy_t *row, const json_t *doc, const char *reason, int64_t now,
+static int send_stub(sagad_shard_t *sh, const row_copy_t *row, const json_t *doc, const char *reason, int64_t now,
                      const char **outcome) {
     json_t *h = json_loads(row->headers, 0, NULL);
     if (!json_is_object(h)) {
@@ -233,7 +262,7 @@ static int send_stub(sagad_t *d, const row_copy_t *row, const json_t *doc, const
             json_object_set(stub, i == 0 ? "original_type" : keep[i], v);
     }
     char *headers = saga_json_dump(h), *payload = stub ? saga_json_dump(stub) : NULL;
-    int rc = headers && payload ? saga_store_outbox_add(d->store, row->topic, row->key, headers, payload,
+    int rc = headers && payload ? saga_store_outbox_add(sh->store, row->topic, row->key, headers, payload,
                                                         strlen(payload), now)
                                 : SAGA_ENOMEM;
     saga_free(headers);
@@ -246,9 +275,10 @@ static int send_stub(sagad_t *d, const row_copy_t *row, const json_t *doc, const
 
 /* Parks outbox row id, which the broker refused for good, and does what
  * replaces it; alerts and counts. Runs inside the loop's transaction. */
-static int park_row(sagad_t *d, int64_t id, rd_kafka_resp_err_t err, int attempt, int64_t now) {
+static int park_row(sagad_t *d, sagad_shard_t *sh, int64_t id, rd_kafka_resp_err_t err, int attempt, int64_t now) {
     row_copy_t row = {0};
-    int rc = saga_store_outbox_get(d->store, id, copy_row, &row);
+    int rc = sagad_shard_begin(sh);
+    if (!rc) rc = saga_store_outbox_get(sh->store, id, copy_row, &row);
     if (rc <= 0) {
         row_copy_free(&row);
         return rc; /* gone already */
@@ -261,9 +291,9 @@ static int park_row(sagad_t *d, int64_t id, rd_kafka_resp_err_t err, int attempt
     const char *outcome = "dropped";
     bool is_command = type && !strcmp(type, "saga.command") && strcmp(row.topic, d->cfg.events_topic) != 0 &&
                       strcmp(row.topic, d->cfg.dlq_topic) != 0;
-    rc = is_command ? fail_command_step(d, doc, err, reason, now, &outcome)
-                    : send_stub(d, &row, doc, reason, now, &outcome);
-    if (!rc) rc = saga_store_outbox_park(d->store, id, now, reason, outcome);
+    rc = is_command ? fail_command_step(d, sh, doc, err, reason, now, &outcome)
+                    : send_stub(sh, &row, doc, reason, now, &outcome);
+    if (!rc) rc = saga_store_outbox_park(sh->store, id, now, reason, outcome);
     if (!rc) {
         d->counters.outbox_parked++;
         saga_log_ctx_t ctx = {.saga_id = row.key};
@@ -299,28 +329,51 @@ int sagad_relay_failures(sagad_t *d, int64_t now) {
     while (!rc && (n = saga_bus_take_failed(d->bus, failed, MAX_FAILURES)) > 0) {
         for (int i = 0; i < n; i++) {
             saga_bus_failure_t *f = &failed[i];
+            int p = sagad_opaque_shard(f->id);
+            int64_t row = sagad_opaque_row(f->id);
+            assert(p >= 0 && p < d->shard_count);
+            sagad_shard_t *sh = &d->shards[p];
             saga_bus_error_class_t cls = saga_bus_classify(f->err);
             if (cls == SAGA_BUS_UNKNOWN_TOPIC)
                 cls = f->attempt + 1 >= UNKNOWN_TOPIC_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
             if (cls == SAGA_BUS_TOO_LARGE)
                 cls = f->at_once || f->attempt + 1 >= TOO_LARGE_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
             if (cls == SAGA_BUS_PERMANENT) {
-                if (!rc) rc = park_row(d, f->id, f->err, f->attempt, now);
-                if (rc) schedule_resend(d, f->id, f->attempt + 1, false, now); /* rolled back: try again later */
+                if (!rc) rc = park_row(d, sh, row, f->err, f->attempt, now);
+                if (rc) schedule_resend(sh, row, f->attempt + 1, false, now); /* rolled back: try again later */
                 continue;
             }
-            LOG_WARN("relay", "delivery of outbox row %lld failed: %s (attempt %d; sent again after a backoff)",
-                     (long long)f->id, rd_kafka_err2str(f->err), f->attempt + 1);
-            schedule_resend(d, f->id, f->attempt + 1, saga_bus_classify(f->err) == SAGA_BUS_TOO_LARGE, now);
+            LOG_WARN("relay", "delivery of outbox row %lld of shard %d failed: %s (attempt %d; sent again after a backoff)",
+                     (long long)row, p, rd_kafka_err2str(f->err), f->attempt + 1);
+            schedule_resend(sh, row, f->attempt + 1, saga_bus_classify(f->err) == SAGA_BUS_TOO_LARGE, now);
         }
     }
     return rc;
 }
 
+static int compare_opaque(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Acknowledged deliveries, sorted (by shard, then row), deleted shard by shard. */
 int sagad_relay_acked(sagad_t *d) {
-    int64_t ids[4096];
+    static int64_t ids[4096];
     int n, rc = 0;
-    while (!rc && (n = saga_bus_take_acked(d->bus, ids, 4096)) > 0) rc = saga_store_outbox_delete(d->store, ids, n);
+    while (!rc && (n = saga_bus_take_acked(d->bus, ids, 4096)) > 0) {
+        qsort(ids, (size_t)n, sizeof *ids, compare_opaque);
+        for (int i = 0; !rc && i < n;) {
+            int p = sagad_opaque_shard(ids[i]), j = i;
+            assert(p >= 0 && p < d->shard_count);
+            while (j < n && sagad_opaque_shard(ids[j]) == p) {
+                ids[j] = sagad_opaque_row(ids[j]);
+                j++;
+            }
+            rc = sagad_shard_begin(&d->shards[p]);
+            if (!rc) rc = saga_store_outbox_delete(d->shards[p].store, ids + i, j - i);
+            i = j;
+        }
+    }
     return rc;
 }
 
@@ -331,16 +384,15 @@ int sagad_drain_outbox(sagad_t *d, int timeout_ms) {
         rc = sagad_relay(d);
         if (rc < 0) break;
         saga_bus_flush(d->bus, 100);
-        rc = saga_store_begin(d->store);
-        if (!rc) rc = sagad_relay_acked(d);
+        rc = sagad_relay_acked(d);
         if (!rc) rc = sagad_relay_failures(d, saga_now_ms());
-        if (!rc) rc = saga_store_commit(d->store);
-        else saga_store_rollback(d->store);
+        if (!rc) rc = sagad_commit_shards(d);
+        else sagad_rollback_shards(d);
         sagad_send_alerts(d, !rc);
         if (rc) break;
-        if (saga_bus_in_flight(d->bus) == 0 && saga_store_outbox_backlog(d->store) == 0) return 0;
+        if (saga_bus_in_flight(d->bus) == 0 && outbox_backlog(d) == 0) return 0;
     }
-    long long left = saga_store_outbox_backlog(d->store);
+    long long left = outbox_backlog(d);
     if (left > 0) LOG_WARN("loop", "%lld outbox message(s) not acknowledged yet; they are sent after restart", left);
     return rc;
 }

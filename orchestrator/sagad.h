@@ -13,11 +13,14 @@
 #include "engine.h"
 #include "flow.h"
 #include "runtime.h"
+#include "shard.h"
 #include "store.h"
 
 typedef struct {
     const char *bootstrap, *bootstrap_file;
-    const char *db, *sagas_dir;
+    const char *data_dir;          /* the shards, lock and admin token (datadir.h) */
+    const char *db;                /* an older release's single-file database, converted on start */
+    const char *sagas_dir;
     const char *admin_addr;
     const char *admin_token, *admin_token_file, *admin_host;
     long long admin_port;
@@ -40,14 +43,6 @@ typedef struct {
     saga_kv_list_t kafka_props;
     long long max_message_bytes;   /* largest Kafka record sagad publishes */
 } sagad_config_t;
-
-/* An outbox row to send again after a transient delivery failure. */
-typedef struct {
-    int64_t id;
-    int attempt;     /* deliveries tried so far */
-    int64_t due_ms;  /* not before (backoff) */
-    bool alone;      /* the broker refused its batch as too large: sent with nothing else in flight */
-} sagad_resend_t;
 
 /* Counters of what the loop did; logged periodically, metrics later. */
 #define SAGAD_COUNTERS(X)                                      \
@@ -80,7 +75,8 @@ typedef struct {
 typedef struct sagad {
     sagad_config_t cfg;
     saga_registry_t *registry;
-    saga_store_t *store;
+    sagad_shard_t *shards;              /* cfg.partitions of them, shards[p].partition == p */
+    int shard_count;
     saga_bus_t *bus;
     saga_engine_config_t engine;
     saga_flow_t *flow;
@@ -90,9 +86,6 @@ typedef struct sagad {
     json_t *pending_alerts;             /* [kind, fields] pairs raised in this transaction */
     saga_breaker_state_t breaker_logged[256]; /* last logged state per flow topic index */
     uint64_t rng;
-    int64_t relay_after;       /* highest outbox id handed to the producer (never goes back) */
-    sagad_resend_t *resend;    /* rows whose delivery failed, sent again one by one */
-    int resend_count, resend_cap;
     uint64_t producers_seen;   /* producer resets (fatal errors) the relay has caught up with */
     int64_t parked_alert_window;   /* start of the minute the outbox_parked alerts are counted in */
     int parked_alerts, parked_unalerted; /* alerts raised in it; parked rows not alerted since */
@@ -107,12 +100,12 @@ typedef struct sagad {
     uint64_t stale_by_reason[SAGA_STALE__COUNT];
     sagad_histogram_t commit_seconds, iteration_seconds, step_seconds, saga_seconds;
     sagad_runtime_t *runtime;   /* snapshot for the admin API */
-    saga_t scratch;             /* the saga the loop is working on */
 } sagad_t;
 
 /* One loop iteration: consume a batch, fire due timers, apply everything
- * in one transaction, store offsets, relay the outbox. Returns 0, or a
- * negative code when the store failed (the process must stop). */
+ * in one transaction per touched shard, commit them all, store offsets,
+ * relay the outboxes. Returns 0, or a negative code when a store failed
+ * (the process must stop; no offset of the iteration was stored). */
 int sagad_iterate(sagad_t *d, int max_wait_ms);
 
 /* Rebuilds flow-control state (in-flight counts, queued steps) from the
@@ -122,14 +115,20 @@ int sagad_flow_recover(sagad_t *d);
 /* Publishes a runtime snapshot (counters, flow, timings) for the admin API. */
 void sagad_publish_runtime(sagad_t *d);
 
+/* Commits every shard with an open transaction, all at once (a thread
+ * each); a shard whose commit failed is rolled back, the others stay
+ * committed. 0 or the first error. */
+int sagad_commit_shards(sagad_t *d);
+void sagad_rollback_shards(sagad_t *d);
+
 /* Sends what the outbox holds and waits for acknowledgements (shutdown). */
 int sagad_drain_outbox(sagad_t *d, int timeout_ms);
 
 /* ---- between the loop (loop.c) and the relay (relay.c) ---- */
 
-/* Applies ev to saga s and persists the outcome in the open transaction;
- * a stale event counts in *stale_counter. */
-int sagad_apply_and_save(sagad_t *d, saga_t *s, const saga_event_t *ev, int64_t now, uint64_t *stale_counter);
+/* Applies ev to saga s of shard sh and persists the outcome in sh's open
+ * transaction; a stale event counts in *stale_counter. */
+int sagad_apply_and_save(sagad_t *d, sagad_shard_t *sh, saga_t *s, const saga_event_t *ev, int64_t now, uint64_t *stale_counter);
 /* Queues an alert (fields stolen) until the transaction's end ... */
 void sagad_raise_alert(sagad_t *d, const char *kind, json_t *fields);
 /* ... which sends the queued alerts if it committed, drops them if not. */
@@ -138,7 +137,8 @@ void sagad_send_alerts(sagad_t *d, bool committed);
 /* Hands due resends and new outbox rows to the producer; nothing before
  * the first assignment's group check passed. After a commit. */
 int sagad_relay(sagad_t *d);
-/* In the open transaction: deletes the outbox rows Kafka acknowledged ... */
+/* In the shards' transactions (opened as needed): deletes the outbox rows
+ * Kafka acknowledged ... */
 int sagad_relay_acked(sagad_t *d);
 /* ... and deals with failed deliveries: resend later, or park the row. */
 int sagad_relay_failures(sagad_t *d, int64_t now);

@@ -1,4 +1,4 @@
-/* One sagad per database: an fcntl lock on "<db>.lock" held while the
+/* One sagad per data directory (or database): an fcntl lock on a lock file held while the
  * process lives (the kernel drops it when the process dies, even on kill -9);
  * the file holds the owner's pid, for the message a second sagad prints.
  * The lock is on a file of its own, not on the database, so that readers
@@ -23,10 +23,17 @@ int saga_store_lock(const char *db_path, char *err, size_t errlen) {
         return -1;
     }
     snprintf(path, n, "%s.lock", db_path);
+    char what[1100];
+    snprintf(what, sizeof what, "the database %s", db_path);
+    int fd = saga_store_lock_file(path, what, err, errlen);
+    saga_free(path);
+    return fd;
+}
+
+int saga_store_lock_file(const char *path, const char *what, char *err, size_t errlen) {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open the lock file %s: %s", path, strerror(errno));
-        saga_free(path);
         return -1;
     }
     /* An open-file-description lock where the kernel has them: unlike a
@@ -43,13 +50,12 @@ int saga_store_lock(const char *db_path, char *err, size_t errlen) {
         int pid = got > 0 ? atoi(text) : 0;
         if (pid > 0) snprintf(holder, sizeof holder, "another sagad (pid %d)", pid);
         if (e == EACCES || e == EAGAIN)
-            snprintf(err, errlen, "the database %s is in use by %s: its lock file %s is held; "
-                                  "two sagad on one database would send every message twice",
-                     db_path, holder, path);
+            snprintf(err, errlen, "%s is in use by %s: its lock file %s is held; "
+                                  "two sagad on the same state would send every message twice",
+                     what, holder, path);
         else
             snprintf(err, errlen, "cannot lock %s: %s", path, strerror(e));
         close(fd);
-        saga_free(path);
         return -1;
     }
     char pid[32];
@@ -57,6 +63,5 @@ int saga_store_lock(const char *db_path, char *err, size_t errlen) {
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
         /* The lock holds without the pid in it: only the message loses it. */
     }
-    saga_free(path);
     return fd;
 }

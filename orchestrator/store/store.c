@@ -239,6 +239,34 @@ int saga_store_prune_finished(saga_store_t *st, int64_t before, int limit) {
     return n;
 }
 
+int saga_store_meta_get(saga_store_t *st, const char *key, long long *value) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "SELECT value FROM shard_meta WHERE key = ?", -1, &q, NULL) != SQLITE_OK)
+        return fail(st, "meta get");
+    bind_text(q, 1, key);
+    int rc = sqlite3_step(q), found = 0;
+    if (rc == SQLITE_ROW) {
+        *value = sqlite3_column_int64(q, 0);
+        found = 1;
+    } else if (rc != SQLITE_DONE) {
+        found = fail(st, "meta get");
+    }
+    sqlite3_finalize(q);
+    return found;
+}
+
+int saga_store_meta_set(saga_store_t *st, const char *key, long long value) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO shard_meta (key, value) VALUES (?, ?)", -1, &q, NULL) !=
+        SQLITE_OK)
+        return fail(st, "meta set");
+    bind_text(q, 1, key);
+    sqlite3_bind_int64(q, 2, value);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : fail(st, "meta set");
+    sqlite3_finalize(q);
+    return rc;
+}
+
 int saga_store_saga_exists(saga_store_t *st, const char *id) {
     bind_text(st->exists, 1, id);
     int rc = sqlite3_step(st->exists);

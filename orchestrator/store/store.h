@@ -46,6 +46,15 @@ int saga_store_prune_finished(saga_store_t *st, int64_t before, int limit);
  * cannot run on the same database. Returns the lock's descriptor (keep it
  * open), or -1 with err naming the file and, when known, the holder's pid. */
 int saga_store_lock(const char *db_path, char *err, size_t errlen);
+/* The same on the lock file path; what ("the data directory D") names the
+ * locked state in the message. */
+int saga_store_lock_file(const char *path, const char *what, char *err, size_t errlen);
+
+/* A shard's meta value (shard_meta, migration 5): 1 and *value when set,
+ * 0 when not, negative on error. */
+int saga_store_meta_get(saga_store_t *st, const char *key, long long *value);
+/* Sets a shard's meta value in a transaction of its own. */
+int saga_store_meta_set(saga_store_t *st, const char *key, long long value);
 
 /* 1 when a saga with this id exists, 0 when not, negative on error. */
 int saga_store_saga_exists(saga_store_t *st, const char *id);

@@ -50,8 +50,34 @@ admin_post() {
     --data-binary "$body" "$@" "$ADMIN_URL$path"
 }
 
-sql() { sqlite3 -batch -noheader -cmd ".timeout 5000" "$1" "$2"; }
+# shard_prelude DIR: SQL that attaches the shard files of sagad's data
+# directory (DIR/shard-NNN.db; at most 10, SQLite's limit) and makes temp
+# views sagas, steps, history, ... over all of them, so that queries written
+# for one database read the whole data directory.
+shard_prelude() {
+  local dir=$1 n=0 f t j sel out=""
+  for f in "$dir"/shard-*.db; do [ -f "$f" ] || continue; out+="ATTACH '$f' AS s$n;"; n=$((n + 1)); done
+  [ $n -gt 0 ] || { echo "no shard files in $dir" >&2; return 1; }
+  for t in sagas steps history timers outbox outbox_parked dedup definitions; do
+    sel=""
+    for ((j = 0; j < n; j++)); do sel+="${sel:+ UNION ALL }SELECT * FROM s$j.$t"; done
+    [ $t = definitions ] && sel="SELECT DISTINCT * FROM ($sel)" # every shard holds every definition
+    out+="CREATE TEMP VIEW $t AS $sel;"
+  done
+  printf '%s' "$out"
+}
+# sql DB_OR_DATA_DIR QUERY: a database file, or sagad's data directory (all shards).
+sql() {
+  if [ -d "$1" ]; then
+    local prelude; prelude=$(shard_prelude "$1") || return 1
+    sqlite3 -batch -noheader -cmd ".timeout 5000" -cmd "$prelude" :memory: "$2"
+  else
+    sqlite3 -batch -noheader -cmd ".timeout 5000" "$1" "$2"
+  fi
+}
 saga_sql() { sql "$SAGA_DB" "$1"; }
+# saga_sql_each SQL: runs SQL (a write: the views above are read-only) on every shard file.
+saga_sql_each() { local f; for f in "$SAGA_DB"/shard-*.db; do sql "$f" "$1"; done; }
 
 # publish_starts PREFIX COUNT [CUSTOMER] [SKU] [AMOUNT]: start events with
 # saga ids PREFIX-1..COUNT through Kafka (kcat), keyed by saga id.

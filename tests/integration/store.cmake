@@ -2,6 +2,9 @@
 # timers after a stall wait for the replies already in Kafka, retention.
 saga_stack_test(it_single_instance test_single_instance.sh)
 saga_stack_test(it_stall_catchup test_stall_catchup.sh)
+# Issue 14 item 1: an older release's single database converted into shards
+# (sagad --db; the stack passes DIR/sagad.db), sagas caught by kill -9 finish.
+saga_stack_test(it_data_dir_convert test_data_dir_convert.sh)
 # Short form of the retention soak (tests/soak/retention.sh): 10,000 sagas
 # at 100/s with --retention 10s, the database file flat after the first
 # minute. Label slow: no Apache Kafka twin (retention does not touch Kafka).

@@ -12,8 +12,8 @@ no_saga() { eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id='$1'")" 0; }
 charge='{"definition":"order_fulfillment","saga_id":"evil-1","input":{"order_id":"o-evil","customer":"c-1","amount":900,"items":[{"sku":"sku-1","qty":1}]}}'
 
 # -- the token file and stack.env
-TOKEN_FILE=$DIR/admin.token
-check "sagad made admin.token next to its database" test -s "$TOKEN_FILE"
+TOKEN_FILE=$SAGA_DB/admin.token # SAGA_DB: sagad's data directory
+check "sagad made admin.token in its data directory" test -s "$TOKEN_FILE"
 check "mode 0600" eq "$(stat -c %a "$TOKEN_FILE")" 600
 check "64 hex digits" grep -qxE '[0-9a-f]{64}' "$TOKEN_FILE"
 check "stack.env exports SAGA_ADMIN_TOKEN_FILE" grep -qx "export SAGA_ADMIN_TOKEN_FILE=$TOKEN_FILE" "$DIR/stack.env"
@@ -114,8 +114,8 @@ check "Host: sagad.test (--admin-host) is answered" eq "$(code -H "Host: sagad.t
 check "Host: rebind.evil.example still 421" eq "$(code -H 'Host: rebind.evil.example' "$ADMIN_URL/healthz")" 421
 
 # -- start-up refusals and warnings (sagad exits before it needs Kafka)
-other() { "$BUILD_DIR/bin/sagad" --db "$DIR/other.db" --sagas "$SAGA_SOURCE_DIR/sagas" --bootstrap 127.0.0.1:1 --admin-port 0 "$@" 2>&1 & local pid=$!; sleep 2; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }
-out=$("$BUILD_DIR/bin/sagad" --db "$DIR/other.db" --sagas "$SAGA_SOURCE_DIR/sagas" --bootstrap 127.0.0.1:1 --admin-addr 127.0.0.1.invalid 2>&1 || echo "exit=$?")
+other() { "$BUILD_DIR/bin/sagad" --data-dir "$DIR/other-data" --sagas "$SAGA_SOURCE_DIR/sagas" --bootstrap 127.0.0.1:1 --admin-port 0 "$@" 2>&1 & local pid=$!; sleep 2; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }
+out=$("$BUILD_DIR/bin/sagad" --data-dir "$DIR/other-data" --sagas "$SAGA_SOURCE_DIR/sagas" --bootstrap 127.0.0.1:1 --admin-addr 127.0.0.1.invalid 2>&1 || echo "exit=$?")
 check "a host name starting with 127. is not loopback: exit 2 without a token" grep -q "exit=2" <<<"$out"
 check "  and says why" grep -q "not a loopback address" <<<"$out"
 out=$(other --admin-token "cli-$RANDOM" --log-format text)

@@ -86,7 +86,7 @@ while [ $# -gt 0 ]; do
     --ready-file) ready=$2; shift ;;
     --bootstrap-file) bsf=$2; shift ;;
     --partitions) [ "$name" = sagad ] && [ "$2" = "${SAGA_PARTITIONS:-8}" ] || { echo "$name: --partitions $2" >&2; exit 2; }; shift ;;
-    --db|--sagas|--seed|--admin-port|--bootstrap|-X) shift ;;
+    --db|--data-dir|--sagas|--seed|--admin-port|--bootstrap|-X) shift ;;
     *) echo "$name: unexpected argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -108,7 +108,7 @@ STACK=$SRC/scripts/stack
 "$STACK" up "$T/stack" >/dev/null || fail "stack up"
 # shellcheck disable=SC1091
 . "$T/stack/stack.env"
-[ -n "$ADMIN_URL" ] && [ -n "$BOOTSTRAP" ] && [ "$SAGA_DB" = "$T/stack/sagad.db" ] || fail "stack.env incomplete"
+[ -n "$ADMIN_URL" ] && [ -n "$BOOTSTRAP" ] && [ "$SAGA_DB" = "$T/stack/sagad-data" ] || fail "stack.env incomplete"
 [ "$SAGA_PARTITIONS" = 8 ] || fail "stack.env: SAGA_PARTITIONS='$SAGA_PARTITIONS', expected 8"
 tr '\0' ' ' <"/proc/$SAGAD_PID/cmdline" 2>/dev/null | grep -q "/bin/sagad --bootstrap-file" || fail "SAGAD_PID $SAGAD_PID is not the sagad process"
 "$STACK" status "$T/stack" >/dev/null || fail "stack status while up"

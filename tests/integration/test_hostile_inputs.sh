@@ -63,7 +63,7 @@ check "the start without saga_id started one saga" wait_count "SELECT count(*) F
 check "marker-1 completed" wait_status marker-1 completed 60
 # What pruning does after the dedup retention (or what a new consumer group
 # or an offset reset meets): the start's dedup row is gone.
-saga_sql "DELETE FROM dedup WHERE consumer='start' AND message_id='m-nosid-1'"
+saga_sql_each "DELETE FROM dedup WHERE consumer='start' AND message_id='m-nosid-1'"
 { printf 'k-nosid\t%s\n' "$nosid"; marker 2; } | kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t'
 check "marker-2 completed (the replayed start before it was read)" wait_status marker-2 completed 60
 check "the replayed start started nothing" \
@@ -76,8 +76,10 @@ printf 'utf8-1\t{"type":"saga.start","message_id":"m-utf8-1","definition":"order
   kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t'
 check "utf8-1 compensated (unknown SKU)" wait_status utf8-1 compensated 60
 check "utf8-1: the step's and the saga's error messages are whole characters" python3 - "$SAGA_DB" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
+import glob, os, sqlite3, sys
+# SAGA_DB is sagad's data directory: the saga is in one of its shard files
+files = sorted(glob.glob(os.path.join(sys.argv[1], "shard-*.db"))) if os.path.isdir(sys.argv[1]) else [sys.argv[1]]
+db = next(c for c in map(sqlite3.connect, files) if c.execute("SELECT 1 FROM sagas WHERE id='utf8-1'").fetchone())
 db.text_factory = bytes
 step = db.execute("SELECT error_code, error_message FROM steps WHERE saga_id='utf8-1' AND name='reserve_inventory'").fetchone()
 saga = db.execute("SELECT error_message FROM sagas WHERE id='utf8-1'").fetchone()

@@ -39,7 +39,7 @@ check "and names the conflict" grep -q "conflict" <<<"$out"
 rc=0; "$BUILD_DIR/bin/sagactl" --url "$ADMIN_URL" abort stuck-1 >/dev/null 2>&1 || rc=$?
 check "sagactl without the token exits 1 (401)" eq "$rc" 1
 
-out=$("$BUILD_DIR/bin/sagad" --admin-addr 0.0.0.0 --db "$DIR/other.db" --sagas "$SAGA_SOURCE_DIR/sagas" --bootstrap 127.0.0.1:1 2>&1 || echo "exit=$?")
+out=$("$BUILD_DIR/bin/sagad" --admin-addr 0.0.0.0 --data-dir "$DIR/other-data" --sagas "$SAGA_SOURCE_DIR/sagas" --bootstrap 127.0.0.1:1 2>&1 || echo "exit=$?")
 check "without a token sagad refuses to listen beyond loopback" grep -q "exit=2" <<<"$out"
 check "and says why" grep -q "without a token" <<<"$out"
 echo "$CHECKS passed, 0 failed"

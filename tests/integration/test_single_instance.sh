@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 13 item 4: one sagad per database and one per consumer group.
-# A second sagad on the same --db exits non-zero naming the lock file and
-# its holder; a second sagad with a database of its own but the same
+# Issue 13 item 4: one sagad per data directory and one per consumer group.
+# A second sagad on the same --data-dir exits non-zero naming the lock file and
+# its holder; a second sagad with a data directory of its own but the same
 # --group refuses at its first assignment and exits non-zero; the first
 # keeps running and every saga completes exactly once.
 . "$(dirname "$0")/lib.sh"
@@ -11,25 +11,25 @@ SAGAD=$BUILD_DIR/bin/sagad
 publish_starts one1 100
 check "the first sagad runs sagas" wait_count "SELECT count(*) FROM sagas WHERE id LIKE 'one1-%' AND status='completed'" 100 60
 
-# ---- same database
+# ---- same data directory (stack.env's SAGA_DB)
 rc=0
-timeout 30 "$SAGAD" --bootstrap "$BOOTSTRAP" --db "$SAGA_DB" --sagas "$SAGAS" --admin-port 0 \
+timeout 30 "$SAGAD" --bootstrap "$BOOTSTRAP" --data-dir "$SAGA_DB" --sagas "$SAGAS" --admin-port 0 \
   --log-format text >"$DIR/second-db.log" 2>&1 || rc=$?
-check "a second sagad on the same --db exits non-zero (status $rc)" test "$rc" -ne 0 -a "$rc" -ne 124
-check "... saying the database is in use, by whom, and which lock file" \
-  grep -q "database $SAGA_DB is in use by another sagad (pid $SAGAD_PID): its lock file $SAGA_DB.lock is held" "$DIR/second-db.log"
+check "a second sagad on the same --data-dir exits non-zero (status $rc)" test "$rc" -ne 0 -a "$rc" -ne 124
+check "... saying the data directory is in use, by whom, and which lock file" \
+  grep -q "data directory $SAGA_DB is in use by another sagad (pid $SAGAD_PID): its lock file $SAGA_DB/sagad.lock is held" "$DIR/second-db.log"
 grep -m1 "in use by" "$DIR/second-db.log" | sed 's/^/  | /'
-check "... the lock file holds the first sagad's pid" eq "$(tr -d '\n' <"$SAGA_DB.lock")" "$SAGAD_PID"
+check "... the lock file holds the first sagad's pid" eq "$(tr -d '\n' <"$SAGA_DB/sagad.lock")" "$SAGAD_PID"
 
-# ---- same consumer group, its own database
+# ---- same consumer group, its own data directory
 rc=0
-timeout 60 "$SAGAD" --bootstrap "$BOOTSTRAP" --db "$DIR/second.db" --sagas "$SAGAS" --admin-port 0 \
+timeout 60 "$SAGAD" --bootstrap "$BOOTSTRAP" --data-dir "$DIR/second-data" --sagas "$SAGAS" --admin-port 0 \
   --log-format text >"$DIR/second-group.log" 2>&1 || rc=$?
 check "a second sagad in the same --group exits non-zero (status $rc)" test "$rc" -ne 0 -a "$rc" -ne 124
 check "... saying the consumer group already has another member" \
   grep -q "the consumer group 'sagad' already has another member" "$DIR/second-group.log"
 grep -m1 "another member" "$DIR/second-group.log" | sed 's/^/  | /'
-check "... and it ran no saga" eq "$(sql "$DIR/second.db" "SELECT count(*) FROM sagas")" 0
+check "... and it ran no saga" eq "$(sql "$DIR/second-data" "SELECT count(*) FROM sagas")" 0
 check "the first sagad is still running" kill -0 "$SAGAD_PID"
 
 # ---- the first keeps its work: sagas published after the refusals complete once

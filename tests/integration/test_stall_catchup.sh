@@ -40,15 +40,14 @@ for line in open(sys.argv[1]):
         print(f'{r["saga_id"]},{r["step"]},{r["attempt"]}')
 PY
 woke_at=$(date +%s%3N)
-sqlite3 -batch "$DIR/waiting.db" <<SQL
+sqlite3 -batch -cmd "$(shard_prelude "$SAGA_DB")" "$DIR/waiting.db" <<SQL
 CREATE TABLE replies (saga_id TEXT, step TEXT, attempt INTEGER);
 .mode csv
 .import $DIR/replies.csv replies
-ATTACH '$SAGA_DB' AS s;
 CREATE TABLE waiting AS
   SELECT st.saga_id, st.name AS step, st.attempt,
-         (SELECT count(*) FROM s.timers t WHERE t.saga_id = st.saga_id AND t.slot = st.idx AND t.due_at < $woke_at) AS overdue
-  FROM s.steps st JOIN replies r ON r.saga_id = st.saga_id AND r.step = st.name AND r.attempt = st.attempt
+         (SELECT count(*) FROM timers t WHERE t.saga_id = st.saga_id AND t.slot = st.idx AND t.due_at < $woke_at) AS overdue
+  FROM steps st JOIN replies r ON r.saga_id = st.saga_id AND r.step = st.name AND r.attempt = st.attempt
   WHERE st.status = 'running';
 SQL
 waiting=$(sql "$DIR/waiting.db" "SELECT count(*) FROM waiting")
@@ -58,7 +57,7 @@ check "the stall left replies waiting behind overdue timers (the case under test
 kill -CONT "$SAGAD_PID"
 echo "ok - SIGCONT after $(((woke_at - stopped_at) / 1000)) s"
 check "all $N sagas complete" wait_count "SELECT count(*) FROM sagas WHERE id LIKE 'stall-%' AND status='completed'" "$N" 240
-timed_out=$(sqlite3 -batch "$DIR/waiting.db" "ATTACH '$SAGA_DB' AS s; SELECT count(DISTINCT w.saga_id || '/' || w.step) FROM waiting w JOIN s.history h ON h.saga_id = w.saga_id AND h.step = w.step WHERE h.event = 'step.retry_scheduled' OR h.detail LIKE '%STEP_TIMEOUT%'")
+timed_out=$(sqlite3 -batch -cmd "$(shard_prelude "$SAGA_DB")" "$DIR/waiting.db" "SELECT count(DISTINCT w.saga_id || '/' || w.step) FROM waiting w JOIN history h ON h.saga_id = w.saga_id AND h.step = w.step WHERE h.event = 'step.retry_scheduled' OR h.detail LIKE '%STEP_TIMEOUT%'")
 check "no step whose reply waited in Kafka timed out or was retried ($timed_out of $waiting did)" eq "$timed_out" 0
 echo "  (all step timeouts in the run: $(saga_sql "SELECT count(*) FROM history WHERE detail LIKE '%STEP_TIMEOUT%'"); catch-ups: $(grep -c 'due timers wait until they are read' "$DIR/sagad.log" || true))"
 grep -E '"msg":"after (a stall|an assignment)' "$DIR/sagad.log" | tail -n 3 | sed 's/^/  | /'

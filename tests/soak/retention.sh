@@ -33,14 +33,15 @@ export SAGAD_ARGS="--retention $RETENTION --dedup-retention 1m ${SAGAD_ARGS:-}"
 echo "retention soak: $N sagas, --retention $RETENTION, rate $RATE; $DIR"
 stack_up
 
-# ---- the sampler: seconds since the first start, sagad.db bytes, -wal bytes, sagas rows
+# ---- the sampler: seconds since the first start, bytes of sagad's shard
+# files (SAGA_DB is its data directory), of their -wal files, sagas rows
 sampler() {
   local t0=$1
   while [ ! -e "$DIR/soak.stop" ]; do
     local now db wal
     now=$(date +%s.%N)
-    db=$(stat -c %s "$SAGA_DB" 2>/dev/null || echo 0)
-    wal=$(stat -c %s "$SAGA_DB-wal" 2>/dev/null || echo 0)
+    db=$(stat -c %s "$SAGA_DB"/shard-*.db 2>/dev/null | awk '{s += $1} END {print s + 0}')
+    wal=$(stat -c %s "$SAGA_DB"/shard-*.db-wal 2>/dev/null | awk '{s += $1} END {print s + 0}')
     echo "$(python3 -c "print(f'{$now - $t0:.1f}')") $db $wal" >>"$DIR/sizes.txt"
     sleep 1
   done

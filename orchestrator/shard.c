@@ -1,0 +1,71 @@
+/* sagad's shards (shard.h): routing of sagas and messages to partitions, and the shard set's life. */
+#include "shard.h"
+
+#include <assert.h>
+#include <stdio.h>
+
+#include "datadir.h"
+#include "saga_alloc.h"
+#include "saga_error.h"
+#include "saga_partition.h"
+#include "saga_util.h"
+
+int sagad_shard_of_saga(const char *saga_id, int partitions) {
+    assert(partitions > 0);
+    return saga_partition_of(saga_id, partitions);
+}
+
+int sagad_shard_of_partition(int kafka_partition, int partitions) {
+    assert(partitions > 0);
+    return kafka_partition >= 0 ? kafka_partition % partitions : 0;
+}
+
+int sagad_route_start(const char *saga_id, const char *message_id, int kafka_partition, int partitions) {
+    if (saga_id) return sagad_shard_of_saga(saga_id, partitions);
+    if (kafka_partition >= 0) return sagad_shard_of_partition(kafka_partition, partitions);
+    return sagad_shard_of_saga(message_id ? message_id : "", partitions);
+}
+
+void sagad_saga_id_for_partition(int partition, int partitions, char *out, size_t len) {
+    assert(partition >= 0 && partition < partitions);
+    /* 1/P of the random ids fit: a few tries for small P */
+    do saga_random_id("s-", out, len);
+    while (saga_partition_of(out, partitions) != partition);
+}
+
+int sagad_shards_open(const char *dir, int partitions, const saga_store_options_t *opt, sagad_shard_t **out,
+                      char *err, size_t errlen) {
+    sagad_shard_t *shards = saga_calloc((size_t)partitions, sizeof *shards);
+    if (!shards) {
+        snprintf(err, errlen, "out of memory");
+        return SAGA_ENOMEM;
+    }
+    for (int p = 0; p < partitions; p++) {
+        shards[p].partition = p;
+        shards[p].store = saga_datadir_open_shard(dir, p, partitions, opt, err, errlen);
+        if (!shards[p].store) {
+            sagad_shards_close(&shards, partitions);
+            return SAGA_ESTORE;
+        }
+    }
+    *out = shards;
+    return 0;
+}
+
+void sagad_shards_close(sagad_shard_t **pshards, int partitions) {
+    sagad_shard_t *shards = *pshards;
+    if (!shards) return;
+    for (int p = 0; p < partitions; p++) {
+        saga_store_close(&shards[p].store);
+        saga_free(shards[p].resend);
+    }
+    saga_free(shards);
+    *pshards = NULL;
+}
+
+int sagad_shard_begin(sagad_shard_t *shard) {
+    if (shard->in_tx) return 0;
+    int rc = saga_store_begin(shard->store);
+    if (!rc) shard->in_tx = true;
+    return rc;
+}
