@@ -5,3 +5,4 @@ saga_unit_test(test_common SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_common.c LIB
 saga_unit_test(test_transitions SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_transitions.c LIBS saga_engine)
 saga_unit_test(test_flow SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_flow.c LIBS saga_engine)
 saga_unit_test(test_json SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_json.c LIBS saga_common)
+saga_unit_test(test_changelog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_changelog.c LIBS saga_store)
