@@ -15,6 +15,7 @@
 #include "saga_alloc.h"
 #include "saga_error.h"
 #include "saga_json.h"
+#include "saga_utf8.h"
 #include "store_internal.h"
 
 typedef struct {
@@ -30,14 +31,17 @@ static int bad(chk_t *c, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    saga_utf8_trim_cut(what);
     if (c->offset >= 0)
         snprintf(c->err, c->errlen, "changelog record '%s' (offset %lld): %s", c->key, (long long)c->offset, what);
     else
         snprintf(c->err, c->errlen, "changelog record '%s': %s", c->key, what);
+    saga_utf8_trim_cut(c->err);
     return SAGA_EPARSE;
 }
 
 static const char *type_name(const json_t *v) {
+    if (!v) return "missing";
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";
@@ -52,7 +56,7 @@ static const char *type_name(const json_t *v) {
 
 /* obj must be an object holding every name of req, any of opt, nothing else. */
 static int members(chk_t *c, const json_t *obj, const char *where, const char *const *req, const char *const *opt) {
-    if (!json_is_object(obj)) return bad(c, "%s: must be an object, not %s", where, obj ? type_name(obj) : "missing");
+    if (!json_is_object(obj)) return bad(c, "%s: must be an object, not %s", where, type_name(obj));
     for (const char *const *r = req; *r; r++)
         if (!json_object_get(obj, *r)) return bad(c, "%s: member '%s' is missing", where, *r);
     const char *k;
@@ -61,7 +65,7 @@ static int members(chk_t *c, const json_t *obj, const char *where, const char *c
         int known = 0;
         for (const char *const *r = req; *r && !known; r++) known = strcmp(*r, k) == 0;
         for (const char *const *o = opt; o && *o && !known; o++) known = strcmp(*o, k) == 0;
-        if (!known) return bad(c, "%s: unknown member '%.64s'", where, k);
+        if (!known) return bad(c, "%s: unknown member '%.*s'", where, saga_utf8_prefix(k, 64), k);
     }
     return 0;
 }
@@ -99,7 +103,7 @@ static int get_name(chk_t *c, const json_t *obj, const char *where, const char *
     int rc = get_str(c, obj, where, name, allow_slash ? SAGA_MESSAGE_ID_MAX : SAGA_ID_MAX - 1, 0, &s);
     if (rc) return rc;
     if (!saga_valid_id(s, allow_slash))
-        return bad(c, "%s.%s: '%.64s' must be 1-%d printable ASCII bytes%s", where, name, s,
+        return bad(c, "%s.%s: '%.*s' must be 1-%d printable ASCII bytes%s", where, name, saga_utf8_prefix(s, 64), s,
                    allow_slash ? SAGA_MESSAGE_ID_MAX : SAGA_ID_MAX - 1, allow_slash ? "" : " without '/'");
     if (out) *out = s;
     return 0;
@@ -108,7 +112,7 @@ static int get_name(chk_t *c, const json_t *obj, const char *where, const char *
 static int get_enum(chk_t *c, const json_t *obj, const char *where, const char *name, int (*parse)(const char *)) {
     const char *s;
     int rc = get_str(c, obj, where, name, 64, 0, &s);
-    if (!rc && parse(s) < 0) rc = bad(c, "%s.%s: unknown value '%.64s'", where, name, s);
+    if (!rc && parse(s) < 0) rc = bad(c, "%s.%s: unknown value '%.*s'", where, name, saga_utf8_prefix(s, 64), s);
     return rc;
 }
 
@@ -228,7 +232,7 @@ static int timer_fn(chk_t *c, const json_t *v, const char *w, long long m, long 
 static int check_version(chk_t *c, const json_t *rec) {
     if (!json_is_object(rec)) return bad(c, "must be a JSON object, not %s", type_name(rec));
     const json_t *v = json_object_get(rec, "v");
-    if (!json_is_integer(v)) return bad(c, "v (the format version): must be an integer, not %s", v ? type_name(v) : "missing");
+    if (!json_is_integer(v)) return bad(c, "v (the format version): must be an integer, not %s", type_name(v));
     if (json_integer_value(v) != SAGA_CHANGELOG_VERSION)
         return bad(c, "format version %lld is not supported (this sagad reads version %d)",
                    (long long)json_integer_value(v), SAGA_CHANGELOG_VERSION);

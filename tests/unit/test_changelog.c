@@ -283,6 +283,23 @@ static int apply_one(fixture_t *f, const char *key, const char *value, size_t le
     return rc;
 }
 
+/* With SAGA_CHANGELOG_SEEDS=DIR, writes each record as DIR/KEY ("KEY\nVALUE"):
+ * how tests/fuzz/corpus/fuzz_changelog/ was made. */
+static void write_seed(const char *key, const char *value, size_t len) {
+    const char *dir = getenv("SAGA_CHANGELOG_SEEDS");
+    if (!dir) return;
+    char path[512], name[128];
+    snprintf(name, sizeof name, "%s", key);
+    for (char *p = name; *p; p++)
+        if (*p == '/') *p = '_';
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *out = fopen(path, "w");
+    assert_non_null(out);
+    fprintf(out, "%s\n", key);
+    fwrite(value, 1, len, out);
+    fclose(out);
+}
+
 /* Restores everything of src into dst: the definition record first. */
 static void restore_all(fixture_t *f) {
     char *def, err[512], key[256];
@@ -293,12 +310,14 @@ static void restore_all(fixture_t *f) {
     assert_int_equal(saga_changelog_key_kind(key, strlen(key)), SAGA_CHANGELOG_KEY_DEFINITION);
     int64_t offset = 0;
     assert_int_equal(saga_store_begin(f->dst), 0);
+    write_seed(key, def, len);
     int rc = saga_changelog_apply(f->dst, key, strlen(key), def, len, offset++, err, sizeof err);
     if (rc) fprintf(stderr, "%s\n", err);
     assert_int_equal(rc, 0);
     saga_free(def);
     for (int i = 0; i < NSAGAS; i++) {
         char *rec = encode(f, f->src, g_ids[i]);
+        write_seed(g_ids[i], rec, strlen(rec));
         rc = saga_changelog_apply(f->dst, g_ids[i], strlen(g_ids[i]), rec, strlen(rec), offset++, err, sizeof err);
         if (rc) fprintf(stderr, "%s\n", err);
         assert_int_equal(rc, 0);
