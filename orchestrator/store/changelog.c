@@ -27,8 +27,10 @@
  *    on (definition_hash) so that a mismatch is caught on apply. */
 #include "changelog.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "changelog_internal.h"
 #include "messages.h"
@@ -328,4 +330,42 @@ int saga_changelog_offset_advance(saga_store_t *st, int64_t offset) {
     saga_changelog_stmts_t *c = saga_changelog_stmts(st);
     if (!c) return SAGA_ESTORE;
     return offset_write(st, c->meta_advance, offset);
+}
+
+/* ---- bulk restore ---------------------------------------------------------------- */
+
+static int exec_sql(saga_store_t *st, const char *sql, char *err, size_t errlen) {
+    char *msg = NULL;
+    sqlite3 *db = saga_store_db(st);
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK) return 0;
+    snprintf(err, errlen, "changelog restore: %s: %s", sql, msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return SAGA_ESTORE;
+}
+
+int saga_changelog_bulk_begin(saga_store_t *st, char *err, size_t errlen) {
+    return exec_sql(st, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-262144", err, errlen);
+}
+
+int saga_changelog_bulk_end(saga_store_t *st, const char *synchronous, char *err, size_t errlen) {
+    const char *sync = synchronous ? synchronous : "FULL";
+    if (strcmp(sync, "FULL") && strcmp(sync, "NORMAL") && strcmp(sync, "OFF")) {
+        snprintf(err, errlen, "changelog restore: synchronous must be FULL, NORMAL or OFF, not '%.32s'", sync);
+        return SAGA_EINVAL;
+    }
+    char sql[160];
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cache_size=-16000", sync);
+    int rc = exec_sql(st, sql, err, errlen);
+    if (rc) return rc;
+    /* journal_mode=OFF wrote the pages without fsync: sync the file now */
+    const char *path = sqlite3_db_filename(saga_store_db(st), "main");
+    if (!path || !*path) return 0; /* in memory */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        snprintf(err, errlen, "changelog restore: fsync %s failed", path);
+        if (fd >= 0) close(fd);
+        return SAGA_EIO;
+    }
+    close(fd);
+    return 0;
 }

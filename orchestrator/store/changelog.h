@@ -74,6 +74,18 @@ int saga_changelog_encode_definition(saga_store_t *st, const char *name, int ver
 int saga_changelog_apply(saga_store_t *st, const char *key, size_t key_len, const char *value, size_t value_len,
                          int64_t offset, char *err, size_t errlen);
 
+/* Bulk restore, for a shard file that is not the shard's yet: a new file
+ * (say DIR/shard-P.db.restoring) that the caller renames into place once
+ * the restore is complete, and deletes when it finds one left by a crash.
+ * bulk_begin turns the journal and fsync off and grows the page cache
+ * (journal_mode=OFF, synchronous=OFF, 256 MB): a restore of 100,000 sagas
+ * runs about twice as fast, but a crash leaves the file unusable, hence the
+ * rename. bulk_end turns WAL and `synchronous` (NULL: FULL) back on and
+ * fsyncs the file, so that the rename publishes a durable file. Both are
+ * called outside a transaction; 0 or SAGA_ESTORE / SAGA_EIO with err. */
+int saga_changelog_bulk_begin(saga_store_t *st, char *err, size_t errlen);
+int saga_changelog_bulk_end(saga_store_t *st, const char *synchronous, char *err, size_t errlen);
+
 /* The shard's changelog marker: the offset of the last record applied or
  * produced and committed (shard_meta 'changelog_offset'). 0 with *offset,
  * SAGA_ENOTFOUND when none was ever recorded, or SAGA_ESTORE. */

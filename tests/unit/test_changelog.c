@@ -631,6 +631,25 @@ static void test_encode_missing_saga_and_size_limit(void **state) {
     saga_free(rec);
 }
 
+/* Bulk mode: journal off while restoring, WAL and a synced file after;
+ * what was restored is there after a reopen. */
+static void test_bulk_restore_then_wal(void **state) {
+    fixture_t *f = *state;
+    char err[512];
+    assert_int_equal(saga_changelog_bulk_begin(f->dst, err, sizeof err), 0);
+    restore_all(f);
+    assert_int_equal(saga_changelog_bulk_end(f->dst, "FULL", err, sizeof err), 0);
+    assert_int_equal(saga_changelog_bulk_end(f->dst, "SOMETIMES", err, sizeof err), SAGA_EINVAL);
+    saga_store_close(&f->dst);
+    char *mode = rows_of(f->dst_path, "PRAGMA journal_mode");
+    assert_string_equal(mode, "3:wal\n");
+    free(mode);
+    f->dst = saga_store_open(f->dst_path, NULL, err, sizeof err);
+    assert_non_null(f->dst);
+    assert_tables_equal(f);
+    assert_loads_equal(f, f->reg);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -644,6 +663,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_offset_marker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_needs_a_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_missing_saga_and_size_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_restore_then_wal, setup, teardown),
     };
     return cmocka_run_group_tests_name("changelog", tests, NULL, NULL);
 }
