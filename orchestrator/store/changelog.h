@@ -74,6 +74,22 @@ int saga_changelog_encode_definition(saga_store_t *st, const char *name, int ver
 int saga_changelog_apply(saga_store_t *st, const char *key, size_t key_len, const char *value, size_t value_len,
                          int64_t offset, char *err, size_t errlen);
 
+typedef struct {
+    const char *key, *value; /* value NULL or value_len 0: a tombstone */
+    size_t key_len, value_len;
+    int64_t offset;
+} saga_changelog_record_t;
+
+/* Applies n records in one transaction of its own (call it outside one),
+ * after sorting them by key, then offset (recs is reordered): records of
+ * different keys are independent, so the result is that of offset order,
+ * and the inserts land next to each other in the B-trees (a changelog's
+ * saga ids come in random order: sorting batches of 10,000 halves the
+ * restore's writes). On any error the whole batch is rolled back and err
+ * names the record (saga_changelog_apply's codes). */
+int saga_changelog_apply_batch(saga_store_t *st, saga_changelog_record_t *recs, size_t n, char *err,
+                               size_t errlen);
+
 /* Bulk restore, for a shard file that is not the shard's yet: a new file
  * (say DIR/shard-P.db.restoring) that the caller renames into place once
  * the restore is complete, and deletes when it finds one left by a crash.

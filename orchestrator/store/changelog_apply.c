@@ -527,3 +527,30 @@ int saga_changelog_apply(saga_store_t *st, const char *key, size_t key_len, cons
     json_decref(rec);
     return rc;
 }
+
+static int by_key_then_offset(const void *a, const void *b) {
+    const saga_changelog_record_t *x = a, *y = b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    if (!c) c = (x->key_len > y->key_len) - (x->key_len < y->key_len);
+    return c ? c : (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+int saga_changelog_apply_batch(saga_store_t *st, saga_changelog_record_t *recs, size_t n, char *err,
+                               size_t errlen) {
+    if (n > 1) qsort(recs, n, sizeof *recs, by_key_then_offset);
+    if (saga_store_begin(st)) {
+        snprintf(err, errlen, "changelog batch: begin: %s", sqlite3_errmsg(saga_store_db(st)));
+        return SAGA_ESTORE;
+    }
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = saga_changelog_apply(st, recs[i].key, recs[i].key_len, recs[i].value, recs[i].value_len,
+                                  recs[i].offset, err, errlen);
+    if (!rc && saga_store_commit(st)) {
+        snprintf(err, errlen, "changelog batch: commit: %s", sqlite3_errmsg(saga_store_db(st)));
+        rc = SAGA_ESTORE;
+    }
+    if (rc) saga_store_rollback(st);
+    return rc;
+}

@@ -650,6 +650,51 @@ static void test_bulk_restore_then_wal(void **state) {
     assert_loads_equal(f, f->reg);
 }
 
+/* A batch in any key order, two records of one saga in it: the newer wins;
+ * one corrupt record rolls the whole batch back. */
+static void test_apply_batch_sorts_and_is_atomic(void **state) {
+    fixture_t *f = *state;
+    saga_t s;
+    start(f, &s, "later-1");
+    char *old = encode(f, f->src, "later-1"), err[512];
+    for (int i = 0; i < 4; i++) reply(f, &s, i, SAGA_KIND_ACTION, SAGA_REPLY_SUCCESS);
+    char *last = encode(f, f->src, "later-1");
+    saga_clear(&s);
+    char *recs_text[NSAGAS];
+    saga_changelog_record_t recs[NSAGAS + 3];
+    size_t n = 0;
+    recs[n++] = (saga_changelog_record_t){"later-1", last, 7, strlen(last), 20};
+    for (int i = NSAGAS - 1; i >= 0; i--) { /* reverse key order */
+        recs_text[i] = encode(f, f->src, g_ids[i]);
+        recs[n++] = (saga_changelog_record_t){g_ids[i], recs_text[i], strlen(g_ids[i]), strlen(recs_text[i]), 10 + i};
+    }
+    recs[n++] = (saga_changelog_record_t){"later-1", old, 7, strlen(old), 5};
+    char *def, key[64];
+    size_t dlen;
+    assert_int_equal(saga_changelog_encode_definition(f->src, "order_fulfillment", 1, 0, &def, &dlen, err, sizeof err), 0);
+    saga_changelog_definition_key("order_fulfillment", 1, key, sizeof key);
+    recs[n++] = (saga_changelog_record_t){key, def, strlen(key), dlen, 1};
+    /* with one corrupt record: nothing at all */
+    saga_changelog_record_t bad = recs[3];
+    recs[3].value_len = 10;
+    assert_int_equal(saga_changelog_apply_batch(f->dst, recs, n, err, sizeof err), SAGA_EPARSE);
+    assert_non_null(strstr(err, "value is not JSON"));
+    char *none = rows_of(f->dst_path, "SELECT (SELECT count(*) FROM sagas) + (SELECT count(*) FROM definitions)");
+    assert_string_equal(none, "1:0\n");
+    free(none);
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].value == bad.value) recs[i].value_len = bad.value_len;
+    assert_int_equal(saga_changelog_apply_batch(f->dst, recs, n, err, sizeof err), 0);
+    assert_tables_equal(f);
+    int64_t off;
+    assert_int_equal(saga_changelog_offset_get(f->dst, &off), 0);
+    assert_int_equal(off, 20);
+    for (int i = 0; i < NSAGAS; i++) saga_free(recs_text[i]);
+    saga_free(def);
+    saga_free(old);
+    saga_free(last);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -664,6 +709,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_apply_needs_a_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_missing_saga_and_size_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_restore_then_wal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_batch_sorts_and_is_atomic, setup, teardown),
     };
     return cmocka_run_group_tests_name("changelog", tests, NULL, NULL);
 }

@@ -22,20 +22,7 @@
 
 #define DIE(...) do { fprintf(stderr, "sagarestore: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
 
-typedef struct {
-    char *key, *value;
-    size_t value_len;
-    int64_t offset;
-} record_t;
-
-/* By key, then offset: a batch applied in this order gives the same shard
- * as in offset order (records of different keys are independent), and
- * its inserts land next to each other in the B-trees. */
-static int by_key(const void *a, const void *b) {
-    const record_t *x = a, *y = b;
-    int c = strcmp(x->key, y->key);
-    return c ? c : (x->offset > y->offset) - (x->offset < y->offset);
-}
+typedef saga_changelog_record_t record_t;
 
 static int64_t g_now = 1700000000000;
 static uint64_t g_rng = 7;
@@ -156,16 +143,21 @@ int main(int argc, char **argv) {
     t0 = saga_monotonic_us();
     saga_changelog_definition_key(def->name, def->version, key, sizeof key);
     recs[0].key = strdup(key);
+    recs[0].key_len = strlen(key);
     recs[0].offset = 0;
-    if (saga_changelog_encode_definition(src, def->name, def->version, 0, &recs[0].value, &recs[0].value_len, err,
+    char *value;
+    if (saga_changelog_encode_definition(src, def->name, def->version, 0, &value, &recs[0].value_len, err,
                                          sizeof err))
         DIE("%s", err);
+    recs[0].value = value;
     for (int i = 0; i < n; i++) {
         record_t *r = &recs[i + 1];
         saga_id_of(i, key, sizeof key);
         r->key = strdup(key);
+        r->key_len = strlen(key);
         r->offset = i + 1;
-        if (saga_changelog_encode(src, key, 0, &r->value, &r->value_len, err, sizeof err)) DIE("%s", err);
+        if (saga_changelog_encode(src, key, 0, &value, &r->value_len, err, sizeof err)) DIE("%s", err);
+        r->value = value;
         bytes += r->value_len;
         if (r->value_len > largest) largest = r->value_len;
     }
@@ -181,12 +173,15 @@ int main(int argc, char **argv) {
     if (!dst) DIE("%s", err);
     if (bulk && saga_changelog_bulk_begin(dst, err, sizeof err)) DIE("%s", err);
     for (int i = 0; i <= n; i += batch) {
-        if (saga_store_begin(dst)) DIE("begin: %s", saga_store_errmsg(dst));
         int end = i + batch <= n + 1 ? i + batch : n + 1;
-        if (sorted) qsort(recs + i, (size_t)(end - i), sizeof *recs, by_key);
+        if (sorted) {
+            if (saga_changelog_apply_batch(dst, recs + i, (size_t)(end - i), err, sizeof err)) DIE("%s", err);
+            continue;
+        }
+        if (saga_store_begin(dst)) DIE("begin: %s", saga_store_errmsg(dst));
         for (int j = i; j < end; j++) {
             record_t *r = &recs[j];
-            if (saga_changelog_apply(dst, r->key, strlen(r->key), r->value, r->value_len, r->offset, err, sizeof err))
+            if (saga_changelog_apply(dst, r->key, r->key_len, r->value, r->value_len, r->offset, err, sizeof err))
                 DIE("%s", err);
         }
         if (saga_store_commit(dst)) DIE("commit: %s", saga_store_errmsg(dst));
@@ -213,8 +208,8 @@ int main(int argc, char **argv) {
            n, (double)bytes / 1e6, bulk ? "bulk (journal off, then fsync), then synchronous=" : "synchronous=", sync,
            batch, sorted ? " sorted by key" : "", restore_s, n / restore_s, restore_cpu);
     for (int i = 0; i <= n; i++) {
-        free(recs[i].key);
-        saga_free(recs[i].value);
+        free((char *)recs[i].key);
+        saga_free((char *)recs[i].value);
     }
     free(recs);
     saga_store_close(&src);
