@@ -39,6 +39,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static saga_store_t *st;
 static saga_registry_t *registry;
 
+static void release(void) {
+    saga_store_close(&st);
+    saga_registry_free(&registry);
+}
+
 static void init(void) {
     char err[512];
     saga_store_options_t opt = {.synchronous = "OFF"};
@@ -66,6 +71,7 @@ static void init(void) {
     CHECK(saga_store_commit(st) == 0);
     saga_effects_free(&fx);
     saga_clear(&s);
+    atexit(release);
 }
 
 /* Every row of the shard's tables as text (the shard is small). */
