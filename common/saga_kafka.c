@@ -47,6 +47,10 @@ rd_kafka_conf_t *saga_kafka_conf_new(saga_kafka_role_t role, const char *bootstr
         {"acks", "all"},
         {"linger.ms", "0"}, /* a saga waits on every hop; under load batches form anyway */
         {"message.timeout.ms", "30000"},
+        /* Keyed records land where Java's default partitioner puts them
+         * (murmur2 of the key; librdkafka's own default is crc32): a saga's
+         * records meet in its partition whatever client wrote them. */
+        {"partitioner", "murmur2_random"},
     };
     static const char *const consumer_defaults[][2] = {
         {"enable.auto.offset.store", "false"},

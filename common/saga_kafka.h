@@ -17,7 +17,8 @@ char *saga_kafka_bootstrap(const char *bootstrap, const char *bootstrap_file, in
                            char *err, size_t errlen);
 
 /* A configuration with the project defaults for the role, then every -X
- * override. Producer: idempotent, acks=all, linger.ms=0. Consumer: offsets
+ * override. Producer: idempotent, acks=all, linger.ms=0,
+ * partitioner=murmur2_random (Java's default for keyed records). Consumer: offsets
  * stored by the application only (enable.auto.offset.store=false) and
  * auto-committed, auto.offset.reset=earliest, fetch.wait.max.ms=10,
  * session.timeout.ms=6000. `group_id` is used for consumers only.

@@ -11,6 +11,7 @@
 #include "admin.h"
 #include "commands.h"
 #include "sagad.h"
+#include "topics.h"
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_config.h"
@@ -244,6 +245,15 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *topics[] = {c->start_topic, c->replies_topic};
+    /* Before consuming anything: every consumed topic has P partitions. */
+    saga_topics_check_t tcheck = {.bootstrap = bootstrap, .client_id = "sagad", .props = &c->kafka_props,
+                                  .topics = topics, .topic_count = 2, .partitions = (int)c->partitions,
+                                  .create_timeout_ms = 15000};
+    if (saga_topics_check(&tcheck, err, sizeof err)) {
+        LOG_ERROR("sagad", "%s", err);
+        saga_free(bootstrap);
+        return 1;
+    }
     saga_bus_config_t bcfg = {.bootstrap = bootstrap, .group = c->group, .client_id = "sagad",
                               .topics = topics, .topic_count = 2, .props = &c->kafka_props};
     d.bus = saga_bus_new(&bcfg, err, sizeof err);
@@ -298,7 +308,10 @@ int main(int argc, char **argv) {
     }
     d.commands = saga_command_queue_new(4096);
     if (!d.commands) return 1;
-    saga_admin_t *admin = saga_admin_start(c->admin_addr, (int)c->admin_port, c->db, err, sizeof err);
+    /* One database file for now; with shards: saga_admin_start_dir(addr,
+     * port, DATA_DIR, partitions, ...) (DIR/shard-000.db ...). */
+    const char *admin_paths[] = {c->db};
+    saga_admin_t *admin = saga_admin_start(c->admin_addr, (int)c->admin_port, admin_paths, 1, err, sizeof err);
     if (!admin) {
         fprintf(stderr, "sagad: admin API on %s:%lld: %s\n", c->admin_addr, c->admin_port, err);
         return 1;
@@ -334,6 +347,7 @@ int main(int argc, char **argv) {
     sagad_publish_runtime(&d);
     saga_admin_set_runtime(admin, sagad_runtime_fill, d.runtime);
     d.engine.replies_topic = c->replies_topic;
+    d.engine.partitions = (int)c->partitions;
     d.engine.flow = d.flow;
     d.engine.max_message_bytes = (size_t)c->max_message_bytes;
     d.rng = saga_random_u64();

@@ -1,8 +1,8 @@
 /* The admin HTTP server: libmicrohttpd glue around admin_route().
  *
  * One internal polling thread serves every connection, so requests are
- * handled one at a time; the mutex around the SQLite connection keeps that
- * true should the threading model change. MHD is given an identity
+ * handled one at a time; the mutex around the SQLite connections (one per
+ * shard, admin_shard.c) keeps that true should the threading model change. MHD is given an identity
  * unescape callback: paths reach admin_route() raw and are decoded per
  * segment there, so "%2F" inside an id is not mistaken for a separator
  * The query string reaches admin_route() raw as well: MHD's URI log
@@ -20,6 +20,7 @@
 #include "saga_clock.h"
 #include "saga_error.h"
 #include "saga_log.h"
+#include "saga_shard_files.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -48,7 +49,8 @@ static const char INTERNAL_BODY[] =
 
 struct saga_admin {
     struct MHD_Daemon *mhd;
-    sqlite3 *db;
+    admin_shard_t *shards; /* ctx.shards: one per partition, in partition order */
+    int shard_count;
     admin_ctx_t ctx;
     pthread_mutex_t lock;
     int port;
@@ -202,27 +204,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-/* Opens db_path read-only and checks it is an SQLite database. */
-static int open_db(const char *db_path, sqlite3 **out, char *err, size_t errlen) {
-    sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(db, 1000);
-        sqlite3_stmt *st = NULL;
-        rc = sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &st, NULL);
-        if (rc == SQLITE_OK) rc = sqlite3_step(st) == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode(db);
-        sqlite3_finalize(st);
-    }
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "admin: cannot open database '%s' read-only: %s", db_path,
-                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        sqlite3_close(db);
-        return SAGA_ESTORE;
-    }
-    *out = db;
-    return 0;
-}
-
 /* Adds a lower-cased copy of name to the accepted Host names ("[...]"
  * around an IPv6 address); duplicates are skipped. 0, -1 (full or ENOMEM). */
 static int add_host(saga_admin_t *a, const char *name, size_t len) {
@@ -336,26 +317,37 @@ int saga_admin_add_hosts(saga_admin_t *a, const char *names, char *err, size_t e
 
 int saga_admin_loopback(const saga_admin_t *a) { return a ? a->loopback : 0; }
 
-saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, char *err,
+saga_admin_t *saga_admin_start(const char *addr, int port, const char *const *paths, int count, char *err,
                                size_t errlen) {
     char dummy[1];
     if (!err) { err = dummy; errlen = sizeof dummy; }
-    if (!addr || !*addr || !db_path || port < 0 || port > 65535) {
-        snprintf(err, errlen, "admin: invalid arguments (address '%s', port %d, database '%s')",
-                 addr ? addr : "(null)", port, db_path ? db_path : "(null)");
+    int paths_ok = paths && count > 0;
+    for (int i = 0; paths_ok && i < count; i++) paths_ok = paths[i] && *paths[i];
+    if (!addr || !*addr || !paths_ok || port < 0 || port > 65535) {
+        snprintf(err, errlen, "admin: invalid arguments (address '%s', port %d, %d shard path(s)%s)",
+                 addr ? addr : "(null)", port, count, paths && count > 0 && !paths_ok ? ", one empty" : "");
         return NULL;
     }
     saga_admin_t *a = saga_calloc(1, sizeof *a);
-    if (!a) {
+    if (a) a->shards = saga_calloc((size_t)count, sizeof *a->shards);
+    if (!a || !a->shards) {
+        saga_free(a);
         snprintf(err, errlen, "admin: out of memory");
         return NULL;
     }
     pthread_mutex_init(&a->lock, NULL);
-    if (open_db(db_path, &a->db, err, errlen) != 0) {
-        saga_admin_stop(&a);
-        return NULL;
+    a->shard_count = count;
+    for (int i = 0; i < count; i++) {
+        char why[700];
+        if (admin_shard_open(&a->shards[i], paths[i], why, sizeof why) != 0) {
+            if (count == 1) snprintf(err, errlen, "admin: database %s", why);
+            else snprintf(err, errlen, "admin: shard %d of %d: %s", i, count, why);
+            saga_admin_stop(&a);
+            return NULL;
+        }
     }
-    a->ctx.db = a->db;
+    a->ctx.shards = a->shards;
+    a->ctx.shard_count = count;
 
     struct addrinfo *ai = NULL;
     int gai = resolve(addr, port, &ai);
@@ -396,8 +388,34 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, 
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
     a->port = info ? (int)info->port : port;
-    LOG_INFO(COMPONENT, "admin API listening on %s%s%s:%d (database %s, read-only)", V6_OPEN(addr),
-             addr, V6_CLOSE(addr), a->port, db_path);
+    if (count == 1)
+        LOG_INFO(COMPONENT, "admin API listening on %s%s%s:%d (database %s, read-only)", V6_OPEN(addr), addr,
+                 V6_CLOSE(addr), a->port, paths[0]);
+    else
+        LOG_INFO(COMPONENT, "admin API listening on %s%s%s:%d (%d shards, %s ... %s, read-only)", V6_OPEN(addr),
+                 addr, V6_CLOSE(addr), a->port, count, paths[0], paths[count - 1]);
+    return a;
+}
+
+saga_admin_t *saga_admin_start_dir(const char *addr, int port, const char *dir, int partitions, char *err,
+                                   size_t errlen) {
+    char dummy[1];
+    if (!err) { err = dummy; errlen = sizeof dummy; }
+    if (!dir || partitions < 1 || partitions > SAGA_SHARD_MAX) {
+        snprintf(err, errlen, "admin: invalid arguments (data directory '%s', %d partitions; 1 to %d)",
+                 dir ? dir : "(null)", partitions, SAGA_SHARD_MAX);
+        return NULL;
+    }
+    char **paths = saga_calloc((size_t)partitions, sizeof *paths);
+    int ok = paths != NULL;
+    for (int p = 0; ok && p < partitions; p++) {
+        char buf[4096];
+        ok = saga_shard_file(dir, p, buf, sizeof buf) >= 0 && (paths[p] = saga_strdup(buf)) != NULL;
+    }
+    saga_admin_t *a = NULL;
+    if (ok) a = saga_admin_start(addr, port, (const char *const *)paths, partitions, err, errlen);
+    else snprintf(err, errlen, "admin: out of memory (or the data directory's path is too long)");
+    saga_shard_files_free(paths, partitions);
     return a;
 }
 
@@ -425,7 +443,8 @@ void saga_admin_stop(saga_admin_t **ap) {
     if (!ap || !*ap) return;
     saga_admin_t *a = *ap;
     if (a->mhd) MHD_stop_daemon(a->mhd);
-    if (a->db) sqlite3_close(a->db);
+    for (int i = 0; a->shards && i < a->shard_count; i++) admin_shard_close(&a->shards[i]);
+    saga_free(a->shards);
     for (size_t i = 0; i < a->host_count; i++) saga_free(a->hosts[i]);
     pthread_mutex_destroy(&a->lock);
     saga_free(a);

@@ -1,5 +1,6 @@
-/* The admin HTTP API (libmicrohttpd). It reads sagad's database through its
- * own read-only SQLite connection and never writes state itself; commands
+/* The admin HTTP API (libmicrohttpd). It reads sagad's shards (one SQLite
+ * file per partition) through its own read-only connections and never
+ * writes state itself; commands
  * (start, abort, retry) will be handed to the orchestrator loop.
  * Endpoints and error format: docs/ADMIN-API.md. */
 #ifndef SAGA_ADMIN_H
@@ -12,11 +13,21 @@ typedef struct saga_admin saga_admin_t;
 
 /* Starts the HTTP server on addr:port (a numeric IPv4/IPv6 address or a
  * host name resolving to one; port 0 = any free port) with one internal
- * polling thread and its own read-only connection to db_path. The database
- * must exist. Returns NULL with the reason in err on failure. Owned by the
- * caller: release with saga_admin_stop. */
-saga_admin_t *saga_admin_start(const char *addr, int port, const char *db_path, char *err,
+ * polling thread and its own read-only connection to each of the `count`
+ * shard files paths[0..count) (sagad's DIR/shard-000.db ... in partition
+ * order: a saga lives in shard saga_partition_of(id, count); one path is
+ * a single database). Every file must exist and be an SQLite database; a
+ * file that goes missing or is replaced later is noticed per request
+ * (503 naming the shard; reopened when it is back). Returns NULL with the
+ * reason (naming the shard) in err on failure. Owned by the caller:
+ * release with saga_admin_stop. */
+saga_admin_t *saga_admin_start(const char *addr, int port, const char *const *paths, int count, char *err,
                                size_t errlen);
+
+/* saga_admin_start on sagad's data directory: DIR/shard-000.db ...
+ * DIR/shard-<partitions - 1>.db (saga_shard_file, common/saga_shard_files.h). */
+saga_admin_t *saga_admin_start_dir(const char *addr, int port, const char *dir, int partitions, char *err,
+                                   size_t errlen);
 
 typedef struct saga_command_queue saga_command_queue_t;
 
@@ -62,7 +73,7 @@ char *saga_admin_token_file(const char *path, int *created, char *err, size_t er
 /* The bound port (useful after port 0), or -1. */
 int saga_admin_port(const saga_admin_t *a);
 
-/* Stops the server (waits for the request in progress), closes the DB and
+/* Stops the server (waits for the request in progress), closes the shards and
  * sets *a to NULL. NULL or *a == NULL is a no-op. */
 void saga_admin_stop(saga_admin_t **a);
 

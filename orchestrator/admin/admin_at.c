@@ -1,6 +1,7 @@
 /* GET /v1/sagas/{id}?at=TIME: the saga as it was at TIME, rebuilt from its
  * history rows by the engine's replay (orchestrator/engine/replay.c) with
- * the definition version it ran on, read from the stored definitions. */
+ * the definition version it ran on, read from the stored definitions; both
+ * from the saga's shard (admin_shard_of). */
 #include "admin_handlers.h"
 #include "replay.h"
 
@@ -43,16 +44,16 @@ static json_t *saga_json(const saga_t *s, int64_t at) {
                      "error", error_or_null(s->error_code, s->error_message), "steps", steps);
 }
 
-/* The definition the saga ran on, from the stored JSON. */
-static saga_definition_t *stored_definition(admin_ctx_t *ctx, const char *id, int *found) {
+/* The definition name@version in shard i's definitions; NULL when it is
+ * not stored there (or does not load: *stored says which). */
+static saga_definition_t *definition_in(sqlite3 *db, const char *name, int version, int *stored) {
     sqlite3_stmt *q = NULL;
     saga_definition_t *def = NULL;
-    *found = 0;
-    if (sqlite3_prepare_v2(ctx->db,
-                           "SELECT d.json FROM sagas s JOIN definitions d ON d.name = s.definition AND "
-                           "d.version = s.version WHERE s.id = ?", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
-        *found = 1;
+    if (sqlite3_prepare_v2(db, "SELECT json FROM definitions WHERE name = ? AND version = ?", -1, &q, NULL) ==
+            SQLITE_OK &&
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_bind_int(q, 2, version) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW) {
+        *stored = 1;
         saga_def_errors_t errs = {0};
         errs.stored = true; /* loads as it loaded when the saga ran on it */
         def = saga_definition_parse((const char *)sqlite3_column_text(q, 0), (size_t)sqlite3_column_bytes(q, 0), &errs);
@@ -61,25 +62,59 @@ static saga_definition_t *stored_definition(admin_ctx_t *ctx, const char *id, in
     return def;
 }
 
+/* The definition the saga ran on, from the stored JSON: its own shard's
+ * definitions first, then any other shard's. *found: the saga and its
+ * definition are stored; *unreadable: a shard that could have held the
+ * definition cannot be read (its number, else -1; the reason in why). */
+static saga_definition_t *stored_definition(admin_ctx_t *ctx, sqlite3 *db, int shard, const char *id, int *found,
+                                            int *unreadable, char *why, size_t whylen) {
+    sqlite3_stmt *q = NULL;
+    saga_definition_t *def = NULL;
+    char name[256] = "";
+    int version = 0, stored = 0;
+    *found = 0;
+    if (sqlite3_prepare_v2(db, "SELECT definition, version FROM sagas WHERE id = ?", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+        snprintf(name, sizeof name, "%s", (const char *)sqlite3_column_text(q, 0));
+        version = sqlite3_column_int(q, 1);
+    }
+    sqlite3_finalize(q);
+    if (!name[0]) return NULL;
+    def = definition_in(db, name, version, &stored);
+    for (int i = 0, n = admin_shard_count(ctx); !stored && i < n; i++) {
+        sqlite3 *other = i == shard ? NULL : admin_shard_check(ctx, i, why, whylen);
+        if (other) def = definition_in(other, name, version, &stored);
+        else if (i != shard && *unreadable < 0) *unreadable = i;
+    }
+    *found = stored;
+    return def;
+}
+
 int admin_get_saga_at(admin_ctx_t *ctx, const char *id, const char *at_text, admin_response_t *res) {
     int64_t at;
     if (saga_parse_time(at_text, &at))
         return admin_error(res, ADMIN_ERR_BAD_REQUEST,
                            "parameter 'at': '%.*s' is not an RFC 3339 UTC time like 2026-11-24T22:39:04.123Z", saga_utf8_prefix(at_text, 64), at_text);
-    int found;
-    saga_definition_t *def = stored_definition(ctx, id, &found);
+    int rc = 0, shard = admin_shard_of(ctx, id);
+    sqlite3 *db = admin_shard_db(ctx, shard, res, &rc);
+    if (!db) return rc;
+    int found, unreadable = -1;
+    char why[1024] = "";
+    saga_definition_t *def = stored_definition(ctx, db, shard, id, &found, &unreadable, why, sizeof why);
+    if (!found && unreadable >= 0) /* the definition may be in the shard that cannot be read */
+        return admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, unreadable, "%s", why);
     if (!found) return admin_error(res, ADMIN_ERR_NOT_FOUND, "no saga '%s'", id);
     if (!def) return admin_error(res, ADMIN_ERR_INTERNAL, "the stored definition of saga '%s' does not load", id);
 
     json_t **events = NULL;
-    int n = 0, cap = 0, rc = 0;
+    int n = 0, cap = 0;
     char err[512] = "";
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(ctx->db,
+    if (sqlite3_prepare_v2(db,
                            "SELECT seq, at, event, step, status, detail FROM history WHERE saga_id = ? AND at <= ? "
                            "ORDER BY seq", -1, &q, NULL) != SQLITE_OK ||
         sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC) != SQLITE_OK || sqlite3_bind_int64(q, 2, at) != SQLITE_OK) {
-        rc = admin_error(res, ADMIN_ERR_UNAVAILABLE, "database: %s", sqlite3_errmsg(ctx->db));
+        rc = admin_db_error(ctx, shard, res, sqlite3_errcode(db), "reading the history");
         goto out;
     }
     while (sqlite3_step(q) == SQLITE_ROW) {

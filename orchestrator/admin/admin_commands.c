@@ -1,5 +1,5 @@
 /* POST endpoints: start, abort, retry. They check what the read-only
- * database can tell (the saga exists, its status allows the command, the
+ * shards can tell (the saga in its shard, definitions in any shard) (the saga exists, its status allows the command, the
  * definition is known) and queue the command for the main loop, which
  * decides for good in its own transaction (the engine refuses a command the
  * saga's state does not allow by then). */
@@ -33,11 +33,15 @@ static json_t *body_object(const admin_request_t *req, int empty_ok, admin_respo
     return doc;
 }
 
-/* The saga's status into buf; 1 found, 0 not, -1 on a database error. */
-static int saga_status(admin_ctx_t *ctx, const char *id, char *buf, size_t len) {
+/* The saga's status into buf, from its shard; 1 found, 0 not, -1 with the
+ * reason in why when the shard cannot be read. */
+static int saga_status(admin_ctx_t *ctx, const char *id, char *buf, size_t len, char *why, size_t whylen) {
+    int shard = admin_shard_of(ctx, id);
+    sqlite3 *db = admin_shard_check(ctx, shard, why, whylen);
+    if (!db) return -1;
     sqlite3_stmt *q = NULL;
     int found = -1;
-    if (sqlite3_prepare_v2(ctx->db, "SELECT status FROM sagas WHERE id = ?", -1, &q, NULL) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(db, "SELECT status FROM sagas WHERE id = ?", -1, &q, NULL) == SQLITE_OK &&
         sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC) == SQLITE_OK) {
         int rc = sqlite3_step(q);
         if (rc == SQLITE_ROW) {
@@ -47,38 +51,70 @@ static int saga_status(admin_ctx_t *ctx, const char *id, char *buf, size_t len) 
             found = 0;
         }
     }
+    if (found < 0) {
+        char name[400];
+        snprintf(why, whylen, "%s: %s", admin_shard_name(ctx, shard, name, sizeof name), sqlite3_errmsg(db));
+    }
     sqlite3_finalize(q);
     return found;
 }
 
-/* 1 when the definition (and version, when > 0) is stored, 0 when not,
- * -1 on a database error. Retired versions count: the loop starts a saga
- * on any version it holds when the start names it. */
-static int definition_known(admin_ctx_t *ctx, const char *name, int version) {
-    sqlite3_stmt *q = NULL;
-    int known = -1;
-    if (sqlite3_prepare_v2(ctx->db, "SELECT 1 FROM definitions WHERE name = ?1 AND (?2 <= 0 OR version = ?2)", -1,
-                           &q, NULL) == SQLITE_OK &&
-        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK &&
-        sqlite3_bind_int(q, 2, version) == SQLITE_OK) {
-        int rc = sqlite3_step(q);
-        known = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+/* 1 when the definition (and version, when > 0) is stored in any shard, 0
+ * when in none, -1 with the reason in why (and the shard in *bad) when a
+ * shard cannot be read.
+ * Retired versions count: the loop starts a saga on any version it holds
+ * when the start names it. */
+static int definition_known(admin_ctx_t *ctx, const char *name, int version, char *why, size_t whylen, int *bad) {
+    for (int i = 0, n = admin_shard_count(ctx); i < n; i++) {
+        *bad = i;
+        sqlite3 *db = admin_shard_check(ctx, i, why, whylen);
+        if (!db) return -1;
+        sqlite3_stmt *q = NULL;
+        int known = -1;
+        if (sqlite3_prepare_v2(db, "SELECT 1 FROM definitions WHERE name = ?1 AND (?2 <= 0 OR version = ?2)", -1,
+                               &q, NULL) == SQLITE_OK &&
+            sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK &&
+            sqlite3_bind_int(q, 2, version) == SQLITE_OK) {
+            int rc = sqlite3_step(q);
+            known = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+        }
+        if (known < 0) {
+            char sname[400];
+            snprintf(why, whylen, "%s: %s", admin_shard_name(ctx, i, sname, sizeof sname), sqlite3_errmsg(db));
+        }
+        sqlite3_finalize(q);
+        if (known != 0) return known;
     }
-    sqlite3_finalize(q);
-    return known;
+    return 0;
 }
 
-/* "1, 2" into buf: the stored versions of name (empty when none). */
+/* "1, 2" into buf: the stored versions of name in any shard (empty when none). */
 static void stored_versions(admin_ctx_t *ctx, const char *name, char *buf, size_t len) {
-    sqlite3_stmt *q = NULL;
+    int seen[64], nseen = 0;
     size_t o = 0;
     buf[0] = '\0';
-    if (sqlite3_prepare_v2(ctx->db, "SELECT version FROM definitions WHERE name = ? ORDER BY version", -1, &q,
-                           NULL) == SQLITE_OK &&
-        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK)
-        while (o + 16 < len && sqlite3_step(q) == SQLITE_ROW)
-            o += (size_t)snprintf(buf + o, len - o, "%s%d", o ? ", " : "", sqlite3_column_int(q, 0));
-    sqlite3_finalize(q);
+    for (int i = 0, n = admin_shard_count(ctx); i < n; i++) {
+        char why[512];
+        sqlite3 *db = admin_shard_check(ctx, i, why, sizeof why);
+        sqlite3_stmt *q = NULL;
+        if (db && sqlite3_prepare_v2(db, "SELECT version FROM definitions WHERE name = ? ORDER BY version", -1, &q,
+                                     NULL) == SQLITE_OK &&
+            sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK)
+            while (nseen < 64 && sqlite3_step(q) == SQLITE_ROW) {
+                int v = sqlite3_column_int(q, 0), dup = 0;
+                for (int k = 0; k < nseen; k++) dup |= seen[k] == v;
+                if (!dup) seen[nseen++] = v;
+            }
+        sqlite3_finalize(q);
+    }
+    for (int i = 1; i < nseen; i++) /* few: insertion sort */
+        for (int k = i; k > 0 && seen[k - 1] > seen[k]; k--) {
+            int t = seen[k];
+            seen[k] = seen[k - 1];
+            seen[k - 1] = t;
+        }
+    for (int i = 0; i < nseen && o + 16 < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%d", o ? ", " : "", seen[i]);
 }
 
 static int accepted(admin_response_t *res, unsigned status, const char *id, const char *what) {
@@ -125,13 +161,14 @@ int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response
         json_decref(doc);
         return admin_error(res, ADMIN_ERR_BAD_REQUEST, "%s", err);
     }
-    char status[32];
-    int exists = saga_status(ctx, id, status, sizeof status);
-    int known = exists == 0 ? definition_known(ctx, start.definition, 0) : 1;
+    char status[32], why[1024] = "";
+    int bad = admin_shard_of(ctx, id); /* the shard that could not be read */
+    int exists = saga_status(ctx, id, status, sizeof status, why, sizeof why);
+    int known = exists == 0 ? definition_known(ctx, start.definition, 0, why, sizeof why, &bad) : 1;
     int version_known = known == 1 && exists == 0 && start.version > 0
-                            ? definition_known(ctx, start.definition, start.version) : 1;
+                            ? definition_known(ctx, start.definition, start.version, why, sizeof why, &bad) : 1;
     if (exists < 0 || known < 0 || version_known < 0) {
-        rc = admin_error(res, ADMIN_ERR_UNAVAILABLE, "database: %s", sqlite3_errmsg(ctx->db));
+        rc = admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, bad, "%s", why);
     } else if (exists) {
         rc = accepted(res, 200, id, status); /* idempotent on saga_id */
     } else if (!known) {
@@ -162,9 +199,9 @@ static int post_command(admin_ctx_t *ctx, const char *id, const admin_request_t 
         json_decref(doc);
         return admin_error(res, ADMIN_ERR_BAD_REQUEST, "'reason' must be a string");
     }
-    char status[32];
-    int exists = saga_status(ctx, id, status, sizeof status);
-    if (exists < 0) rc = admin_error(res, ADMIN_ERR_UNAVAILABLE, "database: %s", sqlite3_errmsg(ctx->db));
+    char status[32], why[1024] = "";
+    int exists = saga_status(ctx, id, status, sizeof status, why, sizeof why);
+    if (exists < 0) rc = admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, admin_shard_of(ctx, id), "%s", why);
     else if (!exists) rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no saga '%s'", id);
     else if (strcmp(status, need) != 0)
         rc = admin_error(res, ADMIN_ERR_CONFLICT, "saga '%s' is %s; %s needs it %s", id, status,

@@ -1,8 +1,10 @@
 /* GET /v1/definitions[/{name}[/{version}]]: the definitions sagad has
  * loaded (table `definitions`: name, version, hash, json, loaded_at; see
- * orchestrator/store/schema.h). The step count comes from the stored JSON. */
+ * orchestrator/store/schema.h) in every shard, merged. The step count comes
+ * from the stored JSON. */
 #include "admin_handlers.h"
 
+#include "saga_alloc.h"
 #include "saga_error.h"
 #include "saga_utf8.h"
 #include "saga_log.h"
@@ -62,6 +64,25 @@ static json_t *definition_item(sqlite3_stmt *st, int full) {
     return item;
 }
 
+/* A stored definition and where it was found, for the merge. */
+typedef struct {
+    const char *name; /* borrowed from item */
+    long long version;
+    int shard;
+    json_t *item;
+} def_row_t;
+
+static int row_order(const void *pa, const void *pb) {
+    const def_row_t *a = pa, *b = pb;
+    int c = strcmp(a->name, b->name);
+    if (c) return c;
+    if (a->version != b->version) return a->version < b->version ? -1 : 1;
+    return a->shard - b->shard;
+}
+
+/* Every shard stores the definitions its sagas run on: the answer is
+ * their union by (name, version), the lowest shard's row when several
+ * hold one, ordered by name and version. */
 int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *version, admin_response_t *res) {
     long v = 0;
     if (version) {
@@ -70,27 +91,65 @@ int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *versio
         if (v < 1 || v > INT_MAX || (end && *end))
             return admin_error(res, ADMIN_ERR_BAD_REQUEST, "version must be a positive whole number, not '%.*s'", saga_utf8_prefix(version, 32), version);
     }
-    sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(ctx->db, version ? SQL_ONE : name ? SQL_NAME : SQL_ALL, -1, &st, NULL);
-    if (src == SQLITE_OK && name) src = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (src == SQLITE_OK && version) src = sqlite3_bind_int64(st, 2, v);
-    json_t *list = json_array(), *one = NULL;
-    int ok = list != NULL;
-    while (src == SQLITE_OK && ok) {
-        int step = sqlite3_step(st);
-        if (step == SQLITE_DONE) break;
-        if (step != SQLITE_ROW) {
-            src = step;
+    def_row_t *rows = NULL;
+    size_t nrows = 0, cap = 0;
+    int ok = 1, rc = 0, answered = 0;
+    for (int shard = 0, n = admin_shard_count(ctx); ok && !answered && shard < n; shard++) {
+        sqlite3 *db = admin_shard_db(ctx, shard, res, &rc);
+        if (!db) {
+            answered = 1;
             break;
         }
-        json_t *item = definition_item(st, version != NULL);
-        if (!item) ok = 0;
-        else if (version) one = item;
-        else if (json_array_append_new(list, item) != 0) ok = 0;
+        sqlite3_stmt *st = NULL;
+        int src = sqlite3_prepare_v2(db, version ? SQL_ONE : name ? SQL_NAME : SQL_ALL, -1, &st, NULL);
+        if (src == SQLITE_OK && name) src = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (src == SQLITE_OK && version) src = sqlite3_bind_int64(st, 2, v);
+        while (src == SQLITE_OK && ok) {
+            int step = sqlite3_step(st);
+            if (step == SQLITE_DONE) break;
+            if (step != SQLITE_ROW) {
+                src = step;
+                break;
+            }
+            if (nrows == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                def_row_t *bigger = saga_realloc(rows, ncap * sizeof *bigger);
+                if (!bigger) {
+                    ok = 0;
+                    break;
+                }
+                rows = bigger;
+                cap = ncap;
+            }
+            json_t *item = definition_item(st, version != NULL);
+            if (!item) {
+                ok = 0;
+                break;
+            }
+            rows[nrows++] = (def_row_t){.name = json_string_value(json_object_get(item, "name")),
+                                        .version = (long long)json_integer_value(json_object_get(item, "version")),
+                                        .shard = shard, .item = item};
+            if (!rows[nrows - 1].name) rows[nrows - 1].name = "";
+        }
+        if (src != SQLITE_OK) {
+            rc = admin_db_error(ctx, shard, res, src, "reading the definitions");
+            answered = 1;
+        }
+        sqlite3_finalize(st);
     }
-    int rc;
-    if (src != SQLITE_OK) {
-        rc = admin_db_error(ctx, res, src, "reading the definitions");
+    if (nrows > 1) qsort(rows, nrows, sizeof *rows, row_order);
+    json_t *list = json_array(), *one = NULL;
+    if (!list) ok = 0;
+    for (size_t i = 0; ok && !answered && i < nrows; i++) {
+        if (i > 0 && !strcmp(rows[i].name, rows[i - 1].name) && rows[i].version == rows[i - 1].version) continue;
+        if (version) {
+            one = json_incref(rows[i].item);
+            break;
+        }
+        if (json_array_append(list, rows[i].item) != 0) ok = 0;
+    }
+    if (answered) {
+        /* res holds the shard's error */
     } else if (!ok) {
         rc = SAGA_ENOMEM;
     } else if (version && !one) {
@@ -104,7 +163,8 @@ int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *versio
         rc = doc ? admin_json_response(res, 200, doc) : SAGA_ENOMEM;
         json_decref(doc);
     }
-    sqlite3_finalize(st);
+    for (size_t i = 0; i < nrows; i++) json_decref(rows[i].item);
+    saga_free(rows);
     json_decref(one);
     json_decref(list);
     return rc;

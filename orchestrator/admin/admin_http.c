@@ -92,7 +92,8 @@ int admin_json_response(admin_response_t *res, unsigned status, const json_t *do
     return 0;
 }
 
-static int error_v(admin_response_t *res, admin_error_t err, const char *param, const char *fmt, va_list ap) {
+static int error_v(admin_response_t *res, admin_error_t err, const char *param, int shard, const char *fmt,
+                   va_list ap) {
     char raw[MAX_MESSAGE * 2], msg[MAX_MESSAGE], pname[128];
     vsnprintf(raw, sizeof raw, fmt, ap);
     saga_utf8_trim_cut(raw); /* a cut character would become '?' */
@@ -109,6 +110,10 @@ static int error_v(admin_response_t *res, admin_error_t err, const char *param, 
             doc = NULL;
         }
     }
+    if (doc && shard >= 0 && json_object_set_new(json_object_get(doc, "error"), "shard", json_integer(shard)) != 0) {
+        json_decref(doc);
+        doc = NULL;
+    }
     if (!doc) return SAGA_ENOMEM;
     res->body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(doc);
@@ -120,7 +125,15 @@ static int error_v(admin_response_t *res, admin_error_t err, const char *param, 
 int admin_error(admin_response_t *res, admin_error_t err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int rc = error_v(res, err, NULL, fmt, ap);
+    int rc = error_v(res, err, NULL, -1, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int admin_shard_error(admin_response_t *res, admin_error_t err, int shard, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = error_v(res, err, NULL, shard, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -128,7 +141,7 @@ int admin_error(admin_response_t *res, admin_error_t err, const char *fmt, ...) 
 int admin_param_error(admin_response_t *res, const char *param, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int rc = error_v(res, ADMIN_ERR_BAD_REQUEST, param, fmt, ap);
+    int rc = error_v(res, ADMIN_ERR_BAD_REQUEST, param, -1, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -223,17 +236,6 @@ int admin_parse_time(const char *s, int64_t *ms_out) {
 }
 
 /* ---- SQLite ---- */
-
-int admin_db_error(admin_ctx_t *ctx, admin_response_t *res, int rc, const char *what) {
-    const char *msg = sqlite3_errmsg(ctx->db);
-    int code = rc & 0xFF;
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
-        LOG_WARN(COMPONENT, "%s: database busy: %s", what, msg);
-        return admin_error(res, ADMIN_ERR_UNAVAILABLE, "database busy, try again: %s", msg);
-    }
-    LOG_ERROR(COMPONENT, "%s: SQLite error %d: %s", what, rc, msg);
-    return admin_error(res, ADMIN_ERR_INTERNAL, "%s: %s", what, msg);
-}
 
 json_t *admin_col_text(sqlite3_stmt *st, int i) {
     const unsigned char *t = sqlite3_column_text(st, i);

@@ -54,9 +54,23 @@ typedef struct saga_command_queue saga_command_queue_t;
  * on the state it reads and not block. Returns 0, or SAGA_ENOMEM (500). */
 typedef int (*admin_stats_runtime_fn)(void *arg, json_t *runtime);
 
+/* One shard of sagad's data: the SQLite file of one partition (DIR/shard-NNN.db,
+ * the full schema of orchestrator/store/schema.h), read through its own
+ * read-only connection (admin_shard.c). */
+typedef struct {
+    sqlite3 *db;  /* NULL while the file is missing or cannot be opened */
+    char *path;   /* owned; NULL: a connection handed in (tests), never checked or reopened */
+    unsigned long long dev, ino; /* of the file db has open: a file replaced since is reopened */
+} admin_shard_t;
+
 /* What a handler needs. */
 typedef struct {
-    sqlite3 *db;                    /* read-only connection; used by one thread at a time */
+    /* The shards in partition order (shard p holds the sagas whose id
+     * saga_partition_of() maps to p among shard_count); used by one thread
+     * at a time. NULL: `db` is the only shard (tests, fuzzers). */
+    admin_shard_t *shards;
+    int shard_count;
+    sqlite3 *db;                    /* the one read-only connection when shards is NULL */
     saga_command_queue_t *commands; /* into the main loop; NULL: mutating endpoints answer 503 */
     const char *token;              /* bearer token of the mutating endpoints; NULL: they answer 503 */
     /* Host names a request may name (lower case, without port; "[::1]"
@@ -137,9 +151,39 @@ const char *admin_query_get(const admin_query_t *q, const char *key);
  * 'T'/'Z' in either case) into ms since the epoch. 0 or -1. */
 int admin_parse_time(const char *s, int64_t *ms_out);
 
+/* Like admin_error, with a "shard" member (the shard's number) in the
+ * error object when shard >= 0. */
+int admin_shard_error(admin_response_t *res, admin_error_t err, int shard, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Shards (admin_shard.c). */
+/* How many shards the API reads (1 when ctx->shards is NULL). */
+int admin_shard_count(const admin_ctx_t *ctx);
+/* The shard of saga id: saga_partition_of(id, admin_shard_count(ctx)). */
+int admin_shard_of(const admin_ctx_t *ctx, const char *id);
+/* "shard 2 (/data/shard-002.db)" into buf when the API reads more than one
+ * shard, else "database (/data/sagad.db)" or "database"; returns buf. */
+const char *admin_shard_name(const admin_ctx_t *ctx, int i, char *buf, size_t len);
+/* The connection of shard i, checked first when it has a path: a file
+ * that is gone closes the connection (its data are stale), a file replaced
+ * since it was opened (a restore) is opened again, a missing connection is
+ * opened when the file is back. NULL with the reason (naming the shard and
+ * its file) in why when the shard cannot be read. */
+sqlite3 *admin_shard_check(admin_ctx_t *ctx, int i, char *why, size_t whylen);
+/* admin_shard_check that answers for the handler: NULL with res filled
+ * (503 unavailable naming the shard, "shard" member) and *rc set to
+ * admin_error's return. */
+sqlite3 *admin_shard_db(admin_ctx_t *ctx, int i, admin_response_t *res, int *rc);
+/* Opens path read-only into s (and checks it is an SQLite database);
+ * 0, or SAGA_ESTORE with the reason in err (s->db NULL, s->path set). */
+int admin_shard_open(admin_shard_t *s, const char *path, char *err, size_t errlen);
+void admin_shard_close(admin_shard_t *s);
+
 /* Reading SQLite rows. */
-/* Answers 503 for a busy database, else 500 naming `what`; logs. */
-int admin_db_error(admin_ctx_t *ctx, admin_response_t *res, int rc, const char *what);
+/* An SQLite error rc on shard i while doing `what`: 503 for a busy
+ * database or a shard that cannot be read (not a database, corrupt, I/O
+ * error, cannot open; naming the shard), else 500 naming `what`; logs. */
+int admin_db_error(admin_ctx_t *ctx, int shard, admin_response_t *res, int rc, const char *what);
 /* Column i as a JSON string (bad UTF-8 replaced) or null; NULL on ENOMEM. */
 json_t *admin_col_text(sqlite3_stmt *st, int i);
 /* Column i (ms since the epoch) as an RFC 3339 string; NULL on ENOMEM. */

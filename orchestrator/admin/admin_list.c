@@ -1,12 +1,16 @@
 /* GET /v1/sagas (filters, keyset pagination) and GET /v1/stats, read from
- * the admin API's read-only connection inside one read transaction each.
+ * every shard's read-only connection, each inside its own read transaction
+ * (shards are separate files: there is no snapshot across them).
  * Table and column names: orchestrator/store/schema.h.
  *
  * Pagination: rows come in (updated_at DESC, id DESC) order, a total order
  * since ids are unique. The cursor is the position of the last row of a
  * page, base64url("v1|<updated_at ms>|<id>"); the next page starts strictly
  * after it, so no row appears twice and none is skipped unless it was
- * updated between the two requests (it then moves to the first page). */
+ * updated between the two requests (it then moves to the first page).
+ * Each shard answers its own first limit + 1 rows after the cursor, and
+ * the shards' rows are merged on (updated_at, id): the order, the cursor
+ * and the JSON are the same whatever the number of shards. */
 #include "admin_handlers.h"
 
 #include "engine.h"
@@ -363,6 +367,63 @@ static json_t *error_object(sqlite3_stmt *st, int code_col, int msg_col) {
     return e;
 }
 
+/* One shard's side of the merge: its page query and current-step query,
+ * inside a read transaction, and whether a row is waiting in st. */
+typedef struct {
+    sqlite3 *db;
+    sqlite3_stmt *st, *cur;
+    int began, has_row;
+} list_shard_t;
+
+/* 1 when shard a's waiting row comes before shard b's in the list order
+ * (updated_at DESC, id DESC; ids compared as SQLite's BINARY collation:
+ * bytes, then length). */
+static int comes_first(const list_shard_t *a, const list_shard_t *b) {
+    int64_t ua = sqlite3_column_int64(a->st, 5), ub = sqlite3_column_int64(b->st, 5);
+    if (ua != ub) return ua > ub;
+    const void *ia = sqlite3_column_blob(a->st, 0), *ib = sqlite3_column_blob(b->st, 0);
+    size_t la = (size_t)sqlite3_column_bytes(a->st, 0), lb = (size_t)sqlite3_column_bytes(b->st, 0);
+    int c = la && lb ? memcmp(ia, ib, la < lb ? la : lb) : 0;
+    return c ? c > 0 : la > lb;
+}
+
+static void list_close(list_shard_t *ls, int n) {
+    for (int i = 0; ls && i < n; i++) {
+        sqlite3_finalize(ls[i].st);
+        sqlite3_finalize(ls[i].cur);
+        if (ls[i].began) sqlite3_exec(ls[i].db, "COMMIT", NULL, NULL, NULL); /* read-only: nothing to lose */
+    }
+    saga_free(ls);
+}
+
+/* Opens shard i's side: BEGIN, the two statements, the first row. SQLITE_OK
+ * or the SQLite error (with *what set); res filled and *answered set when
+ * the shard cannot be read at all. */
+static int list_open(admin_ctx_t *ctx, int i, const query_t *b, list_shard_t *ls, admin_response_t *res, int *rc,
+                     const char **what) {
+    ls->db = admin_shard_db(ctx, i, res, rc);
+    if (!ls->db) return SQLITE_OK;
+    *what = "cannot begin a read transaction";
+    int src = sqlite3_exec(ls->db, "BEGIN", NULL, NULL, NULL);
+    ls->began = src == SQLITE_OK;
+    if (src == SQLITE_OK) {
+        *what = "listing sagas";
+        src = sqlite3_prepare_v2(ls->db, b->sql, -1, &ls->st, NULL);
+    }
+    if (src == SQLITE_OK) src = sqlite3_prepare_v2(ls->db, SQL_CURRENT_STEP, -1, &ls->cur, NULL);
+    for (int k = 0; src == SQLITE_OK && k < b->nbinds; k++)
+        src = b->binds[k].is_text ? sqlite3_bind_text(ls->st, k + 1, b->binds[k].text, -1, SQLITE_STATIC)
+                                  : sqlite3_bind_int64(ls->st, k + 1, b->binds[k].num);
+    if (src == SQLITE_OK) {
+        int step = sqlite3_step(ls->st);
+        ls->has_row = step == SQLITE_ROW;
+        if (step != SQLITE_ROW && step != SQLITE_DONE) src = step;
+    }
+    return src;
+}
+
+/* Every shard runs the page query (its own LIMIT); the rows are merged on
+ * the list's order, so a page holds the first `limit` rows of all shards. */
 int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *res) {
     filters_t f;
     int bad, rc = parse_filters(q, &f, res, &bad);
@@ -370,36 +431,39 @@ int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t 
     query_t b;
     build_list_query(&f, &b);
 
-    json_t *items = json_array();
-    if (!items) return SAGA_ENOMEM;
-    sqlite3_stmt *st = NULL, *cur = NULL;
-    int ok = 1, more = 0;
+    int nshards = admin_shard_count(ctx);
+    list_shard_t *ls = saga_calloc((size_t)nshards, sizeof *ls);
+    json_t *items = ls ? json_array() : NULL;
+    if (!items) {
+        saga_free(ls);
+        return SAGA_ENOMEM;
+    }
+    int ok = 1, more = 0, src = SQLITE_OK, shard = 0;
     int64_t last_updated = 0;
     char last_id[ADMIN_MAX_ID_LEN + 1] = "";
     int last_id_ok = 0;
-    const char *what = "cannot begin a read transaction";
-    int src = sqlite3_exec(ctx->db, "BEGIN", NULL, NULL, NULL);
-    if (src == SQLITE_OK) {
-        what = "listing sagas";
-        src = sqlite3_prepare_v2(ctx->db, b.sql, -1, &st, NULL);
+    const char *what = "listing sagas";
+    for (shard = 0; shard < nshards; shard++) {
+        src = list_open(ctx, shard, &b, &ls[shard], res, &rc, &what);
+        if (!ls[shard].db) { /* the shard cannot be read: res holds the 503 */
+            list_close(ls, nshards);
+            json_decref(items);
+            return rc;
+        }
+        if (src != SQLITE_OK) break;
     }
-    if (src == SQLITE_OK) src = sqlite3_prepare_v2(ctx->db, SQL_CURRENT_STEP, -1, &cur, NULL);
-    for (int i = 0; src == SQLITE_OK && i < b.nbinds; i++)
-        src = b.binds[i].is_text ? sqlite3_bind_text(st, i + 1, b.binds[i].text, -1, SQLITE_STATIC)
-                                 : sqlite3_bind_int64(st, i + 1, b.binds[i].num);
     long n = 0;
     while (src == SQLITE_OK && ok) {
-        int step = sqlite3_step(st);
-        if (step == SQLITE_DONE) break;
-        if (step != SQLITE_ROW) {
-            src = step;
-            break;
-        }
+        shard = -1;
+        for (int i = 0; i < nshards; i++)
+            if (ls[i].has_row && (shard < 0 || comes_first(&ls[i], &ls[shard]))) shard = i;
+        if (shard < 0) break;
         if (n == f.limit) {
             more = 1;
             break;
         }
         n++;
+        sqlite3_stmt *st = ls[shard].st;
         const char *id = (const char *)sqlite3_column_text(st, 0);
         size_t idlen = (size_t)sqlite3_column_bytes(st, 0);
         json_t *item = json_object();
@@ -411,7 +475,7 @@ int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t 
         put(item, "updated_at", admin_col_time(st, 5), &ok);
         put(item, "error", error_object(st, 6, 7), &ok);
         what = "reading the current step";
-        json_t *cs = id ? current_step(cur, id, &src) : json_null();
+        json_t *cs = id ? current_step(ls[shard].cur, id, &src) : json_null();
         put(item, "current_step", cs, &ok);
         if (src != SQLITE_OK) {
             if (src == SQLITE_NOMEM) {
@@ -427,18 +491,17 @@ int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t 
         last_updated = (int64_t)sqlite3_column_int64(st, 5);
         last_id_ok = id && idlen > 0 && idlen <= ADMIN_MAX_ID_LEN && admin_text_ok(id, idlen);
         if (last_id_ok) memcpy(last_id, id, idlen + 1);
+        int step = sqlite3_step(st); /* the shard's next row */
+        ls[shard].has_row = step == SQLITE_ROW;
+        if (step != SQLITE_ROW && step != SQLITE_DONE) src = step;
     }
     if (src != SQLITE_OK) {
-        rc = admin_db_error(ctx, res, src, what); /* before ROLLBACK replaces the message */
-        sqlite3_finalize(st);
-        sqlite3_finalize(cur);
-        sqlite3_exec(ctx->db, "ROLLBACK", NULL, NULL, NULL);
+        rc = admin_db_error(ctx, shard < 0 ? 0 : shard, res, src, what); /* before COMMIT replaces the message */
+        list_close(ls, nshards);
         json_decref(items);
         return rc;
     }
-    sqlite3_finalize(st);
-    sqlite3_finalize(cur);
-    sqlite3_exec(ctx->db, "COMMIT", NULL, NULL, NULL);
+    list_close(ls, nshards);
 
     json_t *doc = ok ? json_object() : NULL;
     if (doc) {
@@ -472,11 +535,13 @@ static json_t *zero_counts(const char *const *list) {
     return o;
 }
 
-static int set_count(json_t *obj, sqlite3_stmt *st, int name_col, int count_col) {
+/* obj[name] += count: shards add up. */
+static int add_count(json_t *obj, sqlite3_stmt *st, int name_col, int count_col) {
     json_t *name = admin_col_text(st, name_col);
     if (!name) return -1;
     const char *key = json_is_string(name) ? json_string_value(name) : "";
-    int rc = json_object_set_new(obj, key, json_integer(sqlite3_column_int64(st, count_col)));
+    json_int_t had = json_integer_value(json_object_get(obj, key));
+    int rc = json_object_set_new(obj, key, json_integer(had + sqlite3_column_int64(st, count_col)));
     json_decref(name);
     return rc;
 }
@@ -492,13 +557,15 @@ static const char SQL_STEPS_BY_STATUS[] = "SELECT status, COUNT(*) FROM steps GR
 typedef struct {
     json_t *by_status, *by_definition, *oldest, *steps;
     int64_t total, step_total, now;
+    int64_t oldest_created;             /* of oldest */
+    char oldest_id[ADMIN_MAX_ID_LEN + 1]; /* of oldest (cut: ties only) */
 } stats_t;
 
 static int stats_row(int which, sqlite3_stmt *st, stats_t *s) {
     switch (which) {
     case 0:
         s->total += sqlite3_column_int64(st, 1);
-        return set_count(s->by_status, st, 0, 1);
+        return add_count(s->by_status, st, 0, 1);
     case 1: {
         json_t *name = admin_col_text(st, 0);
         if (!name) return -1;
@@ -514,13 +581,21 @@ static int stats_row(int which, sqlite3_stmt *st, stats_t *s) {
         json_decref(name);
         json_int_t n = sqlite3_column_int64(st, 2);
         json_object_set_new(d, "total", json_integer(json_integer_value(json_object_get(d, "total")) + n));
-        return set_count(json_object_get(d, "by_status"), st, 1, 2);
+        return add_count(json_object_get(d, "by_status"), st, 1, 2);
     }
     case 2: {
+        /* each shard's oldest: keep the oldest of all (created_at, id) */
+        int64_t created = sqlite3_column_int64(st, 3);
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (!id) id = "";
+        if (s->oldest && (created > s->oldest_created ||
+                          (created == s->oldest_created && strcmp(id, s->oldest_id) >= 0)))
+            return 0;
         int ok = 1;
         json_decref(s->oldest);
         s->oldest = json_object();
-        int64_t created = sqlite3_column_int64(st, 3);
+        s->oldest_created = created;
+        snprintf(s->oldest_id, sizeof s->oldest_id, "%s", id);
         put(s->oldest, "id", admin_col_text(st, 0), &ok);
         put(s->oldest, "definition", admin_col_text(st, 1), &ok);
         put(s->oldest, "version", json_integer(sqlite3_column_int64(st, 2)), &ok);
@@ -531,40 +606,78 @@ static int stats_row(int which, sqlite3_stmt *st, stats_t *s) {
     }
     default:
         s->step_total += sqlite3_column_int64(st, 1);
-        return set_count(s->steps, st, 0, 1);
+        return add_count(s->steps, st, 0, 1);
     }
 }
 
-int admin_get_stats(admin_ctx_t *ctx, admin_response_t *res) {
+/* Adds shard i's figures to s: 0, or res filled (and *rc set). */
+static int stats_shard(admin_ctx_t *ctx, int i, stats_t *s, int *ok, admin_response_t *res, int *rc) {
     static const char *const sql[] = {SQL_BY_STATUS, SQL_BY_DEFINITION, SQL_OLDEST_RUNNING, SQL_STEPS_BY_STATUS};
     static const char *const what[] = {"counting sagas by status", "counting sagas by definition",
                                        "finding the oldest running saga", "counting steps by status"};
+    sqlite3 *db = admin_shard_db(ctx, i, res, rc);
+    if (!db) return -1;
+    int src = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+        *rc = admin_db_error(ctx, i, res, src, "cannot begin a read transaction");
+        return -1;
+    }
+    for (int k = 0; *ok && k < 4; k++) {
+        sqlite3_stmt *st = NULL;
+        src = sqlite3_prepare_v2(db, sql[k], -1, &st, NULL);
+        if (src == SQLITE_OK)
+            while ((src = sqlite3_step(st)) == SQLITE_ROW)
+                if (stats_row(k, st, s) != 0) *ok = 0;
+        if (src != SQLITE_DONE) {
+            *rc = admin_db_error(ctx, i, res, src, what[k]);
+            sqlite3_finalize(st);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_exec(db, *ok ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    return 0;
+}
+
+static int key_order(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* obj with its members in key order (as one shard's ORDER BY gave them);
+ * a new reference, NULL on ENOMEM. */
+static json_t *sorted_object(json_t *obj) {
+    size_t n = json_object_size(obj), i = 0;
+    const char **keys = saga_malloc((n ? n : 1) * sizeof *keys);
+    json_t *out = keys ? json_object() : NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) if (keys) keys[i++] = key;
+    if (out) qsort(keys, n, sizeof *keys, key_order);
+    for (i = 0; out && i < n; i++)
+        if (json_object_set(out, keys[i], json_object_get(obj, keys[i])) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    saga_free(keys);
+    return out;
+}
+
+/* The sum over the shards (each read in its own transaction). */
+int admin_get_stats(admin_ctx_t *ctx, admin_response_t *res) {
     stats_t s = {.by_status = zero_counts(SAGA_STATUSES), .by_definition = json_object(),
                  .steps = zero_counts(STEP_STATUSES), .now = saga_now_ms()};
     int rc = 0, ok = s.by_status && s.by_definition && s.steps;
     json_t *doc = NULL, *runtime = NULL;
-    int src = ok ? sqlite3_exec(ctx->db, "BEGIN", NULL, NULL, NULL) : SQLITE_OK;
-    if (src != SQLITE_OK) {
-        rc = admin_db_error(ctx, res, src, "cannot begin a read transaction");
-        goto out;
-    }
-    for (int i = 0; ok && i < 4; i++) {
-        sqlite3_stmt *st = NULL;
-        src = sqlite3_prepare_v2(ctx->db, sql[i], -1, &st, NULL);
-        if (src == SQLITE_OK)
-            while ((src = sqlite3_step(st)) == SQLITE_ROW)
-                if (stats_row(i, st, &s) != 0) ok = 0;
-        if (src != SQLITE_DONE) {
-            rc = admin_db_error(ctx, res, src, what[i]);
-            sqlite3_finalize(st);
-            sqlite3_exec(ctx->db, "ROLLBACK", NULL, NULL, NULL);
-            goto out;
-        }
-        sqlite3_finalize(st);
-    }
-    if (ok) sqlite3_exec(ctx->db, "COMMIT", NULL, NULL, NULL);
-    else sqlite3_exec(ctx->db, "ROLLBACK", NULL, NULL, NULL);
+    for (int i = 0, n = admin_shard_count(ctx); ok && i < n; i++)
+        if (stats_shard(ctx, i, &s, &ok, res, &rc) != 0) goto out;
 
+    if (ok && admin_shard_count(ctx) > 1) {
+        json_t *sorted = sorted_object(s.by_definition);
+        json_decref(s.by_definition);
+        s.by_definition = sorted;
+        ok = sorted != NULL;
+    }
     /* What only sagad's memory knows (in-flight per topic, circuits). */
     if (ok && ctx->stats_runtime) {
         runtime = json_object();

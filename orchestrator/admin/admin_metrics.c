@@ -1,10 +1,11 @@
 /* GET /metrics (Prometheus text format 0.0.4) and GET /readyz. Database
- * figures come from the read-only connection; process figures (counters,
+ * figures come from every shard's read-only connection, summed; process figures (counters,
  * flow control, timings) from the runtime snapshot the main loop publishes. */
 #include "admin_handlers.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "saga_alloc.h"
@@ -45,16 +46,80 @@ static const char *label(const char *s, char *out, size_t len) {
     return out;
 }
 
-static void gauge_by_status(text_t *t, sqlite3 *db, const char *metric, const char *help, const char *sql) {
-    put(t, "# HELP %s %s\n# TYPE %s gauge\n", metric, help, metric);
+/* A gauge by status summed over the shards: (status, count) pairs. */
+#define MAX_LABELS 32
+typedef struct {
+    char status[MAX_LABELS][64];
+    long long count[MAX_LABELS];
+    int n;
+} by_status_t;
+
+/* Adds what sql (status, count) answers on db to g; -1 when it fails. */
+static int count_by_status(sqlite3 *db, const char *sql, by_status_t *g) {
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
-        char l[128];
-        while (sqlite3_step(q) == SQLITE_ROW)
-            put(t, "%s{status=\"%s\"} %lld\n", metric, label((const char *)sqlite3_column_text(q, 0), l, sizeof l),
-                (long long)sqlite3_column_int64(q, 1));
+    int rc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
+    if (rc != SQLITE_OK) return -1;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(q, 0);
+        int k = 0;
+        while (k < g->n && strcmp(g->status[k], status ? status : "") != 0) k++;
+        if (k == g->n) {
+            if (g->n == MAX_LABELS) continue;
+            snprintf(g->status[g->n++], sizeof g->status[0], "%s", status ? status : "");
+        }
+        g->count[k] += sqlite3_column_int64(q, 1);
     }
     sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int status_order(const void *a, const void *b) { return strcmp(a, b); }
+
+static void gauge_by_status(text_t *t, by_status_t *g, const char *metric, const char *help) {
+    put(t, "# HELP %s %s\n# TYPE %s gauge\n", metric, help, metric);
+    by_status_t sorted = *g;
+    qsort(sorted.status, (size_t)sorted.n, sizeof sorted.status[0], status_order);
+    char l[128];
+    for (int i = 0; i < sorted.n; i++)
+        for (int k = 0; k < g->n; k++)
+            if (!strcmp(sorted.status[i], g->status[k]))
+                put(t, "%s{status=\"%s\"} %lld\n", metric, label(g->status[k], l, sizeof l), g->count[k]);
+}
+
+/* The database gauges, summed over the shards, when every shard answers;
+ * saga_shard_up per shard (1 it answered, 0 not: the gauges are left out
+ * rather than summed over part of the sagas). */
+static void database_metrics(admin_ctx_t *ctx, text_t *t) {
+    by_status_t *sagas = saga_calloc(1, sizeof *sagas), *steps = saga_calloc(1, sizeof *steps);
+    int n = admin_shard_count(ctx), all = sagas && steps;
+    long long outbox = 0;
+    if (!all) t->failed = 1;
+    put(t, "# HELP saga_shard_up 1 when the shard's SQLite file answers the admin API, else 0 (the database"
+           " gauges are then left out)\n# TYPE saga_shard_up gauge\n");
+    for (int i = 0; sagas && steps && i < n; i++) {
+        char why[1024];
+        sqlite3 *db = admin_shard_check(ctx, i, why, sizeof why);
+        int up = db != NULL;
+        if (up) up = count_by_status(db, "SELECT status, count(*) FROM sagas GROUP BY status", sagas) == 0 &&
+                     count_by_status(db, "SELECT status, count(*) FROM steps GROUP BY status", steps) == 0;
+        sqlite3_stmt *q = NULL;
+        if (up) {
+            up = sqlite3_prepare_v2(db, "SELECT count(*) FROM outbox", -1, &q, NULL) == SQLITE_OK &&
+                 sqlite3_step(q) == SQLITE_ROW;
+            if (up) outbox += sqlite3_column_int64(q, 0);
+            sqlite3_finalize(q);
+        }
+        all &= up;
+        put(t, "saga_shard_up{shard=\"%d\"} %d\n", i, up);
+    }
+    if (all) {
+        gauge_by_status(t, sagas, "saga_sagas", "Sagas by status (database, every shard)");
+        gauge_by_status(t, steps, "saga_steps", "Steps by status (database, every shard)");
+        put(t, "# HELP saga_outbox_backlog Messages waiting in the outbox\n# TYPE saga_outbox_backlog gauge\n"
+               "saga_outbox_backlog %lld\n", outbox);
+    }
+    saga_free(sagas);
+    saga_free(steps);
 }
 
 static void histogram(text_t *t, const char *metric, const char *help, const json_t *h) {
@@ -116,16 +181,7 @@ static void runtime_metrics(text_t *t, const json_t *rt) {
 
 int admin_get_metrics(admin_ctx_t *ctx, admin_response_t *res) {
     text_t t = {0};
-    gauge_by_status(&t, ctx->db, "saga_sagas", "Sagas by status (database)",
-                    "SELECT status, count(*) FROM sagas GROUP BY status");
-    gauge_by_status(&t, ctx->db, "saga_steps", "Steps by status (database)",
-                    "SELECT status, count(*) FROM steps GROUP BY status");
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(ctx->db, "SELECT count(*) FROM outbox", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        put(&t, "# HELP saga_outbox_backlog Messages waiting in the outbox\n# TYPE saga_outbox_backlog gauge\n"
-                "saga_outbox_backlog %lld\n", (long long)sqlite3_column_int64(q, 0));
-    sqlite3_finalize(q);
+    database_metrics(ctx, &t);
     if (ctx->stats_runtime) {
         json_t *rt = json_object();
         if (!rt || ctx->stats_runtime(ctx->stats_runtime_arg, rt)) t.failed = 1;
@@ -144,10 +200,20 @@ int admin_get_metrics(admin_ctx_t *ctx, admin_response_t *res) {
 }
 
 int admin_get_ready(admin_ctx_t *ctx, admin_response_t *res) {
-    sqlite3_stmt *q = NULL;
-    int db_ok = sqlite3_prepare_v2(ctx->db, "SELECT count(*) FROM sagas LIMIT 1", -1, &q, NULL) == SQLITE_OK &&
+    char why[1024] = "";
+    int db_ok = 1, bad = -1;
+    for (int i = 0, n = admin_shard_count(ctx); db_ok && i < n; i++) {
+        sqlite3 *db = admin_shard_check(ctx, i, why, sizeof why);
+        sqlite3_stmt *q = NULL;
+        db_ok = db && sqlite3_prepare_v2(db, "SELECT count(*) FROM sagas LIMIT 1", -1, &q, NULL) == SQLITE_OK &&
                 sqlite3_step(q) == SQLITE_ROW;
-    sqlite3_finalize(q);
+        if (db && !db_ok) {
+            char name[400];
+            snprintf(why, sizeof why, "%s: %s", admin_shard_name(ctx, i, name, sizeof name), sqlite3_errmsg(db));
+        }
+        sqlite3_finalize(q);
+        if (!db_ok) bad = i;
+    }
     int kafka_ok = 0;
     if (ctx->stats_runtime) {
         json_t *rt = json_object();
@@ -157,6 +223,10 @@ int admin_get_ready(admin_ctx_t *ctx, admin_response_t *res) {
     }
     json_t *doc = json_pack("{s:s, s:b, s:b}", "status", db_ok && kafka_ok ? "ready" : "not_ready", "sqlite", db_ok,
                             "kafka", kafka_ok);
+    if (doc && !db_ok) { /* which shard, and why */
+        json_object_set_new(doc, "shard", json_integer(bad));
+        json_object_set_new(doc, "sqlite_error", admin_json_text(why, strlen(why)));
+    }
     if (!doc) return SAGA_ENOMEM;
     int rc = admin_json_response(res, db_ok && kafka_ok ? 200 : 503, doc);
     json_decref(doc);

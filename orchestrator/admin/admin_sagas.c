@@ -1,6 +1,7 @@
-/* Read handlers of the admin API: health and one saga with its steps and
- * history. Each request reads inside one read transaction, so the saga,
- * its steps and its history come from the same WAL snapshot. Table and
+/* Read handlers of the admin API: health (every shard) and one saga with
+ * its steps and history, read from the saga's shard inside one read
+ * transaction, so the saga, its steps and its history come from the same
+ * WAL snapshot. Table and
  * column names: orchestrator/store/schema.h. */
 #include "admin_handlers.h"
 
@@ -86,24 +87,38 @@ static json_t *col_error(sqlite3_stmt *st, int code_col, int msg_col) {
 /* ---- /healthz ---- */
 
 int admin_get_health(admin_ctx_t *ctx, admin_response_t *res) {
-    sqlite3_stmt *st = NULL;
     const char *problem = NULL;
-    char buf[300];
-    int rc = sqlite3_prepare_v2(ctx->db, "PRAGMA user_version", -1, &st, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        if (sqlite3_column_int(st, 0) <= 0) problem = "database schema not initialised (user_version 0)";
-    } else {
-        snprintf(buf, sizeof buf, "database does not answer: %s", sqlite3_errmsg(ctx->db));
-        problem = buf;
+    char buf[1100], name[400];
+    int rc = 0, n = admin_shard_count(ctx), bad = -1;
+    for (int i = 0; i < n && !problem; i++) {
+        sqlite3 *db = admin_shard_check(ctx, i, buf, sizeof buf);
+        bad = i;
+        if (!db) {
+            problem = buf;
+            break;
+        }
+        sqlite3_stmt *st = NULL;
+        rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+        if (rc == SQLITE_OK) rc = sqlite3_step(st);
+        admin_shard_name(ctx, i, name, sizeof name);
+        if (rc == SQLITE_ROW) {
+            if (sqlite3_column_int(st, 0) <= 0) {
+                snprintf(buf, sizeof buf, "%s schema not initialised (user_version 0)", name);
+                problem = buf;
+            }
+        } else {
+            snprintf(buf, sizeof buf, "%s does not answer: %s", name, sqlite3_errmsg(db));
+            problem = buf;
+        }
+        sqlite3_finalize(st);
     }
-    sqlite3_finalize(st);
 
     json_t *doc;
     if (problem) {
         LOG_WARN(COMPONENT, "health check failed: %s", problem);
         doc = json_pack("{s:s,s:{s:s,s:s}}", "status", "unavailable", "error", "code", "unavailable",
                         "message", problem);
+        if (doc && n > 1) json_object_set_new(json_object_get(doc, "error"), "shard", json_integer(bad));
     } else {
         doc = json_pack("{s:s}", "status", "ok");
     }
@@ -125,10 +140,10 @@ static const char SQL_HISTORY[] =
     "SELECT seq, at, event, step, status, detail FROM history WHERE saga_id = ?1 ORDER BY seq";
 
 /* Runs sql bound to id; calls row() per result row. Returns SQLITE_DONE or an error code. */
-static int query(admin_ctx_t *ctx, const char *sql, const char *id,
+static int query(sqlite3 *db, const char *sql, const char *id,
                  int (*row)(sqlite3_stmt *st, json_t *acc), json_t *acc, int *ok) {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(ctx->db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK) {
         while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -190,28 +205,32 @@ int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res) {
         rc = SAGA_ENOMEM;
         goto out;
     }
-    /* One read transaction: saga, steps and history from one snapshot. */
-    int src = sqlite3_exec(ctx->db, "BEGIN", NULL, NULL, NULL);
+    /* The saga's shard; one read transaction: saga, steps and history
+     * from one snapshot. */
+    int shard = admin_shard_of(ctx, id);
+    sqlite3 *db = admin_shard_db(ctx, shard, res, &rc);
+    if (!db) goto out;
+    int src = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     if (src != SQLITE_OK) {
-        rc = admin_db_error(ctx, res, src, "cannot begin a read transaction");
+        rc = admin_db_error(ctx, shard, res, src, "cannot begin a read transaction");
         goto out;
     }
     const char *what = "reading the saga";
-    src = query(ctx, SQL_SAGA, id, saga_row, saga, &ok);
+    src = query(db, SQL_SAGA, id, saga_row, saga, &ok);
     if (src == SQLITE_DONE && json_object_size(saga) > 0) {
         what = "reading the steps";
-        src = query(ctx, SQL_STEPS, id, step_row, steps, &ok);
+        src = query(db, SQL_STEPS, id, step_row, steps, &ok);
         if (src == SQLITE_DONE) {
             what = "reading the history";
-            src = query(ctx, SQL_HISTORY, id, history_row, history, &ok);
+            src = query(db, SQL_HISTORY, id, history_row, history, &ok);
         }
     }
     if (src != SQLITE_DONE) {
-        rc = admin_db_error(ctx, res, src, what); /* before COMMIT replaces the error message */
-        sqlite3_exec(ctx->db, "ROLLBACK", NULL, NULL, NULL);
+        rc = admin_db_error(ctx, shard, res, src, what); /* before COMMIT replaces the error message */
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         goto out;
     }
-    sqlite3_exec(ctx->db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 
     if (!ok) {
         rc = SAGA_ENOMEM;

@@ -10,6 +10,7 @@
 #include "saga_clock.h"
 #include "saga_error.h"
 #include "saga_json.h"
+#include "saga_partition.h"
 #include "template.h"
 #include "flow.h"
 #include "transitions.h"
@@ -232,6 +233,8 @@ static int send_command(apply_ctx_t *c, int i, saga_command_kind_t kind, char *e
     cmd = put(cmd, "idempotency_key", json_string(key));
     cmd = put(cmd, "payload", payload);
     cmd = put(cmd, "reply_to", json_string(c->cfg->replies_topic));
+    if (c->cfg->partitions > 0)
+        cmd = put(cmd, "reply_partition", json_integer(saga_partition_of(s->id, c->cfg->partitions)));
     cmd = put(cmd, "deadline", json_string_nocheck(saga_format_time(c->now + d->timeout_ms, deadline, sizeof deadline)));
     if (!cmd) { c->err = SAGA_ENOMEM; return SAGA_ENOMEM; }
     char *text = NULL;

@@ -214,6 +214,11 @@ typedef struct saga_flow saga_flow_t;
 
 typedef struct {
     const char *replies_topic;   /* reply_to of every command, e.g. "saga.replies" */
+    /* P, the partition count of the topics sagad consumes: every command
+     * carries "reply_partition": saga_partition_of(saga id, P), the
+     * partition of replies_topic its reply must be produced to (the saga's
+     * shard). 0: the field is left out (tests that do not care). */
+    int partitions;
     saga_flow_t *flow;           /* bulkhead and circuit breaker (flow.h); NULL: no limits */
     /* Largest Kafka record sagad publishes (0: no limit). A command over it
      * fails its step at once (PAYLOAD_TOO_LARGE, no retry: it can never be

@@ -230,7 +230,7 @@ KCAT_RETRIES=0
 publish() {
   local try
   for try in 1 2 3 4 5 6 7 8 9 10; do
-    if kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' -X linger.ms=5 -X broker.address.family=v4 \
+    if kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t' -X linger.ms=5 -X broker.address.family=v4 \
          -l "$1" 2>>"$DIR/kcat.log"; then return 0; fi
     KCAT_RETRIES=$((KCAT_RETRIES + 1))
     sleep 1

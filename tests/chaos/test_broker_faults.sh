@@ -48,7 +48,7 @@ wait_log() {
 }
 KCAT=(kcat -X broker.address.family=v4 -m 10)
 produce() { # N messages to order.commands; kcat's exit status
-  seq 1 "$1" | sed 's/^/k|v/' | timeout 20 "${KCAT[@]}" -b "$BS" -P -t order.commands -K '|' \
+  seq 1 "$1" | sed 's/^/k|v/' | timeout 20 "${KCAT[@]}" -b "$BS" -P -X partitioner=murmur2_random -t order.commands -K '|' \
     -X message.timeout.ms=3000 -X retries=2 2>>"$T/kcat.log"
 }
 consume_count() {

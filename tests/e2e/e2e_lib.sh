@@ -21,7 +21,7 @@ publish_saga() {
   local id=$1 def=$2 customer=$3 sku=$4 amount=$5 order=${6:-o-$1}
   printf '%s\t{"type":"saga.start","message_id":"m-%s","definition":"%s","saga_id":"%s","input":{"order_id":"%s","customer":"%s","amount":%s,"items":[{"sku":"%s","qty":1}]}}\n' \
     "$id" "$id" "$def" "$id" "$order" "$customer" "$amount" "$sku" |
-    kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t'
+    kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t'
 }
 
 status_of() { saga_sql "SELECT status FROM sagas WHERE id='$1'"; }

@@ -17,9 +17,9 @@ dump order.commands | grep -F '"message_id":"dup-1/create_order/action/1"' >"$DI
 check "found the charge command" eq "$(wc -l <"$DIR/dup-charge.txt")" 1
 check "found the order command" eq "$(wc -l <"$DIR/dup-order.txt")" 1
 for _ in 1 2; do
-  kcat -b "$BOOTSTRAP" -P -t payment.commands -K $'\t' -l "$DIR/dup-charge.txt"
+  kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t payment.commands -K $'\t' -l "$DIR/dup-charge.txt"
 done
-kcat -b "$BOOTSTRAP" -P -t order.commands -K $'\t' -l "$DIR/dup-order.txt"
+kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t order.commands -K $'\t' -l "$DIR/dup-order.txt"
 publish_saga dup-1 order_fulfillment c-2 sku-1 1234 # the start again: same saga id
 
 replies() { dump saga.replies | grep -cF "\"in_reply_to\":\"$1\"" || true; }

@@ -1,10 +1,13 @@
 /* libFuzzer target: the admin API's request handling without the network
  * (admin_route, the layer under libmicrohttpd that admin.c's MHD callback
  * calls; scripts/fuzz, docs/FUZZING.md), with a command queue and a bearer
- * token set, against a real sagad database made once at startup: the
- * schema and hand-written sample rows of tests/unit/test_admin_fixture.c,
+ * token set, against real sagad shards made once at startup (FUZZ_SHARDS
+ * shard files, each saga in the shard its id hashes to, as sagad's data
+ * directory holds them): the schema and hand-written sample rows of
+ * tests/unit/test_admin_fixture.c spread over them,
  * the definitions of sagas/ (and an order_fulfillment version 2, which a
- * sample saga runs on) stored with saga_store_put_definition, and sagas
+ * sample saga runs on) stored with saga_store_put_definition in every
+ * shard, and sagas
  * run through the engine and saved with saga_store_save as the loop does,
  * so their history replays (GET /v1/sagas/{id}?at=).
  *
@@ -29,6 +32,7 @@
 #include "commands.h"
 #include "saga_alloc.h"
 #include "saga_error.h"
+#include "saga_partition.h"
 #include "store.h"
 #include "test_admin_fixture.h"
 
@@ -51,8 +55,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define TOKEN "fuzz-token"
 
-static fixture_db_t fx;
-static sqlite3 *reader;
+#define FUZZ_SHARDS 5 /* the sample and engine-run sagas land in all five */
+static fixture_shards_t fs;
+static sqlite3 *reader; /* set once the shards are ready */
+static admin_shard_t shards[FUZZ_SHARDS]; /* read-only connections, no path: not re-checked per request */
+static saga_store_t *stores[FUZZ_SHARDS];
 static saga_command_queue_t *queue;
 static saga_registry_t *registry;
 
@@ -97,6 +104,7 @@ static void drive_start(driver_t *d, const char *id, const char *definition, con
     json_t *in = json_loads(input, JSON_ALLOW_NUL, NULL);
     CHECK(def && in);
     memset(d->timer_due, 0, sizeof d->timer_due);
+    d->st = stores[saga_partition_of(id, FUZZ_SHARDS)]; /* the saga's shard */
     d->now = at;
     d->rng = 7;
     saga_init(&d->s, id, def, in, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", at);
@@ -141,9 +149,8 @@ static void drive_timer(driver_t *d, const char *step) {
  * long non-ASCII error message), compensation_failed (retry gives 202),
  * running after a timeout and a retry (abort gives 202; its input holds a
  * \u0000, which the loop accepts). */
-static void run_sagas(saga_store_t *st) {
+static void run_sagas(void) {
     static driver_t d;
-    d.st = st;
     drive_start(&d, "s-e-completed", "order_fulfillment", ORDER_INPUT, FX_T0 + 10000);
     drive_reply(&d, "create_order", SAGA_REPLY_SUCCESS, "{\"order_ref\":\"R-7\"}", NULL, NULL);
     drive_reply(&d, "reserve_inventory", SAGA_REPLY_SUCCESS, "{\"reservation\":\"res-7\"}", NULL, NULL);
@@ -189,48 +196,56 @@ static void run_sagas(saga_store_t *st) {
  * steps, and a "\u0000" in a payload, which the loader takes): the
  * fixture's s-running-2 runs on it. */
 static void load_definitions(saga_store_t *st) {
-    registry = saga_registry_new();
-    char report[1024] = "";
-    CHECK(registry && saga_registry_load_dir(registry, SAGA_SOURCE_DIR "/sagas", report, sizeof report) == 0);
-    json_t *v2 = json_deep_copy(saga_registry_get(registry, "order_fulfillment", 1)->source);
-    CHECK(v2 && json_object_set_new(v2, "version", json_integer(2)) == 0);
-    json_t *payload = json_object_get(json_array_get(json_object_get(v2, "steps"), 3), "payload");
-    CHECK(json_object_set_new(payload, "note", json_stringn("a\0b", 3)) == 0);
-    saga_def_errors_t errs = {0};
-    saga_definition_t *def = saga_definition_from_json(v2, &errs);
-    json_decref(v2);
-    CHECK(def && saga_registry_add(registry, def) == 0);
+    if (!registry) { /* once: every shard stores the same */
+        registry = saga_registry_new();
+        char report[1024] = "";
+        CHECK(registry && saga_registry_load_dir(registry, SAGA_SOURCE_DIR "/sagas", report, sizeof report) == 0);
+        json_t *v2 = json_deep_copy(saga_registry_get(registry, "order_fulfillment", 1)->source);
+        CHECK(v2 && json_object_set_new(v2, "version", json_integer(2)) == 0);
+        json_t *payload = json_object_get(json_array_get(json_object_get(v2, "steps"), 3), "payload");
+        CHECK(json_object_set_new(payload, "note", json_stringn("a\0b", 3)) == 0);
+        saga_def_errors_t errs = {0};
+        saga_definition_t *def = saga_definition_from_json(v2, &errs);
+        json_decref(v2);
+        CHECK(def && saga_registry_add(registry, def) == 0);
+    }
     char err[256] = "";
     for (int i = 0; i < saga_registry_count(registry); i++)
         CHECK(saga_store_put_definition(st, saga_registry_at(registry, i), FX_T0, err, sizeof err) == 0);
 }
 
 static void teardown(void) {
-    sqlite3_close(reader);
+    for (int p = 0; p < FUZZ_SHARDS; p++) sqlite3_close(shards[p].db);
     saga_command_queue_free(&queue);
     saga_registry_free(&registry);
-    fixture_db_destroy(&fx);
+    fixture_shards_destroy(&fs);
 }
 
 static void setup(void) {
     if (reader) return;
-    CHECK(fixture_db_create(&fx, 1) == 0);
-    atexit(teardown); /* the database directory too */
+    CHECK(fixture_shards_create(&fs, FUZZ_SHARDS) == 0);
+    atexit(teardown); /* the shards' directory too */
+    CHECK(fixture_shards_spread(&fs, fixture_sample_rows) == 0);
     /* SQLite text need not be UTF-8: the API replaces what is not */
-    CHECK(fixture_db_exec(&fx, "INSERT INTO sagas (id, definition, version, status, input, created_at, updated_at,"
-                               " error_code, error_message) VALUES ('s-bad-text', 'order_fulfillment', 1,"
-                               " 'compensated', '{}', 1700000050000, 1700000050000, CAST(X'E282' AS TEXT),"
-                               " CAST(X'66C3BC72FF' AS TEXT))") == 0);
+    CHECK(fixture_shards_spread(&fs, "INSERT INTO sagas (id, definition, version, status, input, created_at, updated_at,"
+                                     " error_code, error_message) VALUES ('s-bad-text', 'order_fulfillment', 1,"
+                                     " 'compensated', '{}', 1700000050000, 1700000050000, CAST(X'E282' AS TEXT),"
+                                     " CAST(X'66C3BC72FF' AS TEXT))") == 0);
     char err[512] = "";
-    saga_store_t *st = saga_store_open(fx.db_path, NULL, err, sizeof err);
-    if (!st) fprintf(stderr, "fuzz_admin: %s\n", err);
-    CHECK(st != NULL);
-    CHECK(saga_store_begin(st) == 0);
-    load_definitions(st);
-    run_sagas(st);
-    CHECK(saga_store_commit(st) == 0);
-    saga_store_close(&st);
-    CHECK(sqlite3_open_v2(fx.db_path, &reader, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    for (int p = 0; p < FUZZ_SHARDS; p++) {
+        stores[p] = saga_store_open(fs.path[p], NULL, err, sizeof err);
+        if (!stores[p]) fprintf(stderr, "fuzz_admin: %s\n", err);
+        CHECK(stores[p] != NULL);
+        CHECK(saga_store_begin(stores[p]) == 0);
+        load_definitions(stores[p]);
+    }
+    run_sagas();
+    for (int p = 0; p < FUZZ_SHARDS; p++) {
+        CHECK(saga_store_commit(stores[p]) == 0);
+        saga_store_close(&stores[p]);
+        CHECK(sqlite3_open_v2(fs.path[p], &shards[p].db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    }
+    reader = shards[0].db;
     queue = saga_command_queue_new(64);
     CHECK(queue != NULL);
 }
@@ -279,7 +294,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         field[i] = tab;
     }
     static const char *const hosts[] = {"127.0.0.1", "localhost", "sagad.internal", NULL};
-    admin_ctx_t ctx = {.db = reader, .commands = queue, .token = TOKEN, .stats_runtime = runtime_fill,
+    admin_ctx_t ctx = {.shards = shards, .shard_count = FUZZ_SHARDS, .commands = queue, .token = TOKEN, .stats_runtime = runtime_fill,
                        .hosts = hosts};
     admin_request_t req = {.method = method, .path = path, .query = query, .body = p,
                            .body_len = (size_t)(end - p), .authorization = auth[0] ? auth : NULL,

@@ -68,7 +68,7 @@ for n in range(1, count + 1):
                                     "items": [{"sku": sku, "qty": 1}]}}
     print(f"{sid}\t{json.dumps(ev, separators=(',', ':'))}")
 PY
-  kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' -X linger.ms=5 -l "$file"
+  kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t' -X linger.ms=5 -l "$file"
 }
 
 # wait_count SQL EXPECTED TIMEOUT_S: polls sagad's DB until SQL returns EXPECTED.

@@ -30,7 +30,7 @@ fail() { echo "FAIL: $*"; for f in "$T"/*.log "$T"/stack/*.log; do [ -f "$f" ] &
 ms() { date +%s%3N; }
 
 echo "== 1. sagabroker"
-"$BROKER" --bootstrap-file "$T/bootstrap" --partitions 3 --topics "extra.one, extra.two" \
+"$BROKER" --bootstrap-file "$T/bootstrap" --partitions 3 --other-partitions 2 --topics "extra.one, extra.two" \
   >"$T/broker.out" 2>"$T/broker.log" &
 BPID=$!
 for _ in $(seq 100); do [ -s "$T/bootstrap" ] && break; sleep 0.05; done
@@ -41,14 +41,17 @@ BS=$(head -n1 "$T/bootstrap")
 echo "bootstrap $BS"
 
 meta=$("${KCAT[@]}" -b "$BS" -L)
-for t in saga.start saga.replies saga.events saga.dlq order.commands inventory.commands \
-         payment.commands notification.commands extra.one extra.two; do
+for t in saga.start saga.replies; do # the topics sagad consumes: --partitions
   grep -q "topic \"$t\" with 3 partitions" <<<"$meta" || fail "topic $t missing or not 3 partitions"
+done
+for t in saga.events saga.dlq order.commands inventory.commands payment.commands notification.commands \
+         extra.one extra.two; do
+  grep -q "topic \"$t\" with 2 partitions" <<<"$meta" || fail "topic $t missing or not 2 partitions"
 done
 
 t0=$(ms)
 printf '%s\n' 's-1|{"type":"saga.start","message_id":"m-1","saga_id":"s-1"}' 's-2|{"type":"saga.start","message_id":"m-2","saga_id":"s-2"}' \
-  | "${KCAT[@]}" -b "$BS" -P -t saga.start -K '|' -X linger.ms=1
+  | "${KCAT[@]}" -b "$BS" -P -X partitioner=murmur2_random -t saga.start -K '|' -X linger.ms=1
 t1=$(ms)
 got=$("${KCAT_C[@]}" -b "$BS" -C -t saga.start -o beginning -e -q -f '%k %s\n' | sort)
 t2=$(ms)
@@ -82,6 +85,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --ready-file) ready=$2; shift ;;
     --bootstrap-file) bsf=$2; shift ;;
+    --partitions) [ "$name" = sagad ] && [ "$2" = "${SAGA_PARTITIONS:-8}" ] || { echo "$name: --partitions $2" >&2; exit 2; }; shift ;;
     --db|--sagas|--seed|--admin-port|--bootstrap|-X) shift ;;
     *) echo "$name: unexpected argument $1" >&2; exit 2 ;;
   esac
@@ -105,6 +109,7 @@ STACK=$SRC/scripts/stack
 # shellcheck disable=SC1091
 . "$T/stack/stack.env"
 [ -n "$ADMIN_URL" ] && [ -n "$BOOTSTRAP" ] && [ "$SAGA_DB" = "$T/stack/sagad.db" ] || fail "stack.env incomplete"
+[ "$SAGA_PARTITIONS" = 8 ] || fail "stack.env: SAGA_PARTITIONS='$SAGA_PARTITIONS', expected 8"
 tr '\0' ' ' <"/proc/$SAGAD_PID/cmdline" 2>/dev/null | grep -q "/bin/sagad --bootstrap-file" || fail "SAGAD_PID $SAGAD_PID is not the sagad process"
 "$STACK" status "$T/stack" >/dev/null || fail "stack status while up"
 old=$SAGAD_PID

@@ -40,14 +40,14 @@ with open(os.path.join(d, "expect.txt"), "w") as f:
         f.write(f"{len(m)}\t{why}\n")
 print(len(start_bad) * 2, "good starts,", len(start_bad) + len(reply_bad), "bad messages")
 PY
-kcat -b "$BOOTSTRAP" -P -t saga.start -D $'\x1e' -X message.max.bytes=2000000 <"$DIR/start.bin"
+kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -D $'\x1e' -X message.max.bytes=2000000 <"$DIR/start.bin"
 nbad_start=8; ngood=16
 check "the $ngood good starts around the bad ones complete" \
   wait_count "SELECT count(*) FROM sagas WHERE id LIKE 'good-%' AND status='completed'" "$ngood" 60
-kcat -b "$BOOTSTRAP" -P -t saga.replies -D $'\x1e' <"$DIR/replies.bin"
+kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.replies -D $'\x1e' <"$DIR/replies.bin"
 nbad=$((nbad_start + 5))
 # An empty message too: a key with no value ("key:" with -K:).
-printf 'empty-1:\n' | kcat -b "$BOOTSTRAP" -P -t saga.start -K:
+printf 'empty-1:\n' | kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K:
 sleep 2
 kcat -b "$BOOTSTRAP" -C -t saga.dlq -o beginning -e -q -X fetch.wait.max.ms=10 \
   -f '%S\t%h\n' >"$DIR/dlq.txt"

@@ -58,13 +58,13 @@ nosid='{"type":"saga.start","message_id":"m-nosid-1","definition":"order_fulfill
 marker() { # N: a start with a saga id on the same key, to know the one before it was read
   printf 'k-nosid\t{"type":"saga.start","message_id":"m-marker-%s","definition":"order_fulfillment","saga_id":"marker-%s","input":{"order_id":"o-marker-%s","customer":"c-1","amount":100,"items":[{"sku":"sku-1","qty":1}]}}\n' "$1" "$1" "$1"
 }
-{ printf 'k-nosid\t%s\n' "$nosid"; marker 1; } | kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t'
+{ printf 'k-nosid\t%s\n' "$nosid"; marker 1; } | kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t'
 check "the start without saga_id started one saga" wait_count "SELECT count(*) FROM sagas WHERE start_message_id='m-nosid-1' AND status='completed'" 1 60
 check "marker-1 completed" wait_status marker-1 completed 60
 # What pruning does after the dedup retention (or what a new consumer group
 # or an offset reset meets): the start's dedup row is gone.
 saga_sql "DELETE FROM dedup WHERE consumer='start' AND message_id='m-nosid-1'"
-{ printf 'k-nosid\t%s\n' "$nosid"; marker 2; } | kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t'
+{ printf 'k-nosid\t%s\n' "$nosid"; marker 2; } | kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t'
 check "marker-2 completed (the replayed start before it was read)" wait_status marker-2 completed 60
 check "the replayed start started nothing" \
   eq "$(saga_sql "SELECT count(*) FROM sagas WHERE start_message_id='m-nosid-1'")" 1
@@ -73,7 +73,7 @@ check "one order for o-nosid-1" eq "$(sql "$ORDER_DB" "SELECT count(*) FROM orde
 # ---- 9. a long non-ASCII error message (the inventory quotes the SKU)
 sku=$(python3 -c 'print("é" * 200)')
 printf 'utf8-1\t{"type":"saga.start","message_id":"m-utf8-1","definition":"order_fulfillment","saga_id":"utf8-1","input":{"order_id":"o-utf8-1","customer":"c-1","amount":100,"items":[{"sku":"%s","qty":1}]}}\n' "$sku" |
-  kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t'
+  kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t'
 check "utf8-1 compensated (unknown SKU)" wait_status utf8-1 compensated 60
 check "utf8-1: the step's and the saga's error messages are whole characters" python3 - "$SAGA_DB" <<'PY'
 import sqlite3, sys

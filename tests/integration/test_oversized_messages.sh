@@ -52,10 +52,10 @@ with open(f"{d}/bad.bin", "wb") as f:  # 999 KB, not JSON
 print(os.path.getsize(f"{d}/num.txt"), os.path.getsize(f"{d}/huge.txt"), os.path.getsize(f"{d}/bad.bin"))
 PY
 big=(-X message.max.bytes=2000000)
-kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' "${big[@]}" -l "$DIR/num.txt"
-kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' "${big[@]}" -l "$DIR/huge.txt"
-kcat -b "$BOOTSTRAP" -P -t saga.start "${big[@]}" "$DIR/bad.bin"
-kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' "${big[@]}" -l "$DIR/thrice.txt"
+kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t' "${big[@]}" -l "$DIR/num.txt"
+kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t' "${big[@]}" -l "$DIR/huge.txt"
+kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start "${big[@]}" "$DIR/bad.bin"
+kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t' "${big[@]}" -l "$DIR/thrice.txt"
 publish_starts ok 10
 
 check "the start of 0.1s completes" \

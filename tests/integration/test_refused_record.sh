@@ -35,7 +35,7 @@ ev = {"type": "saga.start", "message_id": "m-big-1", "definition": "order_fulfil
                 "items": [{"sku": "sku-1", "qty": 1, "note": "x" * 300000}]}}
 print("big-1\t" + json.dumps(ev, separators=(",", ":")))
 PY
-kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' -X message.max.bytes=2000000 -l "$DIR/big.txt"
+kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t' -X message.max.bytes=2000000 -l "$DIR/big.txt"
 publish_starts okB 30
 
 check "the refused saga compensates at once, its step failed with PAYLOAD_TOO_LARGE" \

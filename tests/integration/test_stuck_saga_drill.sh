@@ -17,7 +17,7 @@ stack_up
 ctl() { SAGA_ADMIN_TOKEN_FILE="$DIR/token" "$BUILD_DIR/bin/sagactl" --url "$ADMIN_URL" "$@"; }
 
 echo 'd-1	{"type":"saga.start","message_id":"m-d-1","definition":"drill","saga_id":"d-1","input":{"order_id":"o-d-1","customer":"c-broke","amount":700,"items":[{"sku":"sku-1","qty":1}]}}' |
-  kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t'
+  kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t'
 check "the order is created" wait_count "SELECT status FROM steps WHERE saga_id='d-1' AND name='create_order'" succeeded 30
 kill -STOP "$ORDER_WORKER_PID"   # the order service hangs: its compensation cannot run
 check "the declined payment parks the saga in compensation_failed" \

@@ -101,7 +101,7 @@ trap 'rc=$?; set +e; stop_restarter; (exit $rc); it_cleanup' EXIT
 
 t0=$(date +%s.%N)
 for ((w = 0; w < WAVES; w++)); do
-  kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' -X linger.ms=5 -l "$DIR/wave-$w.txt"
+  kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t' -X linger.ms=5 -l "$DIR/wave-$w.txt"
   sleep "$WAVE_GAP"
 done
 echo "soak: $N start events published"

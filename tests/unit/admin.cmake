@@ -17,10 +17,15 @@ saga_unit_test(test_admin_commands
   SOURCES ${_admin_dir}/test_admin_commands.c ${_admin_dir}/test_admin_fixture.c
   LIBS saga_admin PkgConfig::CURL)
 
-# GET /v1/sagas (filters, cursors), /v1/definitions, /v1/stats.
+# GET /v1/sagas (filters, cursors), /v1/definitions, /v1/stats: on one
+# database file, and the same tests on 3 shard files (sagas spread by the hash).
 saga_unit_test(test_admin_list
   SOURCES ${_admin_dir}/test_admin_list.c ${_admin_dir}/test_admin_fixture.c
   LIBS saga_admin PkgConfig::CURL)
+saga_unit_test(test_admin_list_shards
+  SOURCES ${_admin_dir}/test_admin_list.c ${_admin_dir}/test_admin_fixture.c
+  LIBS saga_admin PkgConfig::CURL)
+target_compile_definitions(test_admin_list_shards PRIVATE FX_SHARDS=3)
 
 # sagactl's output, command by command, against tests/fixtures/sagactl/
 # (SAGA_UPDATE_GOLDEN=1 bin/test_sagactl_golden rewrites the files).
@@ -48,3 +53,16 @@ saga_unit_test(test_admin_ui
 saga_unit_test(test_admin_guard
   SOURCES ${_admin_dir}/test_admin_guard.c ${_admin_dir}/test_admin_fixture.c
   LIBS saga_admin PkgConfig::CURL)
+
+# The admin API over several shard files (sagas spread by the hash) against
+# the same rows in one database: list pages, get/?at=, stats, definitions,
+# metrics, commands, and a missing or unreadable shard (503 naming it).
+saga_unit_test(test_admin_shards
+  SOURCES ${_admin_dir}/test_admin_shards.c ${_admin_dir}/test_admin_fixture.c
+  LIBS saga_admin PkgConfig::CURL)
+
+# test_admin.c again over 7 shard files (the sample sagas land in shards 2, 0 and 4).
+saga_unit_test(test_admin_shards_http
+  SOURCES ${_admin_dir}/test_admin.c ${_admin_dir}/test_admin_fixture.c
+  LIBS saga_admin PkgConfig::CURL)
+target_compile_definitions(test_admin_shards_http PRIVATE FX_SHARDS=7)

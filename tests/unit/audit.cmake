@@ -9,3 +9,6 @@ if(TARGET sagactl_audit AND TARGET saga_worker_order AND TARGET saga_worker_inve
   add_dependencies(test_audit sagactl)
   target_compile_definitions(test_audit PRIVATE SAGACTL_PATH="$<TARGET_FILE:sagactl>")
 endif()
+
+# common/saga_shard_files: listing sagad's data directory for sagactl audit.
+saga_unit_test(test_shard_files SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_shard_files.c LIBS saga_core)

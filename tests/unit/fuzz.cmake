@@ -13,7 +13,7 @@ foreach(target fuzz_definition fuzz_template fuzz_messages fuzz_admin fuzz_chang
     target_include_directories(${target}_replay PRIVATE ${CMAKE_SOURCE_DIR}/orchestrator/store)
     target_link_libraries(${target}_replay PRIVATE saga_store)
   endif()
-  target_link_libraries(${target}_replay PRIVATE saga_engine saga_common)
+  target_link_libraries(${target}_replay PRIVATE saga_engine saga_core)
   # fuzz_messages and fuzz_admin load sagas/*.json
   target_compile_definitions(${target}_replay PRIVATE SAGA_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
   add_test(NAME ${target}_corpus

@@ -22,12 +22,57 @@
 static fixture_db_t fx;
 static saga_admin_t *admin;
 static char base[64];
+#ifdef FX_SHARDS /* test_admin_shards_http: the same tests over FX_SHARDS shard files */
+static fixture_shards_t fs;
+static admin_shard_t ro_shards[FX_SHARDS];
+#define PATHS fs.paths
+#define NPATHS FX_SHARDS
+#define FX_DIR fs.dir
+#else
+#define PATHS ((const char *const[]){fx.db_path})
+#define NPATHS 1
+#define FX_DIR fx.dir
+#endif
+
+/* Runs sql (rows of saga id only) where sagad would: the one database, or
+ * the shard of id. 0 or -1. */
+static int exec_on(const char *id, const char *sql) {
+#ifdef FX_SHARDS
+    char *msg = NULL;
+    int rc = sqlite3_exec(fixture_shard_of(&fs, id), sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) fprintf(stderr, "SQL failed: %s\n", msg ? msg : "?");
+    sqlite3_free(msg);
+    return rc == SQLITE_OK ? 0 : -1;
+#else
+    (void)id;
+    return fixture_db_exec(&fx, sql);
+#endif
+}
+
+/* A context reading what the server reads (without the server). */
+static admin_ctx_t reader_ctx(sqlite3 **db) {
+#ifdef FX_SHARDS
+    *db = NULL;
+    for (int p = 0; p < FX_SHARDS; p++) {
+        char err[512];
+        if (!ro_shards[p].db) assert_int_equal(admin_shard_open(&ro_shards[p], fs.path[p], err, sizeof err), 0);
+    }
+    return (admin_ctx_t){.shards = ro_shards, .shard_count = FX_SHARDS};
+#else
+    assert_int_equal(sqlite3_open_v2(fx.db_path, db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    return (admin_ctx_t){.db = *db};
+#endif
+}
 
 static int group_setup(void **state) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+#ifdef FX_SHARDS
+    if (fixture_shards_create(&fs, FX_SHARDS) != 0 || fixture_shards_spread(&fs, fixture_sample_rows) != 0) return -1;
+#else
     if (fixture_db_create(&fx, 1) != 0) return -1;
+#endif
     char err[256] = "";
-    admin = saga_admin_start("127.0.0.1", 0, fx.db_path, err, sizeof err);
+    admin = saga_admin_start("127.0.0.1", 0, PATHS, NPATHS, err, sizeof err);
     if (!admin) {
         fprintf(stderr, "saga_admin_start: %s\n", err);
         return -1;
@@ -38,6 +83,10 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
     saga_admin_stop(&admin);
+#ifdef FX_SHARDS
+    for (int p = 0; p < FX_SHARDS; p++) admin_shard_close(&ro_shards[p]);
+    fixture_shards_destroy(&fs);
+#endif
     fixture_db_destroy(&fx);
     curl_global_cleanup();
     return 0;
@@ -299,7 +348,7 @@ static void test_sees_new_commits(void **state) {
     json_t *doc = request(NULL, "/v1/sagas/late-1", &st, NULL);
     assert_int_equal(st, 404);
     json_decref(doc);
-    assert_int_equal(fixture_db_exec(&fx,
+    assert_int_equal(exec_on("late-1",
                                      "INSERT INTO sagas (id, definition, version, status, input,"
                                      " created_at, updated_at) VALUES ('late-1', 'd', 1, 'running',"
                                      " '{}', 1, 2)"),
@@ -309,13 +358,13 @@ static void test_sees_new_commits(void **state) {
     assert_string_equal(str(doc, "created_at"), "1970-01-01T00:00:00.001Z");
     json_decref(doc);
     /* a write transaction held open does not block readers (WAL) */
-    assert_int_equal(fixture_db_exec(&fx, "BEGIN IMMEDIATE; UPDATE sagas SET status='completed'"
+    assert_int_equal(exec_on("late-1", "BEGIN IMMEDIATE; UPDATE sagas SET status='completed'"
                                           " WHERE id='late-1'"), 0);
     doc = request(NULL, "/v1/sagas/late-1", &st, NULL);
     assert_int_equal(st, 200);
     assert_string_equal(str(doc, "status"), "running");
     json_decref(doc);
-    assert_int_equal(fixture_db_exec(&fx, "COMMIT"), 0);
+    assert_int_equal(exec_on("late-1", "COMMIT"), 0);
     doc = request(NULL, "/v1/sagas/late-1", &st, NULL);
     assert_string_equal(str(doc, "status"), "completed");
     json_decref(doc);
@@ -323,7 +372,7 @@ static void test_sees_new_commits(void **state) {
 
 /* Rows sagad should never write still give a valid JSON answer. */
 static void test_corrupt_columns(void **state) {
-    assert_int_equal(fixture_db_exec(&fx,
+    assert_int_equal(exec_on("bad-1",
                                      "INSERT INTO sagas (id, definition, version, status, input,"
                                      " created_at, updated_at, error_code) VALUES ('bad-1',"
                                      " CAST(X'6F6BFF6F6B' AS TEXT), 1, 'running', '{not json', 1, 2,"
@@ -362,7 +411,7 @@ static void test_unmigrated_db_unhealthy(void **state) {
     fixture_db_t empty;
     assert_int_equal(fixture_db_create(&empty, 0), 0);
     char err[256];
-    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, empty.db_path, err, sizeof err);
+    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, (const char *const[]){empty.db_path}, 1, err, sizeof err);
     assert_non_null(a);
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", saga_admin_port(a));
@@ -391,34 +440,34 @@ static void test_unmigrated_db_unhealthy(void **state) {
 static void test_start_errors(void **state) {
     char err[256] = "";
     char missing[400];
-    snprintf(missing, sizeof missing, "%s/does-not-exist.db", fx.dir);
-    assert_null(saga_admin_start("127.0.0.1", 0, missing, err, sizeof err));
+    snprintf(missing, sizeof missing, "%s/does-not-exist.db", FX_DIR);
+    assert_null(saga_admin_start("127.0.0.1", 0, (const char *const[]){missing}, 1, err, sizeof err));
     assert_non_null(strstr(err, "does-not-exist.db"));
     err[0] = '\0';
     /* an address of no local interface (TEST-NET-1; no DNS lookup involved) */
-    assert_null(saga_admin_start("192.0.2.1", 0, fx.db_path, err, sizeof err));
+    assert_null(saga_admin_start("192.0.2.1", 0, PATHS, NPATHS, err, sizeof err));
     assert_non_null(strstr(err, "192.0.2.1"));
     err[0] = '\0';
     /* the port is taken */
-    assert_null(saga_admin_start("127.0.0.1", saga_admin_port(admin), fx.db_path, err, sizeof err));
+    assert_null(saga_admin_start("127.0.0.1", saga_admin_port(admin), PATHS, NPATHS, err, sizeof err));
     assert_non_null(strstr(err, "cannot listen"));
-    assert_null(saga_admin_start("127.0.0.1", 70000, fx.db_path, err, sizeof err));
-    assert_null(saga_admin_start(NULL, 0, fx.db_path, NULL, 0));
+    assert_null(saga_admin_start("127.0.0.1", 70000, PATHS, NPATHS, err, sizeof err));
+    assert_null(saga_admin_start(NULL, 0, PATHS, NPATHS, NULL, 0));
     /* not a database */
     char junk[400];
-    snprintf(junk, sizeof junk, "%s/junk.db", fx.dir);
+    snprintf(junk, sizeof junk, "%s/junk.db", FX_DIR);
     FILE *f = fopen(junk, "w");
     assert_non_null(f);
     fputs("this is not an SQLite database, not even close to one.........................", f);
     fclose(f);
-    assert_null(saga_admin_start("127.0.0.1", 0, junk, err, sizeof err));
+    assert_null(saga_admin_start("127.0.0.1", 0, (const char *const[]){junk}, 1, err, sizeof err));
     assert_non_null(strstr(err, "junk.db"));
     remove(junk);
 }
 
 static void test_ipv6_loopback(void **state) {
     char err[256] = "";
-    saga_admin_t *a = saga_admin_start("::1", 0, fx.db_path, err, sizeof err);
+    saga_admin_t *a = saga_admin_start("::1", 0, PATHS, NPATHS, err, sizeof err);
     if (!a) skip(); /* no IPv6 in this sandbox */
     char url[128];
     snprintf(url, sizeof url, "http://[::1]:%d/healthz", saga_admin_port(a));
@@ -433,8 +482,7 @@ static void test_ipv6_loopback(void **state) {
  * document, and errors have the {"error":{code,message}} shape. */
 static void test_route_garbage(void **state) {
     sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(fx.db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    admin_ctx_t ctx = {.db = db};
+    admin_ctx_t ctx = reader_ctx(&db);
     static const char alphabet[] = "/%%%0123456789abcdefABCDEFsv1agzh\xC3\xA9\xFF\x80 ?-_.";
     static const char *const methods[] = {"GET", "HEAD", "POST", "", "get", "DELETE"};
     static const char *const seeds[] = {"/v1/sagas/", "/healthz", "/", "", "v1", "/v1/sagas/%"};
@@ -498,8 +546,7 @@ static void test_alloc_failures(void **state) {
     /* Every allocation failing in turn while answering a saga lookup: the
      * answer is either complete or an error code, never a crash or leak. */
     sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(fx.db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    admin_ctx_t ctx = {.db = db};
+    admin_ctx_t ctx = reader_ctx(&db);
     saga_alloc_install_jansson();
     int completed = 0;
     for (long n = 0; n < 400 && !completed; n++) {

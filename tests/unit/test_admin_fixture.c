@@ -1,6 +1,8 @@
 /* A temporary sagad database with a few sagas and a small libcurl client, for the admin tests. */
 #include "test_admin_fixture.h"
 
+#include "saga_partition.h"
+#include "saga_shard_files.h"
 #include "schema.h"
 
 #include <curl/curl.h>
@@ -10,7 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-static const char SAMPLE_ROWS[] =
+const char fixture_sample_rows[] =
     /* a compensated saga: payment declined, two steps compensated */
     "INSERT INTO sagas (id, definition, version, status, input, traceparent, start_message_id,"
     " created_at, updated_at, deadline_at, seq, completions, error_code, error_message) VALUES"
@@ -79,7 +81,7 @@ int fixture_db_create(fixture_db_t *fx, int populate) {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version=%zu", n);
     if (fixture_db_exec(fx, sql) != 0) return -1;
-    if (fixture_db_exec(fx, SAMPLE_ROWS) != 0) return -1;
+    if (fixture_db_exec(fx, fixture_sample_rows) != 0) return -1;
     return fixture_db_exec(fx, "COMMIT");
 }
 
@@ -95,6 +97,90 @@ void fixture_db_destroy(fixture_db_t *fx) {
     }
     rmdir(fx->dir);
     fx->dir[0] = '\0';
+}
+
+/* ---- shards ---- */
+
+static int shards_exec(sqlite3 *db, const char *sql) {
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(stderr, "fixture: SQL failed: %s\n", msg ? msg : "?");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void shard_of_fn(sqlite3_context *c, int argc, sqlite3_value **argv) {
+    (void)argc;
+    const fixture_shards_t *fs = sqlite3_user_data(c);
+    const unsigned char *id = sqlite3_value_text(argv[0]);
+    sqlite3_result_int(c, id ? saga_partition_of((const char *)id, fs->count) : -1);
+}
+
+int fixture_shards_create(fixture_shards_t *fs, int count) {
+    memset(fs, 0, sizeof *fs);
+    if (count < 1 || count > FX_MAX_SHARDS) return -1;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(fs->dir, sizeof fs->dir, "%s/saga-shards-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(fs->dir)) {
+        perror("fixture: mkdtemp");
+        return -1;
+    }
+    fs->count = count;
+    size_t n = sizeof saga_store_migrations / sizeof saga_store_migrations[0];
+    for (int p = 0; p < count; p++) {
+        if (saga_shard_file(fs->dir, p, fs->path[p], sizeof fs->path[p]) < 0) return -1;
+        fs->paths[p] = fs->path[p];
+        if (sqlite3_open(fs->path[p], &fs->writer[p]) != SQLITE_OK) {
+            fprintf(stderr, "fixture: cannot open %s\n", fs->path[p]);
+            return -1;
+        }
+        if (sqlite3_create_function(fs->writer[p], "saga_shard_of", 1, SQLITE_UTF8, fs, shard_of_fn, NULL, NULL) !=
+                SQLITE_OK ||
+            shards_exec(fs->writer[p], "PRAGMA journal_mode=WAL; BEGIN") != 0)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if (shards_exec(fs->writer[p], saga_store_migrations[i]) != 0) return -1;
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%zu; COMMIT", n);
+        if (shards_exec(fs->writer[p], sql) != 0) return -1;
+    }
+    return 0;
+}
+
+int fixture_shards_spread(fixture_shards_t *fs, const char *sql) {
+    for (int p = 0; p < fs->count; p++) {
+        char del[512];
+        snprintf(del, sizeof del,
+                 "DELETE FROM sagas WHERE saga_shard_of(id) != %d; DELETE FROM steps WHERE saga_shard_of(saga_id) != %d;"
+                 " DELETE FROM history WHERE saga_shard_of(saga_id) != %d;"
+                 " DELETE FROM timers WHERE saga_shard_of(saga_id) != %d; COMMIT",
+                 p, p, p, p);
+        if (shards_exec(fs->writer[p], "BEGIN") != 0 || shards_exec(fs->writer[p], sql) != 0 ||
+            shards_exec(fs->writer[p], del) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+sqlite3 *fixture_shard_of(fixture_shards_t *fs, const char *id) {
+    return fs->writer[saga_partition_of(id, fs->count)];
+}
+
+void fixture_shards_destroy(fixture_shards_t *fs) {
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (int p = 0; p < fs->count; p++) {
+        if (fs->writer[p]) sqlite3_close(fs->writer[p]);
+        fs->writer[p] = NULL;
+        char path[400];
+        for (size_t i = 0; i < 4; i++) {
+            snprintf(path, sizeof path, "%s%s", fs->path[p], suffixes[i]);
+            unlink(path);
+        }
+    }
+    if (fs->dir[0]) rmdir(fs->dir);
+    fs->dir[0] = '\0';
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp) {

@@ -40,7 +40,7 @@ static int group_setup(void **state) {
     if (fixture_db_create(&fx, 1) != 0) return -1;
     if (fixture_db_exec(&fx, "INSERT INTO definitions VALUES ('order_fulfillment', 1, 'h', '{}', 0)")) return -1;
     char err[256] = "";
-    admin = saga_admin_start("127.0.0.1", 0, fx.db_path, err, sizeof err);
+    admin = saga_admin_start("127.0.0.1", 0, (const char *const[]){fx.db_path}, 1, err, sizeof err);
     if (!admin) {
         fprintf(stderr, "saga_admin_start: %s\n", err);
         return -1;

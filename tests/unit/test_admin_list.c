@@ -1,6 +1,8 @@
 /* GET /v1/sagas (filters, cursors), /v1/definitions[/{name}[/{version}]]
  * and /v1/stats: through admin_route() directly, and over HTTP where the
- * MHD glue matters (the raw query string, HEAD, 405). */
+ * MHD glue matters (the raw query string, HEAD, 405). Built twice: on one
+ * database file, and (test_admin_list_shards, FX_SHARDS) on FX_SHARDS
+ * shard files with the same rows spread by the hash: the same answers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +26,22 @@ static fixture_db_t fx;
 static saga_admin_t *admin;
 static char base[64];
 static sqlite3 *ro;
+#ifdef FX_SHARDS
+static fixture_shards_t fs;
+static admin_shard_t ro_shards[FX_SHARDS];
+#define READER .shards = ro_shards, .shard_count = FX_SHARDS
+#else
+#define READER .db = ro
+#endif
+
+/* The rows go to the one database, or are spread over the shards. */
+static int exec_rows(const char *sql) {
+#ifdef FX_SHARDS
+    return fixture_shards_spread(&fs, sql);
+#else
+    return fixture_db_exec(&fx, sql);
+#endif
+}
 
 #define BULK 120 /* sagas of definition 'bulk' for paging */
 
@@ -34,50 +52,67 @@ static const char ORDER_V2[] = "{\"name\":\"order_fulfillment\",\"version\":2,\"
                                "{\"name\":\"c\",\"action\":\"x.c\"}]}";
 
 static int add_rows(void) {
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO definitions VALUES ('order_fulfillment', 1, 'aaaa1111', '%s', 1699999000000),"
-             " ('order_fulfillment', 2, 'bbbb2222', '%s', 1699999500000),"
-             " ('odd', 1, 'cccc3333', 'not json', 1699999600000)",
-             ORDER_V1, ORDER_V2);
-    if (fixture_db_exec(&fx, sql) != 0) return -1;
-    if (fixture_db_exec(&fx, "BEGIN") != 0) return -1;
+    size_t cap = 128 * 1024, o = 0;
+    char *sql = malloc(cap);
+    if (!sql) return -1;
+    o += (size_t)snprintf(sql + o, cap - o,
+                          "INSERT INTO definitions VALUES ('order_fulfillment', 1, 'aaaa1111', '%s', 1699999000000),"
+                          " ('order_fulfillment', 2, 'bbbb2222', '%s', 1699999500000),"
+                          " ('odd', 1, 'cccc3333', 'not json', 1699999600000);",
+                          ORDER_V1, ORDER_V2);
     /* bulk sagas: updated_at repeats every 10 (ties broken by id), created 1 ms apart */
     for (int i = 0; i < BULK; i++) {
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO sagas (id, definition, version, status, input, created_at, updated_at,"
-                 " error_code, error_message) VALUES ('p-%03d', 'bulk', 1, '%s', '{}', %lld, %lld, '%s', '%s')",
-                 i, i % 3 == 0 ? "compensation_failed" : "completed", 1600000000000LL + i,
-                 1600000000000LL + (i / 10) * 1000, i % 3 == 0 ? "E_BULK" : "", i % 3 == 0 ? "bulk failure" : "");
-        if (fixture_db_exec(&fx, sql) != 0) return -1;
-        if (i % 3 == 0) {
-            snprintf(sql, sizeof sql,
-                     "INSERT INTO steps (saga_id, idx, name, status) VALUES ('p-%03d', 0, 'one', 'compensated'),"
-                     " ('p-%03d', 1, 'two', 'compensation_failed')",
-                     i, i);
-            if (fixture_db_exec(&fx, sql) != 0) return -1;
-        }
+        o += (size_t)snprintf(sql + o, cap - o,
+                              "INSERT INTO sagas (id, definition, version, status, input, created_at, updated_at,"
+                              " error_code, error_message) VALUES ('p-%03d', 'bulk', 1, '%s', '{}', %lld, %lld, '%s',"
+                              " '%s');",
+                              i, i % 3 == 0 ? "compensation_failed" : "completed", 1600000000000LL + i,
+                              1600000000000LL + (i / 10) * 1000, i % 3 == 0 ? "E_BULK" : "",
+                              i % 3 == 0 ? "bulk failure" : "");
+        if (i % 3 == 0)
+            o += (size_t)snprintf(sql + o, cap - o,
+                                  "INSERT INTO steps (saga_id, idx, name, status) VALUES ('p-%03d', 0, 'one',"
+                                  " 'compensated'), ('p-%03d', 1, 'two', 'compensation_failed');",
+                                  i, i);
     }
-    return fixture_db_exec(&fx, "COMMIT");
+    int rc = o < cap ? exec_rows(sql) : -1;
+    free(sql);
+    return rc;
 }
 
 static int group_setup(void **state) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    char err[512] = "";
+#ifdef FX_SHARDS
+    if (fixture_shards_create(&fs, FX_SHARDS) != 0 || fixture_shards_spread(&fs, fixture_sample_rows) != 0 ||
+        add_rows() != 0)
+        return -1;
+    admin = saga_admin_start("127.0.0.1", 0, fs.paths, FX_SHARDS, err, sizeof err);
+    for (int p = 0; p < FX_SHARDS; p++)
+        if (admin_shard_open(&ro_shards[p], fs.path[p], err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return -1;
+        }
+#else
     if (fixture_db_create(&fx, 1) != 0 || add_rows() != 0) return -1;
-    char err[256] = "";
-    admin = saga_admin_start("127.0.0.1", 0, fx.db_path, err, sizeof err);
+    admin = saga_admin_start("127.0.0.1", 0, (const char *const[]){fx.db_path}, 1, err, sizeof err);
+    if (sqlite3_open_v2(fx.db_path, &ro, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -1;
+#endif
     if (!admin) {
         fprintf(stderr, "saga_admin_start: %s\n", err);
         return -1;
     }
     snprintf(base, sizeof base, "http://127.0.0.1:%d", saga_admin_port(admin));
-    if (sqlite3_open_v2(fx.db_path, &ro, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -1;
     return 0;
 }
 
 static int group_teardown(void **state) {
     sqlite3_close(ro);
     saga_admin_stop(&admin);
+#ifdef FX_SHARDS
+    for (int p = 0; p < FX_SHARDS; p++) admin_shard_close(&ro_shards[p]);
+    fixture_shards_destroy(&fs);
+#endif
     fixture_db_destroy(&fx);
     curl_global_cleanup();
     return 0;
@@ -99,7 +134,7 @@ static json_t *route_ctx(admin_ctx_t *ctx, const char *method, const char *path,
 }
 
 static json_t *get(const char *path, const char *query, unsigned *status) {
-    admin_ctx_t ctx = {.db = ro};
+    admin_ctx_t ctx = {READER};
     return route_ctx(&ctx, "GET", path, query, status);
 }
 
@@ -477,7 +512,7 @@ static void test_list_over_http(void **state) {
 
 /* Random query strings: always one JSON document, 200 or 400. */
 static void test_list_garbage_queries(void **state) {
-    admin_ctx_t ctx = {.db = ro};
+    admin_ctx_t ctx = {READER};
     static const char alphabet[] = "=&%%+0123456789abcdefABCDEFlimitstatuscursor_\xC3\xA9\xFF ,-:TZ";
     static const char *const seeds[] = {"limit=", "status=", "cursor=", "created_after=", "step=", ""};
     static const char *const paths[] = {"/v1/sagas", "/v1/stats", "/v1/definitions", "/v1/definitions/odd"};
@@ -627,7 +662,7 @@ static void test_stats(void **state) {
 
     /* the extension point for sagad's in-memory state */
     int calls = 0;
-    admin_ctx_t ctx = {.db = ro, .stats_runtime = runtime_hook, .stats_runtime_arg = &calls};
+    admin_ctx_t ctx = {READER, .stats_runtime = runtime_hook, .stats_runtime_arg = &calls};
     doc = route_ctx(&ctx, "GET", "/v1/stats", NULL, &st);
     assert_int_equal(st, 200);
     assert_int_equal(calls, 1);
@@ -679,7 +714,7 @@ static void test_stats_no_running(void **state) {
 /* Every allocation failing in turn: a complete answer or an error code,
  * never a crash or a leak (the sanitizer build checks the leaks). */
 static void test_alloc_failures(void **state) {
-    admin_ctx_t ctx = {.db = ro};
+    admin_ctx_t ctx = {READER};
     static const char *const reqs[][2] = {{"/v1/sagas", "definition=order_fulfillment&limit=1"},
                                           {"/v1/stats", NULL},
                                           {"/v1/definitions", NULL},

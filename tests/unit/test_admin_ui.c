@@ -86,7 +86,7 @@ static void test_ui_over_http(void **state) {
     fixture_db_t fx;
     assert_int_equal(fixture_db_create(&fx, 0), 0);
     char err[256], url[128];
-    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, fx.db_path, err, sizeof err);
+    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, (const char *const[]){fx.db_path}, 1, err, sizeof err);
     assert_non_null(a);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/ui/", saga_admin_port(a));
     fx_reply_t r;

@@ -11,6 +11,7 @@
 #include "test_filter.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +26,21 @@
 #include "saga_alloc.h"
 #include "saga_json.h"
 #include "saga_log.h"
+#include "saga_partition.h"
+#include "saga_shard_files.h"
 #include "saga_util.h"
 #include "schema.h"
 
+#define AUDIT_SHARDS 3 /* sagad's data directory in most tests */
+
 typedef struct {
     char dir[64];
+    /* saga_db: sagad's data directory (shards > 1) or its one file */
     char saga_db[128], order_db[128], inventory_db[128], payment_db[128], notification_db[128];
     participant_t *order, *inventory, *payment, *notification;
-    sqlite3 *sagad;
+    int shards;
+    char shard_path[AUDIT_SHARDS][160];
+    sqlite3 *sagad[AUDIT_SHARDS]; /* one writer per shard */
 } fx_t;
 
 static void must_exec(sqlite3 *db, const char *sql) {
@@ -75,10 +83,14 @@ static json_t *send_cmd(participant_t *p, const char *saga, const char *step, co
 static const char *const STEPS[] = {"create_order", "reserve_inventory", "charge_payment", "notify"};
 
 /* sagad's rows for one saga: its status and each step's status/output. */
+/* The writer of the shard saga id belongs to. */
+static sqlite3 *shard_of(fx_t *f, const char *id) { return f->sagad[saga_partition_of(id, f->shards)]; }
+
 static void saga_row(fx_t *f, const char *id, const char *status, const char *const step_status[4],
                      json_t *outputs[4]) {
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(f->sagad,
+    sqlite3 *db = shard_of(f, id);
+    assert_int_equal(sqlite3_prepare_v2(db,
                                         "INSERT INTO sagas (id, definition, version, status, input, created_at,"
                                         " updated_at) VALUES (?1, 'order_fulfillment', 1, ?2, '{}', 1, 2)",
                                         -1, &st, NULL),
@@ -87,7 +99,7 @@ static void saga_row(fx_t *f, const char *id, const char *status, const char *co
     sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
-    assert_int_equal(sqlite3_prepare_v2(f->sagad,
+    assert_int_equal(sqlite3_prepare_v2(db,
                                         "INSERT INTO steps (saga_id, idx, name, status, output)"
                                         " VALUES (?1, ?2, ?3, ?4, ?5)",
                                         -1, &st, NULL),
@@ -178,7 +190,47 @@ static participant_t *open_ledger(fx_t *f, const participant_spec_t *spec, char 
     return p;
 }
 
-static int setup(void **state) {
+/* sagad's side: `shards` files with the real schema (a data directory
+ * DIR/shard-NNN.db, or one file when shards == 1), the order_fulfillment
+ * definition stored in each. */
+static int make_sagad(fx_t *f, int shards) {
+    f->shards = shards;
+    if (shards == 1) {
+        snprintf(f->saga_db, sizeof f->saga_db, "%s/sagad.db", f->dir);
+        snprintf(f->shard_path[0], sizeof f->shard_path[0], "%s", f->saga_db);
+    } else {
+        snprintf(f->saga_db, sizeof f->saga_db, "%s/sagad", f->dir);
+        if (mkdir(f->saga_db, 0700) != 0) return -1;
+        for (int p = 0; p < shards; p++)
+            if (saga_shard_file(f->saga_db, p, f->shard_path[p], sizeof f->shard_path[p]) < 0) return -1;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/sagas/order_fulfillment.json", getenv("SAGA_SOURCE_DIR") ? getenv("SAGA_SOURCE_DIR") : ".");
+    size_t len = 0;
+    char *def = saga_read_file(path, &len);
+    if (!def) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return -1;
+    }
+    int rc = SQLITE_DONE;
+    for (int p = 0; p < shards && rc == SQLITE_DONE; p++) {
+        if (sqlite3_open(f->shard_path[p], &f->sagad[p]) != SQLITE_OK) return -1;
+        for (size_t i = 0; i < sizeof saga_store_migrations / sizeof saga_store_migrations[0]; i++)
+            must_exec(f->sagad[p], saga_store_migrations[i]);
+        sqlite3_stmt *st = NULL;
+        sqlite3_prepare_v2(f->sagad[p],
+                           "INSERT INTO definitions (name, version, hash, json, loaded_at)"
+                           " VALUES ('order_fulfillment', 1, 'h', ?1, 1)",
+                           -1, &st, NULL);
+        sqlite3_bind_text(st, 1, def, (int)len, SQLITE_TRANSIENT);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    saga_free(def);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int setup_with(void **state, int shards) {
     fx_t *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/saga-audit-XXXXXX");
     if (!mkdtemp(f->dir)) return -1;
@@ -189,29 +241,7 @@ static int setup(void **state) {
     f->payment = open_ledger(f, payment_worker_spec(), f->payment_db, seed);
     f->notification = open_ledger(f, notification_worker_spec(), f->notification_db, seed);
     json_decref(seed);
-
-    snprintf(f->saga_db, sizeof f->saga_db, "%s/sagad.db", f->dir);
-    if (sqlite3_open(f->saga_db, &f->sagad) != SQLITE_OK) return -1;
-    for (size_t i = 0; i < sizeof saga_store_migrations / sizeof saga_store_migrations[0]; i++)
-        must_exec(f->sagad, saga_store_migrations[i]);
-    char path[512];
-    snprintf(path, sizeof path, "%s/sagas/order_fulfillment.json", getenv("SAGA_SOURCE_DIR") ? getenv("SAGA_SOURCE_DIR") : ".");
-    size_t len = 0;
-    char *def = saga_read_file(path, &len);
-    if (!def) {
-        fprintf(stderr, "cannot read %s\n", path);
-        return -1;
-    }
-    sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(f->sagad,
-                       "INSERT INTO definitions (name, version, hash, json, loaded_at)"
-                       " VALUES ('order_fulfillment', 1, 'h', ?1, 1)",
-                       -1, &st, NULL);
-    sqlite3_bind_text(st, 1, def, (int)len, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    saga_free(def);
-    if (rc != SQLITE_DONE) return -1;
+    if (make_sagad(f, shards) != 0) return -1;
     build(f);
     participant_close(&f->order);
     participant_close(&f->inventory);
@@ -221,9 +251,15 @@ static int setup(void **state) {
     return 0;
 }
 
+/* Most tests: a data directory of AUDIT_SHARDS shards. */
+static int setup(void **state) { return setup_with(state, AUDIT_SHARDS); }
+/* Today's layout: one database file. */
+static int setup_file(void **state) { return setup_with(state, 1); }
+
 static int teardown(void **state) {
     fx_t *f = *state;
-    if (f->sagad) sqlite3_close(f->sagad);
+    for (int p = 0; p < AUDIT_SHARDS; p++)
+        if (f->sagad[p]) sqlite3_close(f->sagad[p]);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     if (system(cmd) != 0) return -1;
@@ -237,6 +273,11 @@ static void tamper(const char *path, const char *sql) {
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     must_exec(db, sql);
     sqlite3_close(db);
+}
+
+/* Changes every shard of sagad behind the audit's back. */
+static void tamper_sagad(fx_t *f, const char *sql) {
+    for (int p = 0; p < f->shards; p++) must_exec(f->sagad[p], sql);
 }
 
 /* Runs the audit; *text gets the report (caller frees with free()). */
@@ -275,7 +316,7 @@ static void test_audit_good(void **state) {
     assert_non_null(strstr(text, "in flight, not checked (1): s-run"));
     assert_non_null(strstr(text, "waiting for an operator (compensation_failed) (1): s-stuck"));
     assert_non_null(strstr(text, "ok    compensated sagas: money refunded (or never charged) (3 checked)"));
-    assert_non_null(strstr(text, "audit: passed: 14 of 14 checks passed, 0 discrepancies"));
+    assert_non_null(strstr(text, "audit: passed: 15 of 15 checks passed, 0 discrepancies"));
     assert_null(strstr(text, "FAIL"));
     free(text);
 }
@@ -307,7 +348,7 @@ static void test_audit_double_charge(void **state) {
 
 static void test_audit_amount_differs(void **state) {
     fx_t *f = *state;
-    tamper(f->saga_db, "UPDATE steps SET output = json_set(output, '$.amount', 500)"
+    tamper_sagad(f, "UPDATE steps SET output = json_set(output, '$.amount', 500)"
                        " WHERE saga_id = 's-ok' AND name = 'charge_payment'");
     expect_fail(f, "FAIL  completed sagas: amount charged, once",
                 "saga s-ok step charge_payment: completed, but charge pay-s-ok/charge_payment is 700 cents while "
@@ -386,7 +427,7 @@ static void test_audit_action_without_saga(void **state) {
 
 static void test_audit_unknown_definition(void **state) {
     fx_t *f = *state;
-    tamper(f->saga_db, "UPDATE sagas SET version = 9 WHERE id = 's-run'");
+    tamper_sagad(f, "UPDATE sagas SET version = 9 WHERE id = 's-run'");
     expect_fail(f, "FAIL  every saga's definition is in sagad's database",
                 "saga s-run: definition order_fulfillment version 9 is not in sagad's definitions table");
 }
@@ -400,7 +441,7 @@ static void test_audit_json(void **state) {
     assert_non_null(doc);
     assert_true(json_is_true(json_object_get(doc, "ok")));
     assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "sagas"), "total")), 6);
-    assert_int_equal(json_integer_value(json_object_get(doc, "checks_passed")), 14);
+    assert_int_equal(json_integer_value(json_object_get(doc, "checks_passed")), 15);
     assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "needs_operator"), 0)), "s-stuck");
     json_decref(doc);
 
@@ -429,7 +470,7 @@ static void test_audit_without_notification_ledger(void **state) {
     assert_int_equal(sagactl_audit_run(&o, out, stderr), SAGACTL_AUDIT_OK);
     fclose(out);
     assert_non_null(strstr(text, "skip  completed sagas: notification recorded"));
-    assert_non_null(strstr(text, "audit: passed: 12 of 12 checks passed"));
+    assert_non_null(strstr(text, "audit: passed: 13 of 13 checks passed"));
     free(text);
 }
 
@@ -475,6 +516,72 @@ static void test_audit_cli(void **state) {
     assert_string_equal(line, "0\n");
 }
 
+/* The sagas are spread over the shards, and every shard is read: a saga
+ * missing from a shard other than 0 leaves its ledger rows without a saga. */
+static void test_audit_shards_spread(void **state) {
+    fx_t *f = *state;
+    static const char *const ids[] = {"s-ok", "s-oos", "s-broke", "s-refund", "s-run", "s-stuck"};
+    int used[AUDIT_SHARDS] = {0}, nused = 0;
+    const char *far = NULL; /* a finished saga outside shard 0 */
+    for (size_t i = 0; i < 6; i++) {
+        int p = saga_partition_of(ids[i], AUDIT_SHARDS);
+        if (!used[p]++) nused++;
+        if (p > 0 && i < 4 && !far) far = ids[i];
+    }
+    assert_true(nused >= 2);
+    assert_non_null(far);
+    char *text = NULL;
+    assert_int_equal(audit(f, 0, &text), SAGACTL_AUDIT_OK);
+    assert_non_null(strstr(text, "(3 shards)"));
+    assert_non_null(strstr(text, "sagas: 6 "));
+    free(text);
+    char sql[256];
+    snprintf(sql, sizeof sql, "DELETE FROM steps WHERE saga_id = '%s'; DELETE FROM sagas WHERE id = '%s'", far, far);
+    must_exec(shard_of(f, far), sql);
+    char line[128];
+    snprintf(line, sizeof line, "saga %s", far);
+    expect_fail(f, "FAIL  order ledger: every command and order belongs to a saga step sagad knows", line);
+}
+
+/* A saga in a shard its id does not hash to (here: in two shards). */
+static void test_audit_misplaced_saga(void **state) {
+    fx_t *f = *state;
+    int home = saga_partition_of("s-ok", AUDIT_SHARDS), other = (home + 1) % AUDIT_SHARDS;
+    must_exec(f->sagad[other], "INSERT INTO sagas (id, definition, version, status, input, created_at, updated_at)"
+                               " VALUES ('s-ok', 'order_fulfillment', 1, 'completed', '{}', 1, 2)");
+    char msg[128];
+    snprintf(msg, sizeof msg, "saga s-ok: in shard %d, but its id belongs in shard %d", other, home);
+    expect_fail(f, "FAIL  every saga is in the shard its id hashes to, once", msg);
+}
+
+/* A shard file missing from the data directory: the audit refuses (exit 3)
+ * naming it, rather than auditing part of the sagas. */
+static void test_audit_missing_shard(void **state) {
+    fx_t *f = *state;
+    sqlite3_close(f->sagad[1]);
+    f->sagad[1] = NULL;
+    assert_int_equal(unlink(f->shard_path[1]), 0);
+    char *text = NULL, *errtext = NULL;
+    size_t len = 0, elen = 0;
+    FILE *out = open_memstream(&text, &len), *err = open_memstream(&errtext, &elen);
+    sagactl_audit_opts_t o = {.saga_db = f->saga_db, .order_db = f->order_db, .inventory_db = f->inventory_db,
+                              .payment_db = f->payment_db};
+    assert_int_equal(sagactl_audit_run(&o, out, err), SAGACTL_AUDIT_UNREADABLE);
+    fclose(out);
+    fclose(err);
+    assert_non_null(strstr(errtext, "shard 1 is missing (shard-001.db"));
+    free(text);
+    free(errtext);
+    /* an empty directory is not a data directory */
+    char empty[200];
+    snprintf(empty, sizeof empty, "%s/empty", f->dir);
+    assert_int_equal(mkdir(empty, 0700), 0);
+    o.saga_db = empty;
+    FILE *devnull = fopen("/dev/null", "w");
+    assert_int_equal(sagactl_audit_run(&o, devnull, devnull), SAGACTL_AUDIT_UNREADABLE);
+    fclose(devnull);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     saga_alloc_install_jansson();
@@ -498,6 +605,13 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_audit_without_notification_ledger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_bad_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_cli, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_shards_spread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_misplaced_saga, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_missing_shard, setup, teardown),
+        /* one database file, as before shards */
+        cmocka_unit_test_prestate_setup_teardown(test_audit_good, setup_file, teardown, NULL),
+        cmocka_unit_test_prestate_setup_teardown(test_audit_amount_differs, setup_file, teardown, NULL),
+        cmocka_unit_test_prestate_setup_teardown(test_audit_cli, setup_file, teardown, NULL),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

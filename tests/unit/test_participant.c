@@ -166,7 +166,54 @@ static const char *err_code(const json_t *reply) {
 
 static json_t *add_payload(const char *name, long long by) { return json_pack("{s:s,s:I}", "name", name, "by", (json_int_t)by); }
 
+/* c with "reply_partition": value (a JSON text; NULL: removed). */
+static char *with_reply_partition(char *c, const char *value) {
+    json_t *j = saga_json_parse(c, strlen(c), NULL, 0);
+    saga_free(c);
+    if (value) json_object_set_new(j, "reply_partition", json_loads(value, JSON_DECODE_ANY, NULL));
+    else json_object_del(j, "reply_partition");
+    char *s = saga_json_dump(j);
+    json_decref(j);
+    return s;
+}
+
 /* ---- tests ----------------------------------------------------------------- */
+
+/* The reply carries its command's reply_partition, the first time and when
+ * the stored reply is re-sent; absent or not a partition number: -1 (keyed). */
+static void test_reply_partition_from_the_command(void **state) {
+    fx_t *f = *state;
+    participant_reply_t r;
+    char *c = with_reply_partition(command("s-rp", "bump", "action", "counter.add", 1, add_payload("a", 1)), "5");
+    assert_int_equal(run(f, c, &r), 0);
+    assert_int_equal(r.status, PARTICIPANT_SUCCESS);
+    assert_int_equal(r.partition, 5);
+    assert_int_equal(r.duplicate, 0);
+    participant_reply_clear(&r);
+    assert_int_equal(run(f, c, &r), 0); /* redelivered: the stored reply, same partition */
+    assert_int_equal(r.duplicate, 1);
+    assert_int_equal(r.partition, 5);
+    participant_reply_clear(&r);
+    saga_free(c);
+    static const char *const not_partitions[] = {NULL, "-1", "\"5\"", "2.5", "null", "true", "4294967296"};
+    for (size_t i = 0; i < sizeof not_partitions / sizeof not_partitions[0]; i++) {
+        c = with_reply_partition(command("s-rp2", "bump", "action", "counter.add", (int)i + 1, add_payload("b", 1)),
+                                 not_partitions[i]);
+        assert_int_equal(run(f, c, &r), 0);
+        assert_non_null(r.body);
+        assert_int_equal(r.partition, -1);
+        participant_reply_clear(&r);
+        saga_free(c);
+    }
+    /* a malformed command's failure reply goes to the partition too */
+    c = with_reply_partition(command("s-rp3", "bump", "action", "no.such.action", 1, NULL), "3");
+    assert_int_equal(run(f, c, &r), SAGA_EPARSE);
+    assert_non_null(r.body);
+    assert_int_equal(r.status, PARTICIPANT_FAILURE);
+    assert_int_equal(r.partition, 3);
+    participant_reply_clear(&r);
+    saga_free(c);
+}
 
 static void test_processed_once(void **state) {
     fx_t *f = *state;
@@ -607,6 +654,7 @@ int main(int argc, char **argv) {
     saga_log_set_level(getenv("SAGA_TEST_VERBOSE") ? SAGA_LOG_DEBUG : SAGA_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_processed_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_partition_from_the_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_same_attempt_identical_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_new_attempt_rerendered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compensation_undoes_exactly_once, setup, teardown),

@@ -28,7 +28,8 @@
 #error "SAGACTL_PATH must name the sagactl binary"
 #endif
 
-static fixture_db_t fx;
+static fixture_shards_t fs; /* 3 shard files, the sample sagas spread by the hash */
+#define SHARDS 3
 static saga_admin_t *admin;
 static char url[64];
 
@@ -74,8 +75,8 @@ static run_t run_ctl_in(const char *env_url, const char *stdin_path, const char 
         envp[1] = env_buf;
     }
     char out_path[320], err_path[320];
-    snprintf(out_path, sizeof out_path, "%s/ctl.out", fx.dir);
-    snprintf(err_path, sizeof err_path, "%s/ctl.err", fx.dir);
+    snprintf(out_path, sizeof out_path, "%s/ctl.out", fs.dir);
+    snprintf(err_path, sizeof err_path, "%s/ctl.err", fs.dir);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, stdin_path ? stdin_path : "/dev/null", O_RDONLY, 0);
@@ -111,9 +112,9 @@ static void assert_contains(const char *hay, const char *needle) {
 }
 
 static int group_setup(void **state) {
-    if (fixture_db_create(&fx, 1) != 0) return -1;
+    if (fixture_shards_create(&fs, SHARDS) != 0 || fixture_shards_spread(&fs, fixture_sample_rows) != 0) return -1;
     char err[256];
-    admin = saga_admin_start("127.0.0.1", 0, fx.db_path, err, sizeof err);
+    admin = saga_admin_start("127.0.0.1", 0, fs.paths, SHARDS, err, sizeof err);
     if (!admin) {
         fprintf(stderr, "%s\n", err);
         return -1;
@@ -124,7 +125,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
     saga_admin_stop(&admin);
-    fixture_db_destroy(&fx);
+    fixture_shards_destroy(&fs);
     return 0;
 }
 
@@ -211,7 +212,7 @@ static void test_health_unavailable(void **state) {
     fixture_db_t empty;
     assert_int_equal(fixture_db_create(&empty, 0), 0);
     char err[256], u[64];
-    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, empty.db_path, err, sizeof err);
+    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, (const char *const[]){empty.db_path}, 1, err, sizeof err);
     assert_non_null(a);
     snprintf(u, sizeof u, "http://127.0.0.1:%d/", saga_admin_port(a)); /* trailing '/' is fine */
     run_t r = run_ctl(u, (const char *[]){"health", NULL});

@@ -34,7 +34,8 @@
 
 #define TOKEN "g0lden-t0ken"
 
-static fixture_db_t fx;
+static fixture_shards_t fs; /* 3 shard files, the sample sagas spread by the hash */
+#define SHARDS 3
 static saga_admin_t *admin;
 static saga_command_queue_t *queue;
 static char url[64];
@@ -50,7 +51,7 @@ static const char DEF_V2[] =
     "{\"name\":\"charge_payment\",\"action\":\"payment.charge\",\"compensation\":\"payment.refund\"}]}";
 
 static int group_setup(void **state) {
-    if (fixture_db_create(&fx, 1) != 0) return -1;
+    if (fixture_shards_create(&fs, SHARDS) != 0 || fixture_shards_spread(&fs, fixture_sample_rows) != 0) return -1;
     char sql[2048];
     snprintf(sql, sizeof sql,
              "INSERT INTO definitions VALUES"
@@ -72,9 +73,9 @@ static int group_setup(void **state) {
              " ('s-stuck-3', 3, 1699990005000, 'saga.compensation_failed', 'reserve_inventory',"
              " 'compensation_failed', '{\"reason\":\"inventory.release failed 5 times: WAREHOUSE_DOWN\"}');",
              DEF_V1, DEF_V2);
-    if (fixture_db_exec(&fx, sql) != 0) return -1;
+    if (fixture_shards_spread(&fs, sql) != 0) return -1;
     char err[256];
-    admin = saga_admin_start("127.0.0.1", 0, fx.db_path, err, sizeof err);
+    admin = saga_admin_start("127.0.0.1", 0, fs.paths, SHARDS, err, sizeof err);
     if (!admin) {
         fprintf(stderr, "%s\n", err);
         return -1;
@@ -89,7 +90,7 @@ static int group_setup(void **state) {
 static int group_teardown(void **state) {
     saga_admin_stop(&admin);
     saga_command_queue_free(&queue);
-    fixture_db_destroy(&fx);
+    fixture_shards_destroy(&fs);
     return 0;
 }
 
@@ -172,8 +173,8 @@ static run_t run_ctl(const char *token, const char *const *args) {
         envp[1] = tok;
     }
     char out_path[320], err_path[320];
-    snprintf(out_path, sizeof out_path, "%s/golden.out", fx.dir);
-    snprintf(err_path, sizeof err_path, "%s/golden.err", fx.dir);
+    snprintf(out_path, sizeof out_path, "%s/golden.out", fs.dir);
+    snprintf(err_path, sizeof err_path, "%s/golden.err", fs.dir);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);

@@ -257,7 +257,7 @@ int main(int argc, char **argv) {
         {"bootstrap-file", SAGA_CFG_STRING, NULL, "read the bootstrap servers from this file", &o.bootstrap_file},
         {"admin-url", SAGA_CFG_STRING, NULL, "sagad's admin API (for its commit and message counters)", &o.admin_url},
         {"sagad-pid", SAGA_CFG_INT, "0", "sagad's pid (CPU time and memory from /proc)", &o.sagad_pid},
-        {"db-dir", SAGA_CFG_STRING, NULL, "directory of sagad's database (SQLite ceiling; default: no ceiling)", &o.db_dir},
+        {"db-dir", SAGA_CFG_STRING, NULL, "sagad's data directory, or a directory on its disk (SQLite ceiling of one shard file; default: no ceiling)", &o.db_dir},
         {"definition", SAGA_CFG_STRING, "order_fulfillment", "saga definition to start", &o.definition},
         {"count", SAGA_CFG_INT, "10000", "sagas to run", &o.count},
         {"closed", SAGA_CFG_INT, "100", "closed loop: sagas in flight (ignored with --rate)", &o.closed},

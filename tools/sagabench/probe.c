@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "saga_clock.h"
@@ -84,8 +85,17 @@ double probe_metric(const char *admin_url, const char *metric) {
 }
 
 double probe_sqlite_commits_per_s(const char *dir, double seconds) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/sagabench-ceiling-%d.db", dir, (int)getpid());
+    char path[1024], where[1024];
+    /* sagad's data directory (its shard files), or one database file
+     * (SAGA_DB as it was): the scratch file goes next to it */
+    snprintf(where, sizeof where, "%s", dir);
+    struct stat sb;
+    if (stat(where, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        char *slash = strrchr(where, '/');
+        if (slash) *slash = '\0';
+        else snprintf(where, sizeof where, ".");
+    }
+    snprintf(path, sizeof path, "%s/sagabench-ceiling-%d.db", where, (int)getpid());
     sqlite3 *db = NULL;
     sqlite3_stmt *ins = NULL;
     double rate = -1;

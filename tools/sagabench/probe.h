@@ -17,9 +17,10 @@ int probe_memory_kb(pid_t pid, long *rss_kb, long *hwm_kb);
  * the Prometheus text at admin_url/metrics; -1 when missing. */
 double probe_metric(const char *admin_url, const char *metric);
 
-/* Durable commits per second for `seconds` on a fresh file in dir, with
+/* Durable commits per second for `seconds` on a fresh file in dir (sagad's
+ * data directory, or the directory of dir when it is a database file), with
  * sagad's settings (WAL, synchronous=FULL), one small insert per
- * transaction. -1 on error. */
+ * transaction: the ceiling of one shard file. -1 on error. */
 double probe_sqlite_commits_per_s(const char *dir, double seconds);
 
 #endif

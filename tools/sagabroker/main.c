@@ -10,8 +10,9 @@
  *
  * Fault injection (chaos tests): while the fault mode is on, each request
  * of the chosen Kafka APIs (--fault-apis: Produce, Fetch, OffsetCommit,
- * JoinGroup, ...) fails with probability RATE with a retriable error of that
- * API (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT, NOT_COORDINATOR,
+ * JoinGroup, the transaction APIs, ...) fails with probability RATE with a
+ * retriable error of that API (NOT_LEADER_FOR_PARTITION, NOT_COORDINATOR,
+ * REQUEST_TIMED_OUT, CONCURRENT_TRANSACTIONS,
  * REBALANCE_IN_PROGRESS, ...) or is dropped: the broker closes the
  * connection (librdkafka's ERR__TRANSPORT). With --fault-delay-ms N a
  * quarter of the faults are instead answers held back 1..N ms. The error
@@ -30,7 +31,10 @@
  *
  * Limits of the mock (librdkafka 2.0.2), see docs/OPERATIONS.md: memory
  * only; first group join ~3 s; an empty fetch waits the client's full
- * fetch.wait.max.ms; a single thread serves every broker. */
+ * fetch.wait.max.ms; a single thread serves every broker; transactions are
+ * accepted but not enforced (no markers, read_committed hides nothing,
+ * TxnOffsetCommit offsets are dropped, no fencing; tests/integration/
+ * txn_probe.c). */
 #include "saga_alloc.h"
 #include "saga_config.h"
 #include "saga_error.h"
@@ -41,6 +45,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -56,7 +61,10 @@
 
 #define COMPONENT "sagabroker"
 
-/* Topics every stack needs; the participant topics match sagas/examples. */
+/* Topics every stack needs; the participant topics match sagas/examples.
+ * The first CONSUMED_TOPICS are the ones sagad consumes: they get
+ * --partitions (sagad's P), the others --other-partitions. */
+#define CONSUMED_TOPICS 2
 static const char *const default_topics[] = {
     "saga.start",         "saga.replies",       "saga.events",     "saga.dlq",
     "order.commands",     "inventory.commands", "payment.commands", "notification.commands",
@@ -143,9 +151,10 @@ static void *topic_job_run(void *arg) {
 
 /* Creates the topics concurrently: in librdkafka 2.0.2 an operation sent to
  * the mock cluster's thread is sometimes only picked up at its 1 s poll
- * timeout, so one at a time could cost a second per topic. */
-static int create_topics(rd_kafka_mock_cluster_t *mc, const char *const *names, int count,
-                         int partitions, int replication) {
+ * timeout, so one at a time could cost a second per topic. The first
+ * `consumed` names get `partitions`, the others `other_partitions`. */
+static int create_topics(rd_kafka_mock_cluster_t *mc, const char *const *names, int count, int consumed,
+                         int partitions, int other_partitions, int replication) {
     enum { BATCH = 32 };
     int rc = 0;
     for (int base = 0; base < count; base += BATCH) {
@@ -154,7 +163,8 @@ static int create_topics(rd_kafka_mock_cluster_t *mc, const char *const *names, 
         bool started[BATCH];
         int n = count - base < BATCH ? count - base : BATCH;
         for (int i = 0; i < n; i++) {
-            jobs[i] = (topic_job_t){mc, names[base + i], partitions, replication, 0};
+            jobs[i] = (topic_job_t){mc, names[base + i], base + i < consumed ? partitions : other_partitions,
+                                    replication, 0};
             started[i] = pthread_create(&threads[i], NULL, topic_job_run, &jobs[i]) == 0;
             if (!started[i]) topic_job_run(&jobs[i]); /* no thread: do it here */
         }
@@ -231,6 +241,11 @@ static const rd_kafka_resp_err_t commit_errs[] = {E(COORDINATOR_NOT_AVAILABLE), 
 static const rd_kafka_resp_err_t find_coordinator_errs[] = {E(COORDINATOR_NOT_AVAILABLE), E(_TRANSPORT)};
 static const rd_kafka_resp_err_t group_errs[] = {E(COORDINATOR_NOT_AVAILABLE), E(NOT_COORDINATOR),
                                                  E(REBALANCE_IN_PROGRESS), E(_TRANSPORT)};
+/* AddPartitionsToTxn, AddOffsetsToTxn, EndTxn: the transaction coordinator
+ * is busy with the previous transaction, or moved (librdkafka retries). */
+static const rd_kafka_resp_err_t txn_errs[] = {E(COORDINATOR_NOT_AVAILABLE), E(NOT_COORDINATOR),
+                                               E(COORDINATOR_LOAD_IN_PROGRESS), E(CONCURRENT_TRANSACTIONS),
+                                               E(_TRANSPORT)};
 #undef E
 
 typedef struct {
@@ -252,6 +267,10 @@ static const fault_api_t fault_apis[] = {
     API("heartbeat", 12, group_errs),
     API("syncgroup", 14, group_errs),
     API("initproducerid", 22, coordinator_errs),
+    API("addpartitionstotxn", 24, txn_errs),
+    API("addoffsetstotxn", 25, txn_errs),
+    API("endtxn", 26, txn_errs),
+    API("txnoffsetcommit", 28, coordinator_errs),
 };
 #undef API
 enum { NAPIS = sizeof fault_apis / sizeof fault_apis[0], FAULT_QUEUE_MAX = 256 };
@@ -397,13 +416,17 @@ static int set_all_brokers(rd_kafka_mock_cluster_t *mc, int brokers, bool up) {
 }
 
 int main(int argc, char **argv) {
-    long long brokers = 1, partitions = 4, rtt_ms = 0, fault_delay_ms = 0, fault_seed = 0;
+    long long brokers = 1, partitions = 8, other_partitions = 4, rtt_ms = 0, fault_delay_ms = 0, fault_seed = 0;
     const char *bootstrap_file = NULL, *topics = NULL, *log_level = NULL, *fault_rate = NULL,
                *fault_api_list = NULL;
     bool log_json = true, faults_on = false;
     const saga_config_option_t options[] = {
         {"brokers", SAGA_CFG_INT, "1", "number of mock brokers (1-16)", &brokers},
-        {"partitions", SAGA_CFG_INT, "4", "partitions of every pre-created topic", &partitions},
+        {"partitions", SAGA_CFG_INT, "8",
+         "partitions of saga.start and saga.replies, the topics sagad consumes (sagad's --partitions)", &partitions},
+        {"other-partitions", SAGA_CFG_INT, "4",
+         "partitions of every other pre-created topic (saga.events, saga.dlq, participant topics, --topics)",
+         &other_partitions},
         {"bootstrap-file", SAGA_CFG_STRING, NULL,
          "write the bootstrap list (one line) here once listening; removed on exit", &bootstrap_file},
         {"topics", SAGA_CFG_STRING, NULL,
@@ -416,7 +439,8 @@ int main(int argc, char **argv) {
         {"faults-on", SAGA_CFG_BOOL, "false", "start with the fault mode on (needs --faults > 0)", &faults_on},
         {"fault-apis", SAGA_CFG_STRING, "all",
          "APIs to fault, comma-separated: all, produce, fetch, listoffsets, offsetcommit, offsetfetch, "
-         "findcoordinator, joingroup, heartbeat, syncgroup, initproducerid", &fault_api_list},
+         "findcoordinator, joingroup, heartbeat, syncgroup, initproducerid, addpartitionstotxn, "
+         "addoffsetstotxn, endtxn, txnoffsetcommit", &fault_api_list},
         {"fault-delay-ms", SAGA_CFG_INT, "0",
          "> 0: a quarter of the faults are answers held back 1..N ms instead of errors", &fault_delay_ms},
         {"fault-seed", SAGA_CFG_INT, "0", "seed of the fault injection random numbers (0: random)", &fault_seed},
@@ -448,6 +472,10 @@ int main(int argc, char **argv) {
     }
     if (partitions < 1 || partitions > 1000) {
         fprintf(stderr, "sagabroker: --partitions: %lld is out of range 1-1000\n", partitions);
+        return 2;
+    }
+    if (other_partitions < 1 || other_partitions > 1000) {
+        fprintf(stderr, "sagabroker: --other-partitions: %lld is out of range 1-1000\n", other_partitions);
         return 2;
     }
     if (rtt_ms < 0 || rtt_ms > 60000) {
@@ -522,7 +550,10 @@ int main(int argc, char **argv) {
         LOG_ERROR(COMPONENT, "out of memory");
         exit_code = 1;
     } else {
-        if (create_topics(mc, topic_names, ntopics, (int)partitions, replication)) exit_code = 1;
+        assert(ntopics >= CONSUMED_TOPICS);
+        if (create_topics(mc, topic_names, ntopics, CONSUMED_TOPICS, (int)partitions, (int)other_partitions,
+                          replication))
+            exit_code = 1;
         else LOG_DEBUG(COMPONENT, "%d topics created", ntopics);
         saga_free(topic_names);
         saga_free(topic_buf);
@@ -554,8 +585,9 @@ int main(int argc, char **argv) {
     if (!exit_code) {
         printf("%s\n", bootstraps);
         fflush(stdout);
-        LOG_INFO(COMPONENT, "listening on %s (%lld broker(s), %lld partitions per topic, pid %d)",
-                 bootstraps, brokers, partitions, (int)getpid());
+        LOG_INFO(COMPONENT, "listening on %s (%lld broker(s), %lld partitions of %s and %s, %lld of the other "
+                 "topics, pid %d)", bootstraps, brokers, partitions, default_topics[0], default_topics[1],
+                 other_partitions, (int)getpid());
     }
 
     bool down = false, armed = faults.rate > 0.0;

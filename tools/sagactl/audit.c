@@ -1,7 +1,11 @@
-/* sagactl audit: sagad's database against the example workers' ledgers.
+/* sagactl audit: sagad's shards against the example workers' ledgers.
  *
- * Opens sagad's database read-only and ATTACHes each ledger (read-only too:
- * an attached database inherits the connection's open flags). The steps of
+ * Opens sagad's first shard read-only, copies the sagas, steps and
+ * definitions of every shard (one ATTACH at a time, each shard in one read
+ * transaction: P may exceed SQLite's attach limit) into temporary tables
+ * temp.all_sagas, temp.all_steps and temp.all_definitions, then ATTACHes
+ * each ledger (read-only too: an attached database inherits the
+ * connection's open flags). A single database file is one shard. The steps of
  * every saga come from its definition as sagad stored it (`definitions`),
  * so a ledger row is matched to a saga step by the idempotency key
  * `<saga>/<step>/action` the participant recorded. Each check is one SQL
@@ -14,6 +18,8 @@
 #include "audit.h"
 
 #include "saga_alloc.h"
+#include "saga_partition.h"
+#include "saga_shard_files.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -39,17 +45,21 @@ typedef struct {
 } check_t;
 
 /* SQL: CASE on whether sagad knows the saga of ledger row alias T. */
-#define KNOWN(t) "CASE WHEN EXISTS (SELECT 1 FROM main.sagas s WHERE s.id = " #t ".saga_id) THEN"
+#define KNOWN(t) "CASE WHEN EXISTS (SELECT 1 FROM temp.all_sagas s WHERE s.id = " #t ".saga_id) THEN"
 
 /* Keys of the actions a step ran: temp.exp (saga_id, status, step, action,
  * k = '<saga>/<step>/action', out_amount, out_payment_id). */
 static const check_t CHECKS[] = {
     {"definitions_known", "every saga's definition is in sagad's database", 0,
-     "SELECT count(*) FROM main.sagas",
+     "SELECT count(*) FROM temp.all_sagas",
      "SELECT s.id, NULL, printf('definition %s version %d is not in sagad''s definitions table:"
-     " its steps cannot be audited', s.definition, s.version) FROM main.sagas s"
+     " its steps cannot be audited', s.definition, s.version) FROM temp.all_sagas s"
      " WHERE NOT EXISTS (SELECT 1 FROM temp.def_steps d WHERE d.definition = s.definition"
      " AND d.version = s.version)"},
+
+    {"sagas_in_their_shard", "every saga is in the shard its id hashes to, once", 0,
+     "SELECT count(*) FROM temp.all_sagas",
+     "SELECT saga_id, NULL, message FROM temp.misplaced"},
 
     {"completed_order_created", "completed sagas: order created, not cancelled", NEED_ORDER,
      "SELECT count(*) FROM temp.exp WHERE action = 'order.create' AND status = 'completed'",
@@ -137,7 +147,7 @@ static const check_t CHECKS[] = {
      "SELECT (SELECT count(*) FROM ord.processed) + (SELECT count(*) FROM ord.orders)",
      "SELECT p.saga_id, NULL, printf('order ledger: %d command(s) processed for a saga sagad does not"
      " know', count(*)) FROM ord.processed p"
-     " WHERE NOT EXISTS (SELECT 1 FROM main.sagas s WHERE s.id = p.saga_id) GROUP BY p.saga_id"
+     " WHERE NOT EXISTS (SELECT 1 FROM temp.all_sagas s WHERE s.id = p.saga_id) GROUP BY p.saga_id"
      " UNION ALL SELECT o.saga_id, NULL, 'order ' || o.order_id || ' was created by ' || o.idempotency_key"
      " || " KNOWN(o) " ', which is no order.create step of that saga' ELSE ' for a saga sagad does not know' END"
      " FROM ord.orders o WHERE NOT EXISTS (SELECT 1 FROM temp.exp e WHERE e.k = o.idempotency_key"
@@ -148,7 +158,7 @@ static const check_t CHECKS[] = {
      "SELECT (SELECT count(*) FROM inv.processed) + (SELECT count(*) FROM inv.reservations)",
      "SELECT p.saga_id, NULL, printf('inventory ledger: %d command(s) processed for a saga sagad does not"
      " know', count(*)) FROM inv.processed p"
-     " WHERE NOT EXISTS (SELECT 1 FROM main.sagas s WHERE s.id = p.saga_id) GROUP BY p.saga_id"
+     " WHERE NOT EXISTS (SELECT 1 FROM temp.all_sagas s WHERE s.id = p.saga_id) GROUP BY p.saga_id"
      " UNION ALL SELECT r.saga_id, NULL, printf('reservation %s (%d line(s)) was made by %s', r.reservation_id,"
      " count(*), r.idempotency_key) || " KNOWN(r) " ', which is no inventory.reserve step of that saga'"
      " ELSE ' for a saga sagad does not know' END"
@@ -161,7 +171,7 @@ static const check_t CHECKS[] = {
      "SELECT (SELECT count(*) FROM pay.processed) + (SELECT count(*) FROM pay.charges)",
      "SELECT p.saga_id, NULL, printf('payment ledger: %d command(s) processed for a saga sagad does not"
      " know', count(*)) FROM pay.processed p"
-     " WHERE NOT EXISTS (SELECT 1 FROM main.sagas s WHERE s.id = p.saga_id) GROUP BY p.saga_id"
+     " WHERE NOT EXISTS (SELECT 1 FROM temp.all_sagas s WHERE s.id = p.saga_id) GROUP BY p.saga_id"
      " UNION ALL SELECT c.saga_id, NULL, printf('charge %s (%d cents, %s) was made by %s', c.payment_id,"
      " c.amount, c.status, c.idempotency_key) || " KNOWN(c) " ', which is no payment.charge step of that saga'"
      " ELSE ' for a saga sagad does not know' END"
@@ -173,7 +183,7 @@ static const check_t CHECKS[] = {
      "SELECT (SELECT count(*) FROM ntf.processed) + (SELECT count(*) FROM ntf.notifications)",
      "SELECT p.saga_id, NULL, printf('notification ledger: %d command(s) processed for a saga sagad does"
      " not know', count(*)) FROM ntf.processed p"
-     " WHERE NOT EXISTS (SELECT 1 FROM main.sagas s WHERE s.id = p.saga_id) GROUP BY p.saga_id"
+     " WHERE NOT EXISTS (SELECT 1 FROM temp.all_sagas s WHERE s.id = p.saga_id) GROUP BY p.saga_id"
      " UNION ALL SELECT n.saga_id, NULL, 'notification ' || n.notification_id || ' was sent by '"
      " || n.idempotency_key || " KNOWN(n) " ', which is no notification.send step of that saga'"
      " ELSE ' for a saga sagad does not know' END"
@@ -184,6 +194,8 @@ static const check_t CHECKS[] = {
 
 typedef struct {
     sqlite3 *db;
+    char **shards; /* sagad's shard files, in partition order */
+    int nshards;
     FILE *out, *err;
     const sagactl_audit_opts_t *o;
     int have; /* NEED_* bits of the ledgers attached */
@@ -261,6 +273,67 @@ static int attach(audit_t *a, const char *flag, const char *path, const char *sc
     return 0;
 }
 
+/* SQL: saga_shard_of(id), the shard a saga id belongs to among the audited ones. */
+static void shard_of_fn(sqlite3_context *c, int argc, sqlite3_value **argv) {
+    (void)argc;
+    const int *count = sqlite3_user_data(c);
+    const unsigned char *id = sqlite3_value_text(argv[0]);
+    if (!id) sqlite3_result_null(c);
+    else sqlite3_result_int(c, *count == 1 ? 0 : saga_partition_of((const char *)id, *count));
+}
+
+/* temp.all_sagas, all_steps, all_definitions and misplaced from every
+ * shard: shard 0 is main, the others are attached one at a time. Each
+ * shard is read in one transaction, so its sagas and steps agree. */
+static int copy_shards(audit_t *a) {
+    int rc = exec(a,
+                  "CREATE TEMP TABLE all_sagas (id TEXT PRIMARY KEY, definition TEXT, version INTEGER, status TEXT,"
+                  " shard INTEGER NOT NULL);"
+                  "CREATE TEMP TABLE all_steps (saga_id TEXT NOT NULL, name TEXT, output TEXT);"
+                  "CREATE TEMP TABLE all_definitions (name TEXT NOT NULL, version INTEGER NOT NULL, json TEXT,"
+                  " PRIMARY KEY (name, version));"
+                  "CREATE TEMP TABLE misplaced (saga_id TEXT, message TEXT NOT NULL);",
+                  "temporary tables");
+    if (rc) return rc;
+    if (sqlite3_create_function(a->db, "saga_shard_of", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, &a->nshards,
+                                shard_of_fn, NULL, NULL) != SQLITE_OK)
+        return fail_sql(a, "saga_shard_of");
+    static const char *const saga_tables[] = {"sagas", "steps", "definitions", NULL};
+    for (int i = 0; i < a->nshards; i++) {
+        const char *schema = i == 0 ? "main" : "shard";
+        if (i > 0) {
+            sqlite3_stmt *st = NULL;
+            if (sqlite3_prepare_v2(a->db, "ATTACH DATABASE ?1 AS shard", -1, &st, NULL) != SQLITE_OK)
+                return fail_sql(a, a->shards[i]);
+            sqlite3_bind_text(st, 1, a->shards[i], -1, SQLITE_STATIC);
+            int step = sqlite3_step(st);
+            sqlite3_finalize(st);
+            if (step != SQLITE_DONE) return fail_sql(a, a->shards[i]);
+        }
+        if ((rc = has_tables(a, schema, a->shards[i], saga_tables))) return rc;
+        /* A saga in two shards: the copy in the wrong one is misplaced
+         * (its id hashes to one shard only); the first copy is audited. */
+        char *q = sqlite3_mprintf(
+            "BEGIN;"
+            "INSERT INTO temp.misplaced SELECT id, printf('in shard %%d, but its id belongs in shard %%d', %d,"
+            " saga_shard_of(id)) || ' (' || %Q || ')' FROM %s.sagas WHERE saga_shard_of(id) != %d;"
+            "INSERT OR IGNORE INTO temp.all_sagas SELECT id, definition, version, status, %d FROM %s.sagas;"
+            "INSERT INTO temp.all_steps SELECT saga_id, name, output FROM %s.steps;"
+            "INSERT OR IGNORE INTO temp.all_definitions SELECT name, version, json FROM %s.definitions;"
+            "COMMIT",
+            i, a->shards[i], schema, i, i, schema, schema, schema);
+        if (!q) return fail_sql(a, "out of memory");
+        rc = exec(a, q, a->shards[i]);
+        sqlite3_free(q);
+        if (rc) {
+            sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+        if (i > 0 && (rc = exec(a, "DETACH DATABASE shard", a->shards[i]))) return rc;
+    }
+    return exec(a, "CREATE INDEX temp.all_steps_saga ON all_steps (saga_id, name)", "temporary table");
+}
+
 /* temp.def_steps from the definitions sagad stored. */
 static int load_definitions(audit_t *a) {
     int rc = exec(a,
@@ -269,7 +342,7 @@ static int load_definitions(audit_t *a) {
                   "temporary table");
     if (rc) return rc;
     sqlite3_stmt *sel = NULL, *ins = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT name, version, json FROM main.definitions", -1, &sel, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(a->db, "SELECT name, version, json FROM temp.all_definitions", -1, &sel, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(a->db, "INSERT OR IGNORE INTO temp.def_steps VALUES (?1, ?2, ?3, ?4)", -1, &ins, NULL) !=
             SQLITE_OK) {
         rc = fail_sql(a, "definitions");
@@ -321,9 +394,9 @@ out:
                 " CASE WHEN json_valid(st.output) THEN"
                 "   CASE WHEN json_type(st.output, '$.amount') = 'integer'"
                 "   THEN json_extract(st.output, '$.amount') END END AS out_amount"
-                " FROM main.sagas s JOIN temp.def_steps d ON d.definition = s.definition"
+                " FROM temp.all_sagas s JOIN temp.def_steps d ON d.definition = s.definition"
                 " AND d.version = s.version"
-                " LEFT JOIN main.steps st ON st.saga_id = s.id AND st.name = d.step;"
+                " LEFT JOIN temp.all_steps st ON st.saga_id = s.id AND st.name = d.step;"
                 "CREATE INDEX temp.exp_action ON exp (action, status);"
                 "CREATE INDEX temp.exp_k ON exp (k);",
                 "temporary table");
@@ -331,7 +404,7 @@ out:
 
 static int count_statuses(audit_t *a) {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT status, count(*) FROM main.sagas GROUP BY status ORDER BY status", -1, &st,
+    if (sqlite3_prepare_v2(a->db, "SELECT status, count(*) FROM temp.all_sagas GROUP BY status ORDER BY status", -1, &st,
                            NULL) != SQLITE_OK)
         return fail_sql(a, "sagas");
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -342,7 +415,7 @@ static int count_statuses(audit_t *a) {
     }
     sqlite3_finalize(st);
     if (sqlite3_prepare_v2(a->db,
-                           "SELECT id, status FROM main.sagas WHERE status IN"
+                           "SELECT id, status FROM temp.all_sagas WHERE status IN"
                            " ('running', 'compensating', 'compensation_failed') ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK)
         return fail_sql(a, "sagas");
@@ -413,6 +486,7 @@ static void print_text(const audit_t *a, FILE *out) {
     const sagactl_audit_opts_t *o = a->o;
     fputs("audit of ", out);
     put_clean(out, o->saga_db);
+    if (a->nshards > 1) fprintf(out, " (%d shards)", a->nshards);
     fputs("\n", out);
     const char *names[] = {"order", "inventory", "payment", "notification"};
     const char *paths[] = {o->order_db, o->inventory_db, o->payment_db, o->notification_db};
@@ -541,17 +615,24 @@ int sagactl_audit_run(const sagactl_audit_opts_t *opts, FILE *out, FILE *err) {
         goto done;
     }
     if ((rc = readable(&a, "--saga-db", opts->saga_db))) goto done;
-    if (sqlite3_open_v2(opts->saga_db, &a.db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        rc = fail_sql(&a, opts->saga_db);
+    char why[1024];
+    if (saga_shard_files(opts->saga_db, &a.shards, &a.nshards, why, sizeof why) != 0) {
+        fprintf(err, "sagactl audit: --saga-db %s\n", why);
+        rc = SAGACTL_AUDIT_UNREADABLE;
+        goto done;
+    }
+    for (int i = 0; i < a.nshards; i++)
+        if ((rc = readable(&a, "--saga-db", a.shards[i]))) goto done;
+    if (sqlite3_open_v2(a.shards[0], &a.db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        rc = fail_sql(&a, a.shards[0]);
         goto done;
     }
     sqlite3_busy_timeout(a.db, 5000);
-    static const char *const saga_tables[] = {"sagas", "steps", "definitions", NULL};
     static const char *const order_tables[] = {"processed", "orders", NULL};
     static const char *const inv_tables[] = {"processed", "stock", "reservations", NULL};
     static const char *const pay_tables[] = {"processed", "accounts", "charges", NULL};
     static const char *const ntf_tables[] = {"processed", "notifications", NULL};
-    if ((rc = has_tables(&a, "main", opts->saga_db, saga_tables)) ||
+    if ((rc = copy_shards(&a)) ||
         (rc = attach(&a, "--order-db", opts->order_db, "ord", NEED_ORDER, order_tables)) ||
         (rc = attach(&a, "--inventory-db", opts->inventory_db, "inv", NEED_INVENTORY, inv_tables)) ||
         (rc = attach(&a, "--payment-db", opts->payment_db, "pay", NEED_PAYMENT, pay_tables)) ||
@@ -569,6 +650,7 @@ int sagactl_audit_run(const sagactl_audit_opts_t *opts, FILE *out, FILE *err) {
     rc = a.total ? SAGACTL_AUDIT_FAILED : SAGACTL_AUDIT_OK;
 done:
     if (a.db) sqlite3_close(a.db);
+    saga_shard_files_free(a.shards, a.nshards);
     json_decref(a.found);
     json_decref(a.by_status);
     json_decref(a.in_flight);
@@ -577,16 +659,18 @@ done:
 }
 
 static void audit_usage(FILE *out) {
-    fputs("usage: sagactl audit [--saga-db F] [--order-db F] [--inventory-db F] [--payment-db F]\n"
+    fputs("usage: sagactl audit [--saga-db DIR|F] [--order-db F] [--inventory-db F] [--payment-db F]\n"
           "                     [--notification-db F] [--json] [--max N]\n"
           "\n"
-          "Checks sagad's database against the example workers' ledgers, read-only:\n"
+          "Checks sagad's shards against the example workers' ledgers, read-only:\n"
+          "every saga is in the shard its id hashes to, once;\n"
           "completed sagas have their order created, stock taken once and amount charged once;\n"
           "compensated sagas have their order cancelled and stock and money restored; stock and\n"
           "money are conserved; no ledger row belongs to a saga step sagad does not know.\n"
           "Sagas still running or compensating are counted as in flight, not checked.\n"
           "\n"
-          "  --saga-db F          sagad's database (env SAGA_DB)\n"
+          "  --saga-db DIR|F      sagad's data directory: every shard-NNN.db in it, shard-000.db\n"
+          "                       on with none missing; or one database file (env SAGA_DB)\n"
           "  --order-db F         order worker's ledger (env ORDER_DB)\n"
           "  --inventory-db F     inventory worker's ledger (env INVENTORY_DB)\n"
           "  --payment-db F       payment worker's ledger (env PAYMENT_DB)\n"
@@ -643,7 +727,8 @@ int sagactl_audit_main(int argc, char **argv, int json) {
             for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++)
                 if (strlen(paths[k].flag) == flen && strncmp(arg, paths[k].flag, flen) == 0) {
                     if (!value || !*value) {
-                        fprintf(stderr, "sagactl audit: %s needs a file\n", paths[k].flag);
+                        fprintf(stderr, "sagactl audit: %s needs a %s\n", paths[k].flag,
+                                k == 0 ? "directory or a file" : "file");
                         return SAGACTL_AUDIT_USAGE;
                     }
                     *(const char **)((char *)&o + paths[k].off) = value;

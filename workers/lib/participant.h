@@ -142,6 +142,8 @@ typedef struct {
     char *body;                  /* reply JSON; NULL: nothing to send */
     char *topic;                 /* the command's reply_to */
     char *key;                   /* saga_id: the Kafka key */
+    int partition;               /* the command's reply_partition: the reply goes to that partition
+                                    of topic; -1 (absent, invalid): keyed by saga_id, murmur2 */
     char *message_id;            /* the reply's message_id */
     participant_status_t status;
     int duplicate;               /* 1: a stored reply re-sent, nothing ran */

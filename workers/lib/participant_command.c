@@ -9,6 +9,7 @@
 #include "saga_util.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -119,6 +120,7 @@ int participant_finish_reply(participant_reply_t *out, const participant_parsed_
     json_decref(reply);
     out->topic = saga_strdup(c->reply_to);
     out->key = saga_strdup(c->cmd.saga_id);
+    out->partition = c->reply_partition;
     out->status = st;
     if (!out->body || !out->topic || !out->key || !out->message_id) {
         participant_reply_clear(out);
@@ -178,6 +180,7 @@ static const char *nonempty(const json_t *o, const char *k) {
 int participant_parse_command(const char *bytes, size_t len, participant_parsed_t *c, char *why,
                               size_t whylen) {
     memset(c, 0, sizeof *c);
+    c->reply_partition = -1;
     char jerr[160];
     c->doc = saga_json_parse(bytes, len, jerr, sizeof jerr);
     if (!c->doc) { snprintf(why, whylen, "invalid JSON: %s", jerr); return SAGA_EPARSE; }
@@ -191,6 +194,12 @@ int participant_parse_command(const char *bytes, size_t len, participant_parsed_
     cmd->idempotency_key = nonempty(d, "idempotency_key");
     cmd->definition = saga_json_str(d, "definition");
     c->reply_to = nonempty(d, "reply_to");
+    /* The saga's partition of reply_to (docs/PROTOCOL.md). Absent (an older
+     * sagad) or not a partition number: the reply is keyed by saga_id and
+     * Kafka's default partitioner picks its partition. */
+    json_t *rp = json_object_get(d, "reply_partition");
+    c->reply_partition = json_is_integer(rp) && json_integer_value(rp) >= 0 && json_integer_value(rp) <= INT32_MAX
+                             ? (int)json_integer_value(rp) : -1;
     const char *kind = saga_json_str(d, "kind");
     if (kind && !strcmp(kind, "action")) { cmd->kind = PARTICIPANT_ACTION; c->kind_ok = 1; }
     else if (kind && !strcmp(kind, "compensation")) { cmd->kind = PARTICIPANT_COMPENSATION; c->kind_ok = 1; }

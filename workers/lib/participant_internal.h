@@ -20,6 +20,7 @@ typedef struct {
     json_t *doc;
     participant_command_t cmd;
     const char *reply_to;
+    int reply_partition;      /* "reply_partition" when an integer >= 0, else -1 */
     int kind_ok, attempt_ok;
 } participant_parsed_t;
 

@@ -112,17 +112,27 @@ static rd_kafka_resp_err_t reassign(rd_kafka_t *rk, const char *name) {
     return err;
 }
 
+/* A reply_partition the topic does not have: the reply is sent again keyed
+ * by saga_id (murmur2), so sagad still gets it. */
+static void forget_partition(participant_reply_t *r) {
+    LOG_WARN("participant", "reply_partition %d is not a partition of %s: the reply for saga %s is "
+             "produced keyed by its saga_id instead", r->partition, r->topic, r->key);
+    r->partition = -1;
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     (void)opaque;
-    int *status = m->_private;
-    if (!status) return;
+    slot_t *s = m->_private;
+    if (!s) return;
     if (m->err) {
         LOG_WARN("participant", "reply to %s not delivered: %s", rd_kafka_topic_name(m->rkt),
                  rd_kafka_err2str(m->err));
-        *status = DELIVERY_FAILED;
+        if (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && s->reply.partition >= 0)
+            forget_partition(&s->reply);
+        s->delivery = DELIVERY_FAILED;
     } else {
-        *status = DELIVERY_OK;
+        s->delivery = DELIVERY_OK;
     }
 }
 
@@ -133,27 +143,37 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     else LOG_DEBUG("rdkafka", "%s: %s", fac, buf);
 }
 
+/* Produces the reply to its command's reply_partition when it has one,
+ * else keyed by saga_id (the producer's partitioner is murmur2_random, as
+ * Java's default). */
 static int produce_reply(rd_kafka_t *producer, slot_t *s, volatile sig_atomic_t *stop) {
     participant_reply_t *r = &s->reply;
     s->delivery = DELIVERY_PENDING;
     for (;;) {
         rd_kafka_resp_err_t err;
+        int32_t partition = r->partition >= 0 ? r->partition : RD_KAFKA_PARTITION_UA;
         if (s->has_traceparent)
             err = rd_kafka_producev(
-                producer, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_KEY(r->key, strlen(r->key)),
+                producer, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(r->key, strlen(r->key)),
                 RD_KAFKA_V_VALUE(r->body, strlen(r->body)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                 RD_KAFKA_V_HEADER("saga_id", r->key, -1),
                 RD_KAFKA_V_HEADER("content-type", "application/json", -1),
-                RD_KAFKA_V_HEADER("traceparent", s->traceparent, -1), RD_KAFKA_V_OPAQUE(&s->delivery),
+                RD_KAFKA_V_HEADER("traceparent", s->traceparent, -1), RD_KAFKA_V_OPAQUE(s),
                 RD_KAFKA_V_END);
         else
             err = rd_kafka_producev(
-                producer, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_KEY(r->key, strlen(r->key)),
+                producer, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_KEY(r->key, strlen(r->key)),
                 RD_KAFKA_V_VALUE(r->body, strlen(r->body)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                 RD_KAFKA_V_HEADER("saga_id", r->key, -1),
-                RD_KAFKA_V_HEADER("content-type", "application/json", -1), RD_KAFKA_V_OPAQUE(&s->delivery),
+                RD_KAFKA_V_HEADER("content-type", "application/json", -1), RD_KAFKA_V_OPAQUE(s),
                 RD_KAFKA_V_END);
         if (!err) return 0;
+        if (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && r->partition >= 0) {
+            forget_partition(r);
+            continue;
+        }
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !*stop) {
             rd_kafka_poll(producer, 50);
             continue;
@@ -242,6 +262,7 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
     if (p->faults.delay_ms > 0) batch_max = 1;
     run_state_t rs = {p, o->ready_file, 0};
     int rc = 0;
+    slot_t *slots = NULL; /* freed after the final flush: delivery reports point into it */
 
     rd_kafka_conf_t *pconf = saga_kafka_conf_new(SAGA_KAFKA_PRODUCER, o->bootstrap, client_id, NULL,
                                                  o->kafka_props, err, errlen);
@@ -282,7 +303,7 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
     }
     LOG_INFO(name, "consuming %s as group %s (bootstrap %s)", o->topic, o->group, o->bootstrap);
 
-    slot_t *slots = saga_calloc((size_t)batch_max, sizeof *slots);
+    slots = saga_calloc((size_t)batch_max, sizeof *slots);
     if (!slots) { snprintf(err, errlen, "out of memory"); rc = SAGA_ENOMEM; goto out; }
 
     int64_t reassign_at = 0; /* 0: none due */
@@ -332,11 +353,13 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
             break;
         }
     }
-    saga_free(slots);
     LOG_INFO(name, "stopping: %lld commands processed", participant_processed_count(p));
 
 out:
     rd_kafka_flush(producer, 10 * 1000);
+    rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(producer, 0); /* the purged ones' reports, while slots still exist */
+    saga_free(slots);
     rd_kafka_consumer_close(consumer); /* commits the stored offsets */
     rd_kafka_destroy(consumer);
     rd_kafka_destroy(producer);

@@ -1,0 +1,9 @@
+# Issue 14 (items 2 and 5): what the broker implements of Kafka transactions
+# (commit, abort, KIP-447 offsets, fencing, read_committed). txn_probe asserts
+# Apache Kafka's behaviour on it_txn_real and the mock's (which hides no
+# aborted record, keeps no transactional offsets and fences nobody) on it_txn:
+# see docs/OPERATIONS.md, "Transactions on the dev broker and on Apache Kafka".
+add_executable(txn_probe txn_probe.c)
+target_link_libraries(txn_probe PRIVATE PkgConfig::RDKAFKA)
+saga_stack_test(it_txn test_txn.sh)
+set_tests_properties(it_txn PROPERTIES TIMEOUT 300)
