@@ -68,10 +68,12 @@ static const char *const saga_store_migrations[] = {
     /* 4: a start's message id is looked up in the saga it started (the
      * dedup row of a start without saga_id may have been pruned) */
     "CREATE INDEX sagas_start_message ON sagas (start_message_id) WHERE start_message_id IS NOT NULL;",
-    /* 5: a shard of a data directory (datadir.h) records which partition it
-     * holds ("partition") and of how many ("partitions"); empty in a
-     * single-file database of an older release. */
-    "CREATE TABLE shard_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 5: small facts about a shard file itself: which partition it holds
+     * ("partition") and of how many ("partitions"; datadir.h), and
+     * "changelog_offset", the offset of the last saga.changelog record
+     * applied (changelog.h), so the loop can tell whether the file is older
+     * than its changelog. Empty in a single-file database of an older release. */
+    "CREATE TABLE shard_meta (key TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;",
 };
 
 #endif

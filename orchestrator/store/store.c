@@ -2,6 +2,7 @@
  * commit; sagas, outbox, timers, dedup and retention. */
 #include "store.h"
 
+#include <assert.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "saga_utf8.h"
 #include "replay.h"
 #include "schema.h"
+#include "store_internal.h"
 
 /* Every statement the hot path runs, prepared once. */
 #define STORE_STATEMENTS(X)                                                                        \
@@ -75,7 +77,17 @@ struct saga_store {
 #define STMT_FIELD(name, sql) sqlite3_stmt *name;
     STORE_STATEMENTS(STMT_FIELD)
 #undef STMT_FIELD
+    void *ext;                  /* the changelog module's state (store_internal.h) */
+    void (*ext_free)(void *ext);
 };
+
+sqlite3 *saga_store_db(saga_store_t *st) { return st->db; }
+void *saga_store_ext(saga_store_t *st) { return st->ext; }
+void saga_store_set_ext(saga_store_t *st, void *ext, void (*ext_free)(void *ext)) {
+    assert(!st->ext);
+    st->ext = ext;
+    st->ext_free = ext_free;
+}
 
 const char *saga_store_errmsg(const saga_store_t *st) { return sqlite3_errmsg(st->db); }
 
@@ -175,6 +187,7 @@ fail:
 void saga_store_close(saga_store_t **pst) {
     saga_store_t *st = *pst;
     if (!st) return;
+    if (st->ext_free) st->ext_free(st->ext);
 #define STMT_FINALIZE(name, sql) sqlite3_finalize(st->name);
     STORE_STATEMENTS(STMT_FINALIZE)
 #undef STMT_FINALIZE

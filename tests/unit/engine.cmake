@@ -5,6 +5,7 @@ saga_unit_test(test_common SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_common.c LIB
 saga_unit_test(test_transitions SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_transitions.c LIBS saga_engine)
 saga_unit_test(test_flow SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_flow.c LIBS saga_engine)
 saga_unit_test(test_json SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_json.c LIBS saga_core)
+saga_unit_test(test_changelog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_changelog.c LIBS saga_store)
 saga_unit_test(test_reply_partition SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_reply_partition.c LIBS saga_engine)
 
 # The pure engine's include boundary: orchestrator/engine/ (and the core

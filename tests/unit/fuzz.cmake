@@ -1,13 +1,17 @@
 # The fuzz targets' seed corpora (tests/fuzz/corpus/TARGET/, including every
 # crash the fuzzers found) replayed without libFuzzer, in every build: the
 # targets' invariants run as plain tests (scripts/fuzz does the fuzzing).
-foreach(target fuzz_definition fuzz_template fuzz_messages fuzz_admin)
+foreach(target fuzz_definition fuzz_template fuzz_messages fuzz_admin fuzz_changelog)
   add_executable(${target}_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/${target}.c
                  ${CMAKE_SOURCE_DIR}/tests/fuzz/replay_main.c)
   if(target STREQUAL fuzz_admin)
     target_sources(${target}_replay PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/test_admin_fixture.c)
     target_include_directories(${target}_replay PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
     target_link_libraries(${target}_replay PRIVATE saga_admin saga_store PkgConfig::CURL)
+  endif()
+  if(target STREQUAL fuzz_changelog)
+    target_include_directories(${target}_replay PRIVATE ${CMAKE_SOURCE_DIR}/orchestrator/store)
+    target_link_libraries(${target}_replay PRIVATE saga_store)
   endif()
   target_link_libraries(${target}_replay PRIVATE saga_engine saga_core)
   # fuzz_messages and fuzz_admin load sagas/*.json

@@ -1,0 +1,63 @@
+/* Shared by changelog.c (encode) and changelog_apply.c (decode, apply):
+ * the prepared statements, cached in the store's module slot. */
+#ifndef SAGA_CHANGELOG_INTERNAL_H
+#define SAGA_CHANGELOG_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "changelog.h"
+
+#define CHANGELOG_STATEMENTS(X)                                                                       \
+    X(enc_saga, "SELECT s.definition, s.version, s.status, s.input, s.traceparent, s.start_message_id," \
+                " s.created_at, s.updated_at, s.deadline_at, s.seq, s.completions, s.error_code,"       \
+                " s.error_message, d.hash FROM sagas s LEFT JOIN definitions d"                         \
+                " ON d.name = s.definition AND d.version = s.version WHERE s.id = ?")                    \
+    X(enc_steps, "SELECT idx, name, status, attempt, comp_attempt, comp_budget_base, outcome_unknown,"  \
+                 " output, error_code, error_message, started_at, finished_at, updated_at,"             \
+                 " completion_order FROM steps WHERE saga_id = ? ORDER BY idx")                         \
+    X(enc_history, "SELECT seq, at, event, step, status, detail FROM history WHERE saga_id = ?"        \
+                   " ORDER BY seq")                                                                    \
+    X(enc_timers, "SELECT slot, kind, attempt, due_at FROM timers WHERE saga_id = ? ORDER BY slot")     \
+    X(enc_def, "SELECT hash, json, loaded_at FROM definitions WHERE name = ? AND version = ?")          \
+    X(del_saga, "DELETE FROM sagas WHERE id = ?")                                                      \
+    X(del_steps, "DELETE FROM steps WHERE saga_id = ?")                                                \
+    X(del_history, "DELETE FROM history WHERE saga_id = ?")                                            \
+    X(del_timers, "DELETE FROM timers WHERE saga_id = ?")                                              \
+    X(ins_saga, "INSERT INTO sagas (id, definition, version, status, input, traceparent,"              \
+                " start_message_id, created_at, updated_at, deadline_at, seq, completions,"            \
+                " error_code, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")        \
+    X(ins_step, "INSERT INTO steps (saga_id, idx, name, status, attempt, comp_attempt,"                \
+                " comp_budget_base, outcome_unknown, output, error_code, error_message, started_at,"   \
+                " finished_at, updated_at, completion_order)"                                          \
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                                 \
+    X(ins_history, "INSERT INTO history (saga_id, seq, at, event, step, status, detail)"               \
+                   " VALUES (?, ?, ?, ?, ?, ?, ?)")                                                    \
+    X(ins_timer, "INSERT INTO timers (saga_id, slot, kind, attempt, due_at) VALUES (?, ?, ?, ?, ?)")    \
+    X(def_hash, "SELECT hash FROM definitions WHERE name = ? AND version = ?")                         \
+    X(def_insert, "INSERT INTO definitions (name, version, hash, json, loaded_at) VALUES (?, ?, ?, ?, ?)") \
+    X(def_delete, "DELETE FROM definitions WHERE name = ? AND version = ?")                            \
+    X(def_used, "SELECT 1 FROM sagas WHERE definition = ? AND version = ? LIMIT 1")                    \
+    X(meta_get, "SELECT value FROM shard_meta WHERE key = 'changelog_offset'")                         \
+    X(meta_set, "INSERT OR REPLACE INTO shard_meta (key, value) VALUES ('changelog_offset', ?)")       \
+    X(meta_advance, "INSERT INTO shard_meta (key, value) VALUES ('changelog_offset', ?1)"              \
+                    " ON CONFLICT (key) DO UPDATE SET value = max(value, ?1)")                         \
+    X(sp_begin, "SAVEPOINT changelog_apply")                                                           \
+    X(sp_release, "RELEASE changelog_apply")                                                           \
+    X(sp_rollback, "ROLLBACK TO changelog_apply")
+
+typedef struct {
+#define CL_FIELD(name, sql) sqlite3_stmt *name;
+    CHANGELOG_STATEMENTS(CL_FIELD)
+#undef CL_FIELD
+} saga_changelog_stmts_t;
+
+/* The module's statements, prepared on first use; NULL on failure. */
+saga_changelog_stmts_t *saga_changelog_stmts(saga_store_t *st);
+
+/* key as printable ASCII for a message ('?' for other bytes, cut). */
+void saga_changelog_key_text(const char *key, size_t len, char *buf, size_t buflen);
+
+/* marker = max(marker, offset), in the caller's transaction. */
+int saga_changelog_offset_advance(saga_store_t *st, int64_t offset);
+
+#endif
