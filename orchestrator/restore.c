@@ -101,8 +101,10 @@ static int move_aside(const char *path, const char *why, char *err, size_t errle
 
 /* A consumer of the changelog (no group, read_committed, EOF events). */
 static rd_kafka_t *changelog_consumer(const sagad_restore_config_t *cfg, char *err, size_t errlen) {
-    rd_kafka_conf_t *conf = saga_kafka_conf_new(SAGA_KAFKA_CONSUMER, cfg->bootstrap, "sagad-restore", NULL,
-                                                cfg->props, err, errlen);
+    /* librdkafka wants a group.id for assign(); the group is never joined
+     * (no subscribe) and no offset is committed. */
+    rd_kafka_conf_t *conf = saga_kafka_conf_new(SAGA_KAFKA_CONSUMER, cfg->bootstrap, "sagad-restore",
+                                                "sagad-restore", cfg->props, err, errlen);
     if (!conf) return NULL;
     if (saga_kafka_conf_set(conf, "isolation.level", "read_committed", err, errlen) ||
         saga_kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen) ||

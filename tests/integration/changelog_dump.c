@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
         if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) DIE("%s: cannot open", path);
         sqlite3_busy_timeout(db, 5000);
         static const char *const lists[] = {"SELECT name, version FROM definitions ORDER BY name, version",
-                                            "SELECT id, 0 FROM sagas ORDER BY rowid"};
+                                            "SELECT id, 0 FROM sagas ORDER BY created_at, id"};
         for (int l = 0; l < 2; l++) {
             sqlite3_stmt *q;
             if (sqlite3_prepare_v2(db, lists[l], -1, &q, NULL) != SQLITE_OK) DIE("%s: %s", path, sqlite3_errmsg(db));
