@@ -43,7 +43,7 @@ answers() {
 }
 # the log of sagad's latest start
 last_log() { awk '/stack: starting/ { n = 0 } { line[n++] = $0 } END { for (i = 0; i < n; i++) print line[i] }' "$DIR/sagad.log"; }
-log_has() { last_log | grep -q "$1"; }
+log_has() { grep -q "$1" <(last_log); } # not a pipe: grep -q would SIGPIPE awk (pipefail)
 stop_sagad() {
   kill -9 "$SAGAD_PID" 2>/dev/null || true
   for _ in $(seq 100); do [ -e "$DIR/sagad.exit" ] && break; sleep 0.05; done
