@@ -586,8 +586,8 @@ int main(int argc, char **argv) {
     if (!exit_code) {
         printf("%s\n", bootstraps);
         fflush(stdout);
-        LOG_INFO(COMPONENT, "listening on %s (%lld broker(s), %lld partitions of %s and %s, %lld of the other "
-                 "topics, pid %d)", bootstraps, brokers, partitions, default_topics[0], default_topics[1],
+        LOG_INFO(COMPONENT, "listening on %s (%lld broker(s), %lld partitions of %s, %s and %s, %lld of the other "
+                 "topics, pid %d)", bootstraps, brokers, partitions, default_topics[0], default_topics[1], default_topics[2],
                  other_partitions, (int)getpid());
     }
 
