@@ -22,9 +22,9 @@ for loss in $(seq 1 "$LOSSES"); do
   publish_starts "dec$loss" $((PER / 10)) c-broke sku-2
   total=$((total + PER))
   # some sagas finished, others in flight
-  wait_count "SELECT count(*) >= $((total - PER + PER / 4)) FROM sagas WHERE status IN ('completed','compensated')" 1 120 ||
+  wait_count "SELECT count(*) >= $((total - PER + 50)) FROM sagas WHERE status IN ('completed','compensated')" 1 120 ||
     fail "sagas do not finish before loss $loss"
-  for id in $(saga_sql "SELECT id FROM sagas WHERE status IN ('completed','compensated') ORDER BY random() LIMIT 30"); do
+  for id in $(saga_sql "SELECT id FROM sagas WHERE status IN ('completed','compensated') ORDER BY random() LIMIT 10"); do
     get "/v1/sagas/$id" >"$DIR/before/$id.json"
   done
   kill -9 "$SAGAD_PID"
