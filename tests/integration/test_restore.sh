@@ -7,7 +7,7 @@
 #     and GET /v1/sagas/{id} and ?at= answer as before; /metrics counts it;
 #  2. a corrupt shard file is moved aside (.corrupt-<time>) and rebuilt;
 #  3. a shard behind its changelog (marker lowered, its last sagas deleted)
-#     catches up in place;
+#     catches up in place; killed mid-catch-up, it goes on from its marker;
 #  4. SAGAD_CRASH_AT=during_restore kills sagad mid-restore (a .restoring file
 #     is left): the next start deletes it, restores again, ends identical;
 #  5. a corrupt changelog record: sagad refuses to start, naming the shard,
@@ -101,21 +101,37 @@ check "the shards are row-identical to the originals" diff "$DIR/rows.before" <(
 stop_sagad
 
 # ---- 3. a shard behind its changelog
-reset_data
 end5=$(wc -l <"$DIR/changelog-5.tsv")
 check "shard 5 has records" test "$end5" -gt 3
-# its last 3 records (sagas) lost, its marker 3 lower
-tail -n 3 "$DIR/changelog-5.tsv" | cut -f1 >"$DIR/lost"
-marker=$((end5 - 4))
-{ echo "INSERT OR REPLACE INTO shard_meta (key, value) VALUES ('changelog_offset', $marker);"
-  while read -r id; do
-    for t in "steps WHERE saga_id" "history WHERE saga_id" "timers WHERE saga_id" "sagas WHERE id"; do
-      echo "DELETE FROM $t = '$id';"
-    done
-  done <"$DIR/lost"; } | sqlite3 "$SAGA_DB/shard-005.db"
+# lag_shard5: the restored data, then shard 5 without its last 3 records'
+# sagas and with its marker 3 lower
+lag_shard5() {
+  reset_data
+  tail -n 3 "$DIR/changelog-5.tsv" | cut -f1 >"$DIR/lost"
+  { echo "INSERT OR REPLACE INTO shard_meta (key, value) VALUES ('changelog_offset', $((end5 - 4)));"
+    while read -r id; do
+      for t in "steps WHERE saga_id" "history WHERE saga_id" "timers WHERE saga_id" "sagas WHERE id"; do
+        echo "DELETE FROM $t = '$id';"
+      done
+    done <"$DIR/lost"; } | sqlite3 "$SAGA_DB/shard-005.db"
+}
+lag_shard5
 check "shard 5 lost 3 sagas" test "$(rows "$SAGA_DB" | diff - "$DIR/rows.before" | grep -c '^>' || true)" -gt 0
 check "sagad starts with a shard behind" restart
 check "sagad caught shard 5 up" log_has 'shard 5 caught up: 3 records'
+check "the shards are row-identical to the originals" diff "$DIR/rows.before" <(rows "$SAGA_DB")
+stop_sagad
+# the same, killed after 2 of the 3 records: durable batches, the next start
+# goes on from the marker (1 record left)
+lag_shard5
+export SAGAD_CRASH_AT=during_restore SAGAD_CRASH_AFTER=2
+restart || true
+unset SAGAD_CRASH_AT SAGAD_CRASH_AFTER
+check "sagad died mid-catch-up (137)" eq "$(exit_status_of sagad)" 137
+check "shard 5's marker moved by the 2 records applied" \
+  eq "$(sqlite3 "$SAGA_DB/shard-005.db" "SELECT value FROM shard_meta WHERE key='changelog_offset'")" "$((end5 - 2))"
+check "sagad starts again" restart
+check "it caught up the last record only" log_has 'shard 5 caught up: 1 records'
 check "the shards are row-identical to the originals" diff "$DIR/rows.before" <(rows "$SAGA_DB")
 stop_sagad
 
