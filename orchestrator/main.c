@@ -11,6 +11,7 @@
 #include "admin.h"
 #include "commands.h"
 #include "datadir.h"
+#include "restore.h"
 #include "sagad.h"
 #include "topics.h"
 #include "saga_alloc.h"
@@ -22,6 +23,16 @@
 #include "saga_util.h"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
+/* What the start-up restore did per shard (restore.h), for /metrics. */
+static sagad_restore_stat_t *restore_stats;
+static int restore_count;
+
+/* The loop's runtime snapshot plus the restore's stats ("restore"). */
+static int runtime_fill(void *rt, json_t *into) {
+    int rc = sagad_runtime_fill(rt, into);
+    if (!rc && restore_stats) json_object_set_new(into, "restore", sagad_restore_json(restore_stats, restore_count));
+    return rc;
+}
 
 /* 1 when argv carries --admin-token itself (not --admin-token-file): the
  * token then shows in ps and /proc/PID/cmdline. */
@@ -167,6 +178,7 @@ int main(int argc, char **argv) {
         {"replies-topic", SAGA_CFG_STRING, "saga.replies", "topic of participants' replies", &c->replies_topic},
         {"events-topic", SAGA_CFG_STRING, "saga.events", "topic of lifecycle events", &c->events_topic},
         {"dlq-topic", SAGA_CFG_STRING, "saga.dlq", "dead-letter topic", &c->dlq_topic},
+        {"changelog-topic", SAGA_CFG_STRING, "saga.changelog", "compacted topic holding every shard's sagas (one partition per shard): a missing or corrupt shard is restored from it at start", &c->changelog_topic},
         {"partitions", SAGA_CFG_INT, "8", "partitions of every topic sagad consumes (saga.start, saga.replies) and shard files in --data-dir: a saga belongs to the partition its id hashes to (Kafka's murmur2)", &c->partitions},
         {"batch-size", SAGA_CFG_INT, "1000", "most messages applied in one transaction", &c->batch_size},
         {"synchronous", SAGA_CFG_STRING, "FULL", "SQLite synchronous mode: FULL, NORMAL or OFF", &c->synchronous},
@@ -248,20 +260,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     int converted = 0;
-    if (saga_datadir_prepare(c->data_dir, c->db, (int)c->partitions, c->synchronous, &converted, err, sizeof err)) {
+    if (saga_datadir_prepare_restorable(c->data_dir, c->db, (int)c->partitions, c->synchronous, &converted, err, sizeof err)) {
         fprintf(stderr, "sagad: %s\n", err);
         LOG_ERROR("sagad", "%s", err);
         return 1;
     }
-    saga_store_options_t sopt = {.synchronous = c->synchronous};
-    d.shard_count = (int)c->partitions;
-    if (sagad_shards_open(c->data_dir, d.shard_count, &sopt, &d.shards, err, sizeof err)) {
-        fprintf(stderr, "sagad: data directory: %s\n", err);
-        LOG_ERROR("sagad", "%s", err);
-        return 1;
-    }
-    if (adopt_definitions(&d, d.registry)) return 1;
-    log_registry(d.registry);
 
     /* The admin token before Kafka: its refusals and warnings need no broker
      * (the topic check below waits while the brokers do not answer). */
@@ -314,16 +317,46 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagad: %s\n", err);
         return 2;
     }
-    const char *topics[] = {c->start_topic, c->replies_topic};
-    /* Before consuming anything: every consumed topic has P partitions. */
+    const char *topics[] = {c->start_topic, c->replies_topic, c->changelog_topic};
+    if (!strcmp(c->changelog_topic, c->start_topic) || !strcmp(c->changelog_topic, c->replies_topic) ||
+        !strcmp(c->changelog_topic, c->events_topic) || !strcmp(c->changelog_topic, c->dlq_topic)) {
+        fprintf(stderr, "sagad: --changelog-topic '%s' is also another of sagad's topics: the changelog needs a "
+                        "topic of its own\n", c->changelog_topic);
+        saga_free(bootstrap);
+        return 2;
+    }
+    /* Before consuming anything: every consumed topic, and the changelog,
+     * has P partitions. */
     saga_topics_check_t tcheck = {.bootstrap = bootstrap, .client_id = "sagad", .props = &c->kafka_props,
-                                  .topics = topics, .topic_count = 2, .partitions = (int)c->partitions,
-                                  .create_timeout_ms = 15000};
+                                  .topics = topics, .topic_count = 3, .partitions = (int)c->partitions,
+                                  .create_timeout_ms = 15000, .compacted = c->changelog_topic};
     if (saga_topics_check(&tcheck, err, sizeof err)) {
         LOG_ERROR("sagad", "%s", err);
         saga_free(bootstrap);
         return 1;
     }
+    /* Then every shard is checked against the changelog, and restored from
+     * it when missing, corrupt or behind, before its partition is read. */
+    restore_stats = saga_calloc((size_t)c->partitions, sizeof *restore_stats);
+    restore_count = (int)c->partitions;
+    sagad_restore_config_t rcfg = {.dir = c->data_dir, .partitions = (int)c->partitions, .bootstrap = bootstrap,
+                                   .props = &c->kafka_props, .topic = c->changelog_topic,
+                                   .synchronous = c->synchronous, .timeout_ms = 10000};
+    if (!restore_stats || sagad_restore_shards(&rcfg, restore_stats, err, sizeof err)) {
+        fprintf(stderr, "sagad: %s\n", restore_stats ? err : "out of memory");
+        LOG_ERROR("sagad", "%s", restore_stats ? err : "out of memory");
+        saga_free(bootstrap);
+        return 1;
+    }
+    saga_store_options_t sopt = {.synchronous = c->synchronous};
+    d.shard_count = (int)c->partitions;
+    if (sagad_shards_open(c->data_dir, d.shard_count, &sopt, &d.shards, err, sizeof err)) {
+        fprintf(stderr, "sagad: data directory: %s\n", err);
+        LOG_ERROR("sagad", "%s", err);
+        return 1;
+    }
+    if (adopt_definitions(&d, d.registry)) return 1;
+    log_registry(d.registry);
     saga_bus_config_t bcfg = {.bootstrap = bootstrap, .group = c->group, .client_id = "sagad",
                               .topics = topics, .topic_count = 2, .props = &c->kafka_props};
     d.bus = saga_bus_new(&bcfg, err, sizeof err);
@@ -370,7 +403,7 @@ int main(int argc, char **argv) {
     d.runtime = sagad_runtime_new();
     if (!d.runtime) return 1;
     sagad_publish_runtime(&d);
-    saga_admin_set_runtime(admin, sagad_runtime_fill, d.runtime);
+    saga_admin_set_runtime(admin, runtime_fill, d.runtime);
     d.engine.replies_topic = c->replies_topic;
     d.engine.partitions = (int)c->partitions;
     d.engine.flow = d.flow;
@@ -455,6 +488,7 @@ int main(int argc, char **argv) {
     json_decref(d.pending_alerts);
     saga_free(token);
     saga_free(token_file);
+    saga_free(restore_stats);
     curl_global_cleanup();
     close(lock_fd);
     LOG_INFO("sagad", "stopped");

@@ -28,6 +28,7 @@ typedef struct {
     const char *alert_webhook;
     const char *group;
     const char *start_topic, *replies_topic, *events_topic, *dlq_topic;
+    const char *changelog_topic;   /* the shards' changelog (compacted, P partitions) */
     long long partitions;          /* P: partitions of every consumed topic (shards) */
     long long batch_size;
     const char *synchronous;

@@ -172,6 +172,36 @@ static void runtime_metrics(text_t *t, const json_t *rt) {
         char l[300];
         put(t, "sagad_consumer_lag{topic=\"%s\"} %lld\n", label(name, l, sizeof l), (long long)json_integer_value(v));
     }
+    json_t *restore = json_object_get(rt, "restore");
+    if (json_array_size(restore)) {
+        put(t, "# HELP sagad_restore_records_total Changelog records applied by the start-up restore, per shard\n"
+               "# TYPE sagad_restore_records_total counter\n");
+        json_array_foreach(restore, i, tp)
+            put(t, "sagad_restore_records_total{shard=\"%lld\"} %lld\n", (long long)json_integer_value(json_object_get(tp, "shard")),
+                (long long)json_integer_value(json_object_get(tp, "records")));
+        put(t, "# HELP sagad_restore_sagas_total Sagas restored from the changelog at start, per shard\n"
+               "# TYPE sagad_restore_sagas_total counter\n");
+        json_array_foreach(restore, i, tp)
+            put(t, "sagad_restore_sagas_total{shard=\"%lld\"} %lld\n", (long long)json_integer_value(json_object_get(tp, "shard")),
+                (long long)json_integer_value(json_object_get(tp, "sagas")));
+        put(t, "# HELP sagad_restore_seconds Time the start-up restore of the shard took (0: nothing to restore)\n"
+               "# TYPE sagad_restore_seconds gauge\n");
+        json_array_foreach(restore, i, tp)
+            put(t, "sagad_restore_seconds{shard=\"%lld\"} %.3f\n", (long long)json_integer_value(json_object_get(tp, "shard")),
+                json_real_value(json_object_get(tp, "seconds")));
+        put(t, "# HELP sagad_restore_in_progress 1 while the shard is being restored\n"
+               "# TYPE sagad_restore_in_progress gauge\n");
+        json_array_foreach(restore, i, tp)
+            put(t, "sagad_restore_in_progress{shard=\"%lld\"} %d\n", (long long)json_integer_value(json_object_get(tp, "shard")),
+                json_is_true(json_object_get(tp, "in_progress")));
+        put(t, "# HELP sagad_restore_rebuilt 1 when the shard was missing or corrupt and rebuilt at start\n"
+               "# TYPE sagad_restore_rebuilt gauge\n");
+        json_array_foreach(restore, i, tp) {
+            const char *kind = json_string_value(json_object_get(tp, "kind"));
+            put(t, "sagad_restore_rebuilt{shard=\"%lld\"} %d\n", (long long)json_integer_value(json_object_get(tp, "shard")),
+                kind && !strcmp(kind, "rebuilt"));
+        }
+    }
     json_t *h = json_object_get(rt, "histograms");
     histogram(t, "sagad_commit_duration_seconds", "SQLite commit time per loop iteration", json_object_get(h, "commit_seconds"));
     histogram(t, "sagad_iteration_duration_seconds", "Loop iterations that did work", json_object_get(h, "iteration_seconds"));

@@ -89,9 +89,11 @@ static void create_missing(rd_kafka_t *rk, const saga_topics_check_t *cfg, const
         /* -1: the broker's default replication factor (KIP-464, Kafka >= 2.4) */
         nt[n] = rd_kafka_NewTopic_new(cfg->topics[i], cfg->partitions, -1, e, sizeof e);
         if (!nt[n]) { snprintf(failed[i], sizeof failed[i], "%s", e); continue; }
+        if (cfg->compacted && !strcmp(cfg->compacted, cfg->topics[i]))
+            rd_kafka_NewTopic_set_config(nt[n], "cleanup.policy", "compact");
         index[n++] = i;
-        LOG_INFO("sagad", "topic '%s' does not exist: creating it with %d partitions", cfg->topics[i],
-                 cfg->partitions);
+        LOG_INFO("sagad", "topic '%s' does not exist: creating it with %d partitions%s", cfg->topics[i],
+                 cfg->partitions, cfg->compacted && !strcmp(cfg->compacted, cfg->topics[i]) ? " (compacted)" : "");
     }
     if (n > 0) {
         rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
@@ -122,6 +124,41 @@ static void create_missing(rd_kafka_t *rk, const saga_topics_check_t *cfg, const
     for (int k = 0; k < n; k++) rd_kafka_NewTopic_destroy(nt[k]);
     saga_free(nt);
     saga_free(index);
+}
+
+/* Warns when the compacted topic's cleanup.policy is not compact. Silent
+ * when the brokers cannot say (the dev broker has no DescribeConfigs). */
+static void check_compacted(rd_kafka_t *rk, const char *topic, int timeout_ms) {
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    char e[256];
+    rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, e, sizeof e);
+    rd_kafka_DescribeConfigs(rk, &res, 1, opt, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+    const rd_kafka_DescribeConfigs_result_t *r = ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
+    size_t n = 0;
+    const rd_kafka_ConfigResource_t **rs = r && !rd_kafka_event_error(ev) ? rd_kafka_DescribeConfigs_result_resources(r, &n) : NULL;
+    const char *policy = NULL;
+    for (size_t i = 0; rs && i < n; i++) {
+        if (rd_kafka_ConfigResource_error(rs[i])) continue;
+        size_t cn = 0;
+        const rd_kafka_ConfigEntry_t **ce = rd_kafka_ConfigResource_configs(rs[i], &cn);
+        for (size_t k = 0; k < cn; k++)
+            if (!strcmp(rd_kafka_ConfigEntry_name(ce[k]), "cleanup.policy")) policy = rd_kafka_ConfigEntry_value(ce[k]);
+        if (policy && !strstr(policy, "compact"))
+            LOG_WARN("sagad", "the changelog topic '%s' has cleanup.policy=%s, not compact: its records are deleted "
+                     "after retention.ms and a lost shard can then not be restored whole; set it with "
+                     "kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config "
+                     "cleanup.policy=compact (docs/OPERATIONS.md)", topic, policy, topic);
+        else if (policy)
+            LOG_INFO("sagad", "the changelog topic '%s' is compacted (cleanup.policy=%s)", topic, policy);
+    }
+    if (!policy) LOG_DEBUG("sagad", "the brokers did not describe the configuration of '%s'", topic);
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy(res);
 }
 
 int saga_topics_check(const saga_topics_check_t *cfg, char *err, size_t errlen) {
@@ -166,6 +203,7 @@ int saga_topics_check(const saga_topics_check_t *cfg, char *err, size_t errlen) 
             usleep(200 * 1000);
         }
     }
+    if (cfg->compacted) check_compacted(rk, cfg->compacted, 1500); /* the dev broker never answers */
     rd_kafka_destroy(rk);
 
     int bad = 0;
@@ -196,7 +234,7 @@ int saga_topics_check(const saga_topics_check_t *cfg, char *err, size_t errlen) 
         return 0;
     }
     snprintf(err, errlen,
-             "refusing to start: every topic sagad consumes must have --partitions %d partitions (a saga's "
+             "refusing to start: every topic sagad consumes (and its changelog) must have --partitions %d partitions (a saga's "
              "partition is murmur2(saga_id) %% %d): %s. Start sagad with the --partitions its topics have, or "
              "create the topics with %d partitions (kafka-topics.sh --create --partitions %d; sagabroker "
              "--partitions %d); adding partitions to a topic in use moves sagas to other partitions",

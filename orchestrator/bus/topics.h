@@ -19,6 +19,10 @@ typedef struct {
     int topic_count;
     int partitions;                /* P (> 0) */
     int create_timeout_ms;         /* how long a CreateTopics may take */
+    const char *compacted;         /* NULL, or one of topics (the changelog): created with
+                                      cleanup.policy=compact, and a warning when it exists
+                                      without it (DescribeConfigs; a broker that cannot
+                                      answer, such as the dev broker, is not checked) */
 } saga_topics_check_t;
 
 /* Reads the brokers' metadata (waiting, with a warning every 10 s, until

@@ -250,8 +250,22 @@ static int build_shards(const char *build, const char *legacy_db, int partitions
     return 0;
 }
 
-int saga_datadir_prepare(const char *dir, const char *legacy_db, int partitions, const char *synchronous,
-                         int *converted, char *err, size_t errlen) {
+/* The partition count recorded in shard file path (shard_meta), or -1. */
+static long long recorded_partitions(const char *path) {
+    sqlite3 *db = NULL;
+    long long n = -1;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT value FROM shard_meta WHERE key = 'partitions'", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
+static int prepare(const char *dir, const char *legacy_db, int partitions, const char *synchronous,
+                   bool restore_missing, int *converted, char *err, size_t errlen) {
     (void)synchronous; /* shards are built with FULL; the caller opens them with its mode */
     assert(partitions > 0 && partitions <= SAGA_DATADIR_MAX_PARTITIONS);
     if (converted) *converted = 0;
@@ -297,6 +311,10 @@ int saga_datadir_prepare(const char *dir, const char *legacy_db, int partitions,
             return SAGA_EINVAL;
         }
     }
+    if (count == 0 && restore_missing && !legacy_there) {
+        LOG_WARN("datadir", "the data directory %s holds no shard: every shard is restored from the changelog", dir);
+        return 0;
+    }
     if (count == 0) {
         int lock_fd = -1;
         if (legacy_there) { /* no older sagad may write it meanwhile */
@@ -315,6 +333,13 @@ int saga_datadir_prepare(const char *dir, const char *legacy_db, int partitions,
         int missing = -1;
         for (int p = 0; p < partitions && missing < 0; p++)
             if (!present[p]) missing = p;
+        char some[4200] = "";
+        if (restore_missing && highest >= 0 && highest < partitions) saga_datadir_shard_path(dir, highest, some, sizeof some);
+        if (some[0] && recorded_partitions(some) == partitions) {
+            LOG_WARN("datadir", "the data directory %s lacks %d of its %d shards (first shard-%03d.db): they are "
+                     "restored from the changelog", dir, partitions - count, partitions, missing);
+            return 0;
+        }
         /* shard-000 .. shard-HHH all there: made with another P; else a hole */
         if (highest >= partitions || missing < 0 || count == highest + 1)
             snprintf(err, errlen,
@@ -330,6 +355,16 @@ int saga_datadir_prepare(const char *dir, const char *legacy_db, int partitions,
         return SAGA_EINVAL;
     }
     return 0;
+}
+
+int saga_datadir_prepare(const char *dir, const char *legacy_db, int partitions, const char *synchronous,
+                         int *converted, char *err, size_t errlen) {
+    return prepare(dir, legacy_db, partitions, synchronous, false, converted, err, errlen);
+}
+
+int saga_datadir_prepare_restorable(const char *dir, const char *legacy_db, int partitions,
+                                    const char *synchronous, int *converted, char *err, size_t errlen) {
+    return prepare(dir, legacy_db, partitions, synchronous, true, converted, err, errlen);
 }
 
 saga_store_t *saga_datadir_open_shard(const char *dir, int partition, int partitions,

@@ -43,6 +43,13 @@ int saga_datadir_create(const char *dir, char *err, size_t errlen);
 int saga_datadir_prepare(const char *dir, const char *legacy_db, int partitions, const char *synchronous,
                          int *converted, char *err, size_t errlen);
 
+/* saga_datadir_prepare for a sagad that restores shards from its
+ * changelog (restore.h): an empty dir (without legacy_db) is left empty, and
+ * shard files missing from a dir whose shards record P partitions are left
+ * missing (0), for the restore to rebuild. */
+int saga_datadir_prepare_restorable(const char *dir, const char *legacy_db, int partitions,
+                                    const char *synchronous, int *converted, char *err, size_t errlen);
+
 /* Opens shard p of dir and checks that it is partition p of P (shard_meta).
  * NULL with err naming the file on failure. */
 saga_store_t *saga_datadir_open_shard(const char *dir, int partition, int partitions,

@@ -20,3 +20,9 @@ set_tests_properties(it_sagad_offset_fetch_faults PROPERTIES SKIP_RETURN_CODE 77
 list(APPEND SAGA_MOCK_ONLY_TESTS it_clock_jump)
 saga_stack_test(it_clock_jump test_clock_jump.sh)
 set_tests_properties(it_clock_jump PROPERTIES SKIP_RETURN_CODE 77)
+# Issue 14 item 3: shards restored from saga.changelog at start (a lost data
+# directory, a corrupt shard, a shard behind, a crash mid-restore, a corrupt
+# record). changelog_dump encodes a run's shards as changelog records.
+add_executable(changelog_dump changelog_dump.c)
+target_link_libraries(changelog_dump PRIVATE saga_store)
+saga_stack_test(it_restore test_restore.sh)

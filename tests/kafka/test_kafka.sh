@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Test of scripts/kafka (the real Apache Kafka of the *_real tests): fetch is
-# cached, start serves saga.start and saga.replies with 8 partitions (sagad's
+# cached, start serves saga.start, saga.replies and saga.changelog (compacted) with 8 partitions (sagad's
 # default --partitions) and the other default topics with 4, a message
 # round-trips with kcat, auto-created topics get 4 partitions, kill + start
 # is a restart on the same port that keeps the data, stop exits 0 and removes
@@ -37,13 +37,13 @@ PID=$(cat "$T/kafka.pid"); kill -0 "$PID" || fail "pid $PID not running"
 ok "pid file, status, no double start"
 
 meta=$("${KCAT[@]}" -b "$BS" -L)
-for t in saga.start saga.replies; do
+for t in saga.start saga.replies saga.changelog; do
   grep -q "topic \"$t\" with 8 partitions" <<<"$meta" || fail "topic $t missing or not 8 partitions"
 done
 for t in saga.events saga.dlq order.commands inventory.commands payment.commands notification.commands; do
   grep -q "topic \"$t\" with 4 partitions" <<<"$meta" || fail "topic $t missing or not 4 partitions"
 done
-ok "saga.start and saga.replies with 8 partitions, the other default topics with 4"
+ok "saga.start, saga.replies and saga.changelog with 8 partitions, the other default topics with 4"
 
 printf '%s\n' 'k-1|one' 'k-2|two' | "${KCAT[@]}" -b "$BS" -P -X partitioner=murmur2_random -t saga.start -K '|' -X linger.ms=1
 got=$("${KCAT[@]}" -b "$BS" -C -t saga.start -o beginning -e -q -f '%k %s\n' | sort | tr '\n' ' ')

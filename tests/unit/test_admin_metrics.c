@@ -87,6 +87,27 @@ static void test_metrics_text_format(void **state) {
     saga_free(body);
 }
 
+/* The start-up restore's figures (restore.c's "restore" array), per shard. */
+static void test_metrics_restore(void **state) {
+    world_t *w = *state;
+    sagad_runtime_publish(w->rt, json_pack("{s:b, s:[{s:i, s:s, s:b, s:i, s:i, s:f}, {s:i, s:s, s:b, s:i, s:i, s:f}]}",
+                                           "kafka_ready", 1, "restore",
+                                           "shard", 0, "kind", "none", "in_progress", 0, "records", 0, "sagas", 0, "seconds", 0.0,
+                                           "shard", 1, "kind", "rebuilt", "in_progress", 0, "records", 1234, "sagas", 1200,
+                                           "seconds", 1.5));
+    unsigned st;
+    char *body = get(w, "/metrics", &st, NULL);
+    assert_int_equal(st, 200);
+    assert_non_null(strstr(body, "# TYPE sagad_restore_records_total counter\n"));
+    assert_non_null(strstr(body, "sagad_restore_records_total{shard=\"1\"} 1234\n"));
+    assert_non_null(strstr(body, "sagad_restore_sagas_total{shard=\"1\"} 1200\n"));
+    assert_non_null(strstr(body, "sagad_restore_seconds{shard=\"1\"} 1.500\n"));
+    assert_non_null(strstr(body, "sagad_restore_rebuilt{shard=\"1\"} 1\n"));
+    assert_non_null(strstr(body, "sagad_restore_rebuilt{shard=\"0\"} 0\n"));
+    assert_non_null(strstr(body, "sagad_restore_in_progress{shard=\"0\"} 0\n"));
+    saga_free(body);
+}
+
 static void test_metrics_without_runtime_has_db_figures(void **state) {
     world_t *w = *state;
     w->ctx.stats_runtime = NULL;
@@ -123,6 +144,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_metrics_text_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_without_runtime_has_db_figures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readyz, setup, teardown),
     };
     return cmocka_run_group_tests_name("admin_metrics", tests, NULL, NULL);

@@ -179,6 +179,30 @@ static void test_other_partition_count_is_refused(void **state) {
     assert_non_null(strstr(err, "lacks shard-002.db"));
 }
 
+/* With a changelog to restore from (sagad), a missing shard is left for the
+ * restore, an empty directory stays empty; another P is still refused. */
+static void test_restorable_prepare_leaves_missing_shards(void **state) {
+    (void)state;
+    char dir[300], err[512] = "", path[400];
+    snprintf(dir, sizeof dir, "%s/data", base);
+    assert_int_equal(saga_datadir_create(dir, err, sizeof err), 0);
+    assert_int_equal(saga_datadir_prepare_restorable(dir, NULL, 4, "FULL", NULL, err, sizeof err), 0);
+    saga_datadir_shard_path(dir, 0, path, sizeof path);
+    assert_false(exists(path)); /* every shard left to the restore */
+    assert_int_equal(saga_datadir_prepare(dir, NULL, 4, "FULL", NULL, err, sizeof err), 0);
+    saga_datadir_shard_path(dir, 2, path, sizeof path);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(saga_datadir_prepare(dir, NULL, 4, "FULL", NULL, err, sizeof err), SAGA_EINVAL);
+    assert_int_equal(saga_datadir_prepare_restorable(dir, NULL, 4, "FULL", NULL, err, sizeof err), 0);
+    assert_false(exists(path));
+    saga_datadir_shard_path(dir, 3, path, sizeof path);
+    assert_int_equal(unlink(path), 0); /* the last one too: its P is read from the others */
+    assert_int_equal(saga_datadir_prepare_restorable(dir, NULL, 4, "FULL", NULL, err, sizeof err), 0);
+    err[0] = '\0';
+    assert_int_equal(saga_datadir_prepare_restorable(dir, NULL, 2, "FULL", NULL, err, sizeof err), SAGA_EINVAL);
+    assert_non_null(strstr(err, "--partitions"));
+}
+
 static void test_interrupted_builds_are_redone_or_finished(void **state) {
     (void)state;
     char dir[300], err[512] = "", path[400], cmd[900];
@@ -332,6 +356,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_fresh_data_dir_gets_p_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_partition_count_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_builds_are_redone_or_finished, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restorable_prepare_leaves_missing_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_single_file_database_converts_into_shards, setup, teardown),
     };
     saga_test_filter(argc, argv);

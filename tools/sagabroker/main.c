@@ -62,11 +62,12 @@
 #define COMPONENT "sagabroker"
 
 /* Topics every stack needs; the participant topics match sagas/examples.
- * The first CONSUMED_TOPICS are the ones sagad consumes: they get
- * --partitions (sagad's P), the others --other-partitions. */
-#define CONSUMED_TOPICS 2
+ * The first CONSUMED_TOPICS are the ones sagad consumes, and its changelog
+ * (one partition per shard; the mock cannot create topics for sagad): they
+ * get --partitions (sagad's P), the others --other-partitions. */
+#define CONSUMED_TOPICS 3
 static const char *const default_topics[] = {
-    "saga.start",         "saga.replies",       "saga.events",     "saga.dlq",
+    "saga.start",         "saga.replies",       "saga.changelog",  "saga.events",     "saga.dlq",
     "order.commands",     "inventory.commands", "payment.commands", "notification.commands",
 };
 
@@ -585,8 +586,8 @@ int main(int argc, char **argv) {
     if (!exit_code) {
         printf("%s\n", bootstraps);
         fflush(stdout);
-        LOG_INFO(COMPONENT, "listening on %s (%lld broker(s), %lld partitions of %s and %s, %lld of the other "
-                 "topics, pid %d)", bootstraps, brokers, partitions, default_topics[0], default_topics[1],
+        LOG_INFO(COMPONENT, "listening on %s (%lld broker(s), %lld partitions of %s, %s and %s, %lld of the other "
+                 "topics, pid %d)", bootstraps, brokers, partitions, default_topics[0], default_topics[1], default_topics[2],
                  other_partitions, (int)getpid());
     }
 

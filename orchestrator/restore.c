@@ -1,0 +1,363 @@
+/* Restores missing, corrupt or lagging shards from the changelog topic at start (restore.h). */
+#define _GNU_SOURCE
+#include "restore.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "changelog.h"
+#include "datadir.h"
+#include "saga_alloc.h"
+#include "saga_clock.h"
+#include "saga_error.h"
+#include "saga_kafka.h"
+#include "saga_log.h"
+#include "store.h"
+
+#define BATCH 10000
+
+static bool exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+/* Deletes path and its SQLite side files. */
+static void unlink_db(const char *path) {
+    static const char *const sides[] = {"", "-wal", "-shm", "-journal"};
+    char p[4300];
+    for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
+        snprintf(p, sizeof p, "%s%s", path, sides[i]);
+        unlink(p);
+    }
+}
+
+/* The SAGAD_CRASH_AT=during_restore hook: the record count to die after, or 0. */
+static uint64_t crash_after(void) {
+    const char *at = getenv("SAGAD_CRASH_AT"), *after = getenv("SAGAD_CRASH_AFTER");
+    if (!at || strcmp(at, "during_restore")) return 0;
+    long long n = after ? atoll(after) : 1;
+    return n > 0 ? (uint64_t)n : 1;
+}
+
+/* 1 when path opens and passes PRAGMA quick_check; else 0 with why. */
+static int shard_healthy(const char *path, char *why, size_t whylen) {
+    sqlite3 *db = NULL;
+    int ok = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "cannot open: %s", db ? sqlite3_errmsg(db) : "out of memory");
+    } else {
+        sqlite3_busy_timeout(db, 5000);
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &q, NULL) != SQLITE_OK) {
+            snprintf(why, whylen, "quick_check: %s", sqlite3_errmsg(db));
+        } else if (sqlite3_step(q) != SQLITE_ROW) {
+            snprintf(why, whylen, "quick_check: %s", sqlite3_errmsg(db));
+        } else {
+            const char *r = (const char *)sqlite3_column_text(q, 0);
+            ok = r && !strcmp(r, "ok");
+            if (!ok) snprintf(why, whylen, "quick_check: %.300s", r ? r : "no answer");
+        }
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    return ok;
+}
+
+/* Moves a corrupt shard (and its side files) aside as PATH.corrupt-<time>. */
+static int move_aside(const char *path, const char *why, char *err, size_t errlen) {
+    static const char *const sides[] = {"", "-wal", "-shm"};
+    long long t = (long long)(saga_now_ms() / 1000);
+    for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
+        char from[4300], to[4400];
+        snprintf(from, sizeof from, "%s%s", path, sides[i]);
+        snprintf(to, sizeof to, "%s.corrupt-%lld%s", path, t, sides[i]);
+        if (!exists(from)) continue;
+        if (rename(from, to) != 0) {
+            snprintf(err, errlen, "cannot move the corrupt shard %s aside to %s: %s", from, to, strerror(errno));
+            return SAGA_EIO;
+        }
+    }
+    LOG_ERROR("restore", "shard %s is corrupt (%s): moved aside as %s.corrupt-%lld; restoring it from the changelog",
+              path, why, path, t);
+    return 0;
+}
+
+/* A consumer of the changelog (no group, read_committed, EOF events). */
+static rd_kafka_t *changelog_consumer(const sagad_restore_config_t *cfg, char *err, size_t errlen) {
+    /* librdkafka wants a group.id for assign(); the group is never joined
+     * (no subscribe) and no offset is committed. */
+    rd_kafka_conf_t *conf = saga_kafka_conf_new(SAGA_KAFKA_CONSUMER, cfg->bootstrap, "sagad-restore",
+                                                "sagad-restore", cfg->props, err, errlen);
+    if (!conf) return NULL;
+    if (saga_kafka_conf_set(conf, "isolation.level", "read_committed", err, errlen) ||
+        saga_kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen) ||
+        saga_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    char reason[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof reason);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "Kafka consumer for the changelog: %s", reason);
+        return NULL;
+    }
+    return rk;
+}
+
+static int by_key_then_offset(const void *a, const void *b) {
+    const saga_changelog_record_t *x = a, *y = b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    if (!c) c = (x->key_len > y->key_len) - (x->key_len < y->key_len);
+    return c ? c : (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* Applies n records sorted by key then offset in one transaction; on a
+ * refused record err names shard, offset and key. */
+static int apply_batch(saga_store_t *st, int p, const char *topic, saga_changelog_record_t *recs, size_t n,
+                       char *err, size_t errlen) {
+    if (n > 1) qsort(recs, n, sizeof *recs, by_key_then_offset);
+    if (saga_store_begin(st)) {
+        snprintf(err, errlen, "shard %d: restore: begin: %s", p, saga_store_errmsg(st));
+        return SAGA_ESTORE;
+    }
+    int rc = 0;
+    char why[1024];
+    for (size_t i = 0; !rc && i < n; i++) {
+        rc = saga_changelog_apply(st, recs[i].key, recs[i].key_len, recs[i].value, recs[i].value_len, recs[i].offset,
+                                  why, sizeof why);
+        if (rc)
+            snprintf(err, errlen,
+                     "shard %d: the changelog record at %s[%d] offset %" PRId64 " (key '%.*s') cannot be applied: "
+                     "%s. sagad will not start this shard on a partial state: repair or delete that record "
+                     "(produce the saga's current record or a tombstone under the same key), or restore the "
+                     "shard file from a backup, then start sagad again",
+                     p, topic, p, recs[i].offset, (int)(recs[i].key_len > 200 ? 200 : recs[i].key_len),
+                     recs[i].key, why);
+    }
+    if (!rc && saga_store_commit(st)) {
+        snprintf(err, errlen, "shard %d: restore: commit: %s", p, saga_store_errmsg(st));
+        rc = SAGA_ESTORE;
+    }
+    if (rc) saga_store_rollback(st);
+    return rc;
+}
+
+/* Reads topic[p] from `from` up to (not including) `end` into st in batches.
+ * Counts into stat. */
+static int replay(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, saga_store_t *st, int64_t from,
+                  int64_t end, sagad_restore_stat_t *stat, char *err, size_t errlen) {
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, cfg->topic, p)->offset = from;
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+    if (e) {
+        snprintf(err, errlen, "shard %d: assigning %s[%d]: %s", p, cfg->topic, p, rd_kafka_err2str(e));
+        return SAGA_EKAFKA;
+    }
+    rd_kafka_message_t **msgs = saga_calloc(BATCH, sizeof *msgs);
+    saga_changelog_record_t *recs = saga_calloc(BATCH, sizeof *recs);
+    if (!msgs || !recs) {
+        saga_free(msgs);
+        saga_free(recs);
+        snprintf(err, errlen, "out of memory");
+        return SAGA_ENOMEM;
+    }
+    uint64_t die_after = crash_after();
+    size_t n = 0;
+    int rc = 0;
+    bool done = false;
+    int64_t last_progress = saga_monotonic_us(), last_log = last_progress;
+    while (!rc && !done) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m) {
+            if (saga_monotonic_us() - last_progress > (int64_t)cfg->timeout_ms * 1000 * 6) {
+                snprintf(err, errlen, "shard %d: no progress reading %s[%d] (at record %" PRIu64 ", end offset %" PRId64
+                         ")", p, cfg->topic, p, stat->records + n, end);
+                rc = SAGA_EKAFKA;
+            }
+        } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            done = true;
+            rd_kafka_message_destroy(m);
+        } else if (m->err) {
+            LOG_WARN("restore", "shard %d: reading %s[%d]: %s", p, cfg->topic, p, rd_kafka_message_errstr(m));
+            if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+                snprintf(err, errlen, "shard %d: reading %s[%d]: %s", p, cfg->topic, p, rd_kafka_message_errstr(m));
+                rc = SAGA_EKAFKA;
+            }
+            rd_kafka_message_destroy(m);
+        } else if (m->offset >= end) { /* produced after the restore began: the loop's business */
+            done = true;
+            rd_kafka_message_destroy(m);
+        } else {
+            last_progress = saga_monotonic_us();
+            msgs[n] = m;
+            recs[n] = (saga_changelog_record_t){.key = m->key ? m->key : "", .key_len = m->key_len,
+                                                .value = m->payload, .value_len = m->payload ? m->len : 0,
+                                                .offset = m->offset};
+            n++;
+            if (m->offset >= end - 1) done = true;
+        }
+        bool crash = die_after && stat->records + n >= die_after;
+        if (!rc && n > 0 && (n == BATCH || done || crash)) {
+            rc = apply_batch(st, p, cfg->topic, recs, n, err, errlen);
+            for (size_t i = 0; i < n; i++) {
+                if (!rc && saga_changelog_key_kind(msgs[i]->key, msgs[i]->key_len) == SAGA_CHANGELOG_KEY_SAGA &&
+                    msgs[i]->payload && msgs[i]->len)
+                    stat->sagas++;
+                rd_kafka_message_destroy(msgs[i]);
+            }
+            if (!rc) stat->records += n;
+            n = 0;
+            if (crash && !rc) {
+                LOG_ERROR("restore", "SAGAD_CRASH_AT=during_restore: exiting after %" PRIu64 " records of shard %d",
+                          stat->records, p);
+                _exit(137);
+            }
+        }
+        if (saga_monotonic_us() - last_log > 5 * 1000000LL) {
+            LOG_INFO("restore", "shard %d: %" PRIu64 " records applied (end offset %" PRId64 ")", p, stat->records, end);
+            last_log = saga_monotonic_us();
+        }
+    }
+    for (size_t i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
+    saga_free(msgs);
+    saga_free(recs);
+    rd_kafka_assign(rk, NULL);
+    return rc;
+}
+
+/* Rebuilds shard p into PATH.restoring (bulk mode), then renames it in. */
+static int rebuild(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, const char *path, int64_t low,
+                   int64_t end, sagad_restore_stat_t *stat, char *err, size_t errlen) {
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.restoring", path);
+    unlink_db(tmp);
+    saga_store_options_t opt = {.synchronous = "FULL"};
+    saga_store_t *st = saga_store_open(tmp, &opt, err, errlen);
+    if (!st) return SAGA_ESTORE;
+    int rc = saga_store_meta_set(st, "partition", p);
+    if (!rc) rc = saga_store_meta_set(st, "partitions", cfg->partitions);
+    if (rc) snprintf(err, errlen, "%s: %s", tmp, saga_store_errmsg(st));
+    if (!rc) rc = saga_changelog_bulk_begin(st, err, errlen);
+    if (!rc && end > low) rc = replay(rk, cfg, p, st, low, end, stat, err, errlen);
+    if (!rc) rc = saga_changelog_bulk_end(st, cfg->synchronous, err, errlen);
+    saga_store_close(&st);
+    if (!rc && rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        rc = SAGA_EIO;
+    }
+    if (rc) {
+        unlink_db(tmp);
+        return rc;
+    }
+    sync_dir(cfg->dir);
+    return 0;
+}
+
+int sagad_restore_shards(const sagad_restore_config_t *cfg, sagad_restore_stat_t *stats, char *err,
+                         size_t errlen) {
+    assert(cfg->partitions > 0 && cfg->partitions <= SAGA_DATADIR_MAX_PARTITIONS);
+    rd_kafka_t *rk = changelog_consumer(cfg, err, errlen);
+    if (!rk) return SAGA_EKAFKA;
+    int rc = 0;
+    for (int p = 0; !rc && p < cfg->partitions; p++) {
+        sagad_restore_stat_t local = {0}, *stat = stats ? &stats[p] : &local;
+        *stat = (sagad_restore_stat_t){0};
+        char path[4200], tmp[4300], why[512];
+        saga_datadir_shard_path(cfg->dir, p, path, sizeof path);
+        snprintf(tmp, sizeof tmp, "%s.restoring", path);
+        if (exists(tmp)) {
+            LOG_WARN("restore", "deleting %s, left by a restore that did not finish", tmp);
+            unlink_db(tmp);
+        }
+        bool missing = !exists(path);
+        if (!missing && !shard_healthy(path, why, sizeof why)) {
+            rc = move_aside(path, why, err, errlen);
+            missing = true;
+        }
+        int64_t low = 0, end = 0;
+        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int tries = 0; !rc; tries++) { /* the leader may be moving: a few tries */
+            e = rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &low, &end, cfg->timeout_ms);
+            if (!e || tries >= 5) break;
+            usleep(500 * 1000);
+        }
+        if (!rc && e) {
+            snprintf(err, errlen, "shard %d: cannot read the end offset of %s[%d]: %s", p, cfg->topic, p,
+                     rd_kafka_err2str(e));
+            rc = SAGA_EKAFKA;
+        }
+        if (rc) break;
+        int64_t t0 = saga_monotonic_us();
+        if (missing) {
+            LOG_WARN("restore", "shard %d (%s) is missing: restoring it from %s[%d], offsets %" PRId64 "..%" PRId64,
+                     p, path, cfg->topic, p, low, end);
+            stat->kind = SAGAD_RESTORE_REBUILT;
+            stat->in_progress = true;
+            rc = rebuild(rk, cfg, p, path, low, end, stat, err, errlen);
+        } else {
+            saga_store_options_t opt = {.synchronous = cfg->synchronous};
+            saga_store_t *st = saga_datadir_open_shard(cfg->dir, p, cfg->partitions, &opt, err, errlen);
+            if (!st) {
+                rc = SAGA_ESTORE;
+                break;
+            }
+            int64_t marker = -1;
+            int got = saga_changelog_offset_get(st, &marker);
+            if (got == SAGA_ENOTFOUND) marker = -1;
+            else if (got) {
+                snprintf(err, errlen, "shard %d: reading its changelog marker: %s", p, saga_store_errmsg(st));
+                rc = SAGA_ESTORE;
+            }
+            /* Offsets have gaps on Apache Kafka (transaction markers): the
+             * read from marker + 1 may find no record at all. */
+            if (!rc && marker + 1 < end) {
+                int64_t from = marker + 1 < low ? low : marker + 1;
+                LOG_WARN("restore", "shard %d is behind its changelog (marker %" PRId64 ", end offset %" PRId64
+                         "): catching up from offset %" PRId64, p, marker, end, from);
+                stat->kind = SAGAD_RESTORE_CAUGHT_UP;
+                stat->in_progress = true;
+                rc = replay(rk, cfg, p, st, from, end, stat, err, errlen);
+            }
+            saga_store_close(&st);
+        }
+        stat->in_progress = false;
+        stat->seconds = (double)(saga_monotonic_us() - t0) / 1e6;
+        if (!rc && stat->kind != SAGAD_RESTORE_NONE)
+            LOG_INFO("restore", "shard %d %s: %" PRIu64 " records, %" PRIu64 " sagas in %.2f s", p,
+                     stat->kind == SAGAD_RESTORE_REBUILT ? "restored" : "caught up", stat->records, stat->sagas,
+                     stat->seconds);
+    }
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+json_t *sagad_restore_json(const sagad_restore_stat_t *stats, int partitions) {
+    static const char *const kinds[] = {"none", "rebuilt", "caught_up"};
+    json_t *a = json_array();
+    for (int p = 0; a && p < partitions; p++)
+        json_array_append_new(a, json_pack("{s:i, s:s, s:b, s:I, s:I, s:f}", "shard", p, "kind", kinds[stats[p].kind],
+                                           "in_progress", stats[p].in_progress, "records",
+                                           (json_int_t)stats[p].records, "sagas", (json_int_t)stats[p].sagas,
+                                           "seconds", stats[p].seconds));
+    return a;
+}
