@@ -329,6 +329,23 @@ static int prepare(const char *dir, const char *legacy_db, int partitions, const
         if (converted) *converted = legacy_there;
         return 0;
     }
+    /* the shards there say which P they were made with: another one is refused
+     * even when the file count happens to match (shards removed at the end) */
+    for (int p = 0; p <= highest && p < SAGA_DATADIR_MAX_PARTITIONS; p++) {
+        if (!present[p]) continue;
+        char first[4200];
+        saga_datadir_shard_path(dir, p, first, sizeof first);
+        long long made = recorded_partitions(first);
+        if (made > 0 && made != partitions) {
+            snprintf(err, errlen,
+                     "the data directory %s was created for %lld partitions (%s says so) but sagad runs with "
+                     "--partitions %d: a data directory keeps the partition count it was created with; run with "
+                     "--partitions %lld (the topics' partition count)",
+                     dir, made, first, partitions, made);
+            return SAGA_EINVAL;
+        }
+        break;
+    }
     if (count != partitions || highest != partitions - 1) {
         int missing = -1;
         for (int p = 0; p < partitions && missing < 0; p++)
