@@ -336,6 +336,7 @@ int sagad_restore_shards(const sagad_restore_config_t *cfg, sagad_restore_stat_t
                          "): catching up from offset %" PRId64, p, marker, end, from);
                 stat->kind = SAGAD_RESTORE_CAUGHT_UP;
                 stat->in_progress = true;
+                saga_changelog_only_newer(st, true); /* never older than what the file holds */
                 rc = replay(rk, cfg, p, st, from, end, stat, err, errlen);
             }
             saga_store_close(&st);

@@ -18,6 +18,7 @@
 #ifndef SAGA_CHANGELOG_H
 #define SAGA_CHANGELOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,15 @@ int saga_changelog_encode_definition(saga_store_t *st, const char *name, int ver
  * newer state: the caller reads from the marker on). */
 int saga_changelog_apply(saga_store_t *st, const char *key, size_t key_len, const char *value, size_t value_len,
                          int64_t offset, char *err, size_t errlen);
+
+/* Catch-up in place of a shard that kept its file: with on, a saga record
+ * is skipped when the stored saga is at least as new (its seq, then
+ * updated_at) and a tombstone when the stored saga has not finished — the
+ * shard may hold changes committed in SQLite whose records were never
+ * produced or whose marker was not moved yet (SQLite commits before the
+ * Kafka transaction), and an older record must not replace them. Off (the
+ * default) for a rebuild into an empty file. */
+void saga_changelog_only_newer(saga_store_t *st, bool on);
 
 typedef struct {
     const char *key, *value; /* value NULL or value_len 0: a tombstone */

@@ -360,8 +360,42 @@ static int write_saga(saga_store_t *st, saga_changelog_stmts_t *c, const char *i
 
 /* ---- the two kinds of record ------------------------------------------------------ */
 
+/* Catch-up in place (saga_changelog_only_newer): whether the stored saga is
+ * at least as new as the record (seq counts its history events, updated_at
+ * breaks a tie), or, for a tombstone (rec NULL), is still running: then the
+ * record is older than what the shard holds and is skipped. 1 skip, 0 apply,
+ * SAGA_ESTORE. */
+static int stored_is_newer(saga_changelog_stmts_t *c, const char *id, const json_t *rec) {
+    sqlite3_stmt *q = c->saga_version;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(q), newer = 0;
+    if (step == SQLITE_ROW) {
+        long long seq = sqlite3_column_int64(q, 0), updated = sqlite3_column_int64(q, 1);
+        const char *status = (const char *)sqlite3_column_text(q, 2);
+        if (!rec) {
+            newer = status && strcmp(status, "completed") && strcmp(status, "compensated");
+        } else {
+            const json_t *s = json_object_get(rec, "saga");
+            long long rseq = (long long)json_integer_value(json_object_get(s, "seq"));
+            long long rupd = (long long)json_integer_value(json_object_get(s, "updated_at"));
+            newer = seq > rseq || (seq == rseq && updated >= rupd);
+        }
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? newer : SAGA_ESTORE;
+}
+
+void saga_changelog_only_newer(saga_store_t *st, bool on) {
+    saga_changelog_stmts_t *c = saga_changelog_stmts(st);
+    if (c) c->only_newer = on;
+}
+
 static int apply_saga(chk_t *k, saga_store_t *st, saga_changelog_stmts_t *c, const char *id, const json_t *rec) {
-    if (!rec) return delete_saga(st, c, id);
+    if (!rec) {
+        int newer = c->only_newer ? stored_is_newer(c, id, NULL) : 0;
+        return newer < 0 ? newer : newer ? 0 : delete_saga(st, c, id);
+    }
     static const char *const req[] = {"v", "saga", "steps", "history", "timers", NULL};
     long long seq = 0;
     int rc = check_version(k, rec);
@@ -387,6 +421,10 @@ static int apply_saga(chk_t *k, saga_store_t *st, saga_changelog_stmts_t *c, con
             return bad(k, "saga.definition_hash: definition %s version %lld is stored with another hash",
                        json_string_value(json_object_get(s, "definition")),
                        (long long)json_integer_value(json_object_get(s, "version")));
+    }
+    if (c->only_newer) {
+        int newer = stored_is_newer(c, id, rec);
+        if (newer) return newer < 0 ? newer : 0;
     }
     return write_saga(st, c, id, rec);
 }

@@ -4,6 +4,7 @@
 #define SAGA_CHANGELOG_INTERNAL_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 
 #include "changelog.h"
 
@@ -33,6 +34,7 @@
     X(ins_history, "INSERT INTO history (saga_id, seq, at, event, step, status, detail)"               \
                    " VALUES (?, ?, ?, ?, ?, ?, ?)")                                                    \
     X(ins_timer, "INSERT INTO timers (saga_id, slot, kind, attempt, due_at) VALUES (?, ?, ?, ?, ?)")    \
+    X(saga_version, "SELECT seq, updated_at, status FROM sagas WHERE id = ?")                          \
     X(def_hash, "SELECT hash FROM definitions WHERE name = ? AND version = ?")                         \
     X(def_insert, "INSERT INTO definitions (name, version, hash, json, loaded_at) VALUES (?, ?, ?, ?, ?)") \
     X(def_delete, "DELETE FROM definitions WHERE name = ? AND version = ?")                            \
@@ -49,6 +51,7 @@ typedef struct {
 #define CL_FIELD(name, sql) sqlite3_stmt *name;
     CHANGELOG_STATEMENTS(CL_FIELD)
 #undef CL_FIELD
+    bool only_newer; /* saga_changelog_only_newer */
 } saga_changelog_stmts_t;
 
 /* The module's statements, prepared on first use; NULL on failure. */

@@ -447,6 +447,50 @@ static void test_older_then_newer_gives_newer(void **state) {
     saga_free(last);
 }
 
+/* Catch-up in place: a shard that kept its file may hold a newer state than
+ * a record after its marker (SQLite commits before the Kafka transaction):
+ * an older record or a tombstone of a running saga must not replace it. */
+static void test_catch_up_never_goes_back(void **state) {
+    fixture_t *f = *state;
+    saga_t s;
+    start(f, &s, "ahead-1");
+    char *old = encode(f, f->src, "ahead-1"), err[512];
+    reply(f, &s, 0, SAGA_KIND_ACTION, SAGA_REPLY_SUCCESS);
+    char *mid = encode(f, f->src, "ahead-1");
+    reply(f, &s, 1, SAGA_KIND_ACTION, SAGA_REPLY_SUCCESS);
+    char *last = encode(f, f->src, "ahead-1");
+    saga_clear(&s);
+    restore_all(f);
+    assert_int_equal(apply_one(f, "ahead-1", mid, strlen(mid), 20, err, sizeof err), 0);
+    char *at_mid = rows_of(f->dst_path, "SELECT s.seq, s.status, s.updated_at, (SELECT count(*) FROM history WHERE saga_id = s.id), (SELECT group_concat(status) FROM steps WHERE saga_id = s.id) FROM sagas s WHERE id = 'ahead-1'");
+    saga_changelog_only_newer(f->dst, true);
+    assert_int_equal(apply_one(f, "ahead-1", old, strlen(old), 21, err, sizeof err), 0);
+    assert_int_equal(apply_one(f, "ahead-1", NULL, 0, 22, err, sizeof err), 0); /* running: kept */
+    char *after = rows_of(f->dst_path, "SELECT s.seq, s.status, s.updated_at, (SELECT count(*) FROM history WHERE saga_id = s.id), (SELECT group_concat(status) FROM steps WHERE saga_id = s.id) FROM sagas s WHERE id = 'ahead-1'");
+    assert_string_equal(at_mid, after); /* the older record and the tombstone were skipped */
+    int64_t off;
+    assert_int_equal(saga_changelog_offset_get(f->dst, &off), 0);
+    assert_int_equal(off, 22); /* the marker still moves */
+    assert_int_equal(apply_one(f, "ahead-1", last, strlen(last), 23, err, sizeof err), 0);
+    assert_tables_equal(f); /* a newer record is applied */
+    /* a finished saga's tombstone is applied */
+    assert_int_equal(apply_one(f, "done-1", NULL, 0, 24, err, sizeof err), 0);
+    char *n = rows_of(f->dst_path, "SELECT count(*) FROM sagas WHERE id = 'done-1'");
+    assert_string_equal(n, "1:0\n");
+    free(n);
+    /* off again: an older record replaces (a rebuild applies in offset order) */
+    saga_changelog_only_newer(f->dst, false);
+    assert_int_equal(apply_one(f, "ahead-1", old, strlen(old), 25, err, sizeof err), 0);
+    char *back = rows_of(f->dst_path, "SELECT s.seq, s.status, s.updated_at, (SELECT count(*) FROM history WHERE saga_id = s.id), (SELECT group_concat(status) FROM steps WHERE saga_id = s.id) FROM sagas s WHERE id = 'ahead-1'");
+    assert_string_not_equal(back, at_mid); /* at the old state again, before mid */
+    free(back);
+    free(at_mid);
+    free(after);
+    saga_free(old);
+    saga_free(mid);
+    saga_free(last);
+}
+
 /* Replaces the first occurrence of from in rec by to (a new string). */
 static char *mutate(const char *rec, const char *from, const char *to) {
     const char *p = strstr(rec, from);
@@ -703,6 +747,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_tombstone_removes_the_saga, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_record_twice_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_older_then_newer_gives_newer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_never_goes_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_records_are_refused_and_change_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_definition_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offset_marker, setup, teardown),
