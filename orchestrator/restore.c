@@ -122,19 +122,11 @@ static rd_kafka_t *changelog_consumer(const sagad_restore_config_t *cfg, char *e
     return rk;
 }
 
-static int by_key_then_offset(const void *a, const void *b) {
-    const saga_changelog_record_t *x = a, *y = b;
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(x->key, y->key, n);
-    if (!c) c = (x->key_len > y->key_len) - (x->key_len < y->key_len);
-    return c ? c : (x->offset > y->offset) - (x->offset < y->offset);
-}
-
 /* Applies n records sorted by key then offset in one transaction; on a
  * refused record err names shard, offset and key. */
 static int apply_batch(saga_store_t *st, int p, const char *topic, saga_changelog_record_t *recs, size_t n,
                        char *err, size_t errlen) {
-    if (n > 1) qsort(recs, n, sizeof *recs, by_key_then_offset);
+    if (n > 1) qsort(recs, n, sizeof *recs, saga_changelog_record_cmp);
     if (saga_store_begin(st)) {
         snprintf(err, errlen, "shard %d: restore: begin: %s", p, saga_store_errmsg(st));
         return SAGA_ESTORE;

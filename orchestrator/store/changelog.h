@@ -90,6 +90,9 @@ typedef struct {
     int64_t offset;
 } saga_changelog_record_t;
 
+/* qsort comparator of saga_changelog_record_t: by key, then offset. */
+int saga_changelog_record_cmp(const void *a, const void *b);
+
 /* Applies n records in one transaction of its own (call it outside one),
  * after sorting them by key, then offset (recs is reordered): records of
  * different keys are independent, so the result is that of offset order,

@@ -566,7 +566,7 @@ int saga_changelog_apply(saga_store_t *st, const char *key, size_t key_len, cons
     return rc;
 }
 
-static int by_key_then_offset(const void *a, const void *b) {
+int saga_changelog_record_cmp(const void *a, const void *b) {
     const saga_changelog_record_t *x = a, *y = b;
     size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
     int c = memcmp(x->key, y->key, n);
@@ -576,7 +576,7 @@ static int by_key_then_offset(const void *a, const void *b) {
 
 int saga_changelog_apply_batch(saga_store_t *st, saga_changelog_record_t *recs, size_t n, char *err,
                                size_t errlen) {
-    if (n > 1) qsort(recs, n, sizeof *recs, by_key_then_offset);
+    if (n > 1) qsort(recs, n, sizeof *recs, saga_changelog_record_cmp);
     if (saga_store_begin(st)) {
         snprintf(err, errlen, "changelog batch: begin: %s", sqlite3_errmsg(saga_store_db(st)));
         return SAGA_ESTORE;
