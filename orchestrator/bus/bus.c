@@ -276,12 +276,6 @@ saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen)
     rd_kafka_conf_t *cconf = saga_kafka_conf_new(SAGA_KAFKA_CONSUMER, cfg->bootstrap, cfg->client_id, cfg->group,
                                                  cfg->props, err, errlen);
     if (!cconf) goto fail;
-    /* Only what committed transactions wrote (librdkafka's default, said
-     * explicitly: Java's is read_uncommitted). */
-    if (saga_kafka_conf_set(cconf, "isolation.level", "read_committed", err, errlen)) {
-        rd_kafka_conf_destroy(cconf);
-        goto fail;
-    }
     rd_kafka_conf_set_opaque(cconf, bus);
     rd_kafka_conf_set_rebalance_cb(cconf, on_rebalance);
     rd_kafka_conf_set_error_cb(cconf, on_error);

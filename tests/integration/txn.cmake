@@ -13,3 +13,6 @@ foreach(point after_sqlite_commit after_produce after_kafka_commit after_outbox_
   saga_stack_test(it_txn_crash_${point} test_txn_crash_${point}.sh)
   set_tests_properties(it_txn_crash_${point} PROPERTIES TIMEOUT 400)
 endforeach()
+# Aborted relay transactions are invisible to read_committed (SAGAD_ABORT_TXN); Apache Kafka only.
+saga_stack_test(it_txn_abort test_txn_abort.sh)
+set_tests_properties(it_txn_abort PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
