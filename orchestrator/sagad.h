@@ -113,8 +113,9 @@ typedef struct sagad {
 } sagad_t;
 
 /* One loop iteration: consume a batch, fire due timers, apply everything
- * in one transaction per touched shard, commit them all, store offsets,
- * relay the outboxes. Returns 0, or a negative code when a store failed
+ * in one transaction per touched shard, commit them all, remember the
+ * batch's offsets, relay the outboxes in one Kafka transaction (which
+ * commits the offsets of the batches it completes). Returns 0, or a negative code when a store failed
  * (the process must stop; no offset of the iteration was stored). */
 int sagad_iterate(sagad_t *d, int max_wait_ms);
 

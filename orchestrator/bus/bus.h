@@ -1,6 +1,7 @@
-/* sagad's Kafka side: one consumer (start events and replies, offsets
- * stored only after the SQLite commit) and one idempotent producer for the
- * outbox relay, whose delivery reports say which outbox rows may go. */
+/* sagad's Kafka side: one consumer (start events and replies; offsets
+ * committed with the relay transaction that completes their batch) and one
+ * producer for the outbox relay — transactional when given a
+ * transactional_id — whose delivery reports say which outbox rows may go. */
 #ifndef SAGA_BUS_H
 #define SAGA_BUS_H
 
