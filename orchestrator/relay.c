@@ -233,6 +233,7 @@ int sagad_relay(sagad_t *d) {
         total += n;
         if (r.queue_full) break;
     }
+    if (fatal == SAGA_EIO) return total; /* init_transactions not done yet: nothing was produced */
     if (fatal) return fatal;
     /* Every row up to through[p] is in this transaction or an earlier
      * committed one, but for those waiting in the resend list. */
@@ -245,7 +246,7 @@ int sagad_relay(sagad_t *d) {
     int covered = sagad_txnplan_covered(&d->txnplan, through);
     if (!d->txn_open && covered < 0) return total; /* nothing to deliver, no offsets to commit */
     int rc = txn_open(d);
-    if (rc) return rc;
+    if (rc) return rc == SAGA_EIO ? total : rc;
     bool produced = false;
     for (int p = 0; p < d->shard_count; p++) produced |= d->shards[p].pass_low > 0;
     if (produced) d->txns++;

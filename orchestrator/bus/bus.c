@@ -43,6 +43,7 @@ struct saga_bus {
     const saga_kv_list_t *props;
     char *txn_id;         /* transactional.id, NULL: not transactional */
     bool in_txn;
+    bool txn_ready;       /* init_transactions done */
     int txn_acked;        /* acked[0..txn_acked) belong to committed transactions */
     char *fenced;         /* the transactional producer's fatal error */
 };
@@ -261,17 +262,6 @@ saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen)
     if (!bus->bootstrap || !bus->client_id || !bus->group) { snprintf(err, errlen, "out of memory"); goto fail; }
     bus->producer = new_producer(bus, err, errlen);
     if (!bus->producer) goto fail;
-    if (bus->txn_id) {
-        /* Fences and aborts a previous incarnation's open transaction (Apache Kafka). */
-        rd_kafka_error_t *e = rd_kafka_init_transactions(bus->producer, 60000);
-        if (e) {
-            snprintf(err, errlen, "Kafka init_transactions (transactional.id %s): %s", bus->txn_id,
-                     rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-            goto fail;
-        }
-        LOG_INFO("bus", "transactional producer ready (transactional.id %s)", bus->txn_id);
-    }
 
     rd_kafka_conf_t *cconf = saga_kafka_conf_new(SAGA_KAFKA_CONSUMER, cfg->bootstrap, cfg->client_id, cfg->group,
                                                  cfg->props, err, errlen);
@@ -665,6 +655,22 @@ static int txn_error(saga_bus_t *bus, rd_kafka_error_t *e, const char *what) {
 int saga_bus_txn_begin(saga_bus_t *bus) {
     assert(bus->txn_id && !bus->in_txn);
     if (bus->fenced) return SAGA_EKAFKA;
+    if (!bus->txn_ready) {
+        /* Only now, after the group check of the first assignment passed:
+         * on Apache Kafka init_transactions fences a previous sagad of the
+         * group and aborts its open transaction — a second sagad started
+         * by mistake must refuse before it can do that to the first. */
+        rd_kafka_error_t *e = rd_kafka_init_transactions(bus->producer, 60000);
+        if (e) {
+            if (rd_kafka_error_is_fatal(e)) return txn_error(bus, e, "init_transactions");
+            LOG_WARN("bus", "init_transactions (transactional.id %s): %s (trying again)", bus->txn_id,
+                     rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            return SAGA_EIO;
+        }
+        bus->txn_ready = true;
+        LOG_INFO("bus", "transactional producer ready (transactional.id %s)", bus->txn_id);
+    }
     rd_kafka_error_t *e = rd_kafka_begin_transaction(bus->producer);
     if (e) return txn_error(bus, e, "begin_transaction");
     bus->in_txn = true;

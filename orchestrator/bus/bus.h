@@ -114,7 +114,10 @@ void saga_bus_flush(saga_bus_t *bus, int timeout_ms);
  * rows are only handed to the loop (saga_bus_take_acked) once the
  * transaction that carried them committed. */
 bool saga_bus_transactional(const saga_bus_t *bus);
-/* Begins a transaction. 0, or SAGA_EKAFKA (fatal: see saga_bus_fenced). */
+/* Begins a transaction; the first call runs init_transactions (after the
+ * group check: it fences an earlier sagad of the group on Apache Kafka).
+ * 0, SAGA_EIO (init_transactions failed for now: try again later), or
+ * SAGA_EKAFKA (fatal: see saga_bus_fenced). */
 int saga_bus_txn_begin(saga_bus_t *bus);
 /* Flushes, adds `offsets` (the consumer positions to commit with it, may be
  * NULL) and commits. 0: committed, the pass's acks are released;
