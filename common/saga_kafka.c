@@ -53,6 +53,10 @@ rd_kafka_conf_t *saga_kafka_conf_new(saga_kafka_role_t role, const char *bootstr
         {"partitioner", "murmur2_random"},
     };
     static const char *const consumer_defaults[][2] = {
+        /* Only what committed transactions wrote: sagad's outputs come in
+         * transactions (librdkafka's default, said explicitly: Java's is
+         * read_uncommitted). */
+        {"isolation.level", "read_committed"},
         {"enable.auto.offset.store", "false"},
         {"enable.auto.commit", "true"},
         {"auto.commit.interval.ms", "500"},

@@ -1,7 +1,7 @@
 /* The main loop: the only writer. Each iteration opens one SQLite
  * transaction per shard it touches (group commit) and commits them all;
- * Kafka offsets are stored only after every one has committed, and the
- * outboxes are relayed only after that. */
+ * then the relay delivers the outboxes in one Kafka transaction, which
+ * also commits the offsets of the iterations it covers (relay.c). */
 #include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -594,14 +594,20 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     if (rc) {
         LOG_ERROR("loop", "transaction failed (%s); stopping without storing offsets", saga_strerror(rc));
         sagad_rollback_shards(d);
+        d->deleted_in_tx = false;
         sagad_send_alerts(d, false);
         for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
         return rc;
     }
+    sagad_crash_point(SAGAD_CRASH_AFTER_SQLITE_COMMIT);
+    if (d->deleted_in_tx) sagad_crash_point(SAGAD_CRASH_AFTER_OUTBOX_DELETE);
+    d->deleted_in_tx = false;
     sagad_send_alerts(d, true);
     log_breakers(d);
     d->counters.messages += (uint64_t)n;
-    saga_bus_store_offsets(d->bus, msgs, n);
+    /* The offsets wait for the relay transaction that delivers this
+     * iteration's outbox rows (docs/DESIGN.md, "The commit sequence"). */
+    sagad_relay_note_iteration(d, msgs, n);
     for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
     int sent = sagad_relay(d);
     sagad_histogram_add(&d->iteration_seconds, (double)(saga_monotonic_us() - started_us) / 1e6);

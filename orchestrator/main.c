@@ -357,8 +357,18 @@ int main(int argc, char **argv) {
     }
     if (adopt_definitions(&d, d.registry)) return 1;
     log_registry(d.registry);
+    /* One transactional.id per consumer group: a second sagad of the group
+     * fences the first (docs/OPERATIONS.md, "Transactions"). */
+    char txn_id[300];
+    snprintf(txn_id, sizeof txn_id, "sagad-%s", c->group);
+    if (sagad_txnplan_init(&d.txnplan, d.shard_count)) {
+        LOG_ERROR("sagad", "out of memory");
+        saga_free(bootstrap);
+        return 1;
+    }
     saga_bus_config_t bcfg = {.bootstrap = bootstrap, .group = c->group, .client_id = "sagad",
-                              .topics = topics, .topic_count = 2, .props = &c->kafka_props};
+                              .topics = topics, .topic_count = 2, .props = &c->kafka_props,
+                              .transactional_id = txn_id};
     d.bus = saga_bus_new(&bcfg, err, sizeof err);
     saga_free(bootstrap);
     if (!d.bus) {
@@ -424,7 +434,14 @@ int main(int argc, char **argv) {
             d.reload_pending = false;
             reload_definitions(&d);
         }
-        if (sagad_iterate(&d, 100)) {
+        int irc = sagad_iterate(&d, 100);
+        if (saga_bus_fenced(d.bus)) { /* another sagad took our transactional.id over */
+            fprintf(stderr, "sagad: %s\n", saga_bus_fenced(d.bus));
+            LOG_ERROR("sagad", "%s", saga_bus_fenced(d.bus));
+            exit_code = 1;
+            break;
+        }
+        if (irc) {
             exit_code = 1;
             break;
         }
@@ -480,6 +497,7 @@ int main(int argc, char **argv) {
     saga_admin_stop(&admin);
     sagad_runtime_free(&d.runtime);
     saga_bus_close(&d.bus);
+    sagad_relay_free(&d);
     sagad_shards_close(&d.shards, d.shard_count);
     saga_registry_free(&d.registry);
     saga_flow_free(&d.flow);

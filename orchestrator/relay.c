@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "datadir.h"
 #include "sagad.h"
 #include "saga_alloc.h"
 #include "saga_clock.h"
@@ -40,10 +41,32 @@ typedef struct {
     int64_t last_id;
     int attempt;
     bool queue_full;
+    bool skip_resends;  /* the scan of new rows: rows waiting in the resend list go out from there */
+    int rc;             /* a fatal transactional error */
 } relay_ctx_t;
+
+static bool in_resend(const sagad_shard_t *sh, int64_t id) {
+    for (int i = 0; i < sh->resend_count; i++)
+        if (sh->resend[i].id == id) return true;
+    return false;
+}
+
+/* Opens the pass's Kafka transaction unless it is open. */
+static int txn_open(sagad_t *d) {
+    if (d->txn_open) return 0;
+    int rc = saga_bus_txn_begin(d->bus);
+    if (!rc) d->txn_open = true;
+    return rc;
+}
 
 static int relay_row(const saga_outbox_row_t *row, void *user) {
     relay_ctx_t *r = user;
+    if (r->skip_resends && in_resend(r->sh, row->id)) {
+        r->last_id = row->id;
+        return 0;
+    }
+    r->rc = txn_open(r->d);
+    if (r->rc) return 1;
     int rc = saga_bus_produce(r->d->bus, row->topic, row->key, row->headers, row->payload, row->payload_len,
                               sagad_opaque(r->sh->partition, row->id), r->attempt);
     if (rc == SAGA_EIO) {
@@ -51,8 +74,9 @@ static int relay_row(const saga_outbox_row_t *row, void *user) {
         return 1; /* stop; this row is sent next time */
     }
     /* SAGA_EKAFKA: refused at once; the bus reports it as a failure, which
-     * the next transaction resends or parks. */
+     * aborts the transaction; the row is then resent or parked. */
     r->last_id = row->id;
+    if (!r->sh->pass_low || row->id < r->sh->pass_low) r->sh->pass_low = row->id;
     if (!rc) r->d->counters.produced++;
     return 0;
 }
@@ -80,14 +104,15 @@ static void schedule_resend(sagad_shard_t *d, int64_t id, int attempt, bool alon
  * refused with it again and again, and parked. Returns true when the pass
  * must send nothing else: such a row is due (it waits for the producer to
  * drain) or was just sent. */
-static bool resend_alone_due(sagad_t *d, sagad_shard_t *sh, int64_t now) {
+static bool resend_alone_due(sagad_t *d, sagad_shard_t *sh, int64_t now, int *fatal) {
     for (int i = 0; i < sh->resend_count; i++) {
         sagad_resend_t *e = &sh->resend[i];
         if (!e->alone || e->due_ms > now) continue;
         if (saga_bus_in_flight(d->bus) > 0) return true;
         relay_ctx_t r = {.d = d, .sh = sh, .attempt = e->attempt};
         int found = saga_store_outbox_get(sh->store, e->id, relay_row, &r);
-        if (found < 0 || r.queue_full) return true;
+        *fatal = r.rc;
+        if (found < 0 || r.queue_full || r.rc) return true;
         if (found) d->counters.produce_retries++;
         sh->resend[i] = sh->resend[--sh->resend_count];
         return found > 0;
@@ -96,7 +121,7 @@ static bool resend_alone_due(sagad_t *d, sagad_shard_t *sh, int64_t now) {
 }
 
 /* Sends the rows whose backoff is over again, one by one. */
-static void resend_due(sagad_t *d, sagad_shard_t *sh, int64_t now) {
+static void resend_due(sagad_t *d, sagad_shard_t *sh, int64_t now, int *fatal) {
     int kept = 0;
     bool full = false;
     for (int i = 0; i < sh->resend_count; i++) {
@@ -107,7 +132,8 @@ static void resend_due(sagad_t *d, sagad_shard_t *sh, int64_t now) {
         }
         relay_ctx_t r = {.d = d, .sh = sh, .attempt = e->attempt};
         int found = saga_store_outbox_get(sh->store, e->id, relay_row, &r);
-        if (found < 0 || r.queue_full) {
+        if (r.rc) *fatal = r.rc;
+        if (found < 0 || r.queue_full || r.rc) {
             full = true;
             sh->resend[kept++] = *e;
             continue;
@@ -128,51 +154,125 @@ static long long outbox_backlog(sagad_t *d) {
     return n;
 }
 
-/* Hands rows to the producer: the due resends, then the new rows. */
+static void free_positions(void *p) {
+    if (p) rd_kafka_topic_partition_list_destroy(p);
+}
+
+void sagad_relay_note_iteration(sagad_t *d, rd_kafka_message_t **msgs, int n) {
+    static int64_t ids[SAGA_DATADIR_MAX_PARTITIONS];
+    if (n == 0) return;
+    saga_bus_offsets_merge(&d->positions, msgs, n);
+    for (int p = 0; p < d->shard_count; p++) {
+        ids[p] = saga_store_outbox_max_id(d->shards[p].store);
+        if (ids[p] < 0) {
+            /* Cannot tell: these offsets wait for a restart (re-read, absorbed by dedup). */
+            LOG_ERROR("relay", "shard %d: %s: the offsets of this batch are not committed", p,
+                      saga_store_errmsg(d->shards[p].store));
+            ids[p] = INT64_MAX;
+        }
+    }
+    void *replaced = NULL;
+    sagad_txnplan_push(&d->txnplan, ids, rd_kafka_topic_partition_list_copy(d->positions), &replaced);
+    free_positions(replaced);
+}
+
+void sagad_relay_free(sagad_t *d) {
+    if (d->txnplan.max_ids) sagad_txnplan_free(&d->txnplan, free_positions);
+    free_positions(d->positions);
+    d->positions = NULL;
+}
+
+/* SAGAD_ABORT_TXN=N (tests): the N-th transaction that produced rows is
+ * aborted after its rows were produced. */
+static bool abort_on_purpose(uint64_t txn) {
+    static long n = -1;
+    if (n < 0) {
+        const char *v = getenv("SAGAD_ABORT_TXN");
+        n = v && *v ? strtol(v, NULL, 10) : 0;
+        if (n > 0) LOG_WARN("relay", "SAGAD_ABORT_TXN=%ld: that relay transaction is aborted on purpose (tests only)", n);
+    }
+    return n > 0 && txn == (uint64_t)n;
+}
+
+/* Hands rows to the producer: the due resends, then the new rows, all in
+ * one Kafka transaction with the offsets of the newest iteration whose
+ * rows it completes; commits it (docs/DESIGN.md, "The commit sequence"). */
 int sagad_relay(sagad_t *d) {
+    static int64_t through[SAGA_DATADIR_MAX_PARTITIONS];
     /* Nothing leaves before the group check of the first assignment passed:
      * a sagad that finds another member in its group must not send the
      * outbox of its (perhaps stale) database. */
     if (!saga_bus_ready(d->bus)) return 0;
-    uint64_t resets = saga_bus_producers_recreated(d->bus);
-    if (resets != d->producers_seen && saga_bus_acked_count(d->bus) == 0 && saga_bus_failed_count(d->bus) == 0) {
-        /* A new producer after a fatal error holds nothing, and every row it
-         * acknowledged or failed before is dealt with: whatever is left in
-         * the outbox was never delivered. Once, from the start. */
-        LOG_WARN("relay", "new producer: sending the %lld outbox row(s) left again", outbox_backlog(d));
-        d->producers_seen = resets;
-        for (int p = 0; p < d->shard_count; p++) {
-            d->shards[p].relay_after = 0;
-            d->shards[p].resend_count = 0;
-        }
-    }
+    if (saga_bus_fenced(d->bus)) return SAGA_EKAFKA;
+    assert(!d->txn_open);
     int64_t now = saga_now_ms();
     for (int p = 0; p < d->shard_count; p++) {
-        sagad_shard_t *sh = &d->shards[p];
-        if (!sh->resend_count) continue;
-        if (resend_alone_due(d, sh, now)) {
-            saga_bus_serve(d->bus, 0);
-            return 0;
-        }
+        d->shards[p].pass_start = d->shards[p].relay_after;
+        d->shards[p].pass_low = 0;
     }
-    for (int p = 0; p < d->shard_count; p++)
-        if (d->shards[p].resend_count) resend_due(d, &d->shards[p], now);
+    int total = 0, fatal = 0;
+    bool alone = false;
+    for (int p = 0; p < d->shard_count && !alone; p++) {
+        sagad_shard_t *sh = &d->shards[p];
+        if (sh->resend_count && resend_alone_due(d, sh, now, &fatal)) alone = true;
+    }
+    for (int p = 0; !alone && !fatal && p < d->shard_count; p++)
+        if (d->shards[p].resend_count) resend_due(d, &d->shards[p], now, &fatal);
     /* The first shard relayed turns round: when the producer's queue fills,
      * the shards after it wait for the next pass, never the same ones. */
     static int turn;
     turn = (turn + 1) % d->shard_count;
-    int total = 0;
-    for (int k = 0; k < d->shard_count; k++) {
+    for (int k = 0; !alone && !fatal && k < d->shard_count; k++) {
         sagad_shard_t *sh = &d->shards[(turn + k) % d->shard_count];
-        relay_ctx_t r = {.d = d, .sh = sh, .last_id = sh->relay_after};
+        relay_ctx_t r = {.d = d, .sh = sh, .last_id = sh->relay_after, .skip_resends = true};
         int n = saga_store_outbox_scan(sh->store, sh->relay_after, RELAY_BATCH, relay_row, &r);
         if (n < 0) return n;
+        fatal = r.rc;
         assert(r.last_id < ((int64_t)1 << SAGAD_OPAQUE_SHIFT));
         sh->relay_after = r.last_id;
         total += n;
         if (r.queue_full) break;
     }
-    saga_bus_serve(d->bus, 0);
+    if (fatal == SAGA_EIO) return total; /* init_transactions not done yet: nothing was produced */
+    if (fatal) return fatal;
+    /* Every row up to through[p] is in this transaction or an earlier
+     * committed one, but for those waiting in the resend list. */
+    for (int p = 0; p < d->shard_count; p++) {
+        sagad_shard_t *sh = &d->shards[p];
+        through[p] = sh->relay_after;
+        for (int i = 0; i < sh->resend_count; i++)
+            if (sh->resend[i].id - 1 < through[p]) through[p] = sh->resend[i].id - 1;
+    }
+    int covered = sagad_txnplan_covered(&d->txnplan, through);
+    if (!d->txn_open && covered < 0) return total; /* nothing to deliver, no offsets to commit */
+    int rc = txn_open(d);
+    if (rc) return rc == SAGA_EIO ? total : rc;
+    bool produced = false;
+    for (int p = 0; p < d->shard_count; p++) produced |= d->shards[p].pass_low > 0;
+    if (produced) d->txns++;
+    saga_bus_flush(d->bus, 60000);
+    if (produced) sagad_crash_point(SAGAD_CRASH_AFTER_PRODUCE);
+    rd_kafka_topic_partition_list_t *offsets = covered >= 0 ? d->txnplan.payload[covered] : NULL;
+    rc = saga_bus_txn_commit(d->bus, offsets, produced && abort_on_purpose(d->txns));
+    d->txn_open = false;
+    if (rc == 0) {
+        if (produced) sagad_crash_point(SAGAD_CRASH_AFTER_KAFKA_COMMIT);
+        if (covered >= 0) {
+            saga_bus_commit_offsets(d->bus, offsets); /* the dev broker drops TxnOffsetCommit */
+            sagad_txnplan_drop(&d->txnplan, covered + 1, free_positions);
+        }
+        return total;
+    }
+    if (rc != SAGA_ESTALE) return rc; /* fatal: fenced */
+    /* Aborted: nothing of it is visible; its rows go out again in a later
+     * transaction (the failed ones from the resend list, or parked). */
+    d->counters.txn_aborts++;
+    for (int p = 0; p < d->shard_count; p++) {
+        sagad_shard_t *sh = &d->shards[p];
+        int64_t back = sh->pass_start;
+        if (sh->pass_low && sh->pass_low - 1 < back) back = sh->pass_low - 1;
+        sh->relay_after = back;
+    }
     return total;
 }
 
@@ -371,6 +471,7 @@ int sagad_relay_acked(sagad_t *d) {
             }
             rc = sagad_shard_begin(&d->shards[p]);
             if (!rc) rc = saga_store_outbox_delete(d->shards[p].store, ids + i, j - i);
+            d->deleted_in_tx = true;
             i = j;
         }
     }

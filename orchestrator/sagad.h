@@ -15,6 +15,7 @@
 #include "runtime.h"
 #include "shard.h"
 #include "store.h"
+#include "txnplan.h"
 
 typedef struct {
     const char *bootstrap, *bootstrap_file;
@@ -63,6 +64,7 @@ typedef struct {
     X(sagas_finished, "sagas that reached a terminal status")  \
     X(outbox_parked, "outbox messages the broker refused for good (parked: step failed or stub sent)") \
     X(produce_retries, "outbox messages sent again after a transient delivery failure") \
+    X(txn_aborts, "relay transactions aborted (a delivery failed); their rows are sent again")                \
     X(sagas_pruned, "finished sagas deleted after the retention") \
     X(clock_jumps, "wall-clock jumps of more than 1 s detected")  \
     X(catchups, "times timers waited for the replies to be read up to the high watermark")
@@ -101,11 +103,20 @@ typedef struct sagad {
     uint64_t stale_by_reason[SAGA_STALE__COUNT];
     sagad_histogram_t commit_seconds, iteration_seconds, step_seconds, saga_seconds;
     sagad_runtime_t *runtime;   /* snapshot for the admin API */
+    /* The commit sequence (docs/DESIGN.md): iterations whose offsets wait
+     * for a relay transaction (payload: rd_kafka_topic_partition_list_t,
+     * the positions after it), and the positions after the newest one. */
+    sagad_txnplan_t txnplan;
+    rd_kafka_topic_partition_list_t *positions;
+    uint64_t txns;              /* relay transactions that produced rows (SAGAD_ABORT_TXN counts them) */
+    bool txn_open;              /* the relay's Kafka transaction is open */
+    bool deleted_in_tx;         /* this iteration's SQLite transaction deletes delivered outbox rows */
 } sagad_t;
 
 /* One loop iteration: consume a batch, fire due timers, apply everything
- * in one transaction per touched shard, commit them all, store offsets,
- * relay the outboxes. Returns 0, or a negative code when a store failed
+ * in one transaction per touched shard, commit them all, remember the
+ * batch's offsets, relay the outboxes in one Kafka transaction (which
+ * commits the offsets of the batches it completes). Returns 0, or a negative code when a store failed
  * (the process must stop; no offset of the iteration was stored). */
 int sagad_iterate(sagad_t *d, int max_wait_ms);
 
@@ -143,5 +154,24 @@ int sagad_relay(sagad_t *d);
 int sagad_relay_acked(sagad_t *d);
 /* ... and deals with failed deliveries: resend later, or park the row. */
 int sagad_relay_failures(sagad_t *d, int64_t now);
+
+/* After the loop's SQLite commit: remembers the iteration's consumed
+ * positions (msgs) with the highest outbox id of each shard, for the relay
+ * transaction that delivers them (nothing is committed to Kafka here). */
+void sagad_relay_note_iteration(sagad_t *d, rd_kafka_message_t **msgs, int n);
+/* Frees the pending iterations (shutdown). */
+void sagad_relay_free(sagad_t *d);
+
+/* Crash points of the commit sequence, for the crash tests: with
+ * SAGAD_CRASH_AT=NAME (and SAGAD_CRASH_AFTER=N, default 1) the N-th pass
+ * through that point ends the process with _exit(137). Off otherwise. */
+typedef enum {
+    SAGAD_CRASH_AFTER_SQLITE_COMMIT,
+    SAGAD_CRASH_AFTER_PRODUCE,
+    SAGAD_CRASH_AFTER_KAFKA_COMMIT,
+    SAGAD_CRASH_AFTER_OUTBOX_DELETE,
+    SAGAD_CRASH__COUNT
+} sagad_crash_point_t;
+void sagad_crash_point(sagad_crash_point_t at);
 
 #endif

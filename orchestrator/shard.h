@@ -27,7 +27,9 @@ typedef struct sagad_shard {
     int partition;             /* = its index in sagad_t.shards */
     saga_store_t *store;
     bool in_tx;                /* a transaction is open on store in this iteration */
-    int64_t relay_after;       /* highest outbox id handed to the producer (never goes back) */
+    int64_t relay_after;       /* highest outbox id handed to the producer (goes back when a transaction aborts) */
+    int64_t pass_start;        /* relay_after when the current relay pass began */
+    int64_t pass_low;          /* lowest outbox id produced in the current relay transaction (0: none) */
     sagad_resend_t *resend;    /* rows whose delivery failed, sent again one by one */
     int resend_count, resend_cap;
     saga_t scratch;            /* the saga the loop is working on in this shard */

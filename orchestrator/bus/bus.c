@@ -2,6 +2,7 @@
  * watermarks, re-assignment) and the producer with per-row delivery reports. */
 #include "bus.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +41,11 @@ struct saga_bus {
     uint64_t producers_recreated;
     char *bootstrap, *client_id;     /* to recreate the producer */
     const saga_kv_list_t *props;
+    char *txn_id;         /* transactional.id, NULL: not transactional */
+    bool in_txn;
+    bool txn_ready;       /* init_transactions done */
+    int txn_acked;        /* acked[0..txn_acked) belong to committed transactions */
+    char *fenced;         /* the transactional producer's fatal error */
 };
 
 static char *dup_string(const char *s) {
@@ -171,6 +177,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     saga_bus_t *bus = opaque;
     int64_t id = OPAQUE_ID(m->_private);
     bus->in_flight--;
+    if (m->err && bus->txn_id && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT))
+        return; /* purged by an abort: its row is produced again in a later transaction */
     if (m->err) {
         /* Only this row is sent again (or parked): rows after it that were
          * delivered are never sent twice. */
@@ -202,6 +210,10 @@ static rd_kafka_t *new_producer(saga_bus_t *bus, char *err, size_t errlen) {
     rd_kafka_conf_t *pconf = saga_kafka_conf_new(SAGA_KAFKA_PRODUCER, bus->bootstrap, bus->client_id, NULL,
                                                  bus->props, err, errlen);
     if (!pconf) return NULL;
+    if (bus->txn_id && saga_kafka_conf_set(pconf, "transactional.id", bus->txn_id, err, errlen)) {
+        rd_kafka_conf_destroy(pconf);
+        return NULL;
+    }
     rd_kafka_conf_set_opaque(pconf, bus);
     rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
     rd_kafka_conf_set_error_cb(pconf, on_error);
@@ -245,6 +257,8 @@ saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen)
     bus->client_id = saga_strdup(cfg->client_id ? cfg->client_id : "sagad");
     bus->group = dup_string(cfg->group ? cfg->group : "");
     bus->props = cfg->props;
+    bus->txn_id = cfg->transactional_id ? saga_strdup(cfg->transactional_id) : NULL;
+    if (cfg->transactional_id && !bus->txn_id) { snprintf(err, errlen, "out of memory"); goto fail; }
     if (!bus->bootstrap || !bus->client_id || !bus->group) { snprintf(err, errlen, "out of memory"); goto fail; }
     bus->producer = new_producer(bus, err, errlen);
     if (!bus->producer) goto fail;
@@ -500,21 +514,37 @@ int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const 
     return 0;
 }
 
+static void note_fenced(saga_bus_t *bus) {
+    if (bus->fenced) return;
+    char why[512] = "";
+    rd_kafka_resp_err_t code = rd_kafka_fatal_error(bus->producer, why, sizeof why);
+    char msg[900];
+    snprintf(msg, sizeof msg, "the transactional producer (transactional.id %s) hit a fatal error: %s (%s); "
+             "another sagad with the same transactional.id probably took over: stopping",
+             bus->txn_id, why[0] ? why : "unknown", rd_kafka_err2name(code));
+    bus->fenced = saga_strdup(msg);
+}
+
 void saga_bus_serve(saga_bus_t *bus, int timeout_ms) {
     rd_kafka_poll(bus->producer, timeout_ms);
-    if (bus->fatal) recreate_producer(bus);
+    if (bus->fatal) {
+        if (bus->txn_id) note_fenced(bus); /* never recreated: a newer sagad owns the transactional.id */
+        else recreate_producer(bus);
+    }
 }
 
 int saga_bus_take_acked(saga_bus_t *bus, int64_t *ids, int max) {
-    int n = bus->acked_count < max ? bus->acked_count : max;
+    int avail = bus->txn_id ? bus->txn_acked : bus->acked_count;
+    int n = avail < max ? avail : max;
     if (n <= 0) return 0; /* bus->acked may still be NULL */
     memcpy(ids, bus->acked, (size_t)n * sizeof *ids);
     memmove(bus->acked, bus->acked + n, (size_t)(bus->acked_count - n) * sizeof *ids);
     bus->acked_count -= n;
+    if (bus->txn_id) bus->txn_acked -= n;
     return n;
 }
 
-int saga_bus_acked_count(const saga_bus_t *bus) { return bus->acked_count; }
+int saga_bus_acked_count(const saga_bus_t *bus) { return bus->txn_id ? bus->txn_acked : bus->acked_count; }
 
 int saga_bus_take_failed(saga_bus_t *bus, saga_bus_failure_t *out, int max) {
     int n = bus->failed_count < max ? bus->failed_count : max;
@@ -599,6 +629,124 @@ void saga_bus_close(saga_bus_t **pbus) {
     saga_free(bus->failed);
     saga_free(bus->bootstrap);
     saga_free(bus->client_id);
+    saga_free(bus->txn_id);
+    saga_free(bus->fenced);
     saga_free(bus);
     *pbus = NULL;
+}
+
+/* ---- transactions ---- */
+
+bool saga_bus_transactional(const saga_bus_t *bus) { return bus->txn_id != NULL; }
+const char *saga_bus_fenced(const saga_bus_t *bus) { return bus ? bus->fenced : NULL; }
+
+/* A fatal transactional error: remembered, sagad stops. */
+static int txn_error(saga_bus_t *bus, rd_kafka_error_t *e, const char *what) {
+    bool fatal = rd_kafka_error_is_fatal(e);
+    LOG_ERROR("bus", "%s: %s%s", what, rd_kafka_error_string(e), fatal ? " (fatal)" : "");
+    rd_kafka_error_destroy(e);
+    if (fatal) {
+        bus->fatal = 1;
+        note_fenced(bus);
+    }
+    return SAGA_EKAFKA;
+}
+
+int saga_bus_txn_begin(saga_bus_t *bus) {
+    assert(bus->txn_id && !bus->in_txn);
+    if (bus->fenced) return SAGA_EKAFKA;
+    if (!bus->txn_ready) {
+        /* Only now, after the group check of the first assignment passed:
+         * on Apache Kafka init_transactions fences a previous sagad of the
+         * group and aborts its open transaction — a second sagad started
+         * by mistake must refuse before it can do that to the first. */
+        rd_kafka_error_t *e = rd_kafka_init_transactions(bus->producer, 60000);
+        if (e) {
+            if (rd_kafka_error_is_fatal(e)) return txn_error(bus, e, "init_transactions");
+            LOG_WARN("bus", "init_transactions (transactional.id %s): %s (trying again)", bus->txn_id,
+                     rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            return SAGA_EIO;
+        }
+        bus->txn_ready = true;
+        LOG_INFO("bus", "transactional producer ready (transactional.id %s)", bus->txn_id);
+    }
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(bus->producer);
+    if (e) return txn_error(bus, e, "begin_transaction");
+    bus->in_txn = true;
+    return 0;
+}
+
+/* Aborts the open transaction: what it acknowledged is dropped (the rows
+ * stay in the outbox and go out again in a later transaction). */
+static int txn_abort(saga_bus_t *bus) {
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(bus->producer, 60000);
+    bus->in_txn = false;
+    rd_kafka_poll(bus->producer, 0);
+    bus->acked_count = bus->txn_acked;
+    bus->in_flight = 0;
+    if (e) return txn_error(bus, e, "abort_transaction");
+    return SAGA_ESTALE;
+}
+
+int saga_bus_txn_commit(saga_bus_t *bus, const rd_kafka_topic_partition_list_t *offsets, bool abort_on_purpose) {
+    assert(bus->txn_id && bus->in_txn);
+    if (bus->fenced) return SAGA_EKAFKA;
+    /* Every row's delivery report first: a failed one makes the transaction abortable. */
+    while (bus->in_flight > 0 && !bus->fatal) rd_kafka_flush(bus->producer, 100), rd_kafka_poll(bus->producer, 0);
+    if (bus->fatal) {
+        note_fenced(bus);
+        return SAGA_EKAFKA;
+    }
+    if (abort_on_purpose || bus->failed_count > 0) {
+        if (abort_on_purpose) LOG_WARN("bus", "aborting the relay transaction on purpose (SAGAD_ABORT_TXN)");
+        else LOG_WARN("bus", "%d delivery(ies) failed: aborting the relay transaction", bus->failed_count);
+        return txn_abort(bus);
+    }
+    if (offsets && offsets->cnt > 0) {
+        rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(bus->consumer);
+        rd_kafka_error_t *e = rd_kafka_send_offsets_to_transaction(bus->producer, offsets, md, 60000);
+        rd_kafka_consumer_group_metadata_destroy(md);
+        if (e) {
+            if (rd_kafka_error_is_fatal(e)) return txn_error(bus, e, "send_offsets_to_transaction");
+            LOG_WARN("bus", "send_offsets_to_transaction: %s: aborting", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            return txn_abort(bus);
+        }
+    }
+    rd_kafka_error_t *e = rd_kafka_commit_transaction(bus->producer, 60000);
+    rd_kafka_poll(bus->producer, 0);
+    if (e) {
+        if (rd_kafka_error_is_fatal(e)) return txn_error(bus, e, "commit_transaction");
+        LOG_WARN("bus", "commit_transaction: %s: aborting", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return txn_abort(bus);
+    }
+    bus->in_txn = false;
+    bus->txn_acked = bus->acked_count;
+    return 0;
+}
+
+void saga_bus_offsets_merge(rd_kafka_topic_partition_list_t **acc, rd_kafka_message_t **msgs, int n) {
+    if (n == 0) return;
+    if (!*acc) *acc = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(*acc, rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
+        if (!p) {
+            p = rd_kafka_topic_partition_list_add(*acc, rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
+            p->offset = RD_KAFKA_OFFSET_INVALID;
+        }
+        if (msgs[i]->offset + 1 > p->offset) p->offset = msgs[i]->offset + 1;
+    }
+}
+
+void saga_bus_commit_offsets(saga_bus_t *bus, const rd_kafka_topic_partition_list_t *offsets) {
+    if (!offsets || offsets->cnt == 0) return;
+    rd_kafka_topic_partition_list_t *copy = rd_kafka_topic_partition_list_copy(offsets);
+    rd_kafka_resp_err_t rc = rd_kafka_offsets_store(bus->consumer, copy);
+    if (rc) LOG_DEBUG("bus", "offsets store: %s", rd_kafka_err2str(rc));
+    rc = rd_kafka_commit(bus->consumer, copy, 1);
+    if (rc) LOG_DEBUG("bus", "offsets commit: %s", rd_kafka_err2str(rc));
+    rd_kafka_topic_partition_list_destroy(copy);
 }

@@ -1,6 +1,7 @@
-/* sagad's Kafka side: one consumer (start events and replies, offsets
- * stored only after the SQLite commit) and one idempotent producer for the
- * outbox relay, whose delivery reports say which outbox rows may go. */
+/* sagad's Kafka side: one consumer (start events and replies; offsets
+ * committed with the relay transaction that completes their batch) and one
+ * producer for the outbox relay — transactional when given a
+ * transactional_id — whose delivery reports say which outbox rows may go. */
 #ifndef SAGA_BUS_H
 #define SAGA_BUS_H
 
@@ -20,6 +21,7 @@ typedef struct {
     const char *const *topics;   /* topics to consume */
     int topic_count;
     const saga_kv_list_t *props; /* -X overrides for both clients */
+    const char *transactional_id; /* the producer's transactional.id (NULL: not transactional) */
 } saga_bus_config_t;
 
 saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen);
@@ -105,6 +107,31 @@ void saga_bus_lag(saga_bus_t *bus, json_t *out);
 
 /* Waits up to timeout_ms for in-flight messages to be reported. */
 void saga_bus_flush(saga_bus_t *bus, int timeout_ms);
+
+/* ---- transactions (docs/DESIGN.md, "The commit sequence") ----
+ * With a transactional_id the producer is transactional: the relay wraps
+ * each pass in saga_bus_txn_begin / saga_bus_txn_commit, and acknowledged
+ * rows are only handed to the loop (saga_bus_take_acked) once the
+ * transaction that carried them committed. */
+bool saga_bus_transactional(const saga_bus_t *bus);
+/* Begins a transaction; the first call runs init_transactions (after the
+ * group check: it fences an earlier sagad of the group on Apache Kafka).
+ * 0, SAGA_EIO (init_transactions failed for now: try again later), or
+ * SAGA_EKAFKA (fatal: see saga_bus_fenced). */
+int saga_bus_txn_begin(saga_bus_t *bus);
+/* Flushes, adds `offsets` (the consumer positions to commit with it, may be
+ * NULL) and commits. 0: committed, the pass's acks are released;
+ * SAGA_ESTALE: it had to be aborted (a delivery failed, or abort_on_purpose):
+ * aborted, its acks dropped, the failed rows reported as usual;
+ * SAGA_EKAFKA: fatal (fenced by a newer sagad): sagad must stop. */
+int saga_bus_txn_commit(saga_bus_t *bus, const rd_kafka_topic_partition_list_t *offsets, bool abort_on_purpose);
+/* Why the transactional producer cannot go on (fenced), or NULL. */
+const char *saga_bus_fenced(const saga_bus_t *bus);
+/* Adds the positions after these messages into *acc (created if NULL). */
+void saga_bus_offsets_merge(rd_kafka_topic_partition_list_t **acc, rd_kafka_message_t **msgs, int n);
+/* Stores offsets and commits them asynchronously with a plain commit (the
+ * dev broker drops TxnOffsetCommit; on Apache Kafka the same values). */
+void saga_bus_commit_offsets(saga_bus_t *bus, const rd_kafka_topic_partition_list_t *offsets);
 
 /* Closes the consumer (committing stored offsets) and destroys both clients. */
 void saga_bus_close(saga_bus_t **bus);

@@ -54,6 +54,7 @@
                    " ORDER BY id LIMIT ?")                                                         \
     X(outbox_delete, "DELETE FROM outbox WHERE id BETWEEN ? AND ?")                                           \
     X(outbox_count, "SELECT count(*) FROM outbox")                                                 \
+    X(outbox_max_id, "SELECT coalesce(max(id), 0) FROM outbox")                                    \
     X(timer_set, "INSERT OR REPLACE INTO timers (saga_id, slot, kind, attempt, due_at)"            \
                  " VALUES (?, ?, ?, ?, ?)")                                                        \
     X(timer_clear, "DELETE FROM timers WHERE saga_id = ? AND slot = ?")                            \
@@ -653,6 +654,13 @@ long long saga_store_outbox_backlog(saga_store_t *st) {
     if (sqlite3_step(st->outbox_count) == SQLITE_ROW) n = sqlite3_column_int64(st->outbox_count, 0);
     sqlite3_reset(st->outbox_count);
     return n;
+}
+
+int64_t saga_store_outbox_max_id(saga_store_t *st) {
+    int64_t id = -1;
+    if (sqlite3_step(st->outbox_max_id) == SQLITE_ROW) id = sqlite3_column_int64(st->outbox_max_id, 0);
+    sqlite3_reset(st->outbox_max_id);
+    return id;
 }
 
 int saga_store_put_definition(saga_store_t *st, const saga_definition_t *def, int64_t now, char *err,

@@ -122,6 +122,8 @@ int saga_store_outbox_scan(saga_store_t *st, int64_t after_id, int max,
 int saga_store_outbox_delete(saga_store_t *st, int64_t *ids, int n);
 /* Rows not yet acknowledged. */
 long long saga_store_outbox_backlog(saga_store_t *st);
+/* The highest outbox id now (0: empty), -1 on error. */
+int64_t saga_store_outbox_max_id(saga_store_t *st);
 /* Calls fn for outbox row id if it is still there. Returns 1 (found), 0
  * (gone: acknowledged or parked meanwhile) or a negative code. */
 int saga_store_outbox_get(saga_store_t *st, int64_t id, int (*fn)(const saga_outbox_row_t *row, void *user),

@@ -337,7 +337,7 @@ check "no timer left" eq "$(saga_sql "SELECT count(*) FROM timers")" 0
 dlq_count() {
   local try out
   for try in 1 2 3 4 5; do
-    if out=$(kcat -b "$BOOTSTRAP" -C -t saga.dlq -o beginning -e -q -X fetch.wait.max.ms=10 \
+    if out=$(kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t saga.dlq -o beginning -e -q -X fetch.wait.max.ms=10 \
                -X broker.address.family=v4 2>>"$DIR/kcat.log"); then
       [ -z "$out" ] && echo 0 || wc -l <<<"$out"
       return 0

@@ -11,7 +11,7 @@ seq_before=$(saga_sql "SELECT max(seq) FROM history WHERE saga_id='dup-1'")
 balance_before=$(sql "$PAYMENT_DB" "SELECT balance FROM accounts WHERE customer='c-2'")
 
 # the exact bytes sagad sent (key TAB value)
-dump() { kcat -b "$BOOTSTRAP" -C -t "$1" -o beginning -e -q -f '%k\t%s\n' 2>/dev/null; }
+dump() { kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t "$1" -o beginning -e -q -f '%k\t%s\n' 2>/dev/null; }
 dump payment.commands | grep -F '"message_id":"dup-1/charge_payment/action/1"' >"$DIR/dup-charge.txt"
 dump order.commands | grep -F '"message_id":"dup-1/create_order/action/1"' >"$DIR/dup-order.txt"
 check "found the charge command" eq "$(wc -l <"$DIR/dup-charge.txt")" 1

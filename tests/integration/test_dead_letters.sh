@@ -49,7 +49,7 @@ nbad=$((nbad_start + 5))
 # An empty message too: a key with no value ("key:" with -K:).
 printf 'empty-1:\n' | kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K:
 sleep 2
-kcat -b "$BOOTSTRAP" -C -t saga.dlq -o beginning -e -q -X fetch.wait.max.ms=10 \
+kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t saga.dlq -o beginning -e -q -X fetch.wait.max.ms=10 \
   -f '%S\t%h\n' >"$DIR/dlq.txt"
 python3 - "$DIR" <<'PY'
 import sys

@@ -9,7 +9,7 @@ publish_starts oos 100 c-1 sku-empty
 publish_starts dec 100 c-broke sku-1
 check "all 1,000 sagas ended" wait_count "SELECT count(*) FROM sagas WHERE status IN ('completed','compensated')" 1000 180
 check "the outbox is drained" wait_count "SELECT count(*) FROM outbox" 0 30
-kcat -b "$BOOTSTRAP" -C -t saga.events -o beginning -e -q -X fetch.wait.max.ms=10 >"$DIR/events.jsonl"
+kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t saga.events -o beginning -e -q -X fetch.wait.max.ms=10 >"$DIR/events.jsonl"
 saga_sql "SELECT id || ' ' || status FROM sagas" >"$DIR/db.txt"
 python3 - "$DIR" <<'PY'
 import json, sys

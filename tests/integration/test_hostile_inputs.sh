@@ -39,7 +39,7 @@ check "slow-1: no TEMPLATE failure anywhere" \
   eq "$(saga_sql "SELECT count(*) FROM history WHERE saga_id='slow-1' AND detail LIKE '%TEMPLATE%'")" 0
 check "slow-1: the refund command carried the defaults (null, and the text)" \
   eq "$(sql "$PAYMENT_DB" "SELECT count(*) FROM processed WHERE saga_id='slow-1' AND kind='compensation' AND status='success'")" 1
-kcat -b "$BOOTSTRAP" -C -t payment.commands -o beginning -e -q -X fetch.wait.max.ms=10 >"$DIR/payment-commands.txt"
+kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t payment.commands -o beginning -e -q -X fetch.wait.max.ms=10 >"$DIR/payment-commands.txt"
 check "slow-1: refund payload has payment_id null and the default note" python3 - "$DIR/payment-commands.txt" <<'PY'
 import json, sys
 for line in open(sys.argv[1], encoding="utf-8"):
@@ -121,7 +121,7 @@ check "the declined long saga ran its compensations" in_history "$long_no" \
   compensation.succeeded:create_order saga.compensated
 check "no reply of the long sagas was dead-lettered (no retries either)" \
   eq "$(saga_sql "SELECT count(*) FROM steps WHERE saga_id IN ('$long_ok','$long_no') AND attempt > 1")" 0
-kcat -b "$BOOTSTRAP" -C -t saga.dlq -o beginning -e -q -X fetch.wait.max.ms=10 -f '%h\n' >"$DIR/dlq.txt" || true
+kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t saga.dlq -o beginning -e -q -X fetch.wait.max.ms=10 -f '%h\n' >"$DIR/dlq.txt" || true
 check "saga.dlq is empty" eq "$(grep -c . "$DIR/dlq.txt" || true)" 0
 
 # ---- and sagad goes on

@@ -80,13 +80,13 @@ check "the outbox is drained" wait_count "SELECT count(*) FROM outbox" 0 30
 check "nothing was parked (every message fit)" eq "$(saga_sql "SELECT count(*) FROM outbox_parked")" 0
 
 fetch=(-X fetch.wait.max.ms=10 -X fetch.message.max.bytes=2000000)
-kcat -b "$BOOTSTRAP" -C -t order.commands -o beginning -e -q "${fetch[@]}" -f '%k\t%S\n' >"$DIR/orders.txt"
+kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t order.commands -o beginning -e -q "${fetch[@]}" -f '%k\t%S\n' >"$DIR/orders.txt"
 size=$(awk -F'\t' '$1=="num-1"{print $2}' "$DIR/orders.txt" | head -n1)
 check "the 0.1s command keeps its size ($size bytes, not 1.2 MB)" test "${size:-0}" -gt 240000 -a "${size:-0}" -lt 260000
-kcat -b "$BOOTSTRAP" -C -t saga.events -o beginning -e -q "${fetch[@]}" -K$'\t' -f '%k\t%S\t%s\n' >"$DIR/events.txt"
+kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t saga.events -o beginning -e -q "${fetch[@]}" -K$'\t' -f '%k\t%S\t%s\n' >"$DIR/events.txt"
 check "huge-1's saga.started event is published truncated, with the marker" \
   bash -c "grep -a '^huge-1	' '$DIR/events.txt' | grep -a '\"event\":\"saga.started\"' | grep -aq '\"truncated\":'"
-kcat -b "$BOOTSTRAP" -C -t saga.dlq -o beginning -e -q "${fetch[@]}" -f '%S\t%h\n' >"$DIR/dlq.txt"
+kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t saga.dlq -o beginning -e -q "${fetch[@]}" -f '%S\t%h\n' >"$DIR/dlq.txt"
 check "the 999 KB invalid start is dead-lettered, cut, dlq_truncated=999000" \
   bash -c "awk -F'\t' '\$2 ~ /dlq_truncated=999000/ && \$1 < 1000000 && \$1 > 900000' '$DIR/dlq.txt' | grep -q ."
 

@@ -11,7 +11,7 @@
 #      CreateTopics) makes sagad refuse, naming the topic.
 . "$(dirname "$0")/lib.sh"
 export SAGABROKER_ARGS="${SAGABROKER_ARGS:-} --topics odd.replies" KAFKA_TOPICS=odd.replies KAFKA_PARTITIONS=4
-kcat_() { kcat -b "$BOOTSTRAP" -X broker.address.family=v4 -m 10 "$@"; }
+kcat_() { kcat -b "$BOOTSTRAP" -X broker.address.family=v4 -m 10 -X isolation.level=read_committed "$@"; }
 refusals() { grep -c "refusing to start" "$DIR/sagad.log" || true; }
 
 # ---- 1. a replies topic with 4 partitions, --partitions 8: refused

@@ -72,7 +72,7 @@ check "/metrics counts the parked record" \
 
 # No record was delivered twice: every message id once per topic.
 for t in saga.events order.commands inventory.commands payment.commands notification.commands saga.dlq; do
-  kcat -b "$BOOTSTRAP" -C -t "$t" -o beginning -e -q -X fetch.wait.max.ms=10 -X fetch.message.max.bytes=2000000 \
+  kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t "$t" -o beginning -e -q -X fetch.wait.max.ms=10 -X fetch.message.max.bytes=2000000 \
     -f '%s\n' >"$DIR/topic-$t.txt" 2>/dev/null || true
 done
 python3 - "$DIR" <<'PY'

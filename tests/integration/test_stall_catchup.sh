@@ -27,7 +27,7 @@ echo "ok - sagad stopped (SIGSTOP) with $(saga_sql "SELECT count(*) FROM sagas W
 sleep "$STALL_S"
 # What waits in Kafka: every reply on saga.replies (sagad is stopped, its
 # database holds the state of the stop; SQLite readers do not need it).
-kcat -b "$BOOTSTRAP" -C -t saga.replies -o beginning -e -q -f '%s\n' >"$DIR/replies.jsonl" 2>"$DIR/kcat.err" ||
+kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t saga.replies -o beginning -e -q -f '%s\n' >"$DIR/replies.jsonl" 2>"$DIR/kcat.err" ||
   fail "cannot read saga.replies: $(cat "$DIR/kcat.err")"
 python3 - "$DIR/replies.jsonl" >"$DIR/replies.csv" <<'PY'
 import json, sys

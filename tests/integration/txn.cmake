@@ -7,3 +7,12 @@ add_executable(txn_probe txn_probe.c)
 target_link_libraries(txn_probe PRIVATE PkgConfig::RDKAFKA)
 saga_stack_test(it_txn test_txn.sh)
 set_tests_properties(it_txn PROPERTIES TIMEOUT 300)
+# The commit sequence's crash points (SAGAD_CRASH_AT; txn_crash.sh), on the
+# dev broker and (twins) on Apache Kafka.
+foreach(point after_sqlite_commit after_produce after_kafka_commit after_outbox_delete)
+  saga_stack_test(it_txn_crash_${point} test_txn_crash_${point}.sh)
+  set_tests_properties(it_txn_crash_${point} PROPERTIES TIMEOUT 400)
+endforeach()
+# Aborted relay transactions are invisible to read_committed (SAGAD_ABORT_TXN); Apache Kafka only.
+saga_stack_test(it_txn_abort test_txn_abort.sh)
+set_tests_properties(it_txn_abort PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)

@@ -103,7 +103,7 @@ echo "ok - sagas pruned: $pruned; rows left in sagas: $left ($open open)"
 check "sagad pruned the finished sagas past retention" test "${pruned:-0}" -ge $((N / 2))
 check "no saga is left open" eq "$open" 0
 check "no orphan steps, history or timers" eq "$(saga_sql "SELECT (SELECT count(*) FROM steps WHERE saga_id NOT IN (SELECT id FROM sagas)) + (SELECT count(*) FROM history WHERE saga_id NOT IN (SELECT id FROM sagas)) + (SELECT count(*) FROM timers WHERE saga_id NOT IN (SELECT id FROM sagas))")" 0
-first=$(kcat -b "$BOOTSTRAP" -C -t saga.events -o beginning -c 1 -q -f '%k' 2>/dev/null || true)
+first=$(kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t saga.events -o beginning -c 1 -q -f '%k' 2>/dev/null || true)
 if [ -n "$first" ]; then
   out=$("$BUILD_DIR/bin/sagactl" --url "$ADMIN_URL" show "$first" 2>&1) && src=0 || src=$?
   echo "  | $out"

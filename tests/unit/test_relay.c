@@ -20,6 +20,7 @@
 #include "saga_alloc.h"
 #include "saga_error.h"
 #include "store.h"
+#include "txnplan.h"
 
 static void test_produce_errors_are_classified(void **state) {
     (void)state;
@@ -109,12 +110,89 @@ static void test_outbox_rows_resent_one_by_one_and_parked(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* Which iterations' offsets a relay transaction may commit: only those
+ * whose outbox rows are all in it or in earlier committed ones, in order. */
+static void test_txnplan_covers_iterations_in_order(void **state) {
+    (void)state;
+    sagad_txnplan_t plan;
+    assert_int_equal(sagad_txnplan_init(&plan, 2), 0);
+    int a = 1, b = 2, c = 3;
+    void *replaced = (void *)&a;
+    sagad_txnplan_push(&plan, (int64_t[]){5, 0}, &a, &replaced); /* iteration 0: shard 0 up to row 5 */
+    assert_null(replaced);
+    sagad_txnplan_push(&plan, (int64_t[]){5, 9}, &b, &replaced);  /* 1: shard 1 up to row 9 */
+    sagad_txnplan_push(&plan, (int64_t[]){12, 9}, &c, &replaced); /* 2: shard 0 up to row 12 */
+    /* nothing delivered: nothing covered */
+    assert_int_equal(sagad_txnplan_covered(&plan, (int64_t[]){0, 0}), -1);
+    /* shard 0 through 5: iteration 0 only */
+    assert_int_equal(sagad_txnplan_covered(&plan, (int64_t[]){5, 0}), 0);
+    /* shard 1 delivered, shard 0 not: iteration 0 hides the others */
+    assert_int_equal(sagad_txnplan_covered(&plan, (int64_t[]){4, 100}), -1);
+    /* shard 0 through 11 (row 12 waits for a resend): iterations 0 and 1 */
+    assert_int_equal(sagad_txnplan_covered(&plan, (int64_t[]){11, 9}), 1);
+    assert_int_equal(sagad_txnplan_covered(&plan, (int64_t[]){12, 9}), 2);
+    /* a covered iteration is forgotten; the next pass starts from the rest */
+    sagad_txnplan_drop(&plan, 2, NULL);
+    assert_int_equal(plan.count, 1);
+    assert_ptr_equal(plan.payload[0], &c);
+    assert_int_equal(sagad_txnplan_covered(&plan, (int64_t[]){11, 9}), -1);
+    assert_int_equal(sagad_txnplan_covered(&plan, (int64_t[]){12, 9}), 0);
+    sagad_txnplan_free(&plan, NULL);
+}
+
+/* A full plan merges the newest iterations: their offsets wait for the
+ * rows of both (never committed too early). */
+static void test_txnplan_full_merges_into_newest(void **state) {
+    (void)state;
+    sagad_txnplan_t plan;
+    assert_int_equal(sagad_txnplan_init(&plan, 1), 0);
+    static int slots[SAGAD_TXNPLAN_MAX + 1];
+    void *replaced = NULL;
+    for (int i = 0; i < SAGAD_TXNPLAN_MAX; i++) {
+        sagad_txnplan_push(&plan, (int64_t[]){i + 1}, &slots[i], &replaced);
+        assert_null(replaced);
+    }
+    sagad_txnplan_push(&plan, (int64_t[]){1000}, &slots[SAGAD_TXNPLAN_MAX], &replaced);
+    assert_ptr_equal(replaced, &slots[SAGAD_TXNPLAN_MAX - 1]);
+    assert_int_equal(plan.count, SAGAD_TXNPLAN_MAX);
+    /* rows up to 999 delivered: the merged newest is not covered, the one before is */
+    assert_int_equal(sagad_txnplan_covered(&plan, (int64_t[]){999}), SAGAD_TXNPLAN_MAX - 2);
+    assert_int_equal(sagad_txnplan_covered(&plan, (int64_t[]){1000}), SAGAD_TXNPLAN_MAX - 1);
+    assert_ptr_equal(plan.payload[SAGAD_TXNPLAN_MAX - 1], &slots[SAGAD_TXNPLAN_MAX]);
+    sagad_txnplan_free(&plan, NULL);
+}
+
+/* The highest outbox id a shard holds, the iteration's mark in the plan. */
+static void test_outbox_max_id(void **state) {
+    (void)state;
+    char dir[] = "/tmp/test_relay_maxXXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/s.db", dir);
+    char err[256];
+    saga_store_t *st = saga_store_open(path, NULL, err, sizeof err);
+    assert_non_null(st);
+    assert_int_equal(saga_store_outbox_max_id(st), 0);
+    assert_int_equal(saga_store_begin(st), 0);
+    assert_int_equal(saga_store_outbox_add(st, "t", "k", "{}", "x", 1, 1), 0);
+    assert_int_equal(saga_store_outbox_add(st, "t", "k", "{}", "y", 1, 1), 0);
+    assert_int_equal(saga_store_commit(st), 0);
+    assert_int_equal(saga_store_outbox_max_id(st), 2);
+    saga_store_close(&st);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     saga_alloc_install_jansson();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_produce_errors_are_classified),
         cmocka_unit_test(test_outbox_rows_resent_one_by_one_and_parked),
+        cmocka_unit_test(test_txnplan_covers_iterations_in_order),
+        cmocka_unit_test(test_txnplan_full_merges_into_newest),
+        cmocka_unit_test(test_outbox_max_id),
     };
     return cmocka_run_group_tests_name("relay", tests, NULL, NULL);
 }

@@ -1,0 +1,39 @@
+/* Test-only crash points of the commit sequence (sagad.h, sagad_crash_point):
+ * SAGAD_CRASH_AT names the point, SAGAD_CRASH_AFTER=N the pass that dies. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sagad.h"
+#include "saga_log.h"
+
+static const char *const names[SAGAD_CRASH__COUNT] = {
+    [SAGAD_CRASH_AFTER_SQLITE_COMMIT] = "after_sqlite_commit",
+    [SAGAD_CRASH_AFTER_PRODUCE] = "after_produce",
+    [SAGAD_CRASH_AFTER_KAFKA_COMMIT] = "after_kafka_commit",
+    [SAGAD_CRASH_AFTER_OUTBOX_DELETE] = "after_outbox_delete",
+};
+
+void sagad_crash_point(sagad_crash_point_t at) {
+    static int armed = -1; /* -1: env not read yet; SAGAD_CRASH__COUNT: off */
+    static long left;
+    if (armed < 0) {
+        armed = SAGAD_CRASH__COUNT;
+        const char *want = getenv("SAGAD_CRASH_AT");
+        for (int i = 0; want && *want && i < SAGAD_CRASH__COUNT; i++)
+            if (!strcmp(want, names[i])) armed = i;
+        if (want && *want && armed == SAGAD_CRASH__COUNT)
+            LOG_ERROR("sagad", "SAGAD_CRASH_AT=%s names no crash point (after_sqlite_commit, after_produce, "
+                      "after_kafka_commit, after_outbox_delete): ignored", want);
+        const char *after = getenv("SAGAD_CRASH_AFTER");
+        left = after && *after ? strtol(after, NULL, 10) : 1;
+        if (left < 1) left = 1;
+        if (armed != SAGAD_CRASH__COUNT)
+            LOG_WARN("sagad", "crash point armed: SAGAD_CRASH_AT=%s, pass %ld (tests only)", names[armed], left);
+    }
+    if ((int)at != armed || --left > 0) return;
+    LOG_ERROR("sagad", "crash point %s reached: _exit(137) (SAGAD_CRASH_AT)", names[at]);
+    fflush(NULL);
+    _exit(137);
+}
