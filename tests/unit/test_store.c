@@ -311,10 +311,10 @@ static void test_retention_deletes_finished_sagas_in_chunks(void **state) {
     assert_true(count(f, "SELECT count(*) FROM steps WHERE saga_id='done-1'") > 0);
     assert_true(count(f, "SELECT count(*) FROM timers WHERE saga_id='done-1'") > 0);
 
-    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3), 3); /* the limit holds */
+    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3, NULL, -1, 0), 3); /* the limit holds */
     assert_int_equal(count(f, "SELECT count(*) FROM sagas"), 4);
-    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3), 1);
-    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3), 0);
+    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3, NULL, -1, 0), 1);
+    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3, NULL, -1, 0), 0);
     const char *gone[] = {"done-1", "done-2", "done-3", "comp-1"};
     for (int i = 0; i < 4; i++) {
         assert_int_equal(count_of(f, "SELECT count(*) FROM sagas WHERE id='%s'", gone[i]), 0);
@@ -331,8 +331,8 @@ static void test_retention_deletes_finished_sagas_in_chunks(void **state) {
     }
     assert_int_equal(saga_store_saga_exists(f->st, "done-1"), 0);
     /* A later cut-off takes the recent one too; never the stuck one. */
-    assert_int_equal(saga_store_prune_finished(f->st, 6000, 1000), 1);
-    assert_int_equal(saga_store_prune_finished(f->st, INT64_MAX, 1000), 0);
+    assert_int_equal(saga_store_prune_finished(f->st, 6000, 1000, NULL, -1, 0), 1);
+    assert_int_equal(saga_store_prune_finished(f->st, INT64_MAX, 1000, NULL, -1, 0), 0);
     assert_int_equal(count(f, "SELECT count(*) FROM sagas WHERE id IN ('stuck-1', 'running-1')"), 2);
 }
 
@@ -348,7 +348,7 @@ static void test_retention_backlog_in_bounded_chunks(void **state) {
     }
     exec_sql(f, "UPDATE sagas SET status='completed', updated_at=100");
     int passes = 0, total = 0, n;
-    while ((n = saga_store_prune_finished(f->st, 1000, 1000)) > 0) {
+    while ((n = saga_store_prune_finished(f->st, 1000, 1000, NULL, -1, 0)) > 0) {
         assert_true(n <= 1000);
         total += n;
         passes++;
