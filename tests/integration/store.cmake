@@ -31,3 +31,6 @@ saga_stack_test(it_restore test_restore.sh)
 # (changelog_out.c); once, and three times in one run.
 saga_stack_test(it_lose_disk test_lose_disk.sh)
 saga_stack_test(it_lose_disk_thrice test_lose_disk_thrice.sh)
+# Issue 14: the records sagad writes to saga.changelog (one latest record
+# per saga equal to the codec's, definitions first, markers, tombstones).
+saga_stack_test(it_changelog_records test_changelog_records.sh)
