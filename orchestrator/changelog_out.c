@@ -72,9 +72,9 @@ static int ensure_definition(sagad_t *d, sagad_shard_t *sh, const char *def, int
     if (def_known(sh, key)) return 0;
     snprintf(meta, sizeof meta, DEF_META_PREFIX "%s", key);
     long long v;
-    int rc = saga_store_meta_get(sh->store, meta, &v);
-    if (rc == 0) return def_remember(sh, key);
-    if (rc != SAGA_ENOTFOUND) return rc;
+    int rc = saga_store_meta_get(sh->store, meta, &v); /* 1: set, 0: not */
+    if (rc < 0) return rc;
+    if (rc == 1) return def_remember(sh, key);
     char *value = NULL;
     size_t len = 0;
     rc = encode(d, sh, key, def, version, &value, &len);

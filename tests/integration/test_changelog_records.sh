@@ -42,6 +42,10 @@ check "each latest record equals saga_changelog_encode of the shard's saga, in i
 check "definition records: those of the dump, in each partition holding sagas" \
   eq "$(awk -F'\t' '$2 ~ /^def\// { print $1 "\t" $2 }' "$DIR/latest.tsv" | sort)" \
   "$(awk -F'\t' '$2 ~ /^def\// { print $1 "\t" $2 }' "$DIR/dump.tsv" | sort)"
+check "every partition holding saga records holds a definition record" \
+  eq "$(awk -F'\t' '$3 ~ /^def\// { print $1 }' "$DIR/topic.tsv" | sort -u | tr '\n' ' ')" \
+  "$(awk -F'\t' '$3 !~ /^def\// { print $1 }' "$DIR/topic.tsv" | sort -u | tr '\n' ' ')"
+check "some definition records" test "$(awk -F'\t' '$3 ~ /^def\//' "$DIR/topic.tsv" | wc -l)" -gt 0
 check "a definition record comes before the partition's first saga record" \
   eq "$(awk -F'\t' '!($1 in seen) { seen[$1] = 1; if ($3 !~ /^def\//) bad++ } END { print bad + 0 }' "$DIR/topic.tsv")" 0
 markers_ok() {
