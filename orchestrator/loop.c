@@ -126,6 +126,7 @@ int sagad_apply_and_save(sagad_t *d, sagad_shard_t *sh, saga_t *s, const saga_ev
     } else if (rc == 0) {
         observe(d, s, &fx);
         rc = saga_store_save(sh->store, s, &fx, d->cfg.events_topic, now);
+        if (!rc) rc = sagad_shard_touch(sh, s->id, s->def ? s->def->name : NULL, s->def ? s->def->version : 0);
         for (int i = 0; !rc && i < fx.count; i++) {
             if (fx.items[i].kind == SAGA_FX_WAIT_FOR_ROOM)
                 rc = saga_flow_enqueue(d->flow, fx.items[i].topic, s->id, fx.items[i].slot);
@@ -220,6 +221,7 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     saga_init(s, id, def, input, traceparent, now);
     json_decref(input);
     rc = saga_store_insert(sh->store, s, start.message_id);
+    if (!rc) rc = sagad_shard_touch(sh, id, def->name, def->version);
     saga_event_t ev = {.kind = SAGA_EV_START};
     if (!rc) rc = sagad_apply_and_save(d, sh, s, &ev, now, &d->counters.duplicate_start);
     if (!rc) {
@@ -301,6 +303,7 @@ static int handle_message(sagad_t *d, const rd_kafka_message_t *m, int64_t now) 
 static int fire_timer(sagad_t *d, sagad_shard_t *sh, const saga_timer_row_t *t, int64_t now) {
     int rc = sagad_shard_begin(sh);
     if (!rc) rc = saga_store_timer_delete(sh->store, t);
+    if (!rc) rc = sagad_shard_touch(sh, t->saga_id, NULL, 0); /* its timers are in its record */
     if (rc) return rc;
     saga_t *s = &sh->scratch; /* one saga at a time: no 24 KB malloc per message */
     char err[512] = "";
@@ -472,8 +475,16 @@ int sagad_commit_shards(sagad_t *d) {
     static pthread_t threads[SAGA_DATADIR_MAX_PARTITIONS];
     static bool started[SAGA_DATADIR_MAX_PARTITIONS];
     int n = 0;
-    for (int p = 0; p < d->shard_count; p++)
-        if (d->shards[p].in_tx) jobs[n++] = (commit_job_t){.sh = &d->shards[p]};
+    int64_t now = saga_now_ms();
+    for (int p = 0; p < d->shard_count; p++) {
+        if (!d->shards[p].in_tx) continue;
+        int rc = sagad_changelog_flush(d, &d->shards[p], now);
+        if (rc) {
+            LOG_ERROR("loop", "shard %d: changelog records: %s", p, saga_strerror(rc));
+            return rc; /* the caller rolls back */
+        }
+        jobs[n++] = (commit_job_t){.sh = &d->shards[p]};
+    }
     for (int i = 1; i < n; i++) started[i] = pthread_create(&threads[i], NULL, commit_one, &jobs[i]) == 0;
     if (n > 0) commit_one(&jobs[0]);
     for (int i = 1; i < n; i++) {
@@ -490,6 +501,7 @@ int sagad_commit_shards(sagad_t *d) {
         } else {
             d->counters.commits++;
         }
+        sagad_changelog_forget(sh, jobs[i].rc == 0);
         sh->in_tx = false;
     }
     return rc;
@@ -497,6 +509,7 @@ int sagad_commit_shards(sagad_t *d) {
 
 void sagad_rollback_shards(sagad_t *d) {
     for (int p = 0; p < d->shard_count; p++) {
+        sagad_changelog_forget(&d->shards[p], false);
         if (!d->shards[p].in_tx) continue;
         saga_store_rollback(d->shards[p].store);
         d->shards[p].in_tx = false;

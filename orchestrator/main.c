@@ -375,6 +375,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagad: %s\n", err);
         return 1;
     }
+    saga_bus_set_marker_topic(d.bus, c->changelog_topic); /* shards' changelog markers (relay.c) */
     d.commands = saga_command_queue_new(4096);
     if (!d.commands) return 1;
     /* The admin API reads every shard of the data directory. */
@@ -474,7 +475,8 @@ int main(int argc, char **argv) {
              * pass per loop turn while a backlog lasts, else once a second. */
             int pruned = 0;
             for (int p = 0; p < d.shard_count; p++) {
-                int got = saga_store_prune_finished(d.shards[p].store, saga_now_ms() - c->retention_ms, 1000);
+                int got = saga_store_prune_finished(d.shards[p].store, saga_now_ms() - c->retention_ms, 1000,
+                                                    c->changelog_topic, p, saga_now_ms());
                 if (got > 0) pruned += got;
             }
             if (pruned > 0) d.counters.sagas_pruned += (uint64_t)pruned;

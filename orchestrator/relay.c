@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "changelog.h"
 #include "datadir.h"
 #include "sagad.h"
 #include "saga_alloc.h"
@@ -67,7 +68,7 @@ static int relay_row(const saga_outbox_row_t *row, void *user) {
     }
     r->rc = txn_open(r->d);
     if (r->rc) return 1;
-    int rc = saga_bus_produce(r->d->bus, row->topic, row->key, row->headers, row->payload, row->payload_len,
+    int rc = saga_bus_produce(r->d->bus, row->topic, row->partition, row->key, row->headers, row->payload, row->payload_len,
                               sagad_opaque(r->sh->partition, row->id), r->attempt);
     if (rc == SAGA_EIO) {
         r->queue_full = true;
@@ -279,6 +280,7 @@ int sagad_relay(sagad_t *d) {
 typedef struct {
     char *topic, *key, *headers, *payload;
     size_t payload_len;
+    bool tombstone;
 } row_copy_t;
 
 static int copy_row(const saga_outbox_row_t *row, void *user) {
@@ -291,6 +293,7 @@ static int copy_row(const saga_outbox_row_t *row, void *user) {
     if (row->payload_len) memcpy(c->payload, row->payload, row->payload_len);
     c->payload[row->payload_len] = '\0';
     c->payload_len = row->payload_len;
+    c->tombstone = row->payload == NULL;
     return 0;
 }
 
@@ -386,13 +389,18 @@ static int park_row(sagad_t *d, sagad_shard_t *sh, int64_t id, rd_kafka_resp_err
     char reason[400];
     snprintf(reason, sizeof reason, "%s refused the %zu-byte message for good: %s (%s)", row.topic, row.payload_len,
              rd_kafka_err2str(err), rd_kafka_err2name(err));
-    json_t *doc = saga_json_parse(row.payload, row.payload_len, NULL, 0);
+    json_t *doc = row.tombstone ? NULL : saga_json_parse(row.payload, row.payload_len, NULL, 0);
     const char *type = saga_json_str(doc, "type");
     const char *outcome = "dropped";
-    bool is_command = type && !strcmp(type, "saga.command") && strcmp(row.topic, d->cfg.events_topic) != 0 &&
-                      strcmp(row.topic, d->cfg.dlq_topic) != 0;
-    rc = is_command ? fail_command_step(d, sh, doc, err, reason, now, &outcome)
-                    : send_stub(sh, &row, doc, reason, now, &outcome);
+    /* A changelog record is never replaced by a stub (a stub under a saga
+     * key would be a corrupt record for the restore): it is dropped, loudly
+     * (the alert below; changelog_refused counts it). */
+    bool changelog = d->cfg.changelog_topic && !strcmp(row.topic, d->cfg.changelog_topic);
+    bool is_command = !changelog && type && !strcmp(type, "saga.command") &&
+                      strcmp(row.topic, d->cfg.events_topic) != 0 && strcmp(row.topic, d->cfg.dlq_topic) != 0;
+    if (changelog) d->counters.changelog_refused++;
+    else rc = is_command ? fail_command_step(d, sh, doc, err, reason, now, &outcome)
+                         : send_stub(sh, &row, doc, reason, now, &outcome);
     if (!rc) rc = saga_store_outbox_park(sh->store, id, now, reason, outcome);
     if (!rc) {
         d->counters.outbox_parked++;
@@ -474,6 +482,18 @@ int sagad_relay_acked(sagad_t *d) {
             d->deleted_in_tx = true;
             i = j;
         }
+    }
+    /* The shards' changelog markers: the highest saga.changelog offset a
+     * committed relay transaction delivered for each, in the same SQLite
+     * transaction as the deletes of its rows (docs/DESIGN.md, "Changelog
+     * record"). The restore's catch-up reads from there on. */
+    for (int p = 0; !rc && p < d->shard_count; p++) {
+        int64_t offset = saga_bus_take_marker(d->bus, p);
+        if (offset < 0) continue;
+        rc = sagad_shard_begin(&d->shards[p]);
+        int64_t old = -1;
+        if (!rc && (saga_changelog_offset_get(d->shards[p].store, &old) != 0 || old < offset))
+            rc = saga_changelog_offset_set(d->shards[p].store, offset);
     }
     return rc;
 }

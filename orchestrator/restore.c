@@ -321,15 +321,21 @@ int sagad_restore_shards(const sagad_restore_config_t *cfg, sagad_restore_stat_t
                 rc = SAGA_ESTORE;
             }
             /* Offsets have gaps on Apache Kafka (transaction markers): the
-             * read from marker + 1 may find no record at all. */
+             * read from marker + 1 may find no record at all — the usual
+             * case, as sagad's marker is the last record it delivered and a
+             * commit marker follows it: then the shard was not behind. */
             if (!rc && marker + 1 < end) {
                 int64_t from = marker + 1 < low ? low : marker + 1;
-                LOG_WARN("restore", "shard %d is behind its changelog (marker %" PRId64 ", end offset %" PRId64
-                         "): catching up from offset %" PRId64, p, marker, end, from);
+                LOG_DEBUG("restore", "shard %d: reading %s[%d] after its marker %" PRId64 " (end offset %" PRId64 ")",
+                          p, cfg->topic, p, marker, end);
                 stat->kind = SAGAD_RESTORE_CAUGHT_UP;
                 stat->in_progress = true;
                 saga_changelog_only_newer(st, true); /* never older than what the file holds */
                 rc = replay(rk, cfg, p, st, from, end, stat, err, errlen);
+                if (!rc && stat->records == 0) stat->kind = SAGAD_RESTORE_NONE;
+                else if (!rc)
+                    LOG_WARN("restore", "shard %d was behind its changelog (marker %" PRId64 ", end offset %" PRId64
+                             "): caught up from offset %" PRId64, p, marker, end, from);
             }
             saga_store_close(&st);
         }

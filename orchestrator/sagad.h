@@ -67,7 +67,10 @@ typedef struct {
     X(txn_aborts, "relay transactions aborted (a delivery failed); their rows are sent again")                \
     X(sagas_pruned, "finished sagas deleted after the retention") \
     X(clock_jumps, "wall-clock jumps of more than 1 s detected")  \
-    X(catchups, "times timers waited for the replies to be read up to the high watermark")
+    X(catchups, "times timers waited for the replies to be read up to the high watermark") \
+    X(changelog_records, "saga.changelog records (saga records and tombstones) written to the outbox") \
+    X(changelog_too_large, "saga.changelog records over --max-message-bytes (produced anyway, alerted)") \
+    X(changelog_refused, "saga.changelog records the broker refused for good (parked, not restorable)")
 
 typedef struct {
 #define SAGAD_COUNTER_FIELD(name, help) uint64_t name;
@@ -131,6 +134,18 @@ void sagad_publish_runtime(sagad_t *d);
  * each); a shard whose commit failed is rolled back, the others stay
  * committed. 0 or the first error. */
 int sagad_commit_shards(sagad_t *d);
+
+/* changelog_out.c: the saga.changelog records of the sagas shard sh's
+ * open transaction changed (sagad_shard_touch), one per saga, added to its
+ * outbox for partition sh->partition just before the commit: the saga's
+ * record, or a tombstone (NULL value) when it is gone; before a shard's
+ * first record of a definition (name, version), that definition's record
+ * (once per shard file: shard_meta 'def_written/def/NAME/VERSION').
+ * 0 or an error (the iteration fails). */
+int sagad_changelog_flush(sagad_t *d, sagad_shard_t *sh, int64_t now);
+/* After sh's commit (committed) or rollback: forgets this iteration's list,
+ * and on a rollback the definitions it noted as written. */
+void sagad_changelog_forget(sagad_shard_t *sh, bool committed);
 void sagad_rollback_shards(sagad_t *d);
 
 /* Sends what the outbox holds and waits for acknowledgements (shutdown). */

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "datadir.h"
 #include "saga_alloc.h"
@@ -58,6 +59,9 @@ void sagad_shards_close(sagad_shard_t **pshards, int partitions) {
     for (int p = 0; p < partitions; p++) {
         saga_store_close(&shards[p].store);
         saga_free(shards[p].resend);
+        saga_free(shards[p].touched);
+        for (int i = 0; i < shards[p].defs_written_count; i++) saga_free(shards[p].defs_written[i]);
+        saga_free(shards[p].defs_written);
     }
     saga_free(shards);
     *pshards = NULL;
@@ -68,4 +72,20 @@ int sagad_shard_begin(sagad_shard_t *shard) {
     int rc = saga_store_begin(shard->store);
     if (!rc) shard->in_tx = true;
     return rc;
+}
+
+int sagad_shard_touch(sagad_shard_t *shard, const char *id, const char *def, int version) {
+    if (shard->touched_count > 0 && !strcmp(shard->touched[shard->touched_count - 1].id, id)) return 0;
+    if (shard->touched_count == shard->touched_cap) {
+        int cap = shard->touched_cap ? shard->touched_cap * 2 : 256;
+        sagad_touched_t *bigger = saga_realloc(shard->touched, (size_t)cap * sizeof *bigger);
+        if (!bigger) return SAGA_ENOMEM;
+        shard->touched = bigger;
+        shard->touched_cap = cap;
+    }
+    sagad_touched_t *t = &shard->touched[shard->touched_count++];
+    snprintf(t->id, sizeof t->id, "%s", id);
+    snprintf(t->def, sizeof t->def, "%s", def ? def : "");
+    t->version = version;
+    return 0;
 }

@@ -23,6 +23,14 @@ typedef struct {
     bool alone;      /* the broker refused its batch as too large: sent with nothing else in flight */
 } sagad_resend_t;
 
+/* A saga the current iteration changed in a shard: it gets one
+ * saga.changelog record at the shard's commit (changelog_out.c). */
+typedef struct {
+    char id[SAGA_ID_MAX];
+    char def[SAGA_NAME_MAX]; /* its definition ("" when unknown) and version */
+    int version;
+} sagad_touched_t;
+
 typedef struct sagad_shard {
     int partition;             /* = its index in sagad_t.shards */
     saga_store_t *store;
@@ -33,6 +41,11 @@ typedef struct sagad_shard {
     sagad_resend_t *resend;    /* rows whose delivery failed, sent again one by one */
     int resend_count, resend_cap;
     saga_t scratch;            /* the saga the loop is working on in this shard */
+    sagad_touched_t *touched;  /* sagas changed in this iteration (repeats allowed) */
+    int touched_count, touched_cap;
+    char **defs_written;       /* def/NAME/VERSION records known to be in this shard's changelog */
+    int defs_written_count, defs_written_cap;
+    int defs_committed;        /* defs_written[0..defs_committed) were committed (a rollback forgets the rest) */
 } sagad_shard_t;
 
 /* The shard (= partition of saga.start) a saga belongs to: Kafka's murmur2
@@ -68,6 +81,10 @@ static inline int64_t sagad_opaque_row(int64_t opaque) { return opaque & (((int6
 int sagad_shards_open(const char *dir, int partitions, const saga_store_options_t *opt, sagad_shard_t **out,
                       char *err, size_t errlen);
 void sagad_shards_close(sagad_shard_t **shards, int partitions);
+
+/* Notes that saga id (definition def at version; def NULL: unknown) changed
+ * in this iteration. 0 or SAGA_ENOMEM. */
+int sagad_shard_touch(sagad_shard_t *shard, const char *id, const char *def, int version);
 
 /* Opens shard's transaction unless it is open already in this iteration. */
 int sagad_shard_begin(sagad_shard_t *shard);

@@ -45,6 +45,9 @@ struct saga_bus {
     bool in_txn;
     bool txn_ready;       /* init_transactions done */
     int txn_acked;        /* acked[0..txn_acked) belong to committed transactions */
+    char *marker_topic;   /* saga.changelog: the offsets delivered to it are remembered */
+    int64_t marker_pending[SAGA_BUS_MAX_MARKERS]; /* highest offset per partition, open transaction (-1: none) */
+    int64_t marker_done[SAGA_BUS_MAX_MARKERS];    /* the same, of committed transactions, not yet taken */
     char *fenced;         /* the transactional producer's fatal error */
 };
 
@@ -197,6 +200,24 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         bus->acked_cap = cap;
     }
     bus->acked[bus->acked_count++] = id;
+    if (bus->marker_topic && m->partition >= 0 && m->partition < SAGA_BUS_MAX_MARKERS && m->offset >= 0 &&
+        !strcmp(rd_kafka_topic_name(m->rkt), bus->marker_topic)) {
+        int64_t *slot = bus->txn_id ? &bus->marker_pending[m->partition] : &bus->marker_done[m->partition];
+        if (m->offset > *slot) *slot = m->offset;
+    }
+}
+
+void saga_bus_set_marker_topic(saga_bus_t *bus, const char *topic) {
+    saga_free(bus->marker_topic);
+    bus->marker_topic = topic ? dup_string(topic) : NULL;
+    for (int p = 0; p < SAGA_BUS_MAX_MARKERS; p++) bus->marker_pending[p] = bus->marker_done[p] = -1;
+}
+
+int64_t saga_bus_take_marker(saga_bus_t *bus, int partition) {
+    if (partition < 0 || partition >= SAGA_BUS_MAX_MARKERS) return -1;
+    int64_t o = bus->marker_done[partition];
+    bus->marker_done[partition] = -1;
+    return o;
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -251,6 +272,8 @@ static void recreate_producer(saga_bus_t *bus) {
 
 saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen) {
     saga_bus_t *bus = saga_calloc(1, sizeof *bus);
+    if (bus)
+        for (int p = 0; p < SAGA_BUS_MAX_MARKERS; p++) bus->marker_pending[p] = bus->marker_done[p] = -1;
     if (!bus) { snprintf(err, errlen, "out of memory"); return NULL; }
     char reason[512];
     bus->bootstrap = saga_strdup(cfg->bootstrap);
@@ -479,7 +502,7 @@ int64_t saga_bus_assigned_for_ms(const saga_bus_t *bus) {
     return bus->assigned ? (saga_monotonic_us() - bus->assigned_at_us) / 1000 : -1;
 }
 
-int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const char *headers_json,
+int saga_bus_produce(saga_bus_t *bus, const char *topic, int partition, const char *key, const char *headers_json,
                      const void *payload, size_t len, int64_t opaque_id, int attempt) {
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
     rd_kafka_header_add(hdrs, "content-type", -1, "application/json", -1);
@@ -498,7 +521,8 @@ int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const 
     }
     rd_kafka_resp_err_t rc = rd_kafka_producev(
         bus->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-        RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_PARTITION(partition >= 0 ? partition : RD_KAFKA_PARTITION_UA),
+        RD_KAFKA_V_VALUE((void *)payload, payload ? len : 0), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(OPAQUE(opaque_id, attempt)), RD_KAFKA_V_END);
     if (rc) {
         rd_kafka_headers_destroy(hdrs);
@@ -626,6 +650,7 @@ void saga_bus_close(saga_bus_t **pbus) {
     saga_free(bus->refusal);
     saga_free(bus->group);
     saga_free(bus->acked);
+    saga_free(bus->marker_topic);
     saga_free(bus->failed);
     saga_free(bus->bootstrap);
     saga_free(bus->client_id);
@@ -684,6 +709,7 @@ static int txn_abort(saga_bus_t *bus) {
     bus->in_txn = false;
     rd_kafka_poll(bus->producer, 0);
     bus->acked_count = bus->txn_acked;
+    for (int p = 0; p < SAGA_BUS_MAX_MARKERS; p++) bus->marker_pending[p] = -1;
     bus->in_flight = 0;
     if (e) return txn_error(bus, e, "abort_transaction");
     return SAGA_ESTALE;
@@ -724,6 +750,10 @@ int saga_bus_txn_commit(saga_bus_t *bus, const rd_kafka_topic_partition_list_t *
     }
     bus->in_txn = false;
     bus->txn_acked = bus->acked_count;
+    for (int p = 0; p < SAGA_BUS_MAX_MARKERS; p++) {
+        if (bus->marker_pending[p] > bus->marker_done[p]) bus->marker_done[p] = bus->marker_pending[p];
+        bus->marker_pending[p] = -1;
+    }
     return 0;
 }
 

@@ -63,8 +63,19 @@ int64_t saga_bus_assigned_for_ms(const saga_bus_t *bus);
  * Returns 0, SAGA_EIO when the local queue is full (try again after serving
  * reports), or SAGA_EKAFKA when librdkafka refused it at once (too large,
  * unknown topic, ...): then it is reported as a failure too. */
-int saga_bus_produce(saga_bus_t *bus, const char *topic, const char *key, const char *headers_json,
+int saga_bus_produce(saga_bus_t *bus, const char *topic, int partition, const char *key, const char *headers_json,
                      const void *payload, size_t len, int64_t opaque_id, int attempt);
+/* (partition: the Kafka partition, -1: by key; payload NULL: a NULL value,
+ * a tombstone of a compacted topic.) */
+
+/* The changelog marker (issue 14): the highest offset delivered to `topic`
+ * per partition is remembered; with a transactional producer only once the
+ * transaction that carried it committed (an abort forgets it). */
+#define SAGA_BUS_MAX_MARKERS 1000 /* SAGA_SHARD_MAX */
+void saga_bus_set_marker_topic(saga_bus_t *bus, const char *topic);
+/* The highest offset of partition delivered and committed since the last
+ * call, -1 when none. */
+int64_t saga_bus_take_marker(saga_bus_t *bus, int partition);
 
 /* Serves delivery reports (non-blocking unless timeout_ms > 0); replaces
  * the producer after a fatal error (idempotence), its messages failed back. */

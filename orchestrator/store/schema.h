@@ -74,6 +74,11 @@ static const char *const saga_store_migrations[] = {
      * applied (changelog.h), so the loop can tell whether the file is older
      * than its changelog. Empty in a single-file database of an older release. */
     "CREATE TABLE shard_meta (key TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;",
+    /* 6: outbox rows of saga.changelog go to their shard's partition
+     * (kafka_partition >= 0; -1: by key, as before), and a tombstone row
+     * is produced with a NULL value (payload is then empty). */
+    "ALTER TABLE outbox ADD COLUMN kafka_partition INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE outbox ADD COLUMN tombstone INTEGER NOT NULL DEFAULT 0;",
 };
 
 #endif

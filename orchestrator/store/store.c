@@ -33,6 +33,9 @@
     X(prune_steps, "DELETE FROM steps WHERE saga_id IN (SELECT id FROM temp.prune_ids)")           \
     X(prune_timers, "DELETE FROM timers WHERE saga_id IN (SELECT id FROM temp.prune_ids)")         \
     X(prune_sagas, "DELETE FROM sagas WHERE id IN (SELECT id FROM temp.prune_ids)")                \
+    X(prune_tombstones, "INSERT INTO outbox (topic, key, headers, payload, created_at,"            \
+                        " kafka_partition, tombstone) SELECT ?, id, '{}', '', ?, ?, 1"            \
+                        " FROM temp.prune_ids ORDER BY id")                                        \
     X(load_saga, "SELECT definition, version, status, input, traceparent, created_at, updated_at," \
                  " deadline_at, seq, completions, error_code, error_message FROM sagas WHERE id = ?") \
     X(load_steps, "SELECT idx, status, attempt, comp_attempt, comp_budget_base, outcome_unknown,"  \
@@ -48,9 +51,10 @@
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                         \
     X(history, "INSERT INTO history (saga_id, seq, at, event, step, status, detail)"              \
                " VALUES (?, ?, ?, ?, ?, ?, ?)")                                                    \
-    X(outbox_add, "INSERT INTO outbox (topic, key, headers, payload, created_at)"                  \
-                  " VALUES (?, ?, ?, ?, ?)")                                                       \
-    X(outbox_scan, "SELECT id, topic, key, headers, payload FROM outbox WHERE id > ?"              \
+    X(outbox_add, "INSERT INTO outbox (topic, key, headers, payload, created_at, kafka_partition,"  \
+                  " tombstone) VALUES (?, ?, ?, ?, ?, ?, ?)")                                      \
+    X(outbox_scan, "SELECT id, topic, key, headers, payload, kafka_partition, tombstone"          \
+                   " FROM outbox WHERE id > ?"                                                     \
                    " ORDER BY id LIMIT ?")                                                         \
     X(outbox_delete, "DELETE FROM outbox WHERE id BETWEEN ? AND ?")                                           \
     X(outbox_count, "SELECT count(*) FROM outbox")                                                 \
@@ -227,7 +231,8 @@ int saga_store_prune_dedup(saga_store_t *st, int64_t before, int limit) {
     return n;
 }
 
-int saga_store_prune_finished(saga_store_t *st, int64_t before, int limit) {
+int saga_store_prune_finished(saga_store_t *st, int64_t before, int limit, const char *changelog_topic,
+                              int partition, int64_t now) {
     int rc = saga_store_begin(st);
     if (rc) return rc;
     int n = 0;
@@ -243,6 +248,12 @@ int saga_store_prune_finished(saga_store_t *st, int64_t before, int limit) {
         if (!rc) rc = run(st, st->prune_steps, "retention: steps");
         if (!rc) rc = run(st, st->prune_timers, "retention: timers");
         if (!rc) rc = run(st, st->prune_sagas, "retention: sagas");
+        if (!rc && changelog_topic) {
+            bind_text(st->prune_tombstones, 1, changelog_topic);
+            sqlite3_bind_int64(st->prune_tombstones, 2, now);
+            sqlite3_bind_int(st->prune_tombstones, 3, partition);
+            rc = run(st, st->prune_tombstones, "retention: changelog tombstones");
+        }
         if (!rc) rc = run(st, st->prune_clear, "retention: clear");
     }
     if (!rc) rc = saga_store_commit(st);
@@ -510,15 +521,24 @@ int saga_store_save(saga_store_t *st, saga_t *s, const saga_effects_t *fx, const
     return rc;
 }
 
-int saga_store_outbox_add(saga_store_t *st, const char *topic, const char *key, const char *headers,
-                          const char *payload, size_t payload_len, int64_t now) {
+int saga_store_outbox_add_to(saga_store_t *st, const char *topic, int partition, const char *key,
+                             const char *headers, const char *payload, size_t payload_len, int64_t now) {
+    assert(partition >= -1);
     sqlite3_stmt *q = st->outbox_add;
     bind_text(q, 1, topic);
     bind_text(q, 2, key);
     bind_text(q, 3, headers);
-    sqlite3_bind_blob(q, 4, payload, (int)payload_len, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(q, 4, payload ? payload : "", payload ? (int)payload_len : 0, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, 5, now);
+    sqlite3_bind_int(q, 6, partition);
+    sqlite3_bind_int(q, 7, payload == NULL);
     return run(st, q, "outbox insert");
+}
+
+int saga_store_outbox_add(saga_store_t *st, const char *topic, const char *key, const char *headers,
+                          const char *payload, size_t payload_len, int64_t now) {
+    assert(payload);
+    return saga_store_outbox_add_to(st, topic, -1, key, headers, payload, payload_len, now);
 }
 
 int saga_store_due_timers(saga_store_t *st, int64_t now, saga_timer_row_t *rows, int max) {
@@ -559,15 +579,17 @@ int64_t saga_store_next_timer_due(saga_store_t *st) {
     return due;
 }
 
-/* The row under q (columns id, topic, key, headers, payload); its strings
- * live until q steps again. */
+/* The row under q (columns id, topic, key, headers, payload,
+ * kafka_partition, tombstone); its strings live until q steps again. */
 static saga_outbox_row_t outbox_row(sqlite3_stmt *q) {
+    bool tombstone = sqlite3_column_int(q, 6) != 0;
     return (saga_outbox_row_t){
+        .partition = sqlite3_column_int(q, 5),
         .id = sqlite3_column_int64(q, 0),
         .topic = (const char *)sqlite3_column_text(q, 1),
         .key = (const char *)sqlite3_column_text(q, 2),
         .headers = (const char *)sqlite3_column_text(q, 3),
-        .payload = sqlite3_column_blob(q, 4),
+        .payload = tombstone ? NULL : sqlite3_column_blob(q, 4),
         .payload_len = (size_t)sqlite3_column_bytes(q, 4),
     };
 }
@@ -613,7 +635,7 @@ int saga_store_outbox_delete(saga_store_t *st, int64_t *ids, int n) {
 int saga_store_outbox_get(saga_store_t *st, int64_t id, int (*fn)(const saga_outbox_row_t *row, void *user),
                           void *user) {
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "SELECT id, topic, key, headers, payload FROM outbox WHERE id = ?", -1, &q,
+    if (sqlite3_prepare_v2(st->db, "SELECT id, topic, key, headers, payload, kafka_partition, tombstone FROM outbox WHERE id = ?", -1, &q,
                            NULL) != SQLITE_OK)
         return fail(st, "outbox get");
     sqlite3_bind_int64(q, 1, id);

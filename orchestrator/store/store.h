@@ -38,8 +38,12 @@ int saga_store_prune_dedup(saga_store_t *st, int64_t before, int limit);
 /* Retention: deletes up to `limit` finished sagas (completed or compensated;
  * never compensation_failed, which waits for an operator) last updated
  * before `before`, with their steps, history and timers, in one
- * transaction of its own. Returns how many sagas went, or a negative code. */
-int saga_store_prune_finished(saga_store_t *st, int64_t before, int limit);
+ * transaction of its own. With changelog_topic (not NULL), each pruned
+ * saga gets a tombstone outbox row (key its id, NULL value) to that topic's
+ * partition `partition`, in the same transaction, so that compaction
+ * removes its record. Returns how many sagas went, or a negative code. */
+int saga_store_prune_finished(saga_store_t *st, int64_t before, int limit, const char *changelog_topic,
+                              int partition, int64_t now);
 
 /* Takes an exclusive lock on "<db_path>.lock" (created if needed; holds the
  * pid of its owner) for the life of the process, so that a second sagad
@@ -90,6 +94,10 @@ int saga_store_save(saga_store_t *st, saga_t *s, const saga_effects_t *fx, const
 /* Queues a message for the relay (dead letters, for instance). */
 int saga_store_outbox_add(saga_store_t *st, const char *topic, const char *key, const char *headers,
                           const char *payload, size_t payload_len, int64_t now);
+/* The same, to Kafka partition `partition` (-1: by key); payload NULL
+ * queues a tombstone, produced with a NULL value (saga.changelog). */
+int saga_store_outbox_add_to(saga_store_t *st, const char *topic, int partition, const char *key,
+                             const char *headers, const char *payload, size_t payload_len, int64_t now);
 
 typedef struct {
     char saga_id[SAGA_ID_MAX];
@@ -110,8 +118,9 @@ int64_t saga_store_next_timer_due(saga_store_t *st);
 typedef struct {
     int64_t id;
     const char *topic, *key, *headers; /* valid during the callback only */
-    const void *payload;
+    const void *payload;      /* NULL: a tombstone (produced with a NULL value) */
     size_t payload_len;
+    int partition;            /* the Kafka partition to produce to, -1: by key */
 } saga_outbox_row_t;
 
 /* Calls fn for up to max outbox rows with id > after_id, in id order.

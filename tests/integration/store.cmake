@@ -26,3 +26,11 @@ set_tests_properties(it_clock_jump PROPERTIES SKIP_RETURN_CODE 77)
 add_executable(changelog_dump changelog_dump.c)
 target_link_libraries(changelog_dump PRIVATE saga_store)
 saga_stack_test(it_restore test_restore.sh)
+# Issue 14 item 3 end to end: the whole data directory lost after kill -9,
+# every shard restored from the saga.changelog records sagad produced
+# (changelog_out.c); once, and three times in one run.
+saga_stack_test(it_lose_disk test_lose_disk.sh)
+saga_stack_test(it_lose_disk_thrice test_lose_disk_thrice.sh)
+# Issue 14: the records sagad writes to saga.changelog (one latest record
+# per saga equal to the codec's, definitions first, markers, tombstones).
+saga_stack_test(it_changelog_records test_changelog_records.sh)

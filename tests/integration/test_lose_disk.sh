@@ -11,7 +11,7 @@
 # variant it_lose_disk_thrice runs LOSSES=3.
 . "$(dirname "$0")/lib.sh"
 LOSSES=${LOSSES:-1}
-PER=$((1000 / LOSSES))
+PER=$((1000 / LOSSES / 10 * 10)) # a multiple of 10: 80/10/10 of it are whole
 stack_up
 get() { curl -s -H "Authorization: Bearer $(cat "$SAGA_ADMIN_TOKEN_FILE")" "$ADMIN_URL$1" | jq -S .; }
 mkdir -p "$DIR/before"

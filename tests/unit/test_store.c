@@ -295,6 +295,20 @@ static long long count_of(fixture_t *f, const char *fmt, const char *id) {
 /* Retention: finished sagas (completed, compensated) older than the cut-off
  * go with their steps, history and timers, at most `limit` per call;
  * compensation_failed (an operator's), running and recent sagas stay. */
+static int tombstone_seen;
+/* Counts the outbox rows read back as tombstones (payload NULL) of partition 3. */
+static int see_tombstone(const saga_outbox_row_t *row, void *user) {
+    (void)user;
+    if (row->payload == NULL) {
+        assert_int_equal(row->partition, 3);
+        assert_string_equal(row->key, "recent-1");
+        tombstone_seen++;
+    } else {
+        assert_int_equal(row->partition, -1);
+    }
+    return 0;
+}
+
 static void test_retention_deletes_finished_sagas_in_chunks(void **state) {
     fixture_t *f = *state;
     const char *ids[] = {"done-1", "done-2", "done-3", "comp-1", "stuck-1", "recent-1", "running-1"};
@@ -311,10 +325,10 @@ static void test_retention_deletes_finished_sagas_in_chunks(void **state) {
     assert_true(count(f, "SELECT count(*) FROM steps WHERE saga_id='done-1'") > 0);
     assert_true(count(f, "SELECT count(*) FROM timers WHERE saga_id='done-1'") > 0);
 
-    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3), 3); /* the limit holds */
+    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3, NULL, -1, 0), 3); /* the limit holds */
     assert_int_equal(count(f, "SELECT count(*) FROM sagas"), 4);
-    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3), 1);
-    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3), 0);
+    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3, NULL, -1, 0), 1);
+    assert_int_equal(saga_store_prune_finished(f->st, 1000, 3, NULL, -1, 0), 0);
     const char *gone[] = {"done-1", "done-2", "done-3", "comp-1"};
     for (int i = 0; i < 4; i++) {
         assert_int_equal(count_of(f, "SELECT count(*) FROM sagas WHERE id='%s'", gone[i]), 0);
@@ -331,8 +345,16 @@ static void test_retention_deletes_finished_sagas_in_chunks(void **state) {
     }
     assert_int_equal(saga_store_saga_exists(f->st, "done-1"), 0);
     /* A later cut-off takes the recent one too; never the stuck one. */
-    assert_int_equal(saga_store_prune_finished(f->st, 6000, 1000), 1);
-    assert_int_equal(saga_store_prune_finished(f->st, INT64_MAX, 1000), 0);
+    /* ... with a changelog topic: a tombstone outbox row (NULL value, the
+     * shard's partition) in the same transaction. */
+    assert_int_equal(count(f, "SELECT count(*) FROM outbox WHERE topic='saga.changelog'"), 0);
+    assert_int_equal(saga_store_prune_finished(f->st, 6000, 1000, "saga.changelog", 3, 7000), 1);
+    assert_int_equal(count(f, "SELECT count(*) FROM outbox WHERE topic='saga.changelog' AND key='recent-1'"
+                              " AND tombstone=1 AND kafka_partition=3 AND length(payload)=0"), 1);
+    tombstone_seen = 0;
+    assert_true(saga_store_outbox_scan(f->st, 0, 100000, see_tombstone, NULL) > 0);
+    assert_int_equal(tombstone_seen, 1);
+    assert_int_equal(saga_store_prune_finished(f->st, INT64_MAX, 1000, NULL, -1, 0), 0);
     assert_int_equal(count(f, "SELECT count(*) FROM sagas WHERE id IN ('stuck-1', 'running-1')"), 2);
 }
 
@@ -348,7 +370,7 @@ static void test_retention_backlog_in_bounded_chunks(void **state) {
     }
     exec_sql(f, "UPDATE sagas SET status='completed', updated_at=100");
     int passes = 0, total = 0, n;
-    while ((n = saga_store_prune_finished(f->st, 1000, 1000)) > 0) {
+    while ((n = saga_store_prune_finished(f->st, 1000, 1000, NULL, -1, 0)) > 0) {
         assert_true(n <= 1000);
         total += n;
         passes++;
