@@ -312,10 +312,17 @@ int main(int argc, char **argv) {
         LOG_INFO("sagad", "admin token: %s %s (mode 0600); sagactl reads it with SAGA_ADMIN_TOKEN_FILE=%s",
                  created ? "generated" : "reusing", token_file, token_file);
     }
+    /* From here an error exit frees the token (LeakSanitizer runs the stack tests). */
+#define EARLY_EXIT(code)          \
+    do {                          \
+        saga_free(token);         \
+        saga_free(token_file);    \
+        return (code);            \
+    } while (0)
     char *bootstrap = saga_kafka_bootstrap(c->bootstrap, c->bootstrap_file, 10000, err, sizeof err);
     if (!bootstrap) {
         fprintf(stderr, "sagad: %s\n", err);
-        return 2;
+        EARLY_EXIT(2);
     }
     const char *topics[] = {c->start_topic, c->replies_topic, c->changelog_topic};
     if (!strcmp(c->changelog_topic, c->start_topic) || !strcmp(c->changelog_topic, c->replies_topic) ||
@@ -323,7 +330,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagad: --changelog-topic '%s' is also another of sagad's topics: the changelog needs a "
                         "topic of its own\n", c->changelog_topic);
         saga_free(bootstrap);
-        return 2;
+        EARLY_EXIT(2);
     }
     /* Before consuming anything: every consumed topic, and the changelog,
      * has P partitions. */
@@ -333,7 +340,7 @@ int main(int argc, char **argv) {
     if (saga_topics_check(&tcheck, err, sizeof err)) {
         LOG_ERROR("sagad", "%s", err);
         saga_free(bootstrap);
-        return 1;
+        EARLY_EXIT(1);
     }
     /* Then every shard is checked against the changelog, and restored from
      * it when missing, corrupt or behind, before its partition is read. */
@@ -346,16 +353,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagad: %s\n", restore_stats ? err : "out of memory");
         LOG_ERROR("sagad", "%s", restore_stats ? err : "out of memory");
         saga_free(bootstrap);
-        return 1;
+        EARLY_EXIT(1);
     }
     saga_store_options_t sopt = {.synchronous = c->synchronous};
     d.shard_count = (int)c->partitions;
     if (sagad_shards_open(c->data_dir, d.shard_count, &sopt, &d.shards, err, sizeof err)) {
         fprintf(stderr, "sagad: data directory: %s\n", err);
         LOG_ERROR("sagad", "%s", err);
-        return 1;
+        EARLY_EXIT(1);
     }
-    if (adopt_definitions(&d, d.registry)) return 1;
+    if (adopt_definitions(&d, d.registry)) EARLY_EXIT(1);
     log_registry(d.registry);
     /* One transactional.id per consumer group: a second sagad of the group
      * fences the first (docs/OPERATIONS.md, "Transactions"). */
@@ -364,7 +371,7 @@ int main(int argc, char **argv) {
     if (sagad_txnplan_init(&d.txnplan, d.shard_count)) {
         LOG_ERROR("sagad", "out of memory");
         saga_free(bootstrap);
-        return 1;
+        EARLY_EXIT(1);
     }
     saga_bus_config_t bcfg = {.bootstrap = bootstrap, .group = c->group, .client_id = "sagad",
                               .topics = topics, .topic_count = 2, .props = &c->kafka_props,
@@ -373,22 +380,22 @@ int main(int argc, char **argv) {
     saga_free(bootstrap);
     if (!d.bus) {
         fprintf(stderr, "sagad: %s\n", err);
-        return 1;
+        EARLY_EXIT(1);
     }
     saga_bus_set_marker_topic(d.bus, c->changelog_topic); /* shards' changelog markers (relay.c) */
     d.commands = saga_command_queue_new(4096);
-    if (!d.commands) return 1;
+    if (!d.commands) EARLY_EXIT(1);
     /* The admin API reads every shard of the data directory. */
     saga_admin_t *admin = saga_admin_start_dir(c->admin_addr, (int)c->admin_port, c->data_dir, d.shard_count, err,
                                                sizeof err);
     if (!admin) {
         fprintf(stderr, "sagad: admin API on %s:%lld: %s\n", c->admin_addr, c->admin_port, err);
-        return 1;
+        EARLY_EXIT(1);
     }
     if (c->admin_host && *c->admin_host && saga_admin_add_hosts(admin, c->admin_host, err, sizeof err)) {
         fprintf(stderr, "sagad: --admin-host: %s\n", err);
         saga_admin_stop(&admin);
-        return 2;
+        EARLY_EXIT(2);
     }
     saga_flow_limits_t limits = {.max_in_flight = (int)c->max_in_flight,
                                  .breaker_failures = (int)c->breaker_failures,
@@ -396,7 +403,7 @@ int main(int argc, char **argv) {
     d.flow = saga_flow_new(&limits);
     if (!d.flow || sagad_flow_recover(&d)) {
         fprintf(stderr, "sagad: cannot rebuild flow-control state\n");
-        return 1;
+        EARLY_EXIT(1);
     }
     saga_admin_set_commands(admin, d.commands, token);
     /* A body the size of the limit could never be published: the admin API
@@ -406,13 +413,13 @@ int main(int argc, char **argv) {
         d.alerts = saga_alerter_start(c->alert_webhook, 10000, err, sizeof err);
         if (!d.alerts) {
             fprintf(stderr, "sagad: alerts: %s\n", err);
-            return 1;
+            EARLY_EXIT(1);
         }
     }
     d.commit_seconds.bounds = d.iteration_seconds.bounds = sagad_fast_bounds;
     d.step_seconds.bounds = d.saga_seconds.bounds = sagad_slow_bounds;
     d.runtime = sagad_runtime_new();
-    if (!d.runtime) return 1;
+    if (!d.runtime) EARLY_EXIT(1);
     sagad_publish_runtime(&d);
     saga_admin_set_runtime(admin, runtime_fill, d.runtime);
     d.engine.replies_topic = c->replies_topic;
@@ -508,6 +515,7 @@ int main(int argc, char **argv) {
     json_decref(d.pending_alerts);
     saga_free(token);
     saga_free(token_file);
+#undef EARLY_EXIT
     saga_free(restore_stats);
     curl_global_cleanup();
     close(lock_fd);

@@ -57,6 +57,11 @@ int participant_resend_stored(const participant_parsed_t *c, const char *stored,
 /* Runs SQL text with sqlite3_exec: 0, or SAGA_ESTORE with the reason in err (logged when err is NULL). */
 int participant_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen);
 /* The processed row of key: 1 (*reply_out the stored reply, saga_free; status copied), 0 none, <0 error. */
+/* Finalizes the statements this thread cached for db (they are cached per
+ * thread): participant_run calls it as it ends, so a participant run on
+ * another thread than the one that closes it leaks nothing. */
+void participant_drop_statements(sqlite3 *db);
+
 int participant_lookup_processed(sqlite3 *db, const char *key, char **reply_out, char *status_out,
                                  size_t status_len);
 /* The processed row of `kind` for the same saga step: 1 (outs may be NULL; strings saga_free), 0 none, <0 error. */

@@ -101,7 +101,7 @@ static sqlite3_stmt *prepare_cached(sqlite3 *db, const char *sql) {
 }
 
 /* Finalizes db's cached statements (before sqlite3_close). */
-static void drop_cached(sqlite3 *db) {
+void participant_drop_statements(sqlite3 *db) {
     for (int i = 0; i < STMT_CACHE_SIZE; i++) {
         if (stmt_cache[i].db != db) continue;
         sqlite3_finalize(stmt_cache[i].st);
@@ -187,7 +187,7 @@ void participant_close(participant_t **pp) {
     if (!pp || !*pp) return;
     participant_t *p = *pp;
     if (p->in_batch) participant_batch_rollback(p);
-    drop_cached(p->db);
+    participant_drop_statements(p->db);
     sqlite3_close(p->db);
     saga_free(p);
     *pp = NULL;

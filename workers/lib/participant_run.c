@@ -363,5 +363,6 @@ out:
     rd_kafka_consumer_close(consumer); /* commits the stored offsets */
     rd_kafka_destroy(consumer);
     rd_kafka_destroy(producer);
+    participant_drop_statements(p->db); /* cached by this thread */
     return rc;
 }
