@@ -166,8 +166,8 @@ static int convert_rows(const char *legacy_db, const char *build, int partitions
         "INSERT INTO s.history SELECT * FROM main.history WHERE saga_partition(saga_id, ?1) = ?2",
         "INSERT INTO s.timers SELECT * FROM main.timers WHERE saga_partition(saga_id, ?1) = ?2",
         /* columns named: a legacy file may predate migration 6 (kafka_partition, tombstone) */
-        "INSERT INTO s.outbox (id, topic, key, headers, payload, created_at)"
-        " SELECT id, topic, key, headers, payload, created_at FROM main.outbox WHERE saga_partition(key, ?1) = ?2",
+        ("INSERT INTO s.outbox (id, topic, key, headers, payload, created_at)"
+         " SELECT id, topic, key, headers, payload, created_at FROM main.outbox WHERE saga_partition(key, ?1) = ?2"),
         "INSERT INTO s.outbox_parked SELECT * FROM main.outbox_parked WHERE saga_partition(key, ?1) = ?2",
     };
     sqlite3 *db = NULL;

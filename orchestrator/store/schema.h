@@ -77,8 +77,8 @@ static const char *const saga_store_migrations[] = {
     /* 6: outbox rows of saga.changelog go to their shard's partition
      * (kafka_partition >= 0; -1: by key, as before), and a tombstone row
      * is produced with a NULL value (payload is then empty). */
-    "ALTER TABLE outbox ADD COLUMN kafka_partition INTEGER NOT NULL DEFAULT -1;"
-    "ALTER TABLE outbox ADD COLUMN tombstone INTEGER NOT NULL DEFAULT 0;",
+    ("ALTER TABLE outbox ADD COLUMN kafka_partition INTEGER NOT NULL DEFAULT -1;"
+     "ALTER TABLE outbox ADD COLUMN tombstone INTEGER NOT NULL DEFAULT 0;"),
 };
 
 #endif
