@@ -398,6 +398,7 @@ static int park_row(sagad_t *d, sagad_shard_t *sh, int64_t id, rd_kafka_resp_err
     bool changelog = d->cfg.changelog_topic && !strcmp(row.topic, d->cfg.changelog_topic);
     bool is_command = !changelog && type && !strcmp(type, "saga.command") &&
                       strcmp(row.topic, d->cfg.events_topic) != 0 && strcmp(row.topic, d->cfg.dlq_topic) != 0;
+    rc = 0; /* saga_store_outbox_get's 1 (found) */
     if (changelog) d->counters.changelog_refused++;
     else rc = is_command ? fail_command_step(d, sh, doc, err, reason, now, &outcome)
                          : send_stub(sh, &row, doc, reason, now, &outcome);
