@@ -72,6 +72,8 @@ rd_kafka_conf_t *saga_kafka_conf_new(saga_kafka_role_t role, const char *bootstr
         goto fail;
     /* Loopback dev brokers: do not wait for IPv6 resolution failures. */
     if (saga_kafka_conf_set(conf, "broker.address.family", "v4", err, errlen)) goto fail;
+    /* Every hop of a saga is a small request: never held for an ACK. */
+    if (saga_kafka_conf_set(conf, "socket.nagle.disable", "true", err, errlen)) goto fail;
     if (role == SAGA_KAFKA_PRODUCER) {
         for (size_t i = 0; i < sizeof producer_defaults / sizeof producer_defaults[0]; i++)
             if (saga_kafka_conf_set(conf, producer_defaults[i][0], producer_defaults[i][1], err, errlen))
