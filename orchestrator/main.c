@@ -355,7 +355,10 @@ int main(int argc, char **argv) {
         saga_free(bootstrap);
         EARLY_EXIT(1);
     }
-    saga_store_options_t sopt = {.synchronous = c->synchronous};
+    /* The shards share one cache budget: 8 shards must not take 8 times the memory of one file. */
+    int cache_kib = SAGA_STORE_CACHE_KIB / (int)c->partitions;
+    saga_store_options_t sopt = {.synchronous = c->synchronous,
+                                 .cache_kib = cache_kib < SAGA_STORE_MIN_CACHE_KIB ? SAGA_STORE_MIN_CACHE_KIB : cache_kib};
     d.shard_count = (int)c->partitions;
     if (sagad_shards_open(c->data_dir, d.shard_count, &sopt, &d.shards, err, sizeof err)) {
         fprintf(stderr, "sagad: data directory: %s\n", err);

@@ -14,7 +14,13 @@ typedef struct saga_store saga_store_t;
 
 typedef struct {
     const char *synchronous; /* "FULL" (default when NULL), "NORMAL", "OFF" */
+    int cache_kib;           /* SQLite page cache of this connection; 0: SAGA_STORE_CACHE_KIB */
 } saga_store_options_t;
+
+/* The page cache a process's stores share: sagad divides it among its
+ * shards (at least SAGA_STORE_MIN_CACHE_KIB each). */
+#define SAGA_STORE_CACHE_KIB 16000
+#define SAGA_STORE_MIN_CACHE_KIB 2000
 
 /* Opens (creating if needed) and migrates the database. NULL + err. */
 saga_store_t *saga_store_open(const char *path, const saga_store_options_t *opt, char *err,
