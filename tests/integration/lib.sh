@@ -12,8 +12,8 @@ IT_NAME=${IT_NAME:-$(basename "$0" .sh)}
 DIR=$(mktemp -d "/tmp/sagad-$IT_NAME-XXXXXX")
 CHECKS=0
 
-it_cleanup() {
-  local rc=$?
+it_cleanup() { # [STATUS]: the test's exit status ($? by default)
+  local rc=${1:-$?}
   "$STACK" down "$DIR" >/dev/null 2>&1 || true
   if [ $rc -eq 0 ]; then
     rm -rf "$DIR"
@@ -24,6 +24,11 @@ it_cleanup() {
   exit $rc
 }
 trap it_cleanup EXIT
+# it_on_exit 'COMMANDS': runs COMMANDS (their failure ignored) before
+# it_cleanup when the test exits, keeping the test's exit status (a trap
+# 'kill ...; it_cleanup' would hand it_cleanup kill's status: a failed test
+# would pass).
+it_on_exit() { trap "rc=\$?; { $1; } 2>/dev/null || true; it_cleanup \$rc" EXIT; }
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 check() { # description, command...
@@ -78,6 +83,9 @@ sql() {
 saga_sql() { sql "$SAGA_DB" "$1"; }
 # saga_sql_each SQL: runs SQL (a write: the views above are read-only) on every shard file.
 saga_sql_each() { local f; for f in "$SAGA_DB"/shard-*.db; do sql "$f" "$1"; done; }
+# outbox_empty: no shard holds an outbox row (everything delivered); wait_outbox: waits 20 s for it.
+outbox_empty() { [ "$(saga_sql_each "SELECT count(*) FROM outbox" | awk '{ n += $1 } END { print n + 0 }')" = 0 ]; }
+wait_outbox() { for _ in $(seq 200); do outbox_empty && return 0; sleep 0.1; done; return 1; }
 
 # publish_starts PREFIX COUNT [CUSTOMER] [SKU] [AMOUNT]: start events with
 # saga ids PREFIX-1..COUNT through Kafka (kcat), keyed by saga id.

@@ -5,17 +5,21 @@
 # of the shard's saga (changelog_dump), in the shard's partition; each
 # partition's definition records come before its first saga record; each
 # shard's changelog marker is the last offset delivered to its partition.
-# Then retention (--retention 3s) deletes the sagas: each gets a tombstone
+# Once they finished, events that change nothing are sent (the starts
+# again, starts of existing saga ids under new message ids, every reply
+# again under a new message id: duplicates and stale replies): they write no
+# record, so no record (partition, key, value) appears twice, and no saga
+# record (key, value) at all (only a definition record is in every
+# partition that holds sagas).
+# Then retention (--retention 10s) deletes the sagas: each gets a tombstone
 # (a NULL value) as its latest record.
 . "$(dirname "$0")/lib.sh"
-export SAGAD_ARGS="--retention 3s ${SAGAD_ARGS:-}"
+export SAGAD_ARGS="--retention 10s ${SAGAD_ARGS:-}"
 stack_up
 P=$SAGA_PARTITIONS
 publish_starts ok 160
 publish_starts oos 20 c-2 sku-empty
 publish_starts dec 20 c-broke sku-2
-outbox_empty() { [ "$(saga_sql_each "SELECT count(*) FROM outbox" | awk '{ n += $1 } END { print n + 0 }')" = 0 ]; }
-wait_outbox() { for _ in $(seq 200); do outbox_empty && return 0; sleep 0.1; done; return 1; }
 # Records read committed; NULL values printed as NULL.
 topic() { kcat -b "$BOOTSTRAP" -C -t saga.changelog -o beginning -e -q -Z -X isolation.level=read_committed \
   -f '%p\t%o\t%k\t%s\n' 2>/dev/null; }
@@ -25,23 +29,60 @@ latest() { awk -F'\t' '{ last[$3] = $1 "\t" $3 "\t" $4 } END { for (k in last) p
 # with SIGSTOP once they all finished, so that the shards hold still.
 check "all 200 sagas finish" wait_count "SELECT count(*) FROM sagas WHERE status IN ('completed','compensated')" 200 120
 check "the outboxes drain" wait_outbox
+metric() { curl -s "$ADMIN_URL/metrics" | sed -n "s/^sagad_$1_total //p"; }
+metric_at_least() { for _ in $(seq 100); do [ "$(metric "$1")" -ge "$2" ] 2>/dev/null && return 0; sleep 0.2; done
+  echo "  sagad_$1_total is '$(metric "$1")', not >= $2" >&2; return 1; }
+dups0=$(metric duplicate_message) starts0=$(metric duplicate_start) stale0=$(($(metric stale_reply) + $(metric dead_letters)))
+kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' -l "$DIR/starts-oos.txt"  # the same messages: dedup
+sed 's/"message_id":"m-/"message_id":"again-/' "$DIR/starts-dec.txt" >"$DIR/starts-again.txt"
+kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t' -l "$DIR/starts-again.txt"  # existing saga ids
+kcat -b "$BOOTSTRAP" -C -t saga.replies -o beginning -e -q -f '%k\t%s\n' 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    key, _, value = line.rstrip("\n").partition("\t")
+    r = json.loads(value)
+    r["message_id"] = "again-" + r["message_id"]  # not a duplicate: a stale reply for the engine
+    print(key + "\t" + json.dumps(r, separators=(",", ":")))' >"$DIR/replies-again.txt"
+replies=$(wc -l <"$DIR/replies-again.txt")
+kcat -b "$BOOTSTRAP" -P -t saga.replies -K $'\t' -l "$DIR/replies-again.txt"
+check "sagad saw the 20 starts again (dedup)" metric_at_least duplicate_message $((dups0 + 20))
+check "sagad ignored 20 starts of existing sagas" metric_at_least duplicate_start $((starts0 + 20))
+ignored() { # stale replies, and dead letters (replies to sagas the retention deleted)
+  for _ in $(seq 100); do [ $(($(metric stale_reply) + $(metric dead_letters))) -ge "$1" ] && return 0; sleep 0.2; done
+  echo "  stale replies and dead letters: $(metric stale_reply) + $(metric dead_letters), not >= $1" >&2; return 1; }
+check "sagad ignored the $replies replies sent again" ignored $((stale0 + replies))
+check "the outboxes drain" wait_outbox
 kill -STOP "$SAGAD_PID"
-trap 'kill -CONT "$SAGAD_PID" 2>/dev/null; it_cleanup' EXIT
+it_on_exit 'kill -CONT "$SAGAD_PID"'
 left=$(saga_sql "SELECT count(*) FROM sagas")
 "$BUILD_DIR/bin/changelog_dump" "$SAGA_DB" "$P" | sort >"$DIR/dump.tsv"
 topic >"$DIR/topic.tsv"
 latest <"$DIR/topic.tsv" >"$DIR/latest.tsv"
 kill -CONT "$SAGAD_PID"
 check "some sagas are still stored (not all pruned yet)" test "$left" -gt 0
+echo "# saga.changelog: $(wc -l <"$DIR/topic.tsv") record(s), $(cut -f1,3,4 "$DIR/topic.tsv" | sort -u | wc -l) distinct (partition, key, value), $(cut -f3,4 "$DIR/topic.tsv" | sort -u | wc -l) distinct (key, value)"
+check "no record (partition, key, value) appears twice" eq "$(cut -f1,3,4 "$DIR/topic.tsv" | sort | uniq -d | wc -l)" 0
+check "no saga record (key, value) appears twice" \
+  eq "$(awk -F'\t' '$3 !~ /^def\//' "$DIR/topic.tsv" | cut -f3,4 | sort | uniq -d | wc -l)" 0
 # the sagas stored at the dump: their latest record is the dump's line
 join -t $'\t' -1 1 -2 1 <(awk -F'\t' '$2 !~ /^def\// { print $2 "\t" $1 "\t" $3 }' "$DIR/dump.tsv" | sort) \
   <(awk -F'\t' '{ print $2 "\t" $1 "\t" $3 }' "$DIR/latest.tsv" | sort) >"$DIR/joined.tsv"
 check "every stored saga has a record" eq "$(wc -l <"$DIR/joined.tsv")" "$left"
 check "each latest record equals saga_changelog_encode of the shard's saga, in its shard's partition" \
   eq "$(awk -F'\t' '$2 != $4 || $3 != $5' "$DIR/joined.tsv" | wc -l)" 0
-check "definition records: those of the dump, in each partition holding sagas" \
-  eq "$(awk -F'\t' '$2 ~ /^def\// { print $1 "\t" $2 }' "$DIR/latest.tsv" | sort)" \
-  "$(awk -F'\t' '$2 ~ /^def\// { print $1 "\t" $2 }' "$DIR/dump.tsv" | sort)"
+# PARTITION def/NAME/VERSION of every definition a saga record runs on
+runs_on() { python3 -c '
+import json, sys
+for line in sys.stdin:
+    p, o, k, v = line.rstrip("\n").split("\t", 3)
+    if not k.startswith("def/") and v != "NULL":
+        s = json.loads(v)["saga"]
+        print(p, "def/%s/%d" % (s["definition"], s["version"]), sep="\t")' | sort -u; }
+check "definition records: one in each partition per definition its saga records run on" \
+  eq "$(awk -F'\t' '$3 ~ /^def\// { print $1 "\t" $3 }' "$DIR/topic.tsv" | sort)" "$(runs_on <"$DIR/topic.tsv")"
+check "each definition record equals the dump's (saga_changelog_encode_definition)" \
+  eq "$(comm -23 <(awk -F'\t' '$3 ~ /^def\// { print $1 "\t" $3 "\t" $4 }' "$DIR/topic.tsv" | sort) \
+        <(awk -F'\t' '$2 ~ /^def\// { print $1 "\t" $2 "\t" $3 }' "$DIR/dump.tsv" | sort) | wc -l)" 0
 check "every partition holding saga records holds a definition record" \
   eq "$(awk -F'\t' '$3 ~ /^def\// { print $1 }' "$DIR/topic.tsv" | sort -u | tr '\n' ' ')" \
   "$(awk -F'\t' '$3 !~ /^def\// { print $1 }' "$DIR/topic.tsv" | sort -u | tr '\n' ' ')"

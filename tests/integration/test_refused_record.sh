@@ -13,7 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 python3 "$SAGA_SOURCE_DIR/tests/integration/webhook_receiver.py" "$DIR/alerts.jsonl" "$DIR/webhook.port" 200 &
 RECEIVER=$!
-trap 'kill $RECEIVER 2>/dev/null; it_cleanup' EXIT
+it_on_exit 'kill $RECEIVER'
 for _ in $(seq 50); do [ -s "$DIR/webhook.port" ] && break; sleep 0.1; done
 export SAGAD_ARGS="${SAGAD_ARGS:-} --alert-webhook http://127.0.0.1:$(cat "$DIR/webhook.port")/hook"
 if [ "${KAFKA:-}" != real ]; then
@@ -70,12 +70,15 @@ PY
 check "/metrics counts the parked record" \
   bash -c "curl -sf '$ADMIN_URL/metrics' | grep -E '^sagad_outbox_parked_total [1-9]'"
 
-# No record was delivered twice: every message id once per topic.
+# No record was delivered twice: every message id once per topic. On the
+# dev broker only that every message arrived: a refused delivery aborts the
+# relay transaction and its rows go out again, and the dev broker does not
+# hide the aborted copies (Apache Kafka does, to read_committed).
 for t in saga.events order.commands inventory.commands payment.commands notification.commands saga.dlq; do
   kcat -b "$BOOTSTRAP" -C -X isolation.level=read_committed -t "$t" -o beginning -e -q -X fetch.wait.max.ms=10 -X fetch.message.max.bytes=2000000 \
     -f '%s\n' >"$DIR/topic-$t.txt" 2>/dev/null || true
 done
-python3 - "$DIR" <<'PY'
+python3 - "$DIR" >"$DIR/counts.txt" <<'PY'
 import collections, json, sys, glob
 d = sys.argv[1]
 dups, total = 0, 0
@@ -92,12 +95,14 @@ for f in glob.glob(f"{d}/topic-*.txt"):
     total += sum(ids.values())
     extra = {k: v for k, v in ids.items() if v > 1}
     if extra:
-        print(f, "duplicates:", list(extra.items())[:5])
+        print(f, "duplicates:", list(extra.items())[:5], file=sys.stderr)
         dups += len(extra)
-print(f"{total} records read, {dups} delivered more than once")
-sys.exit(1 if dups or total < 50 * 9 else 0)
+print(total, dups)
 PY
-check "no record on any topic was delivered twice" true
+read -r total dups <"$DIR/counts.txt"
+echo "# $total records read, $dups delivered more than once"
+check "every saga's messages arrived (at least 50 x 9)" test "$total" -ge 450
+if [ "${KAFKA:-}" = real ]; then check "no record on any topic was delivered twice" eq "$dups" 0; fi
 if [ "${KAFKA:-}" != real ]; then
   check "saga.events has the saga.dropped stub in place of big-1's saga.started" \
     bash -c "grep -a '\"type\":\"saga.dropped\"' '$DIR/topic-saga.events.txt' | grep -a '\"original_message_id\":\"big-1/event/1\"' | grep -aq '\"event\":\"saga.started\"'"

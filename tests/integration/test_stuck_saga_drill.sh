@@ -8,7 +8,7 @@ mkdir -p "$DIR/sagas"
 cp "$SAGA_SOURCE_DIR/sagas/order_fulfillment.json" "$SAGA_SOURCE_DIR/tests/fixtures/alerting/drill.json" "$DIR/sagas/"
 python3 "$SAGA_SOURCE_DIR/tests/integration/webhook_receiver.py" "$DIR/alerts.jsonl" "$DIR/webhook.port" 200 &
 RECEIVER=$!
-trap 'kill $RECEIVER 2>/dev/null; it_cleanup' EXIT
+it_on_exit 'kill $RECEIVER'
 for _ in $(seq 50); do [ -s "$DIR/webhook.port" ] && break; sleep 0.1; done
 echo "drill-$RANDOM" >"$DIR/token"
 export SAGAS_DIR="$DIR/sagas" \

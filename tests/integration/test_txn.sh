@@ -41,7 +41,7 @@ stop_broker() {
   if [ -n "$BROKER_PID" ]; then kill -TERM "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; fi
   [ -f "$DIR/kafka.pid" ] && "$SAGA_SOURCE_DIR/scripts/kafka" stop "$DIR" >/dev/null 2>&1 || true
 }
-trap 'rc=$?; stop_broker; (exit $rc); it_cleanup' EXIT
+it_on_exit stop_broker
 
 if [ "${KAFKA:-}" = real ]; then KIND=kafka; else KIND=dev; fi
 if [ -n "${BOOTSTRAP:-}" ]; then
