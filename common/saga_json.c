@@ -257,7 +257,7 @@ void saga_json_buf_int(saga_json_buf_t *b, long long v) {
 }
 
 int saga_json_buf_json(saga_json_buf_t *b, const char *s, size_t n) {
-    if (b->fallback) return saga_json_buf_error(b);
+    if (b->fallback) return 0; /* failed before: the first error stands */
     if (!saga_json_valid(s, n)) {
         b->fallback = 1;
         return SAGA_EPARSE;

@@ -54,7 +54,8 @@ void saga_json_buf_int(saga_json_buf_t *b, long long v);
 
 /* Appends s[0..n), one JSON value in text form (a column sagad wrote with
  * saga_json_dump), as it is, after checking its syntax (saga_json_valid):
- * 0, or SAGA_EPARSE (also recorded in b) when it is not one JSON value. */
+ * SAGA_EPARSE (also recorded in b) when it is not one JSON value, else 0
+ * (also after an earlier error, appending nothing). */
 int saga_json_buf_json(saga_json_buf_t *b, const char *s, size_t n);
 
 /* 0, SAGA_ENOMEM or SAGA_EPARSE: the first error of the appends so far. */
