@@ -164,14 +164,26 @@ static void dump_string(saga_json_buf_t *b, const char *s, size_t n) {
     b->len = (size_t)(o - b->buf);
 }
 
-/* v in decimal, as "%lld" writes it (snprintf is ten times slower). */
+/* v in decimal, as "%lld" writes it (snprintf is ten times slower), two
+ * digits per division. */
 static void dump_int(saga_json_buf_t *b, long long v) {
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
     char num[24], *e = num + sizeof num, *p = e;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--p = pairs[d + 1];
+        *--p = pairs[d];
+    }
+    if (u >= 10) {
+        *--p = pairs[u * 2 + 1];
+        *--p = pairs[u * 2];
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (v < 0) *--p = '-';
     dump_raw(b, p, (size_t)(e - p));
 }

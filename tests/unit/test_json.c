@@ -9,6 +9,7 @@
 
 #include "test_filter.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -342,6 +343,30 @@ static void test_text_writer(void **state) {
     saga_free(got);
     saga_free(dump);
     json_decref(want);
+    /* integers as "%lld": every width, both signs, the extremes */
+    unsigned long long x = 88172645463325252ULL;
+    for (int i = 0; i < 3000; i++) {
+        long long v = i - 500;
+        if (i >= 1000 && i < 1038) { /* +-10^k and +-10^k - 1, k <= 18 */
+            long long p10 = 1;
+            for (int k = 0; k < (i - 1000) / 2; k++) p10 *= 10;
+            v = (i % 2 ? -p10 : p10) + (i % 4 < 2 ? -1 : 0);
+        } else if (i >= 1038) { /* random, every magnitude */
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            v = (long long)(x >> (1 + i % 63)); /* non-negative: -v is defined */
+            if (i % 2) v = -v;
+        }
+        char text[32];
+        snprintf(text, sizeof text, "%lld", v);
+        saga_json_buf_int(&b, v);
+        got = saga_json_buf_finish(&b, &len);
+        assert_string_equal(got, text);
+        saga_free(got);
+    }
+    saga_json_buf_int(&b, -9223372036854775807LL - 1);
+    got = saga_json_buf_finish(&b, &len);
+    assert_string_equal(got, "-9223372036854775808");
+    saga_free(got);
     /* invalid UTF-8 and invalid embedded JSON: SAGA_EPARSE, sticky */
     saga_json_buf_string(&b, "\xff", 1);
     assert_int_equal(saga_json_buf_error(&b), SAGA_EPARSE);
