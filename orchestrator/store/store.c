@@ -162,7 +162,7 @@ saga_store_t *saga_store_open(const char *path, const saga_store_options_t *opt,
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
-             " PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;", sync);
+             " PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000; PRAGMA secure_delete=FAST;", sync);
     char *msg = NULL;
     if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(st->db));
