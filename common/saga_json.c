@@ -99,15 +99,9 @@ int saga_json_format_real(double v, char *buf, size_t len) {
     return n;
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int fallback; /* 1: hand the value to jansson; -1: out of memory */
-} dump_buf_t;
-
 #define DUMP_MAX_DEPTH 2048
 
-static int dump_reserve(dump_buf_t *b, size_t more) {
+static int dump_reserve(saga_json_buf_t *b, size_t more) {
     if (b->len + more <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + more) cap *= 2;
@@ -121,13 +115,13 @@ static int dump_reserve(dump_buf_t *b, size_t more) {
     return 0;
 }
 
-static void dump_raw(dump_buf_t *b, const char *s, size_t n) {
+static void dump_raw(saga_json_buf_t *b, const char *s, size_t n) {
     if (dump_reserve(b, n)) return;
     memcpy(b->buf + b->len, s, n);
     b->len += n;
 }
 
-static void dump_string(dump_buf_t *b, const char *s, size_t n) {
+static void dump_string(saga_json_buf_t *b, const char *s, size_t n) {
     static const char hex[] = "0123456789ABCDEF";
     if (dump_reserve(b, n * 6 + 2)) return; /* the worst case: six bytes per input byte */
     char *o = b->buf + b->len;
@@ -170,7 +164,31 @@ static void dump_string(dump_buf_t *b, const char *s, size_t n) {
     b->len = (size_t)(o - b->buf);
 }
 
-static void dump_value(dump_buf_t *b, const json_t *v, int depth) {
+/* v in decimal, as "%lld" writes it (snprintf is ten times slower), two
+ * digits per division. */
+static void dump_int(saga_json_buf_t *b, long long v) {
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    char num[24], *e = num + sizeof num, *p = e;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--p = pairs[d + 1];
+        *--p = pairs[d];
+    }
+    if (u >= 10) {
+        *--p = pairs[u * 2 + 1];
+        *--p = pairs[u * 2];
+    } else {
+        *--p = (char)('0' + u);
+    }
+    if (v < 0) *--p = '-';
+    dump_raw(b, p, (size_t)(e - p));
+}
+
+static void dump_value(saga_json_buf_t *b, const json_t *v, int depth) {
     if (b->fallback) return;
     if (depth > DUMP_MAX_DEPTH) {
         b->fallback = 1;
@@ -205,12 +223,7 @@ static void dump_value(dump_buf_t *b, const json_t *v, int depth) {
         break;
     }
     case JSON_STRING: dump_string(b, json_string_value(v), json_string_length(v)); break;
-    case JSON_INTEGER: {
-        char num[32];
-        int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        dump_raw(b, num, (size_t)n);
-        break;
-    }
+    case JSON_INTEGER: dump_int(b, json_integer_value(v)); break;
     case JSON_TRUE: dump_raw(b, "true", 4); break;
     case JSON_FALSE: dump_raw(b, "false", 5); break;
     case JSON_NULL: dump_raw(b, "null", 4); break;
@@ -227,7 +240,7 @@ static void dump_value(dump_buf_t *b, const json_t *v, int depth) {
 
 char *saga_json_dump(const json_t *value) {
     if (!value) return NULL;
-    dump_buf_t b = {0};
+    saga_json_buf_t b = {0};
     dump_value(&b, value, 0);
     if (!b.fallback) dump_raw(&b, "", 1);
     if (!b.fallback) return b.buf;
@@ -235,6 +248,142 @@ char *saga_json_dump(const json_t *value) {
     if (b.fallback < 0) return NULL;
     /* jansson allocates with the functions installed by saga_alloc. */
     return json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+}
+
+/* ---- the text writer (saga_json_buf_t) ----------------------------------------- */
+
+void saga_json_buf_reserve(saga_json_buf_t *b, size_t n) {
+    if (!b->fallback) dump_reserve(b, n);
+}
+
+void saga_json_buf_raw(saga_json_buf_t *b, const char *s, size_t n) {
+    if (!b->fallback) dump_raw(b, s, n);
+}
+
+void saga_json_buf_string(saga_json_buf_t *b, const char *s, size_t n) {
+    if (!b->fallback) dump_string(b, s, n);
+}
+
+void saga_json_buf_int(saga_json_buf_t *b, long long v) {
+    if (!b->fallback) dump_int(b, v);
+}
+
+int saga_json_buf_json(saga_json_buf_t *b, const char *s, size_t n) {
+    if (b->fallback) return 0; /* failed before: the first error stands */
+    if (!saga_json_valid(s, n)) {
+        b->fallback = 1;
+        return SAGA_EPARSE;
+    }
+    dump_raw(b, s, n);
+    return 0;
+}
+
+int saga_json_buf_error(const saga_json_buf_t *b) {
+    return b->fallback < 0 ? SAGA_ENOMEM : b->fallback ? SAGA_EPARSE : 0;
+}
+
+char *saga_json_buf_finish(saga_json_buf_t *b, size_t *len) {
+    saga_json_buf_raw(b, "", 1);
+    if (b->fallback) {
+        saga_json_buf_free(b);
+        return NULL;
+    }
+    char *text = b->buf;
+    *len = b->len - 1;
+    *b = (saga_json_buf_t){0};
+    return text;
+}
+
+void saga_json_buf_free(saga_json_buf_t *b) {
+    saga_free(b->buf);
+    *b = (saga_json_buf_t){0};
+}
+
+/* ---- syntax check (saga_json_valid) ---------------------------------------------- */
+
+static const char *valid_blank(const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++;
+    return p;
+}
+
+static int is_digit(const char *p, const char *e) { return p < e && *p >= '0' && *p <= '9'; }
+
+static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+/* p at the opening quote; the byte after the closing one, or NULL. */
+static const char *valid_string(const char *p, const char *e) {
+    for (p++; p < e;) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') return p + 1;
+        if (c < 0x20) return NULL;
+        if (c >= 0x80) {
+            size_t k = saga_utf8_seq((const unsigned char *)p, (size_t)(e - p));
+            if (!k) return NULL;
+            p += k;
+        } else if (c != '\\') {
+            p++;
+        } else if (++p < e && strchr("\"\\/bfnrt", *p) && *p) {
+            p++;
+        } else if (p < e && *p == 'u' && e - p >= 5 && is_hex(p[1]) && is_hex(p[2]) && is_hex(p[3]) && is_hex(p[4])) {
+            p += 5;
+        } else {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static const char *valid_number(const char *p, const char *e) {
+    if (p < e && *p == '-') p++;
+    if (p < e && *p == '0') p++;
+    else if (is_digit(p, e)) while (is_digit(p, e)) p++;
+    else return NULL;
+    if (p < e && *p == '.') {
+        if (!is_digit(++p, e)) return NULL;
+        while (is_digit(p, e)) p++;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        if (++p < e && (*p == '+' || *p == '-')) p++;
+        if (!is_digit(p, e)) return NULL;
+        while (is_digit(p, e)) p++;
+    }
+    return p;
+}
+
+static const char *valid_literal(const char *p, const char *e, const char *word, size_t n) {
+    return (size_t)(e - p) >= n && !memcmp(p, word, n) ? p + n : NULL;
+}
+
+/* One value from p (blanks before it skipped); the byte after it, or NULL. */
+static const char *valid_value(const char *p, const char *e, int depth) {
+    if (depth > DUMP_MAX_DEPTH || (p = valid_blank(p, e)) >= e) return NULL;
+    char close = *p == '{' ? '}' : ']';
+    switch (*p) {
+    case '{':
+    case '[':
+        if ((p = valid_blank(p + 1, e)) < e && *p == close) return p + 1;
+        for (;;) {
+            if (close == '}') {
+                if (p >= e || *p != '"' || !(p = valid_string(p, e))) return NULL;
+                if ((p = valid_blank(p, e)) >= e || *p++ != ':') return NULL;
+            }
+            if (!(p = valid_value(p, e, depth + 1)) || (p = valid_blank(p, e)) >= e) return NULL;
+            if (*p == close) return p + 1;
+            if (*p++ != ',') return NULL;
+            p = valid_blank(p, e);
+        }
+    case '"': return valid_string(p, e);
+    case 't': return valid_literal(p, e, "true", 4);
+    case 'f': return valid_literal(p, e, "false", 5);
+    case 'n': return valid_literal(p, e, "null", 4);
+    default: return valid_number(p, e);
+    }
+}
+
+int saga_json_valid(const char *s, size_t n) {
+    if (!s) return 0;
+    const char *e = s + n, *p = valid_value(s, e, 0);
+    return p && valid_blank(p, e) == e;
 }
 
 /* One "..." token without escapes or control bytes; returns the byte after

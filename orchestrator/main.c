@@ -510,6 +510,7 @@ int main(int argc, char **argv) {
     sagad_runtime_free(&d.runtime);
     saga_bus_close(&d.bus);
     sagad_relay_free(&d);
+    sagad_commit_workers_stop();
     sagad_shards_close(&d.shards, d.shard_count);
     saga_registry_free(&d.registry);
     saga_flow_free(&d.flow);

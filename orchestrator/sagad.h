@@ -130,10 +130,12 @@ int sagad_flow_recover(sagad_t *d);
 /* Publishes a runtime snapshot (counters, flow, timings) for the admin API. */
 void sagad_publish_runtime(sagad_t *d);
 
-/* Commits every shard with an open transaction, all at once (a thread
- * each); a shard whose commit failed is rolled back, the others stay
+/* Commits every shard with an open transaction, all at once (a kept
+ * commit thread each beyond the first); a shard whose commit failed is rolled back, the others stay
  * committed. 0 or the first error. */
 int sagad_commit_shards(sagad_t *d);
+/* Stops and joins the threads sagad_commit_shards keeps (at shutdown). */
+void sagad_commit_workers_stop(void);
 
 /* changelog_out.c: the saga.changelog records of the sagas shard sh's
  * open transaction changed (sagad_shard_touch), one per saga, added to its

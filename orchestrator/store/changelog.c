@@ -96,96 +96,107 @@ void saga_changelog_key_text(const char *key, size_t len, char *buf, size_t bufl
 
 /* ---- encode ------------------------------------------------------------------ */
 
-static json_t *col_text(sqlite3_stmt *q, int col) {
+/* The record is written as text (saga_json_buf_t), column by column: no
+ * json_t tree, and the stored JSON columns (written by saga_json_dump) are
+ * embedded as their text after a syntax check instead of being parsed and
+ * dumped again (docs/BENCHMARKS.md, "Changelog encoding"). The bytes are
+ * those of the tree the encoder built before (test_changelog_text). */
+
+/* "name": with the separator before it: "{" opens an object, "," follows a member */
+#define OPEN(b, name) saga_json_buf_raw(b, "{\"" name "\":", sizeof "{\"" name "\":" - 1)
+#define MEMBER(b, name) saga_json_buf_raw(b, ",\"" name "\":", sizeof ",\"" name "\":" - 1)
+
+/* A text column as a JSON string, SQL NULL as null. */
+static void col_text(saga_json_buf_t *b, sqlite3_stmt *q, int col) {
     const char *t = (const char *)sqlite3_column_text(q, col);
-    return t ? json_stringn(t, (size_t)sqlite3_column_bytes(q, col)) : json_null();
+    if (t) saga_json_buf_string(b, t, (size_t)sqlite3_column_bytes(q, col));
+    else saga_json_buf_raw(b, "null", 4);
 }
 
-/* A JSON column embedded as its value; *bad set when it does not parse. */
-static json_t *col_json(sqlite3_stmt *q, int col, int *bad) {
+/* A JSON column embedded as its value, SQL NULL as null; *bad set when it
+ * is not JSON. */
+static void col_json(saga_json_buf_t *b, sqlite3_stmt *q, int col, int *bad) {
     const char *t = (const char *)sqlite3_column_text(q, col);
-    if (!t) return json_null();
-    json_t *v = saga_json_parse(t, (size_t)sqlite3_column_bytes(q, col), NULL, 0);
-    if (!v) *bad = 1;
-    return v;
+    if (!t) saga_json_buf_raw(b, "null", 4);
+    else if (saga_json_buf_json(b, t, (size_t)sqlite3_column_bytes(q, col)) == SAGA_EPARSE) *bad = 1;
 }
 
-static json_t *col_int(sqlite3_stmt *q, int col) { return json_integer(sqlite3_column_int64(q, col)); }
+static void col_int(saga_json_buf_t *b, sqlite3_stmt *q, int col) { saga_json_buf_int(b, sqlite3_column_int64(q, col)); }
 
-/* Sets member name of obj (taking v); 1 when v is NULL (allocation or parse). */
-static int put(json_t *obj, const char *name, json_t *v) { return !v || json_object_set_new(obj, name, v); }
-
-static int encode_saga_row(sqlite3_stmt *q, const char *id, json_t *saga, int *bad) {
-    int fail = put(saga, "id", json_string(id));
-    fail |= put(saga, "definition", col_text(q, 0));
-    fail |= put(saga, "version", col_int(q, 1));
-    fail |= put(saga, "definition_hash", col_text(q, 13));
-    fail |= put(saga, "status", col_text(q, 2));
-    fail |= put(saga, "input", col_json(q, 3, bad));
-    fail |= put(saga, "traceparent", col_text(q, 4));
-    fail |= put(saga, "start_message_id", col_text(q, 5));
-    fail |= put(saga, "created_at", col_int(q, 6));
-    fail |= put(saga, "updated_at", col_int(q, 7));
-    fail |= put(saga, "deadline_at", col_int(q, 8));
-    fail |= put(saga, "seq", col_int(q, 9));
-    fail |= put(saga, "completions", col_int(q, 10));
-    fail |= put(saga, "error_code", col_text(q, 11));
-    fail |= put(saga, "error_message", col_text(q, 12));
-    return fail;
+static void encode_saga_row(sqlite3_stmt *q, const char *id, saga_json_buf_t *b, int *bad) {
+    OPEN(b, "id");
+    saga_json_buf_string(b, id, strlen(id));
+    MEMBER(b, "definition"), col_text(b, q, 0);
+    MEMBER(b, "version"), col_int(b, q, 1);
+    MEMBER(b, "definition_hash"), col_text(b, q, 13);
+    MEMBER(b, "status"), col_text(b, q, 2);
+    MEMBER(b, "input"), col_json(b, q, 3, bad);
+    MEMBER(b, "traceparent"), col_text(b, q, 4);
+    MEMBER(b, "start_message_id"), col_text(b, q, 5);
+    MEMBER(b, "created_at"), col_int(b, q, 6);
+    MEMBER(b, "updated_at"), col_int(b, q, 7);
+    MEMBER(b, "deadline_at"), col_int(b, q, 8);
+    MEMBER(b, "seq"), col_int(b, q, 9);
+    MEMBER(b, "completions"), col_int(b, q, 10);
+    MEMBER(b, "error_code"), col_text(b, q, 11);
+    MEMBER(b, "error_message"), col_text(b, q, 12);
+    saga_json_buf_raw(b, "}", 1);
 }
 
-static int encode_step_row(sqlite3_stmt *q, json_t *step, int *bad) {
-    int fail = put(step, "idx", col_int(q, 0));
-    fail |= put(step, "name", col_text(q, 1));
-    fail |= put(step, "status", col_text(q, 2));
-    fail |= put(step, "attempt", col_int(q, 3));
-    fail |= put(step, "comp_attempt", col_int(q, 4));
-    fail |= put(step, "comp_budget_base", col_int(q, 5));
-    fail |= put(step, "outcome_unknown", col_int(q, 6));
+static void encode_step_row(sqlite3_stmt *q, saga_json_buf_t *b, int *bad) {
+    OPEN(b, "idx"), col_int(b, q, 0);
+    MEMBER(b, "name"), col_text(b, q, 1);
+    MEMBER(b, "status"), col_text(b, q, 2);
+    MEMBER(b, "attempt"), col_int(b, q, 3);
+    MEMBER(b, "comp_attempt"), col_int(b, q, 4);
+    MEMBER(b, "comp_budget_base"), col_int(b, q, 5);
+    MEMBER(b, "outcome_unknown"), col_int(b, q, 6);
     /* SQL NULL (no output yet) is an absent member; JSON null is null */
-    if (sqlite3_column_type(q, 7) != SQLITE_NULL) fail |= put(step, "output", col_json(q, 7, bad));
-    fail |= put(step, "error_code", col_text(q, 8));
-    fail |= put(step, "error_message", col_text(q, 9));
-    fail |= put(step, "started_at", col_int(q, 10));
-    fail |= put(step, "finished_at", col_int(q, 11));
-    fail |= put(step, "updated_at", col_int(q, 12));
-    fail |= put(step, "completion_order", col_int(q, 13));
-    return fail;
+    if (sqlite3_column_type(q, 7) != SQLITE_NULL) {
+        MEMBER(b, "output");
+        col_json(b, q, 7, bad);
+    }
+    MEMBER(b, "error_code"), col_text(b, q, 8);
+    MEMBER(b, "error_message"), col_text(b, q, 9);
+    MEMBER(b, "started_at"), col_int(b, q, 10);
+    MEMBER(b, "finished_at"), col_int(b, q, 11);
+    MEMBER(b, "updated_at"), col_int(b, q, 12);
+    MEMBER(b, "completion_order"), col_int(b, q, 13);
+    saga_json_buf_raw(b, "}", 1);
 }
 
-static int encode_history_row(sqlite3_stmt *q, json_t *h, int *bad) {
-    int fail = put(h, "seq", col_int(q, 0));
-    fail |= put(h, "at", col_int(q, 1));
-    fail |= put(h, "event", col_text(q, 2));
-    fail |= put(h, "step", col_text(q, 3));
-    fail |= put(h, "status", col_text(q, 4));
-    fail |= put(h, "detail", col_json(q, 5, bad));
-    return fail;
+static void encode_history_row(sqlite3_stmt *q, saga_json_buf_t *b, int *bad) {
+    OPEN(b, "seq"), col_int(b, q, 0);
+    MEMBER(b, "at"), col_int(b, q, 1);
+    MEMBER(b, "event"), col_text(b, q, 2);
+    MEMBER(b, "step"), col_text(b, q, 3);
+    MEMBER(b, "status"), col_text(b, q, 4);
+    MEMBER(b, "detail"), col_json(b, q, 5, bad);
+    saga_json_buf_raw(b, "}", 1);
 }
 
-static int encode_timer_row(sqlite3_stmt *q, json_t *t, int *bad) {
+static void encode_timer_row(sqlite3_stmt *q, saga_json_buf_t *b, int *bad) {
     (void)bad;
-    int fail = put(t, "slot", col_int(q, 0));
-    fail |= put(t, "kind", col_text(q, 1));
-    fail |= put(t, "attempt", col_int(q, 2));
-    fail |= put(t, "due_at", col_int(q, 3));
-    return fail;
+    OPEN(b, "slot"), col_int(b, q, 0);
+    MEMBER(b, "kind"), col_text(b, q, 1);
+    MEMBER(b, "attempt"), col_int(b, q, 2);
+    MEMBER(b, "due_at"), col_int(b, q, 3);
+    saga_json_buf_raw(b, "}", 1);
 }
 
-/* Appends one object per row of q (bound to the saga id) to a new array
- * set as member name of rec. */
-static int encode_rows(sqlite3 *db, sqlite3_stmt *q, const char *id, json_t *rec, const char *name,
-                       int (*row)(sqlite3_stmt *, json_t *, int *), char *err, size_t errlen) {
-    json_t *arr = json_array();
-    if (put(rec, name, arr)) return SAGA_ENOMEM;
+/* The array of one object per row of q (bound to the saga id), after the
+ * member name already written. */
+static int encode_rows(sqlite3 *db, sqlite3_stmt *q, const char *id, saga_json_buf_t *b, const char *name,
+                       void (*row)(sqlite3_stmt *, saga_json_buf_t *, int *), char *err, size_t errlen) {
+    saga_json_buf_raw(b, "[", 1);
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    int rc, bad = 0, result = 0;
+    int rc, bad = 0, result = 0, n = 0;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *o = json_object();
-        int fail = !o || row(q, o, &bad);
-        if (fail || json_array_append_new(arr, o)) {
-            result = bad ? SAGA_EPARSE : SAGA_ENOMEM;
+        if (n++) saga_json_buf_raw(b, ",", 1);
+        row(q, b, &bad);
+        if ((result = saga_json_buf_error(b))) {
             if (bad) snprintf(err, errlen, "changelog: saga '%s': a stored JSON column of its %s rows does not parse", id, name);
+            else if (result == SAGA_EPARSE) snprintf(err, errlen, "changelog: saga '%s': a stored text column of its %s rows is not UTF-8", id, name);
             break;
         }
     }
@@ -195,15 +206,16 @@ static int encode_rows(sqlite3 *db, sqlite3_stmt *q, const char *id, json_t *rec
     }
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
+    saga_json_buf_raw(b, "]", 1);
     return result;
 }
 
-static int finish(json_t *rec, const char *key, size_t max_message_bytes, char **out, size_t *out_len, char *err,
-                  size_t errlen) {
-    char *text = saga_json_dump(rec);
-    json_decref(rec);
+static int finish(saga_json_buf_t *b, const char *key, size_t max_message_bytes, char **out, size_t *out_len,
+                  char *err, size_t errlen) {
+    size_t len = 0;
+    char *text = saga_json_buf_finish(b, &len);
     if (!text) return SAGA_ENOMEM;
-    size_t len = strlen(text), limit = max_message_bytes > SAGA_MESSAGE_RESERVE ? max_message_bytes - SAGA_MESSAGE_RESERVE : 0;
+    size_t limit = max_message_bytes > SAGA_MESSAGE_RESERVE ? max_message_bytes - SAGA_MESSAGE_RESERVE : 0;
     if (max_message_bytes && strlen(key) + len > limit) {
         snprintf(err, errlen,
                  "changelog record of '%s' is %zu bytes (key included), over the %zu a record may have "
@@ -216,6 +228,9 @@ static int finish(json_t *rec, const char *key, size_t max_message_bytes, char *
     *out_len = len;
     return 0;
 }
+
+/* A saga's records are a few kilobytes: start there rather than doubling up to it */
+#define RECORD_START_BYTES 4096
 
 int saga_changelog_encode(saga_store_t *st, const char *saga_id, size_t max_message_bytes, char **out,
                           size_t *out_len, char *err, size_t errlen) {
@@ -237,26 +252,33 @@ int saga_changelog_encode(saga_store_t *st, const char *saga_id, size_t max_mess
         snprintf(err, errlen, "changelog: reading saga '%s': %s", saga_id, sqlite3_errmsg(db));
         return SAGA_ESTORE;
     }
-    json_t *rec = json_object(), *saga = json_object();
+    saga_json_buf_t b = {0};
+    saga_json_buf_reserve(&b, RECORD_START_BYTES);
     int bad = 0;
-    int fail = !rec || put(rec, "v", json_integer(SAGA_CHANGELOG_VERSION)) || put(rec, "saga", saga) ||
-               encode_saga_row(q, saga_id, saga, &bad);
+    saga_json_buf_raw(&b, "{\"v\":", 5);
+    saga_json_buf_int(&b, SAGA_CHANGELOG_VERSION);
+    MEMBER(&b, "saga");
+    encode_saga_row(q, saga_id, &b, &bad);
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
-    if (fail) {
-        json_decref(rec);
-        if (!bad) return SAGA_ENOMEM;
-        snprintf(err, errlen, "changelog: saga '%s': its stored input is not JSON", saga_id);
-        return SAGA_EPARSE;
-    }
-    rc = encode_rows(db, c->enc_steps, saga_id, rec, "steps", encode_step_row, err, errlen);
-    if (!rc) rc = encode_rows(db, c->enc_history, saga_id, rec, "history", encode_history_row, err, errlen);
-    if (!rc) rc = encode_rows(db, c->enc_timers, saga_id, rec, "timers", encode_timer_row, err, errlen);
-    if (rc) {
-        json_decref(rec);
+    if ((rc = saga_json_buf_error(&b))) {
+        saga_json_buf_free(&b);
+        if (bad) snprintf(err, errlen, "changelog: saga '%s': its stored input is not JSON", saga_id);
+        else if (rc == SAGA_EPARSE) snprintf(err, errlen, "changelog: saga '%s': a stored text column is not UTF-8", saga_id);
         return rc;
     }
-    return finish(rec, saga_id, max_message_bytes, out, out_len, err, errlen);
+    MEMBER(&b, "steps");
+    rc = encode_rows(db, c->enc_steps, saga_id, &b, "steps", encode_step_row, err, errlen);
+    MEMBER(&b, "history");
+    if (!rc) rc = encode_rows(db, c->enc_history, saga_id, &b, "history", encode_history_row, err, errlen);
+    MEMBER(&b, "timers");
+    if (!rc) rc = encode_rows(db, c->enc_timers, saga_id, &b, "timers", encode_timer_row, err, errlen);
+    saga_json_buf_raw(&b, "}", 1);
+    if (rc) {
+        saga_json_buf_free(&b);
+        return rc;
+    }
+    return finish(&b, saga_id, max_message_bytes, out, out_len, err, errlen);
 }
 
 int saga_changelog_encode_definition(saga_store_t *st, const char *name, int version, size_t max_message_bytes,
@@ -285,21 +307,26 @@ int saga_changelog_encode_definition(saga_store_t *st, const char *name, int ver
         snprintf(err, errlen, "changelog: reading definition %s version %d: %s", name, version, sqlite3_errmsg(db));
         return SAGA_ESTORE;
     }
-    json_t *rec = json_object(), *def = json_object();
+    saga_json_buf_t b = {0};
     int bad = 0;
-    int fail = !rec || put(rec, "v", json_integer(SAGA_CHANGELOG_VERSION)) || put(rec, "definition", def) ||
-               put(def, "name", json_string(name)) || put(def, "version", json_integer(version)) ||
-               put(def, "hash", col_text(q, 0)) || put(def, "json", col_json(q, 1, &bad)) ||
-               put(def, "loaded_at", col_int(q, 2));
+    saga_json_buf_raw(&b, "{\"v\":", 5);
+    saga_json_buf_int(&b, SAGA_CHANGELOG_VERSION);
+    MEMBER(&b, "definition");
+    OPEN(&b, "name"), saga_json_buf_string(&b, name, strlen(name));
+    MEMBER(&b, "version"), saga_json_buf_int(&b, version);
+    MEMBER(&b, "hash"), col_text(&b, q, 0);
+    MEMBER(&b, "json"), col_json(&b, q, 1, &bad);
+    MEMBER(&b, "loaded_at"), col_int(&b, q, 2);
+    saga_json_buf_raw(&b, "}}", 2);
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
-    if (fail) {
-        json_decref(rec);
-        if (!bad) return SAGA_ENOMEM;
-        snprintf(err, errlen, "changelog: stored definition %s version %d is not JSON", name, version);
-        return SAGA_EPARSE;
+    if ((rc = saga_json_buf_error(&b))) {
+        saga_json_buf_free(&b);
+        if (bad) snprintf(err, errlen, "changelog: stored definition %s version %d is not JSON", name, version);
+        else if (rc == SAGA_EPARSE) snprintf(err, errlen, "changelog: stored definition %s version %d: a text column is not UTF-8", name, version);
+        return rc;
     }
-    return finish(rec, key, max_message_bytes, out, out_len, err, errlen);
+    return finish(&b, key, max_message_bytes, out, out_len, err, errlen);
 }
 
 /* ---- the shard's marker --------------------------------------------------------- */

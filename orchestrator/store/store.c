@@ -163,7 +163,7 @@ saga_store_t *saga_store_open(const char *path, const saga_store_options_t *opt,
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
-             " PRAGMA busy_timeout=5000; PRAGMA cache_size=-%d;", sync, cache_kib);
+             " PRAGMA busy_timeout=5000; PRAGMA cache_size=-%d; PRAGMA secure_delete=FAST;", sync, cache_kib);
     char *msg = NULL;
     if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(st->db));

@@ -6,6 +6,7 @@ saga_unit_test(test_transitions SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_transit
 saga_unit_test(test_flow SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_flow.c LIBS saga_engine)
 saga_unit_test(test_json SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_json.c LIBS saga_core)
 saga_unit_test(test_changelog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_changelog.c LIBS saga_store)
+saga_unit_test(test_changelog_text SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_changelog_text.c LIBS saga_store)
 saga_unit_test(test_reply_partition SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_reply_partition.c LIBS saga_engine)
 
 # The pure engine's include boundary: orchestrator/engine/ (and the core

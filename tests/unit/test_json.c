@@ -9,10 +9,12 @@
 
 #include "test_filter.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "saga_alloc.h"
+#include "saga_error.h"
 #include "saga_json.h"
 #include "saga_json_parse.h"
 
@@ -278,6 +280,104 @@ static void test_parse_fast_path_round_trips_random_values(void **state) {
     }
 }
 
+/* saga_json_valid agrees with jansson on syntax (duplicate keys, lone
+ * surrogate escapes and out-of-range numbers aside: syntax only). */
+static void test_valid_agrees_with_jansson(void **state) {
+    (void)state;
+    const char *cases[] = {
+        "{}", " [ ] ", "\"\"", "0", "-0", "-12.5e+3", "1E-7", "true", "false", "null", "\"caf\u00e9 \xf0\x9f\x98\x80\"",
+        " {\n\t\"a\" : \"x\\\"y\\\\z\\/\\b\\f\\n\\r\\t\\u0041\\u00e9\\u0000\" ,\r\"\":[1,{\"b\":[]}] } ",
+        "", " ", "{", "}", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "01", "-", "1.", ".5", "1e", "+1", "tru", "nulll",
+        "[] []", "{\"a\":1} x", "\"\\x\"", "\"\\u12\"", "'a'", "[1 2]", "{1:2}", "\"unterminated", "\"a\tb\"",
+        "\"\xff\"", "\"\xc3\"", "\"\xed\xa0\x80\"", "[1,,2]", "{,}", "[,]", "{\"a\":}",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *v = json_loadb(cases[i], strlen(cases[i]), JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        if (saga_json_valid(cases[i], strlen(cases[i])) != (v != NULL)) fail_msg("saga_json_valid differs from jansson on %s", cases[i]);
+        json_decref(v);
+    }
+    const char nul_inside[] = "[1]\0";
+    assert_false(saga_json_valid(nul_inside, sizeof nul_inside - 1));
+    char deep[2 * 2100 + 1];
+    memset(deep, '[', 2100);
+    memset(deep + 2100, ']', 2100);
+    assert_false(saga_json_valid(deep, 4200)); /* deeper than 2048 */
+    assert_true(saga_json_valid(deep + 100, 4000));
+    unsigned seed = 11;
+    for (int i = 0; i < 2000; i++) {
+        json_t *v = random_value(&seed, 0);
+        char *text = json_dumps(v, JSON_ENCODE_ANY | (i % 2 ? JSON_INDENT(2) : JSON_COMPACT));
+        assert_true(saga_json_valid(text, strlen(text)));
+        assert_false(saga_json_valid(text, strlen(text) - 1) && strlen(text) > 1 && (text[0] == '{' || text[0] == '[' || text[0] == '"'));
+        free(text);
+        json_decref(v);
+    }
+}
+
+/* The text writer writes what saga_json_dump writes for the same value,
+ * and its errors are sticky. */
+static void test_text_writer(void **state) {
+    (void)state;
+    const char s[] = "q\"b\\n\n\x01\x1f\0 caf\u00e9 \xf0\x9f\x98\x80";
+    long long ints[] = {0, -1, 7, 1234567890123LL, -9223372036854775807LL - 1, 9223372036854775807LL};
+    saga_json_buf_t b = {0};
+    json_t *want = json_array();
+    saga_json_buf_raw(&b, "[", 1);
+    saga_json_buf_string(&b, s, sizeof s - 1);
+    json_array_append_new(want, json_stringn(s, sizeof s - 1));
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        saga_json_buf_raw(&b, ",", 1);
+        saga_json_buf_int(&b, ints[i]);
+        json_array_append_new(want, json_integer(ints[i]));
+    }
+    saga_json_buf_raw(&b, ",", 1);
+    assert_int_equal(saga_json_buf_json(&b, "{\"a\":[1,0.1]}", 13), 0);
+    json_array_append_new(want, json_pack("{s:[i,f]}", "a", 1, 0.1));
+    saga_json_buf_raw(&b, "]", 1);
+    assert_int_equal(saga_json_buf_error(&b), 0);
+    size_t len = 0;
+    char *got = saga_json_buf_finish(&b, &len), *dump = saga_json_dump(want);
+    assert_string_equal(got, dump);
+    assert_int_equal(len, strlen(dump));
+    assert_null(b.buf);
+    saga_free(got);
+    saga_free(dump);
+    json_decref(want);
+    /* integers as "%lld": every width, both signs, the extremes */
+    unsigned long long x = 88172645463325252ULL;
+    for (int i = 0; i < 3000; i++) {
+        long long v = i - 500;
+        if (i >= 1000 && i < 1038) { /* +-10^k and +-10^k - 1, k <= 18 */
+            long long p10 = 1;
+            for (int k = 0; k < (i - 1000) / 2; k++) p10 *= 10;
+            v = (i % 2 ? -p10 : p10) + (i % 4 < 2 ? -1 : 0);
+        } else if (i >= 1038) { /* random, every magnitude */
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            v = (long long)(x >> (1 + i % 63)); /* non-negative: -v is defined */
+            if (i % 2) v = -v;
+        }
+        char text[32];
+        snprintf(text, sizeof text, "%lld", v);
+        saga_json_buf_int(&b, v);
+        got = saga_json_buf_finish(&b, &len);
+        assert_string_equal(got, text);
+        saga_free(got);
+    }
+    saga_json_buf_int(&b, -9223372036854775807LL - 1);
+    got = saga_json_buf_finish(&b, &len);
+    assert_string_equal(got, "-9223372036854775808");
+    saga_free(got);
+    /* invalid UTF-8 and invalid embedded JSON: SAGA_EPARSE, sticky */
+    saga_json_buf_string(&b, "\xff", 1);
+    assert_int_equal(saga_json_buf_error(&b), SAGA_EPARSE);
+    saga_json_buf_raw(&b, "x", 1);
+    assert_null(saga_json_buf_finish(&b, &len));
+    assert_int_equal(saga_json_buf_json(&b, "{\"a\":", 5), SAGA_EPARSE);
+    assert_int_equal(saga_json_buf_error(&b), SAGA_EPARSE);
+    saga_json_buf_free(&b);
+    assert_int_equal(saga_json_buf_error(&b), 0);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     saga_alloc_install_jansson();
@@ -290,6 +390,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_flat_object_reads_compact_headers),
         cmocka_unit_test(test_parse_fast_path_matches_jansson),
         cmocka_unit_test(test_parse_fast_path_round_trips_random_values),
+        cmocka_unit_test(test_valid_agrees_with_jansson),
+        cmocka_unit_test(test_text_writer),
     };
     return cmocka_run_group_tests_name("json", tests, NULL, NULL);
 }
