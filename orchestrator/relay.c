@@ -195,6 +195,22 @@ static bool abort_on_purpose(uint64_t txn) {
     return n > 0 && txn == (uint64_t)n;
 }
 
+/* SAGAD_FATAL_TXN=N[:fenced] (tests): the producer hits a fatal error
+ * (a sequence desynchronisation, or with ":fenced" a fencing) in the N-th
+ * transaction that produced rows, after its rows were produced. */
+static void fatal_on_purpose(sagad_t *d, uint64_t txn) {
+    static long n = -1;
+    static bool fenced;
+    if (n < 0) {
+        const char *v = getenv("SAGAD_FATAL_TXN");
+        char *end = NULL;
+        n = v && *v ? strtol(v, &end, 10) : 0;
+        fenced = end && !strcmp(end, ":fenced");
+        if (n > 0) LOG_WARN("relay", "SAGAD_FATAL_TXN=%s: that relay transaction hits a fatal error on purpose (tests only)", v);
+    }
+    if (n > 0 && txn == (uint64_t)n) saga_bus_test_fatal(d->bus, fenced);
+}
+
 /* Hands rows to the producer: the due resends, then the new rows, all in
  * one Kafka transaction with the offsets of the newest iteration whose
  * rows it completes; commits it (docs/DESIGN.md, "The commit sequence"). */
@@ -206,6 +222,7 @@ int sagad_relay(sagad_t *d) {
     if (!saga_bus_ready(d->bus)) return 0;
     if (saga_bus_fenced(d->bus)) return SAGA_EKAFKA;
     assert(!d->txn_open);
+    d->counters.producers_recreated = saga_bus_producers_recreated(d->bus);
     int64_t now = saga_now_ms();
     for (int p = 0; p < d->shard_count; p++) {
         d->shards[p].pass_start = d->shards[p].relay_after;
@@ -254,6 +271,7 @@ int sagad_relay(sagad_t *d) {
     saga_bus_flush(d->bus, 60000);
     if (produced) sagad_crash_point(SAGAD_CRASH_AFTER_PRODUCE);
     rd_kafka_topic_partition_list_t *offsets = covered >= 0 ? d->txnplan.payload[covered] : NULL;
+    if (produced) fatal_on_purpose(d, d->txns);
     rc = saga_bus_txn_commit(d->bus, offsets, produced && abort_on_purpose(d->txns));
     d->txn_open = false;
     if (rc == 0) {

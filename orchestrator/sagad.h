@@ -65,6 +65,7 @@ typedef struct {
     X(outbox_parked, "outbox messages the broker refused for good (parked: step failed or stub sent)") \
     X(produce_retries, "outbox messages sent again after a transient delivery failure") \
     X(txn_aborts, "relay transactions aborted (a delivery failed); their rows are sent again")                \
+    X(producers_recreated, "Kafka producers replaced after a fatal error that was not a fencing") \
     X(sagas_pruned, "finished sagas deleted after the retention") \
     X(clock_jumps, "wall-clock jumps of more than 1 s detected")  \
     X(catchups, "times timers waited for the replies to be read up to the high watermark") \

@@ -37,7 +37,7 @@ struct saga_bus {
     int acked_count, acked_cap;
     saga_bus_failure_t *failed; /* rows whose delivery failed, taken by the loop */
     int failed_count, failed_cap;
-    volatile int fatal;   /* the idempotent producer hit a fatal error: recreate it */
+    volatile int fatal;   /* the producer hit a fatal error: recreate it (or stop, fenced) */
     uint64_t producers_recreated;
     char *bootstrap, *client_id;     /* to recreate the producer */
     const saga_kv_list_t *props;
@@ -549,12 +549,60 @@ static void note_fenced(saga_bus_t *bus) {
     bus->fenced = saga_strdup(msg);
 }
 
+/* Fatal errors that mean another producer owns the transactional.id (or
+ * this one may not use it): sagad must stop. Any other fatal error (e.g. a
+ * sequence desynchronisation after a produce request timed out) ends only
+ * this producer: a new one, after init_transactions, goes on. */
+static bool stops_sagad(rd_kafka_resp_err_t code) {
+    switch (code) {
+    case RD_KAFKA_RESP_ERR__FENCED:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_INVALID_TRANSACTION_TIMEOUT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void saga_bus_test_fatal(saga_bus_t *bus, bool fenced) {
+    rd_kafka_resp_err_t code = fenced ? RD_KAFKA_RESP_ERR_PRODUCER_FENCED : RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    if (rd_kafka_test_fatal_error(bus->producer, code, "a fatal error on purpose (SAGAD_FATAL_TXN, tests only)") ==
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        bus->fatal = 1;
+}
+
+/* The transactional producer hit a fatal error. Fenced: remembered, sagad
+ * stops (SAGA_EKAFKA). Otherwise the producer is replaced: what the open
+ * transaction held is dropped like an abort (its acks forgotten; its rows
+ * go out again in a later transaction) and the next transaction begins
+ * with init_transactions, which on Apache Kafka bumps the epoch and aborts
+ * what the old producer left open. Returns SAGA_ESTALE then (the caller
+ * rewinds as after an abort). */
+static int txn_fatal(saga_bus_t *bus) {
+    if (bus->fenced) return SAGA_EKAFKA;
+    char why[512] = "";
+    rd_kafka_resp_err_t code = rd_kafka_fatal_error(bus->producer, why, sizeof why);
+    if (stops_sagad(code)) {
+        note_fenced(bus);
+        return SAGA_EKAFKA;
+    }
+    recreate_producer(bus);
+    if (bus->fatal) return SAGA_EIO; /* not recreated: tried again at the next call */
+    bus->in_txn = false;
+    bus->txn_ready = false;
+    bus->acked_count = bus->txn_acked;
+    for (int p = 0; p < SAGA_BUS_MAX_MARKERS; p++) bus->marker_pending[p] = -1;
+    return SAGA_ESTALE;
+}
+
 void saga_bus_serve(saga_bus_t *bus, int timeout_ms) {
     rd_kafka_poll(bus->producer, timeout_ms);
-    if (bus->fatal) {
-        if (bus->txn_id) note_fenced(bus); /* never recreated: a newer sagad owns the transactional.id */
-        else recreate_producer(bus);
-    }
+    if (!bus->fatal) return;
+    if (!bus->txn_id) recreate_producer(bus);
+    else if (!bus->in_txn) txn_fatal(bus); /* in a transaction: its commit deals with it */
 }
 
 int saga_bus_take_acked(saga_bus_t *bus, int64_t *ids, int max) {
@@ -670,11 +718,9 @@ static int txn_error(saga_bus_t *bus, rd_kafka_error_t *e, const char *what) {
     bool fatal = rd_kafka_error_is_fatal(e);
     LOG_ERROR("bus", "%s: %s%s", what, rd_kafka_error_string(e), fatal ? " (fatal)" : "");
     rd_kafka_error_destroy(e);
-    if (fatal) {
-        bus->fatal = 1;
-        note_fenced(bus);
-    }
-    return SAGA_EKAFKA;
+    if (!fatal) return SAGA_EKAFKA;
+    bus->fatal = 1;
+    return txn_fatal(bus);
 }
 
 int saga_bus_txn_begin(saga_bus_t *bus) {
@@ -687,7 +733,10 @@ int saga_bus_txn_begin(saga_bus_t *bus) {
          * by mistake must refuse before it can do that to the first. */
         rd_kafka_error_t *e = rd_kafka_init_transactions(bus->producer, 60000);
         if (e) {
-            if (rd_kafka_error_is_fatal(e)) return txn_error(bus, e, "init_transactions");
+            if (rd_kafka_error_is_fatal(e)) {
+                int rc = txn_error(bus, e, "init_transactions");
+                return rc == SAGA_ESTALE ? SAGA_EIO : rc; /* a new producer: nothing was produced */
+            }
             LOG_WARN("bus", "init_transactions (transactional.id %s): %s (trying again)", bus->txn_id,
                      rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
@@ -697,7 +746,10 @@ int saga_bus_txn_begin(saga_bus_t *bus) {
         LOG_INFO("bus", "transactional producer ready (transactional.id %s)", bus->txn_id);
     }
     rd_kafka_error_t *e = rd_kafka_begin_transaction(bus->producer);
-    if (e) return txn_error(bus, e, "begin_transaction");
+    if (e) {
+        int rc = txn_error(bus, e, "begin_transaction");
+        return rc == SAGA_ESTALE ? SAGA_EIO : rc;
+    }
     bus->in_txn = true;
     return 0;
 }
@@ -720,10 +772,7 @@ int saga_bus_txn_commit(saga_bus_t *bus, const rd_kafka_topic_partition_list_t *
     if (bus->fenced) return SAGA_EKAFKA;
     /* Every row's delivery report first: a failed one makes the transaction abortable. */
     while (bus->in_flight > 0 && !bus->fatal) rd_kafka_flush(bus->producer, 100), rd_kafka_poll(bus->producer, 0);
-    if (bus->fatal) {
-        note_fenced(bus);
-        return SAGA_EKAFKA;
-    }
+    if (bus->fatal) return txn_fatal(bus);
     if (abort_on_purpose || bus->failed_count > 0) {
         if (abort_on_purpose) LOG_WARN("bus", "aborting the relay transaction on purpose (SAGAD_ABORT_TXN)");
         else LOG_WARN("bus", "%d delivery(ies) failed: aborting the relay transaction", bus->failed_count);

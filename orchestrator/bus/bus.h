@@ -127,17 +127,22 @@ void saga_bus_flush(saga_bus_t *bus, int timeout_ms);
 bool saga_bus_transactional(const saga_bus_t *bus);
 /* Begins a transaction; the first call runs init_transactions (after the
  * group check: it fences an earlier sagad of the group on Apache Kafka).
- * 0, SAGA_EIO (init_transactions failed for now: try again later), or
- * SAGA_EKAFKA (fatal: see saga_bus_fenced). */
+ * 0, SAGA_EIO (init_transactions failed for now, or the producer was
+ * replaced after a fatal error: try again later), or SAGA_EKAFKA (fenced:
+ * see saga_bus_fenced). */
 int saga_bus_txn_begin(saga_bus_t *bus);
 /* Flushes, adds `offsets` (the consumer positions to commit with it, may be
  * NULL) and commits. 0: committed, the pass's acks are released;
- * SAGA_ESTALE: it had to be aborted (a delivery failed, or abort_on_purpose):
+ * SAGA_ESTALE: it had to be aborted (a delivery failed, or abort_on_purpose,
+ * or the producer hit a fatal error other than fencing and was replaced):
  * aborted, its acks dropped, the failed rows reported as usual;
- * SAGA_EKAFKA: fatal (fenced by a newer sagad): sagad must stop. */
+ * SAGA_EKAFKA: fenced by a newer sagad (or not authorised): sagad must stop. */
 int saga_bus_txn_commit(saga_bus_t *bus, const rd_kafka_topic_partition_list_t *offsets, bool abort_on_purpose);
 /* Why the transactional producer cannot go on (fenced), or NULL. */
 const char *saga_bus_fenced(const saga_bus_t *bus);
+/* Tests (SAGAD_FATAL_TXN): the producer hits a fatal error now, a fencing
+ * one (PRODUCER_FENCED) or not (OUT_OF_ORDER_SEQUENCE_NUMBER). */
+void saga_bus_test_fatal(saga_bus_t *bus, bool fenced);
 /* Adds the positions after these messages into *acc (created if NULL). */
 void saga_bus_offsets_merge(rd_kafka_topic_partition_list_t **acc, rd_kafka_message_t **msgs, int n);
 /* Stores offsets and commits them asynchronously with a plain commit (the

@@ -16,3 +16,6 @@ endforeach()
 # Aborted relay transactions are invisible to read_committed (SAGAD_ABORT_TXN); Apache Kafka only.
 saga_stack_test(it_txn_abort test_txn_abort.sh)
 set_tests_properties(it_txn_abort PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+# A fatal producer error replaces the producer; a fencing stops sagad (SAGAD_FATAL_TXN).
+saga_stack_test(it_txn_fatal test_txn_fatal.sh)
+set_tests_properties(it_txn_fatal PROPERTIES TIMEOUT 300)
