@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Issue 14 item 3, end to end: sagad loses its whole data directory (kill -9
 # mid-run, `rm -rf $SAGA_DB`) and restarts; its shards come back from
-# saga.changelog, which sagad itself produces (the relay's changelog rows:
-# needs the txrelay work; until it is merged this test cannot pass and is
-# not registered). 1,000 mixed sagas (80% complete, 10% out of stock, 10%
+# saga.changelog, which sagad itself produces (the relay's changelog rows,
+# in the relay's Kafka transactions). 1,000 mixed sagas (80% complete, 10% out of stock, 10%
 # declined, as sagas/examples): every saga ends in the status its input
 # determines, each participant applied each action at most once in effect,
 # `sagactl audit` passes, and GET of the sagas finished before the loss
