@@ -708,6 +708,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
 
 void sagad_publish_runtime(sagad_t *d) {
     json_t *counters = json_object(), *ignored = json_object(), *topics = json_array();
+    if (d->bus) d->counters.producers_recreated = saga_bus_producers_recreated(d->bus); /* the bus counts them */
 #define SAGAD_COUNTER_JSON(name, help) json_object_set_new(counters, #name, json_integer((json_int_t)d->counters.name));
     SAGAD_COUNTERS(SAGAD_COUNTER_JSON)
 #undef SAGAD_COUNTER_JSON

@@ -222,7 +222,6 @@ int sagad_relay(sagad_t *d) {
     if (!saga_bus_ready(d->bus)) return 0;
     if (saga_bus_fenced(d->bus)) return SAGA_EKAFKA;
     assert(!d->txn_open);
-    d->counters.producers_recreated = saga_bus_producers_recreated(d->bus);
     int64_t now = saga_now_ms();
     for (int p = 0; p < d->shard_count; p++) {
         d->shards[p].pass_start = d->shards[p].relay_after;
