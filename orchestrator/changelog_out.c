@@ -1,4 +1,4 @@
-/* sagad's saga.changelog records: one per saga an iteration changed, and a definition record before a shard's first saga of that definition, as outbox rows of the shard's own partition (docs/DESIGN.md, "Changelog record"). */
+/* sagad's saga.changelog records: one outbox row per saga an iteration changed, whose value the relay encodes when it sends it, and a definition record before a shard's first saga of that definition, all to the shard's own partition (docs/DESIGN.md, "Changelog record"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,21 +96,20 @@ int sagad_changelog_flush(sagad_t *d, sagad_shard_t *sh, int64_t now) {
     for (int i = 0; !rc && i < sh->touched_count; i++) {
         const sagad_touched_t *t = &sh->touched[i];
         if (i > 0 && !strcmp(t->id, sh->touched[i - 1].id)) continue; /* once per saga per iteration */
-        char *value = NULL;
-        size_t len = 0;
-        rc = encode(d, sh, t->id, NULL, 0, &value, &len);
-        if (rc == SAGA_ENOTFOUND) { /* gone: a tombstone */
-            rc = saga_store_outbox_add_to(sh->store, d->cfg.changelog_topic, sh->partition, t->id, "{}", NULL, 0, now);
-            if (!rc) d->counters.changelog_records++;
-            continue;
-        }
-        if (!rc && t->def[0]) rc = ensure_definition(d, sh, t->def, t->version, now);
-        if (!rc) rc = saga_store_outbox_add_to(sh->store, d->cfg.changelog_topic, sh->partition, t->id, "{}", value, len, now);
-        if (!rc) d->counters.changelog_records++;
-        saga_free(value);
+        if (t->def[0]) rc = ensure_definition(d, sh, t->def, t->version, now);
+        if (!rc) rc = saga_store_outbox_add_record(sh->store, d->cfg.changelog_topic, sh->partition, t->id, now);
     }
     sh->touched_count = 0;
     return rc;
+}
+
+int sagad_changelog_record(sagad_t *d, sagad_shard_t *sh, const char *saga_id, char **value, size_t *len) {
+    *value = NULL;
+    *len = 0;
+    /* the relay encodes committed state only: the history cache is safe */
+    int rc = saga_changelog_cache_history(sh->store);
+    if (rc) return rc;
+    return encode(d, sh, saga_id, NULL, 0, value, len);
 }
 
 void sagad_changelog_forget(sagad_shard_t *sh, bool committed) {

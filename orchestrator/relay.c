@@ -21,6 +21,13 @@
 
 #define RELAY_BATCH 2000
 
+/* A transaction carries the consumed offsets at most this often: sending
+ * them costs two blocking round trips on the loop's thread
+ * (AddOffsetsToTxn, TxnOffsetCommit) and the plain commit after it a third
+ * request. Offsets committed later only mean that more input is read again
+ * after a crash, which dedup absorbs (docs/DESIGN.md, "The commit sequence"). */
+#define OFFSETS_EVERY_MS 100
+
 /* ---- the outbox relay ------------------------------------------------------
  * New rows are handed to the producer once, in id order (relay_after only
  * grows). A row whose delivery fails is dealt with alone: a transient error
@@ -46,10 +53,29 @@ typedef struct {
     int rc;             /* a fatal transactional error */
 } relay_ctx_t;
 
+/* Whether row id waits in a list: then the scan of new rows skips it. */
 static bool in_resend(const sagad_shard_t *sh, int64_t id) {
     for (int i = 0; i < sh->resend_count; i++)
         if (sh->resend[i].id == id) return true;
+    for (int i = 0; i < sh->deferred_count; i++)
+        if (sh->deferred[i].id == id) return true;
     return false;
+}
+
+/* A changelog record row read by the relay: it waits in the shard's
+ * deferred list for a pass that sends the whole shard (send_records). */
+static int defer_record(sagad_shard_t *sh, int64_t id, const char *saga_id, int attempt) {
+    if (sh->deferred_count == sh->deferred_cap) {
+        int cap = sh->deferred_cap ? sh->deferred_cap * 2 : 64;
+        sagad_deferred_t *bigger = saga_realloc(sh->deferred, (size_t)cap * sizeof *bigger);
+        if (!bigger) return SAGA_ENOMEM;
+        sh->deferred = bigger;
+        sh->deferred_cap = cap;
+    }
+    sagad_deferred_t *e = &sh->deferred[sh->deferred_count++];
+    *e = (sagad_deferred_t){.id = id, .attempt = attempt};
+    snprintf(e->key, sizeof e->key, "%s", saga_id ? saga_id : "");
+    return 0;
 }
 
 /* Opens the pass's Kafka transaction unless it is open. */
@@ -63,6 +89,16 @@ static int txn_open(sagad_t *d) {
 static int relay_row(const saga_outbox_row_t *row, void *user) {
     relay_ctx_t *r = user;
     if (r->skip_resends && in_resend(r->sh, row->id)) {
+        r->last_id = row->id;
+        return 0;
+    }
+    if (row->record) { /* its value is encoded when the whole shard goes out */
+        if (r->skip_resends && row->id <= r->sh->prefetched_through) { /* in the list already */
+            r->last_id = row->id;
+            return 0;
+        }
+        r->rc = defer_record(r->sh, row->id, row->key, r->attempt);
+        if (r->rc) return 1;
         r->last_id = row->id;
         return 0;
     }
@@ -211,6 +247,134 @@ static void fatal_on_purpose(sagad_t *d, uint64_t txn) {
     if (n > 0 && txn == (uint64_t)n) saga_bus_test_fatal(d->bus, fenced);
 }
 
+static int cmp_deferred(const void *a, const void *b) {
+    const sagad_deferred_t *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->id > y->id) - (x->id < y->id);
+}
+
+/* The end of the run of deferred[i..] with deferred[i]'s key (sorted list). */
+static int key_run_end(const sagad_shard_t *sh, int i) {
+    int j = i + 1;
+    while (j < sh->deferred_count && !strcmp(sh->deferred[j].key, sh->deferred[i].key)) j++;
+    return j;
+}
+
+static void forget_encodings(sagad_shard_t *sh) {
+    for (int i = 0; i < sh->deferred_count; i++) {
+        saga_free(sh->deferred[i].value);
+        sh->deferred[i].value = NULL;
+        sh->deferred[i].encoded = false;
+    }
+}
+
+typedef struct {
+    sagad_shard_t *sh;
+    int before; /* deferred[0..before) were in the list already */
+} prefetch_ctx_t;
+
+static int prefetch_one(int64_t id, const char *saga_id, void *user) {
+    prefetch_ctx_t *c = user;
+    for (int i = 0; i < c->before; i++)
+        if (c->sh->deferred[i].id == id) return 0; /* met again after an abort */
+    int rc = defer_record(c->sh, id, saga_id, 0);
+    if (rc) return rc;
+    c->sh->prefetched_through = id;
+    return 0;
+}
+
+/* Before a shard's rows are produced: its new changelog record rows join
+ * the deferred list, and the record of each saga in the list is encoded
+ * now, so that the pass then produces the commands and the records in one
+ * burst (encoding between the two split them into two produce requests
+ * per broker, which cost the dev broker about a third more per saga). Not
+ * done when the shard cannot go out whole in this pass (a row waits for
+ * a resend). Runs in one read transaction. */
+static int prefetch_records(sagad_t *d, sagad_shard_t *sh) {
+    if (sh->resend_count > 0) return 0;
+    bool reading = !sh->in_tx;
+    int rc = reading ? saga_store_read_begin(sh->store) : 0;
+    if (rc) return rc;
+    prefetch_ctx_t c = {.sh = sh, .before = sh->deferred_count};
+    int n = saga_store_outbox_records(sh->store, sh->relay_after, RELAY_BATCH, prefetch_one, &c);
+    if (n < 0) rc = n;
+    if (!rc && n < RELAY_BATCH && sh->deferred_count > 0) {
+        qsort(sh->deferred, (size_t)sh->deferred_count, sizeof *sh->deferred, cmp_deferred);
+        for (int i = 0; !rc && i < sh->deferred_count; i = key_run_end(sh, i)) {
+            sagad_deferred_t *carrier = &sh->deferred[key_run_end(sh, i) - 1];
+            rc = sagad_changelog_record(d, sh, carrier->key, &carrier->value, &carrier->len);
+            if (rc == SAGA_ENOTFOUND) rc = 0; /* gone: a tombstone */
+            carrier->encoded = rc == 0;
+        }
+    }
+    if (reading) {
+        int crc = saga_store_commit(sh->store);
+        if (!rc) rc = crc;
+    }
+    return rc;
+}
+
+/* Sends the shard's waiting changelog records, in a pass that has handed
+ * every other row of the shard to the producer: each record holds the
+ * shard's state as it is in this pass (encoded by prefetch_records, or
+ * now), and every change that state holds has its messages in this
+ * transaction or an earlier committed one. A saga with several waiting
+ * rows gets one record (the same bytes twice would be a duplicate): the
+ * newest row carries it, the older ones are deleted (in the shard's next
+ * SQLite commit; the carrier stays until it is delivered or parked, so
+ * nothing is lost if that commit comes first). */
+static int send_records(sagad_t *d, sagad_shard_t *sh, bool *queue_full) {
+    static int64_t riders[4096];
+    int n = sh->deferred_count, kept = 0, nriders = 0, rc = 0;
+    if (n == 0) return 0;
+    qsort(sh->deferred, (size_t)n, sizeof *sh->deferred, cmp_deferred);
+    bool reading = false;
+    for (int i = 0; i < n;) {
+        int j = key_run_end(sh, i);
+        sagad_deferred_t *carrier = &sh->deferred[j - 1];
+        int prc = 1;
+        if (!rc && !*queue_full && j - 1 - i <= (int)(sizeof riders / sizeof riders[0]) - nriders) {
+            rc = txn_open(d);
+            if (!rc && !carrier->encoded) { /* deferred during the scan */
+                if (!reading && !sh->in_tx && (rc = saga_store_read_begin(sh->store)) == 0) reading = true;
+                if (!rc) rc = sagad_changelog_record(d, sh, carrier->key, &carrier->value, &carrier->len);
+                if (rc == SAGA_ENOTFOUND) rc = 0; /* gone: a tombstone */
+            }
+            if (!rc) {
+                prc = saga_bus_produce(d->bus, d->cfg.changelog_topic, sh->partition, carrier->key, "{}", carrier->value,
+                                       carrier->len, sagad_opaque(sh->partition, carrier->id), carrier->attempt);
+                if (prc == SAGA_EIO) *queue_full = true; /* sent in a later pass */
+            }
+        }
+        if (rc || prc == SAGA_EIO || prc == 1) {
+            for (int k = i; k < j; k++) sh->deferred[kept++] = sh->deferred[k];
+        } else {
+            /* SAGA_EKAFKA: refused at once, reported as a failure (as in relay_row) */
+            if (!prc) {
+                d->counters.produced++;
+                d->counters.changelog_records++;
+            }
+            if (!sh->pass_low || carrier->id < sh->pass_low) sh->pass_low = carrier->id;
+            for (int k = i; k < j; k++) {
+                assert(k == j - 1 || sh->deferred[k].id != carrier->id);
+                if (k < j - 1) riders[nriders++] = sh->deferred[k].id;
+                saga_free(sh->deferred[k].value);
+            }
+        }
+        i = j;
+    }
+    sh->deferred_count = kept;
+    if (reading) {
+        int crc = saga_store_commit(sh->store);
+        if (!rc) rc = crc;
+    }
+    if (nriders && !rc) {
+        rc = sagad_shard_begin(sh);
+        if (!rc) rc = saga_store_outbox_delete(sh->store, riders, nriders);
+    }
+    return rc;
+}
+
 /* Hands rows to the producer: the due resends, then the new rows, all in
  * one Kafka transaction with the offsets of the newest iteration whose
  * rows it completes; commits it (docs/DESIGN.md, "The commit sequence"). */
@@ -226,6 +390,7 @@ int sagad_relay(sagad_t *d) {
     for (int p = 0; p < d->shard_count; p++) {
         d->shards[p].pass_start = d->shards[p].relay_after;
         d->shards[p].pass_low = 0;
+        d->shards[p].prefetched_through = 0;
     }
     int total = 0, fatal = 0;
     bool alone = false;
@@ -235,6 +400,8 @@ int sagad_relay(sagad_t *d) {
     }
     for (int p = 0; !alone && !fatal && p < d->shard_count; p++)
         if (d->shards[p].resend_count) resend_due(d, &d->shards[p], now, &fatal);
+    for (int p = 0; !alone && !fatal && d->cfg.changelog_topic && p < d->shard_count; p++)
+        fatal = prefetch_records(d, &d->shards[p]);
     /* The first shard relayed turns round: when the producer's queue fills,
      * the shards after it wait for the next pass, never the same ones. */
     static int turn;
@@ -248,8 +415,13 @@ int sagad_relay(sagad_t *d) {
         assert(r.last_id < ((int64_t)1 << SAGAD_OPAQUE_SHIFT));
         sh->relay_after = r.last_id;
         total += n;
+        /* The whole shard is handed over (the scan reached its end, nothing
+         * waits for a resend): its changelog records may go. */
+        if (!fatal && !r.queue_full && n < RELAY_BATCH && sh->resend_count == 0)
+            fatal = send_records(d, sh, &r.queue_full);
         if (r.queue_full) break;
     }
+    for (int p = 0; p < d->shard_count; p++) forget_encodings(&d->shards[p]); /* the state may change before they go */
     if (fatal == SAGA_EIO) return total; /* init_transactions not done yet: nothing was produced */
     if (fatal) return fatal;
     /* Every row up to through[p] is in this transaction or an earlier
@@ -259,8 +431,17 @@ int sagad_relay(sagad_t *d) {
         through[p] = sh->relay_after;
         for (int i = 0; i < sh->resend_count; i++)
             if (sh->resend[i].id - 1 < through[p]) through[p] = sh->resend[i].id - 1;
+        for (int i = 0; i < sh->deferred_count; i++)
+            if (sh->deferred[i].id - 1 < through[p]) through[p] = sh->deferred[i].id - 1;
     }
     int covered = sagad_txnplan_covered(&d->txnplan, through);
+    int64_t mono_ms = saga_monotonic_us() / 1000;
+    static long every_ms = -1;
+    if (every_ms < 0) {
+        const char *v = getenv("SAGAD_OFFSETS_EVERY_MS");
+        every_ms = v && *v ? strtol(v, NULL, 10) : OFFSETS_EVERY_MS;
+    }
+    if (covered >= 0 && !d->offsets_now && mono_ms - d->offsets_sent_ms < every_ms) covered = -1; /* later */
     if (!d->txn_open && covered < 0) return total; /* nothing to deliver, no offsets to commit */
     int rc = txn_open(d);
     if (rc) return rc == SAGA_EIO ? total : rc;
@@ -276,6 +457,7 @@ int sagad_relay(sagad_t *d) {
     if (rc == 0) {
         if (produced) sagad_crash_point(SAGAD_CRASH_AFTER_KAFKA_COMMIT);
         if (covered >= 0) {
+            d->offsets_sent_ms = mono_ms;
             saga_bus_commit_offsets(d->bus, offsets); /* the dev broker drops TxnOffsetCommit */
             sagad_txnplan_drop(&d->txnplan, covered + 1, free_positions);
         }
@@ -519,6 +701,7 @@ int sagad_relay_acked(sagad_t *d) {
 int sagad_drain_outbox(sagad_t *d, int timeout_ms) {
     int64_t deadline = saga_monotonic_us() + (int64_t)timeout_ms * 1000;
     int rc = 0;
+    d->offsets_now = true;
     while (!rc && saga_bus_ready(d->bus) && saga_monotonic_us() < deadline) {
         rc = sagad_relay(d);
         if (rc < 0) break;

@@ -69,7 +69,7 @@ typedef struct {
     X(sagas_pruned, "finished sagas deleted after the retention") \
     X(clock_jumps, "wall-clock jumps of more than 1 s detected")  \
     X(catchups, "times timers waited for the replies to be read up to the high watermark") \
-    X(changelog_records, "saga.changelog records (saga records and tombstones) written to the outbox") \
+    X(changelog_records, "saga.changelog records (saga records and tombstones) encoded for the relay") \
     X(changelog_too_large, "saga.changelog records over --max-message-bytes (produced anyway, alerted)") \
     X(changelog_refused, "saga.changelog records the broker refused for good (parked, not restorable)")
 
@@ -114,6 +114,8 @@ typedef struct sagad {
     rd_kafka_topic_partition_list_t *positions;
     uint64_t txns;              /* relay transactions that produced rows (SAGAD_ABORT_TXN counts them) */
     bool txn_open;              /* the relay's Kafka transaction is open */
+    int64_t offsets_sent_ms;    /* monotonic ms of the last transaction that carried offsets */
+    bool offsets_now;           /* every pass sends the covered offsets (draining at shutdown) */
     bool deleted_in_tx;         /* this iteration's SQLite transaction deletes delivered outbox rows */
 } sagad_t;
 
@@ -139,13 +141,18 @@ int sagad_commit_shards(sagad_t *d);
 void sagad_commit_workers_stop(void);
 
 /* changelog_out.c: the saga.changelog records of the sagas shard sh's
- * open transaction changed (sagad_shard_touch), one per saga, added to its
- * outbox for partition sh->partition just before the commit: the saga's
- * record, or a tombstone (NULL value) when it is gone; before a shard's
- * first record of a definition (name, version), that definition's record
- * (once per shard file: shard_meta 'def_written/def/NAME/VERSION').
- * 0 or an error (the iteration fails). */
+ * open transaction changed (sagad_shard_touch), one row per saga, added to
+ * its outbox for partition sh->partition just before the commit
+ * (SAGA_OUTBOX_RECORD: the relay encodes the value when it sends it,
+ * sagad_changelog_record); before a shard's first record of a definition
+ * (name, version), that definition's record, encoded now (once per shard
+ * file: shard_meta 'def_written/def/NAME/VERSION'). 0 or an error (the
+ * iteration fails). */
 int sagad_changelog_flush(sagad_t *d, sagad_shard_t *sh, int64_t now);
+/* The value of saga_id's changelog record as shard sh holds it now, in
+ * *value (saga_free it): 0, SAGA_ENOTFOUND (the saga is gone: a
+ * tombstone, *value NULL) or an error. */
+int sagad_changelog_record(sagad_t *d, sagad_shard_t *sh, const char *saga_id, char **value, size_t *len);
 /* After sh's commit (committed) or rollback: forgets this iteration's list,
  * and on a rollback the definitions it noted as written. */
 void sagad_changelog_forget(sagad_shard_t *sh, bool committed);

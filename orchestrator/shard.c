@@ -59,6 +59,8 @@ void sagad_shards_close(sagad_shard_t **pshards, int partitions) {
     for (int p = 0; p < partitions; p++) {
         saga_store_close(&shards[p].store);
         saga_free(shards[p].resend);
+        for (int i = 0; i < shards[p].deferred_count; i++) saga_free(shards[p].deferred[i].value);
+        saga_free(shards[p].deferred);
         saga_free(shards[p].touched);
         for (int i = 0; i < shards[p].defs_written_count; i++) saga_free(shards[p].defs_written[i]);
         saga_free(shards[p].defs_written);

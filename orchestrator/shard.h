@@ -23,6 +23,18 @@ typedef struct {
     bool alone;      /* the broker refused its batch as too large: sent with nothing else in flight */
 } sagad_resend_t;
 
+/* A changelog record row (SAGA_OUTBOX_RECORD) the relay has read but not
+ * sent: it goes out, encoded from the shard's state, in a pass that sends
+ * every other row of the shard too (relay.c, send_records). */
+typedef struct {
+    int64_t id;
+    int attempt;
+    char key[SAGA_ID_MAX]; /* the saga's id */
+    bool encoded;          /* value holds the record as encoded at the start of this pass */
+    char *value;           /* NULL when encoded: a tombstone (the saga is gone) */
+    size_t len;
+} sagad_deferred_t;
+
 /* A saga the current iteration changed in a shard: it gets one
  * saga.changelog record at the shard's commit (changelog_out.c). */
 typedef struct {
@@ -40,6 +52,9 @@ typedef struct sagad_shard {
     int64_t pass_low;          /* lowest outbox id produced in the current relay transaction (0: none) */
     sagad_resend_t *resend;    /* rows whose delivery failed, sent again one by one */
     int resend_count, resend_cap;
+    sagad_deferred_t *deferred; /* changelog record rows waiting for a pass that sends the whole shard */
+    int deferred_count, deferred_cap;
+    int64_t prefetched_through; /* this pass put every record row in (relay_after, this] in deferred */
     saga_t scratch;            /* the saga the loop is working on in this shard */
     sagad_touched_t *touched;  /* sagas changed in this iteration (repeats allowed) */
     int touched_count, touched_cap;

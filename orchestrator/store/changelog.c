@@ -39,8 +39,15 @@
 #include "saga_json.h"
 #include "store_internal.h"
 
+static void free_history(saga_changelog_stmts_t *c) {
+    for (int i = 0; c->history && i < SAGA_HISTORY_SLOTS; i++) saga_json_buf_free(&c->history[i].text);
+    saga_free(c->history);
+    c->history = NULL;
+}
+
 static void free_statements(void *p) {
     saga_changelog_stmts_t *c = p;
+    free_history(c);
 #define CL_FINALIZE(name, sql) sqlite3_finalize(c->name);
     CHANGELOG_STATEMENTS(CL_FINALIZE)
 #undef CL_FINALIZE
@@ -210,6 +217,75 @@ static int encode_rows(sqlite3 *db, sqlite3_stmt *q, const char *id, saga_json_b
     return result;
 }
 
+int saga_changelog_cache_history(saga_store_t *st) {
+    saga_changelog_stmts_t *c = saga_changelog_stmts(st);
+    if (!c) return SAGA_ESTORE;
+    if (!c->history && !(c->history = saga_calloc(SAGA_HISTORY_SLOTS, sizeof *c->history))) return SAGA_ENOMEM;
+    return 0;
+}
+
+/* FNV-1a: the shard's sagas share their murmur2 modulo P, so not that one */
+static saga_history_slot_t *history_slot(saga_changelog_stmts_t *c, const char *id) {
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 16777619u;
+    return &c->history[h % SAGA_HISTORY_SLOTS];
+}
+
+static void slot_clear(saga_changelog_stmts_t *c, saga_history_slot_t *slot) {
+    c->history_bytes -= slot->text.cap;
+    saga_json_buf_free(&slot->text);
+    *slot = (saga_history_slot_t){0};
+}
+
+void saga_changelog_history_drop(saga_changelog_stmts_t *c, const char *saga_id) {
+    if (!c->history) return;
+    saga_history_slot_t *slot = history_slot(c, saga_id);
+    if (slot->last_seq && !strcmp(slot->id, saga_id)) slot_clear(c, slot);
+}
+
+/* The history array of saga id (created at created_at) from its cache slot,
+ * after reading and encoding the rows the slot does not hold yet. The slot
+ * is emptied when the saga finished (no more rows come) or grew too long. */
+static int encode_history_cached(saga_changelog_stmts_t *c, sqlite3 *db, const char *id, int64_t created_at,
+                                 bool finished, saga_json_buf_t *b, char *err, size_t errlen) {
+    saga_history_slot_t *slot = history_slot(c, id);
+    if (!slot->last_seq || strcmp(slot->id, id) || slot->created_at != created_at) {
+        slot_clear(c, slot);
+        snprintf(slot->id, sizeof slot->id, "%s", id);
+        slot->created_at = created_at;
+    }
+    size_t cap_before = slot->text.cap;
+    sqlite3_stmt *q = c->enc_history_after;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, slot->last_seq);
+    int rc, bad = 0, result = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (slot->rows++) saga_json_buf_raw(&slot->text, ",", 1);
+        encode_history_row(q, &slot->text, &bad);
+        slot->last_seq = sqlite3_column_int64(q, 0);
+        if ((result = saga_json_buf_error(&slot->text))) {
+            if (bad) snprintf(err, errlen, "changelog: saga '%s': a stored JSON column of its history rows does not parse", id);
+            else if (result == SAGA_EPARSE) snprintf(err, errlen, "changelog: saga '%s': a stored text column of its history rows is not UTF-8", id);
+            break;
+        }
+    }
+    if (!result && rc != SQLITE_DONE) {
+        snprintf(err, errlen, "changelog: reading history of saga '%s': %s", id, sqlite3_errmsg(db));
+        result = SAGA_ESTORE;
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (!result) {
+        saga_json_buf_raw(b, "[", 1);
+        saga_json_buf_raw(b, slot->text.buf ? slot->text.buf : "", slot->text.len);
+        saga_json_buf_raw(b, "]", 1);
+    }
+    c->history_bytes += slot->text.cap - cap_before;
+    if (result || finished || slot->text.len > SAGA_HISTORY_SLOT_MAX || c->history_bytes > SAGA_HISTORY_BUDGET)
+        slot_clear(c, slot);
+    return result;
+}
+
 static int finish(saga_json_buf_t *b, const char *key, size_t max_message_bytes, char **out, size_t *out_len,
                   char *err, size_t errlen) {
     size_t len = 0;
@@ -259,6 +335,10 @@ int saga_changelog_encode(saga_store_t *st, const char *saga_id, size_t max_mess
     saga_json_buf_int(&b, SAGA_CHANGELOG_VERSION);
     MEMBER(&b, "saga");
     encode_saga_row(q, saga_id, &b, &bad);
+    int64_t created_at = sqlite3_column_int64(q, 6);
+    const char *status = (const char *)sqlite3_column_text(q, 2);
+    int st_code = status ? saga_status_parse(status) : -1;
+    bool finished = st_code < 0 || saga_status_is_terminal((saga_status_t)st_code);
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     if ((rc = saga_json_buf_error(&b))) {
@@ -270,7 +350,8 @@ int saga_changelog_encode(saga_store_t *st, const char *saga_id, size_t max_mess
     MEMBER(&b, "steps");
     rc = encode_rows(db, c->enc_steps, saga_id, &b, "steps", encode_step_row, err, errlen);
     MEMBER(&b, "history");
-    if (!rc) rc = encode_rows(db, c->enc_history, saga_id, &b, "history", encode_history_row, err, errlen);
+    if (!rc) rc = c->history ? encode_history_cached(c, db, saga_id, created_at, finished, &b, err, errlen)
+                             : encode_rows(db, c->enc_history, saga_id, &b, "history", encode_history_row, err, errlen);
     MEMBER(&b, "timers");
     if (!rc) rc = encode_rows(db, c->enc_timers, saga_id, &b, "timers", encode_timer_row, err, errlen);
     saga_json_buf_raw(&b, "}", 1);

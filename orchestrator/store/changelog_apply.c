@@ -274,6 +274,7 @@ static int bind_json(sqlite3_stmt *q, int i, const json_t *obj, const char *name
  * sagas row there is nothing else to delete: a restore into an empty shard
  * runs one statement instead of four. */
 static int delete_saga(saga_store_t *st, saga_changelog_stmts_t *c, const char *id) {
+    saga_changelog_history_drop(c, id);
     sqlite3_bind_text(c->del_saga, 1, id, -1, SQLITE_STATIC);
     if (step_done(c->del_saga)) return SAGA_ESTORE;
     if (sqlite3_changes(saga_store_db(st)) == 0) return 0;

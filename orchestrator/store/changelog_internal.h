@@ -7,6 +7,8 @@
 #include <stdbool.h>
 
 #include "changelog.h"
+#include "engine.h"
+#include "saga_json.h"
 
 #define CHANGELOG_STATEMENTS(X)                                                                       \
     X(enc_saga, "SELECT s.definition, s.version, s.status, s.input, s.traceparent, s.start_message_id," \
@@ -18,6 +20,8 @@
                  " completion_order FROM steps WHERE saga_id = ? ORDER BY idx")                         \
     X(enc_history, "SELECT seq, at, event, step, status, detail FROM history WHERE saga_id = ?"        \
                    " ORDER BY seq")                                                                    \
+    X(enc_history_after, "SELECT seq, at, event, step, status, detail FROM history"                  \
+                         " WHERE saga_id = ? AND seq > ? ORDER BY seq")                               \
     X(enc_timers, "SELECT slot, kind, attempt, due_at FROM timers WHERE saga_id = ? ORDER BY slot")     \
     X(enc_def, "SELECT hash, json, loaded_at FROM definitions WHERE name = ? AND version = ?")          \
     X(del_saga, "DELETE FROM sagas WHERE id = ?")                                                      \
@@ -47,12 +51,32 @@
     X(sp_release, "RELEASE changelog_apply")                                                           \
     X(sp_rollback, "ROLLBACK TO changelog_apply")
 
+/* One saga's history rows as the encoder wrote them last time (history
+ * rows are only ever appended while a saga lives): the next record of that
+ * saga reads and encodes only the rows after last_seq. */
+typedef struct {
+    char id[SAGA_ID_MAX];
+    int64_t created_at;    /* a saga removed and started again under the same id is another saga */
+    int64_t last_seq;      /* 0: the slot is empty */
+    int rows;
+    saga_json_buf_t text;  /* the rows, comma-separated, without the brackets */
+} saga_history_slot_t;
+
+#define SAGA_HISTORY_SLOTS 1024        /* per store, direct-mapped by a hash of the saga id */
+#define SAGA_HISTORY_SLOT_MAX 8192     /* a longer history is read whole every time */
+#define SAGA_HISTORY_BUDGET (1 << 20)  /* bytes of cached text per store; beyond it nothing more is kept */
+
 typedef struct {
 #define CL_FIELD(name, sql) sqlite3_stmt *name;
     CHANGELOG_STATEMENTS(CL_FIELD)
 #undef CL_FIELD
     bool only_newer; /* saga_changelog_only_newer */
+    saga_history_slot_t *history; /* saga_changelog_cache_history; NULL: off */
+    size_t history_bytes;         /* the cached text's capacity, all slots */
 } saga_changelog_stmts_t;
+
+/* Forgets the cached history of saga_id (its rows were replaced). */
+void saga_changelog_history_drop(saga_changelog_stmts_t *c, const char *saga_id);
 
 /* The module's statements, prepared on first use; NULL on failure. */
 saga_changelog_stmts_t *saga_changelog_stmts(saga_store_t *st);

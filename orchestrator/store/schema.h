@@ -79,6 +79,11 @@ static const char *const saga_store_migrations[] = {
      * is produced with a NULL value (payload is then empty). */
     ("ALTER TABLE outbox ADD COLUMN kafka_partition INTEGER NOT NULL DEFAULT -1;"
      "ALTER TABLE outbox ADD COLUMN tombstone INTEGER NOT NULL DEFAULT 0;"),
+    /* 7: tombstone = 2 marks a saga's changelog record whose value is
+     * encoded when the relay sends it (payload empty; changelog_out.c).
+     * Nothing to change in the tables; the version moves so that an older
+     * sagad, which would send such a row as a tombstone, refuses the file. */
+    "SELECT 1;",
 };
 
 #endif

@@ -19,6 +19,7 @@
 /* Every statement the hot path runs, prepared once. */
 #define STORE_STATEMENTS(X)                                                                        \
     X(begin, "BEGIN IMMEDIATE")                                                                    \
+    X(begin_read, "BEGIN DEFERRED")                                                                \
     X(commit, "COMMIT")                                                                            \
     X(rollback, "ROLLBACK")                                                                        \
     X(dedup, "INSERT OR IGNORE INTO dedup (consumer, message_id, seen_at) VALUES (?, ?, ?)")       \
@@ -56,6 +57,7 @@
     X(outbox_scan, "SELECT id, topic, key, headers, payload, kafka_partition, tombstone"          \
                    " FROM outbox WHERE id > ?"                                                     \
                    " ORDER BY id LIMIT ?")                                                         \
+    X(outbox_records, "SELECT id, key FROM outbox WHERE id > ? AND tombstone = 2 ORDER BY id LIMIT ?") \
     X(outbox_delete, "DELETE FROM outbox WHERE id BETWEEN ? AND ?")                                           \
     X(outbox_count, "SELECT count(*) FROM outbox")                                                 \
     X(outbox_max_id, "SELECT coalesce(max(id), 0) FROM outbox")                                    \
@@ -204,6 +206,7 @@ void saga_store_close(saga_store_t **pst) {
 
 int saga_store_begin(saga_store_t *st) { return run(st, st->begin, "BEGIN"); }
 int saga_store_commit(saga_store_t *st) { return run(st, st->commit, "COMMIT"); }
+int saga_store_read_begin(saga_store_t *st) { return run(st, st->begin_read, "BEGIN DEFERRED"); }
 void saga_store_rollback(saga_store_t *st) {
     if (!sqlite3_get_autocommit(st->db)) run(st, st->rollback, "ROLLBACK");
 }
@@ -532,7 +535,20 @@ int saga_store_outbox_add_to(saga_store_t *st, const char *topic, int partition,
     sqlite3_bind_blob(q, 4, payload ? payload : "", payload ? (int)payload_len : 0, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, 5, now);
     sqlite3_bind_int(q, 6, partition);
-    sqlite3_bind_int(q, 7, payload == NULL);
+    sqlite3_bind_int(q, 7, payload == NULL ? SAGA_OUTBOX_TOMBSTONE : SAGA_OUTBOX_VALUE);
+    return run(st, q, "outbox insert");
+}
+
+int saga_store_outbox_add_record(saga_store_t *st, const char *topic, int partition, const char *saga_id, int64_t now) {
+    assert(partition >= 0);
+    sqlite3_stmt *q = st->outbox_add;
+    bind_text(q, 1, topic);
+    bind_text(q, 2, saga_id);
+    bind_text(q, 3, "{}");
+    sqlite3_bind_blob(q, 4, "", 0, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, now);
+    sqlite3_bind_int(q, 6, partition);
+    sqlite3_bind_int(q, 7, SAGA_OUTBOX_RECORD);
     return run(st, q, "outbox insert");
 }
 
@@ -583,8 +599,10 @@ int64_t saga_store_next_timer_due(saga_store_t *st) {
 /* The row under q (columns id, topic, key, headers, payload,
  * kafka_partition, tombstone); its strings live until q steps again. */
 static saga_outbox_row_t outbox_row(sqlite3_stmt *q) {
-    bool tombstone = sqlite3_column_int(q, 6) != 0;
+    int kind = sqlite3_column_int(q, 6);
+    bool tombstone = kind != SAGA_OUTBOX_VALUE;
     return (saga_outbox_row_t){
+        .record = kind == SAGA_OUTBOX_RECORD,
         .partition = sqlite3_column_int(q, 5),
         .id = sqlite3_column_int64(q, 0),
         .topic = (const char *)sqlite3_column_text(q, 1),
@@ -608,6 +626,21 @@ int saga_store_outbox_scan(saga_store_t *st, int64_t after_id, int max,
     }
     sqlite3_reset(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : fail(st, "outbox scan");
+}
+
+int saga_store_outbox_records(saga_store_t *st, int64_t after_id, int max,
+                              int (*fn)(int64_t id, const char *saga_id, void *user), void *user) {
+    sqlite3_stmt *q = st->outbox_records;
+    sqlite3_bind_int64(q, 1, after_id);
+    sqlite3_bind_int(q, 2, max);
+    int n = 0, rc, stop = 0;
+    while (!stop && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        n++;
+        stop = fn(sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1), user);
+    }
+    sqlite3_reset(q);
+    if (stop < 0) return stop;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : fail(st, "outbox records");
 }
 
 static int compare_ids(const void *a, const void *b) {

@@ -31,6 +31,9 @@ const char *saga_store_errmsg(const saga_store_t *st);
 
 int saga_store_begin(saga_store_t *st);
 int saga_store_commit(saga_store_t *st);
+/* A read transaction (BEGIN DEFERRED; saga_store_commit ends it): many
+ * reads in one take the WAL's read lock once instead of once each. */
+int saga_store_read_begin(saga_store_t *st);
 void saga_store_rollback(saga_store_t *st);
 
 /* Records that consumer saw message_id. Returns 1 when new, 0 when it is a
@@ -121,10 +124,22 @@ int saga_store_timer_delete(saga_store_t *st, const saga_timer_row_t *t);
 /* Earliest due time, or INT64_MAX when there is no timer. */
 int64_t saga_store_next_timer_due(saga_store_t *st);
 
+/* The outbox column "tombstone": what a row's value is. */
+enum {
+    SAGA_OUTBOX_VALUE = 0,     /* the payload */
+    SAGA_OUTBOX_TOMBSTONE = 1, /* NULL */
+    SAGA_OUTBOX_RECORD = 2,    /* the changelog record of saga `key`, encoded when relayed (migration 7) */
+};
+
+/* Queues the changelog record of saga_id to partition of topic; its value
+ * is encoded from the shard's state when the relay sends it (changelog_out.c). */
+int saga_store_outbox_add_record(saga_store_t *st, const char *topic, int partition, const char *saga_id, int64_t now);
+
 typedef struct {
     int64_t id;
     const char *topic, *key, *headers; /* valid during the callback only */
-    const void *payload;      /* NULL: a tombstone (produced with a NULL value) */
+    bool record;              /* SAGA_OUTBOX_RECORD: payload NULL, the value is encoded by the relay */
+    const void *payload;      /* NULL: a tombstone (produced with a NULL value), or a record */
     size_t payload_len;
     int partition;            /* the Kafka partition to produce to, -1: by key */
 } saga_outbox_row_t;
@@ -133,6 +148,11 @@ typedef struct {
  * Returns the number of rows visited or a negative code. */
 int saga_store_outbox_scan(saga_store_t *st, int64_t after_id, int max,
                            int (*fn)(const saga_outbox_row_t *row, void *user), void *user);
+/* Calls fn(id, saga_id) for up to max SAGA_OUTBOX_RECORD rows with id >
+ * after_id, in id order, until fn returns non-zero (a negative value is
+ * returned). Returns the number of rows visited or a negative code. */
+int saga_store_outbox_records(saga_store_t *st, int64_t after_id, int max,
+                              int (*fn)(int64_t id, const char *saga_id, void *user), void *user);
 /* Deletes acknowledged rows (ids in any order, with repeats; sorts them). */
 int saga_store_outbox_delete(saga_store_t *st, int64_t *ids, int n);
 /* Rows not yet acknowledged. */

@@ -2,7 +2,8 @@
  * bytes are those of the json_t tree it built before (kept here as the
  * reference), for rows with escapes, unicode, NUL bytes, SQL NULLs, nested
  * JSON and reals; the records apply and encode again to the same bytes; a
- * stored column that is not JSON or not UTF-8 is refused by name. */
+ * stored column that is not JSON or not UTF-8 is refused by name; the
+ * history cache gives the same bytes as a full read. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -348,12 +349,62 @@ static void test_bad_columns_are_refused(void **state) {
                    SAGA_EPARSE, "saga 'odd-1': a stored text column of its history rows is not UTF-8");
 }
 
+static void exec_sql(fixture_t *f, const char *sql) {
+    char *why = NULL;
+    if (sqlite3_exec(f->db, sql, NULL, NULL, &why) != SQLITE_OK) fail_msg("%s: %s", sql, why);
+}
+
+static void expect_same(saga_store_t *cached, saga_store_t *plain, const char *id, const char *needle) {
+    char *a = encode(cached, id), *b = encode(plain, id);
+    assert_string_equal(a, b);
+    if (needle && !strstr(a, needle)) fail_msg("record of %s lacks %s: %s", id, needle, a);
+    saga_free(a);
+    saga_free(b);
+}
+
+/* With the history cache (sagad's relay), a record reads only the history
+ * rows added since the saga's last record, and its bytes are the same as a
+ * full read: as rows are appended, after the saga is removed and started
+ * again under the same id, for a finished saga, and after a row that does
+ * not encode. */
+static void test_history_cache_matches_full_read(void **state) {
+    fixture_t *f = *state;
+    char err[512];
+    saga_store_t *cached = saga_store_open(f->path, NULL, err, sizeof err);
+    assert_non_null(cached);
+    assert_int_equal(saga_changelog_cache_history(cached), 0);
+    expect_same(cached, f->st, "odd-1", "\"seq\":2,");
+    exec_sql(f, "INSERT INTO history (saga_id, seq, at, event, step, status, detail) VALUES ('odd-1', 3, 7,"
+                " 'step.compensated', 'create_order', 'compensated', '{\"n\":3}')");
+    expect_same(cached, f->st, "odd-1", "{\"seq\":3,\"at\":7,");
+    exec_sql(f, "INSERT INTO history (saga_id, seq, at, event, step, status, detail) VALUES ('odd-1', 4, 8,"
+                " 'step.compensated', 'x', 'compensated', '{\"n\":')");
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(saga_changelog_encode(cached, "odd-1", 0, &out, &len, err, sizeof err), SAGA_EPARSE);
+    assert_non_null(strstr(err, "history rows does not parse"));
+    exec_sql(f, "UPDATE history SET detail = '{\"n\":4}' WHERE saga_id = 'odd-1' AND seq = 4");
+    expect_same(cached, f->st, "odd-1", "{\"n\":4}");
+    /* removed, then started again under the same id: one history row */
+    exec_sql(f, "DELETE FROM history WHERE saga_id = 'odd-1'; DELETE FROM steps WHERE saga_id = 'odd-1';"
+                "DELETE FROM timers WHERE saga_id = 'odd-1';"
+                "UPDATE sagas SET created_at = created_at + 1, status = 'running' WHERE id = 'odd-1';"
+                "INSERT INTO history (saga_id, seq, at, event, step, status, detail) VALUES ('odd-1', 1, 9,"
+                " 'saga.started', NULL, 'running', '{}')");
+    expect_same(cached, f->st, "odd-1", "\"history\":[{\"seq\":1,\"at\":9,");
+    expect_same(cached, f->st, "nodef-1", "\"history\":[]");
+    exec_sql(f, "UPDATE sagas SET status = 'completed' WHERE id = 'odd-1'");
+    expect_same(cached, f->st, "odd-1", "\"status\":\"completed\"");
+    saga_store_close(&cached);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_text_matches_the_tree_encoding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_columns_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_cache_matches_full_read, setup, teardown),
     };
     return cmocka_run_group_tests_name("changelog_text", tests, NULL, NULL);
 }

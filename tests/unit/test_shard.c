@@ -310,7 +310,7 @@ static void test_single_file_database_converts_into_shards(void **state) {
         assert_int_equal(count(path, "SELECT count(*) FROM definitions"), 2);
         assert_int_equal(count(path, "SELECT count(*) FROM dedup"), 2);
         assert_int_equal(count(path, "SELECT value FROM shard_meta WHERE key='partition'"), p);
-        assert_int_equal(count(path, "PRAGMA user_version"), 6);
+        assert_int_equal(count(path, "PRAGMA user_version"), 7);
         /* statuses kept: the shard's compensating sagas are still compensating */
         assert_int_equal(count(path, "SELECT count(*) FROM sagas WHERE status NOT IN ('running','completed',"
                                      "'compensating','compensated','compensation_failed')"), 0);
