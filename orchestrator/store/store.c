@@ -1,5 +1,5 @@
 /* sagad's SQLite store (store.h): migrations, prepared statements, group
- * commit; sagas, outbox, timers, dedup and retention. */
+ * commit; sagas, timers, dedup and retention (the outbox: store_outbox.c). */
 #include "store.h"
 
 #include <assert.h>
@@ -16,78 +16,6 @@
 #include "schema.h"
 #include "store_internal.h"
 
-/* Every statement the hot path runs, prepared once. */
-#define STORE_STATEMENTS(X)                                                                        \
-    X(begin, "BEGIN IMMEDIATE")                                                                    \
-    X(begin_read, "BEGIN DEFERRED")                                                                \
-    X(commit, "COMMIT")                                                                            \
-    X(rollback, "ROLLBACK")                                                                        \
-    X(dedup, "INSERT OR IGNORE INTO dedup (consumer, message_id, seen_at) VALUES (?, ?, ?)")       \
-    X(dedup_prune, "DELETE FROM dedup WHERE (consumer, message_id) IN"                    \
-                   " (SELECT consumer, message_id FROM dedup WHERE seen_at < ? LIMIT ?)") \
-    X(start_seen, "SELECT 1 FROM sagas WHERE start_message_id = ? LIMIT 1")                        \
-    X(exists, "SELECT 1 FROM sagas WHERE id = ?")                                                  \
-    X(prune_clear, "DELETE FROM temp.prune_ids")                                                   \
-    X(prune_pick, "INSERT INTO temp.prune_ids (id) SELECT id FROM sagas"                           \
-                  " WHERE status IN ('completed', 'compensated') AND updated_at < ? LIMIT ?")      \
-    X(prune_history, "DELETE FROM history WHERE saga_id IN (SELECT id FROM temp.prune_ids)")       \
-    X(prune_steps, "DELETE FROM steps WHERE saga_id IN (SELECT id FROM temp.prune_ids)")           \
-    X(prune_timers, "DELETE FROM timers WHERE saga_id IN (SELECT id FROM temp.prune_ids)")         \
-    X(prune_sagas, "DELETE FROM sagas WHERE id IN (SELECT id FROM temp.prune_ids)")                \
-    X(prune_tombstones, "INSERT INTO outbox (topic, key, headers, payload, created_at,"            \
-                        " kafka_partition, tombstone) SELECT ?, id, '{}', '', ?, ?, 1"            \
-                        " FROM temp.prune_ids ORDER BY id")                                        \
-    X(load_saga, "SELECT definition, version, status, input, traceparent, created_at, updated_at," \
-                 " deadline_at, seq, completions, error_code, error_message FROM sagas WHERE id = ?") \
-    X(load_steps, "SELECT idx, status, attempt, comp_attempt, comp_budget_base, outcome_unknown,"  \
-                  " output, error_code, error_message, started_at, finished_at, updated_at,"      \
-                  " completion_order FROM steps WHERE saga_id = ?")                                \
-    X(insert_saga, "INSERT INTO sagas (id, definition, version, status, input, traceparent,"       \
-                   " start_message_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)") \
-    X(update_saga, "UPDATE sagas SET status = ?, updated_at = ?, deadline_at = ?, seq = ?,"        \
-                   " completions = ?, error_code = ?, error_message = ? WHERE id = ?")             \
-    X(upsert_step, "INSERT OR REPLACE INTO steps (saga_id, idx, name, status, attempt,"            \
-                   " comp_attempt, comp_budget_base, outcome_unknown, output, error_code,"         \
-                   " error_message, started_at, finished_at, updated_at, completion_order)"        \
-                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                         \
-    X(history, "INSERT INTO history (saga_id, seq, at, event, step, status, detail)"              \
-               " VALUES (?, ?, ?, ?, ?, ?, ?)")                                                    \
-    X(outbox_add, "INSERT INTO outbox (topic, key, headers, payload, created_at, kafka_partition,"  \
-                  " tombstone) VALUES (?, ?, ?, ?, ?, ?, ?)")                                      \
-    X(outbox_scan, "SELECT id, topic, key, headers, payload, kafka_partition, tombstone"          \
-                   " FROM outbox WHERE id > ?"                                                     \
-                   " ORDER BY id LIMIT ?")                                                         \
-    X(outbox_records, "SELECT id, key FROM outbox WHERE id > ? AND tombstone = 2 ORDER BY id LIMIT ?") \
-    X(outbox_delete, "DELETE FROM outbox WHERE id BETWEEN ? AND ?")                                           \
-    X(outbox_count, "SELECT count(*) FROM outbox")                                                 \
-    X(outbox_max_id, "SELECT coalesce(max(id), 0) FROM outbox")                                    \
-    X(timer_set, "INSERT OR REPLACE INTO timers (saga_id, slot, kind, attempt, due_at)"            \
-                 " VALUES (?, ?, ?, ?, ?)")                                                        \
-    X(timer_clear, "DELETE FROM timers WHERE saga_id = ? AND slot = ?")                            \
-    X(timer_delete, "DELETE FROM timers WHERE saga_id = ? AND slot = ? AND kind = ?"               \
-                    " AND attempt = ? AND due_at = ?")                                             \
-    X(timers_due, "SELECT saga_id, slot, kind, attempt, due_at FROM timers WHERE due_at <= ?"      \
-                  " ORDER BY due_at LIMIT ?")                                                      \
-    X(timer_next, "SELECT min(due_at) FROM timers")                                                \
-    X(def_get, "SELECT hash FROM definitions WHERE name = ? AND version = ?")                      \
-    X(active_steps, "SELECT st.saga_id, s.definition, s.version, st.idx, st.status FROM steps st"  \
-                    " JOIN sagas s ON s.id = st.saga_id WHERE st.status IN"                       \
-                    " ('running', 'compensating', 'queued', 'compensation_queued')"               \
-                    " ORDER BY st.updated_at")                                                     \
-    X(history_of, "SELECT seq, at, event, step, status, detail FROM history WHERE saga_id = ?"     \
-                  " AND at <= ? ORDER BY seq")                                                    \
-    X(def_all, "SELECT name, version, json FROM definitions ORDER BY name, version")              \
-    X(def_put, "INSERT INTO definitions (name, version, hash, json, loaded_at) VALUES (?, ?, ?, ?, ?)")
-
-struct saga_store {
-    sqlite3 *db;
-#define STMT_FIELD(name, sql) sqlite3_stmt *name;
-    STORE_STATEMENTS(STMT_FIELD)
-#undef STMT_FIELD
-    void *ext;                  /* the changelog module's state (store_internal.h) */
-    void (*ext_free)(void *ext);
-};
-
 sqlite3 *saga_store_db(saga_store_t *st) { return st->db; }
 void *saga_store_ext(saga_store_t *st) { return st->ext; }
 void saga_store_set_ext(saga_store_t *st, void *ext, void (*ext_free)(void *ext)) {
@@ -98,20 +26,19 @@ void saga_store_set_ext(saga_store_t *st, void *ext, void (*ext_free)(void *ext)
 
 const char *saga_store_errmsg(const saga_store_t *st) { return sqlite3_errmsg(st->db); }
 
-static int fail(saga_store_t *st, const char *what) {
+int saga_store_fail(saga_store_t *st, const char *what) {
     LOG_ERROR("store", "%s: %s", what, sqlite3_errmsg(st->db));
     return SAGA_ESTORE;
 }
 
-/* Runs a prepared statement that returns no rows, then resets it. */
-static int run(saga_store_t *st, sqlite3_stmt *stmt, const char *what) {
+int saga_store_run(saga_store_t *st, sqlite3_stmt *stmt, const char *what) {
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
-    return rc == SQLITE_DONE ? 0 : fail(st, what);
+    return rc == SQLITE_DONE ? 0 : saga_store_fail(st, what);
 }
 
-static void bind_text(sqlite3_stmt *s, int i, const char *v) {
+void saga_store_bind_text(sqlite3_stmt *s, int i, const char *v) {
     if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
     else sqlite3_bind_null(s, i);
 }
@@ -204,18 +131,18 @@ void saga_store_close(saga_store_t **pst) {
     *pst = NULL;
 }
 
-int saga_store_begin(saga_store_t *st) { return run(st, st->begin, "BEGIN"); }
-int saga_store_commit(saga_store_t *st) { return run(st, st->commit, "COMMIT"); }
-int saga_store_read_begin(saga_store_t *st) { return run(st, st->begin_read, "BEGIN DEFERRED"); }
+int saga_store_begin(saga_store_t *st) { return saga_store_run(st, st->begin, "BEGIN"); }
+int saga_store_commit(saga_store_t *st) { return saga_store_run(st, st->commit, "COMMIT"); }
+int saga_store_read_begin(saga_store_t *st) { return saga_store_run(st, st->begin_read, "BEGIN DEFERRED"); }
 void saga_store_rollback(saga_store_t *st) {
-    if (!sqlite3_get_autocommit(st->db)) run(st, st->rollback, "ROLLBACK");
+    if (!sqlite3_get_autocommit(st->db)) saga_store_run(st, st->rollback, "ROLLBACK");
 }
 
 int saga_store_dedup(saga_store_t *st, const char *consumer, const char *message_id, int64_t now) {
-    bind_text(st->dedup, 1, consumer);
-    bind_text(st->dedup, 2, message_id);
+    saga_store_bind_text(st->dedup, 1, consumer);
+    saga_store_bind_text(st->dedup, 2, message_id);
     sqlite3_bind_int64(st->dedup, 3, now);
-    int rc = run(st, st->dedup, "dedup insert");
+    int rc = saga_store_run(st, st->dedup, "dedup insert");
     if (rc) return rc;
     return sqlite3_changes(st->db) == 1 ? 1 : 0;
 }
@@ -225,7 +152,7 @@ int saga_store_prune_dedup(saga_store_t *st, int64_t before, int limit) {
     if (rc) return rc;
     sqlite3_bind_int64(st->dedup_prune, 1, before);
     sqlite3_bind_int(st->dedup_prune, 2, limit);
-    rc = run(st, st->dedup_prune, "dedup prune");
+    rc = saga_store_run(st, st->dedup_prune, "dedup prune");
     int n = rc ? 0 : sqlite3_changes(st->db);
     if (!rc) rc = saga_store_commit(st);
     if (rc) {
@@ -240,25 +167,25 @@ int saga_store_prune_finished(saga_store_t *st, int64_t before, int limit, const
     int rc = saga_store_begin(st);
     if (rc) return rc;
     int n = 0;
-    rc = run(st, st->prune_clear, "retention: clear");
+    rc = saga_store_run(st, st->prune_clear, "retention: clear");
     if (!rc) {
         sqlite3_bind_int64(st->prune_pick, 1, before);
         sqlite3_bind_int(st->prune_pick, 2, limit);
-        rc = run(st, st->prune_pick, "retention: pick");
+        rc = saga_store_run(st, st->prune_pick, "retention: pick");
         if (!rc) n = sqlite3_changes(st->db);
     }
     if (!rc && n > 0) {
-        rc = run(st, st->prune_history, "retention: history");
-        if (!rc) rc = run(st, st->prune_steps, "retention: steps");
-        if (!rc) rc = run(st, st->prune_timers, "retention: timers");
-        if (!rc) rc = run(st, st->prune_sagas, "retention: sagas");
+        rc = saga_store_run(st, st->prune_history, "retention: history");
+        if (!rc) rc = saga_store_run(st, st->prune_steps, "retention: steps");
+        if (!rc) rc = saga_store_run(st, st->prune_timers, "retention: timers");
+        if (!rc) rc = saga_store_run(st, st->prune_sagas, "retention: sagas");
         if (!rc && changelog_topic) {
-            bind_text(st->prune_tombstones, 1, changelog_topic);
+            saga_store_bind_text(st->prune_tombstones, 1, changelog_topic);
             sqlite3_bind_int64(st->prune_tombstones, 2, now);
             sqlite3_bind_int(st->prune_tombstones, 3, partition);
-            rc = run(st, st->prune_tombstones, "retention: changelog tombstones");
+            rc = saga_store_run(st, st->prune_tombstones, "retention: changelog tombstones");
         }
-        if (!rc) rc = run(st, st->prune_clear, "retention: clear");
+        if (!rc) rc = saga_store_run(st, st->prune_clear, "retention: clear");
     }
     if (!rc) rc = saga_store_commit(st);
     if (rc) {
@@ -271,14 +198,14 @@ int saga_store_prune_finished(saga_store_t *st, int64_t before, int limit, const
 int saga_store_meta_get(saga_store_t *st, const char *key, long long *value) {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(st->db, "SELECT value FROM shard_meta WHERE key = ?", -1, &q, NULL) != SQLITE_OK)
-        return fail(st, "meta get");
-    bind_text(q, 1, key);
+        return saga_store_fail(st, "meta get");
+    saga_store_bind_text(q, 1, key);
     int rc = sqlite3_step(q), found = 0;
     if (rc == SQLITE_ROW) {
         *value = sqlite3_column_int64(q, 0);
         found = 1;
     } else if (rc != SQLITE_DONE) {
-        found = fail(st, "meta get");
+        found = saga_store_fail(st, "meta get");
     }
     sqlite3_finalize(q);
     return found;
@@ -288,28 +215,28 @@ int saga_store_meta_set(saga_store_t *st, const char *key, long long value) {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO shard_meta (key, value) VALUES (?, ?)", -1, &q, NULL) !=
         SQLITE_OK)
-        return fail(st, "meta set");
-    bind_text(q, 1, key);
+        return saga_store_fail(st, "meta set");
+    saga_store_bind_text(q, 1, key);
     sqlite3_bind_int64(q, 2, value);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : fail(st, "meta set");
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : saga_store_fail(st, "meta set");
     sqlite3_finalize(q);
     return rc;
 }
 
 int saga_store_saga_exists(saga_store_t *st, const char *id) {
-    bind_text(st->exists, 1, id);
+    saga_store_bind_text(st->exists, 1, id);
     int rc = sqlite3_step(st->exists);
     sqlite3_reset(st->exists);
     if (rc == SQLITE_ROW) return 1;
-    return rc == SQLITE_DONE ? 0 : fail(st, "saga lookup");
+    return rc == SQLITE_DONE ? 0 : saga_store_fail(st, "saga lookup");
 }
 
 int saga_store_start_seen(saga_store_t *st, const char *message_id) {
-    bind_text(st->start_seen, 1, message_id);
+    saga_store_bind_text(st->start_seen, 1, message_id);
     int rc = sqlite3_step(st->start_seen);
     sqlite3_reset(st->start_seen);
     if (rc == SQLITE_ROW) return 1;
-    return rc == SQLITE_DONE ? 0 : fail(st, "start lookup");
+    return rc == SQLITE_DONE ? 0 : saga_store_fail(st, "start lookup");
 }
 
 static json_t *column_json(sqlite3_stmt *s, int col) {
@@ -326,7 +253,7 @@ static void column_copy(sqlite3_stmt *s, int col, char *dst, size_t len) {
 int saga_store_load(saga_store_t *st, const saga_registry_t *reg, const char *id, saga_t *out,
                     char *err, size_t errlen) {
     sqlite3_stmt *q = st->load_saga;
-    bind_text(q, 1, id);
+    saga_store_bind_text(q, 1, id);
     int rc = sqlite3_step(q);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(q);
@@ -359,7 +286,7 @@ int saga_store_load(saga_store_t *st, const saga_registry_t *reg, const char *id
     sqlite3_reset(q);
 
     q = st->load_steps;
-    bind_text(q, 1, id);
+    saga_store_bind_text(q, 1, id);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         int i = sqlite3_column_int(q, 0);
         if (i < 0 || i >= def->step_count) continue;
@@ -391,16 +318,16 @@ int saga_store_insert(saga_store_t *st, const saga_t *s, const char *start_messa
     char *input = saga_json_dump(s->input ? s->input : json_object());
     if (!input) return SAGA_ENOMEM;
     sqlite3_stmt *q = st->insert_saga;
-    bind_text(q, 1, s->id);
-    bind_text(q, 2, s->def->name);
+    saga_store_bind_text(q, 1, s->id);
+    saga_store_bind_text(q, 2, s->def->name);
     sqlite3_bind_int(q, 3, s->def->version);
-    bind_text(q, 4, saga_status_name(s->status));
-    bind_text(q, 5, input);
-    bind_text(q, 6, s->traceparent);
-    bind_text(q, 7, start_message_id);
+    saga_store_bind_text(q, 4, saga_status_name(s->status));
+    saga_store_bind_text(q, 5, input);
+    saga_store_bind_text(q, 6, s->traceparent);
+    saga_store_bind_text(q, 7, start_message_id);
     sqlite3_bind_int64(q, 8, s->created_at);
     sqlite3_bind_int64(q, 9, s->updated_at);
-    int rc = run(st, q, "insert saga");
+    int rc = saga_store_run(st, q, "insert saga");
     saga_free(input);
     return rc;
 }
@@ -410,22 +337,22 @@ static int save_step(saga_store_t *st, const saga_t *s, int i) {
     char *output = step->output ? saga_json_dump(step->output) : NULL;
     if (step->output && !output) return SAGA_ENOMEM;
     sqlite3_stmt *q = st->upsert_step;
-    bind_text(q, 1, s->id);
+    saga_store_bind_text(q, 1, s->id);
     sqlite3_bind_int(q, 2, i);
-    bind_text(q, 3, s->def->steps[i].name);
-    bind_text(q, 4, saga_step_status_name(step->status));
+    saga_store_bind_text(q, 3, s->def->steps[i].name);
+    saga_store_bind_text(q, 4, saga_step_status_name(step->status));
     sqlite3_bind_int(q, 5, step->attempt);
     sqlite3_bind_int(q, 6, step->comp_attempt);
     sqlite3_bind_int(q, 7, step->comp_budget_base);
     sqlite3_bind_int(q, 8, step->outcome_unknown);
-    bind_text(q, 9, output);
-    bind_text(q, 10, step->error_code);
-    bind_text(q, 11, step->error_message);
+    saga_store_bind_text(q, 9, output);
+    saga_store_bind_text(q, 10, step->error_code);
+    saga_store_bind_text(q, 11, step->error_message);
     sqlite3_bind_int64(q, 12, step->started_at);
     sqlite3_bind_int64(q, 13, step->finished_at);
     sqlite3_bind_int64(q, 14, step->updated_at);
     sqlite3_bind_int(q, 15, step->completion_order);
-    int rc = run(st, q, "save step");
+    int rc = saga_store_run(st, q, "save step");
     saga_free(output);
     return rc;
 }
@@ -455,15 +382,15 @@ static int add_history(saga_store_t *st, const saga_t *s, const json_t *ev, int6
     char *detail = saga_json_dump(json_object_get(ev, "detail"));
     if (!detail) return SAGA_ENOMEM;
     sqlite3_stmt *q = st->history;
-    bind_text(q, 1, s->id);
+    saga_store_bind_text(q, 1, s->id);
     sqlite3_bind_int64(q, 2, seq);
     sqlite3_bind_int64(q, 3, now);
-    bind_text(q, 4, json_string_value(json_object_get(ev, "event")));
-    bind_text(q, 5, json_string_value(json_object_get(ev, "step")));
+    saga_store_bind_text(q, 4, json_string_value(json_object_get(ev, "event")));
+    saga_store_bind_text(q, 5, json_string_value(json_object_get(ev, "step")));
     const char *status = json_string_value(json_object_get(ev, "step_status"));
-    bind_text(q, 6, status ? status : json_string_value(json_object_get(ev, "status")));
-    bind_text(q, 7, detail);
-    int rc = run(st, q, "history insert");
+    saga_store_bind_text(q, 6, status ? status : json_string_value(json_object_get(ev, "status")));
+    saga_store_bind_text(q, 7, detail);
+    int rc = saga_store_run(st, q, "history insert");
     saga_free(detail);
     return rc;
 }
@@ -483,19 +410,19 @@ static int save_effect(saga_store_t *st, const saga_t *s, const saga_effect_t *e
         return 0; /* the saga.compensation_failed event carries it on events_topic */
     case SAGA_FX_SET_TIMER: {
         sqlite3_stmt *q = st->timer_set;
-        bind_text(q, 1, s->id);
+        saga_store_bind_text(q, 1, s->id);
         sqlite3_bind_int(q, 2, e->slot);
-        bind_text(q, 3, saga_timer_kind_name(e->timer_kind));
+        saga_store_bind_text(q, 3, saga_timer_kind_name(e->timer_kind));
         sqlite3_bind_int(q, 4, e->timer_attempt);
         sqlite3_bind_int64(q, 5, e->due_at);
-        return run(st, q, "timer set");
+        return saga_store_run(st, q, "timer set");
     }
     case SAGA_FX_WAIT_FOR_ROOM:
         return 0; /* the step's status (queued) is the durable record; the loop queues it */
     case SAGA_FX_CLEAR_TIMER:
-        bind_text(st->timer_clear, 1, s->id);
+        saga_store_bind_text(st->timer_clear, 1, s->id);
         sqlite3_bind_int(st->timer_clear, 2, e->slot);
-        return run(st, st->timer_clear, "timer clear");
+        return saga_store_run(st, st->timer_clear, "timer clear");
     }
     return SAGA_EINVAL;
 }
@@ -504,15 +431,15 @@ int saga_store_save(saga_store_t *st, saga_t *s, const saga_effects_t *fx, const
                     int64_t now) {
     char *error_code = s->error_code, *error_message = s->error_message;
     sqlite3_stmt *q = st->update_saga;
-    bind_text(q, 1, saga_status_name(s->status));
+    saga_store_bind_text(q, 1, saga_status_name(s->status));
     sqlite3_bind_int64(q, 2, s->updated_at);
     sqlite3_bind_int64(q, 3, s->deadline_at);
     sqlite3_bind_int64(q, 4, s->seq);
     sqlite3_bind_int(q, 5, s->completions);
-    bind_text(q, 6, error_code);
-    bind_text(q, 7, error_message);
-    bind_text(q, 8, s->id);
-    int rc = run(st, q, "update saga");
+    saga_store_bind_text(q, 6, error_code);
+    saga_store_bind_text(q, 7, error_message);
+    saga_store_bind_text(q, 8, s->id);
+    int rc = saga_store_run(st, q, "update saga");
     for (int i = 0; !rc && i < s->def->step_count; i++) {
         if (!s->step_dirty[i]) continue;
         rc = save_step(st, s, i);
@@ -523,39 +450,6 @@ int saga_store_save(saga_store_t *st, saga_t *s, const saga_effects_t *fx, const
     for (int i = 0; !rc && i < fx->count; i++) rc = save_effect(st, s, &fx->items[i], headers, events_topic, now);
     saga_free(headers);
     return rc;
-}
-
-int saga_store_outbox_add_to(saga_store_t *st, const char *topic, int partition, const char *key,
-                             const char *headers, const char *payload, size_t payload_len, int64_t now) {
-    assert(partition >= -1);
-    sqlite3_stmt *q = st->outbox_add;
-    bind_text(q, 1, topic);
-    bind_text(q, 2, key);
-    bind_text(q, 3, headers);
-    sqlite3_bind_blob(q, 4, payload ? payload : "", payload ? (int)payload_len : 0, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(q, 5, now);
-    sqlite3_bind_int(q, 6, partition);
-    sqlite3_bind_int(q, 7, payload == NULL ? SAGA_OUTBOX_TOMBSTONE : SAGA_OUTBOX_VALUE);
-    return run(st, q, "outbox insert");
-}
-
-int saga_store_outbox_add_record(saga_store_t *st, const char *topic, int partition, const char *saga_id, int64_t now) {
-    assert(partition >= 0);
-    sqlite3_stmt *q = st->outbox_add;
-    bind_text(q, 1, topic);
-    bind_text(q, 2, saga_id);
-    bind_text(q, 3, "{}");
-    sqlite3_bind_blob(q, 4, "", 0, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 5, now);
-    sqlite3_bind_int(q, 6, partition);
-    sqlite3_bind_int(q, 7, SAGA_OUTBOX_RECORD);
-    return run(st, q, "outbox insert");
-}
-
-int saga_store_outbox_add(saga_store_t *st, const char *topic, const char *key, const char *headers,
-                          const char *payload, size_t payload_len, int64_t now) {
-    assert(payload);
-    return saga_store_outbox_add_to(st, topic, -1, key, headers, payload, payload_len, now);
 }
 
 int saga_store_due_timers(saga_store_t *st, int64_t now, saga_timer_row_t *rows, int max) {
@@ -580,12 +474,12 @@ int saga_store_due_timers(saga_store_t *st, int64_t now, saga_timer_row_t *rows,
 
 int saga_store_timer_delete(saga_store_t *st, const saga_timer_row_t *t) {
     sqlite3_stmt *q = st->timer_delete;
-    bind_text(q, 1, t->saga_id);
+    saga_store_bind_text(q, 1, t->saga_id);
     sqlite3_bind_int(q, 2, t->slot);
-    bind_text(q, 3, saga_timer_kind_name(t->kind));
+    saga_store_bind_text(q, 3, saga_timer_kind_name(t->kind));
     sqlite3_bind_int(q, 4, t->attempt);
     sqlite3_bind_int64(q, 5, t->due_at);
-    return run(st, q, "timer delete");
+    return saga_store_run(st, q, "timer delete");
 }
 
 int64_t saga_store_next_timer_due(saga_store_t *st) {
@@ -596,133 +490,10 @@ int64_t saga_store_next_timer_due(saga_store_t *st) {
     return due;
 }
 
-/* The row under q (columns id, topic, key, headers, payload,
- * kafka_partition, tombstone); its strings live until q steps again. */
-static saga_outbox_row_t outbox_row(sqlite3_stmt *q) {
-    int kind = sqlite3_column_int(q, 6);
-    bool tombstone = kind != SAGA_OUTBOX_VALUE;
-    return (saga_outbox_row_t){
-        .record = kind == SAGA_OUTBOX_RECORD,
-        .partition = sqlite3_column_int(q, 5),
-        .id = sqlite3_column_int64(q, 0),
-        .topic = (const char *)sqlite3_column_text(q, 1),
-        .key = (const char *)sqlite3_column_text(q, 2),
-        .headers = (const char *)sqlite3_column_text(q, 3),
-        .payload = tombstone ? NULL : sqlite3_column_blob(q, 4),
-        .payload_len = (size_t)sqlite3_column_bytes(q, 4),
-    };
-}
-
-int saga_store_outbox_scan(saga_store_t *st, int64_t after_id, int max,
-                           int (*fn)(const saga_outbox_row_t *row, void *user), void *user) {
-    sqlite3_stmt *q = st->outbox_scan;
-    sqlite3_bind_int64(q, 1, after_id);
-    sqlite3_bind_int(q, 2, max);
-    int n = 0, rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        saga_outbox_row_t row = outbox_row(q);
-        n++;
-        if (fn(&row, user)) break;
-    }
-    sqlite3_reset(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : fail(st, "outbox scan");
-}
-
-int saga_store_outbox_records(saga_store_t *st, int64_t after_id, int max,
-                              int (*fn)(int64_t id, const char *saga_id, void *user), void *user) {
-    sqlite3_stmt *q = st->outbox_records;
-    sqlite3_bind_int64(q, 1, after_id);
-    sqlite3_bind_int(q, 2, max);
-    int n = 0, rc, stop = 0;
-    while (!stop && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        n++;
-        stop = fn(sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1), user);
-    }
-    sqlite3_reset(q);
-    if (stop < 0) return stop;
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : fail(st, "outbox records");
-}
-
-static int compare_ids(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Acknowledgements arrive mostly in id order: one range delete per run of
- * consecutive ids instead of one statement per row. */
-int saga_store_outbox_delete(saga_store_t *st, int64_t *ids, int n) {
-    qsort(ids, (size_t)n, sizeof *ids, compare_ids);
-    for (int i = 0; i < n;) {
-        int j = i;
-        while (j + 1 < n && ids[j + 1] <= ids[j] + 1) j++;
-        sqlite3_bind_int64(st->outbox_delete, 1, ids[i]);
-        sqlite3_bind_int64(st->outbox_delete, 2, ids[j]);
-        int rc = run(st, st->outbox_delete, "outbox delete");
-        if (rc) return rc;
-        i = j + 1;
-    }
-    return 0;
-}
-
-/* Rare statements (the relay's resends and parked rows): prepared per call,
- * not in STORE_STATEMENTS. */
-int saga_store_outbox_get(saga_store_t *st, int64_t id, int (*fn)(const saga_outbox_row_t *row, void *user),
-                          void *user) {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "SELECT id, topic, key, headers, payload, kafka_partition, tombstone FROM outbox WHERE id = ?", -1, &q,
-                           NULL) != SQLITE_OK)
-        return fail(st, "outbox get");
-    sqlite3_bind_int64(q, 1, id);
-    int rc = sqlite3_step(q), found = 0;
-    if (rc == SQLITE_ROW) {
-        saga_outbox_row_t row = outbox_row(q);
-        found = 1;
-        rc = fn(&row, user);
-        if (rc > 0) rc = 0;
-    } else if (rc == SQLITE_DONE) {
-        rc = 0;
-    } else {
-        rc = fail(st, "outbox get");
-    }
-    sqlite3_finalize(q);
-    return rc < 0 ? rc : found;
-}
-
-int saga_store_outbox_park(saga_store_t *st, int64_t id, int64_t now, const char *error, const char *outcome) {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db,
-                           "INSERT OR REPLACE INTO outbox_parked (id, topic, key, headers, payload, created_at,"
-                           " parked_at, error, outcome) SELECT id, topic, key, headers, payload, created_at, ?, ?, ?"
-                           " FROM outbox WHERE id = ?", -1, &q, NULL) != SQLITE_OK)
-        return fail(st, "outbox park");
-    sqlite3_bind_int64(q, 1, now);
-    bind_text(q, 2, error);
-    bind_text(q, 3, outcome);
-    sqlite3_bind_int64(q, 4, id);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : fail(st, "outbox park");
-    sqlite3_finalize(q);
-    if (!rc) rc = saga_store_outbox_delete(st, &id, 1);
-    return rc;
-}
-
-long long saga_store_outbox_backlog(saga_store_t *st) {
-    long long n = -1;
-    if (sqlite3_step(st->outbox_count) == SQLITE_ROW) n = sqlite3_column_int64(st->outbox_count, 0);
-    sqlite3_reset(st->outbox_count);
-    return n;
-}
-
-int64_t saga_store_outbox_max_id(saga_store_t *st) {
-    int64_t id = -1;
-    if (sqlite3_step(st->outbox_max_id) == SQLITE_ROW) id = sqlite3_column_int64(st->outbox_max_id, 0);
-    sqlite3_reset(st->outbox_max_id);
-    return id;
-}
-
 int saga_store_put_definition(saga_store_t *st, const saga_definition_t *def, int64_t now, char *err,
                               size_t errlen) {
     sqlite3_stmt *q = st->def_get;
-    bind_text(q, 1, def->name);
+    saga_store_bind_text(q, 1, def->name);
     sqlite3_bind_int(q, 2, def->version);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
@@ -735,16 +506,16 @@ int saga_store_put_definition(saga_store_t *st, const saga_definition_t *def, in
         return SAGA_EEXISTS;
     }
     sqlite3_reset(q);
-    if (rc != SQLITE_DONE) return fail(st, "definition lookup");
+    if (rc != SQLITE_DONE) return saga_store_fail(st, "definition lookup");
     char *text = json_dumps(def->source, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text) return SAGA_ENOMEM;
     q = st->def_put;
-    bind_text(q, 1, def->name);
+    saga_store_bind_text(q, 1, def->name);
     sqlite3_bind_int(q, 2, def->version);
-    bind_text(q, 3, def->hash);
-    bind_text(q, 4, text);
+    saga_store_bind_text(q, 3, def->hash);
+    saga_store_bind_text(q, 4, text);
     sqlite3_bind_int64(q, 5, now);
-    rc = run(st, q, "definition insert");
+    rc = saga_store_run(st, q, "definition insert");
     saga_free(text);
     return rc;
 }
@@ -793,7 +564,7 @@ int saga_store_active_steps(saga_store_t *st,
             break;
     }
     sqlite3_reset(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : fail(st, "active steps");
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : saga_store_fail(st, "active steps");
 }
 
 int saga_store_state_at(saga_store_t *st, const saga_registry_t *reg, const char *id, int64_t until_ms,
@@ -810,7 +581,7 @@ int saga_store_state_at(saga_store_t *st, const saga_registry_t *reg, const char
     json_t **events = NULL;
     int n = 0, cap = 0;
     sqlite3_stmt *q = st->history_of;
-    bind_text(q, 1, id);
+    saga_store_bind_text(q, 1, id);
     sqlite3_bind_int64(q, 2, until_ms);
     while (!rc && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         rc = 0;
@@ -829,7 +600,7 @@ int saga_store_state_at(saga_store_t *st, const saga_registry_t *reg, const char
         else n++;
     }
     if (rc == SQLITE_DONE) rc = 0;
-    else if (rc > 0) rc = fail(st, "history read");
+    else if (rc > 0) rc = saga_store_fail(st, "history read");
     sqlite3_reset(q);
     if (!rc) rc = saga_replay(def, id, (const json_t *const *)events, n, until_ms, out, err, errlen);
     if (!rc) memcpy(out->traceparent, traceparent, sizeof traceparent);

@@ -1,5 +1,5 @@
 # The relay's pieces outside the loop: the produce error classes (bus.c)
-# and the outbox rows it resends and parks (store.c, migration 3).
+# and the outbox rows it resends and parks (store_outbox.c, migration 3).
 saga_unit_test(test_relay
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_relay.c ${CMAKE_SOURCE_DIR}/orchestrator/bus/bus.c ${CMAKE_SOURCE_DIR}/orchestrator/bus/bus_txn.c
     ${CMAKE_SOURCE_DIR}/orchestrator/txnplan.c
