@@ -268,6 +268,15 @@ static void forget_encodings(sagad_shard_t *sh) {
     }
 }
 
+/* The record of the saga of carrier as committed now, kept in it (a
+ * tombstone when the saga is gone). */
+static int encode_carrier(sagad_t *d, sagad_shard_t *sh, sagad_deferred_t *carrier) {
+    int rc = sagad_changelog_record(d, sh, carrier->key, &carrier->value, &carrier->len);
+    if (rc == SAGA_ENOTFOUND) rc = 0;
+    carrier->encoded = rc == 0;
+    return rc;
+}
+
 typedef struct {
     sagad_shard_t *sh;
     int before; /* deferred[0..before) were in the list already */
@@ -301,10 +310,7 @@ static int prefetch_records(sagad_t *d, sagad_shard_t *sh) {
     if (!rc && n < RELAY_BATCH && sh->deferred_count > 0) {
         qsort(sh->deferred, (size_t)sh->deferred_count, sizeof *sh->deferred, cmp_deferred);
         for (int i = 0; !rc && i < sh->deferred_count; i = key_run_end(sh, i)) {
-            sagad_deferred_t *carrier = &sh->deferred[key_run_end(sh, i) - 1];
-            rc = sagad_changelog_record(d, sh, carrier->key, &carrier->value, &carrier->len);
-            if (rc == SAGA_ENOTFOUND) rc = 0; /* gone: a tombstone */
-            carrier->encoded = rc == 0;
+            rc = encode_carrier(d, sh, &sh->deferred[key_run_end(sh, i) - 1]);
         }
     }
     if (reading) {
@@ -337,8 +343,7 @@ static int send_records(sagad_t *d, sagad_shard_t *sh, bool *queue_full) {
             rc = txn_open(d);
             if (!rc && !carrier->encoded) { /* deferred during the scan */
                 if (!reading && !sh->in_tx && (rc = saga_store_read_begin(sh->store)) == 0) reading = true;
-                if (!rc) rc = sagad_changelog_record(d, sh, carrier->key, &carrier->value, &carrier->len);
-                if (rc == SAGA_ENOTFOUND) rc = 0; /* gone: a tombstone */
+                if (!rc) rc = encode_carrier(d, sh, carrier);
             }
             if (!rc) {
                 prc = saga_bus_produce(d->bus, d->cfg.changelog_topic, sh->partition, carrier->key, "{}", carrier->value,
@@ -436,12 +441,7 @@ int sagad_relay(sagad_t *d) {
     }
     int covered = sagad_txnplan_covered(&d->txnplan, through);
     int64_t mono_ms = saga_monotonic_us() / 1000;
-    static long every_ms = -1;
-    if (every_ms < 0) {
-        const char *v = getenv("SAGAD_OFFSETS_EVERY_MS");
-        every_ms = v && *v ? strtol(v, NULL, 10) : OFFSETS_EVERY_MS;
-    }
-    if (covered >= 0 && !d->offsets_now && mono_ms - d->offsets_sent_ms < every_ms) covered = -1; /* later */
+    if (covered >= 0 && !d->offsets_now && mono_ms - d->offsets_sent_ms < OFFSETS_EVERY_MS) covered = -1; /* later */
     if (!d->txn_open && covered < 0) return total; /* nothing to deliver, no offsets to commit */
     int rc = txn_open(d);
     if (rc) return rc == SAGA_EIO ? total : rc;
@@ -701,7 +701,7 @@ int sagad_relay_acked(sagad_t *d) {
 int sagad_drain_outbox(sagad_t *d, int timeout_ms) {
     int64_t deadline = saga_monotonic_us() + (int64_t)timeout_ms * 1000;
     int rc = 0;
-    d->offsets_now = true;
+    d->offsets_now = true; /* shutting down: every pass commits the offsets it covers */
     while (!rc && saga_bus_ready(d->bus) && saga_monotonic_us() < deadline) {
         rc = sagad_relay(d);
         if (rc < 0) break;

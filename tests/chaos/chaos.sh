@@ -23,8 +23,10 @@
 #   CHAOS_SEED=1234 tests/chaos/chaos.sh   repeat a run
 #
 # Environment: BUILD_DIR (build), CHAOS_N (7000), CHAOS_DECLINE_PCT (10),
-# CHAOS_OOS_PCT (2), CHAOS_WAVE (200 sagas per wave), CHAOS_WAVE_GAP (5 s, 2 s with KAFKA=real,
-# from one wave to the next), CHAOS_KILL_GAP ("1-4": seconds from a restart
+# CHAOS_OOS_PCT (2), CHAOS_WAVE (200 sagas per wave; 25 with KAFKA=real),
+# CHAOS_WAVE_GAP (5 s; 0.25 s with KAFKA=real, where a saga takes tens of
+# milliseconds and waves of 200 every 2 s were over before most kills: from
+# one wave to the next), CHAOS_KILL_GAP ("1-4": seconds from a restart
 # to the next kill), CHAOS_DOUBLE_PCT (20: kills that take two processes),
 # CHAOS_FAULT_RATE (0.1: share of the broker's requests that fail while
 # the fault mode is on), CHAOS_FAULT_APIS (every API sagabroker can fault
@@ -48,10 +50,10 @@ IT_NAME=chaos
 N=${CHAOS_N:-7000}
 DECLINE_PCT=${CHAOS_DECLINE_PCT:-10}
 OOS_PCT=${CHAOS_OOS_PCT:-2}
-WAVE=${CHAOS_WAVE:-200}
+WAVE=${CHAOS_WAVE:-200}; [ "${KAFKA:-}" != real ] || WAVE=${CHAOS_WAVE:-25}
 # Apache Kafka finishes a wave of 200 well within 5 s: waves 2 s apart keep
 # sagas in flight when the kills come (the check below wants most kills to hit some).
-WAVE_GAP=${CHAOS_WAVE_GAP:-5}; [ "${KAFKA:-}" != real ] || WAVE_GAP=${CHAOS_WAVE_GAP:-2}
+WAVE_GAP=${CHAOS_WAVE_GAP:-5}; [ "${KAFKA:-}" != real ] || WAVE_GAP=${CHAOS_WAVE_GAP:-0.25}
 KILL_GAP=${CHAOS_KILL_GAP:-1-4}
 DOUBLE_PCT=${CHAOS_DOUBLE_PCT:-20}
 FAULT_RATE=${CHAOS_FAULT_RATE:-0.1}
