@@ -106,7 +106,8 @@ int sagad_changelog_flush(sagad_t *d, sagad_shard_t *sh, int64_t now) {
 int sagad_changelog_record(sagad_t *d, sagad_shard_t *sh, const char *saga_id, char **value, size_t *len) {
     *value = NULL;
     *len = 0;
-    /* the relay encodes committed state only: the history cache is safe */
+    /* committed state, or the iteration's, which commits before the Kafka
+     * transaction does (a rollback resets the cache: sagad_rollback_shards) */
     int rc = saga_changelog_cache_history(sh->store);
     if (rc) return rc;
     return encode(d, sh, saga_id, NULL, 0, value, len);

@@ -9,6 +9,7 @@
 #include "saga_log.h"
 
 static const char *const names[SAGAD_CRASH__COUNT] = {
+    [SAGAD_CRASH_BEFORE_SQLITE_COMMIT] = "before_sqlite_commit",
     [SAGAD_CRASH_AFTER_SQLITE_COMMIT] = "after_sqlite_commit",
     [SAGAD_CRASH_AFTER_PRODUCE] = "after_produce",
     [SAGAD_CRASH_AFTER_KAFKA_COMMIT] = "after_kafka_commit",
@@ -24,7 +25,8 @@ void sagad_crash_point(sagad_crash_point_t at) {
         for (int i = 0; want && *want && i < SAGAD_CRASH__COUNT; i++)
             if (!strcmp(want, names[i])) armed = i;
         if (want && *want && armed == SAGAD_CRASH__COUNT)
-            LOG_ERROR("sagad", "SAGAD_CRASH_AT=%s names no crash point (after_sqlite_commit, after_produce, "
+            LOG_ERROR("sagad", "SAGAD_CRASH_AT=%s names no crash point (before_sqlite_commit, after_sqlite_commit, "
+                      "after_produce, "
                       "after_kafka_commit, after_outbox_delete): ignored", want);
         const char *after = getenv("SAGAD_CRASH_AFTER");
         left = after && *after ? strtol(after, NULL, 10) : 1;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "changelog.h"
 #include "commands.h"
 #include "datadir.h"
 #include "messages.h"
@@ -536,11 +537,7 @@ void sagad_commit_workers_stop(void) {
  * the loop's thread): their fsyncs overlap instead of adding up. Each
  * connection is used by one thread at a time; the loop waits for all
  * before going on. */
-int sagad_commit_shards(sagad_t *d) {
-    static commit_job_t jobs[SAGA_DATADIR_MAX_PARTITIONS];
-    static commit_worker_t *busy[SAGA_DATADIR_MAX_PARTITIONS];
-    int n = 0;
-    int64_t now = saga_now_ms();
+int sagad_flush_changelogs(sagad_t *d, int64_t now) {
     for (int p = 0; p < d->shard_count; p++) {
         if (!d->shards[p].in_tx) continue;
         int rc = sagad_changelog_flush(d, &d->shards[p], now);
@@ -548,8 +545,18 @@ int sagad_commit_shards(sagad_t *d) {
             LOG_ERROR("loop", "shard %d: changelog records: %s", p, saga_strerror(rc));
             return rc; /* the caller rolls back */
         }
-        jobs[n++] = (commit_job_t){.sh = &d->shards[p]};
     }
+    return 0;
+}
+
+int sagad_commit_shards(sagad_t *d) {
+    static commit_job_t jobs[SAGA_DATADIR_MAX_PARTITIONS];
+    static commit_worker_t *busy[SAGA_DATADIR_MAX_PARTITIONS];
+    int n = 0;
+    int rc = sagad_flush_changelogs(d, saga_now_ms()); /* those written since, if any */
+    if (rc) return rc;
+    for (int p = 0; p < d->shard_count; p++)
+        if (d->shards[p].in_tx) jobs[n++] = (commit_job_t){.sh = &d->shards[p]};
     for (int i = 1; i < n; i++) {
         commit_worker_t *w = busy[i] = worker(i);
         if (!w) continue;
@@ -570,7 +577,6 @@ int sagad_commit_shards(sagad_t *d) {
         while (w->job) pthread_cond_wait(&w->cv, &w->mu);
         pthread_mutex_unlock(&w->mu);
     }
-    int rc = 0;
     for (int i = 0; i < n; i++) {
         sagad_shard_t *sh = jobs[i].sh;
         if (jobs[i].rc) {
@@ -591,6 +597,7 @@ void sagad_rollback_shards(sagad_t *d) {
         sagad_changelog_forget(&d->shards[p], false);
         if (!d->shards[p].in_tx) continue;
         saga_store_rollback(d->shards[p].store);
+        saga_changelog_history_reset(d->shards[p].store);
         d->shards[p].in_tx = false;
     }
 }
@@ -677,6 +684,18 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     if (!rc) rc = resume_waiters(d, now);
     if (!rc) rc = sagad_relay_acked(d);
     if (!rc) rc = sagad_relay_failures(d, now);
+    /* The iteration's changelog record rows are written, then its relay pass
+     * is produced from the shards' open transactions and travels while they
+     * commit; the Kafka transaction commits only after all of them did
+     * (docs/DESIGN.md, "The commit sequence"). The offsets wait for the
+     * relay transaction that delivers this iteration's outbox rows. */
+    if (!rc) rc = sagad_flush_changelogs(d, now);
+    if (!rc) {
+        sagad_relay_note_iteration(d, msgs, n);
+        int sent = sagad_relay_send(d);
+        if (sent < 0) rc = sent;
+        if (sent > 0) sagad_crash_point(SAGAD_CRASH_BEFORE_SQLITE_COMMIT);
+    }
     int64_t commit_us = saga_monotonic_us();
     /* Every touched shard commits before any offset of this batch is stored.
      * If one fails, those before it stay committed: the batch is read again
@@ -685,6 +704,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     sagad_histogram_add(&d->commit_seconds, (double)(saga_monotonic_us() - commit_us) / 1e6);
     if (rc) {
         LOG_ERROR("loop", "transaction failed (%s); stopping without storing offsets", saga_strerror(rc));
+        sagad_relay_abandon(d);
         sagad_rollback_shards(d);
         d->deleted_in_tx = false;
         sagad_send_alerts(d, false);
@@ -697,13 +717,10 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     sagad_send_alerts(d, true);
     log_breakers(d);
     d->counters.messages += (uint64_t)n;
-    /* The offsets wait for the relay transaction that delivers this
-     * iteration's outbox rows (docs/DESIGN.md, "The commit sequence"). */
-    sagad_relay_note_iteration(d, msgs, n);
     for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
-    int sent = sagad_relay(d);
+    rc = sagad_relay_commit(d);
     sagad_histogram_add(&d->iteration_seconds, (double)(saga_monotonic_us() - started_us) / 1e6);
-    return sent < 0 ? sent : 0;
+    return rc;
 }
 
 void sagad_publish_runtime(sagad_t *d) {

@@ -380,11 +380,24 @@ static int send_records(sagad_t *d, sagad_shard_t *sh, bool *queue_full) {
     return rc;
 }
 
+/* Each shard's relay position goes back to before the lowest row this
+ * pass produced: an aborted transaction's rows go out again. */
+static void rewind_pass(sagad_t *d) {
+    for (int p = 0; p < d->shard_count; p++) {
+        sagad_shard_t *sh = &d->shards[p];
+        int64_t back = sh->pass_start;
+        if (sh->pass_low && sh->pass_low - 1 < back) back = sh->pass_low - 1;
+        sh->relay_after = back;
+    }
+}
+
 /* Hands rows to the producer: the due resends, then the new rows, all in
- * one Kafka transaction with the offsets of the newest iteration whose
- * rows it completes; commits it (docs/DESIGN.md, "The commit sequence"). */
-int sagad_relay(sagad_t *d) {
+ * one Kafka transaction, and notes the offsets of the newest iteration
+ * whose rows it completes; sagad_relay_commit commits it (docs/DESIGN.md,
+ * "The commit sequence"). */
+int sagad_relay_send(sagad_t *d) {
     static int64_t through[SAGA_DATADIR_MAX_PARTITIONS];
+    assert(!d->relay_pending);
     /* Nothing leaves before the group check of the first assignment passed:
      * a sagad that finds another member in its group must not send the
      * outbox of its (perhaps stale) database. */
@@ -445,6 +458,16 @@ int sagad_relay(sagad_t *d) {
     if (!d->txn_open && covered < 0) return total; /* nothing to deliver, no offsets to commit */
     int rc = txn_open(d);
     if (rc) return rc == SAGA_EIO ? total : rc;
+    d->relay_pending = true;
+    d->relay_covered = covered;
+    d->relay_mono_ms = mono_ms;
+    return total;
+}
+
+int sagad_relay_commit(sagad_t *d) {
+    if (!d->relay_pending) return 0;
+    d->relay_pending = false;
+    int covered = d->relay_covered;
     bool produced = false;
     for (int p = 0; p < d->shard_count; p++) produced |= d->shards[p].pass_low > 0;
     if (produced) d->txns++;
@@ -452,28 +475,39 @@ int sagad_relay(sagad_t *d) {
     if (produced) sagad_crash_point(SAGAD_CRASH_AFTER_PRODUCE);
     rd_kafka_topic_partition_list_t *offsets = covered >= 0 ? d->txnplan.payload[covered] : NULL;
     if (produced) fatal_on_purpose(d, d->txns);
-    rc = saga_bus_txn_commit(d->bus, offsets, produced && abort_on_purpose(d->txns));
+    int rc = saga_bus_txn_commit(d->bus, offsets, produced && abort_on_purpose(d->txns));
     d->txn_open = false;
     if (rc == 0) {
         if (produced) sagad_crash_point(SAGAD_CRASH_AFTER_KAFKA_COMMIT);
         if (covered >= 0) {
-            d->offsets_sent_ms = mono_ms;
+            d->offsets_sent_ms = d->relay_mono_ms;
             saga_bus_commit_offsets(d->bus, offsets); /* the dev broker drops TxnOffsetCommit */
             sagad_txnplan_drop(&d->txnplan, covered + 1, free_positions);
         }
-        return total;
+        return 0;
     }
     if (rc != SAGA_ESTALE) return rc; /* fatal: fenced */
     /* Aborted: nothing of it is visible; its rows go out again in a later
      * transaction (the failed ones from the resend list, or parked). */
     d->counters.txn_aborts++;
-    for (int p = 0; p < d->shard_count; p++) {
-        sagad_shard_t *sh = &d->shards[p];
-        int64_t back = sh->pass_start;
-        if (sh->pass_low && sh->pass_low - 1 < back) back = sh->pass_low - 1;
-        sh->relay_after = back;
-    }
-    return total;
+    rewind_pass(d);
+    return 0;
+}
+
+void sagad_relay_abandon(sagad_t *d) {
+    if (!d->relay_pending) return;
+    d->relay_pending = false;
+    d->txn_open = false;
+    int rc = saga_bus_txn_abort(d->bus);
+    if (rc != SAGA_ESTALE) LOG_ERROR("relay", "aborting the relay transaction: %s", saga_strerror(rc));
+    rewind_pass(d);
+}
+
+int sagad_relay(sagad_t *d) {
+    int total = sagad_relay_send(d);
+    if (total < 0) return total;
+    int rc = sagad_relay_commit(d);
+    return rc ? rc : total;
 }
 
 typedef struct {

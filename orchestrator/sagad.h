@@ -114,6 +114,9 @@ typedef struct sagad {
     rd_kafka_topic_partition_list_t *positions;
     uint64_t txns;              /* relay transactions that produced rows (SAGAD_ABORT_TXN counts them) */
     bool txn_open;              /* the relay's Kafka transaction is open */
+    bool relay_pending;         /* sagad_relay_send left a transaction for sagad_relay_commit ... */
+    int relay_covered;          /* ... with the offsets of this txnplan entry (-1: none) */
+    int64_t relay_mono_ms;      /* ... taken at this monotonic ms */
     int64_t offsets_sent_ms;    /* monotonic ms of the last transaction that carried offsets */
     bool offsets_now;           /* every pass sends the covered offsets (draining at shutdown) */
     bool deleted_in_tx;         /* this iteration's SQLite transaction deletes delivered outbox rows */
@@ -133,9 +136,14 @@ int sagad_flow_recover(sagad_t *d);
 /* Publishes a runtime snapshot (counters, flow, timings) for the admin API. */
 void sagad_publish_runtime(sagad_t *d);
 
+/* Writes the changelog record rows of the sagas each open shard
+ * transaction changed (sagad_changelog_flush); 0 or the first error (the
+ * caller rolls back). */
+int sagad_flush_changelogs(sagad_t *d, int64_t now);
 /* Commits every shard with an open transaction, all at once (a kept
- * commit thread each beyond the first); a shard whose commit failed is rolled back, the others stay
- * committed. 0 or the first error. */
+ * commit thread each beyond the first), after sagad_flush_changelogs; a
+ * shard whose commit failed is rolled back, the others stay committed.
+ * 0 or the first error. */
 int sagad_commit_shards(sagad_t *d);
 /* Stops and joins the threads sagad_commit_shards keeps (at shutdown). */
 void sagad_commit_workers_stop(void);
@@ -171,8 +179,20 @@ void sagad_raise_alert(sagad_t *d, const char *kind, json_t *fields);
 /* ... which sends the queued alerts if it committed, drops them if not. */
 void sagad_send_alerts(sagad_t *d, bool committed);
 
-/* Hands due resends and new outbox rows to the producer; nothing before
- * the first assignment's group check passed. After a commit. */
+/* A relay pass (docs/DESIGN.md, "The commit sequence"), in two halves so
+ * that the loop's SQLite commit runs while the rows are on their way:
+ * sagad_relay_send hands the due resends and the new outbox rows of every
+ * shard (as its connection sees them: in the loop, the iteration's open
+ * transactions) to the producer in one Kafka transaction, nothing before
+ * the first assignment's group check passed; returns the number of rows
+ * or a negative code. sagad_relay_commit, only after every shard that
+ * transaction read from has committed, waits for the deliveries and
+ * commits it with the offsets it covers. sagad_relay_abandon aborts it
+ * instead (a shard's commit failed: none of it may become visible).
+ * sagad_relay does both halves (no SQLite transaction open). */
+int sagad_relay_send(sagad_t *d);
+int sagad_relay_commit(sagad_t *d);
+void sagad_relay_abandon(sagad_t *d);
 int sagad_relay(sagad_t *d);
 /* In the shards' transactions (opened as needed): deletes the outbox rows
  * Kafka acknowledged ... */
@@ -180,9 +200,10 @@ int sagad_relay_acked(sagad_t *d);
 /* ... and deals with failed deliveries: resend later, or park the row. */
 int sagad_relay_failures(sagad_t *d, int64_t now);
 
-/* After the loop's SQLite commit: remembers the iteration's consumed
- * positions (msgs) with the highest outbox id of each shard, for the relay
- * transaction that delivers them (nothing is committed to Kafka here). */
+/* Before the iteration's relay pass: remembers its consumed positions
+ * (msgs) with the highest outbox id of each shard (as the iteration's
+ * transactions see them), for the relay transaction that delivers them
+ * (nothing is committed to Kafka here). */
 void sagad_relay_note_iteration(sagad_t *d, rd_kafka_message_t **msgs, int n);
 /* Frees the pending iterations (shutdown). */
 void sagad_relay_free(sagad_t *d);
@@ -191,6 +212,7 @@ void sagad_relay_free(sagad_t *d);
  * SAGAD_CRASH_AT=NAME (and SAGAD_CRASH_AFTER=N, default 1) the N-th pass
  * through that point ends the process with _exit(137). Off otherwise. */
 typedef enum {
+    SAGAD_CRASH_BEFORE_SQLITE_COMMIT, /* the iteration's relay pass produced, its shards not committed */
     SAGAD_CRASH_AFTER_SQLITE_COMMIT,
     SAGAD_CRASH_AFTER_PRODUCE,
     SAGAD_CRASH_AFTER_KAFKA_COMMIT,

@@ -138,6 +138,9 @@ int saga_bus_txn_begin(saga_bus_t *bus);
  * aborted, its acks dropped, the failed rows reported as usual;
  * SAGA_EKAFKA: fenced by a newer sagad (or not authorised): sagad must stop. */
 int saga_bus_txn_commit(saga_bus_t *bus, const rd_kafka_topic_partition_list_t *offsets, bool abort_on_purpose);
+/* Aborts the open transaction (what it produced never becomes visible, its
+ * acks are dropped): SAGA_ESTALE, or what a fatal error returns as above. */
+int saga_bus_txn_abort(saga_bus_t *bus);
 /* Why the transactional producer cannot go on (fenced), or NULL. */
 const char *saga_bus_fenced(const saga_bus_t *bus);
 /* Tests (SAGAD_FATAL_TXN): the producer hits a fatal error now, a fencing

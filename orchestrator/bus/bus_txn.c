@@ -130,6 +130,12 @@ static int txn_abort(saga_bus_t *bus) {
     return SAGA_ESTALE;
 }
 
+int saga_bus_txn_abort(saga_bus_t *bus) {
+    assert(bus->txn_id && bus->in_txn);
+    if (bus->fenced) return SAGA_EKAFKA;
+    return txn_abort(bus);
+}
+
 int saga_bus_txn_commit(saga_bus_t *bus, const rd_kafka_topic_partition_list_t *offsets, bool abort_on_purpose) {
     assert(bus->txn_id && bus->in_txn);
     if (bus->fenced) return SAGA_EKAFKA;

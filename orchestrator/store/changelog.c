@@ -224,6 +224,14 @@ int saga_changelog_cache_history(saga_store_t *st) {
     return 0;
 }
 
+void saga_changelog_history_reset(saga_store_t *st) {
+    saga_changelog_stmts_t *c = saga_store_ext(st);
+    if (!c || !c->history) return;
+    for (int i = 0; i < SAGA_HISTORY_SLOTS; i++) saga_json_buf_free(&c->history[i].text);
+    memset(c->history, 0, SAGA_HISTORY_SLOTS * sizeof *c->history);
+    c->history_bytes = 0;
+}
+
 /* FNV-1a: the shard's sagas share their murmur2 modulo P, so not that one */
 static saga_history_slot_t *history_slot(saga_changelog_stmts_t *c, const char *id) {
     uint32_t h = 2166136261u;

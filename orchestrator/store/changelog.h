@@ -53,11 +53,14 @@ int saga_changelog_encode(saga_store_t *st, const char *saga_id, size_t max_mess
 
 /* From now on saga_changelog_encode keeps the encoded history of the
  * sagas it encodes (a bounded cache, SAGA_HISTORY_SLOTS per store) and reads
- * only the history rows added since. Only for a caller that encodes
- * committed state (sagad's relay): a history row rolled back after it was
- * encoded would stay in the cache. Records stay byte-identical. 0 or
+ * only the history rows added since. The caller encodes committed state,
+ * or state its open transaction then commits; after a rollback it calls
+ * saga_changelog_history_reset (a history row rolled back after it was
+ * encoded would stay in the cache). Records stay byte-identical. 0 or
  * SAGA_ENOMEM / SAGA_ESTORE. */
 int saga_changelog_cache_history(saga_store_t *st);
+/* Empties the history cache (it stays on). */
+void saga_changelog_history_reset(saga_store_t *st);
 
 /* The record value for key def/NAME/VERSION: the stored definitions row.
  * Same returns as saga_changelog_encode. */

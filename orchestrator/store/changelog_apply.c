@@ -99,7 +99,7 @@ static int get_str(chk_t *c, const json_t *obj, const char *where, const char *n
 }
 
 static int get_name(chk_t *c, const json_t *obj, const char *where, const char *name, int allow_slash, const char **out) {
-    const char *s;
+    const char *s = NULL;
     int rc = get_str(c, obj, where, name, allow_slash ? SAGA_MESSAGE_ID_MAX : SAGA_ID_MAX - 1, 0, &s);
     if (rc) return rc;
     if (!saga_valid_id(s, allow_slash))
@@ -110,7 +110,7 @@ static int get_name(chk_t *c, const json_t *obj, const char *where, const char *
 }
 
 static int get_enum(chk_t *c, const json_t *obj, const char *where, const char *name, int (*parse)(const char *)) {
-    const char *s;
+    const char *s = NULL;
     int rc = get_str(c, obj, where, name, 64, 0, &s);
     if (!rc && parse(s) < 0) rc = bad(c, "%s.%s: unknown value '%.*s'", where, name, saga_utf8_prefix(s, 64), s);
     return rc;
@@ -129,7 +129,7 @@ static int check_saga(chk_t *c, const json_t *s, const char *id, long long *seq)
     static const char *const req[] = {"id", "definition", "version", "definition_hash", "status", "input",
                                       "traceparent", "start_message_id", "created_at", "updated_at",
                                       "deadline_at", "seq", "completions", "error_code", "error_message", NULL};
-    const char *w = "saga", *sid, *hash;
+    const char *w = "saga", *sid = NULL, *hash = NULL;
     int rc = members(c, s, w, req, NULL);
     if (!rc) rc = get_name(c, s, w, "id", 0, &sid);
     if (!rc && strcmp(sid, id)) rc = bad(c, "saga.id: '%s' is not the record's key", sid);

@@ -9,7 +9,7 @@ saga_stack_test(it_txn test_txn.sh)
 set_tests_properties(it_txn PROPERTIES TIMEOUT 300)
 # The commit sequence's crash points (SAGAD_CRASH_AT; txn_crash.sh), on the
 # dev broker and (twins) on Apache Kafka.
-foreach(point after_sqlite_commit after_produce after_kafka_commit after_outbox_delete)
+foreach(point before_sqlite_commit after_sqlite_commit after_produce after_kafka_commit after_outbox_delete)
   saga_stack_test(it_txn_crash_${point} test_txn_crash_${point}.sh)
   set_tests_properties(it_txn_crash_${point} PROPERTIES TIMEOUT 400)
 endforeach()
