@@ -265,6 +265,21 @@ static int rebuild(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, con
     return 0;
 }
 
+/* The changelog partition starts at low > 0 while the restore needs what
+ * came before (from offset 0, or after the shard's marker): those records
+ * were deleted, not compacted, and sagas whose newest record was among
+ * them cannot come back. Said loudly, counted; the restore goes on with
+ * what is left (refusing to start would stop every other saga too). */
+static void truncated(const sagad_restore_config_t *cfg, int p, int64_t low, int64_t marker, sagad_restore_stat_t *stat) {
+    stat->lost_before = low;
+    LOG_ERROR("restore",
+              "shard %d: %s[%d] starts at offset %" PRId64 ", but the restore needs its records from offset %" PRId64
+              ": they were deleted (the dev broker keeps only the last 5 MB of each partition; on Apache Kafka the "
+              "topic must be cleanup.policy=compact, without retention): sagas whose newest record was there are "
+              "not restored",
+              p, cfg->topic, p, low, marker + 1);
+}
+
 int sagad_restore_shards(const sagad_restore_config_t *cfg, sagad_restore_stat_t *stats, char *err,
                          size_t errlen) {
     assert(cfg->partitions > 0 && cfg->partitions <= SAGA_DATADIR_MAX_PARTITIONS);
@@ -300,6 +315,7 @@ int sagad_restore_shards(const sagad_restore_config_t *cfg, sagad_restore_stat_t
         }
         if (rc) break;
         int64_t t0 = saga_monotonic_us();
+        if (missing && low > 0) truncated(cfg, p, low, -1, stat);
         if (missing) {
             LOG_WARN("restore", "shard %d (%s) is missing: restoring it from %s[%d], offsets %" PRId64 "..%" PRId64,
                      p, path, cfg->topic, p, low, end);
@@ -325,6 +341,7 @@ int sagad_restore_shards(const sagad_restore_config_t *cfg, sagad_restore_stat_t
              * case, as sagad's marker is the last record it delivered and a
              * commit marker follows it: then the shard was not behind. */
             if (!rc && marker + 1 < end) {
+                if (marker + 1 < low) truncated(cfg, p, low, marker, stat);
                 int64_t from = marker + 1 < low ? low : marker + 1;
                 LOG_DEBUG("restore", "shard %d: reading %s[%d] after its marker %" PRId64 " (end offset %" PRId64 ")",
                           p, cfg->topic, p, marker, end);
@@ -354,9 +371,10 @@ json_t *sagad_restore_json(const sagad_restore_stat_t *stats, int partitions) {
     static const char *const kinds[] = {"none", "rebuilt", "caught_up"};
     json_t *a = json_array();
     for (int p = 0; a && p < partitions; p++)
-        json_array_append_new(a, json_pack("{s:i, s:s, s:b, s:I, s:I, s:f}", "shard", p, "kind", kinds[stats[p].kind],
-                                           "in_progress", stats[p].in_progress, "records",
+        json_array_append_new(a, json_pack("{s:i, s:s, s:b, s:I, s:I, s:f, s:I}", "shard", p, "kind",
+                                           kinds[stats[p].kind], "in_progress", stats[p].in_progress, "records",
                                            (json_int_t)stats[p].records, "sagas", (json_int_t)stats[p].sagas,
-                                           "seconds", stats[p].seconds));
+                                           "seconds", stats[p].seconds, "lost_before",
+                                           (json_int_t)stats[p].lost_before));
     return a;
 }

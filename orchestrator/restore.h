@@ -39,6 +39,9 @@ typedef struct {
     uint64_t records;  /* changelog records applied */
     uint64_t sagas;    /* saga records among them */
     double seconds;    /* time the restore took */
+    int64_t lost_before; /* > 0: the restore needed records before this offset, which the
+                          * topic no longer holds (deleted by retention: the dev broker keeps
+                          * the last 5 MB of a partition): sagas may be missing */
 } sagad_restore_stat_t;
 
 typedef struct {

@@ -189,6 +189,13 @@ static void runtime_metrics(text_t *t, const json_t *rt) {
         json_array_foreach(restore, i, tp)
             put(t, "sagad_restore_seconds{shard=\"%lld\"} %.3f\n", (long long)json_integer_value(json_object_get(tp, "shard")),
                 json_real_value(json_object_get(tp, "seconds")));
+        put(t, "# HELP sagad_restore_changelog_truncated 1 when the restore needed changelog records the topic no "
+               "longer holds (deleted by retention): sagas of the shard may be missing\n"
+               "# TYPE sagad_restore_changelog_truncated gauge\n");
+        json_array_foreach(restore, i, tp)
+            put(t, "sagad_restore_changelog_truncated{shard=\"%lld\"} %d\n",
+                (long long)json_integer_value(json_object_get(tp, "shard")),
+                json_integer_value(json_object_get(tp, "lost_before")) > 0);
         put(t, "# HELP sagad_restore_in_progress 1 while the shard is being restored\n"
                "# TYPE sagad_restore_in_progress gauge\n");
         json_array_foreach(restore, i, tp)

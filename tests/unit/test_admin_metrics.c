@@ -90,11 +90,12 @@ static void test_metrics_text_format(void **state) {
 /* The start-up restore's figures (restore.c's "restore" array), per shard. */
 static void test_metrics_restore(void **state) {
     world_t *w = *state;
-    sagad_runtime_publish(w->rt, json_pack("{s:b, s:[{s:i, s:s, s:b, s:i, s:i, s:f}, {s:i, s:s, s:b, s:i, s:i, s:f}]}",
+    sagad_runtime_publish(w->rt, json_pack("{s:b, s:[{s:i, s:s, s:b, s:i, s:i, s:f, s:i}, {s:i, s:s, s:b, s:i, s:i, s:f, s:i}]}",
                                            "kafka_ready", 1, "restore",
                                            "shard", 0, "kind", "none", "in_progress", 0, "records", 0, "sagas", 0, "seconds", 0.0,
+                                           "lost_before", 0,
                                            "shard", 1, "kind", "rebuilt", "in_progress", 0, "records", 1234, "sagas", 1200,
-                                           "seconds", 1.5));
+                                           "seconds", 1.5, "lost_before", 4321));
     unsigned st;
     char *body = get(w, "/metrics", &st, NULL);
     assert_int_equal(st, 200);
@@ -105,6 +106,8 @@ static void test_metrics_restore(void **state) {
     assert_non_null(strstr(body, "sagad_restore_rebuilt{shard=\"1\"} 1\n"));
     assert_non_null(strstr(body, "sagad_restore_rebuilt{shard=\"0\"} 0\n"));
     assert_non_null(strstr(body, "sagad_restore_in_progress{shard=\"0\"} 0\n"));
+    assert_non_null(strstr(body, "sagad_restore_changelog_truncated{shard=\"1\"} 1\n"));
+    assert_non_null(strstr(body, "sagad_restore_changelog_truncated{shard=\"0\"} 0\n"));
     saga_free(body);
 }
 

@@ -30,7 +30,8 @@
  * still meet one just after OFF.
  *
  * Limits of the mock (librdkafka 2.0.2), see docs/OPERATIONS.md: memory
- * only; first group join ~3 s; an empty fetch waits the client's full
+ * only, and each partition keeps only its last 5 MB and 100,000 batches
+ * (older records are dropped: no compaction); first group join ~3 s; an empty fetch waits the client's full
  * fetch.wait.max.ms; a single thread serves every broker; transactions are
  * accepted but not enforced (no markers, read_committed hides nothing,
  * TxnOffsetCommit offsets are dropped, no fencing; tests/integration/
