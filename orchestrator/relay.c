@@ -1,4 +1,4 @@
-/* The outbox relay: hands committed outbox rows of every shard to the
+/* The outbox relay: hands the outbox rows of every shard to the
  * producer, deletes the acknowledged ones, and resends or parks the failed
  * ones (see docs/DESIGN.md, "The outbox relay"). Runs on the loop's thread.
  * A delivery's id names the shard and the row (shard.h, sagad_opaque). */
@@ -268,7 +268,7 @@ static void forget_encodings(sagad_shard_t *sh) {
     }
 }
 
-/* The record of the saga of carrier as committed now, kept in it (a
+/* The record of the saga of carrier as the shard holds it now, kept in it (a
  * tombstone when the saga is gone). */
 static int encode_carrier(sagad_t *d, sagad_shard_t *sh, sagad_deferred_t *carrier) {
     int rc = sagad_changelog_record(d, sh, carrier->key, &carrier->value, &carrier->len);
