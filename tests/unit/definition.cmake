@@ -1,5 +1,9 @@
 # Saga definitions (loader, registry, directory) and payload templates.
-saga_unit_test(test_definition SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_definition.c LIBS saga_engine)
+saga_unit_test(test_definition SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_definition.c
+               ${CMAKE_CURRENT_SOURCE_DIR}/test_definition_fixture.c LIBS saga_engine)
+# The hash, the registry, directory loading and allocation failure.
+saga_unit_test(test_definition_registry SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_definition_registry.c
+               ${CMAKE_CURRENT_SOURCE_DIR}/test_definition_fixture.c LIBS saga_engine)
 # The invalid-definition corpus (tests/fixtures/definitions/invalid/NAME.json
 # with NAME.expected): the loader's full error list, exactly.
 saga_unit_test(test_definition_invalid SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_definition_invalid.c
