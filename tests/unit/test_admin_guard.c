@@ -1,10 +1,10 @@
-#define _GNU_SOURCE /* strcasestr */
 /* The admin server's guards over raw sockets, as a hostile page or client
  * would send them: Host (421), Origin (403), form and text/plain POSTs
  * (401 without the token, 415 with it), oversized request targets and
  * headers (414/431, JSON), HTTP/1.0 without Host; the loopback test of an
  * address; and sagad's admin token file (made 0600, kept, replaced when
  * unsafe). */
+#define _GNU_SOURCE /* strcasestr */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
