@@ -583,12 +583,6 @@ static void test_syntax_duplicate_keys(void **state) {
     assert_non_null(strstr(errs.items[0].message, "duplicate"));
 }
 
-static int setup(void **state) {
-    (void)state;
-    saga_alloc_install_jansson();
-    return 0;
-}
-
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -624,5 +618,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_syntax_error_line_column),
         cmocka_unit_test(test_syntax_duplicate_keys),
     };
-    return cmocka_run_group_tests_name("definition", tests, setup, NULL);
+    return cmocka_run_group_tests_name("definition", tests, definition_setup, NULL);
 }

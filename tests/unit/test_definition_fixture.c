@@ -36,3 +36,9 @@ saga_definition_t *parse_str(const char *text, saga_def_errors_t *errs) {
     memset(errs, 0, sizeof *errs);
     return saga_definition_parse(text, strlen(text), errs);
 }
+
+int definition_setup(void **state) {
+    (void)state;
+    saga_alloc_install_jansson();
+    return 0;
+}

@@ -13,5 +13,8 @@ char *fixture_path(const char *rel);
 char *read_fixture(const char *rel, size_t *len);
 /* saga_definition_parse of text, errs zeroed first. */
 saga_definition_t *parse_str(const char *text, saga_def_errors_t *errs);
+/* The group setup: jansson allocates through saga_alloc (for the
+ * allocation-failure tests). */
+int definition_setup(void **state);
 
 #endif

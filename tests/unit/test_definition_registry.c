@@ -324,12 +324,6 @@ static void test_alloc_failure_registry_and_dir(void **state) {
     free(dir);
 }
 
-static int setup(void **state) {
-    (void)state;
-    saga_alloc_install_jansson();
-    return 0;
-}
-
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -350,5 +344,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_alloc_failure_parse_first),
         cmocka_unit_test(test_alloc_failure_registry_and_dir),
     };
-    return cmocka_run_group_tests_name("definition_registry", tests, setup, NULL);
+    return cmocka_run_group_tests_name("definition_registry", tests, definition_setup, NULL);
 }
