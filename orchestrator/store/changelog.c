@@ -27,6 +27,7 @@
  *    on (definition_hash) so that a mismatch is caught on apply. */
 #include "changelog.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,8 +40,18 @@
 #include "saga_json.h"
 #include "store_internal.h"
 
+static void slot_clear(saga_changelog_stmts_t *c, saga_history_slot_t *slot) {
+    c->history_bytes -= slot->text.cap;
+    saga_json_buf_free(&slot->text);
+    *slot = (saga_history_slot_t){0};
+}
+
+static void clear_slots(saga_changelog_stmts_t *c) {
+    for (int i = 0; c->history && i < SAGA_HISTORY_SLOTS; i++) slot_clear(c, &c->history[i]);
+}
+
 static void free_history(saga_changelog_stmts_t *c) {
-    for (int i = 0; c->history && i < SAGA_HISTORY_SLOTS; i++) saga_json_buf_free(&c->history[i].text);
+    clear_slots(c);
     saga_free(c->history);
     c->history = NULL;
 }
@@ -226,10 +237,8 @@ int saga_changelog_cache_history(saga_store_t *st) {
 
 void saga_changelog_history_reset(saga_store_t *st) {
     saga_changelog_stmts_t *c = saga_store_ext(st);
-    if (!c || !c->history) return;
-    for (int i = 0; i < SAGA_HISTORY_SLOTS; i++) saga_json_buf_free(&c->history[i].text);
-    memset(c->history, 0, SAGA_HISTORY_SLOTS * sizeof *c->history);
-    c->history_bytes = 0;
+    if (c) clear_slots(c);
+    assert(!c || c->history_bytes == 0);
 }
 
 /* FNV-1a: the shard's sagas share their murmur2 modulo P, so not that one */
@@ -237,12 +246,6 @@ static saga_history_slot_t *history_slot(saga_changelog_stmts_t *c, const char *
     uint32_t h = 2166136261u;
     for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 16777619u;
     return &c->history[h % SAGA_HISTORY_SLOTS];
-}
-
-static void slot_clear(saga_changelog_stmts_t *c, saga_history_slot_t *slot) {
-    c->history_bytes -= slot->text.cap;
-    saga_json_buf_free(&slot->text);
-    *slot = (saga_history_slot_t){0};
 }
 
 void saga_changelog_history_drop(saga_changelog_stmts_t *c, const char *saga_id) {

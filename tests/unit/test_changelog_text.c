@@ -20,6 +20,7 @@
 
 #include "changelog.h"
 #include "changelog_internal.h"
+#include "store_internal.h"
 #include "saga_alloc.h"
 #include "saga_error.h"
 #include "saga_json.h"
@@ -362,6 +363,35 @@ static void expect_same(saga_store_t *cached, saga_store_t *plain, const char *i
     saga_free(b);
 }
 
+/* sagad's relay may encode the iteration's uncommitted rows: after a
+ * rollback, saga_changelog_history_reset drops what the cache took from
+ * them, and the next record is again the same as a full read. */
+static void test_history_cache_reset_after_rollback(void **state) {
+    fixture_t *f = *state;
+    char err[512];
+    saga_store_t *cached = saga_store_open(f->path, NULL, err, sizeof err);
+    assert_non_null(cached);
+    assert_int_equal(saga_changelog_cache_history(cached), 0);
+    exec_sql(f, "UPDATE sagas SET status = 'running' WHERE id = 'odd-1'");
+    expect_same(cached, f->st, "odd-1", "\"seq\":2,");
+    assert_int_equal(saga_store_begin(cached), 0);
+    char *why = NULL;
+    if (sqlite3_exec(saga_store_db(cached), "INSERT INTO history (saga_id, seq, at, event, step, status, detail) "
+                     "VALUES ('odd-1', 3, 7, 'step.compensated', 'create_order', 'compensated', '{\"gone\":1}')",
+                     NULL, NULL, &why) != SQLITE_OK)
+        fail_msg("insert: %s", why);
+    char *in_tx = encode(cached, "odd-1");
+    assert_non_null(strstr(in_tx, "{\"gone\":1}")); /* the cache has taken the row */
+    saga_free(in_tx);
+    saga_store_rollback(cached);
+    saga_changelog_history_reset(cached);
+    expect_same(cached, f->st, "odd-1", "\"seq\":2,");
+    char *after = encode(cached, "odd-1");
+    assert_null(strstr(after, "gone"));
+    saga_free(after);
+    saga_store_close(&cached);
+}
+
 /* With the history cache (sagad's relay), a record reads only the history
  * rows added since the saga's last record, and its bytes are the same as a
  * full read: as rows are appended, after the saga is removed and started
@@ -404,6 +434,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_text_matches_the_tree_encoding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_columns_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_cache_reset_after_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_cache_matches_full_read, setup, teardown),
     };
     return cmocka_run_group_tests_name("changelog_text", tests, NULL, NULL);
