@@ -111,7 +111,8 @@ typedef struct saga {
 } saga_t;
 
 /* Initialises a fresh saga (status running, steps pending). Takes a
- * reference to input. */
+ * reference to input. Only steps[0..def->step_count) are initialised: the
+ * rest stay as they were, and nothing may read them. */
 void saga_init(saga_t *s, const char *id, const saga_definition_t *def, json_t *input,
                const char *traceparent, int64_t now_ms);
 /* Releases what the saga owns (input, outputs); the struct itself is the caller's. */

@@ -2,7 +2,9 @@
  * the effects list, and retry backoff with full jitter. Pure, like engine.c. */
 #include "engine.h"
 
+#include <assert.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,7 +43,13 @@ bool saga_status_is_terminal(saga_status_t s) {
 
 void saga_init(saga_t *s, const char *id, const saga_definition_t *def, json_t *input,
                const char *traceparent, int64_t now_ms) {
-    memset(s, 0, sizeof *s);
+    /* Only the definition's steps: every reader stops at def->step_count,
+     * and zeroing all SAGA_MAX_STEPS of them (~25 KB) was 5% of sagad's
+     * instructions (docs/BENCHMARKS.md, "Profile"). */
+    assert(def && def->step_count >= 0 && def->step_count <= SAGA_MAX_STEPS);
+    memset(s, 0, offsetof(saga_t, steps));
+    memset(s->steps, 0, (size_t)def->step_count * sizeof s->steps[0]);
+    memset(s->step_dirty, 0, sizeof s->step_dirty);
     snprintf(s->id, sizeof s->id, "%s", id);
     s->def = def;
     s->status = SAGA_STATUS_RUNNING;
@@ -54,7 +62,10 @@ void saga_init(saga_t *s, const char *id, const saga_definition_t *def, json_t *
 void saga_clear(saga_t *s) {
     json_decref(s->input);
     s->input = NULL;
-    for (int i = 0; i < SAGA_MAX_STEPS; i++) {
+    /* saga_init left the steps past the definition's uninitialised; a saga
+     * never initialised has no definition and is all zeros */
+    int steps = s->def ? s->def->step_count : SAGA_MAX_STEPS;
+    for (int i = 0; i < steps; i++) {
         json_decref(s->steps[i].output);
         s->steps[i].output = NULL;
     }
