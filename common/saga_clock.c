@@ -22,25 +22,38 @@ int64_t saga_monotonic_us(void) {
 }
 
 char *saga_format_time(int64_t ms, char *buf, size_t len) {
-    /* Every lifecycle event carries a time: the date part of the last second
-     * is kept, so most calls only write the milliseconds. */
-    static _Thread_local int64_t cached_secs = INT64_MIN;
-    static _Thread_local char cached[32];
+    /* Every lifecycle event carries a time, and every command its deadline
+     * (a later second): the date part of the last two seconds is kept, so
+     * most calls only write the milliseconds. */
+    static _Thread_local int64_t cached_secs[2] = {INT64_MIN, INT64_MIN};
+    static _Thread_local char cached[2][32];
+    static _Thread_local int next_slot;
     int64_t secs = ms / 1000;
     int frac = (int)(ms % 1000);
     if (frac < 0) { frac += 1000; secs -= 1; }
-    if (secs != cached_secs) {
+    int slot = secs == cached_secs[0] ? 0 : secs == cached_secs[1] ? 1 : -1;
+    if (slot < 0) {
+        slot = next_slot;
+        next_slot ^= 1;
         time_t t = (time_t)secs;
         struct tm tm;
         gmtime_r(&t, &tm);
-        snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        cached_secs = secs;
+        snprintf(cached[slot], sizeof cached[slot], "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_secs[slot] = secs;
     }
-    int n = snprintf(buf, len, "%s.%03dZ", cached, frac);
-    if (n < 0 || (size_t)n >= len) {
+    size_t n = strlen(cached[slot]);
+    if (len < n + 6) { /* ".mmmZ" and the NUL */
         if (len) buf[0] = '\0';
+        return buf;
     }
+    memcpy(buf, cached[slot], n);
+    buf[n] = '.';
+    buf[n + 1] = (char)('0' + frac / 100);
+    buf[n + 2] = (char)('0' + frac / 10 % 10);
+    buf[n + 3] = (char)('0' + frac % 10);
+    buf[n + 4] = 'Z';
+    buf[n + 5] = '\0';
     return buf;
 }
 

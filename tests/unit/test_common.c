@@ -41,6 +41,25 @@ static void test_time_format_round_trip(void **state) {
     assert_int_equal(saga_parse_time("yesterday", &ms), SAGA_EPARSE);
 }
 
+/* The formatter keeps the date part of two seconds: interleaved seconds, a
+ * third one, a time before 1970 and a buffer too small must all come out
+ * as gmtime would write them. */
+static void test_time_format_cache(void **state) {
+    (void)state;
+    char buf[40];
+    const int64_t times[] = {1795387144123, 1795387174000, 1795387144999, 1795387174007, 1795390000001,
+                             1795387144005, 0, -1, -1500};
+    const char *want[] = {"2026-11-22T22:39:04.123Z", "2026-11-22T22:39:34.000Z", "2026-11-22T22:39:04.999Z",
+                          "2026-11-22T22:39:34.007Z", "2026-11-22T23:26:40.001Z", "2026-11-22T22:39:04.005Z",
+                          "1970-01-01T00:00:00.000Z", "1969-12-31T23:59:59.999Z", "1969-12-31T23:59:58.500Z"};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
+        assert_string_equal(saga_format_time(times[i], buf, sizeof buf), want[i]);
+    char small[24]; /* one byte short of "....Z" and its NUL */
+    assert_string_equal(saga_format_time(1795387144123, small, sizeof small), "");
+    char exact[25];
+    assert_string_equal(saga_format_time(1795387144123, exact, sizeof exact), "2026-11-22T22:39:04.123Z");
+}
+
 static void test_config_precedence_and_errors(void **state) {
     const char *name = NULL;
     long long port = 0;
@@ -186,6 +205,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_partition_matches_java),
         cmocka_unit_test(test_time_format_round_trip),
+        cmocka_unit_test(test_time_format_cache),
         cmocka_unit_test(test_config_precedence_and_errors),
         cmocka_unit_test(test_alloc_failure_injection),
         cmocka_unit_test(test_error_names),
