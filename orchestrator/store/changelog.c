@@ -183,14 +183,33 @@ static void encode_step_row(sqlite3_stmt *q, saga_json_buf_t *b, int *bad) {
     saga_json_buf_raw(b, "}", 1);
 }
 
-static void encode_history_row(sqlite3_stmt *q, saga_json_buf_t *b, int *bad) {
-    OPEN(b, "seq"), col_int(b, q, 0);
-    MEMBER(b, "at"), col_int(b, q, 1);
-    MEMBER(b, "event"), col_text(b, q, 2);
-    MEMBER(b, "step"), col_text(b, q, 3);
-    MEMBER(b, "status"), col_text(b, q, 4);
-    MEMBER(b, "detail"), col_json(b, q, 5, bad);
+/* A text value as a JSON string, NULL as null (as col_text does a column). */
+static void text_or_null(saga_json_buf_t *b, const char *t, size_t n) {
+    if (t) saga_json_buf_string(b, t, n);
+    else saga_json_buf_raw(b, "null", 4);
+}
+
+/* One history row from its values: the store's row as it writes it
+ * (saga_changelog_history_note) or as a column read gives it back. */
+static void encode_history_values(saga_json_buf_t *b, int64_t seq, int64_t at, const char *event, size_t event_len,
+                                  const char *step, size_t step_len, const char *status, size_t status_len,
+                                  const char *detail, size_t detail_len, int *bad) {
+    OPEN(b, "seq"), saga_json_buf_int(b, seq);
+    MEMBER(b, "at"), saga_json_buf_int(b, at);
+    MEMBER(b, "event"), text_or_null(b, event, event_len);
+    MEMBER(b, "step"), text_or_null(b, step, step_len);
+    MEMBER(b, "status"), text_or_null(b, status, status_len);
+    MEMBER(b, "detail");
+    if (!detail) saga_json_buf_raw(b, "null", 4);
+    else if (saga_json_buf_json(b, detail, detail_len) == SAGA_EPARSE) *bad = 1;
     saga_json_buf_raw(b, "}", 1);
+}
+
+#define COL_TEXT(q, i) (const char *)sqlite3_column_text(q, i), (size_t)sqlite3_column_bytes(q, i)
+
+static void encode_history_row(sqlite3_stmt *q, saga_json_buf_t *b, int *bad) {
+    int64_t seq = sqlite3_column_int64(q, 0), at = sqlite3_column_int64(q, 1);
+    encode_history_values(b, seq, at, COL_TEXT(q, 2), COL_TEXT(q, 3), COL_TEXT(q, 4), COL_TEXT(q, 5), bad);
 }
 
 static void encode_timer_row(sqlite3_stmt *q, saga_json_buf_t *b, int *bad) {
@@ -254,16 +273,59 @@ void saga_changelog_history_drop(saga_changelog_stmts_t *c, const char *saga_id)
     if (slot->last_seq && !strcmp(slot->id, saga_id)) slot_clear(c, slot);
 }
 
-/* The history array of saga id (created at created_at) from its cache slot,
- * after reading and encoding the rows the slot does not hold yet. The slot
- * is emptied when the saga finished (no more rows come) or grew too long. */
+static bool slot_holds(const saga_history_slot_t *slot, const char *id, int64_t created_at) {
+    return slot->last_seq && slot->created_at == created_at && !strcmp(slot->id, id);
+}
+
+/* After the slot's text changed: counts its growth, and empties it when
+ * the saga finished (no more rows come), the text grew too long or the
+ * cache too large. */
+static void slot_account(saga_changelog_stmts_t *c, saga_history_slot_t *slot, size_t cap_before, bool drop) {
+    c->history_bytes += slot->text.cap - cap_before;
+    if (drop || slot->text.len > SAGA_HISTORY_SLOT_MAX || c->history_bytes > SAGA_HISTORY_BUDGET) slot_clear(c, slot);
+}
+
+void saga_changelog_history_note(saga_store_t *st, const char *saga_id, int64_t created_at, int64_t seq, int64_t at,
+                                  const char *event, const char *step, const char *status, const char *detail) {
+    saga_changelog_stmts_t *c = saga_store_ext(st);
+    if (!c || !c->history || seq < 1) return;
+    saga_history_slot_t *slot = history_slot(c, saga_id);
+    if (!slot_holds(slot, saga_id, created_at)) {
+        if (seq != 1) return; /* rows before it are not in the slot: the next record reads them */
+        slot_clear(c, slot);
+        snprintf(slot->id, sizeof slot->id, "%s", saga_id);
+        slot->created_at = created_at;
+    } else if (slot->last_seq != seq - 1) {
+        slot_clear(c, slot); /* a gap: not expected; the next record reads the rows */
+        return;
+    }
+    size_t cap_before = slot->text.cap;
+    int bad = 0;
+    if (slot->rows++) saga_json_buf_raw(&slot->text, ",", 1);
+    encode_history_values(&slot->text, seq, at, event, event ? strlen(event) : 0, step, step ? strlen(step) : 0,
+                          status, status ? strlen(status) : 0, detail, detail ? strlen(detail) : 0, &bad);
+    slot->last_seq = seq;
+    slot_account(c, slot, cap_before, saga_json_buf_error(&slot->text) != 0);
+}
+
+/* The history array of saga id (created at created_at, its last history
+ * row seq) from its cache slot, after reading and encoding the rows the
+ * slot does not hold yet: none when the store noted each row as it wrote
+ * it (saga_changelog_history_note). */
 static int encode_history_cached(saga_changelog_stmts_t *c, sqlite3 *db, const char *id, int64_t created_at,
-                                 bool finished, saga_json_buf_t *b, char *err, size_t errlen) {
+                                 int64_t seq, bool finished, saga_json_buf_t *b, char *err, size_t errlen) {
     saga_history_slot_t *slot = history_slot(c, id);
-    if (!slot->last_seq || strcmp(slot->id, id) || slot->created_at != created_at) {
+    if (!slot_holds(slot, id, created_at)) {
         slot_clear(c, slot);
         snprintf(slot->id, sizeof slot->id, "%s", id);
         slot->created_at = created_at;
+    }
+    if (slot->last_seq == seq && seq > 0) {
+        saga_json_buf_raw(b, "[", 1);
+        saga_json_buf_raw(b, slot->text.buf, slot->text.len);
+        saga_json_buf_raw(b, "]", 1);
+        if (finished) slot_clear(c, slot);
+        return 0;
     }
     size_t cap_before = slot->text.cap;
     sqlite3_stmt *q = c->enc_history_after;
@@ -291,9 +353,7 @@ static int encode_history_cached(saga_changelog_stmts_t *c, sqlite3 *db, const c
         saga_json_buf_raw(b, slot->text.buf ? slot->text.buf : "", slot->text.len);
         saga_json_buf_raw(b, "]", 1);
     }
-    c->history_bytes += slot->text.cap - cap_before;
-    if (result || finished || slot->text.len > SAGA_HISTORY_SLOT_MAX || c->history_bytes > SAGA_HISTORY_BUDGET)
-        slot_clear(c, slot);
+    slot_account(c, slot, cap_before, result || finished);
     return result;
 }
 
@@ -346,7 +406,7 @@ int saga_changelog_encode(saga_store_t *st, const char *saga_id, size_t max_mess
     saga_json_buf_int(&b, SAGA_CHANGELOG_VERSION);
     MEMBER(&b, "saga");
     encode_saga_row(q, saga_id, &b, &bad);
-    int64_t created_at = sqlite3_column_int64(q, 6);
+    int64_t created_at = sqlite3_column_int64(q, 6), seq = sqlite3_column_int64(q, 9);
     const char *status = (const char *)sqlite3_column_text(q, 2);
     int st_code = status ? saga_status_parse(status) : -1;
     bool finished = st_code < 0 || saga_status_is_terminal((saga_status_t)st_code);
@@ -361,7 +421,7 @@ int saga_changelog_encode(saga_store_t *st, const char *saga_id, size_t max_mess
     MEMBER(&b, "steps");
     rc = encode_rows(db, c->enc_steps, saga_id, &b, "steps", encode_step_row, err, errlen);
     MEMBER(&b, "history");
-    if (!rc) rc = c->history ? encode_history_cached(c, db, saga_id, created_at, finished, &b, err, errlen)
+    if (!rc) rc = c->history ? encode_history_cached(c, db, saga_id, created_at, seq, finished, &b, err, errlen)
                              : encode_rows(db, c->enc_history, saga_id, &b, "history", encode_history_row, err, errlen);
     MEMBER(&b, "timers");
     if (!rc) rc = encode_rows(db, c->enc_timers, saga_id, &b, "timers", encode_timer_row, err, errlen);

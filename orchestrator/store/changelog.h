@@ -61,6 +61,13 @@ int saga_changelog_encode(saga_store_t *st, const char *saga_id, size_t max_mess
 int saga_changelog_cache_history(saga_store_t *st);
 /* Empties the history cache (it stays on). */
 void saga_changelog_history_reset(saga_store_t *st);
+/* The store wrote history row seq of saga_id (a saga created at
+ * created_at; NULL fields are SQL NULL, detail is JSON text): with the
+ * cache on, the row joins that saga's cached history, so that its next
+ * record reads no history row. Nothing when the cache holds another saga
+ * there or not the rows before seq. */
+void saga_changelog_history_note(saga_store_t *st, const char *saga_id, int64_t created_at, int64_t seq, int64_t at,
+                                 const char *event, const char *step, const char *status, const char *detail);
 
 /* The record value for key def/NAME/VERSION: the stored definitions row.
  * Same returns as saga_changelog_encode. */

@@ -12,6 +12,7 @@
 #include "saga_json.h"
 #include "saga_log.h"
 #include "saga_utf8.h"
+#include "changelog.h"
 #include "replay.h"
 #include "schema.h"
 #include "store_internal.h"
@@ -385,12 +386,16 @@ static int add_history(saga_store_t *st, const saga_t *s, const json_t *ev, int6
     saga_store_bind_text(q, 1, s->id);
     sqlite3_bind_int64(q, 2, seq);
     sqlite3_bind_int64(q, 3, now);
-    saga_store_bind_text(q, 4, json_string_value(json_object_get(ev, "event")));
-    saga_store_bind_text(q, 5, json_string_value(json_object_get(ev, "step")));
+    const char *event = json_string_value(json_object_get(ev, "event"));
+    const char *step = json_string_value(json_object_get(ev, "step"));
     const char *status = json_string_value(json_object_get(ev, "step_status"));
-    saga_store_bind_text(q, 6, status ? status : json_string_value(json_object_get(ev, "status")));
+    if (!status) status = json_string_value(json_object_get(ev, "status"));
+    saga_store_bind_text(q, 4, event);
+    saga_store_bind_text(q, 5, step);
+    saga_store_bind_text(q, 6, status);
     saga_store_bind_text(q, 7, detail);
     int rc = saga_store_run(st, q, "history insert");
+    if (!rc) saga_changelog_history_note(st, s->id, s->created_at, seq, now, event, step, status, detail);
     saga_free(detail);
     return rc;
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "changelog.h"
+#include "changelog_internal.h"
 #include "replay.h"
 #include "saga_alloc.h"
 #include "saga_error.h"
@@ -29,6 +30,7 @@
 typedef struct {
     char dir[64], src_path[128], dst_path[128];
     saga_store_t *src, *dst;
+    saga_store_t *plain; /* src's file without the history cache */
     saga_registry_t *reg;
     const saga_definition_t *def;
     uint64_t rng;
@@ -40,7 +42,30 @@ static const char *const g_ids[NSAGAS] = {"run-1", "done-1", "comp-1", "compd-1"
 
 /* ---- driving sagas through the engine ------------------------------------------ */
 
+static char *record_of(saga_store_t *st, const char *id) {
+    char *out = NULL, err[512] = "";
+    size_t len = 0;
+    if (saga_changelog_encode(st, id, 0, &out, &len, err, sizeof err)) fail_msg("%s: %s", id, err);
+    return out;
+}
+
+/* src encodes as sagad's relay does (the history cache on, fed by the store
+ * as it writes the rows): the same bytes as a plain read, and for a saga
+ * that was live before the change, without reading its history again. */
+static void expect_cached_record(fixture_t *f, const char *id, bool was_live) {
+    saga_changelog_stmts_t *c = saga_changelog_stmts(f->src);
+    assert_non_null(c);
+    int runs = sqlite3_stmt_status(c->enc_history_after, SQLITE_STMTSTATUS_RUN, 0);
+    char *cached = record_of(f->src, id), *plain = record_of(f->plain, id);
+    assert_string_equal(cached, plain);
+    if (was_live && sqlite3_stmt_status(c->enc_history_after, SQLITE_STMTSTATUS_RUN, 0) != runs)
+        fail_msg("the record of %s read its history rows: %s", id, cached);
+    saga_free(cached);
+    saga_free(plain);
+}
+
 static void apply(fixture_t *f, saga_t *s, const saga_event_t *ev) {
+    bool was_live = s->seq > 0 && !saga_status_is_terminal(s->status);
     saga_effects_t fx;
     saga_effects_init(&fx);
     char why[256] = "";
@@ -52,6 +77,7 @@ static void apply(fixture_t *f, saga_t *s, const saga_event_t *ev) {
     assert_int_equal(saga_store_save(f->src, s, &fx, "saga.events", f->now), 0);
     assert_int_equal(saga_store_commit(f->src), 0);
     saga_effects_free(&fx);
+    expect_cached_record(f, s->id, was_live);
     f->now += 7;
 }
 
@@ -178,8 +204,11 @@ static int setup(void **state) {
     char err[512], dir[512];
     f->src = saga_store_open(f->src_path, NULL, err, sizeof err);
     f->dst = saga_store_open(f->dst_path, NULL, err, sizeof err);
+    f->plain = saga_store_open(f->src_path, NULL, err, sizeof err);
     assert_non_null(f->src);
     assert_non_null(f->dst);
+    assert_non_null(f->plain);
+    assert_int_equal(saga_changelog_cache_history(f->src), 0);
     f->reg = saga_registry_new();
     const char *root = getenv("SAGA_SOURCE_DIR");
     snprintf(dir, sizeof dir, "%s/sagas", root ? root : ".");
@@ -200,6 +229,7 @@ static int teardown(void **state) {
     fixture_t *f = *state;
     saga_store_close(&f->src);
     saga_store_close(&f->dst);
+    saga_store_close(&f->plain);
     saga_registry_free(&f->reg);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
