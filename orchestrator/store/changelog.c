@@ -124,20 +124,24 @@ void saga_changelog_key_text(const char *key, size_t len, char *buf, size_t bufl
 #define OPEN(b, name) saga_json_buf_raw(b, "{\"" name "\":", sizeof "{\"" name "\":" - 1)
 #define MEMBER(b, name) saga_json_buf_raw(b, ",\"" name "\":", sizeof ",\"" name "\":" - 1)
 
-/* A text column as a JSON string, SQL NULL as null. */
-static void col_text(saga_json_buf_t *b, sqlite3_stmt *q, int col) {
-    const char *t = (const char *)sqlite3_column_text(q, col);
-    if (t) saga_json_buf_string(b, t, (size_t)sqlite3_column_bytes(q, col));
+/* A text value as a JSON string, NULL as null. */
+static void text_or_null(saga_json_buf_t *b, const char *t, size_t n) {
+    if (t) saga_json_buf_string(b, t, n);
     else saga_json_buf_raw(b, "null", 4);
 }
 
-/* A JSON column embedded as its value, SQL NULL as null; *bad set when it
- * is not JSON. */
-static void col_json(saga_json_buf_t *b, sqlite3_stmt *q, int col, int *bad) {
-    const char *t = (const char *)sqlite3_column_text(q, col);
+/* A JSON text embedded as its value, NULL as null; *bad set when it is
+ * not JSON. */
+static void json_or_null(saga_json_buf_t *b, const char *t, size_t n, int *bad) {
     if (!t) saga_json_buf_raw(b, "null", 4);
-    else if (saga_json_buf_json(b, t, (size_t)sqlite3_column_bytes(q, col)) == SAGA_EPARSE) *bad = 1;
+    else if (saga_json_buf_json(b, t, n) == SAGA_EPARSE) *bad = 1;
 }
+
+/* A column's text and its length, the arguments of the two above. */
+#define COL_TEXT(q, i) (const char *)sqlite3_column_text(q, i), (size_t)sqlite3_column_bytes(q, i)
+
+static void col_text(saga_json_buf_t *b, sqlite3_stmt *q, int col) { text_or_null(b, COL_TEXT(q, col)); }
+static void col_json(saga_json_buf_t *b, sqlite3_stmt *q, int col, int *bad) { json_or_null(b, COL_TEXT(q, col), bad); }
 
 static void col_int(saga_json_buf_t *b, sqlite3_stmt *q, int col) { saga_json_buf_int(b, sqlite3_column_int64(q, col)); }
 
@@ -183,12 +187,6 @@ static void encode_step_row(sqlite3_stmt *q, saga_json_buf_t *b, int *bad) {
     saga_json_buf_raw(b, "}", 1);
 }
 
-/* A text value as a JSON string, NULL as null (as col_text does a column). */
-static void text_or_null(saga_json_buf_t *b, const char *t, size_t n) {
-    if (t) saga_json_buf_string(b, t, n);
-    else saga_json_buf_raw(b, "null", 4);
-}
-
 /* One history row from its values: the store's row as it writes it
  * (saga_changelog_history_note) or as a column read gives it back. */
 static void encode_history_values(saga_json_buf_t *b, int64_t seq, int64_t at, const char *event, size_t event_len,
@@ -199,13 +197,9 @@ static void encode_history_values(saga_json_buf_t *b, int64_t seq, int64_t at, c
     MEMBER(b, "event"), text_or_null(b, event, event_len);
     MEMBER(b, "step"), text_or_null(b, step, step_len);
     MEMBER(b, "status"), text_or_null(b, status, status_len);
-    MEMBER(b, "detail");
-    if (!detail) saga_json_buf_raw(b, "null", 4);
-    else if (saga_json_buf_json(b, detail, detail_len) == SAGA_EPARSE) *bad = 1;
+    MEMBER(b, "detail"), json_or_null(b, detail, detail_len, bad);
     saga_json_buf_raw(b, "}", 1);
 }
-
-#define COL_TEXT(q, i) (const char *)sqlite3_column_text(q, i), (size_t)sqlite3_column_bytes(q, i)
 
 static void encode_history_row(sqlite3_stmt *q, saga_json_buf_t *b, int *bad) {
     int64_t seq = sqlite3_column_int64(q, 0), at = sqlite3_column_int64(q, 1);
@@ -324,7 +318,7 @@ static int encode_history_cached(saga_changelog_stmts_t *c, sqlite3 *db, const c
         saga_json_buf_raw(b, "[", 1);
         saga_json_buf_raw(b, slot->text.buf, slot->text.len);
         saga_json_buf_raw(b, "]", 1);
-        if (finished) slot_clear(c, slot);
+        slot_account(c, slot, slot->text.cap, finished);
         return 0;
     }
     size_t cap_before = slot->text.cap;
