@@ -32,6 +32,11 @@ rd_kafka_conf_t *saga_kafka_conf_new(saga_kafka_role_t role, const char *bootstr
 int saga_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
                         size_t errlen);
 
+/* The header naming the sagad instance (--instance-id) that wrote a
+ * saga.changelog record: a shard that comes back to an instance tells its
+ * own records from another owner's. */
+#define SAGA_KAFKA_WRITER_HEADER "sagad-instance"
+
 /* Copies header `name` of m as a NUL-terminated string into buf.
  * Returns 0, SAGA_ENOTFOUND, or SAGA_EINVAL when it does not fit. */
 int saga_kafka_header(const rd_kafka_message_t *m, const char *name, char *buf, size_t len);

@@ -152,6 +152,37 @@ static sagad_shard_t *message_shard(sagad_t *d, const rd_kafka_message_t *m, int
     return shard_tx(d, sagad_shard_of_partition((int)m->partition, d->shard_count), rc);
 }
 
+/* Shard p with its transaction open when this instance owns it. Else NULL
+ * with *rc 0: a message read on a partition this instance owns whose saga
+ * belongs to another shard (its producer keyed it otherwise) is forwarded
+ * to that shard's partition in the relay transaction, for its owner; an
+ * operator's command (m NULL) is dropped, said in the log. */
+static sagad_shard_t *owned_shard_tx(sagad_t *d, const rd_kafka_message_t *m, int p, const char *saga_id, int64_t now,
+                                     int *rc) {
+    assert(p >= 0 && p < d->shard_count);
+    if (d->shards[p].store) return shard_tx(d, p, rc);
+    *rc = 0;
+    if (!m) {
+        d->counters.not_owner++;
+        LOG_WARN("loop", "operator command for saga %s dropped: its shard %d is owned by another instance",
+                 saga_id ? saga_id : "(new)", p);
+        return NULL;
+    }
+    sagad_shard_t *own = message_shard(d, m, rc);
+    if (!own) return NULL;
+    char tp[128];
+    json_t *h = saga_kafka_header(m, "traceparent", tp, sizeof tp) == 0 ? json_pack("{s:s}", "traceparent", tp) : NULL;
+    char *headers = h ? saga_json_dump(h) : NULL;
+    json_decref(h);
+    *rc = saga_store_outbox_add_to(own->store, rd_kafka_topic_name(m->rkt), p, saga_id, headers, m->payload, m->len,
+                                   now);
+    saga_free(headers);
+    d->counters.forwarded++;
+    LOG_DEBUG("loop", "saga %s: message from %s [%d] forwarded to partition %d, its shard's", saga_id,
+              rd_kafka_topic_name(m->rkt), (int)m->partition, p);
+    return NULL;
+}
+
 /* Starts the saga a start message asks for, unless it is a duplicate
  * (message_id seen, or the saga_id exists). m is the Kafka message (for
  * dead letters and its traceparent header), NULL for an operator's start;
@@ -187,7 +218,7 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     int p = sagad_route_start(start.saga_id, start.message_id, m ? (int)m->partition : -1, d->shard_count);
     if (start.saga_id) snprintf(id, sizeof id, "%s", start.saga_id);
     else sagad_saga_id_for_partition(p, d->shard_count, id, sizeof id);
-    sagad_shard_t *sh = shard_tx(d, p, &rc);
+    sagad_shard_t *sh = owned_shard_tx(d, m, p, start.saga_id, now, &rc);
     if (!sh) return rc;
     rc = saga_store_dedup(sh->store, "start", start.message_id, now);
     /* New to dedup, whose rows are pruned by age: the saga row keeps the
@@ -244,7 +275,7 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
         sagad_shard_t *sh = message_shard(d, m, &rc);
         return sh ? dead_letter(d, sh, m, err, now) : rc;
     }
-    sagad_shard_t *sh = shard_tx(d, sagad_shard_of_saga(reply.saga_id, d->shard_count), &rc);
+    sagad_shard_t *sh = owned_shard_tx(d, m, sagad_shard_of_saga(reply.saga_id, d->shard_count), reply.saga_id, now, &rc);
     if (!sh) return rc;
     rc = saga_store_dedup(sh->store, "replies", reply.message_id, now);
     if (rc <= 0) {
@@ -333,7 +364,7 @@ static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
         return rc;
     }
     int rc = 0;
-    sagad_shard_t *sh = shard_tx(d, sagad_shard_of_saga(cmd->saga_id, d->shard_count), &rc);
+    sagad_shard_t *sh = owned_shard_tx(d, NULL, sagad_shard_of_saga(cmd->saga_id, d->shard_count), cmd->saga_id, now, &rc);
     if (!sh) return rc;
     saga_t *s = &sh->scratch; /* one saga at a time: no 24 KB malloc per message */
     char err[512] = "";
@@ -606,6 +637,7 @@ void sagad_rollback_shards(sagad_t *d) {
 static int64_t next_timer_due(sagad_t *d) {
     int64_t due = INT64_MAX;
     for (int p = 0; p < d->shard_count; p++) {
+        if (!d->shards[p].store) continue;
         int64_t t = saga_store_next_timer_due(d->shards[p].store);
         if (t < due) due = t;
     }
@@ -630,6 +662,17 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     int batch = d->cfg.batch_size > 0 && d->cfg.batch_size < MAX_BATCH ? (int)d->cfg.batch_size : MAX_BATCH;
     int n = saga_bus_poll(d->bus, msgs, batch, wait);
     int64_t poll_end_us = saga_monotonic_us();
+    /* Shards follow the assignment the poll may have changed; what was read
+     * for a shard given up goes to its new owner (its offsets never leave). */
+    int orc = sagad_ownership_sync(d);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (!orc && d->shards[sagad_shard_of_partition((int)msgs[i]->partition, d->shard_count)].store)
+            msgs[kept++] = msgs[i];
+        else rd_kafka_message_destroy(msgs[i]);
+    }
+    n = kept;
+    if (orc) return orc;
     saga_bus_serve(d->bus, 0);
     now = saga_now_ms();
     maybe_catch_up(d, wait, poll_end_us, check_clock(d, now, poll_end_us));
@@ -660,6 +703,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     if (caught_up && next_due <= now) timer_turn = (timer_turn + 1) % d->shard_count;
     for (int k = 0; caught_up && next_due <= now && k < d->shard_count && ntimers < MAX_TIMERS; k++) {
         int p = (timer_turn + k) % d->shard_count;
+        if (!d->shards[p].store) continue;
         int got = saga_store_due_timers(d->shards[p].store, now, timers + ntimers, MAX_TIMERS - ntimers);
         if (got < 0) return got;
         for (int i = 0; i < got; i++) timer_shard[ntimers + i] = p;
@@ -747,6 +791,15 @@ void sagad_publish_runtime(sagad_t *d) {
                              "iteration_seconds", sagad_histogram_json(&d->iteration_seconds),
                              "step_seconds", sagad_histogram_json(&d->step_seconds),
                              "saga_seconds", sagad_histogram_json(&d->saga_seconds));
+    if (snap && d->restore_stats) {
+        json_t *restore = sagad_restore_json(d->restore_stats, d->shard_count);
+        size_t i;
+        json_t *entry;
+        json_array_foreach(restore, i, entry) json_object_set_new(entry, "owned", json_boolean(d->shards[i].store != NULL));
+        json_object_set_new(snap, "restore", restore);
+        json_object_set_new(snap, "owned_shards", json_integer(d->owned_count));
+        if (d->cfg.instance_id) json_object_set_new(snap, "instance", json_string(d->cfg.instance_id));
+    }
     if (snap) sagad_runtime_publish(d->runtime, snap);
 }
 
@@ -765,6 +818,7 @@ static int recover_step(const char *saga_id, const char *definition, int version
 int sagad_flow_recover(sagad_t *d) {
     int n = 0;
     for (int p = 0; p < d->shard_count; p++) {
+        if (!d->shards[p].store) continue;
         int got = saga_store_active_steps(d->shards[p].store, recover_step, d);
         if (got < 0) return got;
         n += got;

@@ -2,6 +2,7 @@
  * shutdown in kcat's order: stop consuming, finish the batch, commit, flush
  * the producer, close the consumer, destroy. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,15 +24,49 @@
 #include "saga_util.h"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
-/* What the start-up restore did per shard (restore.h), for /metrics. */
-static sagad_restore_stat_t *restore_stats;
-static int restore_count;
+/* The loop's runtime snapshot (with the restores and the owned shards). */
+static int runtime_fill(void *rt, json_t *into) { return sagad_runtime_fill(rt, into); }
 
-/* The loop's runtime snapshot plus the restore's stats ("restore"). */
-static int runtime_fill(void *rt, json_t *into) {
-    int rc = sagad_runtime_fill(rt, into);
-    if (!rc && restore_stats) json_object_set_new(into, "restore", sagad_restore_json(restore_stats, restore_count));
-    return rc;
+/* This instance's id: --instance-id, else the one generated into the data
+ * directory on its first start (DIR/instance-id), so a restart rejoins the
+ * group as the same static member. NULL (err set) on failure. */
+static char *instance_id(const sagad_config_t *c, char *err, size_t errlen) {
+    const char *given = c->instance_id;
+    char *id = NULL, path[4200];
+    snprintf(path, sizeof path, "%s/instance-id", c->data_dir);
+    if (given && *given) id = saga_strdup(given);
+    else if ((id = saga_read_file(path, NULL))) id[strcspn(id, "\r\n")] = '\0';
+    else {
+        char host[64] = "sagad", suffix[32];
+        gethostname(host, sizeof host - 1);
+        host[strcspn(host, ".")] = '\0';
+        saga_random_id("", suffix, 9);
+        size_t n = strlen(host) + strlen(suffix) + 2;
+        id = saga_malloc(n);
+        if (id) snprintf(id, n, "%s-%s", host, suffix);
+        FILE *f = id ? fopen(path, "w") : NULL;
+        if (!f || fprintf(f, "%s\n", id) < 0 || fclose(f)) {
+            snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+            saga_free(id);
+            return NULL;
+        }
+    }
+    if (!id) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    size_t len = strlen(id);
+    bool ok = len > 0 && len <= 200;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') || (id[i] >= '0' && id[i] <= '9') ||
+             id[i] == '-' || id[i] == '_' || id[i] == '.';
+    if (!ok) {
+        snprintf(err, errlen, "instance id '%.200s'%s is not 1 to 200 of A-Z a-z 0-9 . _ -", id,
+                 given && *given ? " (--instance-id)" : path);
+        saga_free(id);
+        return NULL;
+    }
+    return id;
 }
 
 /* 1 when argv carries --admin-token itself (not --admin-token-file): the
@@ -81,28 +116,6 @@ static saga_registry_t *load_directory(const sagad_config_t *c) {
 /* Records every definition of reg in the store (refusing a changed file
  * under a version already used), then adds the stored versions whose files
  * are gone, retired, so sagas running on them can finish. All or nothing. */
-static int adopt_definitions(sagad_t *d, saga_registry_t *reg) {
-    char err[512];
-    int64_t now = saga_now_ms();
-    int rc = 0;
-    /* Every shard holds every definition (its sagas load from it alone);
-     * one transaction per shard, all checked before any commits. */
-    for (int p = 0; !rc && p < d->shard_count; p++) {
-        sagad_shard_t *sh = &d->shards[p];
-        rc = sagad_shard_begin(sh);
-        for (int i = 0; !rc && i < saga_registry_count(reg); i++) {
-            const saga_definition_t *def = saga_registry_at(reg, i);
-            rc = saga_store_put_definition(sh->store, def, now, err, sizeof err);
-            if (rc == SAGA_EEXISTS) LOG_ERROR("sagad", "%s", err);
-        }
-    }
-    if (!rc) rc = sagad_commit_shards(d);
-    else sagad_rollback_shards(d);
-    for (int p = 0; !rc && p < d->shard_count; p++)
-        if ((rc = saga_store_load_retired(d->shards[p].store, reg, err, sizeof err))) LOG_ERROR("sagad", "%s", err);
-    return rc;
-}
-
 static void log_registry(const saga_registry_t *reg) {
     for (int i = 0; i < saga_registry_count(reg); i++) {
         const saga_definition_t *def = saga_registry_at(reg, i);
@@ -117,7 +130,7 @@ static void log_registry(const saga_registry_t *reg) {
 static void reload_definitions(sagad_t *d) {
     LOG_INFO("sagad", "SIGHUP: reloading definitions from '%s'", d->cfg.sagas_dir);
     saga_registry_t *reg = load_directory(&d->cfg);
-    if (!reg || adopt_definitions(d, reg)) {
+    if (!reg || sagad_adopt_definitions(d, reg, -1)) {
         saga_registry_free(&reg);
         LOG_ERROR("sagad", "reload refused: the definitions in force are unchanged");
         return;
@@ -173,7 +186,8 @@ int main(int argc, char **argv) {
         {"admin-host", SAGA_CFG_STRING, NULL, "more Host names the admin API answers to, comma-separated (e.g. behind a proxy)", &c->admin_host},
         {"alert-webhook", SAGA_CFG_STRING, NULL, "POST alerts (compensation_failed, circuit_open, dead_letters) to this URL", &c->alert_webhook},
         {"ready-file", SAGA_CFG_STRING, NULL, "write ADMIN_URL= and PID= here once consuming", &c->ready_file},
-        {"group", SAGA_CFG_STRING, "sagad", "Kafka consumer group", &c->group},
+        {"group", SAGA_CFG_STRING, "sagad", "Kafka consumer group: the instances of one group share the partitions", &c->group},
+        {"instance-id", SAGA_CFG_STRING, NULL, "this instance's name in the group (static membership: a restart within the session keeps its shards; default: generated once into --data-dir/instance-id)", &c->instance_id},
         {"start-topic", SAGA_CFG_STRING, "saga.start", "topic of saga.start events", &c->start_topic},
         {"replies-topic", SAGA_CFG_STRING, "saga.replies", "topic of participants' replies", &c->replies_topic},
         {"events-topic", SAGA_CFG_STRING, "saga.events", "topic of lifecycle events", &c->events_topic},
@@ -342,45 +356,50 @@ int main(int argc, char **argv) {
         saga_free(bootstrap);
         EARLY_EXIT(1);
     }
-    /* Then every shard is checked against the changelog, and restored from
-     * it when missing, corrupt or behind, before its partition is read. */
-    restore_stats = saga_calloc((size_t)c->partitions, sizeof *restore_stats);
-    restore_count = (int)c->partitions;
-    sagad_restore_config_t rcfg = {.dir = c->data_dir, .partitions = (int)c->partitions, .bootstrap = bootstrap,
-                                   .props = &c->kafka_props, .topic = c->changelog_topic,
-                                   .synchronous = c->synchronous, .timeout_ms = 10000};
-    if (!restore_stats || sagad_restore_shards(&rcfg, restore_stats, err, sizeof err)) {
-        fprintf(stderr, "sagad: %s\n", restore_stats ? err : "out of memory");
-        LOG_ERROR("sagad", "%s", restore_stats ? err : "out of memory");
+    /* Each shard is checked against the changelog, and restored from it
+     * when missing, corrupt, behind or diverged, when the group assigns
+     * its partitions to this instance (ownership.c), before they are read. */
+    char *instance = instance_id(c, err, sizeof err);
+    if (!instance) {
+        fprintf(stderr, "sagad: %s\n", err);
+        saga_free(bootstrap);
+        EARLY_EXIT(2);
+    }
+    c->instance_id = instance;
+    d.restore_stats = saga_calloc((size_t)c->partitions, sizeof *d.restore_stats);
+    d.restore_cfg = (sagad_restore_config_t){.dir = c->data_dir, .partitions = (int)c->partitions,
+                                             .bootstrap = bootstrap, .props = &c->kafka_props,
+                                             .topic = c->changelog_topic, .synchronous = c->synchronous,
+                                             .timeout_ms = 10000, .writer = instance};
+    d.restorer = d.restore_stats ? sagad_restore_consumer(&d.restore_cfg, err, sizeof err) : NULL;
+    d.shard_count = (int)c->partitions;
+    d.shards = sagad_shards_new(d.shard_count);
+    if (!d.restorer || !d.shards) {
+        fprintf(stderr, "sagad: %s\n", d.restore_stats && d.shards ? err : "out of memory");
         saga_free(bootstrap);
         EARLY_EXIT(1);
     }
     /* The shards share one cache budget: 8 shards must not take 8 times the memory of one file. */
     int cache_kib = SAGA_STORE_CACHE_KIB / (int)c->partitions;
-    saga_store_options_t sopt = {.synchronous = c->synchronous,
-                                 .cache_kib = cache_kib < SAGA_STORE_MIN_CACHE_KIB ? SAGA_STORE_MIN_CACHE_KIB : cache_kib};
-    d.shard_count = (int)c->partitions;
-    if (sagad_shards_open(c->data_dir, d.shard_count, &sopt, &d.shards, err, sizeof err)) {
-        fprintf(stderr, "sagad: data directory: %s\n", err);
-        LOG_ERROR("sagad", "%s", err);
-        EARLY_EXIT(1);
-    }
-    if (adopt_definitions(&d, d.registry)) EARLY_EXIT(1);
+    d.store_opt = (saga_store_options_t){.synchronous = c->synchronous,
+                                         .cache_kib = cache_kib < SAGA_STORE_MIN_CACHE_KIB ? SAGA_STORE_MIN_CACHE_KIB : cache_kib};
     log_registry(d.registry);
-    /* One transactional.id per consumer group: a second sagad of the group
-     * fences the first (docs/OPERATIONS.md, "Transactions"). */
-    char txn_id[300];
-    snprintf(txn_id, sizeof txn_id, "sagad-%s", c->group);
+    /* One transactional.id per instance: a restarted instance fences its
+     * previous run; a stale member of the group is fenced by the group
+     * generation its transactions carry (KIP-447; docs/OPERATIONS.md,
+     * "Transactions"). */
+    char txn_id[600];
+    snprintf(txn_id, sizeof txn_id, "sagad-%s-%s", c->group, instance);
     if (sagad_txnplan_init(&d.txnplan, d.shard_count)) {
         LOG_ERROR("sagad", "out of memory");
         saga_free(bootstrap);
         EARLY_EXIT(1);
     }
+    LOG_INFO("sagad", "instance %s of group %s (transactional.id %s)", instance, c->group, txn_id);
     saga_bus_config_t bcfg = {.bootstrap = bootstrap, .group = c->group, .client_id = "sagad",
                               .topics = topics, .topic_count = 2, .props = &c->kafka_props,
-                              .transactional_id = txn_id};
+                              .transactional_id = txn_id, .instance_id = instance};
     d.bus = saga_bus_new(&bcfg, err, sizeof err);
-    saga_free(bootstrap);
     if (!d.bus) {
         fprintf(stderr, "sagad: %s\n", err);
         EARLY_EXIT(1);
@@ -400,10 +419,10 @@ int main(int argc, char **argv) {
         saga_admin_stop(&admin);
         EARLY_EXIT(2);
     }
-    saga_flow_limits_t limits = {.max_in_flight = (int)c->max_in_flight,
-                                 .breaker_failures = (int)c->breaker_failures,
-                                 .breaker_cooldown_ms = c->breaker_cooldown_ms};
-    d.flow = saga_flow_new(&limits);
+    d.flow_limits = (saga_flow_limits_t){.max_in_flight = (int)c->max_in_flight,
+                                         .breaker_failures = (int)c->breaker_failures,
+                                         .breaker_cooldown_ms = c->breaker_cooldown_ms};
+    d.flow = saga_flow_new(&d.flow_limits);
     if (!d.flow || sagad_flow_recover(&d)) {
         fprintf(stderr, "sagad: cannot rebuild flow-control state\n");
         EARLY_EXIT(1);
@@ -456,17 +475,12 @@ int main(int argc, char **argv) {
             exit_code = 1;
             break;
         }
-        if (saga_bus_refusal(d.bus)) { /* another member in our consumer group */
-            fprintf(stderr, "sagad: %s\n", saga_bus_refusal(d.bus));
-            LOG_ERROR("sagad", "%s", saga_bus_refusal(d.bus));
-            exit_code = 1;
-            break;
-        }
         if (saga_monotonic_us() - last_publish > 500000) {
             sagad_publish_runtime(&d);
             last_publish = saga_monotonic_us();
         }
-        if (!ready_written && c->ready_file && saga_bus_ready(d.bus)) {
+        if (!ready_written && c->ready_file && saga_bus_ready(d.bus) && d.pending_count == 0 &&
+            d.owned_version == saga_bus_owned_version(d.bus)) {
             if (write_ready_file(&d, saga_admin_port(admin), token_file)) LOG_ERROR("sagad", "cannot write %s", c->ready_file);
             ready_written = true;
         }
@@ -474,6 +488,7 @@ int main(int argc, char **argv) {
             /* Bounded chunks so one pass never stalls the loop for long. */
             int pruned = 0;
             for (int p = 0; p < d.shard_count; p++) {
+                if (!d.shards[p].store) continue;
                 int got = saga_store_prune_dedup(d.shards[p].store, saga_now_ms() - c->dedup_retention_ms, 10000);
                 if (got > 0) pruned += got;
             }
@@ -485,6 +500,7 @@ int main(int argc, char **argv) {
              * pass per loop turn while a backlog lasts, else once a second. */
             int pruned = 0;
             for (int p = 0; p < d.shard_count; p++) {
+                if (!d.shards[p].store) continue;
                 int got = saga_store_prune_finished(d.shards[p].store, saga_now_ms() - c->retention_ms, 1000,
                                                     c->changelog_topic, p, saga_now_ms());
                 if (got > 0) pruned += got;
@@ -520,7 +536,11 @@ int main(int argc, char **argv) {
     saga_free(token);
     saga_free(token_file);
 #undef EARLY_EXIT
-    saga_free(restore_stats);
+    saga_free(d.restore_stats);
+    if (d.restorer) rd_kafka_destroy(d.restorer);
+    if (d.committed) rd_kafka_topic_partition_list_destroy(d.committed);
+    saga_free(bootstrap);
+    saga_free(instance);
     curl_global_cleanup();
     close(lock_fd);
     LOG_INFO("sagad", "stopped");

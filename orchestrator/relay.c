@@ -185,6 +185,7 @@ static void resend_due(sagad_t *d, sagad_shard_t *sh, int64_t now, int *fatal) {
 static long long outbox_backlog(sagad_t *d) {
     long long n = 0;
     for (int p = 0; p < d->shard_count; p++) {
+        if (!d->shards[p].store) continue;
         long long b = saga_store_outbox_backlog(d->shards[p].store);
         if (b > 0) n += b;
     }
@@ -200,7 +201,7 @@ void sagad_relay_note_iteration(sagad_t *d, rd_kafka_message_t **msgs, int n) {
     if (n == 0) return;
     saga_bus_offsets_merge(&d->positions, msgs, n);
     for (int p = 0; p < d->shard_count; p++) {
-        ids[p] = saga_store_outbox_max_id(d->shards[p].store);
+        ids[p] = d->shards[p].store ? saga_store_outbox_max_id(d->shards[p].store) : 0;
         if (ids[p] < 0) {
             /* Cannot tell: these offsets wait for a restart (re-read, absorbed by dedup). */
             LOG_ERROR("relay", "shard %d: %s: the offsets of this batch are not committed", p,
@@ -414,18 +415,19 @@ int sagad_relay_send(sagad_t *d) {
     bool alone = false;
     for (int p = 0; p < d->shard_count && !alone; p++) {
         sagad_shard_t *sh = &d->shards[p];
-        if (sh->resend_count && resend_alone_due(d, sh, now, &fatal)) alone = true;
+        if (sh->store && sh->resend_count && resend_alone_due(d, sh, now, &fatal)) alone = true;
     }
     for (int p = 0; !alone && !fatal && p < d->shard_count; p++)
-        if (d->shards[p].resend_count) resend_due(d, &d->shards[p], now, &fatal);
+        if (d->shards[p].store && d->shards[p].resend_count) resend_due(d, &d->shards[p], now, &fatal);
     for (int p = 0; !alone && !fatal && d->cfg.changelog_topic && p < d->shard_count; p++)
-        fatal = prefetch_records(d, &d->shards[p]);
+        if (d->shards[p].store) fatal = prefetch_records(d, &d->shards[p]);
     /* The first shard relayed turns round: when the producer's queue fills,
      * the shards after it wait for the next pass, never the same ones. */
     static int turn;
     turn = (turn + 1) % d->shard_count;
     for (int k = 0; !alone && !fatal && k < d->shard_count; k++) {
         sagad_shard_t *sh = &d->shards[(turn + k) % d->shard_count];
+        if (!sh->store) continue;
         relay_ctx_t r = {.d = d, .sh = sh, .last_id = sh->relay_after, .skip_resends = true};
         int n = saga_store_outbox_scan(sh->store, sh->relay_after, RELAY_BATCH, relay_row, &r);
         if (n < 0) return n;
@@ -454,7 +456,11 @@ int sagad_relay_send(sagad_t *d) {
     }
     int covered = sagad_txnplan_covered(&d->txnplan, through);
     int64_t mono_ms = saga_monotonic_us() / 1000;
-    if (covered >= 0 && !d->offsets_now && mono_ms - d->offsets_sent_ms < OFFSETS_EVERY_MS) covered = -1; /* later */
+    /* Alone in the group (every shard here) the offsets may wait a little;
+     * sharing it, every transaction carries them: the group generation they
+     * go with is what fences this instance once it lost its shards (KIP-447). */
+    bool sharing = d->owned_count < d->shard_count;
+    if (covered >= 0 && !d->offsets_now && !sharing && mono_ms - d->offsets_sent_ms < OFFSETS_EVERY_MS) covered = -1;
     if (!d->txn_open && covered < 0) return total; /* nothing to deliver, no offsets to commit */
     int rc = txn_open(d);
     if (rc) return rc == SAGA_EIO ? total : rc;
@@ -474,11 +480,19 @@ int sagad_relay_commit(sagad_t *d) {
     saga_bus_flush(d->bus, 60000);
     if (produced) sagad_crash_point(SAGAD_CRASH_AFTER_PRODUCE);
     rd_kafka_topic_partition_list_t *offsets = covered >= 0 ? d->txnplan.payload[covered] : NULL;
+    /* Sharing the group, a transaction with no new offsets carries the last
+     * ones again: the generation check still applies to it. */
+    if (!offsets && produced && d->owned_count < d->shard_count && d->committed && d->committed->cnt > 0)
+        offsets = d->committed;
     if (produced) fatal_on_purpose(d, d->txns);
     int rc = saga_bus_txn_commit(d->bus, offsets, produced && abort_on_purpose(d->txns));
     d->txn_open = false;
     if (rc == 0) {
         if (produced) sagad_crash_point(SAGAD_CRASH_AFTER_KAFKA_COMMIT);
+        if (offsets && offsets != d->committed) {
+            if (d->committed) rd_kafka_topic_partition_list_destroy(d->committed);
+            d->committed = rd_kafka_topic_partition_list_copy(offsets);
+        }
         if (covered >= 0) {
             d->offsets_sent_ms = d->relay_mono_ms;
             saga_bus_commit_offsets(d->bus, offsets); /* the dev broker drops TxnOffsetCommit */
@@ -491,6 +505,16 @@ int sagad_relay_commit(sagad_t *d) {
      * transaction (the failed ones from the resend list, or parked). */
     d->counters.txn_aborts++;
     rewind_pass(d);
+    if (saga_bus_take_stale_generation(d->bus)) {
+        /* This instance stalled past its session: the group gave its shards
+         * to others, whose transactions win. Nothing of this one is visible;
+         * every shard goes (a file with commits this transaction carried has
+         * diverged: rebuilt if it comes back, restore.c). */
+        d->counters.txn_fenced++;
+        LOG_ERROR("relay", "relay transaction refused: this instance's group generation is stale (it lost its "
+                  "partitions while it stalled); aborted, giving up every shard until the group assigns again");
+        sagad_ownership_release_all(d, 10000);
+    }
     return 0;
 }
 
@@ -675,6 +699,7 @@ int sagad_relay_failures(sagad_t *d, int64_t now) {
             int64_t row = sagad_opaque_row(f->id);
             assert(p >= 0 && p < d->shard_count);
             sagad_shard_t *sh = &d->shards[p];
+            if (!sh->store) continue; /* given up: its new owner sends its own rows */
             saga_bus_error_class_t cls = saga_bus_classify(f->err);
             if (cls == SAGA_BUS_UNKNOWN_TOPIC)
                 cls = f->attempt + 1 >= UNKNOWN_TOPIC_ATTEMPTS ? SAGA_BUS_PERMANENT : SAGA_BUS_TRANSIENT;
@@ -711,9 +736,11 @@ int sagad_relay_acked(sagad_t *d) {
                 ids[j] = sagad_opaque_row(ids[j]);
                 j++;
             }
-            rc = sagad_shard_begin(&d->shards[p]);
-            if (!rc) rc = saga_store_outbox_delete(d->shards[p].store, ids + i, j - i);
-            d->deleted_in_tx = true;
+            if (d->shards[p].store) { /* else given up since: the rows stay in its file */
+                rc = sagad_shard_begin(&d->shards[p]);
+                if (!rc) rc = saga_store_outbox_delete(d->shards[p].store, ids + i, j - i);
+                d->deleted_in_tx = true;
+            }
             i = j;
         }
     }
@@ -723,7 +750,7 @@ int sagad_relay_acked(sagad_t *d) {
      * record"). The restore's catch-up reads from there on. */
     for (int p = 0; !rc && p < d->shard_count; p++) {
         int64_t offset = saga_bus_take_marker(d->bus, p);
-        if (offset < 0) continue;
+        if (offset < 0 || !d->shards[p].store) continue;
         rc = sagad_shard_begin(&d->shards[p]);
         int64_t old = -1;
         if (!rc && (saga_changelog_offset_get(d->shards[p].store, &old) != 0 || old < offset))

@@ -100,7 +100,7 @@ static int move_aside(const char *path, const char *why, char *err, size_t errle
 }
 
 /* A consumer of the changelog (no group, read_committed, EOF events). */
-static rd_kafka_t *changelog_consumer(const sagad_restore_config_t *cfg, char *err, size_t errlen) {
+rd_kafka_t *sagad_restore_consumer(const sagad_restore_config_t *cfg, char *err, size_t errlen) {
     /* librdkafka wants a group.id for assign(); the group is never joined
      * (no subscribe) and no offset is committed. */
     rd_kafka_conf_t *conf = saga_kafka_conf_new(SAGA_KAFKA_CONSUMER, cfg->bootstrap, "sagad-restore",
@@ -280,88 +280,159 @@ static void truncated(const sagad_restore_config_t *cfg, int p, int64_t low, int
               p, cfg->topic, p, low, marker + 1);
 }
 
+/* 1 when a record of topic[p] in [from, end) was written by another
+ * instance than cfg->writer (or by none named: an older sagad), with its
+ * offset and writer in *at and who; 0 when all are ours; < 0 on error. */
+static int foreign_record(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, int64_t from, int64_t end,
+                          int64_t *at, char *who, size_t wholen, char *err, size_t errlen) {
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, cfg->topic, p)->offset = from;
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+    if (e) {
+        snprintf(err, errlen, "shard %d: assigning %s[%d]: %s", p, cfg->topic, p, rd_kafka_err2str(e));
+        return SAGA_EKAFKA;
+    }
+    int found = 0;
+    int64_t last_progress = saga_monotonic_us();
+    while (!found) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m) {
+            if (saga_monotonic_us() - last_progress > (int64_t)cfg->timeout_ms * 1000 * 6) {
+                snprintf(err, errlen, "shard %d: no progress reading %s[%d] (end offset %" PRId64 ")", p, cfg->topic, p,
+                         end);
+                found = SAGA_EKAFKA;
+            }
+            continue;
+        }
+        bool done = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || (!m->err && m->offset >= end - 1);
+        if (!m->err && m->offset < end) {
+            last_progress = saga_monotonic_us();
+            char writer[256];
+            if (saga_kafka_header(m, SAGA_KAFKA_WRITER_HEADER, writer, sizeof writer) != 0) snprintf(writer, sizeof writer, "(none)");
+            if (!cfg->writer || strcmp(writer, cfg->writer)) {
+                *at = m->offset;
+                snprintf(who, wholen, "%s", writer);
+                found = 1;
+            }
+        }
+        rd_kafka_message_destroy(m);
+        if (done) break;
+    }
+    rd_kafka_assign(rk, NULL);
+    return found;
+}
+
+int sagad_restore_shard(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, sagad_restore_stat_t *stat,
+                        char *err, size_t errlen) {
+    assert(p >= 0 && p < cfg->partitions);
+    *stat = (sagad_restore_stat_t){0};
+    int rc = 0;
+    char path[4200], tmp[4300], why[512];
+    saga_datadir_shard_path(cfg->dir, p, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.restoring", path);
+    if (exists(tmp)) {
+        LOG_WARN("restore", "deleting %s, left by a restore that did not finish", tmp);
+        unlink_db(tmp);
+    }
+    bool missing = !exists(path);
+    if (!missing && !shard_healthy(path, why, sizeof why)) {
+        rc = move_aside(path, why, err, errlen);
+        missing = true;
+    }
+    int64_t low = 0, end = 0;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int tries = 0; !rc; tries++) { /* the leader may be moving: a few tries */
+        e = rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &low, &end, cfg->timeout_ms);
+        if (!e || tries >= 5) break;
+        usleep(500 * 1000);
+    }
+    if (!rc && e) {
+        snprintf(err, errlen, "shard %d: cannot read the end offset of %s[%d]: %s", p, cfg->topic, p,
+                 rd_kafka_err2str(e));
+        rc = SAGA_EKAFKA;
+    }
+    if (rc) return rc;
+    int64_t t0 = saga_monotonic_us();
+    if (!missing) {
+        saga_store_options_t opt = {.synchronous = cfg->synchronous};
+        saga_store_t *st = saga_datadir_open_shard(cfg->dir, p, cfg->partitions, &opt, err, errlen);
+        if (!st) return SAGA_ESTORE;
+        int64_t marker = -1;
+        int got = saga_changelog_offset_get(st, &marker);
+        if (got == SAGA_ENOTFOUND) marker = -1;
+        else if (got) {
+            snprintf(err, errlen, "shard %d: reading its changelog marker: %s", p, saga_store_errmsg(st));
+            rc = SAGA_ESTORE;
+        }
+        /* Offsets have gaps on Apache Kafka (transaction markers): the
+         * read from marker + 1 may find no record at all — the usual
+         * case, as sagad's marker is the last record it delivered and a
+         * commit marker follows it: then the shard was not behind. */
+        int64_t from = marker + 1 < low ? low : marker + 1;
+        /* Records after the marker that another instance wrote (it owned
+         * the shard meanwhile) while this file holds outbox rows: those
+         * rows are commits this instance made that never reached the
+         * changelog (a transaction fenced or cut short), the file has
+         * diverged from it and is rebuilt, never caught up in place. */
+        long long unsent = rc || marker + 1 >= end ? 0 : saga_store_outbox_backlog(st);
+        if (unsent > 0) {
+            int64_t at = -1;
+            char who[256] = "";
+            int f = foreign_record(rk, cfg, p, from, end, &at, who, sizeof who, err, errlen);
+            if (f < 0) rc = f;
+            else if (f) {
+                LOG_WARN("restore", "shard %d: %s[%d] offset %" PRId64 " was written by instance %s after this file's "
+                         "marker %" PRId64 ", while the file holds %lld outbox row(s) that never reached the changelog: "
+                         "its state diverged; rebuilding it from the changelog", p, cfg->topic, p, at, who, marker,
+                         unsent);
+                missing = true;
+                stat->diverged = true;
+            }
+        }
+        if (!rc && !missing && marker + 1 < end) {
+            if (marker + 1 < low) truncated(cfg, p, low, marker, stat);
+            LOG_DEBUG("restore", "shard %d: reading %s[%d] after its marker %" PRId64 " (end offset %" PRId64 ")",
+                      p, cfg->topic, p, marker, end);
+            stat->kind = SAGAD_RESTORE_CAUGHT_UP;
+            stat->in_progress = true;
+            saga_changelog_only_newer(st, true); /* never older than what the file holds */
+            rc = replay(rk, cfg, p, st, from, end, stat, err, errlen);
+            if (!rc && stat->records == 0) stat->kind = SAGAD_RESTORE_NONE;
+            else if (!rc)
+                LOG_WARN("restore", "shard %d was behind its changelog (marker %" PRId64 ", end offset %" PRId64
+                         "): caught up from offset %" PRId64, p, marker, end, from);
+        }
+        saga_store_close(&st);
+        if (!rc && missing) unlink_db(path);
+    }
+    if (!rc && missing) {
+        if (low > 0) truncated(cfg, p, low, -1, stat);
+        if (!stat->diverged)
+            LOG_WARN("restore", "shard %d (%s) is missing: restoring it from %s[%d], offsets %" PRId64 "..%" PRId64,
+                     p, path, cfg->topic, p, low, end);
+        stat->kind = SAGAD_RESTORE_REBUILT;
+        stat->in_progress = true;
+        rc = rebuild(rk, cfg, p, path, low, end, stat, err, errlen);
+    }
+    stat->in_progress = false;
+    stat->seconds = (double)(saga_monotonic_us() - t0) / 1e6;
+    if (!rc && stat->kind != SAGAD_RESTORE_NONE)
+        LOG_INFO("restore", "shard %d %s: %" PRIu64 " records, %" PRIu64 " sagas in %.2f s", p,
+                 stat->kind == SAGAD_RESTORE_REBUILT ? "restored" : "caught up", stat->records, stat->sagas,
+                 stat->seconds);
+    return rc;
+}
+
 int sagad_restore_shards(const sagad_restore_config_t *cfg, sagad_restore_stat_t *stats, char *err,
                          size_t errlen) {
     assert(cfg->partitions > 0 && cfg->partitions <= SAGA_DATADIR_MAX_PARTITIONS);
-    rd_kafka_t *rk = changelog_consumer(cfg, err, errlen);
+    rd_kafka_t *rk = sagad_restore_consumer(cfg, err, errlen);
     if (!rk) return SAGA_EKAFKA;
     int rc = 0;
     for (int p = 0; !rc && p < cfg->partitions; p++) {
-        sagad_restore_stat_t local = {0}, *stat = stats ? &stats[p] : &local;
-        *stat = (sagad_restore_stat_t){0};
-        char path[4200], tmp[4300], why[512];
-        saga_datadir_shard_path(cfg->dir, p, path, sizeof path);
-        snprintf(tmp, sizeof tmp, "%s.restoring", path);
-        if (exists(tmp)) {
-            LOG_WARN("restore", "deleting %s, left by a restore that did not finish", tmp);
-            unlink_db(tmp);
-        }
-        bool missing = !exists(path);
-        if (!missing && !shard_healthy(path, why, sizeof why)) {
-            rc = move_aside(path, why, err, errlen);
-            missing = true;
-        }
-        int64_t low = 0, end = 0;
-        rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-        for (int tries = 0; !rc; tries++) { /* the leader may be moving: a few tries */
-            e = rd_kafka_query_watermark_offsets(rk, cfg->topic, p, &low, &end, cfg->timeout_ms);
-            if (!e || tries >= 5) break;
-            usleep(500 * 1000);
-        }
-        if (!rc && e) {
-            snprintf(err, errlen, "shard %d: cannot read the end offset of %s[%d]: %s", p, cfg->topic, p,
-                     rd_kafka_err2str(e));
-            rc = SAGA_EKAFKA;
-        }
-        if (rc) break;
-        int64_t t0 = saga_monotonic_us();
-        if (missing && low > 0) truncated(cfg, p, low, -1, stat);
-        if (missing) {
-            LOG_WARN("restore", "shard %d (%s) is missing: restoring it from %s[%d], offsets %" PRId64 "..%" PRId64,
-                     p, path, cfg->topic, p, low, end);
-            stat->kind = SAGAD_RESTORE_REBUILT;
-            stat->in_progress = true;
-            rc = rebuild(rk, cfg, p, path, low, end, stat, err, errlen);
-        } else {
-            saga_store_options_t opt = {.synchronous = cfg->synchronous};
-            saga_store_t *st = saga_datadir_open_shard(cfg->dir, p, cfg->partitions, &opt, err, errlen);
-            if (!st) {
-                rc = SAGA_ESTORE;
-                break;
-            }
-            int64_t marker = -1;
-            int got = saga_changelog_offset_get(st, &marker);
-            if (got == SAGA_ENOTFOUND) marker = -1;
-            else if (got) {
-                snprintf(err, errlen, "shard %d: reading its changelog marker: %s", p, saga_store_errmsg(st));
-                rc = SAGA_ESTORE;
-            }
-            /* Offsets have gaps on Apache Kafka (transaction markers): the
-             * read from marker + 1 may find no record at all — the usual
-             * case, as sagad's marker is the last record it delivered and a
-             * commit marker follows it: then the shard was not behind. */
-            if (!rc && marker + 1 < end) {
-                if (marker + 1 < low) truncated(cfg, p, low, marker, stat);
-                int64_t from = marker + 1 < low ? low : marker + 1;
-                LOG_DEBUG("restore", "shard %d: reading %s[%d] after its marker %" PRId64 " (end offset %" PRId64 ")",
-                          p, cfg->topic, p, marker, end);
-                stat->kind = SAGAD_RESTORE_CAUGHT_UP;
-                stat->in_progress = true;
-                saga_changelog_only_newer(st, true); /* never older than what the file holds */
-                rc = replay(rk, cfg, p, st, from, end, stat, err, errlen);
-                if (!rc && stat->records == 0) stat->kind = SAGAD_RESTORE_NONE;
-                else if (!rc)
-                    LOG_WARN("restore", "shard %d was behind its changelog (marker %" PRId64 ", end offset %" PRId64
-                             "): caught up from offset %" PRId64, p, marker, end, from);
-            }
-            saga_store_close(&st);
-        }
-        stat->in_progress = false;
-        stat->seconds = (double)(saga_monotonic_us() - t0) / 1e6;
-        if (!rc && stat->kind != SAGAD_RESTORE_NONE)
-            LOG_INFO("restore", "shard %d %s: %" PRIu64 " records, %" PRIu64 " sagas in %.2f s", p,
-                     stat->kind == SAGAD_RESTORE_REBUILT ? "restored" : "caught up", stat->records, stat->sagas,
-                     stat->seconds);
+        sagad_restore_stat_t local;
+        rc = sagad_restore_shard(rk, cfg, p, stats ? &stats[p] : &local, err, errlen);
     }
     rd_kafka_destroy(rk);
     return rc;
@@ -371,8 +442,8 @@ json_t *sagad_restore_json(const sagad_restore_stat_t *stats, int partitions) {
     static const char *const kinds[] = {"none", "rebuilt", "caught_up"};
     json_t *a = json_array();
     for (int p = 0; a && p < partitions; p++)
-        json_array_append_new(a, json_pack("{s:i, s:s, s:b, s:I, s:I, s:f, s:I}", "shard", p, "kind",
-                                           kinds[stats[p].kind], "in_progress", stats[p].in_progress, "records",
+        json_array_append_new(a, json_pack("{s:i, s:s, s:b, s:b, s:I, s:I, s:f, s:I}", "shard", p, "kind",
+                                           kinds[stats[p].kind], "in_progress", stats[p].in_progress, "diverged", stats[p].diverged, "records",
                                            (json_int_t)stats[p].records, "sagas", (json_int_t)stats[p].sagas,
                                            "seconds", stats[p].seconds, "lost_before",
                                            (json_int_t)stats[p].lost_before));

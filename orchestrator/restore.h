@@ -21,6 +21,7 @@
 #define SAGAD_RESTORE_H
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,8 @@ typedef enum {
 typedef struct {
     sagad_restore_kind_t kind;
     bool in_progress;
+    bool diverged;     /* rebuilt: another instance wrote the changelog after this file's marker
+                        * while the file held commits that never reached it */
     uint64_t records;  /* changelog records applied */
     uint64_t sagas;    /* saga records among them */
     double seconds;    /* time the restore took */
@@ -52,7 +55,19 @@ typedef struct {
     const char *topic;           /* the changelog topic */
     const char *synchronous;     /* the shards' synchronous mode */
     int timeout_ms;              /* per Kafka request (watermarks, a fetch without progress) */
+    const char *writer;          /* this instance's id (the changelog records' writer header) */
 } sagad_restore_config_t;
+
+/* The changelog reader the restores use (assign, no group); NULL and err. */
+rd_kafka_t *sagad_restore_consumer(const sagad_restore_config_t *cfg, char *err, size_t errlen);
+
+/* Checks and restores shard p (see above) with that reader, before the
+ * instance consumes its partitions — at start or when the group assigns
+ * it. A file holding outbox rows whose changelog has records after its
+ * marker written by another instance has diverged: rebuilt. 0, or a
+ * negative code with err naming the shard. */
+int sagad_restore_shard(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, sagad_restore_stat_t *stat,
+                        char *err, size_t errlen);
 
 /* Checks and restores every shard of cfg->dir (see above); stats (P
  * entries, may be NULL) get what was done. 0, or a negative code with err

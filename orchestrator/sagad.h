@@ -12,6 +12,7 @@
 #include "definition.h"
 #include "engine.h"
 #include "flow.h"
+#include "restore.h"
 #include "runtime.h"
 #include "shard.h"
 #include "store.h"
@@ -28,6 +29,7 @@ typedef struct {
     const char *ready_file;
     const char *alert_webhook;
     const char *group;
+    const char *instance_id;       /* this instance's name in the group (static membership) */
     const char *start_topic, *replies_topic, *events_topic, *dlq_topic;
     const char *changelog_topic;   /* the shards' changelog (compacted, P partitions) */
     long long partitions;          /* P: partitions of every consumed topic (shards) */
@@ -71,7 +73,13 @@ typedef struct {
     X(catchups, "times timers waited for the replies to be read up to the high watermark") \
     X(changelog_records, "saga.changelog records (saga records and tombstones) encoded for the relay") \
     X(changelog_too_large, "saga.changelog records over --max-message-bytes (produced anyway, alerted)") \
-    X(changelog_refused, "saga.changelog records the broker refused for good (parked, not restorable)")
+    X(changelog_refused, "saga.changelog records the broker refused for good (parked, not restorable)") \
+    X(shards_acquired, "shards taken on an assignment (restored or caught up first)") \
+    X(shards_released, "shards given up on a revocation, a lost session or a fenced transaction") \
+    X(shards_diverged, "shards rebuilt because another instance wrote their changelog after this file's unsent commits") \
+    X(forwarded, "messages read on another shard's partition, forwarded to their saga's partition") \
+    X(txn_fenced, "relay transactions refused because this instance's group generation was stale (it had lost its partitions)") \
+    X(not_owner, "operator commands for a saga of a shard this instance does not own (dropped)")
 
 typedef struct {
 #define SAGAD_COUNTER_FIELD(name, help) uint64_t name;
@@ -82,8 +90,25 @@ typedef struct {
 typedef struct sagad {
     sagad_config_t cfg;
     saga_registry_t *registry;
-    sagad_shard_t *shards;              /* cfg.partitions of them, shards[p].partition == p */
-    int shard_count;
+    sagad_shard_t *shards;              /* cfg.partitions of them, shards[p].partition == p; */
+    int shard_count;                    /* shards[p].store is open while this instance owns p */
+    int owned_count;                    /* shards owned (open) */
+    /* Ownership (ownership.c): the bus's assignment version last acted on,
+     * shards assigned but not ready (a restore failed: tried again at
+     * retry_ms), and after a fenced transaction every shard held back
+     * until the next assignment (or held_until_ms). */
+    uint64_t owned_version;
+    int pending_count;
+    int64_t retry_ms;
+    bool held;
+    uint64_t held_version;
+    int64_t held_until_ms;
+    rd_kafka_t *restorer;               /* the changelog reader of restores */
+    sagad_restore_config_t restore_cfg;
+    sagad_restore_stat_t *restore_stats; /* per shard: what its last restore did */
+    saga_store_options_t store_opt;
+    saga_flow_limits_t flow_limits;
+    rd_kafka_topic_partition_list_t *committed; /* offsets of the last relay transaction that carried some */
     saga_bus_t *bus;
     saga_engine_config_t engine;
     saga_flow_t *flow;
@@ -130,8 +155,26 @@ typedef struct sagad {
 int sagad_iterate(sagad_t *d, int max_wait_ms);
 
 /* Rebuilds flow-control state (in-flight counts, queued steps) from the
- * store after a start. */
+ * owned shards (after a start or an ownership change). */
 int sagad_flow_recover(sagad_t *d);
+
+/* ---- ownership.c: which shards this instance owns ----
+ * Follows the bus's assignment between iterations: a shard no longer
+ * assigned is closed (its offsets leave the pending iterations), a newly
+ * assigned one is restored or caught up from the changelog (restore.h),
+ * opened, given the definitions, and its partitions resumed; then the flow
+ * state is rebuilt. A restore that fails on Kafka is tried again a second
+ * later. 0, or a negative code (sagad stops). */
+int sagad_ownership_sync(sagad_t *d);
+/* A relay transaction was refused for a stale generation: every shard is
+ * given up now and held until the group assigns again (at most hold_ms). */
+void sagad_ownership_release_all(sagad_t *d, int64_t hold_ms);
+/* Records every definition of reg in shard p (every owned one: p = -1),
+ * refusing a changed file under a version already used, then adds the
+ * stored versions whose files are gone, retired. All or nothing. */
+int sagad_adopt_definitions(sagad_t *d, saga_registry_t *reg, int p);
+/* Offsets of shard p's partitions removed from list (may be NULL). */
+void sagad_offsets_drop_shard(rd_kafka_topic_partition_list_t *list, int p, int partitions);
 
 /* Publishes a runtime snapshot (counters, flow, timings) for the admin API. */
 void sagad_publish_runtime(sagad_t *d);

@@ -34,36 +34,39 @@ void sagad_saga_id_for_partition(int partition, int partitions, char *out, size_
     while (saga_partition_of(out, partitions) != partition);
 }
 
-int sagad_shards_open(const char *dir, int partitions, const saga_store_options_t *opt, sagad_shard_t **out,
-                      char *err, size_t errlen) {
+sagad_shard_t *sagad_shards_new(int partitions) {
     sagad_shard_t *shards = saga_calloc((size_t)partitions, sizeof *shards);
-    if (!shards) {
-        snprintf(err, errlen, "out of memory");
-        return SAGA_ENOMEM;
-    }
-    for (int p = 0; p < partitions; p++) {
-        shards[p].partition = p;
-        shards[p].store = saga_datadir_open_shard(dir, p, partitions, opt, err, errlen);
-        if (!shards[p].store) {
-            sagad_shards_close(&shards, partitions);
-            return SAGA_ESTORE;
-        }
-    }
-    *out = shards;
-    return 0;
+    for (int p = 0; shards && p < partitions; p++) shards[p].partition = p;
+    return shards;
+}
+
+int sagad_shard_open(const char *dir, int partitions, const saga_store_options_t *opt, sagad_shard_t *sh, char *err,
+                     size_t errlen) {
+    assert(!sh->store);
+    sh->store = saga_datadir_open_shard(dir, sh->partition, partitions, opt, err, errlen);
+    return sh->store ? 0 : SAGA_ESTORE;
+}
+
+void sagad_shard_close(sagad_shard_t *sh) {
+    assert(!sh->in_tx);
+    saga_store_close(&sh->store);
+    saga_free(sh->resend);
+    for (int i = 0; i < sh->deferred_count; i++) saga_free(sh->deferred[i].value);
+    saga_free(sh->deferred);
+    saga_free(sh->touched);
+    for (int i = 0; i < sh->defs_written_count; i++) saga_free(sh->defs_written[i]);
+    saga_free(sh->defs_written);
+    int p = sh->partition;
+    memset(sh, 0, sizeof *sh);
+    sh->partition = p;
 }
 
 void sagad_shards_close(sagad_shard_t **pshards, int partitions) {
     sagad_shard_t *shards = *pshards;
     if (!shards) return;
     for (int p = 0; p < partitions; p++) {
-        saga_store_close(&shards[p].store);
-        saga_free(shards[p].resend);
-        for (int i = 0; i < shards[p].deferred_count; i++) saga_free(shards[p].deferred[i].value);
-        saga_free(shards[p].deferred);
-        saga_free(shards[p].touched);
-        for (int i = 0; i < shards[p].defs_written_count; i++) saga_free(shards[p].defs_written[i]);
-        saga_free(shards[p].defs_written);
+        shards[p].in_tx = false;
+        sagad_shard_close(&shards[p]);
     }
     saga_free(shards);
     *pshards = NULL;

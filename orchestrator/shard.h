@@ -91,10 +91,18 @@ static inline int64_t sagad_opaque(int shard, int64_t row) { return ((int64_t)sh
 static inline int sagad_opaque_shard(int64_t opaque) { return (int)(opaque >> SAGAD_OPAQUE_SHIFT); }
 static inline int64_t sagad_opaque_row(int64_t opaque) { return opaque & (((int64_t)1 << SAGAD_OPAQUE_SHIFT) - 1); }
 
-/* Opens the P shards of the data directory dir (prepared by
- * saga_datadir_prepare) into a new array. 0, or an error with err set. */
-int sagad_shards_open(const char *dir, int partitions, const saga_store_options_t *opt, sagad_shard_t **out,
-                      char *err, size_t errlen);
+/* The P shards of an instance, none open: shard p is opened when the
+ * group assigns partition p to it (ownership.c) and closed when it goes.
+ * NULL when out of memory. */
+sagad_shard_t *sagad_shards_new(int partitions);
+/* Opens sh's file in dir (prepared or restored; its shard_meta must say
+ * partition sh->partition of P). 0, or an error with err set. */
+int sagad_shard_open(const char *dir, int partitions, const saga_store_options_t *opt, sagad_shard_t *sh, char *err,
+                     size_t errlen);
+/* Closes sh's file and forgets its relay and iteration state (no
+ * transaction open); sh->store is NULL after: not owned. */
+void sagad_shard_close(sagad_shard_t *sh);
+/* Closes every open shard and frees the array (shutdown). */
 void sagad_shards_close(sagad_shard_t **shards, int partitions);
 
 /* Notes that saga id (definition def at version; def NULL: unknown) changed

@@ -55,3 +55,8 @@ void sagad_txnplan_drop(sagad_txnplan_t *plan, int n, void (*free_payload)(void 
     memmove(plan->payload, plan->payload + n, (size_t)(plan->count - n) * sizeof plan->payload[0]);
     plan->count -= n;
 }
+
+void sagad_txnplan_forget_shard(sagad_txnplan_t *plan, int shard) {
+    assert(shard >= 0 && shard < plan->shards);
+    for (int i = 0; i < plan->count; i++) IDS(plan, i)[shard] = 0;
+}

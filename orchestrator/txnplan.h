@@ -40,4 +40,8 @@ int sagad_txnplan_covered(const sagad_txnplan_t *plan, const int64_t *through);
  * are handed to free_payload (may be NULL). */
 void sagad_txnplan_drop(sagad_txnplan_t *plan, int n, void (*free_payload)(void *));
 
+/* The shard was given up: no pending iteration waits for its rows any
+ * more (the caller drops its offsets from the payloads). */
+void sagad_txnplan_forget_shard(sagad_txnplan_t *plan, int shard);
+
 #endif

@@ -339,7 +339,15 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *const *pa
     a->shard_count = count;
     for (int i = 0; i < count; i++) {
         char why[700];
-        if (admin_shard_open(&a->shards[i], paths[i], why, sizeof why) != 0) {
+        int orc = admin_shard_open(&a->shards[i], paths[i], why, sizeof why);
+        /* Shards are restored when the group assigns them, after this: one
+         * missing or unreadable now is opened again on first use
+         * (admin_shard_check) and answers 503 until then. */
+        if (orc != 0 && count > 1 && a->shards[i].path) {
+            LOG_DEBUG(COMPONENT, "shard %d: %s (opened on first use)", i, why);
+            continue;
+        }
+        if (orc != 0) {
             if (count == 1) snprintf(err, errlen, "admin: database %s", why);
             else snprintf(err, errlen, "admin: shard %d of %d: %s", i, count, why);
             saga_admin_stop(&a);

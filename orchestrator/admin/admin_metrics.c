@@ -174,17 +174,17 @@ static void runtime_metrics(text_t *t, const json_t *rt) {
     }
     json_t *restore = json_object_get(rt, "restore");
     if (json_array_size(restore)) {
-        put(t, "# HELP sagad_restore_records_total Changelog records applied by the start-up restore, per shard\n"
+        put(t, "# HELP sagad_restore_records_total Changelog records applied by the last restore of the shard (at start or when assigned)\n"
                "# TYPE sagad_restore_records_total counter\n");
         json_array_foreach(restore, i, tp)
             put(t, "sagad_restore_records_total{shard=\"%lld\"} %lld\n", (long long)json_integer_value(json_object_get(tp, "shard")),
                 (long long)json_integer_value(json_object_get(tp, "records")));
-        put(t, "# HELP sagad_restore_sagas_total Sagas restored from the changelog at start, per shard\n"
+        put(t, "# HELP sagad_restore_sagas_total Sagas restored from the changelog by the last restore of the shard\n"
                "# TYPE sagad_restore_sagas_total counter\n");
         json_array_foreach(restore, i, tp)
             put(t, "sagad_restore_sagas_total{shard=\"%lld\"} %lld\n", (long long)json_integer_value(json_object_get(tp, "shard")),
                 (long long)json_integer_value(json_object_get(tp, "sagas")));
-        put(t, "# HELP sagad_restore_seconds Time the start-up restore of the shard took (0: nothing to restore)\n"
+        put(t, "# HELP sagad_restore_seconds Time the last restore of the shard took (0: nothing to restore)\n"
                "# TYPE sagad_restore_seconds gauge\n");
         json_array_foreach(restore, i, tp)
             put(t, "sagad_restore_seconds{shard=\"%lld\"} %.3f\n", (long long)json_integer_value(json_object_get(tp, "shard")),
@@ -196,6 +196,16 @@ static void runtime_metrics(text_t *t, const json_t *rt) {
             put(t, "sagad_restore_changelog_truncated{shard=\"%lld\"} %d\n",
                 (long long)json_integer_value(json_object_get(tp, "shard")),
                 json_integer_value(json_object_get(tp, "lost_before")) > 0);
+        put(t, "# HELP sagad_shard_owned 1 when this instance owns the shard (the group assigned it its partitions)\n"
+               "# TYPE sagad_shard_owned gauge\n");
+        json_array_foreach(restore, i, tp)
+            put(t, "sagad_shard_owned{shard=\"%lld\"} %d\n", (long long)json_integer_value(json_object_get(tp, "shard")),
+                json_is_true(json_object_get(tp, "owned")));
+        put(t, "# HELP sagad_restore_diverged 1 when the shard was rebuilt because another instance wrote its "
+               "changelog after commits of this file that never reached it\n# TYPE sagad_restore_diverged gauge\n");
+        json_array_foreach(restore, i, tp)
+            put(t, "sagad_restore_diverged{shard=\"%lld\"} %d\n", (long long)json_integer_value(json_object_get(tp, "shard")),
+                json_is_true(json_object_get(tp, "diverged")));
         put(t, "# HELP sagad_restore_in_progress 1 while the shard is being restored\n"
                "# TYPE sagad_restore_in_progress gauge\n");
         json_array_foreach(restore, i, tp)

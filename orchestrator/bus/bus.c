@@ -25,69 +25,6 @@ static char *dup_string(const char *s) {
     return c;
 }
 
-/* Partitions of the subscribed topics, from the brokers' metadata; -1 if unknown. */
-static int subscribed_partitions(rd_kafka_t *rk) {
-    rd_kafka_topic_partition_list_t *sub = NULL;
-    const struct rd_kafka_metadata *md = NULL;
-    int total = -1;
-    if (rd_kafka_subscription(rk, &sub) || !sub) return -1;
-    if (rd_kafka_metadata(rk, 1, NULL, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        total = 0;
-        for (int i = 0; i < sub->cnt; i++)
-            for (int t = 0; t < md->topic_cnt; t++)
-                if (!strcmp(md->topics[t].topic, sub->elems[i].topic)) total += md->topics[t].partition_cnt;
-        rd_kafka_metadata_destroy(md);
-    }
-    rd_kafka_topic_partition_list_destroy(sub);
-    return total;
-}
-
-/* Until a cluster mode exists, one sagad per consumer group: two members
- * with their own databases would run the same sagas twice. Asks the group
- * coordinator who is in the group (DescribeGroups); where the broker cannot
- * say, an assignment that does not cover every partition means someone else
- * holds the rest. Returns true and fills why when another member is there. */
-static bool other_member(saga_bus_t *bus, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts,
-                         char *why, size_t whylen) {
-    const struct rd_kafka_group_list *groups = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_list_groups(rk, bus->group, &groups, 5000);
-    char *me = rd_kafka_memberid(rk);
-    bool found = false, answered = false;
-    if (!err && groups) {
-        for (int g = 0; g < groups->group_cnt && !found; g++) {
-            const struct rd_kafka_group_info *gi = &groups->groups[g];
-            if (strcmp(gi->group, bus->group) || gi->err) continue;
-            answered = true;
-            for (int m = 0; m < gi->member_cnt; m++) {
-                const struct rd_kafka_group_member_info *mi = &gi->members[m];
-                if (me && !strcmp(mi->member_id, me)) continue;
-                snprintf(why, whylen, "the consumer group '%s' already has another member (%s, client %s on %s): "
-                         "two sagad in one group would run the same sagas twice with their own databases; "
-                         "stop the other one or give this one its own --group (refusing to start)",
-                         bus->group, mi->member_id, mi->client_id, mi->client_host);
-                found = true;
-                break;
-            }
-        }
-    }
-    if (groups) rd_kafka_group_list_destroy(groups);
-    if (!answered) {
-        /* e.g. the dev broker does not answer DescribeGroups */
-        LOG_DEBUG("bus", "group '%s' not described (%s): checking the assignment's coverage", bus->group,
-                  err ? rd_kafka_err2str(err) : "no answer");
-        int total = subscribed_partitions(rk);
-        if (total > 0 && parts->cnt < total) {
-            snprintf(why, whylen, "the consumer group '%s' already has another member: this sagad was given %d of "
-                     "the %d partitions; two sagad in one group would run the same sagas twice with their own "
-                     "databases; stop the other one or give this one its own --group (refusing to start)",
-                     bus->group, parts->cnt, total);
-            found = true;
-        }
-    }
-    if (me) rd_kafka_mem_free(rk, me);
-    return found;
-}
-
 /* The delivery report's opaque: outbox id and the attempt that sent it. */
 #define OPAQUE(id, attempt) ((void *)(intptr_t)((id) * 256 + ((attempt) > 255 ? 255 : (attempt))))
 #define OPAQUE_ID(o) ((int64_t)(intptr_t)(o) / 256)
@@ -109,36 +46,38 @@ static void note_failure(saga_bus_t *bus, int64_t id, int attempt, rd_kafka_resp
     bus->failed[bus->failed_count++] = (saga_bus_failure_t){.id = id, .attempt = attempt, .err = err, .at_once = at_once};
 }
 
-/* Commit what is done before partitions go to another member. */
+/* The shards this member owns follow the group's assignment (range
+ * assignor: partition p of every consumed topic goes to one member, so a
+ * shard's start, replies and control partitions stay together). A new
+ * assignment is taken paused: the loop resumes each shard's partitions
+ * once the shard is ready (restored or caught up from the changelog;
+ * saga_bus_resume_shard). A revocation commits what the loop stored. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
     saga_bus_t *bus = opaque;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !bus->group_checked) {
-        bus->group_checked = true;
-        char why[768];
-        if (other_member(bus, rk, parts, why, sizeof why)) {
-            /* Refuse before consuming anything; the loop stops the process,
-             * whose leaving hands the partitions back to the other member. */
-            bus->refusal = dup_string(why);
-            rd_kafka_assign(rk, NULL);
-            return;
-        }
-    }
-    if (bus->refusal) {
-        rd_kafka_assign(rk, NULL);
-        return;
-    }
+    memset(bus->owned, 0, sizeof bus->owned);
+    bus->owned_version++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        LOG_INFO("bus", "assigned %d partition(s)", parts->cnt);
+        int shards = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+            int p = parts->elems[i].partition;
+            if (p < 0 || p >= SAGA_BUS_MAX_MARKERS) continue;
+            if (!bus->owned[p]) shards++;
+            bus->owned[p] = true;
+        }
+        LOG_INFO("bus", "assigned %d partition(s): %d shard(s), paused until each is ready", parts->cnt, shards);
         rd_kafka_assign(rk, parts);
+        rd_kafka_pause_partitions(rk, parts);
         bus->assigned = true;
         bus->holding = true;
         bus->assigned_at_us = saga_monotonic_us();
         bus->assignments++;
     } else {
-        LOG_INFO("bus", "revoking %d partition(s)", parts->cnt);
+        bool lost = rd_kafka_assignment_lost(rk);
+        LOG_INFO("bus", "%s %d partition(s)", lost ? "lost (the session expired; their offsets are not committed)"
+                                                   : "revoking", parts->cnt);
         bus->holding = false;
-        rd_kafka_commit(rk, NULL, 0);
+        if (!lost) rd_kafka_commit(rk, NULL, 0);
         rd_kafka_assign(rk, NULL);
     }
 }
@@ -190,6 +129,14 @@ int64_t saga_bus_take_marker(saga_bus_t *bus, int partition) {
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     saga_bus_t *bus = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL && rk == bus->producer) bus->fatal = 1;
+    if (err == RD_KAFKA_RESP_ERR__FATAL && rk == bus->consumer && !bus->fenced) {
+        /* e.g. FENCED_INSTANCE_ID: another process joined the group under
+         * this instance's id; this one must stop. */
+        char msg[700];
+        snprintf(msg, sizeof msg, "the consumer hit a fatal error: %s; another sagad with the same --instance-id "
+                 "probably joined the group: stopping", reason);
+        bus->fenced = saga_strdup(msg);
+    }
     LOG_WARN("bus", "%s: %s", rd_kafka_name(rk), reason);
 }
 
@@ -248,6 +195,11 @@ saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen)
     bus->group = dup_string(cfg->group ? cfg->group : "");
     bus->props = cfg->props;
     bus->txn_id = cfg->transactional_id ? saga_strdup(cfg->transactional_id) : NULL;
+    bus->instance_id = cfg->instance_id ? saga_strdup(cfg->instance_id) : NULL;
+    bus->topics = saga_calloc((size_t)(cfg->topic_count > 0 ? cfg->topic_count : 1), sizeof *bus->topics);
+    if (!bus->topics || (cfg->instance_id && !bus->instance_id)) { snprintf(err, errlen, "out of memory"); goto fail; }
+    for (int i = 0; i < cfg->topic_count; i++, bus->topic_count++)
+        if (!(bus->topics[i] = saga_strdup(cfg->topics[i]))) { snprintf(err, errlen, "out of memory"); goto fail; }
     if (cfg->transactional_id && !bus->txn_id) { snprintf(err, errlen, "out of memory"); goto fail; }
     if (!bus->bootstrap || !bus->client_id || !bus->group) { snprintf(err, errlen, "out of memory"); goto fail; }
     bus->producer = new_producer(bus, err, errlen);
@@ -256,6 +208,13 @@ saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen)
     rd_kafka_conf_t *cconf = saga_kafka_conf_new(SAGA_KAFKA_CONSUMER, cfg->bootstrap, cfg->client_id, cfg->group,
                                                  cfg->props, err, errlen);
     if (!cconf) goto fail;
+    /* range: partition p of every topic to the same member (a shard);
+     * group.instance.id: a restart within the session keeps its shards (KIP-345). */
+    if (saga_kafka_conf_set(cconf, "partition.assignment.strategy", "range", err, errlen) ||
+        (cfg->instance_id && saga_kafka_conf_set(cconf, "group.instance.id", cfg->instance_id, err, errlen))) {
+        rd_kafka_conf_destroy(cconf);
+        goto fail;
+    }
     rd_kafka_conf_set_opaque(cconf, bus);
     rd_kafka_conf_set_rebalance_cb(cconf, on_rebalance);
     rd_kafka_conf_set_error_cb(cconf, on_error);
@@ -349,13 +308,25 @@ void saga_bus_store_offsets(saga_bus_t *bus, rd_kafka_message_t **msgs, int n) {
     rd_kafka_topic_partition_list_destroy(offsets);
 }
 
-bool saga_bus_ready(const saga_bus_t *bus) { return bus->assigned && !bus->refusal; }
+bool saga_bus_ready(const saga_bus_t *bus) { return bus->assigned; }
 
-const char *saga_bus_refusal(const saga_bus_t *bus) { return bus ? bus->refusal : NULL; }
+bool saga_bus_owns(const saga_bus_t *bus, int shard) {
+    return shard >= 0 && shard < SAGA_BUS_MAX_MARKERS && bus->owned[shard];
+}
+
+uint64_t saga_bus_owned_version(const saga_bus_t *bus) { return bus->owned_version; }
+
+void saga_bus_resume_shard(saga_bus_t *bus, int shard) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(bus->topic_count);
+    for (int i = 0; i < bus->topic_count; i++) rd_kafka_topic_partition_list_add(l, bus->topics[i], shard);
+    rd_kafka_resp_err_t e = rd_kafka_resume_partitions(bus->consumer, l);
+    if (e) LOG_WARN("bus", "resuming shard %d's partitions: %s", shard, rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
 
 uint64_t saga_bus_assignments(const saga_bus_t *bus) { return bus->assignments; }
 
-bool saga_bus_consuming(const saga_bus_t *bus) { return bus->holding && !bus->refusal; }
+bool saga_bus_consuming(const saga_bus_t *bus) { return bus->holding; }
 
 static void catchup_clear(saga_bus_t *bus) {
     if (bus->catchup) rd_kafka_topic_partition_list_destroy(bus->catchup);
@@ -477,6 +448,10 @@ int saga_bus_produce(saga_bus_t *bus, const char *topic, int partition, const ch
     int npairs = saga_json_flat_object(headers_json, pairs, 8);
     for (int i = 0; i < npairs; i++)
         rd_kafka_header_add(hdrs, pairs[i].key, (ssize_t)pairs[i].key_len, pairs[i].value, (ssize_t)pairs[i].value_len);
+    /* Who wrote a changelog record: a shard that comes back to an instance
+     * tells its own records from another owner's (restore.c). */
+    if (bus->instance_id && bus->marker_topic && !strcmp(topic, bus->marker_topic))
+        rd_kafka_header_add(hdrs, SAGA_KAFKA_WRITER_HEADER, -1, bus->instance_id, -1);
     if (npairs < 0 && headers_json) { /* not our compact form: the general parser */
         json_t *h = json_loads(headers_json, 0, NULL);
         const char *name;
@@ -602,7 +577,9 @@ void saga_bus_close(saga_bus_t **pbus) {
     }
     if (bus->producer) rd_kafka_destroy(bus->producer);
     catchup_clear(bus);
-    saga_free(bus->refusal);
+    for (int i = 0; i < bus->topic_count; i++) saga_free(bus->topics[i]);
+    saga_free(bus->topics);
+    saga_free(bus->instance_id);
     saga_free(bus->group);
     saga_free(bus->acked);
     saga_free(bus->marker_topic);

@@ -22,7 +22,9 @@ typedef struct {
     int topic_count;
     const saga_kv_list_t *props; /* -X overrides for both clients */
     const char *transactional_id; /* the producer's transactional.id (NULL: not transactional) */
+    const char *instance_id;      /* group.instance.id (static membership) and the changelog writer header */
 } saga_bus_config_t;
+
 
 saga_bus_t *saga_bus_new(const saga_bus_config_t *cfg, char *err, size_t errlen);
 
@@ -35,9 +37,12 @@ void saga_bus_store_offsets(saga_bus_t *bus, rd_kafka_message_t **msgs, int n);
 
 /* True once the consumer has been assigned partitions at least once. */
 bool saga_bus_ready(const saga_bus_t *bus);
-/* Why this sagad must stop, or NULL: at its first assignment it found
- * another member in its consumer group (it then consumes nothing). */
-const char *saga_bus_refusal(const saga_bus_t *bus);
+/* Shards (partition p of every consumed topic is shard p) this member is
+ * assigned now; the version changes with every assignment and revocation.
+ * An assigned shard's partitions are paused until saga_bus_resume_shard. */
+bool saga_bus_owns(const saga_bus_t *bus, int shard);
+uint64_t saga_bus_owned_version(const saga_bus_t *bus);
+void saga_bus_resume_shard(saga_bus_t *bus, int shard);
 /* True while partitions are assigned (false from a revocation to the next
  * assignment, e.g. while the group rebalances after a stall). */
 bool saga_bus_consuming(const saga_bus_t *bus);
@@ -143,6 +148,9 @@ int saga_bus_txn_commit(saga_bus_t *bus, const rd_kafka_topic_partition_list_t *
 int saga_bus_txn_abort(saga_bus_t *bus);
 /* Why the transactional producer cannot go on (fenced), or NULL. */
 const char *saga_bus_fenced(const saga_bus_t *bus);
+/* True once after a transaction was aborted because its offsets carried a
+ * stale group generation (this member lost its partitions: KIP-447). */
+bool saga_bus_take_stale_generation(saga_bus_t *bus);
 /* Tests (SAGAD_FATAL_TXN): the producer hits a fatal error now, a fencing
  * one (PRODUCER_FENCED) or not (OUT_OF_ORDER_SEQUENCE_NUMBER). */
 void saga_bus_test_fatal(saga_bus_t *bus, bool fenced);

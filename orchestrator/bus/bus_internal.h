@@ -13,8 +13,11 @@ struct saga_bus {
     char *group;
     bool assigned;
     bool holding;            /* partitions assigned now (false between a revocation and the next assignment) */
-    bool group_checked;      /* the first assignment checked the group for other members */
-    char *refusal;           /* why this sagad must stop (another member in its group) */
+    bool owned[SAGA_BUS_MAX_MARKERS]; /* shard p's partitions are in the current assignment */
+    uint64_t owned_version;  /* changes with every assignment and revocation */
+    char **topics;           /* the consumed topics (partition p of each is shard p) */
+    int topic_count;
+    char *instance_id;       /* group.instance.id, and the writer header of changelog records */
     uint64_t assignments;    /* assignments so far */
     int64_t assigned_at_us;  /* monotonic time of the last assignment */
     int64_t reassign_after_us; /* a coordinator error on OffsetFetch: re-assign at this time (0: no) */
@@ -40,7 +43,8 @@ struct saga_bus {
     char *marker_topic;   /* saga.changelog: the offsets delivered to it are remembered */
     int64_t marker_pending[SAGA_BUS_MAX_MARKERS]; /* highest offset per partition, open transaction (-1: none) */
     int64_t marker_done[SAGA_BUS_MAX_MARKERS];    /* the same, of committed transactions, not yet taken */
-    char *fenced;         /* the transactional producer's fatal error */
+    char *fenced;         /* the transactional producer's (or the consumer's) fatal error */
+    bool stale_generation; /* a transaction's offsets were refused for a stale group generation */
 };
 
 /* Replaces a producer that hit a fatal error (bus.c): purges it, creates a

@@ -76,6 +76,12 @@ int saga_bus_txn_fatal(saga_bus_t *bus) {
 bool saga_bus_transactional(const saga_bus_t *bus) { return bus->txn_id != NULL; }
 const char *saga_bus_fenced(const saga_bus_t *bus) { return bus ? bus->fenced : NULL; }
 
+bool saga_bus_take_stale_generation(saga_bus_t *bus) {
+    bool stale = bus->stale_generation;
+    bus->stale_generation = false;
+    return stale;
+}
+
 /* A fatal transactional error: remembered, sagad stops. */
 static int txn_error(saga_bus_t *bus, rd_kafka_error_t *e, const char *what) {
     bool fatal = rd_kafka_error_is_fatal(e);
@@ -154,6 +160,12 @@ int saga_bus_txn_commit(saga_bus_t *bus, const rd_kafka_topic_partition_list_t *
         if (e) {
             if (rd_kafka_error_is_fatal(e)) return txn_error(bus, e, "send_offsets_to_transaction");
             LOG_WARN("bus", "send_offsets_to_transaction: %s: aborting", rd_kafka_error_string(e));
+            rd_kafka_resp_err_t code = rd_kafka_error_code(e);
+            /* KIP-447: the group moved on without this member (its session
+             * expired): a zombie's transaction. */
+            if (code == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || code == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+                code == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+                bus->stale_generation = true;
             rd_kafka_error_destroy(e);
             return txn_abort(bus);
         }
