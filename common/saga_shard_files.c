@@ -16,8 +16,7 @@ int saga_shard_file(const char *dir, int p, char *buf, size_t len) {
     return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
-/* p when name is "shard-NNN.db" (exactly three digits), else -1. */
-static int shard_number(const char *name) {
+int saga_shard_number(const char *name) {
     if (strncmp(name, "shard-", 6) != 0 || strcmp(name + 9, ".db") != 0) return -1;
     int p = 0;
     for (int i = 6; i < 9; i++) {
@@ -60,7 +59,7 @@ int saga_shard_files(const char *path, char ***paths, int *count, char *err, siz
     char seen[SAGA_SHARD_MAX] = {0};
     int top = -1, found = 0;
     for (struct dirent *e; (e = readdir(d));) {
-        int p = shard_number(e->d_name);
+        int p = saga_shard_number(e->d_name);
         if (p < 0) continue;
         seen[p] = 1;
         found++;

@@ -15,6 +15,10 @@
  * out of 0..SAGA_SHARD_MAX-1, else its length. */
 int saga_shard_file(const char *dir, int p, char *buf, size_t len);
 
+/* p when name (a file name, no directory) is "shard-NNN.db" with exactly
+ * three digits, else -1. */
+int saga_shard_number(const char *name);
+
 /* The shard files of path, in partition order: a directory gives its
  * shard-NNN.db files, which must be shard-000.db to shard-<P-1>.db with
  * none missing (other files are ignored); anything else is a single

@@ -5,7 +5,9 @@
  * transaction: P may exceed SQLite's attach limit) into temporary tables
  * temp.all_sagas, temp.all_steps and temp.all_definitions, then ATTACHes
  * each ledger (read-only too: an attached database inherits the
- * connection's open flags). A single database file is one shard. The steps of
+ * connection's open flags). A single database file is one shard; with
+ * several data directories, each shard is the newest copy among them
+ * (audit_sources.c). The steps of
  * every saga come from its definition as sagad stored it (`definitions`),
  * so a ledger row is matched to a saga step by the idempotency key
  * `<saga>/<step>/action` the participant recorded. Each check is one SQL
@@ -16,10 +18,10 @@
  * tables of docs/PARTICIPANTS.md. Steps with other actions (other
  * participants) are not audited. */
 #include "audit.h"
+#include "audit_sources.h"
 
 #include "saga_alloc.h"
 #include "saga_partition.h"
-#include "saga_shard_files.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -194,8 +196,9 @@ static const check_t CHECKS[] = {
 
 typedef struct {
     sqlite3 *db;
-    char **shards; /* sagad's shard files, in partition order */
-    int nshards;
+    const char *const *dbs; /* the --saga-db paths (ndbs) */
+    int ndbs;
+    audit_sources_t src; /* sagad's shard files, in partition order, and where each is from */
     FILE *out, *err;
     const sagactl_audit_opts_t *o;
     int have; /* NEED_* bits of the ledgers attached */
@@ -295,22 +298,22 @@ static int copy_shards(audit_t *a) {
                   "CREATE TEMP TABLE misplaced (saga_id TEXT, message TEXT NOT NULL);",
                   "temporary tables");
     if (rc) return rc;
-    if (sqlite3_create_function(a->db, "saga_shard_of", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, &a->nshards,
+    if (sqlite3_create_function(a->db, "saga_shard_of", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, &a->src.nshards,
                                 shard_of_fn, NULL, NULL) != SQLITE_OK)
         return fail_sql(a, "saga_shard_of");
     static const char *const saga_tables[] = {"sagas", "steps", "definitions", NULL};
-    for (int i = 0; i < a->nshards; i++) {
+    for (int i = 0; i < a->src.nshards; i++) {
         const char *schema = i == 0 ? "main" : "shard";
         if (i > 0) {
             sqlite3_stmt *st = NULL;
             if (sqlite3_prepare_v2(a->db, "ATTACH DATABASE ?1 AS shard", -1, &st, NULL) != SQLITE_OK)
-                return fail_sql(a, a->shards[i]);
-            sqlite3_bind_text(st, 1, a->shards[i], -1, SQLITE_STATIC);
+                return fail_sql(a, a->src.shards[i]);
+            sqlite3_bind_text(st, 1, a->src.shards[i], -1, SQLITE_STATIC);
             int step = sqlite3_step(st);
             sqlite3_finalize(st);
-            if (step != SQLITE_DONE) return fail_sql(a, a->shards[i]);
+            if (step != SQLITE_DONE) return fail_sql(a, a->src.shards[i]);
         }
-        if ((rc = has_tables(a, schema, a->shards[i], saga_tables))) return rc;
+        if ((rc = has_tables(a, schema, a->src.shards[i], saga_tables))) return rc;
         /* A saga in two shards: the copy in the wrong one is misplaced
          * (its id hashes to one shard only); the first copy is audited. */
         char *q = sqlite3_mprintf(
@@ -321,15 +324,15 @@ static int copy_shards(audit_t *a) {
             "INSERT INTO temp.all_steps SELECT saga_id, name, output FROM %s.steps;"
             "INSERT OR IGNORE INTO temp.all_definitions SELECT name, version, json FROM %s.definitions;"
             "COMMIT",
-            i, a->shards[i], schema, i, i, schema, schema, schema);
+            i, a->src.shards[i], schema, i, i, schema, schema, schema);
         if (!q) return fail_sql(a, "out of memory");
-        rc = exec(a, q, a->shards[i]);
+        rc = exec(a, q, a->src.shards[i]);
         sqlite3_free(q);
         if (rc) {
             sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
             return rc;
         }
-        if (i > 0 && (rc = exec(a, "DETACH DATABASE shard", a->shards[i]))) return rc;
+        if (i > 0 && (rc = exec(a, "DETACH DATABASE shard", a->src.shards[i]))) return rc;
     }
     return exec(a, "CREATE INDEX temp.all_steps_saga ON all_steps (saga_id, name)", "temporary table");
 }
@@ -485,9 +488,22 @@ static void print_ids(FILE *out, const char *label, const json_t *ids, long long
 static void print_text(const audit_t *a, FILE *out) {
     const sagactl_audit_opts_t *o = a->o;
     fputs("audit of ", out);
-    put_clean(out, o->saga_db);
-    if (a->nshards > 1) fprintf(out, " (%d shards)", a->nshards);
+    for (int d = 0; d < a->ndbs; d++) {
+        if (d) fputs(", ", out);
+        put_clean(out, a->dbs[d]);
+    }
+    if (a->src.nshards > 1) fprintf(out, " (%d shards)", a->src.nshards);
     fputs("\n", out);
+    if (a->ndbs > 1) { /* "  shards: 0-2,5 from DIR1; 3,4 from DIR2" */
+        fputs("  shards:", out);
+        for (int d = 0, n = 0; d < a->ndbs; d++) {
+            char list[4096];
+            if (audit_sources_list(&a->src, d, list, sizeof list) == 0) continue;
+            fprintf(out, "%s %s from ", n++ ? ";" : "", list);
+            put_clean(out, a->dbs[d]);
+        }
+        fputc('\n', out);
+    }
     const char *names[] = {"order", "inventory", "payment", "notification"};
     const char *paths[] = {o->order_db, o->inventory_db, o->payment_db, o->notification_db};
     for (int i = 0; i < 4; i++) {
@@ -575,6 +591,19 @@ static void print_json(const audit_t *a, FILE *out) {
                             (json_int_t)a->n_operator, "needs_operator", a->operator, "checks_run", ran,
                             "checks_passed", passed, "checks", checks, "discrepancies_count", (json_int_t)a->total,
                             "discrepancies", a->found);
+    if (doc && a->ndbs > 1) { /* [{saga_db, shards: [p, ...]}], the directories shards were taken from */
+        json_t *from = json_array();
+        for (int d = 0; d < a->ndbs; d++) {
+            json_t *list = json_array();
+            for (int p = 0; p < a->src.nshards; p++)
+                if (a->src.from[p] == d) json_array_append_new(list, json_integer(p));
+            if (json_array_size(list))
+                json_array_append_new(from, json_pack("{s:s, s:o}", "saga_db", a->dbs[d], "shards", list));
+            else
+                json_decref(list);
+        }
+        json_object_set_new(doc, "shard_sources", from);
+    }
     char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
     if (text) {
         fputs(text, out);
@@ -594,9 +623,13 @@ int sagactl_audit_run(const sagactl_audit_opts_t *opts, FILE *out, FILE *err) {
     a.o = opts;
     a.out = out;
     a.err = err;
+    a.dbs = opts->n_saga_dbs > 0 ? opts->saga_dbs : &opts->saga_db;
+    a.ndbs = opts->n_saga_dbs > 0 ? opts->n_saga_dbs : 1;
+    for (int i = 1; a.dbs && i < a.ndbs; i++)
+        if (!a.dbs[i] || !*a.dbs[i]) a.dbs = NULL; /* reported as not given */
     const struct {
         const char *flag, *path;
-    } required[] = {{"--saga-db (or SAGA_DB)", opts->saga_db},
+    } required[] = {{"--saga-db (or SAGA_DBS or SAGA_DB)", a.dbs ? a.dbs[0] : NULL},
                     {"--order-db (or ORDER_DB)", opts->order_db},
                     {"--inventory-db (or INVENTORY_DB)", opts->inventory_db},
                     {"--payment-db (or PAYMENT_DB)", opts->payment_db}};
@@ -614,17 +647,17 @@ int sagactl_audit_run(const sagactl_audit_opts_t *opts, FILE *out, FILE *err) {
         fprintf(err, "sagactl audit: out of memory\n");
         goto done;
     }
-    if ((rc = readable(&a, "--saga-db", opts->saga_db))) goto done;
-    char why[1024];
-    if (saga_shard_files(opts->saga_db, &a.shards, &a.nshards, why, sizeof why) != 0) {
-        fprintf(err, "sagactl audit: --saga-db %s\n", why);
-        rc = SAGACTL_AUDIT_UNREADABLE;
+    for (int i = 0; i < a.ndbs; i++)
+        if ((rc = readable(&a, "--saga-db", a.dbs[i]))) goto done;
+    char why[4096];
+    if ((rc = audit_sources_resolve(a.dbs, a.ndbs, &a.src, why, sizeof why))) {
+        fprintf(err, "sagactl audit: %s\n", why);
         goto done;
     }
-    for (int i = 0; i < a.nshards; i++)
-        if ((rc = readable(&a, "--saga-db", a.shards[i]))) goto done;
-    if (sqlite3_open_v2(a.shards[0], &a.db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        rc = fail_sql(&a, a.shards[0]);
+    for (int i = 0; i < a.src.nshards; i++)
+        if ((rc = readable(&a, "--saga-db", a.src.shards[i]))) goto done;
+    if (sqlite3_open_v2(a.src.shards[0], &a.db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        rc = fail_sql(&a, a.src.shards[0]);
         goto done;
     }
     sqlite3_busy_timeout(a.db, 5000);
@@ -650,7 +683,7 @@ int sagactl_audit_run(const sagactl_audit_opts_t *opts, FILE *out, FILE *err) {
     rc = a.total ? SAGACTL_AUDIT_FAILED : SAGACTL_AUDIT_OK;
 done:
     if (a.db) sqlite3_close(a.db);
-    saga_shard_files_free(a.shards, a.nshards);
+    audit_sources_free(&a.src);
     json_decref(a.found);
     json_decref(a.by_status);
     json_decref(a.in_flight);
@@ -659,7 +692,7 @@ done:
 }
 
 static void audit_usage(FILE *out) {
-    fputs("usage: sagactl audit [--saga-db DIR|F] [--order-db F] [--inventory-db F] [--payment-db F]\n"
+    fputs("usage: sagactl audit [--saga-db DIR|F ...] [--order-db F] [--inventory-db F] [--payment-db F]\n"
           "                     [--notification-db F] [--json] [--max N]\n"
           "\n"
           "Checks sagad's shards against the example workers' ledgers, read-only:\n"
@@ -671,6 +704,12 @@ static void audit_usage(FILE *out) {
           "\n"
           "  --saga-db DIR|F      sagad's data directory: every shard-NNN.db in it, shard-000.db\n"
           "                       on with none missing; or one database file (env SAGA_DB)\n"
+          "  --saga-db DIR ...    given several times: the data directories of a cluster's sagad\n"
+          "                       instances (env SAGA_DBS, space-separated, over SAGA_DB); all\n"
+          "                       must record the same partition count P; each shard 0..P-1 is\n"
+          "                       read from the directory whose copy has the highest\n"
+          "                       shard_meta changelog_offset (none: -1; a tie: the first\n"
+          "                       given); the report says which shards came from where\n"
           "  --order-db F         order worker's ledger (env ORDER_DB)\n"
           "  --inventory-db F     inventory worker's ledger (env INVENTORY_DB)\n"
           "  --payment-db F       payment worker's ledger (env PAYMENT_DB)\n"
@@ -678,14 +717,27 @@ static void audit_usage(FILE *out) {
           "  --json               one JSON document\n"
           "  --max N              list at most N discrepancies (default 50)\n"
           "\n"
-          "exit status: 0 every check passed, 1 discrepancies (each named), 2 usage,\n"
-          "3 a database cannot be read\n",
+          "exit status: 0 every check passed, 1 discrepancies (each named), 2 usage (also data\n"
+          "directories of different partition counts), 3 a database cannot be read (also a shard\n"
+          "missing from every directory)\n",
           out);
 }
 
 static const char *env_or_null(const char *name) {
     const char *v = getenv(name);
     return v && *v ? v : NULL;
+}
+
+/* SAGA_DBS split at white space: *dbs (saga_free) points into *copy (saga_free); their count. */
+static int env_dbs(char **copy, const char ***dbs) {
+    const char *v = env_or_null("SAGA_DBS");
+    int n = 0;
+    *copy = NULL;
+    *dbs = NULL;
+    if (!v || !(*copy = saga_strdup(v)) || !(*dbs = saga_calloc(strlen(v) / 2 + 1, sizeof **dbs))) return 0;
+    for (char *save = NULL, *t = strtok_r(*copy, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save))
+        (*dbs)[n++] = t;
+    return n;
 }
 
 int sagactl_audit_main(int argc, char **argv, int json) {
@@ -702,17 +754,25 @@ int sagactl_audit_main(int argc, char **argv, int json) {
         const char *flag;
         size_t off;
     } paths[] = {
-        {"--saga-db", offsetof(sagactl_audit_opts_t, saga_db)},
+        {"--saga-db", offsetof(sagactl_audit_opts_t, saga_db)}, /* each one also into dbs */
         {"--order-db", offsetof(sagactl_audit_opts_t, order_db)},
         {"--inventory-db", offsetof(sagactl_audit_opts_t, inventory_db)},
         {"--payment-db", offsetof(sagactl_audit_opts_t, payment_db)},
         {"--notification-db", offsetof(sagactl_audit_opts_t, notification_db)},
     };
+    const char **dbs = saga_calloc((size_t)argc + 1, sizeof *dbs), **env = NULL; /* --saga-db values */
+    char *env_copy = NULL;
+    int ndbs = 0, rc = SAGACTL_AUDIT_USAGE;
+    if (!dbs) {
+        fprintf(stderr, "sagactl audit: out of memory\n");
+        return SAGACTL_AUDIT_UNREADABLE;
+    }
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             audit_usage(stdout);
-            return SAGACTL_AUDIT_OK;
+            rc = SAGACTL_AUDIT_OK;
+            goto done;
         }
         if (strcmp(arg, "--json") == 0) {
             o.json = 1;
@@ -729,9 +789,10 @@ int sagactl_audit_main(int argc, char **argv, int json) {
                     if (!value || !*value) {
                         fprintf(stderr, "sagactl audit: %s needs a %s\n", paths[k].flag,
                                 k == 0 ? "directory or a file" : "file");
-                        return SAGACTL_AUDIT_USAGE;
+                        goto done;
                     }
                     *(const char **)((char *)&o + paths[k].off) = value;
+                    if (k == 0) dbs[ndbs++] = value;
                     known = 1;
                 }
             if (!known && flen == 5 && strncmp(arg, "--max", 5) == 0) {
@@ -739,7 +800,7 @@ int sagactl_audit_main(int argc, char **argv, int json) {
                 long n = value ? strtol(value, &end, 10) : 0;
                 if (!value || !*value || *end || n <= 0) {
                     fprintf(stderr, "sagactl audit: --max: '%s' is not a positive number\n", value ? value : "");
-                    return SAGACTL_AUDIT_USAGE;
+                    goto done;
                 }
                 o.max_listed = n;
                 known = 1;
@@ -747,9 +808,20 @@ int sagactl_audit_main(int argc, char **argv, int json) {
         }
         if (!known) {
             fprintf(stderr, "sagactl audit: unknown argument '%s' (sagactl audit --help)\n", arg);
-            return SAGACTL_AUDIT_USAGE;
+            goto done;
         }
         if (!eq) i++;
     }
-    return sagactl_audit_run(&o, stdout, stderr);
+    if (ndbs > 0) {
+        o.saga_dbs = dbs;
+        o.n_saga_dbs = ndbs;
+    } else if ((o.n_saga_dbs = env_dbs(&env_copy, &env)) > 0) {
+        o.saga_dbs = env;
+    }
+    rc = sagactl_audit_run(&o, stdout, stderr);
+done:
+    saga_free(dbs);
+    saga_free(env);
+    saga_free(env_copy);
+    return rc;
 }

@@ -1,12 +1,16 @@
 /* sagactl audit: checks sagad's database against the example workers'
  * ledgers, offline and read-only (docs/PARTICIPANTS.md, "Audit").
  *
- *   sagactl audit [--saga-db F] [--order-db F] [--inventory-db F]
+ *   sagactl audit [--saga-db DIR|F ...] [--order-db F] [--inventory-db F]
  *                 [--payment-db F] [--notification-db F] [--json] [--max N]
  *
+ * --saga-db is sagad's data directory or one database file; given several
+ * times, the data directories of a cluster's sagad instances: each shard is
+ * read from the directory holding its newest copy (audit_sources.h).
  * Defaults come from the environment variables of scripts/stack's
- * stack.env: SAGA_DB, ORDER_DB, INVENTORY_DB, PAYMENT_DB, NOTIFICATION_DB
- * (the notification ledger is optional). */
+ * stack.env: SAGA_DBS (data directories, space-separated) or else SAGA_DB,
+ * ORDER_DB, INVENTORY_DB, PAYMENT_DB, NOTIFICATION_DB (the notification
+ * ledger is optional). */
 #ifndef SAGACTL_AUDIT_H
 #define SAGACTL_AUDIT_H
 
@@ -16,12 +20,16 @@
 enum {
     SAGACTL_AUDIT_OK = 0,      /* every check passed (sagas in flight are not errors) */
     SAGACTL_AUDIT_FAILED = 1,  /* at least one discrepancy, each named on the output */
-    SAGACTL_AUDIT_USAGE = 2,   /* bad arguments, or a database not given */
-    SAGACTL_AUDIT_UNREADABLE = 3, /* a database cannot be opened or lacks its tables */
+    SAGACTL_AUDIT_USAGE = 2,   /* bad arguments, a database not given, or data directories of
+                                  different partition counts */
+    SAGACTL_AUDIT_UNREADABLE = 3, /* a database cannot be opened or lacks its tables, or a shard
+                                     is missing (from every directory given) */
 };
 
 typedef struct {
-    const char *saga_db;         /* required */
+    const char *saga_db;         /* required unless saga_dbs: a data directory or one database file */
+    const char *const *saga_dbs; /* n_saga_dbs > 0: these paths instead of saga_db (several: data */
+    int n_saga_dbs;              /* directories, each shard taken from its newest copy) */
     const char *order_db;        /* required */
     const char *inventory_db;    /* required */
     const char *payment_db;      /* required */
