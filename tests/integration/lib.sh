@@ -59,10 +59,11 @@ admin_post() {
 # directory (DIR/shard-NNN.db; at most 10, SQLite's limit) and makes temp
 # views sagas, steps, history, ... over all of them, so that queries written
 # for one database read the whole data directory.
-shard_prelude() {
-  local dir=$1 n=0 f t j sel out=""
-  for f in "$dir"/shard-*.db; do [ -f "$f" ] || continue; out+="ATTACH '$f' AS s$n;"; n=$((n + 1)); done
-  [ $n -gt 0 ] || { echo "no shard files in $dir" >&2; return 1; }
+shard_prelude() { shard_prelude_files "$1"/shard-*.db; }
+shard_prelude_files() {
+  local n=0 f t j sel out=""
+  for f in "$@"; do [ -f "$f" ] || continue; out+="ATTACH '$f' AS s$n;"; n=$((n + 1)); done
+  [ $n -gt 0 ] || { echo "no shard files in $*" >&2; return 1; }
   for t in sagas steps history timers outbox outbox_parked dedup definitions; do
     sel=""
     for ((j = 0; j < n; j++)); do sel+="${sel:+ UNION ALL }SELECT * FROM s$j.$t"; done
@@ -80,7 +81,31 @@ sql() {
     sqlite3 -batch -noheader -cmd ".timeout 5000" "$1" "$2"
   fi
 }
-saga_sql() { sql "$SAGA_DB" "$1"; }
+# cluster_shards: with several instances (SAGA_DBS), the newest copy of each
+# shard among their data directories (highest changelog marker), as sagactl
+# audit picks it; one path per line.
+cluster_shards() {
+  local d f name off
+  declare -A pick=() pickoff=()
+  for d in $SAGA_DBS; do
+    for f in "$d"/shard-*.db; do
+      [ -f "$f" ] || continue
+      name=${f##*/}
+      off=$(sqlite3 -batch -noheader -cmd ".timeout 5000" "$f" \
+        "SELECT coalesce((SELECT value FROM shard_meta WHERE key = 'changelog_offset'), -1)" 2>/dev/null || echo -2)
+      if [ -z "${pick[$name]:-}" ] || [ "$off" -gt "${pickoff[$name]}" ]; then pick[$name]=$f; pickoff[$name]=$off; fi
+    done
+  done
+  for name in "${!pick[@]}"; do echo "${pick[$name]}"; done | sort
+}
+# saga_sql SQL: on sagad's shards — of the whole cluster when SAGA_DBS lists several data directories.
+saga_sql() {
+  if [ "$(wc -w <<<"${SAGA_DBS:-}")" -gt 1 ]; then
+    local prelude; mapfile -t files < <(cluster_shards)
+    prelude=$(shard_prelude_files "${files[@]}") || return 1
+    sqlite3 -batch -noheader -cmd ".timeout 5000" -cmd "$prelude" :memory: "$1"
+  else sql "$SAGA_DB" "$1"; fi
+}
 # saga_sql_each SQL: runs SQL (a write: the views above are read-only) on every shard file.
 saga_sql_each() { local f; for f in "$SAGA_DB"/shard-*.db; do sql "$f" "$1"; done; }
 # outbox_empty: no shard holds an outbox row (everything delivered); wait_outbox: waits 20 s for it.

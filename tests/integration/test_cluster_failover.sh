@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Issue 15, failover under chaos (short form): three sagad instances share
+# the partitions of one consumer group (SAGAD_INSTANCES=3). While waves of
+# sagas with business failures mixed in run, a random instance is killed
+# with kill -9 every few seconds — every other time its data directory is
+# deleted too — and started again a few seconds later. Every saga must end
+# in the status its input determines, no participant may apply an action or
+# compensation twice, the audit over the three data directories (each shard
+# from its newest copy) must be clean, and the shards must have moved.
+# On Apache Kafka (the _real twin) on three brokers. WAVES, PER, KILL_EVERY,
+# DOWN_FOR and CHAOS_SEED make the long form (docs/BENCHMARKS.md).
+. "$(dirname "$0")/lib.sh"
+WAVES=${WAVES:-8}
+PER=${PER:-100}              # sagas per wave: 80% complete, 10% out of stock, 10% declined
+KILL_EVERY=${KILL_EVERY:-6}  # seconds between kills
+DOWN_FOR=${DOWN_FOR:-3}      # seconds an instance stays down
+CHAOS_SEED=${CHAOS_SEED:-$RANDOM}
+echo "# seed $CHAOS_SEED (CHAOS_SEED=$CHAOS_SEED to repeat)"
+RANDOM=$CHAOS_SEED
+export SAGAD_INSTANCES=3
+# On Apache Kafka: three brokers, replication factor 3 (scripts/kafka).
+[ "${KAFKA:-}" != real ] || export KAFKA_BROKERS=${KAFKA_BROKERS:-3}
+stack_up
+read -r -a dirs <<<"$SAGA_DBS"
+check "three data directories in SAGA_DBS" eq "${#dirs[@]}" 3
+# shards each instance owns (its /metrics), e.g. "3 3 2"
+owned() {
+  local u out=""
+  for u in $ADMIN_URLS; do
+    out+="$(curl -s "$u/metrics" | awk '/^sagad_shard_owned\{/ { n += $2 } END { print n + 0 }') "
+  done
+  echo "${out% }"
+}
+wait_owned_all() { # every shard owned by exactly one running instance
+  local _ o
+  for _ in $(seq 300); do
+    o=$(owned)
+    [ "$(wc -w <<<"$o")" = 3 ] && [ "$(tr ' ' '\n' <<<"$o" | awk '{ n += $1 } END { print n }')" = "$SAGA_PARTITIONS" ] && return 0
+    sleep 0.1
+  done
+  echo "  shards owned per instance: $o (want a sum of $SAGA_PARTITIONS over 3)" >&2
+  return 1
+}
+check "the $SAGA_PARTITIONS shards are shared by the three instances" wait_owned_all
+o=$(owned)
+check "... each owns some ($o)" test "$(tr ' ' '\n' <<<"$o" | grep -c '^0$' || true)" = 0
+
+kills=0 wiped=0
+for wave in $(seq 1 "$WAVES"); do
+  publish_starts "ok$wave" $((PER * 8 / 10))
+  publish_starts "oos$wave" $((PER / 10)) c-2 sku-empty
+  publish_starts "dec$wave" $((PER / 10)) c-broke sku-2
+  sleep "$((KILL_EVERY - DOWN_FOR)).$((RANDOM % 10))"
+  k=$((RANDOM % 3 + 1))
+  "$STACK" kill-sagad "$DIR" "$k" >>"$DIR/stack-up.out" 2>&1 || fail "kill-sagad $k"
+  kills=$((kills + 1))
+  if ((wave % 2 == 0)); then
+    rm -rf "${dirs[k - 1]}"
+    wiped=$((wiped + 1))
+  fi
+  sleep "$DOWN_FOR"
+  "$STACK" restart-sagad "$DIR" "$k" >>"$DIR/stack-up.out" 2>&1 || fail "restart of instance $k"
+  reload_env
+done
+echo "ok - $kills kills, $wiped with the data directory deleted"
+TOTAL=$((WAVES * PER))
+check "all $TOTAL sagas ended" wait_count "SELECT count(*) FROM sagas WHERE status IN ('completed','compensated')" "$TOTAL" 300
+check "every ok saga completed" eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'ok%' AND status='completed'")" $((TOTAL * 8 / 10))
+check "every out-of-stock saga compensated for that reason" \
+  eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'oos%' AND status='compensated' AND error_code='OUT_OF_STOCK'")" $((TOTAL / 10))
+check "every declined saga compensated for that reason" \
+  eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'dec%' AND status='compensated' AND error_code='PAYMENT_DECLINED'")" $((TOTAL / 10))
+check "no order created twice" eq "$(sql "$ORDER_DB" "SELECT count(*) FROM (SELECT saga_id FROM orders GROUP BY saga_id HAVING count(*) > 1)")" 0
+check "one order per saga, cancelled exactly for the compensated ones" \
+  eq "$(sql "$ORDER_DB" "SELECT sum(status='created') || '/' || sum(status='cancelled') FROM orders")" "$((TOTAL * 8 / 10))/$((TOTAL / 5))"
+check "one charge per completed saga, none for the others" \
+  eq "$(sql "$PAYMENT_DB" "SELECT count(*) || '/' || count(DISTINCT saga_id) || '/' || sum(saga_id LIKE 'ok%') FROM charges WHERE status='charged'")" "$((TOTAL * 8 / 10))/$((TOTAL * 8 / 10))/$((TOTAL * 8 / 10))"
+check "no compensation applied twice (one processed row per key)" \
+  eq "$(sql "$INVENTORY_DB" "SELECT count(*) FROM processed WHERE kind='compensation'")" "$((TOTAL / 10))"
+check "stock conserved" eq "$(sql "$INVENTORY_DB" "SELECT (SELECT sum(initial - available) FROM stock) = (SELECT coalesce(sum(qty), 0) FROM reservations WHERE status='reserved')")" 1
+check "money conserved" eq "$(sql "$PAYMENT_DB" "SELECT (SELECT sum(initial - balance) FROM accounts) = (SELECT coalesce(sum(amount), 0) FROM charges WHERE status='charged')")" 1
+check "every history gap-free" history_gap_free
+check "every shard owned again after the last restart" wait_owned_all
+moved=$(cat "$DIR"/sagad*.log | grep -c 'owning [0-9]* of' || true)
+check "shards moved between instances ($moved ownership changes logged)" test "$moved" -gt 6
+check "the audit over the three data directories is clean" \
+  "$BUILD_DIR/bin/sagactl" audit --order-db "$ORDER_DB" --inventory-db "$INVENTORY_DB" --payment-db "$PAYMENT_DB" --notification-db "$NOTIFICATION_DB"
+echo "$CHECKS passed, 0 failed"
