@@ -1,5 +1,7 @@
 /* Test-only crash points of the commit sequence (sagad.h, sagad_crash_point):
- * SAGAD_CRASH_AT names the point, SAGAD_CRASH_AFTER=N the pass that dies. */
+ * SAGAD_CRASH_AT names the point, SAGAD_CRASH_AFTER=N the pass that dies;
+ * SAGAD_STALL_DIR makes an instance stop itself (SIGSTOP) with a batch in hand. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,27 @@ static const char *const names[SAGAD_CRASH__COUNT] = {
     [SAGAD_CRASH_AFTER_OUTBOX_DELETE] = "after_outbox_delete",
 };
 
+static char stall_file[4400];
+
+void sagad_crash_point_instance(const char *instance_id) {
+    const char *dir = getenv("SAGAD_STALL_DIR");
+    if (dir && *dir && instance_id) snprintf(stall_file, sizeof stall_file, "%s/stall-%s", dir, instance_id);
+}
+
+/* After the produce of a relay pass whose shards committed, before its
+ * Kafka commit: when DIR/stall-<instance id> exists, it is deleted and the
+ * process stops itself (a GC-like pause, until SIGCONT). */
+static void stall_point(void) {
+    if (!stall_file[0] || access(stall_file, F_OK) != 0) return;
+    unlink(stall_file);
+    LOG_WARN("sagad", "stall point: stopping with a relay transaction in hand (SIGSTOP until SIGCONT; %s)", stall_file);
+    fflush(NULL);
+    raise(SIGSTOP);
+    LOG_WARN("sagad", "stall point: continued");
+}
+
 void sagad_crash_point(sagad_crash_point_t at) {
+    if (at == SAGAD_CRASH_AFTER_PRODUCE && stall_file[0]) stall_point();
     static int armed = -1; /* -1: env not read yet; SAGAD_CRASH__COUNT: off */
     static long left;
     if (armed < 0) {

@@ -366,6 +366,7 @@ int main(int argc, char **argv) {
         EARLY_EXIT(2);
     }
     c->instance_id = instance;
+    sagad_crash_point_instance(instance);
     d.restore_stats = saga_calloc((size_t)c->partitions, sizeof *d.restore_stats);
     d.restore_cfg = (sagad_restore_config_t){.dir = c->data_dir, .partitions = (int)c->partitions,
                                              .bootstrap = bootstrap, .props = &c->kafka_props,

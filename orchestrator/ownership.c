@@ -130,7 +130,11 @@ int sagad_ownership_sync(sagad_t *d) {
         }
     d->pending_count = 0;
     for (int p = 0; p < d->shard_count; p++) {
-        if (d->shards[p].store || !saga_bus_owns(d->bus, p)) continue;
+        if (!saga_bus_owns(d->bus, p)) continue;
+        if (d->shards[p].store) { /* kept through a revocation and a new assignment (paused by it) */
+            saga_bus_resume_shard(d->bus, p);
+            continue;
+        }
         int rc = acquire(d, p);
         if (rc < 0) return rc;
         if (rc > 0) d->pending_count++;

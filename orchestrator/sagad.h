@@ -263,5 +263,9 @@ typedef enum {
     SAGAD_CRASH__COUNT
 } sagad_crash_point_t;
 void sagad_crash_point(sagad_crash_point_t at);
+/* The stall point (tests): with SAGAD_STALL_DIR set, an instance stops
+ * itself with SIGSTOP at after_produce (a relay transaction in hand) when
+ * the file SAGAD_STALL_DIR/stall-<its instance id> exists (deleted then). */
+void sagad_crash_point_instance(const char *instance_id);
 
 #endif

@@ -1,3 +1,7 @@
 # Several sagad instances in one consumer group (issue 15): shards move on
 # failover; the chaos short form. Its real twin runs in CI (core list).
 saga_stack_test(it_cluster_failover test_cluster_failover.sh)
+# The zombie (SIGSTOP past the session, then continued): Apache Kafka only,
+# the dev-broker form skips (77).
+saga_stack_test(it_cluster_zombie test_cluster_zombie.sh)
+set_tests_properties(it_cluster_zombie PROPERTIES SKIP_RETURN_CODE 77)
