@@ -375,8 +375,9 @@ int main(int argc, char **argv) {
     d.restorer = d.restore_stats ? sagad_restore_consumer(&d.restore_cfg, err, sizeof err) : NULL;
     d.shard_count = (int)c->partitions;
     d.shards = sagad_shards_new(d.shard_count);
-    if (!d.restorer || !d.shards) {
-        fprintf(stderr, "sagad: %s\n", d.restore_stats && d.shards ? err : "out of memory");
+    d.owned = saga_calloc((size_t)d.shard_count, 1);
+    if (!d.restorer || !d.shards || !d.owned) {
+        fprintf(stderr, "sagad: %s\n", d.restore_stats && d.shards && d.owned ? err : "out of memory");
         saga_free(bootstrap);
         EARLY_EXIT(1);
     }
@@ -429,6 +430,7 @@ int main(int argc, char **argv) {
         EARLY_EXIT(1);
     }
     saga_admin_set_commands(admin, d.commands, token);
+    saga_admin_set_owned(admin, d.owned);
     /* A body the size of the limit could never be published: the admin API
      * refuses it first (413), leaving room for the command's envelope. */
     saga_admin_set_max_body(admin, (size_t)c->max_message_bytes - SAGA_MESSAGE_RESERVE - 4096);
@@ -538,6 +540,7 @@ int main(int argc, char **argv) {
     saga_free(token_file);
 #undef EARLY_EXIT
     saga_free(d.restore_stats);
+    saga_free(d.owned);
     if (d.restorer) rd_kafka_destroy(d.restorer);
     if (d.committed) rd_kafka_topic_partition_list_destroy(d.committed);
     saga_free(bootstrap);

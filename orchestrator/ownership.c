@@ -52,6 +52,7 @@ static void release(sagad_t *d, int p) {
     for (int i = 0; i < d->txnplan.count; i++) sagad_offsets_drop_shard(d->txnplan.payload[i], p, d->shard_count);
     sagad_offsets_drop_shard(d->positions, p, d->shard_count);
     sagad_offsets_drop_shard(d->committed, p, d->shard_count);
+    __atomic_store_n(&d->owned[p], 0, __ATOMIC_RELAXED);
     d->owned_count--;
     d->counters.shards_released++;
 }
@@ -79,6 +80,7 @@ static int acquire(sagad_t *d, int p) {
         return rc;
     }
     d->owned_count++;
+    __atomic_store_n(&d->owned[p], 1, __ATOMIC_RELAXED);
     d->counters.shards_acquired++;
     saga_bus_resume_shard(d->bus, p);
     return 0;

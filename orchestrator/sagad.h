@@ -93,6 +93,7 @@ typedef struct sagad {
     sagad_shard_t *shards;              /* cfg.partitions of them, shards[p].partition == p; */
     int shard_count;                    /* shards[p].store is open while this instance owns p */
     int owned_count;                    /* shards owned (open) */
+    unsigned char *owned;               /* owned[p]: shards[p].store is open (the admin API reads it) */
     /* Ownership (ownership.c): the bus's assignment version last acted on,
      * shards assigned but not ready (a restore failed: tried again at
      * retry_ms), and after a fenced transaction every shard held back

@@ -436,6 +436,12 @@ void saga_admin_set_runtime(saga_admin_t *a, int (*fn)(void *arg, json_t *into),
     pthread_mutex_unlock(&a->lock);
 }
 
+void saga_admin_set_owned(saga_admin_t *a, const unsigned char *owned) {
+    pthread_mutex_lock(&a->lock);
+    a->ctx.owned = owned;
+    pthread_mutex_unlock(&a->lock);
+}
+
 void saga_admin_set_max_body(saga_admin_t *a, size_t bytes) {
     if (bytes > 0 && bytes < ADMIN_MAX_BODY) a->max_body = bytes; /* set before requests are served */
 }

@@ -82,6 +82,7 @@ static saga_definition_t *stored_definition(admin_ctx_t *ctx, sqlite3 *db, int s
     if (!name[0]) return NULL;
     def = definition_in(db, name, version, &stored);
     for (int i = 0, n = admin_shard_count(ctx); !stored && i < n; i++) {
+        if (i != shard && !admin_shard_owned(ctx, i)) continue;
         sqlite3 *other = i == shard ? NULL : admin_shard_check(ctx, i, why, whylen);
         if (other) def = definition_in(other, name, version, &stored);
         else if (i != shard && *unreadable < 0) *unreadable = i;

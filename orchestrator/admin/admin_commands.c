@@ -67,6 +67,7 @@ static int saga_status(admin_ctx_t *ctx, const char *id, char *buf, size_t len, 
 static int definition_known(admin_ctx_t *ctx, const char *name, int version, char *why, size_t whylen, int *bad) {
     for (int i = 0, n = admin_shard_count(ctx); i < n; i++) {
         *bad = i;
+        if (!admin_shard_owned(ctx, i)) continue;
         sqlite3 *db = admin_shard_check(ctx, i, why, whylen);
         if (!db) return -1;
         sqlite3_stmt *q = NULL;

@@ -95,6 +95,7 @@ int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *versio
     size_t nrows = 0, cap = 0;
     int ok = 1, rc = 0, answered = 0;
     for (int shard = 0, n = admin_shard_count(ctx); ok && !answered && shard < n; shard++) {
+        if (!admin_shard_owned(ctx, shard)) continue;
         sqlite3 *db = admin_shard_db(ctx, shard, res, &rc);
         if (!db) {
             answered = 1;

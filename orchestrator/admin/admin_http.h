@@ -80,6 +80,7 @@ typedef struct {
     int any_ip_host;                /* any IP-literal Host is accepted (wildcard listen address) */
     admin_stats_runtime_fn stats_runtime; /* NULL: "runtime" is null in GET /v1/stats */
     void *stats_runtime_arg;
+    const unsigned char *owned;     /* per shard, 1 while this instance owns it (NULL: every shard) */
 } admin_ctx_t;
 
 typedef struct {
@@ -159,6 +160,9 @@ int admin_shard_error(admin_response_t *res, admin_error_t err, int shard, const
 /* Shards (admin_shard.c). */
 /* How many shards the API reads (1 when ctx->shards is NULL). */
 int admin_shard_count(const admin_ctx_t *ctx);
+/* 1 when this instance owns shard i (sagad's group gave it the shard's
+ * partitions): only those are read; another instance answers for the rest. */
+int admin_shard_owned(const admin_ctx_t *ctx, int i);
 /* The shard of saga id: saga_partition_of(id, admin_shard_count(ctx)). */
 int admin_shard_of(const admin_ctx_t *ctx, const char *id);
 /* "shard 2 (/data/shard-002.db)" into buf when the API reads more than one

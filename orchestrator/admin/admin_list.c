@@ -444,6 +444,7 @@ int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t 
     int last_id_ok = 0;
     const char *what = "listing sagas";
     for (shard = 0; shard < nshards; shard++) {
+        if (!admin_shard_owned(ctx, shard)) continue; /* another instance lists it */
         src = list_open(ctx, shard, &b, &ls[shard], res, &rc, &what);
         if (!ls[shard].db) { /* the shard cannot be read: res holds the 503 */
             list_close(ls, nshards);
@@ -670,7 +671,7 @@ int admin_get_stats(admin_ctx_t *ctx, admin_response_t *res) {
     int rc = 0, ok = s.by_status && s.by_definition && s.steps;
     json_t *doc = NULL, *runtime = NULL;
     for (int i = 0, n = admin_shard_count(ctx); ok && i < n; i++)
-        if (stats_shard(ctx, i, &s, &ok, res, &rc) != 0) goto out;
+        if (admin_shard_owned(ctx, i) && stats_shard(ctx, i, &s, &ok, res, &rc) != 0) goto out;
 
     if (ok && admin_shard_count(ctx) > 1) {
         json_t *sorted = sorted_object(s.by_definition);

@@ -98,6 +98,7 @@ static void database_metrics(admin_ctx_t *ctx, text_t *t) {
            " gauges are then left out)\n# TYPE saga_shard_up gauge\n");
     for (int i = 0; sagas && steps && i < n; i++) {
         char why[1024];
+        if (!admin_shard_owned(ctx, i)) continue; /* another instance's: its /metrics says */
         sqlite3 *db = admin_shard_check(ctx, i, why, sizeof why);
         int up = db != NULL;
         if (up) up = count_by_status(db, "SELECT status, count(*) FROM sagas GROUP BY status", sagas) == 0 &&
@@ -250,6 +251,7 @@ int admin_get_ready(admin_ctx_t *ctx, admin_response_t *res) {
     char why[1024] = "";
     int db_ok = 1, bad = -1;
     for (int i = 0, n = admin_shard_count(ctx); db_ok && i < n; i++) {
+        if (!admin_shard_owned(ctx, i)) continue;
         sqlite3 *db = admin_shard_check(ctx, i, why, sizeof why);
         sqlite3_stmt *q = NULL;
         db_ok = db && sqlite3_prepare_v2(db, "SELECT count(*) FROM sagas LIMIT 1", -1, &q, NULL) == SQLITE_OK &&

@@ -91,6 +91,7 @@ int admin_get_health(admin_ctx_t *ctx, admin_response_t *res) {
     char buf[1100], name[400];
     int rc = 0, n = admin_shard_count(ctx), bad = -1;
     for (int i = 0; i < n && !problem; i++) {
+        if (!admin_shard_owned(ctx, i)) continue;
         sqlite3 *db = admin_shard_check(ctx, i, buf, sizeof buf);
         bad = i;
         if (!db) {

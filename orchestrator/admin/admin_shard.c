@@ -22,6 +22,10 @@ int admin_shard_count(const admin_ctx_t *ctx) {
     return ctx->shard_count;
 }
 
+int admin_shard_owned(const admin_ctx_t *ctx, int i) {
+    return !ctx->owned || __atomic_load_n(&ctx->owned[i], __ATOMIC_RELAXED);
+}
+
 int admin_shard_of(const admin_ctx_t *ctx, const char *id) {
     int n = admin_shard_count(ctx);
     return n == 1 ? 0 : saga_partition_of(id, n);
@@ -93,6 +97,10 @@ sqlite3 *admin_shard_check(admin_ctx_t *ctx, int i, char *why, size_t whylen) {
     if (!s->path) return s->db; /* handed in: nothing to check */
     char name[400], err[600];
     admin_shard_name(ctx, i, name, sizeof name);
+    if (!admin_shard_owned(ctx, i)) {
+        snprintf(why, whylen, "%s is owned by another sagad instance of the group: ask that one", name);
+        return NULL;
+    }
     struct stat sb;
     if (stat(s->path, &sb) != 0) {
         int e = errno;
