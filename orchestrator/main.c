@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "commands.h"
 #include "datadir.h"
+#include "instances.h"
 #include "restore.h"
 #include "sagad.h"
 #include "topics.h"
@@ -192,6 +193,8 @@ int main(int argc, char **argv) {
         {"replies-topic", SAGA_CFG_STRING, "saga.replies", "topic of participants' replies", &c->replies_topic},
         {"events-topic", SAGA_CFG_STRING, "saga.events", "topic of lifecycle events", &c->events_topic},
         {"dlq-topic", SAGA_CFG_STRING, "saga.dlq", "dead-letter topic", &c->dlq_topic},
+        {"instances-topic", SAGA_CFG_STRING, "saga.instances", "compacted topic (one partition) where the instances of a group say which shards they own and where their admin API is", &c->instances_topic},
+        {"admin-url", SAGA_CFG_STRING, NULL, "this instance's admin API as the other instances reach it (default: http://ADMIN-ADDR:PORT)", &c->admin_url},
         {"changelog-topic", SAGA_CFG_STRING, "saga.changelog", "compacted topic holding every shard's sagas (one partition per shard): a missing or corrupt shard is restored from it at start", &c->changelog_topic},
         {"partitions", SAGA_CFG_INT, "8", "partitions of every topic sagad consumes (saga.start, saga.replies) and shard files in --data-dir: a saga belongs to the partition its id hashes to (Kafka's murmur2)", &c->partitions},
         {"batch-size", SAGA_CFG_INT, "1000", "most messages applied in one transaction", &c->batch_size},
@@ -356,6 +359,16 @@ int main(int argc, char **argv) {
         saga_free(bootstrap);
         EARLY_EXIT(1);
     }
+    /* The instance registry's topic: one partition, compacted. */
+    const char *itopics[] = {c->instances_topic};
+    saga_topics_check_t icheck = {.bootstrap = bootstrap, .client_id = "sagad", .props = &c->kafka_props,
+                                  .topics = itopics, .topic_count = 1, .partitions = 1,
+                                  .create_timeout_ms = 15000, .compacted = c->instances_topic};
+    if (saga_topics_check(&icheck, err, sizeof err)) {
+        LOG_ERROR("sagad", "%s", err);
+        saga_free(bootstrap);
+        EARLY_EXIT(1);
+    }
     /* Each shard is checked against the changelog, and restored from it
      * when missing, corrupt, behind or diverged, when the group assigns
      * its partitions to this instance (ownership.c), before they are read. */
@@ -430,7 +443,23 @@ int main(int argc, char **argv) {
         EARLY_EXIT(1);
     }
     saga_admin_set_commands(admin, d.commands, token);
-    saga_admin_set_owned(admin, d.owned);
+    char admin_url[600];
+    if (c->admin_url && *c->admin_url) snprintf(admin_url, sizeof admin_url, "%s", c->admin_url);
+    else {
+        int v6 = strchr(c->admin_addr, ':') != NULL;
+        snprintf(admin_url, sizeof admin_url, "http://%s%s%s:%d", v6 ? "[" : "", c->admin_addr, v6 ? "]" : "",
+                 saga_admin_port(admin));
+    }
+    sagad_instances_config_t icfg = {.bootstrap = d.restore_cfg.bootstrap, .props = &c->kafka_props,
+                                     .topic = c->instances_topic, .group = c->group, .instance_id = instance,
+                                     .admin_url = admin_url, .owned = d.owned, .shards = d.shard_count};
+    sagad_instances_t *instances = sagad_instances_start(&icfg, err, sizeof err);
+    if (!instances) {
+        fprintf(stderr, "sagad: %s\n", err);
+        saga_admin_stop(&admin);
+        EARLY_EXIT(1);
+    }
+    saga_admin_set_owned(admin, d.owned, sagad_instances_owner, instances);
     /* A body the size of the limit could never be published: the admin API
      * refuses it first (413), leaving room for the command's envelope. */
     saga_admin_set_max_body(admin, (size_t)c->max_message_bytes - SAGA_MESSAGE_RESERVE - 4096);
@@ -522,6 +551,8 @@ int main(int argc, char **argv) {
             last_report = saga_monotonic_us();
         }
     }
+    saga_admin_set_owned(admin, d.owned, NULL, NULL);
+    sagad_instances_stop(&instances); /* its tombstone: nobody is sent here any more */
     LOG_INFO("sagad", "shutting down: draining the outbox");
     if (!exit_code && sagad_drain_outbox(&d, 10000)) exit_code = 1;
     log_counters(&d);

@@ -114,6 +114,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, admin_response_t 
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->location[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -436,9 +437,12 @@ void saga_admin_set_runtime(saga_admin_t *a, int (*fn)(void *arg, json_t *into),
     pthread_mutex_unlock(&a->lock);
 }
 
-void saga_admin_set_owned(saga_admin_t *a, const unsigned char *owned) {
+void saga_admin_set_owned(saga_admin_t *a, const unsigned char *owned,
+                          int (*owner_of)(void *arg, int shard, char *url, size_t len), void *owner_arg) {
     pthread_mutex_lock(&a->lock);
     a->ctx.owned = owned;
+    a->ctx.owner_of = owner_of;
+    a->ctx.owner_arg = owner_arg;
     pthread_mutex_unlock(&a->lock);
 }
 

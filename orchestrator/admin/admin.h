@@ -39,10 +39,12 @@ typedef struct saga_command_queue saga_command_queue_t;
 void saga_admin_set_commands(saga_admin_t *a, saga_command_queue_t *commands, const char *token);
 
 /* owned[p] (one per shard, written by sagad's loop with __atomic stores,
- * kept alive by the caller) says which shards this instance owns: the
- * others are left to the instance that owns them (their reads answer 503
- * naming the shard; lists, stats and health cover the owned ones). */
-void saga_admin_set_owned(saga_admin_t *a, const unsigned char *owned);
+ * kept alive by the caller) says which shards this instance owns: lists,
+ * stats and health cover those; a request for one saga of another shard
+ * (GET, ?at=, abort, retry) answers 307 to the admin URL owner_of gives
+ * for its shard, or 503 naming the shard when none is known. */
+void saga_admin_set_owned(saga_admin_t *a, const unsigned char *owned,
+                          int (*owner_of)(void *arg, int shard, char *url, size_t len), void *owner_arg);
 
 /* Lowers the request body limit below ADMIN_MAX_BODY (sagad: below its
  * --max-message-bytes, so a start the API accepts can be published). */

@@ -149,7 +149,13 @@ int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response
                            SAGA_ID_MAX - 1);
     }
     if (given) snprintf(id, sizeof id, "%s", given);
-    else saga_random_id("s-", id, sizeof id);
+    else /* a new id in a shard this instance owns, when it owns one (a cluster) */
+        for (int tries = 0; tries == 0 || (tries < 256 && !admin_shard_owned(ctx, admin_shard_of(ctx, id))); tries++)
+            saga_random_id("s-", id, sizeof id);
+    if (ctx->shards && !admin_shard_owned(ctx, admin_shard_of(ctx, id))) { /* its owner starts it */
+        json_decref(doc);
+        return admin_elsewhere(ctx, req, admin_shard_of(ctx, id), res);
+    }
     if (!json_object_get(doc, "message_id")) {
         snprintf(message_id, sizeof message_id, "http-%s", id);
         json_object_set_new(doc, "message_id", json_string(message_id));

@@ -81,6 +81,9 @@ typedef struct {
     admin_stats_runtime_fn stats_runtime; /* NULL: "runtime" is null in GET /v1/stats */
     void *stats_runtime_arg;
     const unsigned char *owned;     /* per shard, 1 while this instance owns it (NULL: every shard) */
+    /* The admin URL of the instance owning shard p (0), or -1: none known. */
+    int (*owner_of)(void *arg, int shard, char *url, size_t len);
+    void *owner_arg;
 } admin_ctx_t;
 
 typedef struct {
@@ -101,6 +104,7 @@ typedef struct {
     size_t body_len;
     const char *allow; /* static "Allow" header value for a 405, else NULL */
     const char *content_type; /* static; NULL: application/json */
+    char location[1200];      /* "Location" of a 307 ("": none) */
 } admin_response_t;
 
 /* Fills *res with status of `err` and {"error":{"code","message"}}. The
@@ -163,6 +167,10 @@ int admin_shard_count(const admin_ctx_t *ctx);
 /* 1 when this instance owns shard i (sagad's group gave it the shard's
  * partitions): only those are read; another instance answers for the rest. */
 int admin_shard_owned(const admin_ctx_t *ctx, int i);
+/* A request for a saga of shard i, which another instance owns: 307 to its
+ * admin API (same path and query), or 503 naming the shard when no owner
+ * is known (admin_route.c). */
+int admin_elsewhere(admin_ctx_t *ctx, const admin_request_t *req, int shard, admin_response_t *res);
 /* The shard of saga id: saga_partition_of(id, admin_shard_count(ctx)). */
 int admin_shard_of(const admin_ctx_t *ctx, const char *id);
 /* "shard 2 (/data/shard-002.db)" into buf when the API reads more than one

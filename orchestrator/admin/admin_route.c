@@ -123,6 +123,29 @@ static const route_t routes[] = {
     {"GET", "/ui/", "GET, HEAD", h_ui, NULL},
 };
 
+/* A request for one saga whose shard another instance owns: 307 to that
+ * instance's admin API (same path and query; a client re-sends the token),
+ * or 503 naming the shard while none is known (the group is moving it). */
+int admin_elsewhere(admin_ctx_t *ctx, const admin_request_t *req, int shard, admin_response_t *res) {
+    char url[600];
+    if (!ctx->owner_of || ctx->owner_of(ctx->owner_arg, shard, url, sizeof url) != 0)
+        return admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, shard,
+                                 "shard %d is owned by another sagad instance of the group, and none is known to own "
+                                 "it right now (it is moving): try again in a few seconds", shard);
+    int n = snprintf(res->location, sizeof res->location, "%s%s%s%s", url, req->path,
+                     req->query && *req->query ? "?" : "", req->query && *req->query ? req->query : "");
+    if (n < 0 || (size_t)n >= sizeof res->location) {
+        res->location[0] = '\0';
+        return admin_error(res, ADMIN_ERR_URI_TOO_LONG, "the redirect to shard %d's owner would be too long", shard);
+    }
+    json_t *doc = json_pack("{s:{s:s, s:s, s:i, s:s}}", "error", "code", "moved", "message",
+                            "this saga's shard is owned by another sagad instance: follow the Location", "shard",
+                            shard, "location", res->location);
+    int rc = doc ? admin_json_response(res, 307, doc) : SAGA_ENOMEM;
+    json_decref(doc);
+    return rc;
+}
+
 /* ---- paths ---- */
 
 typedef struct {
@@ -315,6 +338,9 @@ int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *
         memset(&q, 0, sizeof q);
         /* Every POST mutates: token and JSON body first, whatever the endpoint. */
         if (rc == 0 && !res->body && strcmp(found->method, "POST") == 0) rc = admin_guard_mutation(ctx, req, res);
+        if (rc == 0 && !res->body && strncmp(found->pattern, "/v1/sagas/{id}", 14) == 0 && ctx->shards &&
+            !admin_shard_owned(ctx, admin_shard_of(ctx, params.value[0])))
+            rc = admin_elsewhere(ctx, req, admin_shard_of(ctx, params.value[0]), res);
         if (rc == 0 && !res->body && found->query) rc = parse_query(req->query, found->query, &q, res);
         if (rc == 0 && !res->body) rc = found->handler(ctx, req, &params, &q, res);
         saga_free(q.buf);

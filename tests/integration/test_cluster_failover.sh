@@ -85,4 +85,22 @@ moved=$(cat "$DIR"/sagad*.log | grep -c 'owning [0-9]* of' || true)
 check "shards moved between instances ($moved ownership changes logged)" test "$moved" -gt 6
 check "the audit over the three data directories is clean" \
   "$BUILD_DIR/bin/sagactl" audit --order-db "$ORDER_DB" --inventory-db "$INVENTORY_DB" --payment-db "$PAYMENT_DB" --notification-db "$NOTIFICATION_DB"
+
+# ---- one cluster for operators: any instance answers for any saga
+read -r -a urls <<<"$ADMIN_URLS"
+token=$(cat "$SAGA_ADMIN_TOKEN_FILE")
+for id in ok1-1 ok3-7 dec2-5 oos4-9 ok8-80; do
+  want=$(saga_sql "SELECT status FROM sagas WHERE id = '$id'")
+  codes=""
+  for u in "${urls[@]}"; do
+    codes+="$(curl -s -o /dev/null -w '%{http_code}' "$u/v1/sagas/$id") "
+    got=$(curl -sL "$u/v1/sagas/$id" | python3 -c 'import json, sys; print(json.load(sys.stdin).get("status"))')
+    check "GET /v1/sagas/$id on $u says $want (its owner answers, the others send there)" eq "$got" "$want"
+    check "... and sagactl show against $u" bash -c "'$BUILD_DIR/bin/sagactl' --url '$u' show '$id' | grep -q '$want'"
+  done
+  check "... one instance answers 200, the two others 307 ($codes)" eq "$(tr ' ' '\n' <<<"$codes" | sort | tr '\n' ' ')" " 200 307 307 "
+  code=$(curl -s -o /dev/null -w '%{http_code}' --location-trusted -X POST -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -d '{"reason": "test"}' "${urls[0]}/v1/sagas/$id/abort")
+  check "POST abort of the finished saga $id through instance 1 reaches its owner: 409" eq "$code" 409
+done
 echo "$CHECKS passed, 0 failed"

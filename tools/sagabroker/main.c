@@ -73,7 +73,10 @@
 static const char *const default_topics[] = {
     "saga.start",         "saga.replies",       "saga.changelog",  "saga.events",     "saga.dlq",
     "order.commands",     "inventory.commands", "payment.commands", "notification.commands",
+    "saga.instances",
 };
+/* sagad's instance registry: one partition (the mock cannot create it for sagad). */
+#define REGISTRY_TOPIC "saga.instances"
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t toggle_requested;
@@ -168,8 +171,8 @@ static int create_topics(rd_kafka_mock_cluster_t *mc, const char *const *names, 
         bool started[BATCH];
         int n = count - base < BATCH ? count - base : BATCH;
         for (int i = 0; i < n; i++) {
-            jobs[i] = (topic_job_t){mc, names[base + i], base + i < consumed ? partitions : other_partitions,
-                                    replication, 0};
+            int want = base + i < consumed ? partitions : !strcmp(names[base + i], REGISTRY_TOPIC) ? 1 : other_partitions;
+            jobs[i] = (topic_job_t){mc, names[base + i], want, replication, 0};
             started[i] = pthread_create(&threads[i], NULL, topic_job_run, &jobs[i]) == 0;
             if (!started[i]) topic_job_run(&jobs[i]); /* no thread: do it here */
         }

@@ -64,6 +64,12 @@ int http_request(ctl_t *ctl, const char *method, const char *path, const char *b
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, ctl->timeout_s < 5 ? ctl->timeout_s : 5L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "sagactl/" "0.1");
+    /* In a cluster an instance answers 307 for a saga another instance owns:
+     * followed with the method, body and token (the Location comes from sagad). */
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 3L);
+    curl_easy_setopt(curl, CURLOPT_UNRESTRICTED_AUTH, 1L);
+    curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
     char auth[600] = "";
     if (body) {
