@@ -127,11 +127,12 @@ static const route_t routes[] = {
  * instance's admin API (same path and query; a client re-sends the token),
  * or 503 naming the shard while none is known (the group is moving it). */
 int admin_elsewhere(admin_ctx_t *ctx, const admin_request_t *req, int shard, admin_response_t *res) {
-    char url[600];
+    char url[600], name[400];
     if (!ctx->owner_of || ctx->owner_of(ctx->owner_arg, shard, url, sizeof url) != 0)
         return admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, shard,
-                                 "shard %d is owned by another sagad instance of the group, and none is known to own "
-                                 "it right now (it is moving): try again in a few seconds", shard);
+                                 "%s is owned by another sagad instance of the group, and none is known to own it "
+                                 "right now (it is moving): try again in a few seconds",
+                                 admin_shard_name(ctx, shard, name, sizeof name));
     int n = snprintf(res->location, sizeof res->location, "%s%s%s%s", url, req->path,
                      req->query && *req->query ? "?" : "", req->query && *req->query ? req->query : "");
     if (n < 0 || (size_t)n >= sizeof res->location) {
