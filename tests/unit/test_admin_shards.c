@@ -585,7 +585,7 @@ static void test_shards_owned_elsewhere(void **state) {
     assert_int_equal(http_get(port, path, NULL, NULL), 200);
 
     assert_int_equal(http_get(port, "/v1/sagas?limit=500", &doc, NULL), 200);
-    json_t *items = json_object_get(doc, "items"), *item;
+    json_t *items = json_object_get(doc, "sagas"), *item;
     size_t i, listed = json_array_size(items);
     assert_true(listed > 0);
     json_array_foreach(items, i, item) assert_true(owned[saga_partition_of(json_string_value(json_object_get(item, "id")), P)]);
