@@ -36,6 +36,26 @@ struct sagad_instances {
     int count;
 };
 
+/* One acknowledgement awaited by sagad_instances_publish. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    rd_kafka_resp_err_t err;
+} ack_t;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    ack_t *ack = m->_private;
+    if (!ack) return; /* the registry's own records */
+    pthread_mutex_lock(&ack->mu);
+    ack->err = m->err;
+    ack->done = true;
+    pthread_cond_signal(&ack->cv);
+    pthread_mutex_unlock(&ack->mu);
+}
+
 static entry_t *find(sagad_instances_t *r, const char *key) {
     for (int i = 0; i < r->count; i++)
         if (!strcmp(r->entries[i].key, key)) return &r->entries[i];
@@ -147,6 +167,7 @@ sagad_instances_t *sagad_instances_start(const sagad_instances_config_t *cfg, ch
     char reason[512];
     rd_kafka_conf_t *pc = saga_kafka_conf_new(SAGA_KAFKA_PRODUCER, cfg->bootstrap, "sagad-instances", NULL, cfg->props,
                                               err, errlen);
+    if (pc) rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
     if (pc && !(r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, reason, sizeof reason))) {
         rd_kafka_conf_destroy(pc);
         snprintf(err, errlen, "instance registry producer: %s", reason);
@@ -179,6 +200,31 @@ sagad_instances_t *sagad_instances_start(const sagad_instances_config_t *cfg, ch
         return NULL;
     }
     return r;
+}
+
+int sagad_instances_publish(void *registry, int shard, const char *key, const char *payload, char *why, size_t whylen) {
+    sagad_instances_t *r = registry;
+    ack_t ack = {.done = false};
+    pthread_mutex_init(&ack.mu, NULL);
+    pthread_cond_init(&ack.cv, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        r->producer, RD_KAFKA_V_TOPIC(r->cfg.control_topic), RD_KAFKA_V_PARTITION(shard), RD_KAFKA_V_KEY(key, strlen(key)),
+        RD_KAFKA_V_VALUE((void *)payload, strlen(payload)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(&ack), RD_KAFKA_V_END);
+    if (e) {
+        snprintf(why, whylen, "%s: %s", r->cfg.control_topic, rd_kafka_err2str(e));
+    } else {
+        /* The registry's thread serves the delivery reports (rd_kafka_poll);
+         * one always comes, at the latest after message.timeout.ms. */
+        pthread_mutex_lock(&ack.mu);
+        while (!ack.done) pthread_cond_wait(&ack.cv, &ack.mu);
+        pthread_mutex_unlock(&ack.mu);
+        e = ack.err;
+        if (e) snprintf(why, whylen, "%s [%d]: %s", r->cfg.control_topic, shard, rd_kafka_err2str(e));
+    }
+    pthread_mutex_destroy(&ack.mu);
+    pthread_cond_destroy(&ack.cv);
+    return e ? -1 : 0;
 }
 
 int sagad_instances_owner(void *registry, int shard, char *url, size_t len) {

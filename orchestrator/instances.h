@@ -25,6 +25,7 @@ typedef struct {
     const char *admin_url;        /* this instance's admin API, as others reach it */
     const unsigned char *owned;   /* owned[p], read with __atomic loads (sagad_t.owned) */
     int shards;                   /* P */
+    const char *control_topic;    /* saga.control: operator commands (sagad_instances_publish) */
 } sagad_instances_config_t;
 
 /* Starts the thread; NULL with err set when a client cannot be made. */
@@ -34,6 +35,12 @@ sagad_instances_t *sagad_instances_start(const sagad_instances_config_t *cfg, ch
  * naming it, at most 30 s old) into url: 0, or -1 when none is known. The
  * signature of the admin API's owner_of callback (arg: the registry). */
 int sagad_instances_owner(void *registry, int shard, char *url, size_t len);
+
+/* Produces payload to partition `shard` of the control topic, keyed,  and
+ * waits for its acknowledgement (message.timeout.ms at most): 0, or -1 with why. Any
+ * thread (the admin API's). The signature of the admin API's publish
+ * callback (arg: the registry, whose producer it uses). */
+int sagad_instances_publish(void *registry, int shard, const char *key, const char *payload, char *why, size_t whylen);
 
 /* [{instance, admin_url, shards, age_ms, self}] of the group, for stats. */
 json_t *sagad_instances_json(sagad_instances_t *r);

@@ -309,29 +309,6 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
     return rc;
 }
 
-static int handle_message(sagad_t *d, const rd_kafka_message_t *m, int64_t now) {
-    char err[256];
-    int rc = 0;
-    sagad_shard_t *own = NULL;
-    if (!m->payload || m->len == 0) {
-        own = message_shard(d, m, &rc);
-        return own ? dead_letter(d, own, m, "empty message", now) : rc;
-    }
-    json_t *root = saga_json_parse(m->payload, m->len, err, sizeof err);
-    if (!root) {
-        char reason[300];
-        snprintf(reason, sizeof reason, "invalid JSON: %s", err);
-        own = message_shard(d, m, &rc);
-        return own ? dead_letter(d, own, m, reason, now) : rc;
-    }
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    if (strcmp(topic, d->cfg.start_topic) == 0) rc = start_saga(d, m, root, now);
-    else if (strcmp(topic, d->cfg.replies_topic) == 0) rc = handle_reply(d, m, root, now);
-    else if ((own = message_shard(d, m, &rc))) rc = dead_letter(d, own, m, "message from a topic sagad does not route", now);
-    json_decref(root);
-    return rc;
-}
-
 static int fire_timer(sagad_t *d, sagad_shard_t *sh, const saga_timer_row_t *t, int64_t now) {
     int rc = sagad_shard_begin(sh);
     if (!rc) rc = saga_store_timer_delete(sh->store, t);
@@ -351,7 +328,29 @@ static int fire_timer(sagad_t *d, sagad_shard_t *sh, const saga_timer_row_t *t, 
     return rc;
 }
 
-/* An operator's command from the admin API: to the shard of its saga. */
+/* An operator's abort or retry of saga_id in shard sh (its transaction open). */
+static int operator_event(sagad_t *d, sagad_shard_t *sh, const char *saga_id, saga_command_kind_op_t kind,
+                          const char *reason, int64_t now) {
+    saga_t *s = &sh->scratch; /* one saga at a time: no 24 KB malloc per message */
+    char err[512] = "";
+    int rc = saga_store_load(sh->store, d->registry, saga_id, s, err, sizeof err);
+    if (rc == 0) {
+        uint64_t refused = 0;
+        saga_event_t ev = {.kind = kind == SAGA_CMD_ABORT ? SAGA_EV_ABORT : SAGA_EV_RETRY, .reason = reason};
+        rc = sagad_apply_and_save(d, sh, s, &ev, now, &refused);
+        saga_log_ctx_t ctx = {.saga_id = s->id, .trace_id = s->traceparent};
+        saga_log(refused ? SAGA_LOG_WARN : SAGA_LOG_INFO, "loop", &ctx, "operator %s%s%s",
+                 saga_command_op_name(kind), refused ? " refused: saga is " : "",
+                 refused ? saga_status_name(s->status) : "");
+        saga_clear(s);
+    } else if (rc == SAGA_ENOTFOUND) {
+        LOG_WARN("loop", "operator command for saga %s: %s", saga_id, err[0] ? err : "no such saga");
+        rc = 0;
+    }
+    return rc;
+}
+
+/* An operator's command from the admin API's queue: to the shard of its saga. */
 static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
     if (cmd->kind == SAGA_CMD_RELOAD) {
         d->reload_pending = true; /* it has its own transaction: after this one */
@@ -365,24 +364,60 @@ static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
     }
     int rc = 0;
     sagad_shard_t *sh = owned_shard_tx(d, NULL, sagad_shard_of_saga(cmd->saga_id, d->shard_count), cmd->saga_id, now, &rc);
-    if (!sh) return rc;
-    saga_t *s = &sh->scratch; /* one saga at a time: no 24 KB malloc per message */
-    char err[512] = "";
-    rc = saga_store_load(sh->store, d->registry, cmd->saga_id, s, err, sizeof err);
-    if (rc == 0) {
-        uint64_t refused = 0;
-        saga_event_t ev = {.kind = cmd->kind == SAGA_CMD_ABORT ? SAGA_EV_ABORT : SAGA_EV_RETRY,
-                           .reason = cmd->reason};
-        rc = sagad_apply_and_save(d, sh, s, &ev, now, &refused);
-        saga_log_ctx_t ctx = {.saga_id = s->id, .trace_id = s->traceparent};
-        saga_log(refused ? SAGA_LOG_WARN : SAGA_LOG_INFO, "loop", &ctx, "operator %s%s%s%s",
-                 cmd->kind == SAGA_CMD_ABORT ? "abort" : "retry", refused ? " refused: saga is " : "",
-                 refused ? saga_status_name(s->status) : "", cmd->reason ? "" : "");
-        saga_clear(s);
-    } else if (rc == SAGA_ENOTFOUND) {
-        LOG_WARN("loop", "operator command for saga %s: %s", cmd->saga_id, err[0] ? err : "no such saga");
-        rc = 0;
+    return sh ? operator_event(d, sh, cmd->saga_id, cmd->kind, cmd->reason, now) : rc;
+}
+
+/* A saga.control message: an operator's command the admin API of any
+ * instance handed to Kafka (the 202 came after its acknowledgement), for
+ * the saga's shard; applied once (dedup by message_id), in this
+ * transaction, whichever instance owns the shard now. */
+static int handle_control(sagad_t *d, const rd_kafka_message_t *m, json_t *root, int64_t now) {
+    const char *command = saga_json_str(root, "command"), *saga_id = saga_json_str(root, "saga_id");
+    const char *message_id = saga_json_str(root, "message_id"), *reason = saga_json_str(root, "reason");
+    int kind = saga_command_op_parse(command), rc = 0;
+    json_t *start = json_object_get(root, "start");
+    const char *problem = !saga_id || !*saga_id || strlen(saga_id) >= SAGA_ID_MAX ? "saga.control: 'saga_id' is missing or too long"
+                        : !message_id || !*message_id ? "saga.control: 'message_id' is missing"
+                        : kind != SAGA_CMD_START && kind != SAGA_CMD_ABORT && kind != SAGA_CMD_RETRY
+                            ? "saga.control: 'command' is not start, abort or retry"
+                        : kind == SAGA_CMD_START && !json_is_object(start) ? "saga.control: a start needs the 'start' object"
+                        : NULL;
+    if (problem) {
+        sagad_shard_t *sh = message_shard(d, m, &rc);
+        return sh ? dead_letter(d, sh, m, problem, now) : rc;
     }
+    if (kind == SAGA_CMD_START) return start_saga(d, m, start, now); /* deduplicated as any start */
+    sagad_shard_t *sh = owned_shard_tx(d, m, sagad_shard_of_saga(saga_id, d->shard_count), saga_id, now, &rc);
+    if (!sh) return rc;
+    rc = saga_store_dedup(sh->store, "control", message_id, now);
+    if (rc <= 0) {
+        if (rc == 0) d->counters.duplicate_message++;
+        return rc;
+    }
+    return operator_event(d, sh, saga_id, (saga_command_kind_op_t)kind, reason, now);
+}
+
+static int handle_message(sagad_t *d, const rd_kafka_message_t *m, int64_t now) {
+    char err[256];
+    int rc = 0;
+    sagad_shard_t *own = NULL;
+    if (!m->payload || m->len == 0) {
+        own = message_shard(d, m, &rc);
+        return own ? dead_letter(d, own, m, "empty message", now) : rc;
+    }
+    json_t *root = saga_json_parse(m->payload, m->len, err, sizeof err);
+    if (!root) {
+        char reason[300];
+        snprintf(reason, sizeof reason, "invalid JSON: %s", err);
+        own = message_shard(d, m, &rc);
+        return own ? dead_letter(d, own, m, reason, now) : rc;
+    }
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    if (strcmp(topic, d->cfg.start_topic) == 0) rc = start_saga(d, m, root, now);
+    else if (strcmp(topic, d->cfg.replies_topic) == 0) rc = handle_reply(d, m, root, now);
+    else if (strcmp(topic, d->cfg.control_topic) == 0) rc = handle_control(d, m, root, now);
+    else if ((own = message_shard(d, m, &rc))) rc = dead_letter(d, own, m, "message from a topic sagad does not route", now);
+    json_decref(root);
     return rc;
 }
 

@@ -193,6 +193,7 @@ int main(int argc, char **argv) {
         {"replies-topic", SAGA_CFG_STRING, "saga.replies", "topic of participants' replies", &c->replies_topic},
         {"events-topic", SAGA_CFG_STRING, "saga.events", "topic of lifecycle events", &c->events_topic},
         {"dlq-topic", SAGA_CFG_STRING, "saga.dlq", "dead-letter topic", &c->dlq_topic},
+        {"control-topic", SAGA_CFG_STRING, "saga.control", "topic of operator commands (start, abort, retry) from the admin API, P partitions: the instance owning the saga applies them", &c->control_topic},
         {"instances-topic", SAGA_CFG_STRING, "saga.instances", "compacted topic (one partition) where the instances of a group say which shards they own and where their admin API is", &c->instances_topic},
         {"admin-url", SAGA_CFG_STRING, NULL, "this instance's admin API as the other instances reach it (default: http://ADMIN-ADDR:PORT)", &c->admin_url},
         {"changelog-topic", SAGA_CFG_STRING, "saga.changelog", "compacted topic holding every shard's sagas (one partition per shard): a missing or corrupt shard is restored from it at start", &c->changelog_topic},
@@ -341,8 +342,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sagad: %s\n", err);
         EARLY_EXIT(2);
     }
-    const char *topics[] = {c->start_topic, c->replies_topic, c->changelog_topic};
+    /* Consumed (partition p of each is shard p), then the changelog. */
+    const char *topics[] = {c->start_topic, c->replies_topic, c->control_topic, c->changelog_topic};
     if (!strcmp(c->changelog_topic, c->start_topic) || !strcmp(c->changelog_topic, c->replies_topic) ||
+        !strcmp(c->changelog_topic, c->control_topic) ||
         !strcmp(c->changelog_topic, c->events_topic) || !strcmp(c->changelog_topic, c->dlq_topic)) {
         fprintf(stderr, "sagad: --changelog-topic '%s' is also another of sagad's topics: the changelog needs a "
                         "topic of its own\n", c->changelog_topic);
@@ -352,7 +355,7 @@ int main(int argc, char **argv) {
     /* Before consuming anything: every consumed topic, and the changelog,
      * has P partitions. */
     saga_topics_check_t tcheck = {.bootstrap = bootstrap, .client_id = "sagad", .props = &c->kafka_props,
-                                  .topics = topics, .topic_count = 3, .partitions = (int)c->partitions,
+                                  .topics = topics, .topic_count = 4, .partitions = (int)c->partitions,
                                   .create_timeout_ms = 15000, .compacted = c->changelog_topic};
     if (saga_topics_check(&tcheck, err, sizeof err)) {
         LOG_ERROR("sagad", "%s", err);
@@ -412,7 +415,7 @@ int main(int argc, char **argv) {
     }
     LOG_INFO("sagad", "instance %s of group %s (transactional.id %s)", instance, c->group, txn_id);
     saga_bus_config_t bcfg = {.bootstrap = bootstrap, .group = c->group, .client_id = "sagad",
-                              .topics = topics, .topic_count = 2, .props = &c->kafka_props,
+                              .topics = topics, .topic_count = 3, .props = &c->kafka_props,
                               .transactional_id = txn_id, .instance_id = instance};
     d.bus = saga_bus_new(&bcfg, err, sizeof err);
     if (!d.bus) {
@@ -452,7 +455,8 @@ int main(int argc, char **argv) {
     }
     sagad_instances_config_t icfg = {.bootstrap = d.restore_cfg.bootstrap, .props = &c->kafka_props,
                                      .topic = c->instances_topic, .group = c->group, .instance_id = instance,
-                                     .admin_url = admin_url, .owned = d.owned, .shards = d.shard_count};
+                                     .admin_url = admin_url, .owned = d.owned, .shards = d.shard_count,
+                                     .control_topic = c->control_topic};
     sagad_instances_t *instances = sagad_instances_start(&icfg, err, sizeof err);
     if (!instances) {
         fprintf(stderr, "sagad: %s\n", err);
@@ -460,6 +464,7 @@ int main(int argc, char **argv) {
         EARLY_EXIT(1);
     }
     saga_admin_set_owned(admin, d.owned, sagad_instances_owner, instances);
+    saga_admin_set_publish(admin, sagad_instances_publish, instances);
     /* A body the size of the limit could never be published: the admin API
      * refuses it first (413), leaving room for the command's envelope. */
     saga_admin_set_max_body(admin, (size_t)c->max_message_bytes - SAGA_MESSAGE_RESERVE - 4096);
@@ -552,6 +557,7 @@ int main(int argc, char **argv) {
         }
     }
     saga_admin_set_owned(admin, d.owned, NULL, NULL);
+    saga_admin_set_publish(admin, NULL, NULL); /* commands queue from here on (and are dropped unapplied) */
     sagad_instances_stop(&instances); /* its tombstone: nobody is sent here any more */
     LOG_INFO("sagad", "shutting down: draining the outbox");
     if (!exit_code && sagad_drain_outbox(&d, 10000)) exit_code = 1;

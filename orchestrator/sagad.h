@@ -32,6 +32,7 @@ typedef struct {
     const char *instance_id;       /* this instance's name in the group (static membership) */
     const char *start_topic, *replies_topic, *events_topic, *dlq_topic;
     const char *changelog_topic;   /* the shards' changelog (compacted, P partitions) */
+    const char *control_topic;     /* operator commands through Kafka (P partitions, consumed) */
     const char *instances_topic;   /* the instance registry (compacted, one partition; instances.h) */
     const char *admin_url;         /* this instance's admin API as others reach it (NULL: from addr and port) */
     long long partitions;          /* P: partitions of every consumed topic (shards) */

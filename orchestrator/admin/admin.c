@@ -446,6 +446,16 @@ void saga_admin_set_owned(saga_admin_t *a, const unsigned char *owned,
     pthread_mutex_unlock(&a->lock);
 }
 
+void saga_admin_set_publish(saga_admin_t *a,
+                            int (*publish)(void *arg, int shard, const char *key, const char *payload, char *why,
+                                           size_t whylen),
+                            void *arg) {
+    pthread_mutex_lock(&a->lock);
+    a->ctx.publish = publish;
+    a->ctx.publish_arg = arg;
+    pthread_mutex_unlock(&a->lock);
+}
+
 void saga_admin_set_max_body(saga_admin_t *a, size_t bytes) {
     if (bytes > 0 && bytes < ADMIN_MAX_BODY) a->max_body = bytes; /* set before requests are served */
 }

@@ -43,6 +43,15 @@ void saga_admin_set_commands(saga_admin_t *a, saga_command_queue_t *commands, co
  * stats and health cover those; a request for one saga of another shard
  * (GET, ?at=, abort, retry) answers 307 to the admin URL owner_of gives
  * for its shard, or 503 naming the shard when none is known. */
+/* Operator commands (start, abort, retry) become saga.control messages
+ * handed to publish (to shard p's partition, acknowledged before the 202):
+ * the instance owning the saga applies them in its transaction, even after
+ * a failover between the answer and the apply. Without it they go through
+ * the command queue (saga_admin_set_commands). */
+void saga_admin_set_publish(saga_admin_t *a,
+                            int (*publish)(void *arg, int shard, const char *key, const char *payload, char *why,
+                                           size_t whylen),
+                            void *arg);
 void saga_admin_set_owned(saga_admin_t *a, const unsigned char *owned,
                           int (*owner_of)(void *arg, int shard, char *url, size_t len), void *owner_arg);
 

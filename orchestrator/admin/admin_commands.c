@@ -131,6 +131,35 @@ static int queue_error(admin_response_t *res, int rc) {
     return rc;
 }
 
+/* An operator command for saga id: a saga.control message through Kafka
+ * when sagad gave the admin API a publisher, else the command queue; the
+ * 202 (or the error) into res. start: the saga.start body (else NULL). */
+static int send_command(admin_ctx_t *ctx, saga_command_kind_op_t kind, const char *id, const json_t *start,
+                        const char *reason, admin_response_t *res) {
+    if (!ctx->publish) {
+        char *body = start ? saga_json_dump(start) : NULL;
+        int rc = start && !body ? SAGA_ENOMEM : saga_command_push(ctx->commands, kind, id, body, reason);
+        saga_free(body);
+        return rc ? queue_error(res, rc) : accepted(res, 202, id, "accepted");
+    }
+    char message_id[SAGA_ID_MAX + 64];
+    saga_random_id("ctl-", message_id, sizeof message_id);
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "type", "saga.control", "message_id", message_id, "command",
+                            saga_command_op_name(kind), "saga_id", id);
+    if (doc && reason) json_object_set_new(doc, "reason", json_string(reason));
+    if (doc && start) json_object_set(doc, "start", (json_t *)start);
+    char *payload = doc ? saga_json_dump(doc) : NULL;
+    json_decref(doc);
+    if (!payload) return SAGA_ENOMEM;
+    char why[512] = "";
+    int shard = admin_shard_of(ctx, id);
+    int rc = ctx->publish(ctx->publish_arg, shard, id, payload, why, sizeof why);
+    saga_free(payload);
+    if (rc)
+        return admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, shard, "the command could not be handed to Kafka: %s", why);
+    return accepted(res, 202, id, "accepted");
+}
+
 int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res) {
     int rc = 0;
     json_t *doc = body_object(req, 0, res, &rc);
@@ -186,10 +215,7 @@ int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response
         rc = admin_error(res, ADMIN_ERR_UNPROCESSABLE, "definition '%.128s' has no version %d (versions: %s)",
                          start.definition, start.version, versions);
     } else {
-        char *body = saga_json_dump(doc);
-        rc = body ? saga_command_push(ctx->commands, SAGA_CMD_START, id, body, NULL) : SAGA_ENOMEM;
-        saga_free(body);
-        rc = rc ? queue_error(res, rc) : accepted(res, 202, id, "accepted");
+        rc = send_command(ctx, SAGA_CMD_START, id, doc, NULL, res);
     }
     json_decref(doc);
     return rc;
@@ -214,8 +240,7 @@ static int post_command(admin_ctx_t *ctx, const char *id, const admin_request_t 
         rc = admin_error(res, ADMIN_ERR_CONFLICT, "saga '%s' is %s; %s needs it %s", id, status,
                          kind == SAGA_CMD_ABORT ? "abort" : "retry", need);
     else {
-        rc = saga_command_push(ctx->commands, kind, id, NULL, reason ? json_string_value(reason) : NULL);
-        rc = rc ? queue_error(res, rc) : accepted(res, 202, id, "accepted");
+        rc = send_command(ctx, kind, id, NULL, reason ? json_string_value(reason) : NULL, res);
     }
     json_decref(doc);
     return rc;

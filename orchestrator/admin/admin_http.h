@@ -84,6 +84,12 @@ typedef struct {
     /* The admin URL of the instance owning shard p (0), or -1: none known. */
     int (*owner_of)(void *arg, int shard, char *url, size_t len);
     void *owner_arg;
+    /* Hands an operator command for shard p (a saga.control message,
+     * key: the saga id) to Kafka and waits for the acknowledgement: 0, or
+     * -1 with why (the answer is then 503). NULL: commands go through
+     * `commands` (tests). */
+    int (*publish)(void *arg, int shard, const char *key, const char *payload, char *why, size_t whylen);
+    void *publish_arg;
 } admin_ctx_t;
 
 typedef struct {

@@ -76,3 +76,19 @@ int saga_command_pending(saga_command_queue_t *q) {
     pthread_mutex_unlock(&q->lock);
     return n;
 }
+
+static const char *const op_names[] = {
+#define SAGA_COMMAND_NAME(name, str) [SAGA_CMD_##name] = str,
+    SAGA_COMMAND_KINDS(SAGA_COMMAND_NAME)
+#undef SAGA_COMMAND_NAME
+};
+
+const char *saga_command_op_name(saga_command_kind_op_t kind) {
+    return (size_t)kind < sizeof op_names / sizeof op_names[0] ? op_names[kind] : "?";
+}
+
+int saga_command_op_parse(const char *name) {
+    for (size_t i = 0; name && i < sizeof op_names / sizeof op_names[0]; i++)
+        if (!strcmp(op_names[i], name)) return (int)i;
+    return -1;
+}

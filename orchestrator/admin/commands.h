@@ -14,6 +14,10 @@ typedef enum {
 #undef SAGA_COMMAND_ENUM
 } saga_command_kind_op_t;
 
+/* "start", "abort", ... (the names of saga.control's "command"); and back: -1 when unknown. */
+const char *saga_command_op_name(saga_command_kind_op_t kind);
+int saga_command_op_parse(const char *name);
+
 typedef struct {
     saga_command_kind_op_t kind;
     char saga_id[128];

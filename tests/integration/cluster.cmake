@@ -5,3 +5,6 @@ saga_stack_test(it_cluster_failover test_cluster_failover.sh)
 # the dev-broker form skips (77).
 saga_stack_test(it_cluster_zombie test_cluster_zombie.sh)
 set_tests_properties(it_cluster_zombie PROPERTIES SKIP_RETURN_CODE 77)
+# Operator commands through saga.control: redirected to the owner, applied
+# after a failover.
+saga_stack_test(it_cluster_control test_cluster_control.sh)

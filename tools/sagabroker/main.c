@@ -69,9 +69,9 @@
  * The first CONSUMED_TOPICS are the ones sagad consumes, and its changelog
  * (one partition per shard; the mock cannot create topics for sagad): they
  * get --partitions (sagad's P), the others --other-partitions. */
-#define CONSUMED_TOPICS 3
+#define CONSUMED_TOPICS 4
 static const char *const default_topics[] = {
-    "saga.start",         "saga.replies",       "saga.changelog",  "saga.events",     "saga.dlq",
+    "saga.start",         "saga.replies",       "saga.control",    "saga.changelog",  "saga.events",     "saga.dlq",
     "order.commands",     "inventory.commands", "payment.commands", "notification.commands",
     "saga.instances",
 };
