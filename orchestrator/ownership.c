@@ -124,7 +124,18 @@ int sagad_ownership_sync(sagad_t *d) {
     }
     if (version == d->owned_version && (d->pending_count == 0 || mono_ms < d->retry_ms)) return 0;
     d->owned_version = version;
-    bool changed = false;
+    bool changed = false, losing = false;
+    for (int p = 0; p < d->shard_count; p++) losing |= d->shards[p].store && !saga_bus_owns(d->bus, p);
+    if (losing) {
+        /* What committed transactions delivered leaves the outboxes (with the
+         * changelog markers) before a shard goes: a file whose outbox holds
+         * only rows that never reached Kafka is caught up in place, not
+         * rebuilt, if the shard comes back after another owner wrote to it. */
+        int rc = sagad_relay_acked(d);
+        if (!rc) rc = sagad_commit_shards(d);
+        else sagad_rollback_shards(d);
+        if (rc) return rc;
+    }
     for (int p = 0; p < d->shard_count; p++)
         if (d->shards[p].store && !saga_bus_owns(d->bus, p)) {
             release(d, p);

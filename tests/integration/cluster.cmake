@@ -8,3 +8,5 @@ set_tests_properties(it_cluster_zombie PROPERTIES SKIP_RETURN_CODE 77)
 # Operator commands through saga.control: redirected to the owner, applied
 # after a failover.
 saga_stack_test(it_cluster_control test_cluster_control.sh)
+# Rolling restart and scale 3→1→3→1 under an open-loop load.
+saga_stack_test(it_cluster_rolling test_cluster_rolling.sh)
