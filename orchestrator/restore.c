@@ -280,6 +280,20 @@ static void truncated(const sagad_restore_config_t *cfg, int p, int64_t low, int
               p, cfg->topic, p, low, marker + 1);
 }
 
+/* "id topic key; ..." of the first outbox rows, for the log. */
+typedef struct {
+    char text[400];
+    size_t used;
+} rows_text_t;
+
+static int describe_row(const saga_outbox_row_t *row, void *user) {
+    rows_text_t *t = user;
+    if (t->used < sizeof t->text)
+        t->used += (size_t)snprintf(t->text + t->used, sizeof t->text - t->used, "%s#%lld %s %.60s", t->used ? "; " : "",
+                                    (long long)row->id, row->topic ? row->topic : "?", row->key ? row->key : "");
+    return 0;
+}
+
 /* 1 when a record of topic[p] in [from, end) was written by another
  * instance than cfg->writer (or by none named: an older sagad), with its
  * offset and writer in *at and who; 0 when all are ours; < 0 on error. */
@@ -382,10 +396,12 @@ int sagad_restore_shard(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p
             int f = foreign_record(rk, cfg, p, from, end, &at, who, sizeof who, err, errlen);
             if (f < 0) rc = f;
             else if (f) {
+                rows_text_t rows = {.used = 0};
+                saga_store_outbox_scan(st, 0, 3, describe_row, &rows);
                 LOG_WARN("restore", "shard %d: %s[%d] offset %" PRId64 " was written by instance %s after this file's "
-                         "marker %" PRId64 ", while the file holds %lld outbox row(s) that never reached the changelog: "
-                         "its state diverged; rebuilding it from the changelog", p, cfg->topic, p, at, who, marker,
-                         unsent);
+                         "marker %" PRId64 ", while the file holds %lld outbox row(s) that never reached the changelog "
+                         "(%s): its state diverged; rebuilding it from the changelog", p, cfg->topic, p, at, who, marker,
+                         unsent, rows.text);
                 missing = true;
                 stat->diverged = true;
             }

@@ -72,6 +72,8 @@ wait "$bench_pid" || { cat "$DIR/bench-scale.out" >&2; fail "sagabench (scale) f
 check "scale 3→1→3→1: $((RATE * SECS)) sagas completed, none failed or lost" \
   eq "$(field scale measured)/$(field scale failed)/$(field scale lost)" "$((RATE * SECS))/0/0"
 echo "# scale 3→1→3→1 at $RATE sagas/s: p50 $(field scale p50_ms) ms, p99 $(field scale p99_ms) ms"
+check "no shard diverged: SIGTERM hands every shard over clean ($(cat "$DIR"/sagad*.log | grep -c 'its state diverged' || true) diverged)" \
+  test "$(cat "$DIR"/sagad*.log | grep -c 'its state diverged' || true)" = 0
 SAGA_DBS=$SAGA_DB
 check "the audit is clean" "$BUILD_DIR/bin/sagactl" audit --saga-db "$SAGA_DB" --order-db "$ORDER_DB" \
   --inventory-db "$INVENTORY_DB" --payment-db "$PAYMENT_DB" --notification-db "$NOTIFICATION_DB"
