@@ -29,6 +29,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -318,8 +319,18 @@ int saga_admin_add_hosts(saga_admin_t *a, const char *names, char *err, size_t e
 
 int saga_admin_loopback(const saga_admin_t *a) { return a ? a->loopback : 0; }
 
+/* A data directory's shards (start_dir), or several files: one missing or
+ * unreadable is opened on first use. One database file given alone must open. */
+static saga_admin_t *admin_start(const char *addr, int port, const char *const *paths, int count, bool tolerant,
+                                 char *err, size_t errlen);
+
 saga_admin_t *saga_admin_start(const char *addr, int port, const char *const *paths, int count, char *err,
                                size_t errlen) {
+    return admin_start(addr, port, paths, count, count > 1, err, errlen);
+}
+
+static saga_admin_t *admin_start(const char *addr, int port, const char *const *paths, int count, bool tolerant,
+                                 char *err, size_t errlen) {
     char dummy[1];
     if (!err) { err = dummy; errlen = sizeof dummy; }
     int paths_ok = paths && count > 0;
@@ -344,7 +355,7 @@ saga_admin_t *saga_admin_start(const char *addr, int port, const char *const *pa
         /* Shards are restored when the group assigns them, after this: one
          * missing or unreadable now is opened again on first use
          * (admin_shard_check) and answers 503 until then. */
-        if (orc != 0 && count > 1 && a->shards[i].path) {
+        if (orc != 0 && tolerant && a->shards[i].path) {
             LOG_DEBUG(COMPONENT, "shard %d: %s (opened on first use)", i, why);
             continue;
         }
@@ -422,7 +433,7 @@ saga_admin_t *saga_admin_start_dir(const char *addr, int port, const char *dir, 
         ok = saga_shard_file(dir, p, buf, sizeof buf) >= 0 && (paths[p] = saga_strdup(buf)) != NULL;
     }
     saga_admin_t *a = NULL;
-    if (ok) a = saga_admin_start(addr, port, (const char *const *)paths, partitions, err, errlen);
+    if (ok) a = admin_start(addr, port, (const char *const *)paths, partitions, true, err, errlen);
     else snprintf(err, errlen, "admin: out of memory (or the data directory's path is too long)");
     saga_shard_files_free(paths, partitions);
     return a;
