@@ -10,7 +10,7 @@
 # On Apache Kafka (the _real twin) on three brokers. WAVES, PER, KILL_EVERY,
 # DOWN_FOR and CHAOS_SEED make the long form (docs/BENCHMARKS.md).
 . "$(dirname "$0")/lib.sh"
-WAVES=${WAVES:-8}
+WAVES=${WAVES:-6}
 PER=${PER:-100}              # sagas per wave: 80% complete, 10% out of stock, 10% declined
 KILL_EVERY=${KILL_EVERY:-6}  # seconds between kills
 DOWN_FOR=${DOWN_FOR:-3}      # seconds an instance stays down

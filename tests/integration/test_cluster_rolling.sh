@@ -8,7 +8,7 @@
 # (docs/BENCHMARKS.md has the figures). RATE and SECS make a longer form.
 . "$(dirname "$0")/lib.sh"
 RATE=${RATE:-80}
-SECS=${SECS:-45}
+SECS=${SECS:-30}
 export SAGAD_INSTANCES=3
 stack_up
 X=(); [ "${KAFKA:-}" = real ] || X=(-X fetch.wait.max.ms=1)
