@@ -149,6 +149,21 @@ static rd_kafka_t *new_producer(saga_bus_t *bus, char *err, size_t errlen) {
         rd_kafka_conf_destroy(pconf);
         return NULL;
     }
+    /* A relay transaction lasts milliseconds. When its instance dies and is
+     * not started again (its transactional.id would abort it at once), the
+     * broker aborts it after transaction.timeout.ms, and until then every
+     * read_committed consumer of the partitions it wrote waits at the LSO:
+     * 10 s, not librdkafka's 60 s (-X overrides both). */
+    bool user_txn_timeout = false, user_msg_timeout = false;
+    for (size_t i = 0; bus->props && i < bus->props->count; i++) {
+        user_txn_timeout |= !strcmp(bus->props->keys[i], "transaction.timeout.ms");
+        user_msg_timeout |= !strcmp(bus->props->keys[i], "message.timeout.ms");
+    }
+    if (bus->txn_id && ((!user_txn_timeout && saga_kafka_conf_set(pconf, "transaction.timeout.ms", "10000", err, errlen)) ||
+                        (!user_msg_timeout && saga_kafka_conf_set(pconf, "message.timeout.ms", "10000", err, errlen)))) {
+        rd_kafka_conf_destroy(pconf);
+        return NULL;
+    }
     rd_kafka_conf_set_opaque(pconf, bus);
     rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
     rd_kafka_conf_set_error_cb(pconf, on_error);
