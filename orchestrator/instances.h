@@ -14,7 +14,7 @@
 
 #include "saga_config.h"
 
-typedef struct sagad_instances sagad_instances_t;
+typedef struct sagad_instances sagad_instances_t; /* struct sagad_instances: opaque */
 
 typedef struct {
     const char *bootstrap;

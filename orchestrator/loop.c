@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "datadir.h"
 #include "messages.h"
+#include "instances.h"
 #include "sagad.h"
 #include "saga_alloc.h"
 #include "saga_clock.h"
@@ -834,6 +835,7 @@ void sagad_publish_runtime(sagad_t *d) {
         json_object_set_new(snap, "restore", restore);
         json_object_set_new(snap, "owned_shards", json_integer(d->owned_count));
         if (d->cfg.instance_id) json_object_set_new(snap, "instance", json_string(d->cfg.instance_id));
+        if (d->instances) json_object_set_new(snap, "cluster", sagad_instances_json(d->instances));
     }
     if (snap) sagad_runtime_publish(d->runtime, snap);
 }

@@ -449,8 +449,15 @@ int main(int argc, char **argv) {
     char admin_url[600];
     if (c->admin_url && *c->admin_url) snprintf(admin_url, sizeof admin_url, "%s", c->admin_url);
     else {
-        int v6 = strchr(c->admin_addr, ':') != NULL;
-        snprintf(admin_url, sizeof admin_url, "http://%s%s%s:%d", v6 ? "[" : "", c->admin_addr, v6 ? "]" : "",
+        /* A wildcard address is no address to send anyone to: the host name. */
+        char host[256];
+        const char *a = c->admin_addr;
+        if ((!strcmp(a, "0.0.0.0") || !strcmp(a, "::")) && gethostname(host, sizeof host - 1) == 0) {
+            host[sizeof host - 1] = '\0';
+            a = host;
+        }
+        int v6 = strchr(a, ':') != NULL;
+        snprintf(admin_url, sizeof admin_url, "http://%s%s%s:%d", v6 ? "[" : "", a, v6 ? "]" : "",
                  saga_admin_port(admin));
     }
     sagad_instances_config_t icfg = {.bootstrap = d.restore_cfg.bootstrap, .props = &c->kafka_props,
@@ -463,6 +470,7 @@ int main(int argc, char **argv) {
         saga_admin_stop(&admin);
         EARLY_EXIT(1);
     }
+    d.instances = instances;
     saga_admin_set_owned(admin, d.owned, sagad_instances_owner, instances);
     saga_admin_set_publish(admin, sagad_instances_publish, instances);
     /* A body the size of the limit could never be published: the admin API
@@ -557,7 +565,9 @@ int main(int argc, char **argv) {
         }
     }
     saga_admin_set_owned(admin, d.owned, NULL, NULL);
-    saga_admin_set_publish(admin, NULL, NULL); /* commands queue from here on (and are dropped unapplied) */
+    saga_admin_set_publish(admin, NULL, NULL);
+    saga_admin_set_commands(admin, NULL, token); /* stopping: commands answer 503, none is taken and lost */
+    d.instances = NULL;
     sagad_instances_stop(&instances); /* its tombstone: nobody is sent here any more */
     LOG_INFO("sagad", "shutting down: draining the outbox");
     if (!exit_code && sagad_drain_outbox(&d, 10000)) exit_code = 1;

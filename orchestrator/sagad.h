@@ -108,6 +108,7 @@ typedef struct sagad {
     uint64_t held_version;
     int64_t held_until_ms;
     rd_kafka_t *restorer;               /* the changelog reader of restores */
+    struct sagad_instances *instances;  /* the instance registry (instances.h), NULL before it starts */
     sagad_restore_config_t restore_cfg;
     sagad_restore_stat_t *restore_stats; /* per shard: what its last restore did */
     saga_store_options_t store_opt;

@@ -89,7 +89,7 @@ check "the audit over the three data directories is clean" \
 # ---- one cluster for operators: any instance answers for any saga
 read -r -a urls <<<"$ADMIN_URLS"
 token=$(cat "$SAGA_ADMIN_TOKEN_FILE")
-for id in ok1-1 ok3-7 dec2-5 oos4-9 ok8-80; do
+for id in ok1-1 ok3-7 dec2-5 oos4-9 "ok$WAVES-80"; do
   want=$(saga_sql "SELECT status FROM sagas WHERE id = '$id'")
   codes=""
   for u in "${urls[@]}"; do
@@ -103,4 +103,8 @@ for id in ok1-1 ok3-7 dec2-5 oos4-9 ok8-80; do
     -H 'Content-Type: application/json' -d '{"reason": "test"}' "${urls[0]}/v1/sagas/$id/abort")
   check "POST abort of the finished saga $id through instance 1 reaches its owner: 409" eq "$code" 409
 done
+"$BUILD_DIR/bin/sagactl" --url "${urls[1]}" stats >"$DIR/stats.txt"
+check "sagactl stats shows the cluster: three instances and their shards" \
+  eq "$(sed -n '/^Cluster/,/^$/p' "$DIR/stats.txt" | grep -c 'http://')" 3
+sed -n '/^Cluster/,/^$/p' "$DIR/stats.txt" | sed 's/^/  | /'
 echo "$CHECKS passed, 0 failed"

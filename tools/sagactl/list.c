@@ -267,6 +267,8 @@ static void print_counts(FILE *out, const char *title, const char *what, const j
     table_free(&t);
 }
 
+static const char *or_unknown(const char *s) { return s ? s : "?"; }
+
 int cmd_stats(ctl_t *ctl, int argc, char **argv) {
     int ret;
     reply_t raw;
@@ -325,11 +327,40 @@ int cmd_stats(ctl_t *ctl, int argc, char **argv) {
 
     /* What sagad adds from its memory (in-flight per topic, circuits). */
     json_t *runtime = json_object_get(doc, "runtime");
+    json_t *cluster = json_object_get(runtime, "cluster");
+    if (json_array_size(cluster) > 0) {
+        /* Several instances share the partitions: the figures above are the
+         * shards this instance owns; each instance answers for its own. */
+        static const char *const chead[] = {"INSTANCE", "SHARDS", "ADMIN_URL", "SEEN"};
+        table_t ct;
+        table_init(&ct, 4, chead);
+        size_t i;
+        json_t *inst;
+        json_array_foreach(cluster, i, inst) {
+            char c[4][512];
+            snprintf(c[0], sizeof c[0], "%s%s", or_unknown(json_string_value(json_object_get(inst, "instance"))),
+                     json_is_true(json_object_get(inst, "self")) ? " (this one)" : "");
+            size_t o = 0, k;
+            json_t *p;
+            c[1][0] = '\0';
+            json_array_foreach(json_object_get(inst, "shards"), k, p)
+                if (o < sizeof c[1]) o += (size_t)snprintf(c[1] + o, sizeof c[1] - o, "%s%lld", k ? "," : "", (long long)json_integer_value(p));
+            snprintf(c[2], sizeof c[2], "%s", or_unknown(json_string_value(json_object_get(inst, "admin_url"))));
+            snprintf(c[3], sizeof c[3], "%.1f s ago", (double)json_integer_value(json_object_get(inst, "age_ms")) / 1000.0);
+            char *row[4] = {c[0], c[1], c[2], c[3]};
+            if (table_add(&ct, row) != 0) ret = EXIT_API;
+        }
+        printf("\nCluster (the sagas and steps above are this instance's shards: %lld of them)\n",
+               (long long)json_integer_value(json_object_get(runtime, "owned_shards")));
+        table_print(stdout, &ct);
+        table_free(&ct);
+    }
     if (json_is_object(runtime) && json_object_size(runtime) > 0) {
         printf("\nRuntime\n");
         const char *key;
         json_t *v;
         json_object_foreach(runtime, key, v) {
+            if (!strcmp(key, "cluster")) continue;
             char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
             printf("  ");
             put_text(stdout, key);
