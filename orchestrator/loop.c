@@ -710,6 +710,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     n = kept;
     if (orc) return orc;
     saga_bus_serve(d->bus, 0);
+    sagad_relay_check_fenced(d); /* a fenced producer found between transactions */
     now = saga_now_ms();
     maybe_catch_up(d, wait, poll_end_us, check_clock(d, now, poll_end_us));
     /* Timers wait while replies may still be queued in Kafka: before the

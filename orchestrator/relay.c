@@ -505,17 +505,21 @@ int sagad_relay_commit(sagad_t *d) {
      * transaction (the failed ones from the resend list, or parked). */
     d->counters.txn_aborts++;
     rewind_pass(d);
-    if (saga_bus_take_stale_generation(d->bus)) {
-        /* This instance stalled past its session: the group gave its shards
-         * to others, whose transactions win. Nothing of this one is visible;
-         * every shard goes (a file with commits this transaction carried has
-         * diverged: rebuilt if it comes back, restore.c). */
-        d->counters.txn_fenced++;
-        LOG_ERROR("relay", "relay transaction refused: this instance's group generation is stale (it lost its "
-                  "partitions while it stalled); aborted, giving up every shard until the group assigns again");
-        sagad_ownership_release_all(d, 10000);
-    }
+    sagad_relay_check_fenced(d);
     return 0;
+}
+
+void sagad_relay_check_fenced(sagad_t *d) {
+    if (!saga_bus_take_stale_generation(d->bus)) return;
+    /* This instance stalled past its session (or past its transaction's
+     * timeout): the group gave its shards to others, whose transactions
+     * win. Nothing of this one is visible; every shard goes (a file with
+     * commits this transaction carried has diverged: rebuilt if it comes
+     * back, restore.c). */
+    d->counters.txn_fenced++;
+    LOG_ERROR("relay", "relay transaction refused: this instance's group generation is stale (it lost its "
+              "partitions while it stalled); aborted, giving up every shard until the group assigns again");
+    sagad_ownership_release_all(d, 10000);
 }
 
 void sagad_relay_abandon(sagad_t *d) {

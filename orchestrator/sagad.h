@@ -241,6 +241,9 @@ void sagad_send_alerts(sagad_t *d, bool committed);
 int sagad_relay_send(sagad_t *d);
 int sagad_relay_commit(sagad_t *d);
 void sagad_relay_abandon(sagad_t *d);
+/* After a transaction refused for a stale generation or a fenced producer
+ * epoch (bus.h): counts it and gives up every shard (no transaction open). */
+void sagad_relay_check_fenced(sagad_t *d);
 int sagad_relay(sagad_t *d);
 /* In the shards' transactions (opened as needed): deletes the outbox rows
  * Kafka acknowledged ... */

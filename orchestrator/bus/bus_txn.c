@@ -22,15 +22,22 @@ static void note_fenced(saga_bus_t *bus) {
     bus->fenced = saga_strdup(msg);
 }
 
-/* Fatal errors that mean another producer owns the transactional.id (or
- * this one may not use it): sagad must stop. Any other fatal error (e.g. a
- * sequence desynchronisation after a produce request timed out) ends only
- * this producer: a new one, after init_transactions, goes on. */
+/* The producer's epoch was bumped under it: its transaction outlived
+ * transaction.timeout.ms (a stall: the broker aborted it) or a process with
+ * the same --instance-id started. Either way this instance may have lost its
+ * shards: it gives them all up and goes on with a new producer (a duplicate
+ * process is stopped by the group: its consumer gets FENCED_INSTANCE_ID). */
+static bool fenced_epoch(rd_kafka_resp_err_t code) {
+    return code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}
+
+/* Fatal errors that mean this instance may not use its transactional.id:
+ * sagad must stop. Any other fatal error (e.g. a sequence desynchronisation
+ * after a produce request timed out) ends only this producer: a new one,
+ * after init_transactions, goes on. */
 static bool stops_sagad(rd_kafka_resp_err_t code) {
     switch (code) {
-    case RD_KAFKA_RESP_ERR__FENCED:
-    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
-    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
     case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_INVALID_TRANSACTION_TIMEOUT:
@@ -61,6 +68,12 @@ int saga_bus_txn_fatal(saga_bus_t *bus) {
     if (stops_sagad(code)) {
         note_fenced(bus);
         return SAGA_EKAFKA;
+    }
+    if (fenced_epoch(code)) {
+        LOG_ERROR("bus", "the transactional producer was fenced (%s: %s): this instance's open transaction was "
+                  "aborted by the broker; giving up every shard, going on with a new producer",
+                  rd_kafka_err2name(code), why);
+        bus->stale_generation = true;
     }
     saga_bus_recreate_producer(bus);
     if (bus->fatal) return SAGA_EIO; /* not recreated: tried again at the next call */
