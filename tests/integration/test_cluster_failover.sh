@@ -64,7 +64,8 @@ for wave in $(seq 1 "$WAVES"); do
 done
 echo "ok - $kills kills, $wiped with the data directory deleted"
 TOTAL=$((WAVES * PER))
-check "all $TOTAL sagas ended" wait_count "SELECT count(*) FROM sagas WHERE status IN ('completed','compensated')" "$TOTAL" 300
+END_WAIT=$((TOTAL / 20 > 300 ? TOTAL / 20 : 300)) # seconds: the long form needs longer
+check "all $TOTAL sagas ended" wait_count "SELECT count(*) FROM sagas WHERE status IN ('completed','compensated')" "$TOTAL" "$END_WAIT"
 check "every ok saga completed" eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'ok%' AND status='completed'")" $((TOTAL * 8 / 10))
 check "every out-of-stock saga compensated for that reason" \
   eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'oos%' AND status='compensated' AND error_code='OUT_OF_STOCK'")" $((TOTAL / 10))
