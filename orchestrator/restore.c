@@ -153,10 +153,10 @@ static int apply_batch(saga_store_t *st, int p, const char *topic, saga_changelo
     return rc;
 }
 
-/* Reads topic[p] from `from` up to (not including) `end` into st in batches.
- * Counts into stat. */
-static int replay(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, saga_store_t *st, int64_t from,
-                  int64_t end, sagad_restore_stat_t *stat, char *err, size_t errlen) {
+/* Assigns topic[p] alone to rk, to be read from offset `from` (the caller
+ * unassigns it when done): 0, or SAGA_EKAFKA with err saying why. */
+static int assign_from(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, int64_t from, char *err,
+                       size_t errlen) {
     rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(tp, cfg->topic, p)->offset = from;
     rd_kafka_resp_err_t e = rd_kafka_assign(rk, tp);
@@ -165,6 +165,15 @@ static int replay(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, saga
         snprintf(err, errlen, "shard %d: assigning %s[%d]: %s", p, cfg->topic, p, rd_kafka_err2str(e));
         return SAGA_EKAFKA;
     }
+    return 0;
+}
+
+/* Reads topic[p] from `from` up to (not including) `end` into st in batches.
+ * Counts into stat. */
+static int replay(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, saga_store_t *st, int64_t from,
+                  int64_t end, sagad_restore_stat_t *stat, char *err, size_t errlen) {
+    int rc = assign_from(rk, cfg, p, from, err, errlen);
+    if (rc) return rc;
     rd_kafka_message_t **msgs = saga_calloc(BATCH, sizeof *msgs);
     saga_changelog_record_t *recs = saga_calloc(BATCH, sizeof *recs);
     if (!msgs || !recs) {
@@ -175,7 +184,6 @@ static int replay(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, saga
     }
     uint64_t die_after = crash_after();
     size_t n = 0;
-    int rc = 0;
     bool done = false;
     int64_t last_progress = saga_monotonic_us(), last_log = last_progress;
     while (!rc && !done) {
@@ -299,14 +307,8 @@ static int describe_row(const saga_outbox_row_t *row, void *user) {
  * offset and writer in *at and who; 0 when all are ours; < 0 on error. */
 static int foreign_record(rd_kafka_t *rk, const sagad_restore_config_t *cfg, int p, int64_t from, int64_t end,
                           int64_t *at, char *who, size_t wholen, char *err, size_t errlen) {
-    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(tp, cfg->topic, p)->offset = from;
-    rd_kafka_resp_err_t e = rd_kafka_assign(rk, tp);
-    rd_kafka_topic_partition_list_destroy(tp);
-    if (e) {
-        snprintf(err, errlen, "shard %d: assigning %s[%d]: %s", p, cfg->topic, p, rd_kafka_err2str(e));
-        return SAGA_EKAFKA;
-    }
+    int rc = assign_from(rk, cfg, p, from, err, errlen);
+    if (rc) return rc;
     int found = 0;
     int64_t last_progress = saga_monotonic_us();
     while (!found) {
