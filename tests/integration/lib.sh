@@ -181,3 +181,75 @@ exactly_once() {
     eq "$(sql "$PAYMENT_DB" "SELECT (SELECT sum(initial - balance) FROM accounts) = (SELECT coalesce(sum(amount), 0) FROM charges WHERE status='charged')")" 1
   check "every saga's history is gap-free" history_gap_free
 }
+
+# cluster_owned: the shards each running instance owns (the sum of its
+# /metrics sagad_shard_owned), in ADMIN_URLS order, e.g. "3 3 2".
+cluster_owned() {
+  local u out=""
+  for u in $ADMIN_URLS; do
+    out+="$(curl -s "$u/metrics" | awk '/^sagad_shard_owned\{/ { n += $2 } END { print n + 0 }') "
+  done
+  echo "${out% }"
+}
+# wait_cluster_owned N: until N instances run (stack.env reread) and own
+# every shard between them, each some (30 s).
+wait_cluster_owned() {
+  local _ o=""
+  for _ in $(seq 300); do
+    reload_env
+    o=$(cluster_owned)
+    [ "$(wc -w <<<"$o")" = "$1" ] && ! grep -qw 0 <<<"$o" &&
+      [ "$(tr ' ' '\n' <<<"$o" | awk '{ n += $1 } END { print n }')" = "$SAGA_PARTITIONS" ] && return 0
+    sleep 0.1
+  done
+  echo "  shards owned per instance: $o (want $SAGA_PARTITIONS over $1, each some)" >&2
+  return 1
+}
+
+# mixed_outcomes TOTAL: the outcome of a mixed run of TOTAL sagas (a multiple
+# of 10) published with publish_starts as 80% ok* (complete), 10% oos*
+# (customer c-2, sku-empty: out of stock) and 10% dec* (c-broke: payment
+# declined), saga ids starting with those prefixes: waits (SECONDS, 300 by default) until all
+# have ended, then checks that every ok saga completed and every oos/dec one
+# compensated with OUT_OF_STOCK/PAYMENT_DECLINED, that no order was created
+# twice, that exactly the completed sagas were charged (once each), that
+# stock and money are conserved, and that every history is gap-free.
+mixed_outcomes() { # TOTAL [SECONDS to wait for the last to end, 300]
+  local TOTAL=$1
+  check "all $TOTAL sagas ended" wait_count "SELECT count(*) FROM sagas WHERE status IN ('completed','compensated')" "$TOTAL" "${2:-300}"
+  check "every ok saga completed" eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'ok%' AND status='completed'")" $((TOTAL * 8 / 10))
+  check "every out-of-stock saga compensated for that reason" \
+    eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'oos%' AND status='compensated' AND error_code='OUT_OF_STOCK'")" $((TOTAL / 10))
+  check "every declined saga compensated for that reason" \
+    eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'dec%' AND status='compensated' AND error_code='PAYMENT_DECLINED'")" $((TOTAL / 10))
+  check "no order created twice" eq "$(sql "$ORDER_DB" "SELECT count(*) FROM (SELECT saga_id FROM orders GROUP BY saga_id HAVING count(*) > 1)")" 0
+  check "one charge per completed saga, none for the others" \
+    eq "$(sql "$PAYMENT_DB" "SELECT count(*) || '/' || count(DISTINCT saga_id) || '/' || sum(saga_id LIKE 'ok%') FROM charges WHERE status='charged'")" "$((TOTAL * 8 / 10))/$((TOTAL * 8 / 10))/$((TOTAL * 8 / 10))"
+  check "stock conserved" eq "$(sql "$INVENTORY_DB" "SELECT (SELECT sum(initial - available) FROM stock) = (SELECT coalesce(sum(qty), 0) FROM reservations WHERE status='reserved')")" 1
+  check "money conserved" eq "$(sql "$PAYMENT_DB" "SELECT (SELECT sum(initial - balance) FROM accounts) = (SELECT coalesce(sum(amount), 0) FROM charges WHERE status='charged')")" 1
+  check "every history gap-free" history_gap_free
+}
+
+# one_actor_per_attempt: saga.events read to its end (committed records only)
+# shows no step attempt acted on by two owners: each event id
+# (<saga>/event/<seq>) always has the same payload (a resend after a
+# failover is the same bytes) and no (saga, step, attempt, event) has two
+# ids. Prints the number of distinct events; the first offenders to stderr.
+one_actor_per_attempt() {
+  kcat -b "$BOOTSTRAP" -C -t saga.events -o beginning -e -q -X isolation.level=read_committed -f '%s\n' |
+    python3 -c '
+import json, sys
+by_id, by_key, bad = {}, {}, []
+for line in sys.stdin:
+    e = json.loads(line)
+    mid = e["message_id"]
+    if by_id.setdefault(mid, line) != line:
+        bad.append(f"{mid}: two different payloads")
+    if e.get("step"):
+        key = (e["saga_id"], e["step"], (e.get("detail") or {}).get("attempt"), e["event"])
+        by_key.setdefault(key, set()).add(mid)
+bad += [f"{k}: recorded as {sorted(v)}" for k, v in by_key.items() if len(v) > 1]
+for b in bad[:5]:
+    print("  " + b, file=sys.stderr)
+print(len(by_id) if not bad else f"{len(bad)} offenders")'
+}
