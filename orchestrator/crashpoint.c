@@ -2,6 +2,7 @@
  * SAGAD_CRASH_AT names the point, SAGAD_CRASH_AFTER=N the pass that dies;
  * SAGAD_STALL_DIR makes an instance stop itself (SIGSTOP) with a batch in hand. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,17 @@ void sagad_crash_point_instance(const char *instance_id) {
 }
 
 /* After the produce of a relay pass whose shards committed, before its
- * Kafka commit: when DIR/stall-<instance id> exists, it is deleted and the
+ * Kafka commit: when DIR/stall-<instance id> exists (and, if it says
+ * "without-offsets", the pass brings no new offsets), it is deleted and the
  * process stops itself (a GC-like pause, until SIGCONT). */
-static void stall_point(void) {
-    if (!stall_file[0] || access(stall_file, F_OK) != 0) return;
+void sagad_stall_point(bool new_offsets) {
+    if (!stall_file[0]) return;
+    FILE *f = fopen(stall_file, "r");
+    if (!f) return;
+    char want[32] = "";
+    if (!fgets(want, sizeof want, f)) want[0] = '\0';
+    fclose(f);
+    if (new_offsets && strncmp(want, "without-offsets", 15) == 0) return;
     unlink(stall_file);
     LOG_WARN("sagad", "stall point: stopping with a relay transaction in hand (SIGSTOP until SIGCONT; %s)", stall_file);
     fflush(NULL);
@@ -38,7 +46,6 @@ static void stall_point(void) {
 }
 
 void sagad_crash_point(sagad_crash_point_t at) {
-    if (at == SAGAD_CRASH_AFTER_PRODUCE && stall_file[0]) stall_point();
     static int armed = -1; /* -1: env not read yet; SAGAD_CRASH__COUNT: off */
     static long left;
     if (armed < 0) {

@@ -478,11 +478,20 @@ int sagad_relay_commit(sagad_t *d) {
     for (int p = 0; p < d->shard_count; p++) produced |= d->shards[p].pass_low > 0;
     if (produced) d->txns++;
     saga_bus_flush(d->bus, 60000);
-    if (produced) sagad_crash_point(SAGAD_CRASH_AFTER_PRODUCE);
+    if (produced) {
+        sagad_stall_point(covered >= 0);
+        sagad_crash_point(SAGAD_CRASH_AFTER_PRODUCE);
+    }
     rd_kafka_topic_partition_list_t *offsets = covered >= 0 ? d->txnplan.payload[covered] : NULL;
-    /* Sharing the group, a transaction with no new offsets carries the last
-     * ones again: the generation check still applies to it. */
-    if (!offsets && produced && d->owned_count < d->shard_count && d->committed && d->committed->cnt > 0)
+    /* A transaction with no new offsets carries the last ones again, so the
+     * group generation check (KIP-447) still applies to it: always while
+     * sharing the group; alone in it once OFFSETS_EVERY_MS passed since
+     * offsets last went, the clock read here, after the produce, so that an
+     * instance that stalled alone (and was replaced meanwhile) is fenced too. */
+    bool sharing = d->owned_count < d->shard_count;
+    int64_t since_offsets_ms = saga_monotonic_us() / 1000 - d->offsets_sent_ms;
+    if (!offsets && produced && (sharing || since_offsets_ms >= OFFSETS_EVERY_MS) && d->committed &&
+        d->committed->cnt > 0)
         offsets = d->committed;
     if (produced) fatal_on_purpose(d, d->txns);
     int rc = saga_bus_txn_commit(d->bus, offsets, produced && abort_on_purpose(d->txns));

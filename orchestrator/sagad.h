@@ -272,8 +272,11 @@ typedef enum {
 } sagad_crash_point_t;
 void sagad_crash_point(sagad_crash_point_t at);
 /* The stall point (tests): with SAGAD_STALL_DIR set, an instance stops
- * itself with SIGSTOP at after_produce (a relay transaction in hand) when
- * the file SAGAD_STALL_DIR/stall-<its instance id> exists (deleted then). */
+ * itself with SIGSTOP after a relay pass produced (its transaction in
+ * hand) when the file SAGAD_STALL_DIR/stall-<its instance id> exists
+ * (deleted then). A file holding "without-offsets" waits for a pass that
+ * brings no new consumer offsets. */
 void sagad_crash_point_instance(const char *instance_id);
+void sagad_stall_point(bool new_offsets);
 
 #endif
