@@ -15,6 +15,7 @@
  * MEMORY_LIMIT, which is far above both. */
 #include "admin.h"
 
+#include "admin_gather.h"
 #include "admin_route.h"
 #include "saga_alloc.h"
 #include "saga_clock.h"
@@ -24,6 +25,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <curl/curl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -44,6 +46,7 @@
 #define ADMIN_MAX_HEADERS (32 * 1024)
 #define MEMORY_LIMIT (1024 * 1024) /* per connection (mmap, touched as used); MHD default 32 KiB */
 #define MAX_HOSTS 32
+#define ADMIN_THREADS 4
 
 static const char INTERNAL_BODY[] =
     "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
@@ -185,10 +188,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
             .host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
             .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
-            .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)};
+            .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+            .proxy = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sagad-Proxy")};
+        /* Other owners' part of a cluster-wide list or stats, fetched
+         * before the lock is taken: an owner asked at the same time by
+         * another instance can then answer it (the pool's other threads). */
+        int oom = 0;
+        admin_gather_t *g = admin_gather_fetch(&a->ctx, &req, &oom);
         pthread_mutex_lock(&a->lock);
-        int rc = admin_route(&a->ctx, &req, &res);
+        int rc = oom ? SAGA_ENOMEM : admin_route(&a->ctx, &req, &res);
         pthread_mutex_unlock(&a->lock);
+        if (rc == 0) rc = admin_gather_finish(g, &res);
+        else admin_gather_finish(g, &(admin_response_t){0});
         if (rc != 0) LOG_ERROR(COMPONENT, "%s %s: %s", method, url, saga_strerror(rc));
     }
     LOG_DEBUG(COMPONENT, "%s %s -> %u (%.3f ms)", method, url, res.body ? res.status : 500u,
@@ -348,6 +359,7 @@ static saga_admin_t *admin_start(const char *addr, int port, const char *const *
         return NULL;
     }
     pthread_mutex_init(&a->lock, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* the peers of admin_gather.c; paired in saga_admin_stop */
     a->shard_count = count;
     for (int i = 0; i < count; i++) {
         char why[700];
@@ -397,6 +409,10 @@ static saga_admin_t *admin_start(const char *addr, int port, const char *const *
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
+                              /* requests still run one at a time (a->lock); the
+                               * pool lets one wait for another instance's answer
+                               * (admin_gather.c) while others are served */
+                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned)ADMIN_THREADS,
                               MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!a->mhd) {
@@ -486,6 +502,7 @@ void saga_admin_stop(saga_admin_t **ap) {
     saga_free(a->shards);
     for (size_t i = 0; i < a->host_count; i++) saga_free(a->hosts[i]);
     pthread_mutex_destroy(&a->lock);
+    curl_global_cleanup();
     saga_free(a);
     *ap = NULL;
 }

@@ -22,9 +22,14 @@ int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res);
 int admin_get_health(admin_ctx_t *ctx, admin_response_t *res);
 
 /* Lists (admin_list.c): GET /v1/sagas with filters and cursor pagination,
- * and GET /v1/stats. */
+ * and GET /v1/stats, over the shards admin_shard_selection gives (this
+ * instance's, or ?shards=). */
 int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *res);
-int admin_get_stats(admin_ctx_t *ctx, admin_response_t *res);
+int admin_get_stats(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *res);
+/* The list cursor of a row at (updated_at ms, id[0..idlen)) into out
+ * (outlen >= 4 * (ADMIN_MAX_ID_LEN + 40) / 3 + 4); -1 when the id cannot be
+ * carried by a cursor (admin_gather.c merges pages of several instances). */
+int admin_list_cursor(int64_t updated_at, const char *id, size_t idlen, char *out, size_t outlen);
 /* admin_metrics.c: Prometheus text; readiness (SQLite answers, Kafka assigned). */
 int admin_get_metrics(admin_ctx_t *ctx, admin_response_t *res);
 /* admin_at.c: the saga as it was at an RFC 3339 time, replayed from history. */

@@ -102,6 +102,7 @@ typedef struct {
     const char *host;          /* the Host header, or NULL (HTTP/1.0) */
     const char *origin;        /* the Origin header, or NULL */
     const char *content_type;  /* the Content-Type header, or NULL */
+    const char *proxy;         /* the Sagad-Proxy header, or NULL (admin_gather.h) */
 } admin_request_t;
 
 typedef struct {
@@ -177,6 +178,14 @@ int admin_shard_owned(const admin_ctx_t *ctx, int i);
  * admin API (same path and query), or 503 naming the shard when no owner
  * is known (admin_route.c). */
 int admin_elsewhere(admin_ctx_t *ctx, const admin_request_t *req, int shard, admin_response_t *res);
+/* The shards a list or stats reads, as admin_shard_count(ctx) flags
+ * (saga_free): those this instance owns, or with ?shards=1,4 (what one
+ * instance asks another when gathering, admin_gather.c) exactly those,
+ * each of which must be owned here. NULL with res filled (400 for a bad
+ * list, 503 naming a shard not owned here) and *rc its return, or NULL
+ * with *rc = SAGA_ENOMEM. */
+unsigned char *admin_shard_selection(const admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *res,
+                                     int *rc);
 /* The shard of saga id: saga_partition_of(id, admin_shard_count(ctx)). */
 int admin_shard_of(const admin_ctx_t *ctx, const char *id);
 /* "shard 2 (/data/shard-002.db)" into buf when the API reads more than one

@@ -123,6 +123,17 @@ static void cursor_encode(int64_t updated_at, const char *id, char *out) {
     b64url_encode((const unsigned char *)raw, (size_t)n, out);
 }
 
+int admin_list_cursor(int64_t updated_at, const char *id, size_t idlen, char *out, size_t outlen) {
+    if (idlen == 0 || idlen > ADMIN_MAX_ID_LEN || !admin_text_ok(id, idlen) || memchr(id, '\0', idlen) ||
+        outlen < (ADMIN_MAX_ID_LEN + 40) * 4 / 3 + 4)
+        return -1;
+    char copy[ADMIN_MAX_ID_LEN + 1];
+    memcpy(copy, id, idlen);
+    copy[idlen] = '\0';
+    cursor_encode(updated_at, copy, out);
+    return 0;
+}
+
 static int cursor_decode(const char *s, cursor_t *c) {
     size_t n = strlen(s);
     unsigned char raw[MAX_CURSOR];
@@ -432,10 +443,13 @@ int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t 
     build_list_query(&f, &b);
 
     int nshards = admin_shard_count(ctx);
+    unsigned char *sel = admin_shard_selection(ctx, q, res, &rc);
+    if (!sel) return rc;
     list_shard_t *ls = saga_calloc((size_t)nshards, sizeof *ls);
     json_t *items = ls ? json_array() : NULL;
     if (!items) {
         saga_free(ls);
+        saga_free(sel);
         return SAGA_ENOMEM;
     }
     int ok = 1, more = 0, src = SQLITE_OK, shard = 0;
@@ -444,15 +458,17 @@ int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t 
     int last_id_ok = 0;
     const char *what = "listing sagas";
     for (shard = 0; shard < nshards; shard++) {
-        if (!admin_shard_owned(ctx, shard)) continue; /* another instance lists it */
+        if (!sel[shard]) continue; /* another instance lists it */
         src = list_open(ctx, shard, &b, &ls[shard], res, &rc, &what);
         if (!ls[shard].db) { /* the shard cannot be read: res holds the 503 */
+            saga_free(sel);
             list_close(ls, nshards);
             json_decref(items);
             return rc;
         }
         if (src != SQLITE_OK) break;
     }
+    saga_free(sel);
     long n = 0;
     while (src == SQLITE_OK && ok) {
         shard = -1;
@@ -665,13 +681,16 @@ static json_t *sorted_object(json_t *obj) {
 }
 
 /* The sum over the shards (each read in its own transaction). */
-int admin_get_stats(admin_ctx_t *ctx, admin_response_t *res) {
+int admin_get_stats(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *res) {
+    int rc = 0;
+    unsigned char *sel = admin_shard_selection(ctx, q, res, &rc);
+    if (!sel) return rc;
     stats_t s = {.by_status = zero_counts(SAGA_STATUSES), .by_definition = json_object(),
                  .steps = zero_counts(STEP_STATUSES), .now = saga_now_ms()};
-    int rc = 0, ok = s.by_status && s.by_definition && s.steps;
+    int ok = s.by_status && s.by_definition && s.steps;
     json_t *doc = NULL, *runtime = NULL;
     for (int i = 0, n = admin_shard_count(ctx); ok && i < n; i++)
-        if (admin_shard_owned(ctx, i) && stats_shard(ctx, i, &s, &ok, res, &rc) != 0) goto out;
+        if (sel[i] && stats_shard(ctx, i, &s, &ok, res, &rc) != 0) goto out;
 
     if (ok && admin_shard_count(ctx) > 1) {
         json_t *sorted = sorted_object(s.by_definition);
@@ -694,6 +713,7 @@ int admin_get_stats(admin_ctx_t *ctx, admin_response_t *res) {
              : NULL;
     rc = doc ? admin_json_response(res, 200, doc) : SAGA_ENOMEM;
 out:
+    saga_free(sel);
     json_decref(doc);
     json_decref(runtime);
     json_decref(s.by_status);

@@ -47,8 +47,19 @@ static int h_saga(admin_ctx_t *ctx, const admin_request_t *req, const route_para
     return at ? admin_get_saga_at(ctx, p->value[0], at, res) : admin_get_saga(ctx, p->value[0], res);
 }
 
+/* scope: "cluster" (the default: every shard, admin_gather.c asks the other
+ * owners) or "local" (this instance's shards only). The handlers read this
+ * instance's shards either way. */
+static int scope_error(const admin_query_t *q, admin_response_t *res) {
+    const char *v = admin_query_get(q, "scope");
+    if (!v || strcmp(v, "cluster") == 0 || strcmp(v, "local") == 0) return 0;
+    admin_param_error(res, "scope", "parameter 'scope': '%.*s' is not a scope (cluster, local)", saga_utf8_prefix(v, 64), v);
+    return 1;
+}
+
 static int h_list(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
                   const admin_query_t *q, admin_response_t *res) {
+    if (scope_error(q, res)) return res->body ? 0 : SAGA_ENOMEM;
     return admin_list_sagas(ctx, q, res);
 }
 
@@ -69,7 +80,8 @@ static int h_reload(admin_ctx_t *ctx, const admin_request_t *req, const route_pa
 
 static int h_stats(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
                    const admin_query_t *q, admin_response_t *res) {
-    return admin_get_stats(ctx, res);
+    if (scope_error(q, res)) return res->body ? 0 : SAGA_ENOMEM;
+    return admin_get_stats(ctx, q, res);
 }
 
 static int h_defs(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
@@ -100,9 +112,10 @@ static int h_ui(admin_ctx_t *ctx, const admin_request_t *req, const route_params
 
 static const char *const LIST_PARAMS[] = {"status", "definition", "created_after", "created_before",
                                           "updated_after", "updated_before", "step", "step_status",
-                                          "error_code", "limit", "cursor", NULL};
+                                          "error_code", "limit", "cursor", "scope", "shards", NULL};
 static const char *const NO_PARAMS[] = {NULL};
 static const char *const SAGA_PARAMS[] = {"at", NULL};
+static const char *const STATS_PARAMS[] = {"scope", "shards", NULL};
 
 /* New endpoints go here; docs/ADMIN-API.md and docs/openapi.yaml describe them. */
 static const route_t routes[] = {
@@ -116,7 +129,7 @@ static const route_t routes[] = {
     {"POST", "/v1/definitions/reload", "POST", h_reload, NULL},
     {"GET", "/v1/definitions/{name}", "GET, HEAD", h_defs, NO_PARAMS},
     {"GET", "/v1/definitions/{name}/{version}", "GET, HEAD", h_defs, NO_PARAMS},
-    {"GET", "/v1/stats", "GET, HEAD", h_stats, NO_PARAMS},
+    {"GET", "/v1/stats", "GET, HEAD", h_stats, STATS_PARAMS},
     {"GET", "/metrics", "GET, HEAD", h_metrics, NULL},
     {"GET", "/readyz", "GET, HEAD", h_ready, NULL},
     {"GET", "/ui", "GET, HEAD", h_ui, NULL},

@@ -7,10 +7,12 @@
 #include "saga_error.h"
 #include "saga_log.h"
 #include "saga_partition.h"
+#include "saga_utf8.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -24,6 +26,44 @@ int admin_shard_count(const admin_ctx_t *ctx) {
 
 int admin_shard_owned(const admin_ctx_t *ctx, int i) {
     return !ctx->owned || __atomic_load_n(&ctx->owned[i], __ATOMIC_RELAXED);
+}
+
+unsigned char *admin_shard_selection(const admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *res,
+                                     int *rc) {
+    int n = admin_shard_count(ctx);
+    unsigned char *sel = saga_calloc((size_t)n, 1);
+    *rc = 0;
+    if (!sel) {
+        *rc = SAGA_ENOMEM;
+        return NULL;
+    }
+    const char *v = q ? admin_query_get(q, "shards") : NULL;
+    if (!v) {
+        for (int i = 0; i < n; i++) sel[i] = (unsigned char)admin_shard_owned(ctx, i);
+        return sel;
+    }
+    for (const char *s = v;;) {
+        char *end = NULL;
+        long i = (*s >= '0' && *s <= '9') ? strtol(s, &end, 10) : -1;
+        if (i < 0 || i >= n || !end || (*end && *end != ',')) {
+            saga_free(sel);
+            *rc = admin_param_error(res, "shards",
+                                    "parameter 'shards': '%.*s' is not a comma-separated list of shard numbers from "
+                                    "0 to %d",
+                                    saga_utf8_prefix(v, 64), v, n - 1);
+            return NULL;
+        }
+        if (!admin_shard_owned(ctx, (int)i)) {
+            saga_free(sel);
+            *rc = admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, (int)i,
+                                    "shard %ld is not owned by this sagad instance (any more): ask again", i);
+            return NULL;
+        }
+        sel[i] = 1;
+        if (!*end) break;
+        s = end + 1;
+    }
+    return sel;
 }
 
 int admin_shard_of(const admin_ctx_t *ctx, const char *id) {

@@ -584,14 +584,34 @@ static void test_shards_owned_elsewhere(void **state) {
     snprintf(path, sizeof path, "/v1/sagas/%s", in[1]);
     assert_int_equal(http_get(port, path, NULL, NULL), 200);
 
-    assert_int_equal(http_get(port, "/v1/sagas?limit=500", &doc, NULL), 200);
+    assert_int_equal(http_get(port, "/v1/sagas?limit=500&scope=local", &doc, NULL), 200);
     json_t *items = json_object_get(doc, "sagas"), *item;
     size_t i, listed = json_array_size(items);
     assert_true(listed > 0);
     json_array_foreach(items, i, item) assert_true(owned[saga_partition_of(json_string_value(json_object_get(item, "id")), P)]);
     json_decref(doc);
-    assert_int_equal(http_get(port, "/v1/stats", &doc, NULL), 200);
+    assert_int_equal(http_get(port, "/v1/stats?scope=local", &doc, NULL), 200);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "sagas"), "total")), (json_int_t)listed);
+    json_decref(doc);
+    /* the whole cluster's list needs shard 3, which has no owner now */
+    for (int k = 0; k < 2; k++) {
+        const char *whole = k ? "/v1/stats" : "/v1/sagas";
+        assert_int_equal(http_get(port, whole, &doc, NULL), 503);
+        json_t *e = json_object_get(doc, "error");
+        assert_int_equal(json_integer_value(json_object_get(e, "shard")), 3);
+        assert_non_null(strstr(json_string_value(json_object_get(e, "message")), "no sagad instance of the group owns"));
+        json_decref(doc);
+    }
+    /* ?shards= reads exactly those, each owned here */
+    assert_int_equal(http_get(port, "/v1/stats?shards=1", &doc, NULL), 200);
+    json_int_t in1 = json_integer_value(json_object_get(json_object_get(doc, "sagas"), "total"));
+    json_decref(doc);
+    assert_true(in1 > 0 && in1 < (json_int_t)listed);
+    assert_int_equal(http_get(port, "/v1/stats?shards=1,2", &doc, NULL), 503);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "error"), "shard")), 2);
+    json_decref(doc);
+    assert_int_equal(http_get(port, "/v1/sagas?shards=1,x", &doc, NULL), 400);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "error"), "parameter")), "shards");
     json_decref(doc);
 
     char moved[400];
@@ -600,6 +620,95 @@ static void test_shards_owned_elsewhere(void **state) {
     assert_int_equal(http_get(port, "/healthz", NULL, NULL), 200);
     assert_int_equal(rename(moved, fs.path[2]), 0);
     saga_admin_stop(&a);
+}
+
+/* Two instances over the same files, owning {0, 1} and {2, 3}, each
+ * naming the other as the owner of what it lacks: either one's list (paged
+ * by 7) and stats are the whole, item for item as one instance owning
+ * everything gives them; with the other gone, a 503 naming its shards. */
+typedef struct {
+    int port[2];
+} pair_t;
+
+static int pair_owner(void *arg, int shard, char *url, size_t len) {
+    const pair_t *pr = arg;
+    snprintf(url, len, "http://127.0.0.1:%d", pr->port[shard < 2 ? 0 : 1]);
+    return 0;
+}
+
+/* Every page of path's list (limit 7) on port: ids joined by ' '. */
+static char *all_pages(int port, const char *filter) {
+    size_t cap = 1 << 16, len = 0;
+    char *ids = calloc(1, cap), cursor[1200] = "", path[1600];
+    for (int pages = 0; pages < 100; pages++) {
+        snprintf(path, sizeof path, "/v1/sagas?limit=7%s%s%s", filter, cursor[0] ? "&cursor=" : "", cursor);
+        json_t *doc = NULL;
+        assert_int_equal(http_get(port, path, &doc, NULL), 200);
+        json_t *item;
+        size_t i;
+        json_array_foreach(json_object_get(doc, "sagas"), i, item)
+            len += (size_t)snprintf(ids + len, cap - len, "%s ", json_string_value(json_object_get(item, "id")));
+        json_t *next = json_object_get(doc, "next_cursor");
+        snprintf(cursor, sizeof cursor, "%s", json_is_string(next) ? json_string_value(next) : "");
+        json_decref(doc);
+        if (!cursor[0]) break;
+    }
+    return ids;
+}
+
+static void test_cluster_gathers_every_shard(void **state) {
+    (void)state;
+    char err[512] = "";
+    saga_admin_t *one = saga_admin_start("127.0.0.1", 0, fs.paths, P, err, sizeof err);
+    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, fs.paths, P, err, sizeof err);
+    saga_admin_t *b = saga_admin_start("127.0.0.1", 0, fs.paths, P, err, sizeof err);
+    if (!one || !a || !b) fail_msg("saga_admin_start: %s", err);
+    static unsigned char owned_a[P] = {1, 1, 0, 0}, owned_b[P] = {0, 0, 1, 1};
+    static pair_t pr;
+    pr.port[0] = saga_admin_port(a);
+    pr.port[1] = saga_admin_port(b);
+    saga_admin_set_owned(a, owned_a, pair_owner, &pr);
+    saga_admin_set_owned(b, owned_b, pair_owner, &pr);
+    static const char *const filters[] = {"", "&status=completed", "&definition=beta"};
+    for (size_t f = 0; f < sizeof filters / sizeof filters[0]; f++) {
+        char *want = all_pages(saga_admin_port(one), filters[f]);
+        assert_true(strlen(want) > 0);
+        for (int k = 0; k < 2; k++) {
+            char *got = all_pages(pr.port[k], filters[f]);
+            assert_string_equal(got, want);
+            free(got);
+        }
+        free(want);
+    }
+    json_t *doc = NULL;
+    json_int_t total[3], local = 0;
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(http_get(k < 2 ? pr.port[k] : saga_admin_port(one), "/v1/stats", &doc, NULL), 200);
+        total[k] = json_integer_value(json_object_get(json_object_get(doc, "sagas"), "total"));
+        json_decref(doc);
+    }
+    assert_int_equal(total[0], GENERATED + 3);
+    assert_int_equal(total[1], GENERATED + 3);
+    assert_int_equal(total[2], GENERATED + 3);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(http_get(pr.port[k], "/v1/stats?scope=local", &doc, NULL), 200);
+        json_int_t n = json_integer_value(json_object_get(json_object_get(doc, "sagas"), "total"));
+        assert_true(n > 0 && n < GENERATED + 3);
+        local += n;
+        json_decref(doc);
+    }
+    assert_int_equal(local, GENERATED + 3);
+    int port_b = pr.port[1];
+    saga_admin_stop(&b);
+    assert_int_equal(http_get(pr.port[0], "/v1/stats", &doc, NULL), 503);
+    json_t *e = json_object_get(doc, "error");
+    assert_int_equal(json_integer_value(json_object_get(e, "shard")), 2);
+    char owner[64];
+    snprintf(owner, sizeof owner, "http://127.0.0.1:%d did not answer", port_b);
+    assert_non_null(strstr(json_string_value(json_object_get(e, "message")), owner));
+    json_decref(doc);
+    saga_admin_stop(&a);
+    saga_admin_stop(&one);
 }
 
 int main(int argc, char **argv) {
@@ -615,6 +724,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_commands_find_saga_in_its_shard),
         cmocka_unit_test(test_missing_shard_answers_503),
         cmocka_unit_test(test_shards_owned_elsewhere),
+        cmocka_unit_test(test_cluster_gathers_every_shard),
     };
     int rc = cmocka_run_group_tests_name("admin_shards", tests, setup, teardown);
     curl_global_cleanup();

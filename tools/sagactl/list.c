@@ -350,7 +350,7 @@ int cmd_stats(ctl_t *ctl, int argc, char **argv) {
             char *row[4] = {c[0], c[1], c[2], c[3]};
             if (table_add(&ct, row) != 0) ret = EXIT_API;
         }
-        printf("\nCluster (the sagas and steps above are this instance's shards: %lld of them)\n",
+        printf("\nCluster (the sagas and steps above cover every shard; this instance owns %lld)\n",
                (long long)json_integer_value(json_object_get(runtime, "owned_shards")));
         table_print(stdout, &ct);
         table_free(&ct);
