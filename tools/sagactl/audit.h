@@ -35,15 +35,24 @@ typedef struct {
     const char *payment_db;      /* required */
     const char *notification_db; /* NULL: notification checks skipped */
     int json;                    /* one JSON document on out instead of text */
-    long max_listed;             /* discrepancies printed at most (text); <= 0: 50 */
+    long max_listed;             /* discrepancies printed at most (text); <= 0: SAGACTL_AUDIT_DEFAULT_MAX */
 } sagactl_audit_opts_t;
 
-/* Runs the audit; the report goes to out, errors about the inputs to err.
- * Returns one of the SAGACTL_AUDIT_* statuses. */
+/* Discrepancies the text report lists when --max is not given: the
+ * command line's default (audit_cli.c) and the report's (audit.c) for
+ * max_listed <= 0. */
+#define SAGACTL_AUDIT_DEFAULT_MAX 50
+
+/* Runs the audit (audit.c); the report goes to out, errors about the
+ * inputs to err. Returns one of the SAGACTL_AUDIT_* statuses. */
 int sagactl_audit_run(const sagactl_audit_opts_t *opts, FILE *out, FILE *err);
 
-/* `sagactl audit ARGS`: parses its own options (argv holds what follows
- * the word "audit"), `json` is sagactl's global --json. */
+/* `sagactl audit ARGS` (audit_cli.c): parses its own options (argv holds
+ * what follows the word "audit"), `json` is sagactl's global --json; the
+ * paths not given come from the environment variables above. Prints the
+ * usage on stdout for -h/--help (SAGACTL_AUDIT_OK), a bad argument on
+ * stderr (SAGACTL_AUDIT_USAGE); otherwise sagactl_audit_run on stdout and
+ * stderr, and its status. */
 int sagactl_audit_main(int argc, char **argv, int json);
 
 #endif

@@ -27,7 +27,7 @@ typedef struct {
     int (*run)(ctl_t *ctl, int argc, char **argv);
 } command_t;
 
-/* `audit` is offline (tools/sagactl/audit.c) and parses its own options. */
+/* `audit` is offline (tools/sagactl/audit.c) and parses its own options (audit_cli.c). */
 static int cmd_audit(ctl_t *ctl, int argc, char **argv) { return sagactl_audit_main(argc, argv, ctl->json); }
 
 static const command_t commands[] = {
