@@ -366,7 +366,8 @@ int main(int argc, char **argv) {
     const char *itopics[] = {c->instances_topic};
     saga_topics_check_t icheck = {.bootstrap = bootstrap, .client_id = "sagad", .props = &c->kafka_props,
                                   .topics = itopics, .topic_count = 1, .partitions = 1,
-                                  .create_timeout_ms = 15000, .compacted = c->instances_topic};
+                                  .create_timeout_ms = 15000, .compacted = c->instances_topic,
+                                  .what = "the instance registry (--instances-topic)"};
     if (saga_topics_check(&icheck, err, sizeof err)) {
         LOG_ERROR("sagad", "%s", err);
         saga_free(bootstrap);

@@ -128,7 +128,7 @@ static void create_missing(rd_kafka_t *rk, const saga_topics_check_t *cfg, const
 
 /* Warns when the compacted topic's cleanup.policy is not compact. Silent
  * when the brokers cannot say (the dev broker has no DescribeConfigs). */
-static void check_compacted(rd_kafka_t *rk, const char *topic, int timeout_ms) {
+static void check_compacted(rd_kafka_t *rk, const char *topic, const char *what, int timeout_ms) {
     rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
@@ -147,12 +147,14 @@ static void check_compacted(rd_kafka_t *rk, const char *topic, int timeout_ms) {
         for (size_t k = 0; k < cn; k++)
             if (!strcmp(rd_kafka_ConfigEntry_name(ce[k]), "cleanup.policy")) policy = rd_kafka_ConfigEntry_value(ce[k]);
         if (policy && !strstr(policy, "compact"))
-            LOG_WARN("sagad", "the changelog topic '%s' has cleanup.policy=%s, not compact: its records are deleted "
-                     "after retention.ms and a lost shard can then not be restored whole; set it with "
+            LOG_WARN("sagad", "%s topic '%s' has cleanup.policy=%s, not compact: its records are deleted "
+                     "after retention.ms%s; set it with "
                      "kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config "
-                     "cleanup.policy=compact (docs/OPERATIONS.md)", topic, policy, topic);
+                     "cleanup.policy=compact (docs/OPERATIONS.md)", what ? what : "the changelog", topic, policy,
+                     what ? "" : " and a lost shard can then not be restored whole", topic);
         else if (policy)
-            LOG_INFO("sagad", "the changelog topic '%s' is compacted (cleanup.policy=%s)", topic, policy);
+            LOG_INFO("sagad", "%s topic '%s' is compacted (cleanup.policy=%s)", what ? what : "the changelog", topic,
+                     policy);
     }
     if (!policy) LOG_DEBUG("sagad", "the brokers did not describe the configuration of '%s'", topic);
     if (ev) rd_kafka_event_destroy(ev);
@@ -203,7 +205,7 @@ int saga_topics_check(const saga_topics_check_t *cfg, char *err, size_t errlen) 
             usleep(200 * 1000);
         }
     }
-    if (cfg->compacted) check_compacted(rk, cfg->compacted, 1500); /* the dev broker never answers */
+    if (cfg->compacted) check_compacted(rk, cfg->compacted, cfg->what, 1500); /* the dev broker never answers */
     rd_kafka_destroy(rk);
 
     int bad = 0;
@@ -230,8 +232,16 @@ int saga_topics_check(const saga_topics_check_t *cfg, char *err, size_t errlen) 
     saga_free(counts);
     saga_free(failed);
     if (!bad) {
-        LOG_INFO("sagad", "topics checked: %s (--partitions %d)", list, cfg->partitions);
+        if (cfg->what)
+            LOG_INFO("sagad", "%s checked: %s", cfg->what, list);
+        else
+            LOG_INFO("sagad", "topics checked: %s (--partitions %d)", list, cfg->partitions);
         return 0;
+    }
+    if (cfg->what) {
+        snprintf(err, errlen, "refusing to start: %s must have %d partition(s): %s", cfg->what, cfg->partitions,
+                 list);
+        return SAGA_ECONFIG;
     }
     snprintf(err, errlen,
              "refusing to start: every topic sagad consumes (and its changelog) must have --partitions %d partitions (a saga's "

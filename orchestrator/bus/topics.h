@@ -23,6 +23,9 @@ typedef struct {
                                       cleanup.policy=compact, and a warning when it exists
                                       without it (DescribeConfigs; a broker that cannot
                                       answer, such as the dev broker, is not checked) */
+    const char *what;              /* NULL: sagad's consumed topics and changelog; else what
+                                      the topics are, for the messages (e.g. "the instance
+                                      registry (--instances-topic)") */
 } saga_topics_check_t;
 
 /* Reads the brokers' metadata (waiting, with a warning every 10 s, until
