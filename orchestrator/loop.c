@@ -670,8 +670,8 @@ void sagad_publish_runtime(sagad_t *d) {
         json_array_append_new(topics, json_pack("{s:s, s:i, s:i, s:s, s:i}", "topic", t.topic, "in_flight", t.in_flight,
                                                 "waiting", t.waiting, "circuit", saga_breaker_state_name(t.breaker),
                                                 "consecutive_failures", t.consecutive_failures));
-    json_t *lag = json_object();
-    saga_bus_lag(d->bus, lag);
+    json_t *lag = json_object(), *lag_by_partition = json_object();
+    saga_bus_lag(d->bus, lag, lag_by_partition);
     json_t *snap = json_pack("{s:b, s:i, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o}}",
                              "kafka_ready", saga_bus_ready(d->bus), "outbox_in_flight", saga_bus_in_flight(d->bus),
                              "counters", counters, "ignored_events", ignored, "topics", topics,
@@ -684,12 +684,18 @@ void sagad_publish_runtime(sagad_t *d) {
         json_t *restore = sagad_restore_json(d->restore_stats, d->shard_count);
         size_t i;
         json_t *entry;
-        json_array_foreach(restore, i, entry) json_object_set_new(entry, "owned", json_boolean(d->shards[i].store != NULL));
+        json_array_foreach(restore, i, entry) {
+            char key[16];
+            snprintf(key, sizeof key, "%zu", i); /* shard p reads partition p of each topic */
+            json_object_set_new(entry, "owned", json_boolean(d->shards[i].store != NULL));
+            json_object_set_new(entry, "lag", json_integer(json_integer_value(json_object_get(lag_by_partition, key))));
+        }
         json_object_set_new(snap, "restore", restore);
         json_object_set_new(snap, "owned_shards", json_integer(d->owned_count));
         if (d->cfg.instance_id) json_object_set_new(snap, "instance", json_string(d->cfg.instance_id));
         if (d->instances) json_object_set_new(snap, "cluster", sagad_instances_json(d->instances));
     }
+    json_decref(lag_by_partition);
     if (snap) sagad_runtime_publish(d->runtime, snap);
 }
 

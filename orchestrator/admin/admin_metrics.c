@@ -137,6 +137,37 @@ static void histogram(text_t *t, const char *metric, const char *help, const jso
         (long long)json_integer_value(json_object_get(h, "count")));
 }
 
+/* The per-shard gauges of GET /metrics, from the runtime's "restore" array
+ * (one entry per shard: its last restore, ownership and consumer lag). */
+typedef enum { SHARD_INT, SHARD_SECONDS, SHARD_POSITIVE, SHARD_TRUE, SHARD_REBUILT } shard_value_t;
+typedef struct {
+    const char *name, *type, *field;
+    shard_value_t value;
+    const char *help;
+} shard_gauge_t;
+static const shard_gauge_t SHARD_GAUGES[] = {
+    {"sagad_restore_records_total", "counter", "records", SHARD_INT,
+     "Changelog records applied by the last restore of the shard (at start or when assigned)"},
+    {"sagad_restore_sagas_total", "counter", "sagas", SHARD_INT,
+     "Sagas restored from the changelog by the last restore of the shard"},
+    {"sagad_restore_seconds", "gauge", "seconds", SHARD_SECONDS,
+     "Time the last restore of the shard took (0: nothing to restore)"},
+    {"sagad_restore_changelog_truncated", "gauge", "lost_before", SHARD_POSITIVE,
+     "1 when the restore needed changelog records the topic no longer holds (deleted by retention): sagas of "
+     "the shard may be missing"},
+    {"sagad_shard_owned", "gauge", "owned", SHARD_TRUE,
+     "1 when this instance owns the shard (the group assigned it its partitions)"},
+    {"sagad_shard_lag", "gauge", "lag", SHARD_INT,
+     "Messages not consumed yet in the shard's partitions (saga.start, saga.replies, saga.control) while "
+     "this instance is assigned them"},
+    {"sagad_restore_diverged", "gauge", "diverged", SHARD_TRUE,
+     "1 when the shard was rebuilt because another instance wrote its changelog after commits of this file "
+     "that never reached it"},
+    {"sagad_restore_in_progress", "gauge", "in_progress", SHARD_TRUE, "1 while the shard is being restored"},
+    {"sagad_restore_rebuilt", "gauge", "kind", SHARD_REBUILT,
+     "1 when the shard was missing or corrupt and rebuilt at start"},
+};
+
 static void runtime_metrics(text_t *t, const json_t *rt) {
     put(t, "# HELP sagad_kafka_ready 1 once the consumer has its partitions\n# TYPE sagad_kafka_ready gauge\n"
            "sagad_kafka_ready %d\n", json_is_true(json_object_get(rt, "kafka_ready")));
@@ -175,49 +206,31 @@ static void runtime_metrics(text_t *t, const json_t *rt) {
     }
     json_t *restore = json_object_get(rt, "restore");
     if (json_array_size(restore)) {
-        put(t, "# HELP sagad_restore_records_total Changelog records applied by the last restore of the shard (at start or when assigned)\n"
-               "# TYPE sagad_restore_records_total counter\n");
-        json_array_foreach(restore, i, tp)
-            put(t, "sagad_restore_records_total{shard=\"%lld\"} %lld\n", (long long)json_integer_value(json_object_get(tp, "shard")),
-                (long long)json_integer_value(json_object_get(tp, "records")));
-        put(t, "# HELP sagad_restore_sagas_total Sagas restored from the changelog by the last restore of the shard\n"
-               "# TYPE sagad_restore_sagas_total counter\n");
-        json_array_foreach(restore, i, tp)
-            put(t, "sagad_restore_sagas_total{shard=\"%lld\"} %lld\n", (long long)json_integer_value(json_object_get(tp, "shard")),
-                (long long)json_integer_value(json_object_get(tp, "sagas")));
-        put(t, "# HELP sagad_restore_seconds Time the last restore of the shard took (0: nothing to restore)\n"
-               "# TYPE sagad_restore_seconds gauge\n");
-        json_array_foreach(restore, i, tp)
-            put(t, "sagad_restore_seconds{shard=\"%lld\"} %.3f\n", (long long)json_integer_value(json_object_get(tp, "shard")),
-                json_real_value(json_object_get(tp, "seconds")));
-        put(t, "# HELP sagad_restore_changelog_truncated 1 when the restore needed changelog records the topic no "
-               "longer holds (deleted by retention): sagas of the shard may be missing\n"
-               "# TYPE sagad_restore_changelog_truncated gauge\n");
-        json_array_foreach(restore, i, tp)
-            put(t, "sagad_restore_changelog_truncated{shard=\"%lld\"} %d\n",
-                (long long)json_integer_value(json_object_get(tp, "shard")),
-                json_integer_value(json_object_get(tp, "lost_before")) > 0);
-        put(t, "# HELP sagad_shard_owned 1 when this instance owns the shard (the group assigned it its partitions)\n"
-               "# TYPE sagad_shard_owned gauge\n");
-        json_array_foreach(restore, i, tp)
-            put(t, "sagad_shard_owned{shard=\"%lld\"} %d\n", (long long)json_integer_value(json_object_get(tp, "shard")),
-                json_is_true(json_object_get(tp, "owned")));
-        put(t, "# HELP sagad_restore_diverged 1 when the shard was rebuilt because another instance wrote its "
-               "changelog after commits of this file that never reached it\n# TYPE sagad_restore_diverged gauge\n");
-        json_array_foreach(restore, i, tp)
-            put(t, "sagad_restore_diverged{shard=\"%lld\"} %d\n", (long long)json_integer_value(json_object_get(tp, "shard")),
-                json_is_true(json_object_get(tp, "diverged")));
-        put(t, "# HELP sagad_restore_in_progress 1 while the shard is being restored\n"
-               "# TYPE sagad_restore_in_progress gauge\n");
-        json_array_foreach(restore, i, tp)
-            put(t, "sagad_restore_in_progress{shard=\"%lld\"} %d\n", (long long)json_integer_value(json_object_get(tp, "shard")),
-                json_is_true(json_object_get(tp, "in_progress")));
-        put(t, "# HELP sagad_restore_rebuilt 1 when the shard was missing or corrupt and rebuilt at start\n"
-               "# TYPE sagad_restore_rebuilt gauge\n");
-        json_array_foreach(restore, i, tp) {
-            const char *kind = json_string_value(json_object_get(tp, "kind"));
-            put(t, "sagad_restore_rebuilt{shard=\"%lld\"} %d\n", (long long)json_integer_value(json_object_get(tp, "shard")),
-                kind && !strcmp(kind, "rebuilt"));
+        for (size_t g = 0; g < sizeof SHARD_GAUGES / sizeof SHARD_GAUGES[0]; g++) {
+            const shard_gauge_t *sg = &SHARD_GAUGES[g];
+            put(t, "# HELP %s %s\n# TYPE %s %s\n", sg->name, sg->help, sg->name, sg->type);
+            json_array_foreach(restore, i, tp) {
+                long long shard = (long long)json_integer_value(json_object_get(tp, "shard"));
+                json_t *fv = json_object_get(tp, sg->field);
+                switch (sg->value) {
+                case SHARD_INT:
+                    put(t, "%s{shard=\"%lld\"} %lld\n", sg->name, shard, (long long)json_integer_value(fv));
+                    break;
+                case SHARD_SECONDS:
+                    put(t, "%s{shard=\"%lld\"} %.3f\n", sg->name, shard, json_real_value(fv));
+                    break;
+                case SHARD_POSITIVE:
+                    put(t, "%s{shard=\"%lld\"} %d\n", sg->name, shard, json_integer_value(fv) > 0);
+                    break;
+                case SHARD_TRUE:
+                    put(t, "%s{shard=\"%lld\"} %d\n", sg->name, shard, json_is_true(fv));
+                    break;
+                case SHARD_REBUILT:
+                    put(t, "%s{shard=\"%lld\"} %d\n", sg->name, shard,
+                        json_is_string(fv) && !strcmp(json_string_value(fv), "rebuilt"));
+                    break;
+                }
+            }
         }
     }
     json_t *h = json_object_get(rt, "histograms");

@@ -558,7 +558,7 @@ saga_bus_error_class_t saga_bus_classify(rd_kafka_resp_err_t err) {
 
 int saga_bus_in_flight(const saga_bus_t *bus) { return bus->in_flight; }
 
-void saga_bus_lag(saga_bus_t *bus, json_t *out) {
+void saga_bus_lag(saga_bus_t *bus, json_t *out, json_t *by_partition) {
     rd_kafka_topic_partition_list_t *parts = NULL;
     if (rd_kafka_assignment(bus->consumer, &parts) || !parts) return;
     if (rd_kafka_position(bus->consumer, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -574,6 +574,12 @@ void saga_bus_lag(saga_bus_t *bus, json_t *out) {
             }
             json_t *cur = json_object_get(out, p->topic);
             json_object_set_new(out, p->topic, json_integer(json_integer_value(cur) + lag));
+            if (by_partition) {
+                char key[16];
+                snprintf(key, sizeof key, "%d", (int)p->partition);
+                cur = json_object_get(by_partition, key);
+                json_object_set_new(by_partition, key, json_integer(json_integer_value(cur) + lag));
+            }
         }
     }
     rd_kafka_topic_partition_list_destroy(parts);

@@ -118,8 +118,9 @@ int saga_bus_in_flight(const saga_bus_t *bus);
 
 /* Consumer lag per topic (high watermark minus position, summed over the
  * assigned partitions, from librdkafka's cached watermarks: no broker
- * round trip). Adds {topic: lag} to `out`. */
-void saga_bus_lag(saga_bus_t *bus, json_t *out);
+ * round trip). Adds {topic: lag} to `out` and, when by_partition is not
+ * NULL, {"<partition>": lag summed over the topics} to it. */
+void saga_bus_lag(saga_bus_t *bus, json_t *out, json_t *by_partition);
 
 /* Waits up to timeout_ms for in-flight messages to be reported. */
 void saga_bus_flush(saga_bus_t *bus, int timeout_ms);

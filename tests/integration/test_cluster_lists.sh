@@ -37,6 +37,26 @@ for u in "${urls[@]}"; do
 done
 check "scope=local: each instance counts only its shards ($each), which add up to $TOTAL" \
   bash -c "[ $sum = $TOTAL ] && ! grep -qw -e 0 -e $TOTAL <<<'$each'"
+# /metrics stays per instance: which shards it owns and their lag (all
+# consumed by now: 0 for each owned shard, once the loop published it).
+shard_lag() { # URL -> "owned lagging shards-with-a-lag-gauge"
+  curl -s "$1/metrics" | awk -F'[{}" ]+' '/^sagad_shard_owned\{/ { own[$3] = $4 } /^sagad_shard_lag\{/ { lag[$3] = $4 }
+    END { for (s in own) if (own[s] == 1) { n++; if (lag[s] != "0") bad++ }; print n + 0, bad + 0, length(lag) }'
+}
+lag_settled() { # URL
+  local _ got
+  for _ in $(seq 50); do
+    got=$(shard_lag "$1")
+    set -- "$1" $got
+    [ "$2" -gt 0 ] && [ "$3" = 0 ] && [ "$4" = "$SAGA_PARTITIONS" ] && return 0
+    sleep 0.1
+  done
+  echo "  owned, lagging, shards with a lag gauge: $got" >&2
+  return 1
+}
+for u in "${urls[@]}"; do
+  check "/metrics on $u: sagad_shard_lag for each of the $SAGA_PARTITIONS shards, 0 on those it owns" lag_settled "$u"
+done
 code=$(curl -s -o "$DIR/resp" -w '%{http_code}' "${urls[0]}/v1/stats?scope=everywhere")
 check "scope=everywhere: 400 naming the parameter" bash -c "[ $code = 400 ] && grep -q '\"parameter\":\"scope\"' '$DIR/resp'"
 code=$(curl -s -o "$DIR/resp" -w '%{http_code}' "${urls[0]}/v1/sagas?shards=0,99")
