@@ -5,10 +5,13 @@
 # One broker (KILL_NODE, else 1 to 3 by the clock: over runs each node,
 # coordinators and the controller among them, gets its turn) is killed with
 # -9 while sagas run and started again 5 s later (scripts/kafka kill/start
-# DIR K): every saga completes once and the audit passes. Apache Kafka only
+# DIR K): every saga completes once and the audit passes. Three sagad
+# instances share the partitions (SAGAD_INSTANCES, 3 by default): the group
+# coordinator, the transaction coordinator or a partition leader each of
+# them uses may be the node that goes. Apache Kafka only
 # (it_kafka_cluster_real).
 . "$(dirname "$0")/lib.sh"
-export KAFKA=real KAFKA_BROKERS=3
+export KAFKA=real KAFKA_BROKERS=3 SAGAD_INSTANCES=${SAGAD_INSTANCES:-3}
 KAFKA_CTL="$SAGA_SOURCE_DIR/scripts/kafka"
 KCAT=(kcat -X broker.address.family=v4 -m 10)
 stack_up
@@ -33,6 +36,8 @@ done
 check "min.insync.replicas is 2 on every node" \
   eq "$(cat "$DIR"/kafka-[123]/server.properties | grep -cx 'min.insync.replicas=2')" 3
 
+[ "$SAGAD_INSTANCES" = 1 ] ||
+  check "the $SAGA_PARTITIONS shards are shared by the $SAGAD_INSTANCES sagad instances" wait_cluster_owned "$SAGAD_INSTANCES"
 publish_starts kc 300
 wait_count "SELECT count(*) >= 60 FROM steps WHERE saga_id LIKE 'kc-%' AND status='succeeded'" 1 120 || true
 K=${KILL_NODE:-$(($(date +%s) % 3 + 1))}
@@ -45,13 +50,14 @@ check "node $K starts again on its ports and data" "$KAFKA_CTL" start "$DIR" "$K
 check "all 300 sagas complete" \
   wait_count "SELECT count(*) FROM sagas WHERE id LIKE 'kc-%' AND status='completed'" 300 180
 exactly_once kc 300 1000
-audit() {
-  "$BUILD_DIR/bin/sagactl" audit --saga-db "$SAGA_DB" --order-db "$ORDER_DB" --inventory-db "$INVENTORY_DB" \
+audit() { # every instance's data directory (SAGA_DBS, from stack.env)
+  "$BUILD_DIR/bin/sagactl" audit --order-db "$ORDER_DB" --inventory-db "$INVENTORY_DB" \
     --payment-db "$PAYMENT_DB" --notification-db "$NOTIFICATION_DB" >"$DIR/audit.out" 2>&1 ||
     { sed 's/^/  | /' "$DIR/audit.out"; return 1; }
 }
 check "sagactl audit passes" audit
-for p in sagad order-worker inventory-worker payment-worker notification-worker; do
+sagads=(sagad); for ((k = 2; k <= SAGAD_INSTANCES; k++)); do sagads+=("sagad-$k"); done
+for p in "${sagads[@]}" order-worker inventory-worker payment-worker notification-worker; do
   check "$p ran through the broker's loss" kill -0 "$(cat "$DIR/$p.pid")"
 done
 echo "$CHECKS passed, 0 failed"

@@ -17,9 +17,17 @@ for round in 1 2 3; do
   wait_exit sagad 30 || fail "sagad did not stop"
   kill -USR2 "$SAGABROKER_PID" # fault mode on: every OffsetFetch fails
   publish_starts "nc2r$round" 100
+  assigned=$(grep -c 'assigned [0-9]* partition' "$DIR/sagad.log" || true)
   "$STACK" start-one sagad "$DIR" >>"$DIR/stack-up.out" 2>&1 &
   STARTER=$!
-  sleep 6
+  # The faults last until sagad's partitions are assigned and 2 s beyond, so
+  # its first OffsetFetch meets them however long the join takes (a fixed
+  # 6 s ended before the join some runs: nothing was tested, the test failed).
+  for _ in $(seq 300); do
+    [ "$(grep -c 'assigned [0-9]* partition' "$DIR/sagad.log" || true)" -gt "$assigned" ] && break
+    sleep 0.1
+  done
+  sleep 2
   kill -USR2 "$SAGABROKER_PID" # off
   wait "$STARTER" || fail "sagad did not become ready after the OffsetFetch faults"
   reload_env
