@@ -352,27 +352,6 @@ static void add_total(json_t *into, json_t *from) {
                                                     json_integer_value(json_object_get(from, "total"))));
 }
 
-static int key_order(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* obj's members in key order, as one instance gives them. */
-static json_t *sorted(json_t *obj) {
-    size_t n = json_object_size(obj), i = 0;
-    const char **keys = saga_malloc((n ? n : 1) * sizeof *keys);
-    json_t *out = keys ? json_object() : NULL, *v;
-    const char *key;
-    json_object_foreach(obj, key, v) if (keys) keys[i++] = key;
-    if (out) qsort(keys, n, sizeof *keys, key_order);
-    for (i = 0; out && i < n; i++)
-        if (json_object_set(out, keys[i], json_object_get(obj, keys[i])) != 0) {
-            json_decref(out);
-            out = NULL;
-        }
-    saga_free(keys);
-    return out;
-}
-
 /* The oldest of two oldest_running objects (created_at, then id). */
 static int older(json_t *a, json_t *b) {
     int64_t ca = 0, cb = 0;
@@ -407,7 +386,7 @@ static int merge_stats(json_t *doc, json_t *peer) {
         add_total(d, pd);
         add_counts(json_object_get(d, "by_status"), json_object_get(pd, "by_status"));
     }
-    json_t *by_def = sorted(defs);
+    json_t *by_def = admin_json_sorted(defs);
     if (!by_def || json_object_set_new(sagas, "by_definition", by_def) != 0) return SAGA_ENOMEM;
     json_t *oldest = json_object_get(peer, "oldest_running");
     if (json_is_object(oldest) && older(oldest, json_object_get(doc, "oldest_running")))

@@ -30,6 +30,9 @@ int admin_get_stats(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *
  * (outlen >= 4 * (ADMIN_MAX_ID_LEN + 40) / 3 + 4); -1 when the id cannot be
  * carried by a cursor (admin_gather.c merges pages of several instances). */
 int admin_list_cursor(int64_t updated_at, const char *id, size_t idlen, char *out, size_t outlen);
+/* obj with its members in key order (as one shard's ORDER BY gives them),
+ * for stats summed over shards or instances; a new reference, NULL on ENOMEM. */
+json_t *admin_json_sorted(json_t *obj);
 /* admin_metrics.c: Prometheus text; readiness (SQLite answers, Kafka assigned). */
 int admin_get_metrics(admin_ctx_t *ctx, admin_response_t *res);
 /* admin_at.c: the saga as it was at an RFC 3339 time, replayed from history. */

@@ -661,9 +661,7 @@ static int key_order(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* obj with its members in key order (as one shard's ORDER BY gave them);
- * a new reference, NULL on ENOMEM. */
-static json_t *sorted_object(json_t *obj) {
+json_t *admin_json_sorted(json_t *obj) {
     size_t n = json_object_size(obj), i = 0;
     const char **keys = saga_malloc((n ? n : 1) * sizeof *keys);
     json_t *out = keys ? json_object() : NULL;
@@ -693,7 +691,7 @@ int admin_get_stats(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *
         if (sel[i] && stats_shard(ctx, i, &s, &ok, res, &rc) != 0) goto out;
 
     if (ok && admin_shard_count(ctx) > 1) {
-        json_t *sorted = sorted_object(s.by_definition);
+        json_t *sorted = admin_json_sorted(s.by_definition);
         json_decref(s.by_definition);
         s.by_definition = sorted;
         ok = sorted != NULL;

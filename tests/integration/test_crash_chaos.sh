@@ -27,23 +27,13 @@ done
 TOTAL=$((WAVES * PER))
 echo "ok - $WAVES kills, $killed_mid_run of them with sagas in flight"
 check "most kills hit sagas in flight" test "$killed_mid_run" -ge $((WAVES / 2))
-check "all $TOTAL sagas ended" wait_count "SELECT count(*) FROM sagas WHERE status IN ('completed','compensated')" "$TOTAL" 300
-check "every ok saga completed" eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'ok%' AND status='completed'")" $((TOTAL * 8 / 10))
-check "every out-of-stock saga compensated for that reason" \
-  eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'oos%' AND status='compensated' AND error_code='OUT_OF_STOCK'")" $((TOTAL / 10))
-check "every declined saga compensated for that reason" \
-  eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'dec%' AND status='compensated' AND error_code='PAYMENT_DECLINED'")" $((TOTAL / 10))
-check "no order created twice" eq "$(sql "$ORDER_DB" "SELECT count(*) FROM (SELECT saga_id FROM orders GROUP BY saga_id HAVING count(*) > 1)")" 0
+mixed_outcomes "$TOTAL"
+# beyond mixed_outcomes: the orders, reservations and compensations the participants applied
 check "one order per saga, cancelled exactly for the compensated ones" \
   eq "$(sql "$ORDER_DB" "SELECT sum(status='created') || '/' || sum(status='cancelled') FROM orders")" "$((TOTAL * 8 / 10))/$((TOTAL / 5))"
 check "no stock reserved twice; declined sagas' stock released" \
   eq "$(sql "$INVENTORY_DB" "SELECT sum(status='reserved') || '/' || sum(status='released') || '/' || count(DISTINCT saga_id) FROM reservations")" "$((TOTAL * 8 / 10))/$((TOTAL / 10))/$((TOTAL * 9 / 10))"
-check "one charge per completed saga, none for the others" \
-  eq "$(sql "$PAYMENT_DB" "SELECT count(*) || '/' || count(DISTINCT saga_id) || '/' || sum(saga_id LIKE 'ok%') FROM charges WHERE status='charged'")" "$((TOTAL * 8 / 10))/$((TOTAL * 8 / 10))/$((TOTAL * 8 / 10))"
 check "no compensation applied twice (one processed row per key)" \
   eq "$(sql "$INVENTORY_DB" "SELECT count(*) FROM processed WHERE kind='compensation'")" "$((TOTAL / 10))"
-check "stock conserved" eq "$(sql "$INVENTORY_DB" "SELECT (SELECT sum(initial - available) FROM stock) = (SELECT coalesce(sum(qty), 0) FROM reservations WHERE status='reserved')")" 1
-check "money conserved" eq "$(sql "$PAYMENT_DB" "SELECT (SELECT sum(initial - balance) FROM accounts) = (SELECT coalesce(sum(amount), 0) FROM charges WHERE status='charged')")" 1
-check "every history gap-free" history_gap_free
 check "outbox drained" wait_count "SELECT count(*) FROM outbox" 0 30
 echo "$CHECKS passed, 0 failed"
