@@ -181,6 +181,12 @@ admin_gather_t *admin_gather_fetch(const admin_ctx_t *ctx, const admin_request_t
         kind = GATHER_PROXY;
     else
         return NULL;
+    /* A request the Host/Origin guard refuses costs the other owners nothing. */
+    admin_response_t refused;
+    memset(&refused, 0, sizeof refused);
+    int grc = admin_guard_request(ctx, req, &refused);
+    saga_free(refused.body);
+    if (grc != 0 || refused.status) return NULL;
     char scope[16];
     raw_param(req->query, "scope", scope, sizeof scope);
     if (strcmp(scope, "local") == 0 || has_param(req->query, "shards")) return NULL; /* this instance's only */
