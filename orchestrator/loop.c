@@ -250,6 +250,7 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     json_t *input = start.input ? json_incref((json_t *)start.input) : json_object();
     saga_init(s, id, def, input, traceparent, now);
     json_decref(input);
+    s->search = saga_search_render(def, id, s->input);
     rc = saga_store_insert(sh->store, s, start.message_id);
     if (!rc) rc = sagad_shard_touch(sh, id, def->name, def->version);
     saga_event_t ev = {.kind = SAGA_EV_START};

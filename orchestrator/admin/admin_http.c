@@ -250,3 +250,22 @@ json_t *admin_col_time(sqlite3_stmt *st, int i) {
     return json_string(buf);
 }
 
+json_t *admin_col_json(sqlite3_stmt *st, int i, const char *what) {
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    if (!t) return json_null();
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    json_error_t jerr = {0};
+    memset(&jerr, 0, sizeof jerr);
+    /* ALLOW_NUL: the loop takes "\u0000" inside strings (saga_json_parse),
+     * so inputs, outputs and history details may hold it. */
+    json_t *v = json_loadb(t, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (v) return v;
+    /* jansson leaves the error unset when an early allocation fails, and
+     * reports a failed allocation inside the lexer as a syntax error: only
+     * a second failure means the text really is not JSON. */
+    if (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]) return NULL;
+    v = json_loadb(t, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (v) return v;
+    LOG_WARN(COMPONENT, "column %s holds invalid JSON (%s); returned as a string", what, jerr.text);
+    return admin_json_text(t, n);
+}

@@ -215,5 +215,8 @@ int admin_db_error(admin_ctx_t *ctx, int shard, admin_response_t *res, int rc, c
 json_t *admin_col_text(sqlite3_stmt *st, int i);
 /* Column i (ms since the epoch) as an RFC 3339 string; NULL on ENOMEM. */
 json_t *admin_col_time(sqlite3_stmt *st, int i);
+/* Column i parsed as JSON (null when NULL); text that is not JSON is logged
+ * (naming `what`, e.g. "sagas.input") and returned as a string. NULL on ENOMEM. */
+json_t *admin_col_json(sqlite3_stmt *st, int i, const char *what);
 
 #endif

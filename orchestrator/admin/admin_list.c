@@ -13,6 +13,7 @@
  * and the JSON are the same whatever the number of shards. */
 #include "admin_handlers.h"
 
+#include "definition.h"
 #include "engine.h"
 #include "saga_alloc.h"
 #include "saga_clock.h"
@@ -164,6 +165,8 @@ typedef struct {
     size_t nstatuses;
     char status_buf[256];
     const char *definition, *step, *step_status, *error_code;
+    const char *search_name[SAGA_MAX_SEARCH], *search_value[SAGA_MAX_SEARCH]; /* search.NAME=VALUE */
+    size_t nsearch;
     int has_time[4];
     int64_t time[4]; /* created_after, created_before, updated_after, updated_before */
     long limit;
@@ -234,6 +237,23 @@ static int parse_filters(const admin_query_t *q, filters_t *f, admin_response_t 
                                      strchr(v, ' ') ? " (a '+' in a query is a space: write it as %2B)" : "");
         f->has_time[i] = 1;
     }
+    for (size_t i = 0; i < q->count; i++) {
+        if (strncmp(q->key[i], "search.", 7) != 0) continue;
+        const char *name = q->key[i] + 7;
+        if (!saga_search_name_ok(name, strlen(name)))
+            return admin_param_error(res, q->key[i],
+                                     "parameter '%.*s': '%.*s' is not a search attribute name (a letter, then"
+                                     " letters, digits or '_'; at most %d bytes)",
+                                     saga_utf8_prefix(q->key[i], 80), q->key[i], saga_utf8_prefix(name, 72), name,
+                                     SAGA_SEARCH_NAME_MAX);
+        if (f->nsearch == SAGA_MAX_SEARCH)
+            return admin_param_error(res, q->key[i], "parameter '%.*s': at most %d search.NAME parameters", saga_utf8_prefix(q->key[i], 80), q->key[i], SAGA_MAX_SEARCH);
+        if (strlen(q->value[i]) > SAGA_SEARCH_VALUE_MAX)
+            return admin_param_error(res, q->key[i], "parameter '%s' is longer than %d bytes (a value is at most that)",
+                                     q->key[i], SAGA_SEARCH_VALUE_MAX);
+        f->search_name[f->nsearch] = name;
+        f->search_value[f->nsearch++] = q->value[i];
+    }
     f->limit = LIST_DEFAULT_LIMIT;
     v = admin_query_get(q, "limit");
     if (v) {
@@ -263,10 +283,10 @@ typedef struct {
     int64_t num;
 } bind_t;
 
-#define MAX_BINDS 24
+#define MAX_BINDS (24 + 2 * SAGA_MAX_SEARCH)
 
 typedef struct {
-    char sql[2048];
+    char sql[4096];
     size_t len;
     bind_t binds[MAX_BINDS];
     int nbinds;
@@ -290,8 +310,13 @@ static void bind_int(query_t *b, int64_t v) {
 
 static void build_list_query(const filters_t *f, query_t *b) {
     memset(b, 0, sizeof *b);
-    sql_add(b, "SELECT id, definition, version, status, created_at, updated_at, error_code, error_message"
+    sql_add(b, "SELECT id, definition, version, status, created_at, updated_at, error_code, error_message, search"
                " FROM sagas WHERE 1");
+    for (size_t i = 0; i < f->nsearch; i++) { /* the index answers these; the rest filters what it found */
+        sql_add(b, " AND id IN (SELECT saga_id FROM saga_search WHERE name = ? AND value = ?)");
+        bind_text(b, f->search_name[i]);
+        bind_text(b, f->search_value[i]);
+    }
     if (f->nstatuses) {
         sql_add(b, " AND status IN (");
         for (size_t i = 0; i < f->nstatuses; i++) {
@@ -491,6 +516,8 @@ int admin_list_sagas(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t 
         put(item, "created_at", admin_col_time(st, 4), &ok);
         put(item, "updated_at", admin_col_time(st, 5), &ok);
         put(item, "error", error_object(st, 6, 7), &ok);
+        if (sqlite3_column_type(st, 8) != SQLITE_NULL)
+            put(item, "search", admin_col_json(st, 8, "sagas.search"), &ok);
         what = "reading the current step";
         json_t *cs = id ? current_step(ls[shard].cur, id, &src) : json_null();
         put(item, "current_step", cs, &ok);

@@ -112,7 +112,7 @@ static int h_ui(admin_ctx_t *ctx, const admin_request_t *req, const route_params
 
 static const char *const LIST_PARAMS[] = {"status", "definition", "created_after", "created_before",
                                           "updated_after", "updated_before", "step", "step_status",
-                                          "error_code", "limit", "cursor", "scope", "shards", NULL};
+                                          "error_code", "limit", "cursor", "scope", "shards", "search.NAME", NULL};
 static const char *const NO_PARAMS[] = {NULL};
 static const char *const SAGA_PARAMS[] = {"at", NULL};
 static const char *const STATS_PARAMS[] = {"scope", "shards", NULL};
@@ -239,6 +239,15 @@ static void list_names(const char *const *names, char *buf, size_t len) {
         o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", names[i]);
 }
 
+/* 1 when key belongs to the family an accepted name "prefix.NAME" stands
+ * for (search.NAME: search.order_id, search.customer, ...). */
+static int family_member(const char *accepted, const char *key) {
+    const char *dot = strchr(accepted, '.');
+    if (!dot || strcmp(dot, ".NAME") != 0) return 0;
+    size_t n = (size_t)(dot - accepted) + 1;
+    return strncmp(accepted, key, n) == 0 && key[n] != '\0';
+}
+
 /* Parses req->query into *q for an endpoint accepting `accepted`.
  * Returns 0 with q filled, 0 with res filled (400), or SAGA_ENOMEM. */
 static int parse_query(const char *query, const char *const *accepted, admin_query_t *q,
@@ -270,7 +279,7 @@ static int parse_query(const char *query, const char *const *accepted, admin_que
             if (kl == 0 || !admin_text_ok(key, (size_t)kl))
                 return admin_error(res, ADMIN_ERR_BAD_REQUEST, "query parameter names must be non-empty text");
             size_t k = 0;
-            while (accepted[k] && strcmp(accepted[k], key) != 0) k++;
+            while (accepted[k] && strcmp(accepted[k], key) != 0 && !family_member(accepted[k], key)) k++;
             if (!accepted[k]) {
                 list_names(accepted, names, sizeof names);
                 if (!accepted[0])

@@ -33,28 +33,6 @@ static json_t *col_text(sqlite3_stmt *st, int i) {
     return admin_json_text((const char *)t, (size_t)sqlite3_column_bytes(st, i));
 }
 
-/* A JSON column embedded as JSON. Text that does not parse (it should not
- * happen: the store writes it) is returned as a string and logged. */
-static json_t *col_json(sqlite3_stmt *st, int i, const char *what) {
-    const char *t = (const char *)sqlite3_column_text(st, i);
-    if (!t) return json_null();
-    size_t n = (size_t)sqlite3_column_bytes(st, i);
-    json_error_t jerr = {0};
-    memset(&jerr, 0, sizeof jerr);
-    /* ALLOW_NUL: the loop takes "\u0000" inside strings (saga_json_parse),
-     * so inputs, outputs and history details may hold it. */
-    json_t *v = json_loadb(t, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (v) return v;
-    /* jansson leaves the error unset when an early allocation fails, and
-     * reports a failed allocation inside the lexer as a syntax error: only
-     * a second failure means the text really is not JSON. */
-    if (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]) return NULL;
-    v = json_loadb(t, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (v) return v;
-    LOG_WARN(COMPONENT, "column %s holds invalid JSON (%s); returned as a string", what, jerr.text);
-    return admin_json_text(t, n);
-}
-
 /* RFC 3339 time; 0 means "not set" where zero_is_null. */
 static json_t *col_time(sqlite3_stmt *st, int i, int zero_is_null) {
     if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
@@ -133,7 +111,7 @@ int admin_get_health(admin_ctx_t *ctx, admin_response_t *res) {
 
 static const char SQL_SAGA[] =
     "SELECT id, definition, version, status, input, traceparent, created_at, updated_at,"
-    " deadline_at, error_code, error_message FROM sagas WHERE id = ?1";
+    " deadline_at, error_code, error_message, search FROM sagas WHERE id = ?1";
 static const char SQL_STEPS[] =
     "SELECT name, idx, status, attempt, comp_attempt, outcome_unknown, output, error_code,"
     " error_message, started_at, finished_at FROM steps WHERE saga_id = ?1 ORDER BY idx";
@@ -160,12 +138,14 @@ static int saga_row(sqlite3_stmt *st, json_t *saga) {
     put(saga, "definition", col_text(st, 1), &ok);
     put(saga, "version", json_integer(sqlite3_column_int64(st, 2)), &ok);
     put(saga, "status", col_text(st, 3), &ok);
-    put(saga, "input", col_json(st, 4, "sagas.input"), &ok);
+    put(saga, "input", admin_col_json(st, 4, "sagas.input"), &ok);
     put(saga, "traceparent", col_text(st, 5), &ok);
     put(saga, "created_at", col_time(st, 6, 0), &ok);
     put(saga, "updated_at", col_time(st, 7, 0), &ok);
     put(saga, "deadline_at", col_time(st, 8, 1), &ok);
     put(saga, "error", col_error(st, 9, 10), &ok);
+    put(saga, "search", sqlite3_column_type(st, 11) == SQLITE_NULL ? json_object() : admin_col_json(st, 11, "sagas.search"),
+        &ok);
     return ok ? 0 : -1;
 }
 
@@ -178,7 +158,7 @@ static int step_row(sqlite3_stmt *st, json_t *steps) {
     put(s, "attempt", json_integer(sqlite3_column_int64(st, 3)), &ok);
     put(s, "compensation_attempt", json_integer(sqlite3_column_int64(st, 4)), &ok);
     put(s, "outcome_unknown", json_boolean(sqlite3_column_int(st, 5) != 0), &ok);
-    put(s, "output", col_json(st, 6, "steps.output"), &ok);
+    put(s, "output", admin_col_json(st, 6, "steps.output"), &ok);
     put(s, "error", col_error(st, 7, 8), &ok);
     put(s, "started_at", col_time(st, 9, 1), &ok);
     put(s, "finished_at", col_time(st, 10, 1), &ok);
@@ -194,7 +174,7 @@ static int history_row(sqlite3_stmt *st, json_t *history) {
     put(h, "event", col_text(st, 2), &ok);
     put(h, "step", col_text(st, 3), &ok);
     put(h, "status", col_text(st, 4), &ok);
-    put(h, "detail", col_json(st, 5, "history.detail"), &ok);
+    put(h, "detail", admin_col_json(st, 5, "history.detail"), &ok);
     if (!h || json_array_append_new(history, h) != 0) ok = 0;
     return ok ? 0 : -1;
 }

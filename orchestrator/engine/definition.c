@@ -6,6 +6,7 @@
  * initial_backoff). Every problem of a document is collected, each with
  * the RFC 6901 JSON pointer of where it is. Pure: no I/O. */
 #include "definition.h"
+#include "definition_internal.h"
 #include "template.h"
 
 #include "saga_alloc.h"
@@ -60,7 +61,7 @@ static void add_error_at(saga_def_errors_t *errs, const char *pointer, int line,
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void add_err(saga_def_errors_t *errs, const char *pointer, const char *fmt, ...) {
+void def_add_err(saga_def_errors_t *errs, const char *pointer, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     add_error_at(errs, pointer, 0, 0, fmt, ap);
@@ -80,10 +81,6 @@ static void add_err_lc(saga_def_errors_t *errs, const char *pointer, int line, i
 
 /* ---- JSON pointers (RFC 6901) ---- */
 
-typedef struct {
-    char s[256];
-} ptr_t;
-
 static void ptr_append_raw(ptr_t *out, const char *text) {
     size_t len = strlen(out->s);
     for (const char *p = text; *p && len + 1 < sizeof out->s; p++) out->s[len++] = *p;
@@ -91,7 +88,7 @@ static void ptr_append_raw(ptr_t *out, const char *text) {
 }
 
 /* base + "/" + escaped key */
-static ptr_t ptr_key(const ptr_t *base, const char *key) {
+ptr_t def_ptr_key(const ptr_t *base, const char *key) {
     ptr_t out = *base;
     ptr_append_raw(&out, "/");
     for (const char *p = key; *p; p++) {
@@ -105,7 +102,7 @@ static ptr_t ptr_key(const ptr_t *base, const char *key) {
     return out;
 }
 
-static ptr_t ptr_idx(const ptr_t *base, size_t i) {
+ptr_t def_ptr_idx(const ptr_t *base, size_t i) {
     char num[32];
     snprintf(num, sizeof num, "/%zu", i);
     ptr_t out = *base;
@@ -115,7 +112,7 @@ static ptr_t ptr_idx(const ptr_t *base, size_t i) {
 
 /* ---- small validators ---- */
 
-static const char *type_name(const json_t *v) {
+const char *def_type_name(const json_t *v) {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";
@@ -139,8 +136,8 @@ static void check_keys(const json_t *obj, const ptr_t *at, const char *const *al
         for (const char *const *a = allowed; *a; a++)
             if (strcmp(*a, key) == 0) { ok = true; break; }
         if (!ok) {
-            ptr_t p = ptr_key(at, key);
-            add_err(errs, p.s, "unknown field '%.*s'", saga_utf8_prefix(key, 120), key);
+            ptr_t p = def_ptr_key(at, key);
+            def_add_err(errs, p.s, "unknown field '%.*s'", saga_utf8_prefix(key, 120), key);
         }
     }
 }
@@ -180,31 +177,31 @@ static bool get_ident(const json_t *obj, const char *key, const ptr_t *at, bool 
                       charset_t cs, size_t maxlen, char *out, size_t outlen,
                       saga_def_errors_t *errs) {
     json_t *v = json_object_get(obj, key);
-    ptr_t p = ptr_key(at, key);
+    ptr_t p = def_ptr_key(at, key);
     if (!v) {
-        if (required) add_err(errs, at->s, "missing required field '%s'", key);
+        if (required) def_add_err(errs, at->s, "missing required field '%s'", key);
         return false;
     }
     if (!json_is_string(v)) {
-        add_err(errs, p.s, "must be a string, not %s", type_name(v));
+        def_add_err(errs, p.s, "must be a string, not %s", def_type_name(v));
         return false;
     }
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     if (len == 0) {
-        add_err(errs, p.s, "must not be empty");
+        def_add_err(errs, p.s, "must not be empty");
         return false;
     }
     /* characters first: they are ASCII, so the length below counts
      * characters (a long run of 'é' is a charset problem, not a length one) */
     for (size_t i = 0; i < len; i++) {
         if (!char_ok(cs, s[i])) {
-            add_err(errs, p.s, "may contain only %s", charset_desc(cs));
+            def_add_err(errs, p.s, "may contain only %s", charset_desc(cs));
             return false;
         }
     }
     if (len > maxlen) {
-        add_err(errs, p.s, "must be at most %zu characters", maxlen);
+        def_add_err(errs, p.s, "must be at most %zu characters", maxlen);
         return false;
     }
     if (len >= outlen) len = outlen - 1; /* cannot happen: maxlen < outlen */
@@ -241,27 +238,27 @@ static bool get_duration(const json_t *obj, const char *key, const ptr_t *at, in
                          int64_t max_ms, int64_t *out, saga_def_errors_t *errs) {
     json_t *v = json_object_get(obj, key);
     if (!v) return false;
-    ptr_t p = ptr_key(at, key);
+    ptr_t p = def_ptr_key(at, key);
     int64_t ms = 0;
     if (!json_is_string(v)) {
-        add_err(errs, p.s, "must be a duration string like \"250ms\", \"10s\", \"5m\" or \"1h\", not %s",
-                type_name(v));
+        def_add_err(errs, p.s, "must be a duration string like \"250ms\", \"10s\", \"5m\" or \"1h\", not %s",
+                def_type_name(v));
         return false;
     }
     const char *s = json_string_value(v);
     if (!duration_syntax_ok(s) || saga_parse_duration(s, &ms) != 0) {
-        add_err(errs, p.s, "must be a duration like \"250ms\", \"10s\", \"5m\" or \"1h\" (got \"%.*s\")", saga_utf8_prefix(s, 40), s);
+        def_add_err(errs, p.s, "must be a duration like \"250ms\", \"10s\", \"5m\" or \"1h\" (got \"%.*s\")", saga_utf8_prefix(s, 40), s);
         return false;
     }
     if (ms < min_ms) {
-        if (min_ms == 1) add_err(errs, p.s, "must be greater than 0");
-        else add_err(errs, p.s, "must be at least %lldms", (long long)min_ms);
+        if (min_ms == 1) def_add_err(errs, p.s, "must be greater than 0");
+        else def_add_err(errs, p.s, "must be at least %lldms", (long long)min_ms);
         return false;
     }
     if (ms > max_ms) {
         char lim[32];
         format_ms(max_ms, lim, sizeof lim);
-        add_err(errs, p.s, "must be at most %s", lim);
+        def_add_err(errs, p.s, "must be at most %s", lim);
         return false;
     }
     *out = ms;
@@ -278,35 +275,35 @@ static bool get_retry(const json_t *obj, const char *key, const ptr_t *at, saga_
                                        "jitter", NULL};
     json_t *r = json_object_get(obj, key);
     if (!r) return false;
-    ptr_t p = ptr_key(at, key);
+    ptr_t p = def_ptr_key(at, key);
     if (!json_is_object(r)) {
-        add_err(errs, p.s, "must be an object, not %s", type_name(r));
+        def_add_err(errs, p.s, "must be an object, not %s", def_type_name(r));
         return true;
     }
     check_keys(r, &p, keys, errs);
 
     json_t *v = json_object_get(r, "max_attempts");
     if (v) {
-        ptr_t q = ptr_key(&p, "max_attempts");
-        if (!json_is_integer(v)) add_err(errs, q.s, "must be an integer, not %s", type_name(v));
-        else if (json_integer_value(v) < 1) add_err(errs, q.s, "must be at least 1");
-        else if (json_integer_value(v) > 2147483647) add_err(errs, q.s, "must be at most 2147483647");
+        ptr_t q = def_ptr_key(&p, "max_attempts");
+        if (!json_is_integer(v)) def_add_err(errs, q.s, "must be an integer, not %s", def_type_name(v));
+        else if (json_integer_value(v) < 1) def_add_err(errs, q.s, "must be at least 1");
+        else if (json_integer_value(v) > 2147483647) def_add_err(errs, q.s, "must be at most 2147483647");
         else policy->max_attempts = (int)json_integer_value(v);
     }
     v = json_object_get(r, "multiplier");
     if (v) {
-        ptr_t q = ptr_key(&p, "multiplier");
-        if (!json_is_number(v)) add_err(errs, q.s, "must be a number, not %s", type_name(v));
-        else if (json_number_value(v) < 1.0) add_err(errs, q.s, "must be at least 1");
+        ptr_t q = def_ptr_key(&p, "multiplier");
+        if (!json_is_number(v)) def_add_err(errs, q.s, "must be a number, not %s", def_type_name(v));
+        else if (json_number_value(v) < 1.0) def_add_err(errs, q.s, "must be at least 1");
         else policy->multiplier = json_number_value(v);
     }
     v = json_object_get(r, "jitter");
     if (v) {
-        ptr_t q = ptr_key(&p, "jitter");
+        ptr_t q = def_ptr_key(&p, "jitter");
         const char *s = json_is_string(v) ? json_string_value(v) : NULL;
         if (s && strcmp(s, "full") == 0) policy->jitter = SAGA_JITTER_FULL;
         else if (s && strcmp(s, "none") == 0) policy->jitter = SAGA_JITTER_NONE;
-        else add_err(errs, q.s, "must be one of \"full\", \"none\"");
+        else def_add_err(errs, q.s, "must be one of \"full\", \"none\"");
     }
     bool init_ok = true, max_ok = true;
     bool has_init = json_object_get(r, "initial_backoff") != NULL;
@@ -320,108 +317,14 @@ static bool get_retry(const json_t *obj, const char *key, const ptr_t *at, saga_
         format_ms(policy->initial_backoff_ms, a, sizeof a);
         format_ms(policy->max_backoff_ms, b, sizeof b);
         if (has_max) {
-            ptr_t q = ptr_key(&p, "max_backoff");
-            add_err(errs, q.s, "must be at least initial_backoff (%s%s)", a, has_init ? "" : ", inherited");
+            ptr_t q = def_ptr_key(&p, "max_backoff");
+            def_add_err(errs, q.s, "must be at least initial_backoff (%s%s)", a, has_init ? "" : ", inherited");
         } else {
-            ptr_t q = ptr_key(&p, "initial_backoff");
-            add_err(errs, q.s, "must be at most max_backoff (%s, inherited)", b);
+            ptr_t q = def_ptr_key(&p, "initial_backoff");
+            def_add_err(errs, q.s, "must be at most max_backoff (%s, inherited)", b);
         }
     }
     return true;
-}
-
-/* ---- templates ---- */
-
-typedef struct {
-    const saga_definition_t *def;
-    int step;                 /* index of the step whose payload is checked */
-    bool compensation;        /* checking compensation_payload */
-    uint64_t ancestors;       /* bit j: step j runs (succeeds) before this step */
-    const ptr_t *at;          /* pointer of the string being scanned */
-    saga_def_errors_t *errs;
-} tmpl_check_t;
-
-static int visit_expr(const saga_template_ref_t *ref, void *user) {
-    tmpl_check_t *t = user;
-    const char *expr = ref->path;
-    const char *segs[8];
-    size_t lens[8];
-    int n = 0;
-    const char *p = expr;
-    for (;;) {
-        const char *dot = strchr(p, '.');
-        size_t len = dot ? (size_t)(dot - p) : strlen(p);
-        if (len == 0) {
-            add_err(t->errs, t->at->s, "${%.*s}: empty path segment", saga_utf8_prefix(expr, 100), expr);
-            return 0;
-        }
-        if (n < 8) { segs[n] = p; lens[n] = len; }
-        n++;
-        if (!dot) break;
-        p = dot + 1;
-    }
-#define SEG_IS(i, lit) (lens[i] == strlen(lit) && strncmp(segs[i], lit, lens[i]) == 0)
-    if (SEG_IS(0, "input")) return 0;
-    if (SEG_IS(0, "saga")) {
-        if (n != 2 || !(SEG_IS(1, "id") || SEG_IS(1, "definition")))
-            add_err(t->errs, t->at->s, "${%.*s}: saga has only 'id' and 'definition'", saga_utf8_prefix(expr, 100), expr);
-        return 0;
-    }
-    if (SEG_IS(0, "steps")) {
-        if (n < 3 || !SEG_IS(2, "output")) {
-            add_err(t->errs, t->at->s, "${%.*s}: must be ${steps.NAME.output} or ${steps.NAME.output.PATH}", saga_utf8_prefix(expr, 100), expr);
-            return 0;
-        }
-        char name[SAGA_NAME_MAX];
-        size_t len = lens[1] < sizeof name ? lens[1] : sizeof name - 1;
-        memcpy(name, segs[1], len);
-        name[len] = '\0';
-        int j = saga_definition_step_index(t->def, name);
-        if (j < 0) {
-            add_err(t->errs, t->at->s, "${%.*s}: unknown step '%s'", saga_utf8_prefix(expr, 100), expr, name);
-        } else if (t->compensation && j == t->step) {
-            /* The compensation carries the action's output, which is absent
-             * when the outcome is unknown (a timeout): without a default
-             * the compensation could never be rendered. */
-            if (!ref->has_default && !t->errs->stored)
-                add_err(t->errs, t->at->s,
-                        "compensation reads its own step's output without a default "
-                        "(${%.*s} has no value after a timeout: write ${%.*s:-null})",
-                        saga_utf8_prefix(expr, 100), expr, saga_utf8_prefix(expr, 100), expr);
-        } else if (!(t->ancestors & ((uint64_t)1 << j))) {
-            add_err(t->errs, t->at->s,
-                    "${%.*s}: step '%s' does not run before '%s' (it must be reached through 'after')", saga_utf8_prefix(expr, 100), expr, name, t->def->steps[t->step].name);
-        }
-        return 0;
-    }
-    add_err(t->errs, t->at->s, "${%.*s}: unknown root '%.*s' (expected input, steps or saga)", saga_utf8_prefix(expr, 100), expr,
-            (int)saga_utf8_prefix_n(segs[0], lens[0], 60), segs[0]);
-#undef SEG_IS
-    return 0;
-}
-
-static void check_templates(const json_t *v, const ptr_t *at, tmpl_check_t *t) {
-    if (json_is_string(v)) {
-        char err[200];
-        t->at = at;
-        int rc = saga_template_scan_refs(v, visit_expr, t, err, sizeof err);
-        if (rc == SAGA_ENOMEM) add_err(t->errs, "", "out of memory");
-        else if (rc != 0) add_err(t->errs, at->s, "%s", err);
-    } else if (json_is_object(v)) {
-        const char *key;
-        json_t *val;
-        json_object_foreach((json_t *)v, key, val) {
-            ptr_t p = ptr_key(at, key);
-            check_templates(val, &p, t);
-        }
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *val;
-        json_array_foreach(v, i, val) {
-            ptr_t p = ptr_idx(at, i);
-            check_templates(val, &p, t);
-        }
-    }
 }
 
 /* ---- steps ---- */
@@ -438,7 +341,7 @@ static void decode_step(saga_definition_t *def, int i, const json_t *s, const pt
     st->retry = *default_retry;
     st->compensation_retry = *default_comp_retry;
     if (!json_is_object(s)) {
-        add_err(errs, at->s, "must be an object, not %s", type_name(s));
+        def_add_err(errs, at->s, "must be an object, not %s", def_type_name(s));
         return;
     }
     check_keys(s, at, keys, errs);
@@ -446,8 +349,8 @@ static void decode_step(saga_definition_t *def, int i, const json_t *s, const pt
         name_ok[i] = 1;
         for (int j = 0; j < i; j++) {
             if (name_ok[j] && strcmp(def->steps[j].name, st->name) == 0) {
-                ptr_t p = ptr_key(at, "name");
-                add_err(errs, p.s, "duplicate step name '%s' (also /steps/%d)", st->name, j);
+                ptr_t p = def_ptr_key(at, "name");
+                def_add_err(errs, p.s, "duplicate step name '%s' (also /steps/%d)", st->name, j);
                 name_ok[i] = 0;
                 break;
             }
@@ -459,15 +362,15 @@ static void decode_step(saga_definition_t *def, int i, const json_t *s, const pt
                               st->compensation, sizeof st->compensation, errs);
     json_t *v = json_object_get(s, "payload");
     if (v && !json_is_object(v)) {
-        ptr_t p = ptr_key(at, "payload");
-        add_err(errs, p.s, "must be an object, not %s", type_name(v));
+        ptr_t p = def_ptr_key(at, "payload");
+        def_add_err(errs, p.s, "must be an object, not %s", def_type_name(v));
     }
     v = json_object_get(s, "compensation_payload");
     if (v) {
-        ptr_t p = ptr_key(at, "compensation_payload");
-        if (!json_is_object(v)) add_err(errs, p.s, "must be an object, not %s", type_name(v));
+        ptr_t p = def_ptr_key(at, "compensation_payload");
+        if (!json_is_object(v)) def_add_err(errs, p.s, "must be an object, not %s", def_type_name(v));
         else if (!has_comp && !json_object_get(s, "compensation"))
-            add_err(errs, p.s, "given but the step has no 'compensation'");
+            def_add_err(errs, p.s, "given but the step has no 'compensation'");
     }
     get_duration(s, "timeout", at, 1, STEP_TIMEOUT_MAX_MS, &st->timeout_ms, errs);
     get_retry(s, "retry", at, &st->retry, errs);
@@ -487,18 +390,18 @@ static void decode_after(saga_definition_t *def, const json_t *steps, const int 
             continue;
         }
         ptr_t at = {"/steps"};
-        at = ptr_idx(&at, (size_t)i);
-        ptr_t pa = ptr_key(&at, "after");
+        at = def_ptr_idx(&at, (size_t)i);
+        ptr_t pa = def_ptr_key(&at, "after");
         if (!json_is_array(after)) {
-            add_err(errs, pa.s, "must be an array of step names, not %s", type_name(after));
+            def_add_err(errs, pa.s, "must be an array of step names, not %s", def_type_name(after));
             continue;
         }
         size_t k;
         json_t *name;
         json_array_foreach(after, k, name) {
-            ptr_t pk = ptr_idx(&pa, k);
+            ptr_t pk = def_ptr_idx(&pa, k);
             if (!json_is_string(name)) {
-                add_err(errs, pk.s, "must be a string, not %s", type_name(name));
+                def_add_err(errs, pk.s, "must be a string, not %s", def_type_name(name));
                 continue;
             }
             const char *n = json_string_value(name);
@@ -509,14 +412,14 @@ static void decode_after(saga_definition_t *def, const json_t *steps, const int 
             for (size_t m = 0; m < k; m++) {
                 json_t *prev = json_array_get(after, m);
                 if (json_is_string(prev) && strcmp(json_string_value(prev), n) == 0) {
-                    add_err(errs, pk.s, "duplicate entry '%.*s' (also %s/%zu)", saga_utf8_prefix(n, 100), n, pa.s, m);
+                    def_add_err(errs, pk.s, "duplicate entry '%.*s' (also %s/%zu)", saga_utf8_prefix(n, 100), n, pa.s, m);
                     dup = true;
                     break;
                 }
             }
             if (dup) continue;
-            if (j < 0) add_err(errs, pk.s, "unknown step '%.*s'", saga_utf8_prefix(n, 100), n);
-            else if (j == i) add_err(errs, pk.s, "a step cannot run after itself");
+            if (j < 0) def_add_err(errs, pk.s, "unknown step '%.*s'", saga_utf8_prefix(n, 100), n);
+            else if (j == i) def_add_err(errs, pk.s, "a step cannot run after itself");
             else if (st->after_count < SAGA_MAX_STEPS) st->after[st->after_count++] = j;
         }
     }
@@ -567,9 +470,9 @@ static void find_cycles(const saga_definition_t *def, const json_t *steps, saga_
                      d++)
                     where = stack[d];
                 ptr_t at = {"/steps"};
-                at = ptr_idx(&at, (size_t)where);
-                at = ptr_key(&at, "after");
-                add_err(errs, at.s, "dependency cycle: %s", path);
+                at = def_ptr_idx(&at, (size_t)where);
+                at = def_ptr_key(&at, "after");
+                def_add_err(errs, at.s, "dependency cycle: %s", path);
             }
         }
     }
@@ -619,34 +522,34 @@ int saga_definition_step_index(const saga_definition_t *def, const char *name) {
 
 static void validate(saga_definition_t *def, const json_t *json, saga_def_errors_t *errs) {
     static const char *const keys[] = {"$schema", "name", "version", "description", "timeout",
-                                       "defaults", "steps", NULL};
+                                       "defaults", "steps", "search", NULL};
     static const char *const default_keys[] = {"timeout", "retry", "compensation_retry", NULL};
     const ptr_t root = {""};
     if (!json_is_object(json)) {
-        add_err(errs, "", "must be an object, not %s", type_name(json));
+        def_add_err(errs, "", "must be an object, not %s", def_type_name(json));
         return;
     }
     check_keys(json, &root, keys, errs);
 
     json_t *v = json_object_get(json, "$schema");
-    if (v && !json_is_string(v)) add_err(errs, "/$schema", "must be a string, not %s", type_name(v));
+    if (v && !json_is_string(v)) def_add_err(errs, "/$schema", "must be a string, not %s", def_type_name(v));
 
     get_ident(json, "name", &root, true, CHARS_SAGA_NAME, SAGA_NAME_MAX - 1, def->name, sizeof def->name, errs);
 
     v = json_object_get(json, "version");
-    if (!v) add_err(errs, "", "missing required field 'version'");
-    else if (!json_is_integer(v)) add_err(errs, "/version", "must be an integer, not %s", type_name(v));
-    else if (json_integer_value(v) < 1) add_err(errs, "/version", "must be at least 1");
-    else if (json_integer_value(v) > 2147483647) add_err(errs, "/version", "must be at most 2147483647");
+    if (!v) def_add_err(errs, "", "missing required field 'version'");
+    else if (!json_is_integer(v)) def_add_err(errs, "/version", "must be an integer, not %s", def_type_name(v));
+    else if (json_integer_value(v) < 1) def_add_err(errs, "/version", "must be at least 1");
+    else if (json_integer_value(v) > 2147483647) def_add_err(errs, "/version", "must be at most 2147483647");
     else def->version = (int)json_integer_value(v);
 
     v = json_object_get(json, "description");
     if (v) {
-        if (!json_is_string(v)) add_err(errs, "/description", "must be a string, not %s", type_name(v));
+        if (!json_is_string(v)) def_add_err(errs, "/description", "must be a string, not %s", def_type_name(v));
         else if (json_string_length(v) >= sizeof def->description)
-            add_err(errs, "/description", "must be at most %zu bytes", sizeof def->description - 1);
+            def_add_err(errs, "/description", "must be at most %zu bytes", sizeof def->description - 1);
         else if (strlen(json_string_value(v)) != json_string_length(v))
-            add_err(errs, "/description", "must not contain NUL characters");
+            def_add_err(errs, "/description", "must not contain NUL characters");
         else memcpy(def->description, json_string_value(v), json_string_length(v) + 1);
     }
 
@@ -656,9 +559,9 @@ static void validate(saga_definition_t *def, const json_t *json, saga_def_errors
     saga_retry_policy_t default_retry = builtin_retry, default_comp_retry = builtin_comp_retry;
     v = json_object_get(json, "defaults");
     if (v) {
-        ptr_t pd = ptr_key(&root, "defaults");
+        ptr_t pd = def_ptr_key(&root, "defaults");
         if (!json_is_object(v)) {
-            add_err(errs, pd.s, "must be an object, not %s", type_name(v));
+            def_add_err(errs, pd.s, "must be an object, not %s", def_type_name(v));
         } else {
             check_keys(v, &pd, default_keys, errs);
             get_duration(v, "timeout", &pd, 1, STEP_TIMEOUT_MAX_MS, &default_timeout, errs);
@@ -667,29 +570,31 @@ static void validate(saga_definition_t *def, const json_t *json, saga_def_errors
         }
     }
 
+    def_decode_search(def, json, errs);
+
     json_t *steps = json_object_get(json, "steps");
     if (!steps) {
-        add_err(errs, "", "missing required field 'steps'");
+        def_add_err(errs, "", "missing required field 'steps'");
         return;
     }
     if (!json_is_array(steps)) {
-        add_err(errs, "/steps", "must be an array, not %s", type_name(steps));
+        def_add_err(errs, "/steps", "must be an array, not %s", def_type_name(steps));
         return;
     }
     size_t count = json_array_size(steps);
     if (count < 1) {
-        add_err(errs, "/steps", "must have at least 1 step");
+        def_add_err(errs, "/steps", "must have at least 1 step");
         return;
     }
     if (count > SAGA_MAX_STEPS) {
-        add_err(errs, "/steps", "must have at most %d steps", SAGA_MAX_STEPS);
+        def_add_err(errs, "/steps", "must have at most %d steps", SAGA_MAX_STEPS);
         return;
     }
     def->step_count = (int)count;
     int name_ok[SAGA_MAX_STEPS] = {0};
     const ptr_t psteps = {"/steps"};
     for (int i = 0; i < def->step_count; i++) {
-        ptr_t at = ptr_idx(&psteps, (size_t)i);
+        ptr_t at = def_ptr_idx(&psteps, (size_t)i);
         decode_step(def, i, json_array_get(steps, (size_t)i), &at, default_timeout, &default_retry,
                     &default_comp_retry, name_ok, errs);
     }
@@ -701,18 +606,18 @@ static void validate(saga_definition_t *def, const json_t *json, saga_def_errors
     for (int i = 0; i < def->step_count; i++) {
         json_t *s = json_array_get(steps, (size_t)i);
         if (!json_is_object(s)) continue;
-        ptr_t at = ptr_idx(&psteps, (size_t)i);
-        tmpl_check_t t = {def, i, false, anc[i], NULL, errs};
+        ptr_t at = def_ptr_idx(&psteps, (size_t)i);
+        tmpl_check_t t = {.def = def, .step = i, .ancestors = anc[i], .errs = errs};
         json_t *payload = json_object_get(s, "payload");
         if (json_is_object(payload)) {
-            ptr_t p = ptr_key(&at, "payload");
-            check_templates(payload, &p, &t);
+            ptr_t p = def_ptr_key(&at, "payload");
+            def_check_templates(payload, &p, &t);
         }
         json_t *cp = json_object_get(s, "compensation_payload");
         if (json_is_object(cp)) {
-            ptr_t p = ptr_key(&at, "compensation_payload");
+            ptr_t p = def_ptr_key(&at, "compensation_payload");
             t.compensation = true;
-            check_templates(cp, &p, &t);
+            def_check_templates(cp, &p, &t);
         }
     }
 }
@@ -733,6 +638,8 @@ static int finish(saga_definition_t *def, const json_t *json) {
     }
     def->source = json_deep_copy(json);
     if (!def->source) return SAGA_ENOMEM;
+    const json_t *search = json_object_get(def->source, "search");
+    for (int i = 0; i < def->search_count; i++) def->search[i].tmpl = json_object_get(search, def->search[i].name);
     char *canon = json_dumps(json, JSON_COMPACT | JSON_SORT_KEYS);
     if (!canon) return SAGA_ENOMEM;
     saga_sha256_hex(canon, strlen(canon), def->hash);
@@ -751,17 +658,17 @@ saga_definition_t *saga_definition_from_json(json_t *json, saga_def_errors_t *er
     int before = errs->count;
     saga_definition_t *def = saga_calloc(1, sizeof *def);
     if (!def) {
-        add_err(errs, "", "out of memory");
+        def_add_err(errs, "", "out of memory");
         return NULL;
     }
-    if (!json) add_err(errs, "", "no document");
+    if (!json) def_add_err(errs, "", "no document");
     else validate(def, json, errs);
     if (errs->count != before) {
         definition_release(def);
         return NULL;
     }
     if (finish(def, json) != 0) {
-        add_err(errs, "", "out of memory");
+        def_add_err(errs, "", "out of memory");
         definition_release(def);
         return NULL;
     }
@@ -779,7 +686,7 @@ saga_definition_t *saga_definition_parse(const char *text, size_t len, saga_def_
     if (!json) {
         /* jansson leaves the error empty when its first allocation fails */
         if (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
-            add_err(errs, "", "out of memory");
+            def_add_err(errs, "", "out of memory");
         else add_err_lc(errs, "", jerr.line, jerr.column, "%s", jerr.text);
         return NULL;
     }

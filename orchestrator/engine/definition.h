@@ -11,6 +11,9 @@
 
 #define SAGA_NAME_MAX 128
 #define SAGA_MAX_STEPS 64
+#define SAGA_MAX_SEARCH 8          /* search attributes per definition */
+#define SAGA_SEARCH_NAME_MAX 64    /* bytes of an attribute's name */
+#define SAGA_SEARCH_VALUE_MAX 256  /* bytes of a value; a longer one is cut on a character boundary */
 
 typedef enum { SAGA_JITTER_FULL, SAGA_JITTER_NONE } saga_jitter_t;
 
@@ -36,6 +39,13 @@ typedef struct {
     int after_count;
 } saga_step_def_t;
 
+/* A search attribute: its name and its template (a string borrowed from
+ * the definition's source), rendered once when a saga starts. */
+typedef struct {
+    char name[SAGA_SEARCH_NAME_MAX + 1];
+    const json_t *tmpl;
+} saga_search_def_t;
+
 typedef struct saga_definition {
     char name[SAGA_NAME_MAX];
     int version;
@@ -43,6 +53,8 @@ typedef struct saga_definition {
     int64_t timeout_ms;               /* saga deadline; 0 = none */
     saga_step_def_t steps[SAGA_MAX_STEPS];
     int step_count;
+    saga_search_def_t search[SAGA_MAX_SEARCH];
+    int search_count;
     char hash[65];                    /* SHA-256 hex of the canonical JSON */
     bool retired;                     /* no longer in the definitions directory: kept
                                          only for sagas that started on it */
@@ -76,6 +88,17 @@ saga_definition_t *saga_definition_from_json(json_t *json, saga_def_errors_t *er
 saga_definition_t *saga_definition_parse(const char *text, size_t len, saga_def_errors_t *errs);
 
 void saga_definition_free(saga_definition_t **def);
+
+/* A search attribute name: a letter, then letters, digits or '_', at
+ * most SAGA_SEARCH_NAME_MAX bytes. */
+bool saga_search_name_ok(const char *name, size_t len);
+
+/* The search attributes of a saga of def with this id and input: an
+ * object {NAME: "value"} (values are strings: a number or other JSON value
+ * becomes its compact JSON text, cut to SAGA_SEARCH_VALUE_MAX bytes); an
+ * attribute whose template has no value (absent or null) is left out.
+ * NULL when def declares none or memory runs out. Pure (search.c). */
+json_t *saga_search_render(const saga_definition_t *def, const char *saga_id, const json_t *input);
 
 /* Index of the step called name, or -1. */
 int saga_definition_step_index(const saga_definition_t *def, const char *name);

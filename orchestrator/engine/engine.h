@@ -100,6 +100,8 @@ typedef struct saga {
     const saga_definition_t *def; /* borrowed from the registry */
     saga_status_t status;
     json_t *input;               /* owned */
+    json_t *search;              /* owned; the search attributes set at the start (saga_search_render),
+                                    NULL: none. Written by saga_store_insert only; not loaded */
     char traceparent[64];        /* W3C trace context, "" when none */
     int64_t created_at, updated_at, deadline_at; /* deadline 0 = none */
     int64_t seq;                 /* last history sequence number */

@@ -62,6 +62,8 @@ void saga_init(saga_t *s, const char *id, const saga_definition_t *def, json_t *
 void saga_clear(saga_t *s) {
     json_decref(s->input);
     s->input = NULL;
+    json_decref(s->search);
+    s->search = NULL;
     /* saga_init left the steps past the definition's uninitialised; a saga
      * never initialised has no definition and is all zeros */
     int steps = s->def ? s->def->step_count : SAGA_MAX_STEPS;

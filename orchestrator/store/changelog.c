@@ -162,6 +162,11 @@ static void encode_saga_row(sqlite3_stmt *q, const char *id, saga_json_buf_t *b,
     MEMBER(b, "completions"), col_int(b, q, 10);
     MEMBER(b, "error_code"), col_text(b, q, 11);
     MEMBER(b, "error_message"), col_text(b, q, 12);
+    /* absent when the saga has no search attributes: such records are the bytes they were before */
+    if (sqlite3_column_type(q, 14) != SQLITE_NULL) {
+        MEMBER(b, "search");
+        col_json(b, q, 14, bad);
+    }
     saga_json_buf_raw(b, "}", 1);
 }
 

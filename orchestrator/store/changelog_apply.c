@@ -123,6 +123,24 @@ static int is_hex64(const char *s) {
     return 1;
 }
 
+/* saga.search: what saga_search_render makes, {NAME: "value"}. */
+static int check_search(chk_t *c, const json_t *search) {
+    if (!json_is_object(search)) return bad(c, "saga.search: must be an object, not %s", type_name(search));
+    if (json_object_size(search) > SAGA_MAX_SEARCH)
+        return bad(c, "saga.search: %zu attributes, at most %d allowed", json_object_size(search), SAGA_MAX_SEARCH);
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)search, k, v) {
+        if (!saga_search_name_ok(k, strlen(k)))
+            return bad(c, "saga.search: '%.*s' is not a search attribute name", saga_utf8_prefix(k, 64), k);
+        char where[SAGA_SEARCH_NAME_MAX + 16];
+        snprintf(where, sizeof where, "saga.search");
+        int rc = get_str(c, search, where, k, SAGA_SEARCH_VALUE_MAX, 0, NULL);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 #define T_MAX INT64_MAX /* times and sequence numbers: non-negative int64 */
 
 static int check_saga(chk_t *c, const json_t *s, const char *id, long long *seq) {
@@ -130,7 +148,8 @@ static int check_saga(chk_t *c, const json_t *s, const char *id, long long *seq)
                                       "traceparent", "start_message_id", "created_at", "updated_at",
                                       "deadline_at", "seq", "completions", "error_code", "error_message", NULL};
     const char *w = "saga", *sid = NULL, *hash = NULL;
-    int rc = members(c, s, w, req, NULL);
+    static const char *const opt[] = {"search", NULL};
+    int rc = members(c, s, w, req, opt);
     if (!rc) rc = get_name(c, s, w, "id", 0, &sid);
     if (!rc && strcmp(sid, id)) rc = bad(c, "saga.id: '%s' is not the record's key", sid);
     if (!rc) rc = get_name(c, s, w, "definition", 0, NULL);
@@ -148,6 +167,7 @@ static int check_saga(chk_t *c, const json_t *s, const char *id, long long *seq)
     if (!rc) rc = get_int(c, s, w, "completions", 0, SAGA_MAX_STEPS, NULL);
     if (!rc) rc = get_str(c, s, w, "error_code", 63, 0, NULL);
     if (!rc) rc = get_str(c, s, w, "error_message", 255, 0, NULL);
+    if (!rc && json_object_get(s, "search")) rc = check_search(c, json_object_get(s, "search"));
     return rc;
 }
 
@@ -306,7 +326,15 @@ static int write_saga(saga_store_t *st, saga_changelog_stmts_t *c, const char *i
     bind_int(q, 12, s, "completions");
     bind_str(q, 13, s, "error_code");
     bind_str(q, 14, s, "error_message");
+    char *search = NULL;
+    if ((rc = bind_json(q, 15, s, "search", &search))) {
+        saga_free(text);
+        sqlite3_reset(q);
+        sqlite3_clear_bindings(q);
+        return rc;
+    }
     rc = step_done(q);
+    saga_free(search);
     saga_free(text);
     const json_t *arr = json_object_get(rec, "steps"), *r;
     size_t i;

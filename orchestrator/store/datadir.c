@@ -161,7 +161,11 @@ static int convert_rows(const char *legacy_db, const char *build, int partitions
     static const char *const copies[] = {
         "INSERT INTO s.definitions SELECT * FROM main.definitions",
         "INSERT INTO s.dedup SELECT * FROM main.dedup",
-        "INSERT INTO s.sagas SELECT * FROM main.sagas WHERE saga_partition(id, ?1) = ?2",
+        /* columns named: a legacy file predates migration 8 (search) */
+        ("INSERT INTO s.sagas (id, definition, version, status, input, traceparent, start_message_id, created_at,"
+         " updated_at, deadline_at, seq, completions, error_code, error_message)"
+         " SELECT id, definition, version, status, input, traceparent, start_message_id, created_at, updated_at,"
+         " deadline_at, seq, completions, error_code, error_message FROM main.sagas WHERE saga_partition(id, ?1) = ?2"),
         "INSERT INTO s.steps SELECT * FROM main.steps WHERE saga_partition(saga_id, ?1) = ?2",
         "INSERT INTO s.history SELECT * FROM main.history WHERE saga_partition(saga_id, ?1) = ?2",
         "INSERT INTO s.timers SELECT * FROM main.timers WHERE saga_partition(saga_id, ?1) = ?2",

@@ -84,6 +84,24 @@ static const char *const saga_store_migrations[] = {
      * Nothing to change in the tables; the version moves so that an older
      * sagad, which would send such a row as a tombstone, refuses the file. */
     "SELECT 1;",
+    /* 8: search attributes (docs/DEFINITIONS.md, "Search attributes"): a
+     * saga's values, set once when it starts, as a JSON object of strings
+     * in sagas.search (NULL: none), and one saga_search row per attribute,
+     * which GET /v1/sagas?search.NAME=VALUE looks up. Triggers keep the
+     * rows with their saga on every path that inserts or deletes one (a
+     * start, retention, a changelog record, a data directory conversion). */
+    ("ALTER TABLE sagas ADD COLUMN search TEXT;"
+     "CREATE TABLE saga_search ("
+     "  name TEXT NOT NULL, value TEXT NOT NULL, saga_id TEXT NOT NULL,"
+     "  PRIMARY KEY (name, value, saga_id)) WITHOUT ROWID;"
+     "CREATE INDEX saga_search_saga ON saga_search (saga_id);"
+     "CREATE TRIGGER sagas_search_insert AFTER INSERT ON sagas WHEN new.search IS NOT NULL BEGIN"
+     "  INSERT OR IGNORE INTO saga_search (name, value, saga_id)"
+     "    SELECT key, value, new.id FROM json_each(new.search) WHERE type = 'text';"
+     " END;"
+     "CREATE TRIGGER sagas_search_delete AFTER DELETE ON sagas WHEN old.search IS NOT NULL BEGIN"
+     "  DELETE FROM saga_search WHERE saga_id = old.id;"
+     " END;"),
 };
 
 #endif

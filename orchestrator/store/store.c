@@ -328,7 +328,15 @@ int saga_store_insert(saga_store_t *st, const saga_t *s, const char *start_messa
     saga_store_bind_text(q, 7, start_message_id);
     sqlite3_bind_int64(q, 8, s->created_at);
     sqlite3_bind_int64(q, 9, s->updated_at);
+    char *search = s->search ? saga_json_dump(s->search) : NULL;
+    if (s->search && !search) {
+        sqlite3_reset(q);
+        saga_free(input);
+        return SAGA_ENOMEM;
+    }
+    saga_store_bind_text(q, 10, search); /* NULL: none */
     int rc = saga_store_run(st, q, "insert saga");
+    saga_free(search);
     saga_free(input);
     return rc;
 }

@@ -36,7 +36,7 @@
                   " output, error_code, error_message, started_at, finished_at, updated_at,"      \
                   " completion_order FROM steps WHERE saga_id = ?")                                \
     X(insert_saga, "INSERT INTO sagas (id, definition, version, status, input, traceparent,"       \
-                   " start_message_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)") \
+                   " start_message_id, created_at, updated_at, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") \
     X(update_saga, "UPDATE sagas SET status = ?, updated_at = ?, deadline_at = ?, seq = ?,"        \
                    " completions = ?, error_code = ?, error_message = ? WHERE id = ?")             \
     X(upsert_step, "INSERT OR REPLACE INTO steps (saga_id, idx, name, status, attempt,"            \

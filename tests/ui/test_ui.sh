@@ -45,6 +45,10 @@ shot() { # URL FILE
 }
 
 # ---- the stack and a few sagas: three completed, two compensated, one with markup in its id ----
+# (plus, at the end, sagas of a definition with search attributes)
+mkdir -p "$DIR/sagas"
+cp "$SAGA_SOURCE_DIR"/sagas/*.json "$SAGA_SOURCE_DIR"/tests/integration/sagas/searchable_order.json "$DIR/sagas/"
+export SAGAS_DIR="$DIR/sagas"
 stack_up
 # (ids are printable ASCII without blanks or '/': markup, but no attributes)
 XSS='x<u>&amp;<marquee>'
@@ -128,5 +132,20 @@ shot "$UI#saga=broke-1" "$OUT/timeline.png"
 check "list screenshot: a 1280x900 PNG with content" python3 "$SAGA_SOURCE_DIR/tests/ui/png_check.py" "$OUT/list.png" 1280 900
 check "timeline screenshot: a 1280x900 PNG with content, action (green) and compensation (purple) bars" \
   python3 "$SAGA_SOURCE_DIR/tests/ui/png_check.py" "$OUT/timeline.png" 1280 900 1a7f37 8250df
+
+# ---- search attributes: the search box and the saga's attributes ----
+for n in 1 2 3; do
+  printf 'srch-%s\t{"type":"saga.start","message_id":"m-srch-%s","definition":"searchable_order","saga_id":"srch-%s","input":{"order_id":"o-%s","customer":"c-%s"}}\n' \
+    "$n" "$n" "$n" "$((n % 2))" "$n"
+done | kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t'
+check "three searchable sagas started" wait_count "SELECT count(*) FROM sagas WHERE id LIKE 'srch-%'" 3 30
+dump "$UI#search=order_id%3Do-1" "$OUT/list-search.html"
+check "search box: order_id=o-1 lists exactly its sagas" eq "$(page "$OUT/list-search.html" rows)" \
+  "$(db_rows "WHERE json_extract(input, '$.order_id') = 'o-1'")"
+dump "$UI#search=order_id" "$OUT/list-search-bad.html"
+check "search box without NAME=VALUE: the API's error" \
+  eq "$(page "$OUT/list-search-bad.html" state)/$(page "$OUT/list-search-bad.html" has-text "unknown parameter")" "error/yes"
+dump "$UI#saga=srch-2" "$OUT/saga-search.html"
+check "saga view: its search attributes" eq "$(page "$OUT/saga-search.html" has-text "customer=c-2")" "yes"
 echo "chromium part took $((SECONDS - t_chrome)) s"
 echo "$CHECKS passed, 0 failed"

@@ -15,12 +15,12 @@
 const char fixture_sample_rows[] =
     /* a compensated saga: payment declined, two steps compensated */
     "INSERT INTO sagas (id, definition, version, status, input, traceparent, start_message_id,"
-    " created_at, updated_at, deadline_at, seq, completions, error_code, error_message) VALUES"
+    " created_at, updated_at, deadline_at, seq, completions, error_code, error_message, search) VALUES"
     " ('" FX_SAGA_DONE "', 'order_fulfillment', 1, 'compensated',"
     "  '{\"order_id\":\"o-1\",\"amount\":42,\"items\":[{\"sku\":\"a\",\"qty\":2}]}',"
     "  '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'm-1',"
     "  1700000000000, 1700000000900, 1700000300000, 6, 2,"
-    "  'PAYMENT_DECLINED', 'card limit exceeded');"
+    "  'PAYMENT_DECLINED', 'card limit exceeded', '{\"order_id\":\"o-1\",\"customer\":\"c-9\"}');"
     "INSERT INTO steps (saga_id, idx, name, status, attempt, comp_attempt, outcome_unknown, output,"
     " error_code, error_message, started_at, finished_at, updated_at, completion_order) VALUES"
     " ('" FX_SAGA_DONE "', 0, 'create_order', 'compensated', 1, 1, 0, '{\"order_ref\":\"R-1\"}',"

@@ -51,6 +51,25 @@ static const char ORDER_V2[] = "{\"name\":\"order_fulfillment\",\"version\":2,\"
                                "{\"name\":\"a\",\"action\":\"x.a\"},{\"name\":\"b\",\"action\":\"x.b\"},"
                                "{\"name\":\"c\",\"action\":\"x.c\"}]}";
 
+/* Search attributes of bulk saga i (the triggers of schema.h index them):
+ * order_id o-(i % 7) and customer c-(i % 2), except every fourth saga,
+ * which has none. */
+static const char *search_of(int i) {
+    static char buf[128];
+    if (i % 4 == 3) return "NULL";
+    snprintf(buf, sizeof buf, "'{\"order_id\":\"o-%d\",\"customer\":\"c-%d\"}'", i % 7, i % 2);
+    return buf;
+}
+
+/* How many bulk sagas have order_id o-(order) (and customer c-(customer)
+ * when >= 0, and status compensation_failed when failed_only). */
+static int search_expected(int order, int customer, int failed_only) {
+    int n = 0;
+    for (int i = 0; i < BULK; i++)
+        if (i % 4 != 3 && i % 7 == order && (customer < 0 || i % 2 == customer) && (!failed_only || i % 3 == 0)) n++;
+    return n;
+}
+
 static int add_rows(void) {
     size_t cap = 128 * 1024, o = 0;
     char *sql = malloc(cap);
@@ -64,11 +83,11 @@ static int add_rows(void) {
     for (int i = 0; i < BULK; i++) {
         o += (size_t)snprintf(sql + o, cap - o,
                               "INSERT INTO sagas (id, definition, version, status, input, created_at, updated_at,"
-                              " error_code, error_message) VALUES ('p-%03d', 'bulk', 1, '%s', '{}', %lld, %lld, '%s',"
-                              " '%s');",
+                              " error_code, error_message, search) VALUES ('p-%03d', 'bulk', 1, '%s', '{}', %lld, %lld,"
+                              " '%s', '%s', %s);",
                               i, i % 3 == 0 ? "compensation_failed" : "completed", 1600000000000LL + i,
                               1600000000000LL + (i / 10) * 1000, i % 3 == 0 ? "E_BULK" : "",
-                              i % 3 == 0 ? "bulk failure" : "");
+                              i % 3 == 0 ? "bulk failure" : "", search_of(i));
         if (i % 3 == 0)
             o += (size_t)snprintf(sql + o, cap - o,
                                   "INSERT INTO steps (saga_id, idx, name, status) VALUES ('p-%03d', 0, 'one',"
@@ -359,6 +378,59 @@ static void walk(const char *filter, size_t limit, size_t want_total) {
     assert_int_equal(count(all), want_total);
     for (size_t i = 0; i < want_total; i++) assert_string_equal(seen[i], item_id(all, i));
     json_decref(all);
+}
+
+static void test_list_search(void **state) {
+    /* exactly the sagas with that attribute value, each carrying its attributes */
+    json_t *doc = list("search.order_id=o-3&limit=500");
+    assert_int_equal(count(doc), search_expected(3, -1, 0));
+    for (size_t k = 0; k < count(doc); k++) {
+        json_t *item = json_array_get(json_object_get(doc, "sagas"), k);
+        int i = atoi(str(item, "id") + 2);
+        assert_int_equal(i % 7, 3);
+        assert_true(i % 4 != 3);
+        assert_string_equal(str(json_object_get(item, "search"), "order_id"), "o-3");
+    }
+    json_decref(doc);
+    /* two attributes and a status: all of them hold */
+    doc = list("search.order_id=o-5&search.customer=c-1&status=compensation_failed&limit=500");
+    assert_int_equal(count(doc), search_expected(5, 1, 1));
+    assert_true(count(doc) > 0);
+    json_decref(doc);
+    /* the cursor pages through a search */
+    doc = list("search.customer=c-0&limit=7");
+    size_t seen = count(doc);
+    while (json_is_string(json_object_get(doc, "next_cursor"))) {
+        char q[600];
+        snprintf(q, sizeof q, "search.customer=c-0&limit=7&cursor=%s", str(doc, "next_cursor"));
+        json_decref(doc);
+        doc = list(q);
+        seen += count(doc);
+    }
+    json_decref(doc);
+    int want = 0;
+    for (int i = 0; i < BULK; i++) want += i % 4 != 3 && i % 2 == 0;
+    assert_int_equal(seen, want);
+    /* no such value, no such attribute; a saga without attributes has no member */
+    doc = list("search.order_id=o-99");
+    assert_int_equal(count(doc), 0);
+    json_decref(doc);
+    doc = list("search.nothing=o-1");
+    assert_int_equal(count(doc), 0);
+    json_decref(doc);
+    doc = list("definition=order_fulfillment");
+    assert_null(json_object_get(json_array_get(json_object_get(doc, "sagas"), 0), "search"));
+    json_decref(doc);
+    /* bad names and values are refused naming the parameter */
+    assert_bad_param("/v1/sagas", "search.9lives=x", "search.9lives");
+    assert_bad_param("/v1/sagas", "search.a-b=x", "search.a-b");
+    assert_bad_param("/v1/sagas", "search.=x", NULL);
+    char q[400];
+    snprintf(q, sizeof q, "search.order_id=%0300d", 7);
+    assert_bad_param("/v1/sagas", q, "search.order_id");
+    assert_bad_param("/v1/sagas",
+                     "search.a=1&search.b=1&search.c=1&search.d=1&search.e=1&search.f=1&search.g=1&search.h=1&search.i=1",
+                     "search.i");
 }
 
 static void test_list_pagination(void **state) {
@@ -752,6 +824,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_list_definition_and_error_filters),
         cmocka_unit_test(test_list_time_filters),
         cmocka_unit_test(test_list_step_filter),
+        cmocka_unit_test(test_list_search),
         cmocka_unit_test(test_list_pagination),
         cmocka_unit_test(test_list_bad_input),
         cmocka_unit_test(test_parse_time),

@@ -86,6 +86,8 @@ static void start(fixture_t *f, saga_t *s, const char *id) {
                               1999, "items", "sku", "sku-1", "qty", 2, "ratio", 0.1);
     saga_init(s, id, f->def, input, "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01", f->now);
     json_decref(input);
+    /* search attributes on all but one saga: records with and without them */
+    if (strcmp(id, "unknown-1") != 0) s->search = json_pack("{s:s, s:s}", "order_id", id, "customer", "c-1");
     char mid[64];
     snprintf(mid, sizeof mid, "m-%s", id);
     assert_int_equal(saga_store_begin(f->src), 0);
@@ -265,7 +267,7 @@ static char *rows_of(const char *path, const char *sql) {
 static const char *const g_tables[] = {
     "SELECT * FROM sagas ORDER BY id", "SELECT * FROM steps ORDER BY saga_id, idx",
     "SELECT * FROM history ORDER BY saga_id, seq", "SELECT * FROM timers ORDER BY saga_id, slot",
-    "SELECT * FROM definitions ORDER BY name, version"};
+    "SELECT * FROM definitions ORDER BY name, version", "SELECT * FROM saga_search ORDER BY name, value, saga_id"};
 
 static void assert_tables_equal(fixture_t *f) {
     for (size_t t = 0; t < sizeof g_tables / sizeof g_tables[0]; t++) {
@@ -423,6 +425,13 @@ static void test_tombstone_removes_the_saga(void **state) {
                                    " (SELECT count(*) FROM timers WHERE saga_id = 'cfail-1'),"
                                    " (SELECT count(*) FROM sagas)");
     assert_string_equal(n, "1:0|1:7\n");
+    free(n);
+    /* its search attributes went with it (the sagas_search_delete trigger) */
+    n = rows_of(f->dst_path, "SELECT count(*) FROM saga_search WHERE saga_id = 'cfail-1'");
+    assert_string_equal(n, "1:0\n");
+    free(n);
+    n = rows_of(f->dst_path, "SELECT count(*) FROM saga_search");
+    assert_string_equal(n, "1:12\n"); /* 6 sagas with 2 attributes each */
     free(n);
     /* a tombstone for a saga never stored is fine too */
     assert_int_equal(apply_one(f, "never-1", "", 0, 101, err, sizeof err), 0);
@@ -583,6 +592,12 @@ static void test_corrupt_records_are_refused_and_change_nothing(void **state) {
         {"run-1", mutate(good_run, "\"slot\":-1", "\"slot\":\"-1\""), 0, "timers[0].slot: must be an integer"},
         {"def/order_fulfillment/1", strdup(good), 0, "record: member 'definition' is missing"},
         {"def/order_fulfillment/x", strdup("{}"), 0, "must end in /VERSION"},
+        {"done-1", mutate(good, "\"search\":{", "\"search\":{\"9x\":\"a\","), 0, "saga.search: '9x' is not a search"},
+        {"done-1", mutate(good, "\"search\":{", "\"search\":{\"n\":5,"), 0, "saga.search.n: must be a string"},
+        {"done-1", mutate(good, "\"search\":{\"order_id\":\"done-1\",\"customer\":\"c-1\"}", "\"search\":true"), 0,
+         "saga.search: must be an object, not a boolean"},
+        {"done-1", mutate(good, "\"search\":{", "\"search\":{\"a\":\"1\",\"b\":\"1\",\"c\":\"1\",\"d\":\"1\",\"e\":\"1\",\"f\":\"1\",\"g\":\"1\","), 0,
+         "saga.search: 9 attributes, at most 8"},
     };
     char *before = snapshot(f);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -583,6 +583,58 @@ static void test_syntax_duplicate_keys(void **state) {
     assert_non_null(strstr(errs.items[0].message, "duplicate"));
 }
 
+/* ---- search attributes ---- */
+
+static void test_search_attributes(void **state) {
+    saga_def_errors_t errs;
+    saga_definition_t *def = parse_fixture("tests/fixtures/definitions/good/searchable.json", &errs);
+    if (!def) dump_errors(&errs);
+    assert_non_null(def);
+    assert_int_equal(def->search_count, 4);
+    assert_string_equal(def->search[0].name, "order_id");
+    json_t *input = json_pack("{s:s, s:i, s:{s:s}, s:s}", "order_id", "o-17", "amount", 1999, "customer", "name",
+                              "Ada", "note", "caf\xc3\xa9");
+    json_t *attrs = saga_search_render(def, "saga-1", input);
+    assert_non_null(attrs);
+    /* strings as they are, other values as compact JSON, the saga's own fields */
+    assert_string_equal(json_string_value(json_object_get(attrs, "order_id")), "o-17");
+    assert_string_equal(json_string_value(json_object_get(attrs, "amount")), "1999");
+    assert_string_equal(json_string_value(json_object_get(attrs, "customer")), "{\"name\":\"Ada\"}");
+    assert_string_equal(json_string_value(json_object_get(attrs, "key")), "searchable/saga-1");
+    assert_int_equal(json_object_size(attrs), 4);
+    json_decref(attrs);
+    /* a template without a value leaves its attribute out; a long value is cut on a character boundary */
+    char long_id[600];
+    memset(long_id, 'x', sizeof long_id - 3);
+    memcpy(long_id + 254, "\xc3\xa9", 2); /* bytes 254-255: a 2-byte character that must not be split */
+    long_id[sizeof long_id - 3] = '\0';
+    json_decref(input);
+    input = json_pack("{s:s, s:n}", "order_id", long_id, "amount");
+    attrs = saga_search_render(def, "saga-2", input);
+    assert_null(json_object_get(attrs, "amount"));
+    assert_null(json_object_get(attrs, "customer"));
+    const char *cut = json_string_value(json_object_get(attrs, "order_id"));
+    assert_non_null(cut);
+    assert_int_equal(strlen(cut), SAGA_SEARCH_VALUE_MAX);
+    json_decref(attrs);
+    json_decref(input);
+    saga_definition_free(&def);
+    /* a definition without search attributes renders none */
+    def = parse_fixture("tests/fixtures/definitions/good/minimal.json", &errs);
+    assert_null(saga_search_render(def, "x", NULL));
+    saga_definition_free(&def);
+    /* names */
+    assert_true(saga_search_name_ok("a", 1));
+    assert_true(saga_search_name_ok("Order_ID_2", 10));
+    assert_false(saga_search_name_ok("", 0));
+    assert_false(saga_search_name_ok("_a", 2));
+    assert_false(saga_search_name_ok("a.b", 3));
+    char name[SAGA_SEARCH_NAME_MAX + 2];
+    memset(name, 'n', sizeof name);
+    assert_true(saga_search_name_ok(name, SAGA_SEARCH_NAME_MAX));
+    assert_false(saga_search_name_ok(name, SAGA_SEARCH_NAME_MAX + 1));
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -617,6 +669,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_err_many_errors_counted),
         cmocka_unit_test(test_syntax_error_line_column),
         cmocka_unit_test(test_syntax_duplicate_keys),
+        cmocka_unit_test(test_search_attributes),
     };
     return cmocka_run_group_tests_name("definition", tests, definition_setup, NULL);
 }

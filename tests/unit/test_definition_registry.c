@@ -214,9 +214,10 @@ static void test_load_dir_good(void **state) {
     char report[1024];
     assert_int_equal(saga_registry_load_dir(reg, dir, report, sizeof report), 0);
     assert_string_equal(report, "");
-    assert_int_equal(saga_registry_count(reg), 2);
+    assert_int_equal(saga_registry_count(reg), 3);
     assert_string_equal(saga_registry_at(reg, 0)->name, "minimal");      /* minimal.json */
     assert_string_equal(saga_registry_at(reg, 1)->name, "travel.booking"); /* parallel.json */
+    assert_string_equal(saga_registry_at(reg, 2)->name, "searchable");   /* searchable.json */
     saga_registry_free(&reg);
     free(dir);
 }

@@ -242,6 +242,10 @@ static void test_golden_list(void **state) {
     golden("list_all", 0, NULL, ARGS("list", "--all", "--limit", "1"));
     golden("list_all_json", 0, NULL, ARGS("list", "--all", "--limit", "3", "--json"));
     golden("list_json", 0, NULL, ARGS("--json", "list", "--limit", "1"));
+    golden("list_search", 0, NULL, ARGS("list", "--search", "order_id=o-1", "--search=customer=c-9"));
+    golden("list_search_none", 0, NULL, ARGS("list", "--search", "order_id=o-2"));
+    golden("list_search_usage", 2, NULL, ARGS("list", "--search", "order_id"));
+    golden("list_search_bad_name", 1, NULL, ARGS("list", "--search", "order-id=o-1"));
     golden("list_filters", 0, NULL,
            ARGS("list", "--step", "reserve_inventory", "--step-status", "compensation_failed", "--error-code",
                 "PAYMENT_DECLINED", "--created-after", "2023-11-14T08:00:00+01:00", "--updated-before",

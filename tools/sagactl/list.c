@@ -101,8 +101,9 @@ static int print_saga_list(FILE *out, const json_t *sagas) {
     return rc;
 }
 
-/* list [--status S] [--definition D] [--limit N] [--all] and the other
- * filters of GET /v1/sagas; --all follows next_cursor to the end. */
+/* list [--status S] [--definition D] [--search NAME=VALUE]... [--limit N]
+ * [--all] and the other filters of GET /v1/sagas; --all follows
+ * next_cursor to the end. */
 int cmd_list(ctl_t *ctl, int argc, char **argv) {
     char query[4096] = "";
     int all = 0, has_limit = 0, has_cursor = 0;
@@ -110,6 +111,16 @@ int cmd_list(ctl_t *ctl, int argc, char **argv) {
         const char *a = argv[i];
         if (strcmp(a, "--all") == 0) {
             all = 1;
+            continue;
+        }
+        if (!strncmp(a, "--search", 8) && (a[8] == '\0' || a[8] == '=')) { /* --search NAME=VALUE, repeatable */
+            const char *v = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
+            const char *eq = v ? strchr(v, '=') : NULL;
+            if (!eq || eq == v) return usage_error("list: --search takes NAME=VALUE, e.g. --search order_id=o-17");
+            char param[128];
+            if ((size_t)(eq - v) + 8 >= sizeof param) return usage_error("list: --search: the name is too long");
+            snprintf(param, sizeof param, "search.%.*s", (int)(eq - v), v);
+            if (add_param(query, sizeof query, param, eq + 1) != 0) return usage_error("list: the filters are too long");
             continue;
         }
         size_t k = 0, n = sizeof LIST_OPTIONS / sizeof LIST_OPTIONS[0];

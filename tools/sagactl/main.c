@@ -32,7 +32,7 @@ static int cmd_audit(ctl_t *ctl, int argc, char **argv) { return sagactl_audit_m
 
 static const command_t commands[] = {
     {"show", "ID", "show one saga: status, steps and history", 1, 1, cmd_show},
-    {"list", "[--status S] [--definition D] [--limit N] [--all]",
+    {"list", "[--status S] [--definition D] [--search NAME=VALUE]... [--limit N] [--all]",
      "list sagas, newest first (more filters: --step, --step-status, --error-code, --created-after/-before,"
      " --updated-after/-before, --cursor)", 0, INT_MAX, cmd_list},
     {"health", "", "check that the admin API and sagad's shards answer", 0, 0, cmd_health},

@@ -57,6 +57,17 @@ static int print_saga(FILE *out, const json_t *saga) {
     field(out, "Updated", json_string_value(json_object_get(saga, "updated_at")));
     field(out, "Deadline", json_string_value(json_object_get(saga, "deadline_at")));
     field(out, "Trace", json_string_value(json_object_get(saga, "traceparent")));
+    json_t *search = json_object_get(saga, "search");
+    if (json_object_size(search) > 0) { /* NAME=VALUE ..., as `list --search` takes them */
+        size_t o = 0;
+        const char *name;
+        json_t *v;
+        buf[0] = '\0';
+        json_object_foreach(search, name, v)
+            if (o < sizeof buf)
+                o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s=%s", o ? " " : "", name, str_or(v, ""));
+        field(out, "Search", buf);
+    }
     json_t *err = json_object_get(saga, "error");
     if (json_is_object(err)) {
         snprintf(buf, sizeof buf, "%s: %s", str_or(json_object_get(err, "code"), "?"),
