@@ -104,3 +104,54 @@ int saga_parse_duration(const char *s, int64_t *ms_out) {
     *ms_out = (int64_t)llround(ms);
     return 0;
 }
+
+static int digits(const char *s, int n, int *out) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return SAGA_EPARSE;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int saga_parse_rfc3339(const char *s, int64_t *ms_out) {
+    int y, mo, d, h, mi, sec;
+    if (strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+        digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, &h) || s[13] != ':' ||
+        digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &sec))
+        return SAGA_EPARSE;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60) return SAGA_EPARSE;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo == 2 && d == 29 && !leap) return SAGA_EPARSE;
+    const char *p = s + 19;
+    int64_t frac = 0;
+    if (*p == '.') {
+        int nd = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, nd++)
+            if (nd < 3) frac = frac * 10 + (*p - '0');
+        if (nd == 0 || nd > 9) return SAGA_EPARSE;
+        for (; nd < 3; nd++) frac *= 10;
+    }
+    int offset_min = 0;
+    if ((p[0] == 'Z' || p[0] == 'z') && p[1] == '\0') {
+        offset_min = 0;
+    } else if ((p[0] == '+' || p[0] == '-') && strlen(p) == 6 && p[3] == ':') {
+        int oh, om;
+        if (digits(p + 1, 2, &oh) || digits(p + 4, 2, &om) || oh > 23 || om > 59) return SAGA_EPARSE;
+        offset_min = (oh * 60 + om) * (p[0] == '-' ? -1 : 1);
+    } else {
+        return SAGA_EPARSE;
+    }
+    /* days from civil (Howard Hinnant's algorithm) */
+    int yy = mo <= 2 ? y - 1 : y;
+    int era = yy / 400;
+    int yoe = yy - era * 400;
+    int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = (int64_t)era * 146097 + doe - 719468;
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + (sec == 60 ? 59 : sec) - (int64_t)offset_min * 60;
+    *ms_out = secs * 1000 + frac;
+    return 0;
+}

@@ -17,6 +17,11 @@ char *saga_format_time(int64_t ms, char *buf, size_t len);
  * fraction). Returns 0 or SAGA_EPARSE. */
 int saga_parse_time(const char *s, int64_t *ms_out);
 
+/* Any RFC 3339 time: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), 'T'
+ * and 'Z' in either case, a real calendar date from 1970; milliseconds
+ * kept. Returns 0 or SAGA_EPARSE. */
+int saga_parse_rfc3339(const char *s, int64_t *ms_out);
+
 /* Durations as in definitions: "250ms", "10s", "5m", "1h" (also "1.5s").
  * Returns 0 or SAGA_EPARSE. */
 int saga_parse_duration(const char *s, int64_t *ms_out);

@@ -212,6 +212,16 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
         LOG_WARN("loop", "operator start refused: %s", err);
         return 0;
     }
+    int64_t begin_at = saga_start_begin_at(&start, now);
+    if (begin_at > now + SAGA_START_DELAY_MAX_MS) {
+        snprintf(err, sizeof err, "saga.start: 'not_before' is more than 366 days ahead");
+        if (m) {
+            sagad_shard_t *sh = message_shard(d, m, &rc);
+            return sh ? dead_letter(d, sh, m, err, now) : rc;
+        }
+        LOG_WARN("loop", "operator start refused: %s", err);
+        return 0;
+    }
     char id[SAGA_ID_MAX];
     int p = sagad_route_start(start.saga_id, start.message_id, m ? (int)m->partition : -1, d->shard_count);
     if (start.saga_id) snprintf(id, sizeof id, "%s", start.saga_id);
@@ -253,12 +263,14 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     s->search = saga_search_render(def, id, s->input);
     rc = saga_store_insert(sh->store, s, start.message_id);
     if (!rc) rc = sagad_shard_touch(sh, id, def->name, def->version);
-    saga_event_t ev = {.kind = SAGA_EV_START};
+    saga_event_t ev = {.kind = SAGA_EV_START, .begin_at = begin_at};
     if (!rc) rc = sagad_apply_and_save(d, sh, s, &ev, now, &d->counters.duplicate_start);
     if (!rc) {
         d->counters.sagas_started++;
         saga_log_ctx_t ctx = {.saga_id = id, .trace_id = traceparent};
-        if (saga_log_enabled(SAGA_LOG_DEBUG)) saga_log(SAGA_LOG_DEBUG, "loop", &ctx, "started %s v%d", def->name, def->version);
+        if (saga_log_enabled(SAGA_LOG_DEBUG))
+            saga_log(SAGA_LOG_DEBUG, "loop", &ctx, "%s %s v%d", begin_at > now ? "scheduled" : "started", def->name,
+                     def->version);
     }
     saga_clear(s);
     return rc;

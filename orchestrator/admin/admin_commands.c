@@ -221,7 +221,15 @@ int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response
     return rc;
 }
 
-/* abort and retry: the saga must exist and be in `need`. */
+/* 1 when status is one of need's, "a or b" (saga status names hold no blank). */
+static int status_in(const char *status, const char *need) {
+    size_t n = strlen(status);
+    for (const char *p = need; (p = strstr(p, status)) != NULL; p += n)
+        if ((p == need || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ')) return 1;
+    return 0;
+}
+
+/* abort and retry: the saga must exist and be in one of `need` ("a or b"). */
 static int post_command(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res,
                         saga_command_kind_op_t kind, const char *need) {
     int rc = 0;
@@ -236,7 +244,7 @@ static int post_command(admin_ctx_t *ctx, const char *id, const admin_request_t 
     int exists = saga_status(ctx, id, status, sizeof status, why, sizeof why);
     if (exists < 0) rc = admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, admin_shard_of(ctx, id), "%s", why);
     else if (!exists) rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no saga '%s'", id);
-    else if (strcmp(status, need) != 0)
+    else if (!status_in(status, need))
         rc = admin_error(res, ADMIN_ERR_CONFLICT, "saga '%s' is %s; %s needs it %s", id, status,
                          kind == SAGA_CMD_ABORT ? "abort" : "retry", need);
     else {
@@ -247,7 +255,7 @@ static int post_command(admin_ctx_t *ctx, const char *id, const admin_request_t 
 }
 
 int admin_post_abort(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res) {
-    return post_command(ctx, id, req, res, SAGA_CMD_ABORT, "running");
+    return post_command(ctx, id, req, res, SAGA_CMD_ABORT, "running or scheduled");
 }
 
 int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res) {

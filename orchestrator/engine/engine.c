@@ -446,10 +446,10 @@ static void continue_compensation(apply_ctx_t *c) {
  * code NULL: already compensating, only continue. */
 static void begin_compensation(apply_ctx_t *c, const char *code, const char *message) {
     saga_t *s = c->saga;
-    if (code && s->status == SAGA_STATUS_RUNNING) {
+    if (code && (s->status == SAGA_STATUS_RUNNING || s->status == SAGA_STATUS_SCHEDULED)) {
         saga_utf8_copy(s->error_code, sizeof s->error_code, code);
         saga_utf8_copy(s->error_message, sizeof s->error_message, message); /* it goes into the event below */
-        if (s->deadline_at) clear_timer(c, -1);
+        if (s->deadline_at || s->status == SAGA_STATUS_SCHEDULED) clear_timer(c, -1); /* deadline or begin time */
         set_status(c, SAGA_STATUS_COMPENSATING, "saga.compensating",
                    json_pack("{s:s, s:s}", "code", code, "message", s->error_message));
         for (int i = 0; i < s->def->step_count; i++) {
@@ -615,8 +615,27 @@ static int on_undeliverable(apply_ctx_t *c, const saga_event_t *ev, char *why, s
     return 0;
 }
 
+/* The saga begins: its deadline counts from now, its first steps start.
+ * first: the START event itself (the saga was never scheduled). */
+static void begin_saga(apply_ctx_t *c, bool first) {
+    saga_t *s = c->saga;
+    if (s->def->timeout_ms > 0) s->deadline_at = c->now + s->def->timeout_ms;
+    json_t *detail = json_pack("{s:O, s:I}", "input", s->input ? s->input : json_null(), "deadline_at",
+                               (json_int_t)s->deadline_at);
+    if (first) record(c, "saga.started", -1, detail);
+    else set_status(c, SAGA_STATUS_RUNNING, "saga.started", detail);
+    if (s->deadline_at) set_timer(c, -1, SAGA_TIMER_DEADLINE, 0, s->deadline_at);
+    advance(c);
+}
+
 static int on_timer(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t why_len) {
     saga_t *s = c->saga;
+    if (ev->slot == -1 && ev->timer_kind == SAGA_TIMER_START) {
+        if (s->status != SAGA_STATUS_SCHEDULED)
+            STALE(STALE_TIMER, "begin timer while saga is %s", saga_status_name(s->status));
+        begin_saga(c, false);
+        return 0;
+    }
     if (ev->slot == -1) {
         if (ev->timer_kind != SAGA_TIMER_DEADLINE || s->status != SAGA_STATUS_RUNNING || !s->deadline_at)
             STALE(STALE_TIMER, "deadline timer while saga is %s", saga_status_name(s->status));
@@ -654,6 +673,8 @@ static int on_timer(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
         }
         break;
     case SAGA_TIMER_DEADLINE:
+    case SAGA_TIMER_START:
+    case SAGA_TIMER__COUNT:
         break;
     }
     STALE(STALE_TIMER, "%s timer (attempt %d) for step '%s' which is %s", saga_timer_kind_name(ev->timer_kind),
@@ -669,12 +690,15 @@ int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_
     switch (ev->kind) {
     case SAGA_EV_START:
         if (saga->seq != 0) STALE(ALREADY_STARTED, "saga '%s' has already started", saga->id);
-        if (saga->def->timeout_ms > 0) saga->deadline_at = now_ms + saga->def->timeout_ms;
-        record(c, "saga.started", -1,
-               json_pack("{s:O, s:I}", "input", saga->input ? saga->input : json_null(), "deadline_at",
-                         (json_int_t)saga->deadline_at));
-        if (saga->deadline_at) set_timer(c, -1, SAGA_TIMER_DEADLINE, 0, saga->deadline_at);
-        advance(c);
+        if (ev->begin_at > now_ms) { /* a delayed start: stored now, begins at its time */
+            saga->status = SAGA_STATUS_SCHEDULED; /* its first status, as running is for the others */
+            record(c, "saga.scheduled", -1,
+                   json_pack("{s:O, s:I}", "input", saga->input ? saga->input : json_null(), "begin_at",
+                             (json_int_t)ev->begin_at));
+            set_timer(c, -1, SAGA_TIMER_START, 0, ev->begin_at);
+            break;
+        }
+        begin_saga(c, true);
         break;
     case SAGA_EV_REPLY:
         if (saga_status_is_terminal(saga->status))
@@ -705,7 +729,7 @@ int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_
         rc = on_undeliverable(c, ev, why, why_len);
         break;
     case SAGA_EV_ABORT:
-        if (saga->status != SAGA_STATUS_RUNNING)
+        if (saga->status != SAGA_STATUS_RUNNING && saga->status != SAGA_STATUS_SCHEDULED)
             STALE(NOT_ALLOWED, "cannot abort saga '%s': it is %s", saga->id, saga_status_name(saga->status));
         begin_compensation(c, "ABORTED", ev->reason && *ev->reason ? ev->reason : "aborted by an operator");
         break;

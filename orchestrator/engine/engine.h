@@ -20,7 +20,8 @@
     X(COMPLETED, "completed")                      \
     X(COMPENSATING, "compensating")                \
     X(COMPENSATED, "compensated")                  \
-    X(COMPENSATION_FAILED, "compensation_failed")
+    X(COMPENSATION_FAILED, "compensation_failed")  \
+    X(SCHEDULED, "scheduled")
 
 typedef enum {
 #define SAGA_STATUS_ENUM(name, str) SAGA_STATUS_##name,
@@ -58,15 +59,19 @@ typedef enum {
     SAGA_STEP__COUNT
 } saga_step_status_t;
 
+/* Timers: a step's reply timeout or retry backoff (slot = step index),
+ * the saga's deadline, and a scheduled saga's begin time (slot -1). */
 #define SAGA_TIMER_KIND_MAP(X)  \
     X(STEP_TIMEOUT, "step_timeout") \
     X(BACKOFF, "backoff")           \
-    X(DEADLINE, "deadline")
+    X(DEADLINE, "deadline")         \
+    X(START, "start")
 
 typedef enum {
 #define SAGA_TIMER_ENUM(name, str) SAGA_TIMER_##name,
     SAGA_TIMER_KIND_MAP(SAGA_TIMER_ENUM)
 #undef SAGA_TIMER_ENUM
+    SAGA_TIMER__COUNT
 } saga_timer_kind_t;
 
 typedef enum { SAGA_KIND_ACTION, SAGA_KIND_COMPENSATION } saga_command_kind_t;
@@ -121,7 +126,8 @@ void saga_init(saga_t *s, const char *id, const saga_definition_t *def, json_t *
 void saga_clear(saga_t *s);
 
 typedef enum {
-    SAGA_EV_START,   /* begin: run the first steps, arm the deadline */
+    SAGA_EV_START,   /* begin: run the first steps, arm the deadline; with begin_at in the
+                        future, become scheduled and begin then (a START timer) */
     SAGA_EV_REPLY,   /* a participant's reply */
     SAGA_EV_TIMER,   /* a timer set by an earlier effect fired */
     SAGA_EV_ABORT,   /* operator: compensate a running saga */
@@ -147,6 +153,8 @@ typedef struct {
     int timer_attempt;
     /* ABORT / RETRY */
     const char *reason;          /* may be NULL */
+    /* START: when the saga begins (ms since the epoch); 0 or not after now: at once */
+    int64_t begin_at;
 } saga_event_t;
 
 typedef enum {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "saga_clock.h"
 #include "saga_error.h"
 #include "saga_utf8.h"
 
@@ -65,7 +66,29 @@ int saga_parse_start(const json_t *root, saga_start_msg_t *out, char *err, size_
     json_t *input = json_object_get(root, "input");
     if (input && !json_is_object(input)) FAIL("%s: 'input' must be an object", t);
     out->input = input;
+    /* a delayed start: at a time, or after a while */
+    const char *not_before = NULL, *delay = NULL;
+    if (get_string(root, t, "not_before", 0, &not_before, err, errlen) ||
+        get_string(root, t, "delay", 0, &delay, err, errlen))
+        return SAGA_EPARSE;
+    out->delay_ms = -1;
+    if (not_before && delay) FAIL("%s: give 'not_before' or 'delay', not both", t);
+    if (not_before && saga_parse_rfc3339(not_before, &out->not_before) != 0)
+        FAIL("%s: 'not_before' must be an RFC 3339 time like 2026-12-24T18:00:00Z, not '%.*s'", t,
+             saga_utf8_prefix(not_before, 64), not_before);
+    if (delay) {
+        if (saga_parse_duration(delay, &out->delay_ms) != 0)
+            FAIL("%s: 'delay' must be a duration like \"90s\", \"15m\" or \"48h\", not '%.*s'", t,
+                 saga_utf8_prefix(delay, 64), delay);
+        if (out->delay_ms > SAGA_START_DELAY_MAX_MS) FAIL("%s: 'delay' must be at most 8784h (366 days)", t);
+    }
     return 0;
+}
+
+int64_t saga_start_begin_at(const saga_start_msg_t *start, int64_t now_ms) {
+    if (start->not_before > 0) return start->not_before;
+    if (start->delay_ms > 0) return now_ms + start->delay_ms;
+    return now_ms;
 }
 
 int saga_parse_reply(const json_t *root, saga_reply_msg_t *out, char *err, size_t errlen) {

@@ -15,7 +15,12 @@ typedef struct {
     int version;              /* 0: the newest */
     const char *saga_id;      /* NULL: sagad assigns one */
     const json_t *input;      /* an object; {} when absent */
+    int64_t not_before;       /* "not_before" (RFC 3339) in ms since the epoch; 0: absent */
+    int64_t delay_ms;         /* "delay" (a duration); -1: absent. At most one of the two. */
 } saga_start_msg_t;
+
+/* The longest a start may be delayed ("delay", or "not_before" from now). */
+#define SAGA_START_DELAY_MAX_MS (366LL * 24 * 3600 * 1000)
 
 typedef struct {
     const char *message_id;
@@ -31,6 +36,8 @@ typedef struct {
 } saga_reply_msg_t;
 
 /* 0, or SAGA_EPARSE with err such as "saga.start: 'definition' must be a string". */
+/* When a start begins, received at now: not_before, or now + delay, or now. */
+int64_t saga_start_begin_at(const saga_start_msg_t *start, int64_t now_ms);
 int saga_parse_start(const json_t *root, saga_start_msg_t *out, char *err, size_t errlen);
 int saga_parse_reply(const json_t *root, saga_reply_msg_t *out, char *err, size_t errlen);
 

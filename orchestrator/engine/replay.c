@@ -22,6 +22,7 @@ static const struct {
     int step_status; /* -1: a saga event */
 } EVENTS[] = {
     {"saga.started", SAGA_STATUS_RUNNING, -1},
+    {"saga.scheduled", SAGA_STATUS_SCHEDULED, -1},
     {"saga.completed", SAGA_STATUS_COMPLETED, -1},
     {"saga.compensating", SAGA_STATUS_COMPENSATING, -1},
     {"saga.compensated", SAGA_STATUS_COMPENSATED, -1},
@@ -119,14 +120,27 @@ void saga_replay_init(saga_t *s, const saga_definition_t *def, const char *saga_
 
 static int saga_event(ctx_t *c, saga_t *s, int kind, const json_t *detail, int64_t at) {
     const char *name = EVENTS[kind].name;
-    if (s->seq == 0 && strcmp(name, "saga.started") != 0) return fail(c, "the first event must be saga.started");
-    if (s->seq > 0 && strcmp(name, "saga.started") == 0) return fail(c, "saga.started again");
+    bool started = strcmp(name, "saga.started") == 0, scheduled = strcmp(name, "saga.scheduled") == 0;
+    if (s->seq == 0 && !started && !scheduled)
+        return fail(c, "the first event must be saga.started or saga.scheduled");
+    if (s->seq > 0 && scheduled) return fail(c, "saga.scheduled after the first event");
+    if (s->seq > 0 && started && s->status != SAGA_STATUS_SCHEDULED) return fail(c, "saga.started again");
     saga_status_t to = (saga_status_t)EVENTS[kind].saga_status;
     if (s->seq > 0 && !saga_transition_allowed(s->status, to, name))
         return fail(c, "the saga cannot go from %s to %s by %s", saga_status_name(s->status), saga_status_name(to),
                     name);
 
-    if (strcmp(name, "saga.started") == 0) {
+    if (scheduled) { /* a delayed start: the input now, the deadline when it begins */
+        const json_t *input = json_object_get(detail, "input");
+        int64_t begin_at;
+        if (!input) return fail(c, "detail.input missing");
+        if (!get_int(detail, "begin_at", &begin_at)) return fail(c, "detail.begin_at missing or not an integer");
+        json_t *copy = json_deep_copy(input);
+        if (!copy) return SAGA_ENOMEM;
+        json_decref(s->input);
+        s->input = copy;
+        s->created_at = at;
+    } else if (started) {
         const json_t *input = json_object_get(detail, "input");
         if (!input) return fail(c, "detail.input missing");
         int64_t deadline;
@@ -137,7 +151,7 @@ static int saga_event(ctx_t *c, saga_t *s, int kind, const json_t *detail, int64
         if (!copy) return SAGA_ENOMEM;
         json_decref(s->input);
         s->input = copy;
-        s->created_at = at;
+        if (s->seq == 0) s->created_at = at; /* a scheduled saga was created when it was scheduled */
         s->deadline_at = deadline;
     } else if (strcmp(name, "saga.compensating") == 0) {
         const json_t *code = json_object_get(detail, "code"), *msg = json_object_get(detail, "message");
@@ -160,7 +174,7 @@ static int step_event(ctx_t *c, saga_t *s, int kind, int i, const json_t *detail
     saga_step_state_t *st = &s->steps[i];
     saga_step_status_t prev = st->status, to = (saga_step_status_t)EVENTS[kind].step_status;
     int attempt = 0, rc = 0;
-    if (s->seq == 0) return fail(c, "the first event must be saga.started");
+    if (s->seq == 0) return fail(c, "the first event must be saga.started or saga.scheduled");
     if (saga_status_is_terminal(s->status)) return fail(c, "step event after the saga became %s",
                                                         saga_status_name(s->status));
     if (!saga_step_transition_allowed(prev, to, name))

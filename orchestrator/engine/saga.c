@@ -29,7 +29,7 @@
 NAME_TABLE(saga_status_name, saga_status_parse, saga_status_t, SAGA_STATUS_MAP, SAGA_STATUS__COUNT)
 NAME_TABLE(saga_step_status_name, saga_step_status_parse, saga_step_status_t, SAGA_STEP_STATUS_MAP,
            SAGA_STEP__COUNT)
-NAME_TABLE(saga_timer_kind_name, saga_timer_kind_parse, saga_timer_kind_t, SAGA_TIMER_KIND_MAP, 3u)
+NAME_TABLE(saga_timer_kind_name, saga_timer_kind_parse, saga_timer_kind_t, SAGA_TIMER_KIND_MAP, SAGA_TIMER__COUNT)
 NAME_TABLE(saga_command_kind_name, saga_command_kind_parse, saga_command_kind_t, KIND_MAP, 2u)
 NAME_TABLE(saga_stale_reason_name, saga_stale_reason_parse, saga_stale_reason_t, SAGA_STALE_REASONS,
            SAGA_STALE__COUNT)

@@ -14,7 +14,9 @@
     X(RUNNING, COMPENSATING, "saga.compensating")                         \
     X(COMPENSATING, COMPENSATED, "saga.compensated")                      \
     X(COMPENSATING, COMPENSATION_FAILED, "saga.compensation_failed")      \
-    X(COMPENSATION_FAILED, COMPENSATING, "saga.retried")
+    X(COMPENSATION_FAILED, COMPENSATING, "saga.retried")                  \
+    X(SCHEDULED, RUNNING, "saga.started")       /* its begin time came */  \
+    X(SCHEDULED, COMPENSATING, "saga.compensating") /* aborted before it began */
 
 /* X(from, to, lifecycle event) for steps. */
 #define SAGA_STEP_TRANSITIONS(X)                                          \

@@ -76,7 +76,7 @@ check "list: every saga, newest first, with its status" eq "$(page "$OUT/list.ht
 check "list: the id with markup is text, not elements" eq "$(page "$OUT/list.html" tags u,marquee,script)" "u=0 marquee=0 script=1"
 check "list: ...and shown as typed" eq "$(page "$OUT/list.html" has-text "$XSS-1")" "yes"
 check "header: counts from /v1/stats" eq "$(page "$OUT/list.html" stats)" \
-  "total=6 running=0 completed=4 compensating=0 compensated=2 compensation_failed=0"
+  "total=6 scheduled=0 running=0 completed=4 compensating=0 compensated=2 compensation_failed=0"
 check "list: one page only, 'next page' disabled" eq "$(page "$OUT/list.html" attr next-page disabled)" "disabled"
 
 dump "$UI#status=compensated" "$OUT/list-compensated.html"
@@ -147,5 +147,15 @@ check "search box without NAME=VALUE: the API's error" \
   eq "$(page "$OUT/list-search-bad.html" state)/$(page "$OUT/list-search-bad.html" has-text "unknown parameter")" "error/yes"
 dump "$UI#saga=srch-2" "$OUT/saga-search.html"
 check "saga view: its search attributes" eq "$(page "$OUT/saga-search.html" has-text "customer=c-2")" "yes"
+
+# ---- a delayed start: scheduled, with its begin time ----
+printf 'later-1\t{"type":"saga.start","message_id":"m-later-1","definition":"order_fulfillment","saga_id":"later-1","delay":"1h","input":{"order_id":"o-later"}}\n' |
+  kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t'
+check "the delayed saga is scheduled" wait_count "SELECT status FROM sagas WHERE id='later-1'" scheduled 30
+dump "$UI#status=scheduled" "$OUT/list-scheduled.html"
+check "status filter 'scheduled' lists it" eq "$(page "$OUT/list-scheduled.html" rows)" "later-1=scheduled"
+dump "$UI#saga=later-1" "$OUT/saga-later.html"
+check "saga view: scheduled, with the time it begins" \
+  eq "$(page "$OUT/saga-later.html" text s-status)/$(page "$OUT/saga-later.html" has-text "begins")" "scheduled/yes"
 echo "chromium part took $((SECONDS - t_chrome)) s"
 echo "$CHECKS passed, 0 failed"

@@ -163,6 +163,44 @@ static void test_start_bad_input(void **state) {
     assert_int_equal(saga_command_pending(w->q), 0);
 }
 
+static void test_start_delayed(void **state) {
+    world_t *w = *state;
+    json_t *doc;
+    /* the start message carries the delay to the loop as given */
+    assert_int_equal(post(w, "/v1/sagas", "{\"definition\":\"order_fulfillment\",\"saga_id\":\"later-1\",\"delay\":\"15m\"}",
+                          "Bearer s3cret", NULL), 202);
+    saga_command_t c;
+    assert_int_equal(saga_command_take(w->q, &c, 1), 1);
+    json_t *msg = json_loads(c.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(msg, "delay")), "15m");
+    json_decref(msg);
+    saga_command_clear(&c);
+    assert_int_equal(post(w, "/v1/sagas",
+                          "{\"definition\":\"order_fulfillment\",\"saga_id\":\"later-2\",\"not_before\":\"2030-01-01T00:00:00+01:00\"}",
+                          "Bearer s3cret", NULL), 202);
+    assert_int_equal(saga_command_take(w->q, &c, 1), 1);
+    saga_command_clear(&c);
+    /* bad values, or both: 400 naming the field, nothing queued */
+    static const struct {
+        const char *extra, *field;
+    } bad[] = {{"\"delay\":\"soon\"", "'delay'"},
+               {"\"delay\":\"-5s\"", "'delay'"},
+               {"\"delay\":\"9000h\"", "'delay'"},
+               {"\"delay\":90", "'delay'"},
+               {"\"not_before\":\"tomorrow\"", "'not_before'"},
+               {"\"not_before\":\"2030-02-30T00:00:00Z\"", "'not_before'"},
+               {"\"not_before\":\"2030-01-01T00:00:00Z\",\"delay\":\"1s\"", "not both"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[300];
+        snprintf(body, sizeof body, "{\"definition\":\"order_fulfillment\",\"saga_id\":\"bad-1\",%s}", bad[i].extra);
+        assert_int_equal(post(w, "/v1/sagas", body, "Bearer s3cret", &doc), 400);
+        const char *m = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+        if (!m || !strstr(m, bad[i].field)) fail_msg("%s: message '%s' lacks %s", bad[i].extra, m ? m : "", bad[i].field);
+        json_decref(doc);
+    }
+    assert_int_equal(saga_command_pending(w->q), 0);
+}
+
 static void test_abort_checks_the_status(void **state) {
     world_t *w = *state;
     json_t *doc;
@@ -361,6 +399,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_start_without_id_gets_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_of_existing_saga_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_delayed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_checks_the_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_only_for_compensation_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_method_and_no_queue, setup, teardown),

@@ -25,7 +25,7 @@
 #include "saga_json.h"
 #include "store.h"
 
-#define NSAGAS 8
+#define NSAGAS 9
 
 typedef struct {
     char dir[64], src_path[128], dst_path[128];
@@ -38,7 +38,7 @@ typedef struct {
 } fixture_t;
 
 static const char *const g_ids[NSAGAS] = {"run-1", "done-1", "comp-1", "compd-1", "cfail-1", "retried-1", "abort-1",
-                                           "unknown-1"};
+                                           "unknown-1", "sched-1"};
 
 /* ---- driving sagas through the engine ------------------------------------------ */
 
@@ -93,7 +93,8 @@ static void start(fixture_t *f, saga_t *s, const char *id) {
     assert_int_equal(saga_store_begin(f->src), 0);
     assert_int_equal(saga_store_insert(f->src, s, mid), 0);
     assert_int_equal(saga_store_commit(f->src), 0);
-    saga_event_t ev = {.kind = SAGA_EV_START};
+    /* sched-1 is a delayed start: scheduled, its begin timer in slot -1 */
+    saga_event_t ev = {.kind = SAGA_EV_START, .begin_at = strcmp(id, "sched-1") == 0 ? f->now + 60000 : 0};
     apply(f, s, &ev);
 }
 
@@ -194,6 +195,10 @@ static void build_sagas(fixture_t *f) {
         fire(f, &s, 0);
     }
     assert_true(s.steps[0].outcome_unknown);
+    saga_clear(&s);
+    /* scheduled: begins in a minute */
+    start(f, &s, "sched-1");
+    assert_int_equal(s.status, SAGA_STATUS_SCHEDULED);
     saga_clear(&s);
 }
 
@@ -424,14 +429,14 @@ static void test_tombstone_removes_the_saga(void **state) {
                                    " (SELECT count(*) FROM history WHERE saga_id = 'cfail-1') +"
                                    " (SELECT count(*) FROM timers WHERE saga_id = 'cfail-1'),"
                                    " (SELECT count(*) FROM sagas)");
-    assert_string_equal(n, "1:0|1:7\n");
+    assert_string_equal(n, "1:0|1:8\n");
     free(n);
     /* its search attributes went with it (the sagas_search_delete trigger) */
     n = rows_of(f->dst_path, "SELECT count(*) FROM saga_search WHERE saga_id = 'cfail-1'");
     assert_string_equal(n, "1:0\n");
     free(n);
     n = rows_of(f->dst_path, "SELECT count(*) FROM saga_search");
-    assert_string_equal(n, "1:12\n"); /* 6 sagas with 2 attributes each */
+    assert_string_equal(n, "1:14\n"); /* 7 sagas with 2 attributes each */
     free(n);
     /* a tombstone for a saga never stored is fine too */
     assert_int_equal(apply_one(f, "never-1", "", 0, 101, err, sizeof err), 0);

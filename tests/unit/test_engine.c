@@ -463,6 +463,113 @@ static void test_long_multibyte_error_cut_on_boundary(void **state) {
     world_free(w);
 }
 
+/* ---- delayed starts -------------------------------------------------------- */
+
+/* The timer effect of slot -1, or NULL. */
+static const saga_effect_t *saga_timer_fx(const world_t *w) {
+    const saga_effect_t *t;
+    for (int i = 0; (t = find_fx(w, SAGA_FX_SET_TIMER, i)); i++)
+        if (t->slot == -1) return t;
+    return NULL;
+}
+
+static void test_delayed_start_is_scheduled_then_begins(void **state) {
+    saga_definition_t *def = make_def(2, 0);
+    def->timeout_ms = 5000;
+    world_t *w = world_new(def);
+    int64_t begin = w->now + 60000;
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_START, .begin_at = begin}), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_SCHEDULED);
+    assert_true(has_event(w, "saga.scheduled"));
+    assert_false(has_event(w, "saga.started"));
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 0); /* nothing runs before its time */
+    const saga_effect_t *t = saga_timer_fx(w);
+    assert_non_null(t);
+    assert_int_equal(t->timer_kind, SAGA_TIMER_START);
+    assert_int_equal(t->due_at, begin);
+    assert_int_equal(w->saga.deadline_at, 0);
+    /* a second start, a reply, a deadline timer: nothing */
+    assert_int_equal(start(w), SAGA_ESTALE);
+    assert_int_equal(reply(w, 0, SAGA_KIND_ACTION, 1, SAGA_REPLY_SUCCESS), SAGA_ESTALE);
+    assert_int_equal(timer(w, -1, SAGA_TIMER_DEADLINE, 0), SAGA_ESTALE);
+    /* its time comes: running, the first command, the deadline counted from now */
+    w->now = begin;
+    assert_int_equal(timer(w, -1, SAGA_TIMER_START, 0), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_RUNNING);
+    assert_true(has_event(w, "saga.started"));
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 1);
+    assert_int_equal(w->saga.deadline_at, begin + 5000);
+    t = saga_timer_fx(w);
+    assert_non_null(t);
+    assert_int_equal(t->timer_kind, SAGA_TIMER_DEADLINE);
+    assert_int_equal(w->saga.created_at, 1000000); /* created when it was scheduled */
+    /* the begin timer again (a duplicate after a restart): stale */
+    assert_int_equal(timer(w, -1, SAGA_TIMER_START, 0), SAGA_ESTALE);
+    ok(w, 0);
+    ok(w, 1);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPLETED);
+    world_free(w);
+}
+
+static void test_start_time_not_in_the_future_begins_at_once(void **state) {
+    world_t *w = world_new(make_def(2, 0));
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_START, .begin_at = w->now}), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_RUNNING);
+    assert_false(has_event(w, "saga.scheduled"));
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 1);
+    world_free(w);
+    w = world_new(make_def(2, 0));
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_START, .begin_at = w->now - 5000}), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_RUNNING);
+    world_free(w);
+}
+
+static void test_abort_of_scheduled_saga_cancels_it(void **state) {
+    world_t *w = world_new(make_def(3, 0));
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_START, .begin_at = w->now + 1000}), 0);
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_ABORT, .reason = "not needed"}), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATED);
+    assert_string_equal(w->saga.error_code, "ABORTED");
+    for (int i = 0; i < 3; i++) assert_int_equal(w->saga.steps[i].status, SAGA_STEP_CANCELLED);
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 0);
+    const saga_effect_t *c = find_fx(w, SAGA_FX_CLEAR_TIMER, 0);
+    assert_non_null(c);
+    assert_int_equal(c->slot, -1); /* the begin timer is dropped */
+    /* had it fired anyway: nothing */
+    w->now += 1000;
+    assert_int_equal(timer(w, -1, SAGA_TIMER_START, 0), SAGA_ESTALE);
+    world_free(w);
+}
+
+static void test_scheduled_saga_replays(void **state) {
+    saga_definition_t *def = make_def(2, 0);
+    def->timeout_ms = 7000;
+    world_t *w = world_new(def);
+    json_t *history = json_array();
+    int64_t begin = w->now + 30000;
+    saga_event_t evs[] = {{.kind = SAGA_EV_START, .begin_at = begin}, {.kind = SAGA_EV_TIMER, .slot = -1,
+                                                                        .timer_kind = SAGA_TIMER_START}};
+    for (size_t k = 0; k < 2; k++) {
+        if (k == 1) w->now = begin;
+        assert_int_equal(apply(w, evs[k]), 0);
+        for (int i = 0; i < w->fx.count; i++)
+            if (w->fx.items[i].kind == SAGA_FX_EVENT) json_array_append(history, w->fx.items[i].message);
+        saga_t r;
+        char err[256] = "";
+        saga_replay_init(&r, def, "saga-1");
+        size_t j;
+        json_t *ev;
+        json_array_foreach(history, j, ev) assert_int_equal(saga_replay_event(&r, ev, err, sizeof err), 0);
+        assert_int_equal(r.status, w->saga.status);
+        assert_int_equal(r.deadline_at, w->saga.deadline_at);
+        assert_int_equal(r.created_at, w->saga.created_at);
+        assert_true(json_equal(r.input, w->saga.input));
+        saga_clear(&r);
+    }
+    json_decref(history);
+    world_free(w);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -486,6 +593,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_join_waits_for_all_dependencies),
         cmocka_unit_test(test_missing_template_value_fails_the_step),
         cmocka_unit_test(test_history_sequence_is_gap_free),
+        cmocka_unit_test(test_delayed_start_is_scheduled_then_begins),
+        cmocka_unit_test(test_start_time_not_in_the_future_begins_at_once),
+        cmocka_unit_test(test_abort_of_scheduled_saga_cancels_it),
+        cmocka_unit_test(test_scheduled_saga_replays),
         cmocka_unit_test(test_backoff_without_jitter_grows_and_caps),
         cmocka_unit_test(test_full_jitter_stays_within_cap_and_varies),
         cmocka_unit_test(test_names_round_trip),

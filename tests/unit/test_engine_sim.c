@@ -444,7 +444,7 @@ static void next_in_time(sim_t *s) {
 /* A timer the engine did not set (or not any more): must be stale. */
 void stale_timer(sim_t *s) {
     int slot = rnd(&s->rng, s->def->step_count + 1) - 1;
-    saga_timer_kind_t kind = (saga_timer_kind_t)rnd(&s->rng, 3);
+    saga_timer_kind_t kind = (saga_timer_kind_t)rnd(&s->rng, SAGA_TIMER__COUNT);
     int attempt = slot < 0 ? 0 : rnd(&s->rng, s->saga.steps[slot].attempt + 2); /* deadline: attempt unused */
     const tmr_t *t = &s->timers[slot + 1];
     if (t->set && t->kind == kind && t->attempt == attempt) return;
@@ -462,7 +462,7 @@ static void tick(sim_t *s) {
 }
 
 void op_event(sim_t *s, saga_event_kind_t kind) {
-    bool ok = kind == SAGA_EV_ABORT ? s->saga.status == SAGA_STATUS_RUNNING
+    bool ok = kind == SAGA_EV_ABORT ? s->saga.status == SAGA_STATUS_RUNNING || s->saga.status == SAGA_STATUS_SCHEDULED
                                     : s->saga.status == SAGA_STATUS_COMPENSATION_FAILED;
     saga_event_t ev = {.kind = kind, .reason = chance(&s->rng, 50) ? "sim operator" : NULL};
     int rc = sim_apply(s, &ev);
@@ -536,7 +536,10 @@ static void run_one(int index, uint64_t seed, stats_t *stats) {
     static sim_t s; /* large: keep it off the stack */
     sim_init(&s, &g_shape.def, index, seed, stats);
     saga_event_t start = {.kind = SAGA_EV_START};
+    if (chance(&s.rng, 15)) start.begin_at = s.now + 1 + rnd(&s.rng, 60000); /* a delayed start */
     CHECK(&s, sim_apply(&s, &start) == 0, "start refused");
+    CHECK(&s, (s.saga.status == SAGA_STATUS_SCHEDULED) == (start.begin_at > 0), "a delayed start is not scheduled");
+    stats->scheduled += start.begin_at > 0;
     for (int loops = 0; drive(&s); loops++)
         CHECK(&s, s.applied < EVENT_LIMIT && loops < 2 * EVENT_LIMIT, "(a) no end after %d events", EVENT_LIMIT);
     check_final(&s);
@@ -558,11 +561,11 @@ static void run_shape(int shape_no) {
     printf("sim %-10s seed=%" PRIu64 " sagas=%ld (calmed %ld) events=%ld (stale %ld, max/saga %ld) completed=%ld "
            "compensated=%ld compensation_failed=%ld operator_retries=%ld aborts=%ld deadlines=%ld "
            "step_timeouts=%ld template_failures=%ld compensation_commands=%ld full_replays=%ld queued=%ld "
-           "resumes=%ld stale_resumes=%ld breaker_waits=%ld %.2fs\n",
+           "resumes=%ld stale_resumes=%ld breaker_waits=%ld scheduled=%ld %.2fs\n",
            g_shape.name, g_seed, stats.sagas, stats.calm, stats.events, stats.stale, stats.max_events, stats.completed,
            stats.compensated, stats.comp_failed_final, stats.op_retries, stats.aborts, stats.deadlines,
            stats.step_timeouts, stats.template_failures, stats.comp_commands, stats.replays, stats.queued,
-           stats.resumes, stats.stale_resumes, stats.breaker_waits, secs);
+           stats.resumes, stats.stale_resumes, stats.breaker_waits, stats.scheduled, secs);
     assert_int_equal(stats.sagas, g_sagas);
 }
 

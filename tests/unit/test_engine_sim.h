@@ -48,6 +48,7 @@ typedef struct {
     long sagas, events, stale, completed, compensated, comp_failed_final, op_retries, aborts,
         deadlines, step_timeouts, template_failures, comp_commands, replays, max_events, queued, resumes,
         stale_resumes, breaker_waits, calm;
+    long scheduled; /* delayed starts */
 } stats_t;
 
 typedef struct {

@@ -121,6 +121,8 @@ void check_timers(sim_t *s) {
     const tmr_t *dl = &s->timers[0];
     if (g->status == SAGA_STATUS_RUNNING && g->deadline_at)
         CHECK(s, dl->set && dl->kind == SAGA_TIMER_DEADLINE && dl->due == g->deadline_at, "deadline timer missing");
+    else if (g->status == SAGA_STATUS_SCHEDULED)
+        CHECK(s, dl->set && dl->kind == SAGA_TIMER_START, "a scheduled saga has no begin timer");
     else
         CHECK(s, !dl->set, "deadline timer left while saga is %s", saga_status_name(g->status));
     bool any = false;
