@@ -32,7 +32,7 @@
  * its original bytes; the reason and source travel as headers. A message
  * too large to be published with those headers (--max-message-bytes) is cut:
  * the dead letter holds its first bytes and dlq_truncated=ORIGINAL_SIZE. */
-static int dead_letter(sagad_t *d, sagad_shard_t *sh, const rd_kafka_message_t *m, const char *reason, int64_t now) {
+int sagad_dead_letter(sagad_t *d, sagad_shard_t *sh, const rd_kafka_message_t *m, const char *reason, int64_t now) {
     char offset[32], partition[16];
     snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
     snprintf(partition, sizeof partition, "%d", (int)m->partition);
@@ -106,11 +106,17 @@ static void observe(sagad_t *d, const saga_t *s, const saga_effects_t *fx) {
 /* Applies ev to saga s and persists the outcome. */
 int sagad_apply_and_save(sagad_t *d, sagad_shard_t *sh, saga_t *s, const saga_event_t *ev, int64_t now,
                          uint64_t *stale_counter) {
-    assert(sh->in_tx);
+    char why[512];
+    return sagad_apply_and_save_why(d, sh, s, ev, now, stale_counter, why, sizeof why);
+}
+
+int sagad_apply_and_save_why(sagad_t *d, sagad_shard_t *sh, saga_t *s, const saga_event_t *ev, int64_t now,
+                             uint64_t *stale_counter, char *why, size_t why_len) {
+    assert(sh->in_tx && why && why_len > 0);
     saga_effects_t fx;
-    char why[512] = "";
+    why[0] = '\0';
     saga_effects_init(&fx);
-    int rc = saga_engine_apply(&d->engine, s, ev, now, &d->rng, &fx, why, sizeof why);
+    int rc = saga_engine_apply(&d->engine, s, ev, now, &d->rng, &fx, why, why_len);
     if (rc == SAGA_ESTATE) {
         /* An engine bug: this saga is left as it was, loudly; others go on. */
         saga_log_ctx_t ctx = {.saga_id = s->id, .trace_id = s->traceparent};
@@ -123,6 +129,7 @@ int sagad_apply_and_save(sagad_t *d, sagad_shard_t *sh, saga_t *s, const saga_ev
         if (saga_log_enabled(SAGA_LOG_DEBUG)) saga_log(SAGA_LOG_DEBUG, "engine", &ctx, "ignored: %s", why);
         rc = 0;
     } else if (rc == 0) {
+        why[0] = '\0'; /* it changed the saga */
         observe(d, s, &fx);
         rc = saga_store_save(sh->store, s, &fx, d->cfg.events_topic, now);
         if (!rc) rc = sagad_shard_touch(sh, s->id, s->def ? s->def->name : NULL, s->def ? s->def->version : 0);
@@ -146,7 +153,7 @@ static sagad_shard_t *shard_tx(sagad_t *d, int p, int *rc) {
 }
 
 /* The shard of the message's own partition (dead letters of what names no saga). */
-static sagad_shard_t *message_shard(sagad_t *d, const rd_kafka_message_t *m, int *rc) {
+sagad_shard_t *sagad_message_shard(sagad_t *d, const rd_kafka_message_t *m, int *rc) {
     return shard_tx(d, sagad_shard_of_partition((int)m->partition, d->shard_count), rc);
 }
 
@@ -155,7 +162,7 @@ static sagad_shard_t *message_shard(sagad_t *d, const rd_kafka_message_t *m, int
  * belongs to another shard (its producer keyed it otherwise) is forwarded
  * to that shard's partition in the relay transaction, for its owner; an
  * operator's command (m NULL) is dropped, said in the log. */
-static sagad_shard_t *owned_shard_tx(sagad_t *d, const rd_kafka_message_t *m, int p, const char *saga_id, int64_t now,
+sagad_shard_t *sagad_owned_shard_tx(sagad_t *d, const rd_kafka_message_t *m, int p, const char *saga_id, int64_t now,
                                      int *rc) {
     assert(p >= 0 && p < d->shard_count);
     if (d->shards[p].store) return shard_tx(d, p, rc);
@@ -166,7 +173,7 @@ static sagad_shard_t *owned_shard_tx(sagad_t *d, const rd_kafka_message_t *m, in
                  saga_id ? saga_id : "(new)", p);
         return NULL;
     }
-    sagad_shard_t *own = message_shard(d, m, rc);
+    sagad_shard_t *own = sagad_message_shard(d, m, rc);
     if (!own) return NULL;
     char tp[128];
     json_t *h = saga_kafka_header(m, "traceparent", tp, sizeof tp) == 0 ? json_pack("{s:s}", "traceparent", tp) : NULL;
@@ -195,8 +202,8 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     int rc = 0;
     if (saga_parse_start(root, &start, err, sizeof err)) {
         if (m) {
-            sagad_shard_t *sh = message_shard(d, m, &rc);
-            return sh ? dead_letter(d, sh, m, err, now) : rc;
+            sagad_shard_t *sh = sagad_message_shard(d, m, &rc);
+            return sh ? sagad_dead_letter(d, sh, m, err, now) : rc;
         }
         LOG_WARN("loop", "operator start refused: %s", err);
         return 0;
@@ -206,8 +213,8 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
         snprintf(err, sizeof err, "saga.start: unknown definition '%.*s'%s", saga_utf8_prefix(start.definition, 100), start.definition,
                  start.version ? " at that version" : "");
         if (m) {
-            sagad_shard_t *sh = message_shard(d, m, &rc);
-            return sh ? dead_letter(d, sh, m, err, now) : rc;
+            sagad_shard_t *sh = sagad_message_shard(d, m, &rc);
+            return sh ? sagad_dead_letter(d, sh, m, err, now) : rc;
         }
         LOG_WARN("loop", "operator start refused: %s", err);
         return 0;
@@ -216,8 +223,8 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     if (begin_at > now + SAGA_START_DELAY_MAX_MS) {
         snprintf(err, sizeof err, "saga.start: 'not_before' is more than 366 days ahead");
         if (m) {
-            sagad_shard_t *sh = message_shard(d, m, &rc);
-            return sh ? dead_letter(d, sh, m, err, now) : rc;
+            sagad_shard_t *sh = sagad_message_shard(d, m, &rc);
+            return sh ? sagad_dead_letter(d, sh, m, err, now) : rc;
         }
         LOG_WARN("loop", "operator start refused: %s", err);
         return 0;
@@ -226,7 +233,7 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     int p = sagad_route_start(start.saga_id, start.message_id, m ? (int)m->partition : -1, d->shard_count);
     if (start.saga_id) snprintf(id, sizeof id, "%s", start.saga_id);
     else sagad_saga_id_for_partition(p, d->shard_count, id, sizeof id);
-    sagad_shard_t *sh = owned_shard_tx(d, m, p, start.saga_id, now, &rc);
+    sagad_shard_t *sh = sagad_owned_shard_tx(d, m, p, start.saga_id, now, &rc);
     if (!sh) return rc;
     rc = saga_store_dedup(sh->store, "start", start.message_id, now);
     /* New to dedup, whose rows are pruned by age: the saga row keeps the
@@ -283,10 +290,10 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
     char err[512];
     int rc = 0;
     if (saga_parse_reply(root, &reply, err, sizeof err)) {
-        sagad_shard_t *sh = message_shard(d, m, &rc);
-        return sh ? dead_letter(d, sh, m, err, now) : rc;
+        sagad_shard_t *sh = sagad_message_shard(d, m, &rc);
+        return sh ? sagad_dead_letter(d, sh, m, err, now) : rc;
     }
-    sagad_shard_t *sh = owned_shard_tx(d, m, sagad_shard_of_saga(reply.saga_id, d->shard_count), reply.saga_id, now, &rc);
+    sagad_shard_t *sh = sagad_owned_shard_tx(d, m, sagad_shard_of_saga(reply.saga_id, d->shard_count), reply.saga_id, now, &rc);
     if (!sh) return rc;
     rc = saga_store_dedup(sh->store, "replies", reply.message_id, now);
     if (rc <= 0) {
@@ -300,7 +307,7 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
         char reason[700];
         snprintf(reason, sizeof reason, "saga.reply: %s", err[0] ? err : "unknown saga");
         if (!err[0]) snprintf(reason, sizeof reason, "saga.reply: unknown saga '%.*s'", saga_utf8_prefix(reply.saga_id, 128), reply.saga_id);
-        return dead_letter(d, sh, m, reason, now);
+        return sagad_dead_letter(d, sh, m, reason, now);
     }
     if (rc) {
         LOG_ERROR("loop", "%s", err);
@@ -309,7 +316,7 @@ static int handle_reply(sagad_t *d, const rd_kafka_message_t *m, json_t *root, i
     int step = saga_definition_step_index(s->def, reply.step);
     if (step < 0) {
         snprintf(err, sizeof err, "saga.reply: saga '%.*s' has no step '%.*s'", saga_utf8_prefix(reply.saga_id, 128), reply.saga_id, saga_utf8_prefix(reply.step, 128), reply.step);
-        rc = dead_letter(d, sh, m, err, now);
+        rc = sagad_dead_letter(d, sh, m, err, now);
     } else {
         saga_event_t ev = {.kind = SAGA_EV_REPLY, .step = step, .command_kind = reply.kind,
                            .attempt = reply.attempt, .reply_status = reply.status, .output = reply.output,
@@ -367,14 +374,14 @@ static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
         d->reload_pending = true; /* it has its own transaction: after this one */
         return 0;
     }
-    if (cmd->kind == SAGA_CMD_START) {
+    if (cmd->kind == SAGA_CMD_START || cmd->kind == SAGA_CMD_SIGNAL) {
         json_t *root = saga_json_parse(cmd->body, strlen(cmd->body), NULL, 0);
-        int rc = root ? start_saga(d, NULL, root, now) : 0;
+        int rc = !root ? 0 : cmd->kind == SAGA_CMD_START ? start_saga(d, NULL, root, now) : sagad_handle_signal(d, NULL, root, now);
         json_decref(root);
         return rc;
     }
     int rc = 0;
-    sagad_shard_t *sh = owned_shard_tx(d, NULL, sagad_shard_of_saga(cmd->saga_id, d->shard_count), cmd->saga_id, now, &rc);
+    sagad_shard_t *sh = sagad_owned_shard_tx(d, NULL, sagad_shard_of_saga(cmd->saga_id, d->shard_count), cmd->saga_id, now, &rc);
     return sh ? operator_event(d, sh, cmd->saga_id, cmd->kind, cmd->reason, now) : rc;
 }
 
@@ -386,19 +393,21 @@ static int handle_control(sagad_t *d, const rd_kafka_message_t *m, json_t *root,
     const char *command = saga_json_str(root, "command"), *saga_id = saga_json_str(root, "saga_id");
     const char *message_id = saga_json_str(root, "message_id"), *reason = saga_json_str(root, "reason");
     int kind = saga_command_op_parse(command), rc = 0;
-    json_t *start = json_object_get(root, "start");
+    json_t *start = json_object_get(root, "start"), *signal = json_object_get(root, "signal");
     const char *problem = !saga_id || !*saga_id || strlen(saga_id) >= SAGA_ID_MAX ? "saga.control: 'saga_id' is missing or too long"
                         : !message_id || !*message_id ? "saga.control: 'message_id' is missing"
-                        : kind != SAGA_CMD_START && kind != SAGA_CMD_ABORT && kind != SAGA_CMD_RETRY
-                            ? "saga.control: 'command' is not start, abort or retry"
+                        : kind != SAGA_CMD_START && kind != SAGA_CMD_ABORT && kind != SAGA_CMD_RETRY && kind != SAGA_CMD_SIGNAL
+                            ? "saga.control: 'command' is not start, abort, retry or signal"
                         : kind == SAGA_CMD_START && !json_is_object(start) ? "saga.control: a start needs the 'start' object"
+                        : kind == SAGA_CMD_SIGNAL && !json_is_object(signal) ? "saga.control: a signal needs the 'signal' object"
                         : NULL;
     if (problem) {
-        sagad_shard_t *sh = message_shard(d, m, &rc);
-        return sh ? dead_letter(d, sh, m, problem, now) : rc;
+        sagad_shard_t *sh = sagad_message_shard(d, m, &rc);
+        return sh ? sagad_dead_letter(d, sh, m, problem, now) : rc;
     }
     if (kind == SAGA_CMD_START) return start_saga(d, m, start, now); /* deduplicated as any start */
-    sagad_shard_t *sh = owned_shard_tx(d, m, sagad_shard_of_saga(saga_id, d->shard_count), saga_id, now, &rc);
+    if (kind == SAGA_CMD_SIGNAL) return sagad_handle_signal(d, m, signal, now); /* and as any signal */
+    sagad_shard_t *sh = sagad_owned_shard_tx(d, m, sagad_shard_of_saga(saga_id, d->shard_count), saga_id, now, &rc);
     if (!sh) return rc;
     rc = saga_store_dedup(sh->store, "control", message_id, now);
     if (rc <= 0) {
@@ -413,21 +422,24 @@ static int handle_message(sagad_t *d, const rd_kafka_message_t *m, int64_t now) 
     int rc = 0;
     sagad_shard_t *own = NULL;
     if (!m->payload || m->len == 0) {
-        own = message_shard(d, m, &rc);
-        return own ? dead_letter(d, own, m, "empty message", now) : rc;
+        own = sagad_message_shard(d, m, &rc);
+        return own ? sagad_dead_letter(d, own, m, "empty message", now) : rc;
     }
     json_t *root = saga_json_parse(m->payload, m->len, err, sizeof err);
     if (!root) {
         char reason[300];
         snprintf(reason, sizeof reason, "invalid JSON: %s", err);
-        own = message_shard(d, m, &rc);
-        return own ? dead_letter(d, own, m, reason, now) : rc;
+        own = sagad_message_shard(d, m, &rc);
+        return own ? sagad_dead_letter(d, own, m, reason, now) : rc;
     }
     const char *topic = rd_kafka_topic_name(m->rkt);
     if (strcmp(topic, d->cfg.start_topic) == 0) rc = start_saga(d, m, root, now);
-    else if (strcmp(topic, d->cfg.replies_topic) == 0) rc = handle_reply(d, m, root, now);
+    else if (strcmp(topic, d->cfg.replies_topic) == 0) {
+        const char *type = saga_json_str(root, "type"); /* participants' replies and outside signals */
+        rc = type && strcmp(type, "saga.signal") == 0 ? sagad_handle_signal(d, m, root, now) : handle_reply(d, m, root, now);
+    }
     else if (strcmp(topic, d->cfg.control_topic) == 0) rc = handle_control(d, m, root, now);
-    else if ((own = message_shard(d, m, &rc))) rc = dead_letter(d, own, m, "message from a topic sagad does not route", now);
+    else if ((own = sagad_message_shard(d, m, &rc))) rc = sagad_dead_letter(d, own, m, "message from a topic sagad does not route", now);
     json_decref(root);
     return rc;
 }

@@ -59,6 +59,8 @@ typedef struct {
     X(duplicate_message, "duplicate messages dropped (dedup)") \
     X(stale_reply, "stale or late replies ignored")            \
     X(stale_timer, "stale timers ignored")                     \
+    X(signals_applied, "signals applied to signal steps")      \
+    X(signals_refused, "signals refused (unknown saga or signal, finished saga, already received)") \
     X(dead_letters, "messages sent to the dead-letter topic")  \
     X(commits, "SQLite transactions committed")                \
     X(produced, "outbox messages produced")                    \
@@ -222,6 +224,21 @@ int sagad_drain_outbox(sagad_t *d, int timeout_ms);
 /* Applies ev to saga s of shard sh and persists the outcome in sh's open
  * transaction; a stale event counts in *stale_counter. */
 int sagad_apply_and_save(sagad_t *d, sagad_shard_t *sh, saga_t *s, const saga_event_t *ev, int64_t now, uint64_t *stale_counter);
+/* The same; why (non-empty) says why the event changed nothing when it was stale. */
+int sagad_apply_and_save_why(sagad_t *d, sagad_shard_t *sh, saga_t *s, const saga_event_t *ev, int64_t now,
+                             uint64_t *stale_counter, char *why, size_t why_len);
+/* Routing inside a loop iteration (loop.c): a message sagad will not apply
+ * goes to saga.dlq with its reason (in the shard of the message's own
+ * partition, sagad_message_shard); sagad_owned_shard_tx is shard p with its
+ * transaction open when this instance owns it, else NULL with *rc 0 (the
+ * message was forwarded to p's partition; m NULL: an operator's command,
+ * dropped with a log line). */
+int sagad_dead_letter(sagad_t *d, sagad_shard_t *sh, const rd_kafka_message_t *m, const char *reason, int64_t now);
+sagad_shard_t *sagad_message_shard(sagad_t *d, const rd_kafka_message_t *m, int *rc);
+sagad_shard_t *sagad_owned_shard_tx(sagad_t *d, const rd_kafka_message_t *m, int p, const char *saga_id, int64_t now,
+                                    int *rc);
+/* A saga.signal (signals.c), from saga.replies (m) or an operator (m NULL). */
+int sagad_handle_signal(sagad_t *d, const rd_kafka_message_t *m, const json_t *root, int64_t now);
 /* Queues an alert (fields stolen) until the transaction's end ... */
 void sagad_raise_alert(sagad_t *d, const char *kind, json_t *fields);
 /* ... which sends the queued alerts if it committed, drops them if not. */

@@ -5,6 +5,7 @@
  * saga's state does not allow by then). */
 #include "admin_handlers.h"
 #include "commands.h"
+#include "definition.h"
 #include "messages.h"
 
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "saga_alloc.h"
 #include "saga_error.h"
 #include "saga_json.h"
+#include "saga_utf8.h"
 #include "saga_util.h"
 
 /* The body as a JSON object; NULL with res filled when it is not one. An
@@ -133,7 +135,8 @@ static int queue_error(admin_response_t *res, int rc) {
 
 /* An operator command for saga id: a saga.control message through Kafka
  * when sagad gave the admin API a publisher, else the command queue; the
- * 202 (or the error) into res. start: the saga.start body (else NULL). */
+ * 202 (or the error) into res. start: the saga.start body of a START, the
+ * saga.signal message of a SIGNAL (else NULL). */
 static int send_command(admin_ctx_t *ctx, saga_command_kind_op_t kind, const char *id, const json_t *start,
                         const char *reason, admin_response_t *res) {
     if (!ctx->publish) {
@@ -147,7 +150,7 @@ static int send_command(admin_ctx_t *ctx, saga_command_kind_op_t kind, const cha
     json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "type", "saga.control", "message_id", message_id, "command",
                             saga_command_op_name(kind), "saga_id", id);
     if (doc && reason) json_object_set_new(doc, "reason", json_string(reason));
-    if (doc && start) json_object_set(doc, "start", (json_t *)start);
+    if (doc && start) json_object_set(doc, kind == SAGA_CMD_SIGNAL ? "signal" : "start", (json_t *)start);
     char *payload = doc ? saga_json_dump(doc) : NULL;
     json_decref(doc);
     if (!payload) return SAGA_ENOMEM;
@@ -271,5 +274,119 @@ int admin_post_reload(admin_ctx_t *ctx, const admin_request_t *req, admin_respon
     if (!doc) return SAGA_ENOMEM;
     rc = admin_json_response(res, 202, doc);
     json_decref(doc);
+    return rc;
+}
+
+/* ---- POST /v1/sagas/{id}/signals/{name} ---- */
+
+/* The definition saga id runs on, from its shard (NULL: none, with res
+ * filled) and the status of the saga into status. */
+static saga_definition_t *saga_definition_of(admin_ctx_t *ctx, const char *id, char *status, size_t len,
+                                             admin_response_t *res, int *rc) {
+    char why[600] = "";
+    int shard = admin_shard_of(ctx, id);
+    sqlite3 *db = admin_shard_check(ctx, shard, why, sizeof why);
+    if (!db) {
+        *rc = admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, shard, "%s", why);
+        return NULL;
+    }
+    sqlite3_stmt *q = NULL;
+    saga_definition_t *def = NULL;
+    int step = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(db, "SELECT s.status, d.json FROM sagas s LEFT JOIN definitions d ON d.name = s.definition"
+                               " AND d.version = s.version WHERE s.id = ?", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC) == SQLITE_OK)
+        step = sqlite3_step(q);
+    if (step == SQLITE_ROW) {
+        snprintf(status, len, "%s", (const char *)sqlite3_column_text(q, 0));
+        const char *json = (const char *)sqlite3_column_text(q, 1);
+        saga_def_errors_t errs = {.stored = true};
+        def = json ? saga_definition_parse(json, strlen(json), &errs) : NULL;
+        if (!def) *rc = admin_error(res, ADMIN_ERR_INTERNAL, "saga '%s': its definition is not stored or does not load", id);
+    } else if (step == SQLITE_DONE) {
+        *rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "no saga '%s'", id);
+    } else {
+        *rc = admin_db_error(ctx, shard, res, step, "reading the saga");
+    }
+    sqlite3_finalize(q);
+    return def;
+}
+
+/* 1 when step idx of saga id is past waiting for its signal (it has it, or
+ * no longer waits), with the step's status in status; 0 when it waits or
+ * will; -1 on a read error. */
+static int signal_step_state(admin_ctx_t *ctx, const char *id, int idx, char *status, size_t len) {
+    sqlite3 *db = admin_shard_check(ctx, admin_shard_of(ctx, id), status, len);
+    sqlite3_stmt *q = NULL;
+    int out = -1;
+    if (db && sqlite3_prepare_v2(db, "SELECT status, signal IS NOT NULL FROM steps WHERE saga_id = ? AND idx = ?", -1, &q,
+                                 NULL) == SQLITE_OK &&
+        sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_bind_int(q, 2, idx) == SQLITE_OK) {
+        int step = sqlite3_step(q);
+        if (step == SQLITE_DONE) out = 0; /* not started: no row yet */
+        else if (step == SQLITE_ROW) {
+            snprintf(status, len, "%s", (const char *)sqlite3_column_text(q, 0));
+            out = sqlite3_column_int(q, 1) ? 1 : strcmp(status, "pending") != 0 && strcmp(status, "waiting") != 0;
+            if (sqlite3_column_int(q, 1)) snprintf(status, len, "received");
+        }
+    }
+    sqlite3_finalize(q);
+    return out;
+}
+
+int admin_post_signal(admin_ctx_t *ctx, const char *id, const char *name, const admin_request_t *req,
+                      admin_response_t *res) {
+    int rc = 0;
+    json_t *doc = body_object(req, 0, res, &rc);
+    if (!doc) return rc;
+    static const char *const members[] = {"status", "output", "error", "message_id", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v) {
+        size_t k = 0;
+        while (members[k] && strcmp(members[k], key)) k++;
+        if (!members[k]) {
+            json_decref(doc);
+            return admin_error(res, ADMIN_ERR_BAD_REQUEST, "unknown member '%.*s' (a signal has status, output, error,"
+                               " message_id)", saga_utf8_prefix(key, 64), key);
+        }
+    }
+    /* the saga.signal message as a service would publish it, checked by the loop's own parser */
+    char message_id[SAGA_ID_MAX + 64], err[300];
+    const char *given = saga_json_str(doc, "message_id");
+    if (given) snprintf(message_id, sizeof message_id, "%s", given);
+    else saga_random_id("http-signal-", message_id, sizeof message_id);
+    json_t *msg = json_deep_copy(doc);
+    json_decref(doc);
+    if (!msg) return SAGA_ENOMEM;
+    json_object_set_new(msg, "type", json_string("saga.signal"));
+    json_object_set_new(msg, "message_id", json_string(message_id));
+    json_object_set_new(msg, "saga_id", json_string(id));
+    json_object_set_new(msg, "signal", json_string(name));
+    saga_signal_msg_t sig;
+    if (saga_parse_signal(msg, &sig, err, sizeof err)) {
+        json_decref(msg);
+        return admin_error(res, ADMIN_ERR_BAD_REQUEST, "%s", err);
+    }
+    char status[64] = "", step_status[600] = "";
+    saga_definition_t *def = saga_definition_of(ctx, id, status, sizeof status, res, &rc);
+    int step = def ? saga_definition_signal_step(def, name) : -1, past = 0;
+    if (!def) {
+        /* res holds the 404 / 500 / 503 */
+    } else if (step < 0) {
+        rc = admin_error(res, ADMIN_ERR_NOT_FOUND, "saga '%s' (%s v%d) waits for no signal '%s'", id, def->name,
+                         def->version, name);
+    } else if (!strcmp(status, "completed") || !strcmp(status, "compensated") || !strcmp(status, "compensation_failed") ||
+               !strcmp(status, "compensating")) {
+        rc = admin_error(res, ADMIN_ERR_CONFLICT, "saga '%s' is %s; it waits for no signal any more", id, status);
+    } else if ((past = signal_step_state(ctx, id, step, step_status, sizeof step_status)) != 0) {
+        rc = past < 0 ? admin_error(res, ADMIN_ERR_UNAVAILABLE, "reading step '%s': %s", def->steps[step].name, step_status)
+                      : admin_error(res, ADMIN_ERR_CONFLICT, "signal '%s' of saga '%s' was already received (step '%s' is %s)",
+                                    name, id, def->steps[step].name, step_status);
+    } else {
+        rc = send_command(ctx, SAGA_CMD_SIGNAL, id, msg, NULL, res);
+    }
+    saga_definition_free(&def);
+    json_decref(msg);
     return rc;
 }

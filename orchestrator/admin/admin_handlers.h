@@ -53,6 +53,9 @@ int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *versio
 int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
 int admin_post_abort(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
 int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
+/* POST /v1/sagas/{id}/signals/{name}: body {"status", "output"?, "error"?, "message_id"?}. */
+int admin_post_signal(admin_ctx_t *ctx, const char *id, const char *name, const admin_request_t *req,
+                      admin_response_t *res);
 int admin_post_reload(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
 
 #endif

@@ -105,6 +105,11 @@ static int h_retry(admin_ctx_t *ctx, const admin_request_t *req, const route_par
     return admin_post_retry(ctx, p->value[0], req, res);
 }
 
+static int h_signal(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p, const admin_query_t *q,
+                    admin_response_t *res) {
+    return admin_post_signal(ctx, p->value[0], p->value[1], req, res);
+}
+
 static int h_ui(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
                 const admin_query_t *q, admin_response_t *res) {
     return admin_get_ui(ctx, res);
@@ -125,6 +130,7 @@ static const route_t routes[] = {
     {"GET", "/v1/sagas/{id}", "GET, HEAD", h_saga, SAGA_PARAMS},
     {"POST", "/v1/sagas/{id}/abort", "POST", h_abort, NULL},
     {"POST", "/v1/sagas/{id}/retry", "POST", h_retry, NULL},
+    {"POST", "/v1/sagas/{id}/signals/{name}", "POST", h_signal, NULL},
     {"GET", "/v1/definitions", "GET, HEAD", h_defs, NO_PARAMS},
     {"POST", "/v1/definitions/reload", "POST", h_reload, NULL},
     {"GET", "/v1/definitions/{name}", "GET, HEAD", h_defs, NO_PARAMS},

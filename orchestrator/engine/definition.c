@@ -333,15 +333,48 @@ static void decode_step(saga_definition_t *def, int i, const json_t *s, const pt
                         int64_t default_timeout, const saga_retry_policy_t *default_retry,
                         const saga_retry_policy_t *default_comp_retry, int *name_ok,
                         saga_def_errors_t *errs) {
-    static const char *const keys[] = {"name", "timeout", "topic", "action", "compensation", "payload",
+    static const char *const keys[] = {"name", "kind", "timeout", "topic", "action", "compensation", "payload",
                                        "compensation_payload", "retry", "compensation_retry", "after",
                                        NULL};
+    static const char *const signal_keys[] = {"name", "kind", "signal", "timeout", "after", NULL};
     saga_step_def_t *st = &def->steps[i];
     st->timeout_ms = default_timeout;
     st->retry = *default_retry;
     st->compensation_retry = *default_comp_retry;
     if (!json_is_object(s)) {
         def_add_err(errs, at->s, "must be an object, not %s", def_type_name(s));
+        return;
+    }
+    json_t *kind = json_object_get(s, "kind");
+    if (kind) {
+        ptr_t p = def_ptr_key(at, "kind");
+        const char *k = json_string_value(kind);
+        if (!json_is_string(kind)) def_add_err(errs, p.s, "must be a string, not %s", def_type_name(kind));
+        else if (strcmp(k, "signal") == 0) st->kind = SAGA_STEP_KIND_SIGNAL;
+        else if (strcmp(k, "command") != 0)
+            def_add_err(errs, p.s, "must be \"command\" (the default) or \"signal\", not \"%.*s\"",
+                        saga_utf8_prefix(k, 40), k);
+    }
+    if (st->kind == SAGA_STEP_KIND_SIGNAL) { /* waits for a signal: no command, nothing to undo, no retry */
+        check_keys(s, at, signal_keys, errs);
+        get_ident(s, "name", at, true, CHARS_STEP_NAME, SAGA_NAME_MAX - 1, st->name, sizeof st->name, errs);
+        get_ident(s, "signal", at, true, CHARS_STEP_NAME, SAGA_NAME_MAX - 1, st->signal, sizeof st->signal, errs);
+        st->timeout_ms = 0;
+        get_duration(s, "timeout", at, 1, SAGA_TIMEOUT_MAX_MS, &st->timeout_ms, errs);
+        st->retry.max_attempts = 1;
+        name_ok[i] = st->name[0] != '\0';
+        for (int j = 0; name_ok[i] && j < i; j++)
+            if (name_ok[j] && strcmp(def->steps[j].name, st->name) == 0) {
+                ptr_t p = def_ptr_key(at, "name");
+                def_add_err(errs, p.s, "duplicate step name '%s' (also /steps/%d)", st->name, j);
+                name_ok[i] = 0;
+            }
+        for (int j = 0; st->signal[0] && j < i; j++)
+            if (def->steps[j].kind == SAGA_STEP_KIND_SIGNAL && strcmp(def->steps[j].signal, st->signal) == 0) {
+                ptr_t p = def_ptr_key(at, "signal");
+                def_add_err(errs, p.s, "signal '%s' is already awaited by /steps/%d (signal names are unique)",
+                            st->signal, j);
+            }
         return;
     }
     check_keys(s, at, keys, errs);
@@ -511,6 +544,13 @@ void saga_definition_free(saga_definition_t **def) {
     if (!def || !*def) return;
     definition_release(*def);
     *def = NULL;
+}
+
+int saga_definition_signal_step(const saga_definition_t *def, const char *name) {
+    if (!def || !name) return -1;
+    for (int i = 0; i < def->step_count; i++)
+        if (def->steps[i].kind == SAGA_STEP_KIND_SIGNAL && strcmp(def->steps[i].signal, name) == 0) return i;
+    return -1;
 }
 
 int saga_definition_step_index(const saga_definition_t *def, const char *name) {

@@ -25,14 +25,27 @@ typedef struct {
     saga_jitter_t jitter;
 } saga_retry_policy_t;
 
+/* What a step does: send a command to a participant (the default), wait
+ * for a named signal from outside (an approval, a callback), or run a
+ * child saga of another definition. */
+#define SAGA_STEP_KIND_MAP(X) X(COMMAND, "command") X(SIGNAL, "signal") X(CHILD, "saga")
+
+typedef enum {
+#define SAGA_STEP_KIND_ENUM(name, str) SAGA_STEP_KIND_##name,
+    SAGA_STEP_KIND_MAP(SAGA_STEP_KIND_ENUM)
+#undef SAGA_STEP_KIND_ENUM
+} saga_step_kind_t;
+
 typedef struct {
     char name[SAGA_NAME_MAX];
+    saga_step_kind_t kind;
+    char signal[SAGA_NAME_MAX];       /* SIGNAL: the signal it waits for (unique in the definition) */
     char topic[256];
     char action[SAGA_NAME_MAX];
     char compensation[SAGA_NAME_MAX]; /* "" when the step has nothing to undo */
     json_t *payload;                  /* template tree, owned; never NULL ({} default) */
     json_t *compensation_payload;     /* owned; NULL: use payload */
-    int64_t timeout_ms;
+    int64_t timeout_ms;               /* SIGNAL: 0 = waits until the saga's deadline, if any */
     saga_retry_policy_t retry;
     saga_retry_policy_t compensation_retry;
     int after[SAGA_MAX_STEPS];        /* indexes of steps that must succeed first */
@@ -102,6 +115,8 @@ json_t *saga_search_render(const saga_definition_t *def, const char *saga_id, co
 
 /* Index of the step called name, or -1. */
 int saga_definition_step_index(const saga_definition_t *def, const char *name);
+/* Index of the signal step waiting for signal `name`, or -1. */
+int saga_definition_signal_step(const saga_definition_t *def, const char *name);
 
 /* A set of definitions, looked up by (name, version) or the newest. */
 typedef struct saga_registry saga_registry_t;

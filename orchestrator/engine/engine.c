@@ -286,10 +286,16 @@ static void wait_for_room(apply_ctx_t *c, int i, saga_step_status_t status, cons
     set_step_status(c, i, status, event, json_pack("{s:s}", "topic", c->saga->def->steps[i].topic));
 }
 
+static void start_signal_wait(apply_ctx_t *c, int i);
+
 /* room_taken: the caller already holds a slot on the step's topic. */
 static void start_attempt(apply_ctx_t *c, int i, bool room_taken) {
     saga_step_state_t *st = &c->saga->steps[i];
     char err[300];
+    if (c->saga->def->steps[i].kind == SAGA_STEP_KIND_SIGNAL) {
+        start_signal_wait(c, i);
+        return;
+    }
     if (!room_taken && !flow_acquire(c, i)) {
         wait_for_room(c, i, SAGA_STEP_QUEUED, "step.queued");
         return;
@@ -456,6 +462,10 @@ static void begin_compensation(apply_ctx_t *c, const char *code, const char *mes
             saga_step_state_t *st = &s->steps[i];
             if (st->status == SAGA_STEP_PENDING) {
                 set_step_status(c, i, SAGA_STEP_CANCELLED, "step.cancelled", NULL);
+            } else if (st->status == SAGA_STEP_WAITING) { /* its signal is not needed any more */
+                clear_timer(c, i);
+                st->finished_at = c->now;
+                set_step_status(c, i, SAGA_STEP_CANCELLED, "step.cancelled", NULL);
             } else if (st->status == SAGA_STEP_RETRY_WAIT || st->status == SAGA_STEP_QUEUED) {
                 clear_timer(c, i);
                 st->finished_at = c->now;
@@ -498,7 +508,59 @@ static void compensation_transient(apply_ctx_t *c, int i, const char *code, cons
                                                     d->name, "code", code ? code : "", "reason", why)});
 }
 
-/* ---- events ------------------------------------------------------------- */
+/* ---- signal steps --------------------------------------------------------- */
+
+/* Signal step i's signal arrived while it waits: success gives the step
+ * its output, failure fails it (and the saga compensates). */
+static void signal_arrived(apply_ctx_t *c, int i, bool success, const json_t *output, const char *code,
+                           const char *message) {
+    saga_t *s = c->saga;
+    saga_step_state_t *st = &s->steps[i];
+    const saga_step_def_t *d = &s->def->steps[i];
+    clear_timer(c, i);
+    st->finished_at = c->now;
+    if (success) {
+        json_decref(st->output);
+        st->output = output ? json_deep_copy(output) : json_object();
+        set_step_error(st, "", "");
+        mark_completed(s, i);
+        set_step_status(c, i, SAGA_STEP_SUCCEEDED, "step.succeeded",
+                        json_pack("{s:i, s:O, s:s}", "attempt", st->attempt, "output", st->output, "signal", d->signal));
+        advance(c);
+        return;
+    }
+    code = code && *code ? code : "SIGNAL_FAILED";
+    set_step_error(st, code, message);
+    json_t *detail = error_detail(code, message, st->attempt);
+    if (detail) json_object_set_new(detail, "signal", json_string(d->signal));
+    set_step_status(c, i, SAGA_STEP_FAILED, "step.failed", detail);
+    char why[300];
+    snprintf(why, sizeof why, "step '%s' failed: signal '%s' said %s", d->name, d->signal,
+             message && *message ? message : code);
+    saga_utf8_trim_cut(why);
+    begin_compensation(c, code, why);
+}
+
+/* A kept signal {"status", "output"?, "error"?: {"code", "message"}} applied. */
+static void apply_kept_signal(apply_ctx_t *c, int i, const json_t *sig) {
+    const json_t *err = json_object_get(sig, "error");
+    const char *status = json_string_value(json_object_get(sig, "status"));
+    signal_arrived(c, i, status && strcmp(status, "success") == 0,
+                   json_object_get(sig, "output"), json_string_value(json_object_get(err, "code")),
+                   json_string_value(json_object_get(err, "message")));
+}
+
+/* Signal step i starts: it waits for its signal (until its timeout, if
+ * any), or takes at once the one that came early. */
+static void start_signal_wait(apply_ctx_t *c, int i) {
+    saga_step_state_t *st = &c->saga->steps[i];
+    const saga_step_def_t *d = &c->saga->def->steps[i];
+    st->attempt = 1;
+    st->started_at = c->now;
+    if (d->timeout_ms > 0) set_timer(c, i, SAGA_TIMER_STEP_TIMEOUT, st->attempt, c->now + d->timeout_ms);
+    set_step_status(c, i, SAGA_STEP_WAITING, "step.waiting", json_pack("{s:i, s:s}", "attempt", 1, "signal", d->signal));
+    if (st->signal && !c->err) apply_kept_signal(c, i, st->signal);
+}
 
 #define STALE(reason, ...)                                        \
     do {                                                          \
@@ -506,6 +568,51 @@ static void compensation_transient(apply_ctx_t *c, int i, const char *code, cons
         snprintf(why, why_len, __VA_ARGS__);                      \
         return SAGA_ESTALE;                                       \
     } while (0)
+
+static int on_signal(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t why_len) {
+    saga_t *s = c->saga;
+    if (ev->step < 0 || ev->step >= s->def->step_count || s->def->steps[ev->step].kind != SAGA_STEP_KIND_SIGNAL)
+        STALE(UNKNOWN_STEP, "no signal step at index %d", ev->step);
+    int i = ev->step;
+    saga_step_state_t *st = &s->steps[i];
+    const saga_step_def_t *d = &s->def->steps[i];
+    bool success = ev->reply_status == SAGA_REPLY_SUCCESS;
+    if (ev->reply_status != SAGA_REPLY_SUCCESS && ev->reply_status != SAGA_REPLY_FAILURE)
+        STALE(INVALID, "a signal is a success or a failure");
+    if (st->status == SAGA_STEP_WAITING) {
+        signal_arrived(c, i, success, ev->output, ev->error_code, ev->error_message);
+        return 0;
+    }
+    if (st->status == SAGA_STEP_PENDING && (s->status == SAGA_STATUS_RUNNING || s->status == SAGA_STATUS_SCHEDULED)) {
+        if (st->signal)
+            STALE(SIGNAL_RECEIVED, "signal '%s' of saga '%s' was already received (step '%s' has not started)",
+                  d->signal, s->id, d->name);
+        /* early: kept with the step, used when it starts */
+        json_t *sig = json_pack("{s:s}", "status", success ? "success" : "failure");
+        if (sig && success && ev->output) json_object_set_new(sig, "output", json_deep_copy(ev->output));
+        if (sig && !success)
+            json_object_set_new(sig, "error", json_pack("{s:s, s:s}", "code", ev->error_code && *ev->error_code
+                                                                         ? ev->error_code : "SIGNAL_FAILED",
+                                                        "message", ev->error_message ? ev->error_message : ""));
+        if (!sig) {
+            c->err = SAGA_ENOMEM;
+            return c->err;
+        }
+        st->signal = sig;
+        s->step_dirty[i] = true;
+        json_t *detail = json_deep_copy(sig);
+        if (detail) json_object_set_new(detail, "signal", json_string(d->signal));
+        record(c, "signal.received", i, detail);
+        return 0;
+    }
+    if (st->status == SAGA_STEP_SUCCEEDED || st->status == SAGA_STEP_FAILED || st->status == SAGA_STEP_COMPENSATED)
+        STALE(SIGNAL_RECEIVED, "signal '%s' of saga '%s' was already received (step '%s' is %s)", d->signal, s->id,
+              d->name, saga_step_status_name(st->status));
+    STALE(NOT_WAITING, "saga '%s' no longer waits for signal '%s' (step '%s' is %s)", s->id, d->signal, d->name,
+          saga_step_status_name(st->status));
+}
+
+/* ---- events ------------------------------------------------------------- */
 
 static int on_reply(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t why_len) {
     saga_t *s = c->saga;
@@ -649,6 +756,13 @@ static int on_timer(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
     switch (ev->timer_kind) {
     case SAGA_TIMER_STEP_TIMEOUT:
         snprintf(msg, sizeof msg, "no reply within %lld ms", (long long)s->def->steps[i].timeout_ms);
+        if (st->status == SAGA_STEP_WAITING && ev->timer_attempt == st->attempt && s->def->steps[i].timeout_ms > 0) {
+            char wait[160];
+            snprintf(wait, sizeof wait, "no signal '%s' within %lld ms", s->def->steps[i].signal,
+                     (long long)s->def->steps[i].timeout_ms);
+            signal_arrived(c, i, false, NULL, "SIGNAL_TIMEOUT", wait);
+            return 0;
+        }
         if (st->status == SAGA_STEP_RUNNING && ev->timer_attempt == st->attempt) {
             flow_done(c, i, false);
             st->outcome_unknown = true;
@@ -727,6 +841,11 @@ int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_
             STALE(SAGA_FINISHED, "undeliverable command for saga '%s' which is %s", saga->id,
                   saga_status_name(saga->status));
         rc = on_undeliverable(c, ev, why, why_len);
+        break;
+    case SAGA_EV_SIGNAL:
+        if (saga_status_is_terminal(saga->status))
+            STALE(SAGA_FINISHED, "signal for saga '%s' which is %s", saga->id, saga_status_name(saga->status));
+        rc = on_signal(c, ev, why, why_len);
         break;
     case SAGA_EV_ABORT:
         if (saga->status != SAGA_STATUS_RUNNING && saga->status != SAGA_STATUS_SCHEDULED)

@@ -36,7 +36,9 @@ typedef enum {
  * succeeded/unknown step: compensating (command sent) -> compensated |
  * compensation_retry_wait (backoff, then compensating again) |
  * compensation_failed. A step that never ran because the saga failed
- * first is cancelled. */
+ * first is cancelled. A signal step waits (waiting) for its signal instead
+ * of sending a command: succeeded or failed by the signal, failed by its
+ * timeout, cancelled when the saga compensates first. */
 #define SAGA_STEP_STATUS_MAP(X)                    \
     X(PENDING, "pending")                          \
     X(RUNNING, "running")                          \
@@ -50,7 +52,8 @@ typedef enum {
     X(COMPENSATION_RETRY_WAIT, "compensation_retry_wait") \
     X(COMPENSATED, "compensated")                  \
     X(COMPENSATION_FAILED, "compensation_failed")  \
-    X(CANCELLED, "cancelled")
+    X(CANCELLED, "cancelled")                      \
+    X(WAITING, "waiting")
 
 typedef enum {
 #define SAGA_STEP_STATUS_ENUM(name, str) SAGA_STEP_##name,
@@ -98,6 +101,8 @@ typedef struct {
     char error_message[256];
     int64_t started_at, finished_at, updated_at;
     int completion_order;        /* 1, 2, ... in order of success; 0 = none */
+    json_t *signal;              /* owned; a signal step's signal that came before the step
+                                    started ({"status", "output"?, "error"?}), NULL: none */
 } saga_step_state_t;
 
 typedef struct saga {
@@ -135,6 +140,9 @@ typedef enum {
     SAGA_EV_RESUME,  /* a queued step got room on its topic (the caller took it) */
     SAGA_EV_UNDELIVERABLE, /* the broker refused a command for good (step, command_kind, attempt,
                               error_code, error_message): the step fails at once */
+    SAGA_EV_SIGNAL,  /* a signal for signal step `step` (reply_status success or failure,
+                        output, error_code, error_message); kept when the step has not
+                        started yet */
 } saga_event_kind_t;
 
 typedef struct {
@@ -191,6 +199,7 @@ typedef struct {
     X(STALE_TIMER, "stale_timer")                               \
     X(STALE_RESUME, "stale_resume")                             \
     X(NOT_ALLOWED, "not_allowed")                               \
+    X(SIGNAL_RECEIVED, "signal_already_received")               \
     X(INVALID, "invalid")
 
 typedef enum {

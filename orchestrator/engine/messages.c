@@ -129,3 +129,35 @@ int saga_parse_reply(const json_t *root, saga_reply_msg_t *out, char *err, size_
     }
     return 0;
 }
+
+int saga_parse_signal(const json_t *root, saga_signal_msg_t *out, char *err, size_t errlen) {
+    const char *t = "saga.signal", *status = NULL;
+    memset(out, 0, sizeof *out);
+    if (check_type(root, t, err, errlen) || get_string(root, t, "message_id", 1, &out->message_id, err, errlen) ||
+        get_string(root, t, "saga_id", 1, &out->saga_id, err, errlen) ||
+        get_string(root, t, "signal", 1, &out->signal, err, errlen) ||
+        get_string(root, t, "status", 1, &status, err, errlen))
+        return SAGA_EPARSE;
+    if (!saga_valid_id(out->message_id, 1)) FAIL("%s: 'message_id' must be 1-%d printable ASCII bytes", t, SAGA_MESSAGE_ID_MAX);
+    if (!saga_valid_id(out->saga_id, 0)) FAIL("%s: 'saga_id' must be 1-127 printable ASCII bytes without '/'", t);
+    if (!saga_valid_id(out->signal, 0)) FAIL("%s: 'signal' must be 1-127 printable ASCII bytes without '/'", t);
+    if (strcmp(status, "success") == 0) out->status = SAGA_REPLY_SUCCESS;
+    else if (strcmp(status, "failure") == 0) out->status = SAGA_REPLY_FAILURE;
+    else FAIL("%s: 'status' must be \"success\" or \"failure\", not '%.*s'", t, saga_utf8_prefix(status, 32), status);
+    json_t *output = json_object_get(root, "output");
+    if (output && !json_is_null(output)) {
+        if (!json_is_object(output)) FAIL("%s: 'output' must be an object", t);
+        if (out->status != SAGA_REPLY_SUCCESS) FAIL("%s: 'output' goes with status success (a failure has 'error')", t);
+        out->output = output;
+    }
+    json_t *error = json_object_get(root, "error");
+    if (error && !json_is_null(error)) {
+        if (!json_is_object(error)) FAIL("%s: 'error' must be an object {\"code\", \"message\"}", t);
+        if (out->status != SAGA_REPLY_FAILURE) FAIL("%s: 'error' goes with status failure", t);
+        if (get_string(error, t, "code", 0, &out->error_code, err, errlen) ||
+            get_string(error, t, "message", 0, &out->error_message, err, errlen))
+            return SAGA_EPARSE;
+        if (out->error_code && strlen(out->error_code) > 63) FAIL("%s: 'error.code' is longer than 63 bytes", t);
+    }
+    return 0;
+}

@@ -35,6 +35,19 @@ typedef struct {
     const char *error_message;
 } saga_reply_msg_t;
 
+/* saga.signal: a signal for a saga's signal step (docs/PROTOCOL.md). */
+typedef struct {
+    const char *message_id;
+    const char *saga_id;
+    const char *signal;       /* the name a signal step waits for */
+    saga_reply_status_t status; /* SUCCESS or FAILURE */
+    const json_t *output;     /* success: an object, may be NULL */
+    const char *error_code;   /* failure: may be NULL */
+    const char *error_message;
+} saga_signal_msg_t;
+
+int saga_parse_signal(const json_t *root, saga_signal_msg_t *out, char *err, size_t errlen);
+
 /* 0, or SAGA_EPARSE with err such as "saga.start: 'definition' must be a string". */
 /* When a start begins, received at now: not_before, or now + delay, or now. */
 int64_t saga_start_begin_at(const saga_start_msg_t *start, int64_t now_ms);

@@ -15,6 +15,8 @@
 #include "saga_utf8.h"
 #include "transitions.h"
 
+#define SIGNAL_KEPT -2 /* signal.received: a signal kept with its pending step, no status change */
+
 /* What each event name does to the saga or step status. */
 static const struct {
     const char *name;
@@ -29,6 +31,8 @@ static const struct {
     {"saga.compensation_failed", SAGA_STATUS_COMPENSATION_FAILED, -1},
     {"saga.retried", SAGA_STATUS_COMPENSATING, -1},
     {"step.started", -1, SAGA_STEP_RUNNING},
+    {"step.waiting", -1, SAGA_STEP_WAITING},
+    {"signal.received", -1, SIGNAL_KEPT},
     {"step.succeeded", -1, SAGA_STEP_SUCCEEDED},
     {"step.failed", -1, SAGA_STEP_FAILED},
     {"step.unknown", -1, SAGA_STEP_UNKNOWN},
@@ -169,9 +173,30 @@ static int saga_event(ctx_t *c, saga_t *s, int kind, const json_t *detail, int64
     return 0;
 }
 
+/* signal.received: the signal is kept with its pending step (engine.c on_signal). */
+static int signal_kept(ctx_t *c, saga_t *s, int i, const json_t *detail) {
+    saga_step_state_t *st = &s->steps[i];
+    if (s->def->steps[i].kind != SAGA_STEP_KIND_SIGNAL) return fail(c, "step '%s' is not a signal step", s->def->steps[i].name);
+    if (st->status != SAGA_STEP_PENDING || st->signal) return fail(c, "step '%s' cannot keep a signal now", s->def->steps[i].name);
+    const char *status = json_string_value(json_object_get(detail, "status"));
+    if (!status || (strcmp(status, "success") && strcmp(status, "failure")))
+        return fail(c, "detail.status must be success or failure");
+    json_t *copy = json_deep_copy(detail);
+    if (!copy) return SAGA_ENOMEM;
+    json_object_del(copy, "signal"); /* the engine keeps the signal without its name */
+    st->signal = copy;
+    return 0;
+}
+
 static int step_event(ctx_t *c, saga_t *s, int kind, int i, const json_t *detail, int64_t at) {
     const char *name = EVENTS[kind].name;
     saga_step_state_t *st = &s->steps[i];
+    if (EVENTS[kind].step_status == SIGNAL_KEPT) {
+        if (s->seq == 0) return fail(c, "the first event must be saga.started or saga.scheduled");
+        if (s->status != SAGA_STATUS_RUNNING && s->status != SAGA_STATUS_SCHEDULED)
+            return fail(c, "signal kept while the saga is %s", saga_status_name(s->status));
+        return signal_kept(c, s, i, detail);
+    }
     saga_step_status_t prev = st->status, to = (saga_step_status_t)EVENTS[kind].step_status;
     int attempt = 0, rc = 0;
     if (s->seq == 0) return fail(c, "the first event must be saga.started or saga.scheduled");
@@ -186,7 +211,7 @@ static int step_event(ctx_t *c, saga_t *s, int kind, int i, const json_t *detail
     if (strncmp(name, "step.", 5) == 0 && strcmp(name, "step.cancelled") != 0 && strcmp(name, "step.queued") != 0 &&
         (strcmp(name, "step.unknown") != 0 || json_object_get(detail, "attempt"))) {
         if ((rc = need_attempt(c, detail, &attempt))) return rc;
-        bool is_started = strcmp(name, "step.started") == 0;
+        bool is_started = strcmp(name, "step.started") == 0 || strcmp(name, "step.waiting") == 0;
         bool is_failed = strcmp(name, "step.failed") == 0; /* also a template failure: a new attempt */
         if (is_started ? attempt != st->attempt + 1
                        : !(attempt == st->attempt || (is_failed && attempt == st->attempt + 1)))
@@ -241,7 +266,7 @@ static int step_event(ctx_t *c, saga_t *s, int kind, int i, const json_t *detail
         break;
     }
     case SAGA_STEP_CANCELLED: /* a step that was waiting to (re)start: it had started */
-        if (prev == SAGA_STEP_RETRY_WAIT || prev == SAGA_STEP_QUEUED) st->finished_at = at;
+        if (prev == SAGA_STEP_RETRY_WAIT || prev == SAGA_STEP_QUEUED || prev == SAGA_STEP_WAITING) st->finished_at = at;
         break;
     case SAGA_STEP_COMPENSATED:
         if (strcmp(name, "compensation.succeeded") == 0) st->error_code[0] = st->error_message[0] = '\0';
@@ -414,6 +439,7 @@ bool saga_equal(const saga_t *a, const saga_t *b, char *diff, size_t len) {
         CMP_INT(p, *x, *y, comp_budget_base);
         CMP_INT(p, *x, *y, outcome_unknown);
         if (!json_same(x->output, y->output)) DIFF("%soutput differs", p);
+        if (!json_same(x->signal, y->signal)) DIFF("%skept signal differs", p);
         CMP_STR(p, *x, *y, error_code);
         CMP_STR(p, *x, *y, error_message);
         CMP_INT(p, *x, *y, started_at);

@@ -70,6 +70,8 @@ void saga_clear(saga_t *s) {
     for (int i = 0; i < steps; i++) {
         json_decref(s->steps[i].output);
         s->steps[i].output = NULL;
+        json_decref(s->steps[i].signal);
+        s->steps[i].signal = NULL;
     }
 }
 

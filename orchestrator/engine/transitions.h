@@ -55,7 +55,11 @@
     X(SUCCEEDED, COMPENSATION_FAILED, "compensation.failed")              \
     X(UNKNOWN, COMPENSATION_FAILED, "compensation.failed")                \
     X(COMPENSATION_RETRY_WAIT, COMPENSATION_FAILED, "compensation.failed") \
-    X(COMPENSATION_FAILED, COMPENSATION_FAILED, "compensation.failed")
+    X(COMPENSATION_FAILED, COMPENSATION_FAILED, "compensation.failed")   \
+    X(PENDING, WAITING, "step.waiting")         /* a signal step started */ \
+    X(WAITING, SUCCEEDED, "step.succeeded")                              \
+    X(WAITING, FAILED, "step.failed")           /* a failure signal, or its timeout */ \
+    X(WAITING, CANCELLED, "step.cancelled")
 
 typedef struct {
     int from, to;      /* saga_status_t or saga_step_status_t */

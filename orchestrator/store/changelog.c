@@ -189,6 +189,10 @@ static void encode_step_row(sqlite3_stmt *q, saga_json_buf_t *b, int *bad) {
     MEMBER(b, "finished_at"), col_int(b, q, 11);
     MEMBER(b, "updated_at"), col_int(b, q, 12);
     MEMBER(b, "completion_order"), col_int(b, q, 13);
+    if (sqlite3_column_type(q, 14) != SQLITE_NULL) { /* a kept signal; absent otherwise */
+        MEMBER(b, "signal");
+        col_json(b, q, 14, bad);
+    }
     saga_json_buf_raw(b, "}", 1);
 }
 

@@ -175,7 +175,7 @@ static int check_step(chk_t *c, const json_t *st, const char *w, long long *idx)
     static const char *const req[] = {"idx", "name", "status", "attempt", "comp_attempt", "comp_budget_base",
                                       "outcome_unknown", "error_code", "error_message", "started_at",
                                       "finished_at", "updated_at", "completion_order", NULL};
-    static const char *const opt[] = {"output", NULL};
+    static const char *const opt[] = {"output", "signal", NULL};
     int rc = members(c, st, w, req, opt);
     if (!rc) rc = get_int(c, st, w, "idx", 0, SAGA_MAX_STEPS - 1, idx);
     if (!rc) rc = get_name(c, st, w, "name", 0, NULL);
@@ -190,6 +190,19 @@ static int check_step(chk_t *c, const json_t *st, const char *w, long long *idx)
     if (!rc) rc = get_int(c, st, w, "finished_at", 0, T_MAX, NULL);
     if (!rc) rc = get_int(c, st, w, "updated_at", 0, T_MAX, NULL);
     if (!rc) rc = get_int(c, st, w, "completion_order", 0, SAGA_MAX_STEPS, NULL);
+    const json_t *sig = json_object_get(st, "signal");
+    if (!rc && sig) { /* a kept signal: {"status", "output"?, "error"?} */
+        static const char *const sreq[] = {"status", NULL}, *const sopt[] = {"output", "error", NULL};
+        char sw[64];
+        snprintf(sw, sizeof sw, "%s.signal", w);
+        rc = members(c, sig, sw, sreq, sopt);
+        const char *status = NULL;
+        if (!rc) rc = get_str(c, sig, sw, "status", 16, 0, &status);
+        if (!rc && strcmp(status, "success") && strcmp(status, "failure"))
+            rc = bad(c, "%s.status: must be success or failure", sw);
+        if (!rc && json_object_get(sig, "error") && !json_is_object(json_object_get(sig, "error")))
+            rc = bad(c, "%s.error: must be an object", sw);
+    }
     return rc;
 }
 
@@ -356,7 +369,13 @@ static int write_saga(saga_store_t *st, saga_changelog_stmts_t *c, const char *i
         bind_int(q, 13, r, "finished_at");
         bind_int(q, 14, r, "updated_at");
         bind_int(q, 15, r, "completion_order");
+        char *sig_text = NULL;
+        if ((rc = bind_json(q, 16, r, "signal", &sig_text))) {
+            saga_free(text);
+            break;
+        }
         rc = step_done(q);
+        saga_free(sig_text);
         saga_free(text);
     }
     arr = json_object_get(rec, "history");

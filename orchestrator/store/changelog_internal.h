@@ -17,7 +17,7 @@
                 " ON d.name = s.definition AND d.version = s.version WHERE s.id = ?")                    \
     X(enc_steps, "SELECT idx, name, status, attempt, comp_attempt, comp_budget_base, outcome_unknown,"  \
                  " output, error_code, error_message, started_at, finished_at, updated_at,"             \
-                 " completion_order FROM steps WHERE saga_id = ? ORDER BY idx")                         \
+                 " completion_order, signal FROM steps WHERE saga_id = ? ORDER BY idx")                 \
     X(enc_history, "SELECT seq, at, event, step, status, detail FROM history WHERE saga_id = ?"        \
                    " ORDER BY seq")                                                                    \
     X(enc_history_after, "SELECT seq, at, event, step, status, detail FROM history"                  \
@@ -33,8 +33,8 @@
                 " error_code, error_message, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")        \
     X(ins_step, "INSERT INTO steps (saga_id, idx, name, status, attempt, comp_attempt,"                \
                 " comp_budget_base, outcome_unknown, output, error_code, error_message, started_at,"   \
-                " finished_at, updated_at, completion_order)"                                          \
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                                 \
+                " finished_at, updated_at, completion_order, signal)"                                  \
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                              \
     X(ins_history, "INSERT INTO history (saga_id, seq, at, event, step, status, detail)"               \
                    " VALUES (?, ?, ?, ?, ?, ?, ?)")                                                    \
     X(ins_timer, "INSERT INTO timers (saga_id, slot, kind, attempt, due_at) VALUES (?, ?, ?, ?, ?)")    \

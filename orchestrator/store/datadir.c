@@ -166,7 +166,12 @@ static int convert_rows(const char *legacy_db, const char *build, int partitions
          " updated_at, deadline_at, seq, completions, error_code, error_message)"
          " SELECT id, definition, version, status, input, traceparent, start_message_id, created_at, updated_at,"
          " deadline_at, seq, completions, error_code, error_message FROM main.sagas WHERE saga_partition(id, ?1) = ?2"),
-        "INSERT INTO s.steps SELECT * FROM main.steps WHERE saga_partition(saga_id, ?1) = ?2",
+        /* columns named: a legacy file predates migration 9 (signal) */
+        ("INSERT INTO s.steps (saga_id, idx, name, status, attempt, comp_attempt, comp_budget_base, outcome_unknown,"
+         " output, error_code, error_message, started_at, finished_at, updated_at, completion_order)"
+         " SELECT saga_id, idx, name, status, attempt, comp_attempt, comp_budget_base, outcome_unknown, output,"
+         " error_code, error_message, started_at, finished_at, updated_at, completion_order FROM main.steps"
+         " WHERE saga_partition(saga_id, ?1) = ?2"),
         "INSERT INTO s.history SELECT * FROM main.history WHERE saga_partition(saga_id, ?1) = ?2",
         "INSERT INTO s.timers SELECT * FROM main.timers WHERE saga_partition(saga_id, ?1) = ?2",
         /* columns named: a legacy file may predate migration 6 (kafka_partition, tombstone) */

@@ -102,6 +102,10 @@ static const char *const saga_store_migrations[] = {
      "CREATE TRIGGER sagas_search_delete AFTER DELETE ON sagas WHEN old.search IS NOT NULL BEGIN"
      "  DELETE FROM saga_search WHERE saga_id = old.id;"
      " END;"),
+    /* 9: a signal step's signal that came before the step started
+     * (docs/DEFINITIONS.md, "Signal steps"): {"status", "output"?,
+     * "error"?} as JSON, NULL: none */
+    "ALTER TABLE steps ADD COLUMN signal TEXT;",
 };
 
 #endif

@@ -305,6 +305,7 @@ int saga_store_load(saga_store_t *st, const saga_registry_t *reg, const char *id
         s->finished_at = sqlite3_column_int64(q, 10);
         s->updated_at = sqlite3_column_int64(q, 11);
         s->completion_order = sqlite3_column_int(q, 12);
+        s->signal = column_json(q, 13);
     }
     sqlite3_reset(q);
     if (rc != SQLITE_DONE) {
@@ -361,7 +362,15 @@ static int save_step(saga_store_t *st, const saga_t *s, int i) {
     sqlite3_bind_int64(q, 13, step->finished_at);
     sqlite3_bind_int64(q, 14, step->updated_at);
     sqlite3_bind_int(q, 15, step->completion_order);
+    char *signal = step->signal ? saga_json_dump(step->signal) : NULL;
+    if (step->signal && !signal) {
+        sqlite3_reset(q);
+        saga_free(output);
+        return SAGA_ENOMEM;
+    }
+    saga_store_bind_text(q, 16, signal);
     int rc = saga_store_run(st, q, "save step");
+    saga_free(signal);
     saga_free(output);
     return rc;
 }

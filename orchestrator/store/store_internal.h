@@ -34,15 +34,15 @@
                  " deadline_at, seq, completions, error_code, error_message FROM sagas WHERE id = ?") \
     X(load_steps, "SELECT idx, status, attempt, comp_attempt, comp_budget_base, outcome_unknown,"  \
                   " output, error_code, error_message, started_at, finished_at, updated_at,"      \
-                  " completion_order FROM steps WHERE saga_id = ?")                                \
+                  " completion_order, signal FROM steps WHERE saga_id = ?")                        \
     X(insert_saga, "INSERT INTO sagas (id, definition, version, status, input, traceparent,"       \
                    " start_message_id, created_at, updated_at, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") \
     X(update_saga, "UPDATE sagas SET status = ?, updated_at = ?, deadline_at = ?, seq = ?,"        \
                    " completions = ?, error_code = ?, error_message = ? WHERE id = ?")             \
     X(upsert_step, "INSERT OR REPLACE INTO steps (saga_id, idx, name, status, attempt,"            \
                    " comp_attempt, comp_budget_base, outcome_unknown, output, error_code,"         \
-                   " error_message, started_at, finished_at, updated_at, completion_order)"        \
-                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                         \
+                   " error_message, started_at, finished_at, updated_at, completion_order, signal)" \
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")                      \
     X(history, "INSERT INTO history (saga_id, seq, at, event, step, status, detail)"              \
                " VALUES (?, ?, ?, ?, ?, ?, ?)")                                                    \
     X(outbox_add, "INSERT INTO outbox (topic, key, headers, payload, created_at, kafka_partition,"  \

@@ -143,6 +143,16 @@ static void build_sagas(fixture_t *f) {
     reply(f, &s, 0, SAGA_KIND_ACTION, SAGA_REPLY_SUCCESS);
     reply(f, &s, 1, SAGA_KIND_ACTION, SAGA_REPLY_RETRY);
     assert_int_equal(s.steps[1].status, SAGA_STEP_RETRY_WAIT);
+    /* a signal kept with a pending step (steps.signal, migration 9): the
+     * codec carries it whatever the step's kind */
+    s.steps[3].signal = json_pack("{s:s, s:{s:s}}", "status", "success", "output", "approver", "ann");
+    s.step_dirty[3] = true;
+    saga_effects_t none;
+    saga_effects_init(&none);
+    assert_int_equal(saga_store_begin(f->src), 0);
+    assert_int_equal(saga_store_save(f->src, &s, &none, "saga.events", f->now), 0);
+    assert_int_equal(saga_store_commit(f->src), 0);
+    saga_effects_free(&none);
     saga_clear(&s);
     /* completed, with a retry on the way */
     start(f, &s, "done-1");
@@ -597,6 +607,9 @@ static void test_corrupt_records_are_refused_and_change_nothing(void **state) {
         {"run-1", mutate(good_run, "\"slot\":-1", "\"slot\":\"-1\""), 0, "timers[0].slot: must be an integer"},
         {"def/order_fulfillment/1", strdup(good), 0, "record: member 'definition' is missing"},
         {"def/order_fulfillment/x", strdup("{}"), 0, "must end in /VERSION"},
+        {"run-1", mutate(good_run, "\"signal\":{\"status\":\"success\"", "\"signal\":{\"status\":\"maybe\""), 0,
+         "steps[2].signal.status: must be success or failure"},
+        {"run-1", mutate(good_run, "\"signal\":{", "\"signal\":{\"x\":1,"), 0, "steps[2].signal: unknown member 'x'"},
         {"done-1", mutate(good, "\"search\":{", "\"search\":{\"9x\":\"a\","), 0, "saga.search: '9x' is not a search"},
         {"done-1", mutate(good, "\"search\":{", "\"search\":{\"n\":5,"), 0, "saga.search.n: must be a string"},
         {"done-1", mutate(good, "\"search\":{\"order_id\":\"done-1\",\"customer\":\"c-1\"}", "\"search\":true"), 0,

@@ -570,6 +570,137 @@ static void test_scheduled_saga_replays(void **state) {
     world_free(w);
 }
 
+/* ---- signal steps ------------------------------------------------------------ */
+
+/* make_def(3) with s1 a signal step waiting for "approve" (timeout ms, 0: none). */
+static saga_definition_t *signal_def(int64_t timeout) {
+    saga_definition_t *def = make_def(3, 0);
+    saga_step_def_t *st = &def->steps[1];
+    st->kind = SAGA_STEP_KIND_SIGNAL;
+    snprintf(st->signal, sizeof st->signal, "approve");
+    st->topic[0] = st->action[0] = st->compensation[0] = '\0';
+    st->timeout_ms = timeout;
+    return def;
+}
+
+static int signal(world_t *w, bool success, const json_t *output) {
+    return apply(w, (saga_event_t){.kind = SAGA_EV_SIGNAL, .step = 1,
+                                   .reply_status = success ? SAGA_REPLY_SUCCESS : SAGA_REPLY_FAILURE,
+                                   .output = output, .error_code = success ? NULL : "REJECTED",
+                                   .error_message = success ? NULL : "over budget"});
+}
+
+static void test_signal_step_waits_then_succeeds(void **state) {
+    world_t *w = world_new(signal_def(5000));
+    start(w);
+    ok(w, 0);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_WAITING);
+    assert_true(has_event(w, "step.waiting"));
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 0); /* a signal step sends nothing */
+    const saga_effect_t *t = find_fx(w, SAGA_FX_SET_TIMER, 0);
+    assert_non_null(t);
+    assert_int_equal(t->slot, 1);
+    assert_int_equal(t->due_at, w->now + 5000);
+    json_t *out = json_pack("{s:s}", "approver", "ann");
+    w->now += 100;
+    assert_int_equal(signal(w, true, out), 0);
+    json_decref(out);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_SUCCEEDED);
+    assert_string_equal(json_string_value(json_object_get(w->saga.steps[1].output, "approver")), "ann");
+    assert_int_equal(count_fx(w, SAGA_FX_COMMAND), 1); /* s2 starts */
+    assert_int_equal(w->saga.steps[2].status, SAGA_STEP_RUNNING);
+    /* the same signal again: already received, nothing changes */
+    assert_int_equal(signal(w, true, NULL), SAGA_ESTALE);
+    assert_int_equal(w->fx.stale_reason, SAGA_STALE_SIGNAL_RECEIVED);
+    ok(w, 2);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPLETED);
+    assert_int_equal(signal(w, true, NULL), SAGA_ESTALE);
+    assert_int_equal(w->fx.stale_reason, SAGA_STALE_SAGA_FINISHED);
+    world_free(w);
+}
+
+static void test_signal_failure_compensates(void **state) {
+    world_t *w = world_new(signal_def(5000));
+    start(w);
+    ok(w, 0);
+    assert_int_equal(signal(w, false, NULL), 0);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_FAILED);
+    assert_string_equal(w->saga.steps[1].error_code, "REJECTED");
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATING);
+    assert_string_equal(w->saga.error_code, "REJECTED");
+    const saga_effect_t *c = find_fx(w, SAGA_FX_COMMAND, 0);
+    assert_non_null(c);
+    assert_string_equal(cmd_str(c, "kind"), "compensation");
+    assert_string_equal(cmd_str(c, "step"), "s0");
+    assert_int_equal(w->saga.steps[2].status, SAGA_STEP_CANCELLED);
+    world_free(w);
+}
+
+static void test_signal_timeout_compensates(void **state) {
+    world_t *w = world_new(signal_def(5000));
+    start(w);
+    ok(w, 0);
+    w->now += 5000;
+    assert_int_equal(timer(w, 1, SAGA_TIMER_STEP_TIMEOUT, 1), 0);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_FAILED);
+    assert_string_equal(w->saga.steps[1].error_code, "SIGNAL_TIMEOUT");
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATING);
+    /* a signal after the timeout: too late */
+    assert_int_equal(signal(w, true, NULL), SAGA_ESTALE);
+    world_free(w);
+    /* without a timeout there is no timer, and a stray one changes nothing */
+    w = world_new(signal_def(0));
+    start(w);
+    ok(w, 0);
+    assert_int_equal(count_fx(w, SAGA_FX_SET_TIMER), 0);
+    assert_int_equal(timer(w, 1, SAGA_TIMER_STEP_TIMEOUT, 1), SAGA_ESTALE);
+    world_free(w);
+}
+
+static void test_signal_before_its_step_is_kept(void **state) {
+    world_t *w = world_new(signal_def(5000));
+    start(w);
+    json_t *out = json_pack("{s:s}", "approver", "bo");
+    assert_int_equal(signal(w, true, out), 0); /* s0 still runs */
+    json_decref(out);
+    assert_true(has_event(w, "signal.received"));
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_PENDING);
+    assert_non_null(w->saga.steps[1].signal);
+    assert_true(w->saga.step_dirty[1]); /* the store writes the kept signal */
+    /* a second one before the step: already received */
+    assert_int_equal(signal(w, false, NULL), SAGA_ESTALE);
+    assert_int_equal(w->fx.stale_reason, SAGA_STALE_SIGNAL_RECEIVED);
+    /* s0 succeeds: s1 starts, takes the kept signal at once, s2 starts */
+    ok(w, 0);
+    assert_true(has_event(w, "step.waiting"));
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_SUCCEEDED);
+    assert_string_equal(json_string_value(json_object_get(w->saga.steps[1].output, "approver")), "bo");
+    assert_int_equal(w->saga.steps[2].status, SAGA_STEP_RUNNING);
+    world_free(w);
+    /* a kept failure fails the step when it starts */
+    w = world_new(signal_def(0));
+    start(w);
+    assert_int_equal(signal(w, false, NULL), 0);
+    ok(w, 0);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_FAILED);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATING);
+    world_free(w);
+}
+
+static void test_abort_cancels_a_waiting_signal_step(void **state) {
+    world_t *w = world_new(signal_def(5000));
+    start(w);
+    ok(w, 0);
+    assert_int_equal(apply(w, (saga_event_t){.kind = SAGA_EV_ABORT}), 0);
+    assert_int_equal(w->saga.steps[1].status, SAGA_STEP_CANCELLED);
+    const saga_effect_t *c = find_fx(w, SAGA_FX_CLEAR_TIMER, 0);
+    assert_non_null(c);
+    assert_int_equal(c->slot, 1);
+    assert_int_equal(signal(w, true, NULL), SAGA_ESTALE);
+    assert_int_equal(w->fx.stale_reason, SAGA_STALE_NOT_WAITING);
+    world_free(w);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -597,6 +728,11 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_start_time_not_in_the_future_begins_at_once),
         cmocka_unit_test(test_abort_of_scheduled_saga_cancels_it),
         cmocka_unit_test(test_scheduled_saga_replays),
+        cmocka_unit_test(test_signal_step_waits_then_succeeds),
+        cmocka_unit_test(test_signal_failure_compensates),
+        cmocka_unit_test(test_signal_timeout_compensates),
+        cmocka_unit_test(test_signal_before_its_step_is_kept),
+        cmocka_unit_test(test_abort_cancels_a_waiting_signal_step),
         cmocka_unit_test(test_backoff_without_jitter_grows_and_caps),
         cmocka_unit_test(test_full_jitter_stays_within_cap_and_varies),
         cmocka_unit_test(test_names_round_trip),

@@ -139,8 +139,11 @@ void sim_fail(sim_t *s, const char *fmt, ...) {
 static void deep_copy_saga(saga_t *dst, const saga_t *src) {
     *dst = *src;
     dst->input = src->input ? json_deep_copy(src->input) : NULL;
-    for (int i = 0; i < SAGA_MAX_STEPS; i++)
+    dst->search = src->search ? json_deep_copy(src->search) : NULL;
+    for (int i = 0; i < SAGA_MAX_STEPS; i++) {
         dst->steps[i].output = src->steps[i].output ? json_deep_copy(src->steps[i].output) : NULL;
+        dst->steps[i].signal = src->steps[i].signal ? json_deep_copy(src->steps[i].signal) : NULL;
+    }
 }
 
 static void refresh_shadows(sim_t *s);
@@ -215,6 +218,7 @@ static const char *event_text(const saga_event_t *ev, char *buf, size_t len) {
     case SAGA_EV_UNDELIVERABLE:
         snprintf(buf, len, "undeliverable s%d %s #%d", ev->step, saga_command_kind_name(ev->command_kind), ev->attempt);
         break;
+    case SAGA_EV_SIGNAL: snprintf(buf, len, "signal s%d %s", ev->step, st[ev->reply_status]); break;
     }
     return buf;
 }
@@ -474,6 +478,33 @@ void op_event(sim_t *s, saga_event_kind_t kind) {
     }
 }
 
+/* A signal for signal step i (success unless fail): accepted exactly when
+ * the step waits, or has not started and keeps no signal yet. */
+static void deliver_signal(sim_t *s, int i, bool fail) {
+    const saga_t *g = &s->saga;
+    const saga_step_state_t *st = &g->steps[i];
+    bool ok = !saga_status_is_terminal(g->status) &&
+              (st->status == SAGA_STEP_WAITING ||
+               (st->status == SAGA_STEP_PENDING && !st->signal &&
+                (g->status == SAGA_STATUS_RUNNING || g->status == SAGA_STATUS_SCHEDULED)));
+    json_t *out = json_pack("{s:i}", "sig", i);
+    saga_event_t ev = {.kind = SAGA_EV_SIGNAL, .step = i, .reply_status = fail ? SAGA_REPLY_FAILURE : SAGA_REPLY_SUCCESS,
+                       .output = fail ? NULL : out, .error_code = fail ? "REJECTED" : NULL,
+                       .error_message = fail ? "sim says no" : NULL};
+    int rc = sim_apply(s, &ev);
+    json_decref(out);
+    CHECK(s, (rc == 0) == ok, "signal for s%d (%s) rc %d", i, saga_step_status_name(st->status), rc);
+    if (ok) s->stats->signals++;
+}
+
+/* A random signal step of the definition, or -1. */
+static int some_signal_step(sim_t *s) {
+    int idx[SAGA_MAX_STEPS], n = 0;
+    for (int i = 0; i < s->def->step_count; i++)
+        if (s->def->steps[i].kind == SAGA_STEP_KIND_SIGNAL) idx[n++] = i;
+    return n ? idx[rnd(&s->rng, n)] : -1;
+}
+
 /* One step of the driver; returns false when the saga is done. */
 static bool drive(sim_t *s) {
     saga_t *g = &s->saga;
@@ -496,6 +527,12 @@ static bool drive(sim_t *s) {
         if (reply_is_current(s, &s->cmds[k])) cur[ncur++] = k;
     int r = rnd(&s->rng, 1000);
     if (calm) {
+        for (int i = 0; i < s->def->step_count; i++)
+            if (g->steps[i].status == SAGA_STEP_WAITING) { /* its signal comes: it must end soon */
+                tick(s);
+                deliver_signal(s, i, false);
+                return true;
+            }
         if (ncur) {
             tick(s);
             deliver_reply(s, &s->cmds[cur[rnd(&s->rng, ncur)]], SAGA_REPLY_SUCCESS);
@@ -506,6 +543,12 @@ static bool drive(sim_t *s) {
     }
     if (s->flow && saga_flow_has_ready(s->flow, s->now) && chance(&s->rng, 60)) {
         resume_ready(s);
+        return true;
+    }
+    int sig = some_signal_step(s);
+    if (sig >= 0 && chance(&s->rng, 12)) { /* early, on time, late or twice: a signal from outside */
+        tick(s);
+        deliver_signal(s, sig, chance(&s->rng, 25));
         return true;
     }
     if (r < g_shape.abort_pct) {
@@ -561,11 +604,11 @@ static void run_shape(int shape_no) {
     printf("sim %-10s seed=%" PRIu64 " sagas=%ld (calmed %ld) events=%ld (stale %ld, max/saga %ld) completed=%ld "
            "compensated=%ld compensation_failed=%ld operator_retries=%ld aborts=%ld deadlines=%ld "
            "step_timeouts=%ld template_failures=%ld compensation_commands=%ld full_replays=%ld queued=%ld "
-           "resumes=%ld stale_resumes=%ld breaker_waits=%ld scheduled=%ld %.2fs\n",
+           "resumes=%ld stale_resumes=%ld breaker_waits=%ld scheduled=%ld signals=%ld %.2fs\n",
            g_shape.name, g_seed, stats.sagas, stats.calm, stats.events, stats.stale, stats.max_events, stats.completed,
            stats.compensated, stats.comp_failed_final, stats.op_retries, stats.aborts, stats.deadlines,
            stats.step_timeouts, stats.template_failures, stats.comp_commands, stats.replays, stats.queued,
-           stats.resumes, stats.stale_resumes, stats.breaker_waits, stats.scheduled, secs);
+           stats.resumes, stats.stale_resumes, stats.breaker_waits, stats.scheduled, stats.signals, secs);
     assert_int_equal(stats.sagas, g_sagas);
 }
 
@@ -653,6 +696,34 @@ static void test_sim_deadline(void **state) {
     run_shape(5);
 }
 
+/* Signal steps: s0; s1 waits for signal (timeout 1.5 s) after s0; s2 after
+ * s1; s3 waits for another signal, without a timeout, in parallel with s2
+ * (the saga's 20 s deadline ends a wait nobody answers); s4 after both.
+ * Signals come early, on time, late and twice; a quarter say failure. */
+static void test_sim_signals(void **state) {
+    (void)state;
+    begin_shape("signals");
+    saga_definition_t *d = &g_shape.def;
+    d->timeout_ms = 20000;
+    g_shape.abort_pct = 5;
+    for (int i = 0; i < 5; i++) {
+        char comp[16];
+        snprintf(comp, sizeof comp, "undo%d", i);
+        add_step(d, i == 1 || i == 3 ? NULL : comp, 3, 3);
+    }
+    for (int i = 1; i <= 3; i += 2) {
+        saga_step_def_t *st = &d->steps[i];
+        st->kind = SAGA_STEP_KIND_SIGNAL;
+        snprintf(st->signal, sizeof st->signal, "approve%d", i);
+        st->topic[0] = st->action[0] = '\0';
+        st->retry.max_attempts = 1;
+        st->timeout_ms = i == 1 ? 1500 : 0;
+    }
+    d->steps[3].after[0] = 1; /* s2 and s3 after s1 */
+    d->steps[4].after[0] = 2, d->steps[4].after[1] = 3, d->steps[4].after_count = 2;
+    run_shape(7);
+}
+
 /* Flow control: s0; s1, s2, s3 in parallel after s0, all four on one topic
  * with room for two commands and a breaker that opens after three
  * consecutive transient outcomes; s4 (another topic) after the three. */
@@ -694,6 +765,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_sim_sequential),   cmocka_unit_test(test_sim_parallel),
         cmocka_unit_test(test_sim_no_compensation), cmocka_unit_test(test_sim_small_budgets),
         cmocka_unit_test(test_sim_deadline),       cmocka_unit_test(test_sim_flow_control),
+        cmocka_unit_test(test_sim_signals),
     };
     int failed = cmocka_run_group_tests_name("engine_sim", tests, NULL, NULL);
     release_shape();

@@ -49,6 +49,7 @@ typedef struct {
         deadlines, step_timeouts, template_failures, comp_commands, replays, max_events, queued, resumes,
         stale_resumes, breaker_waits, calm;
     long scheduled; /* delayed starts */
+    long signals;   /* signals accepted */
 } stats_t;
 
 typedef struct {

@@ -95,7 +95,15 @@ void check_event(sim_t *s, const saga_event_t *in, const json_t *ev) {
     int i = step ? saga_definition_step_index(s->def, step) : -1;
     trace(s, "    -> %lld %s %s", (long long)seq, name, step ? step : "");
     if (strcmp(name, "saga.compensating") == 0) s->comp_began = true;
-    if (strcmp(name, "step.succeeded") == 0) {
+    if (strcmp(name, "step.succeeded") == 0 && s->def->steps[i].kind == SAGA_STEP_KIND_SIGNAL) {
+        /* its success signal now, or kept from before the step started */
+        const json_t *kept = s->saga.steps[i].signal;
+        const char *ks = json_string_value(json_object_get(kept, "status"));
+        CHECK(s, (in->kind == SAGA_EV_SIGNAL && in->step == i && in->reply_status == SAGA_REPLY_SUCCESS) ||
+                     (ks && strcmp(ks, "success") == 0),
+              "step.succeeded for signal step s%d without a success signal", i);
+        s->completed[s->ncompleted++] = i;
+    } else if (strcmp(name, "step.succeeded") == 0) {
         CHECK(s, in->kind == SAGA_EV_REPLY && in->step == i && in->reply_status == SAGA_REPLY_SUCCESS &&
                      in->command_kind == SAGA_KIND_ACTION,
               "step.succeeded for s%d without a success reply", i);
@@ -142,6 +150,14 @@ void check_timers(sim_t *s) {
         case SAGA_STEP_RETRY_WAIT:
             CHECK(s, t->set && t->kind == SAGA_TIMER_BACKOFF && t->attempt == st->attempt,
                   "s%d retry_wait without its backoff timer", i);
+            break;
+        case SAGA_STEP_WAITING: /* for its signal: its timeout, if it has one */
+            if (s->def->steps[i].timeout_ms > 0)
+                CHECK(s, t->set && t->kind == SAGA_TIMER_STEP_TIMEOUT && t->attempt == st->attempt,
+                      "s%d waiting without its timeout timer", i);
+            else
+                CHECK(s, !t->set, "s%d waits without a timeout but has a timer", i);
+            any |= g->deadline_at > 0; /* nobody may answer: the deadline ends it */
             break;
         case SAGA_STEP_COMPENSATING:
             CHECK(s, t->set && t->kind == SAGA_TIMER_STEP_TIMEOUT && t->attempt == st->comp_attempt,

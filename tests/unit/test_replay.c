@@ -124,7 +124,10 @@ static void assert_replays_to(world_t *w, int64_t until, const saga_t *expect) {
 static void copy_saga(saga_t *dst, const saga_t *src) {
     *dst = *src;
     dst->input = json_deep_copy(src->input);
-    for (int i = 0; i < SAGA_MAX_STEPS; i++) dst->steps[i].output = json_deep_copy(src->steps[i].output);
+    for (int i = 0; i < SAGA_MAX_STEPS; i++) {
+        dst->steps[i].output = json_deep_copy(src->steps[i].output);
+        dst->steps[i].signal = json_deep_copy(src->steps[i].signal);
+    }
 }
 
 static int replay_err(world_t *w, json_t **events, int n, char *err, size_t len) {
