@@ -293,6 +293,8 @@ static const struct {
     /* reserve_inventory's compensation at its last attempt (10): one more
      * failure makes the saga compensation_failed (an alert) */
     {"s-7", "order_fulfillment", FX_LAST_COMP_ATTEMPT, "reserve_inventory", SAGA_STEP_COMPENSATING, 10},
+    /* an approval saga: its signal step manager_approval not reached yet (a signal is kept) */
+    {"s-8", "order_approval", FX_STARTED, "create_order", SAGA_STEP_RUNNING, 1},
 };
 
 static void build_fixture(run_t *r, size_t k) {
@@ -399,6 +401,32 @@ static void on_reply(const saga_reply_msg_t *m) {
     finish(&run);
 }
 
+/* handle_signal (signals.c): the saga by id, the signal step by name (else
+ * dead letters), then the event; the same signal again changes nothing. */
+static void on_signal(const saga_signal_msg_t *m) {
+    size_t k = 0;
+    while (k < sizeof fixtures / sizeof fixtures[0] && strcmp(fixtures[k].id, m->saga_id) != 0) k++;
+    if (k == sizeof fixtures / sizeof fixtures[0]) {
+        char reason[700];
+        snprintf(reason, sizeof reason, "saga.signal: unknown saga '%.128s'", m->saga_id);
+        dead_letter(reason);
+        return;
+    }
+    build_fixture(&run, k);
+    int step = saga_definition_signal_step(run.s.def, m->signal);
+    if (step < 0) {
+        char err[512];
+        snprintf(err, sizeof err, "saga.signal: saga '%.128s' waits for no signal '%.128s'", m->saga_id, m->signal);
+        dead_letter(err);
+    } else {
+        run.now += 1000;
+        saga_event_t ev = {.kind = SAGA_EV_SIGNAL, .step = step, .reply_status = m->status, .output = m->output,
+                           .error_code = m->error_code, .error_message = m->error_message};
+        if (apply(&run, &ev) == 0) CHECK(apply(&run, &ev) == SAGA_ESTALE);
+    }
+    finish(&run);
+}
+
 /* 1-127 printable ASCII bytes without '/'. */
 static void check_id(const char *id) {
     CHECK(id != NULL);
@@ -479,6 +507,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             check_id(reply_msg.step);
             CHECK(reply_msg.attempt >= 1);
             on_reply(&reply_msg);
+        } else {
+            dead_letter(why);
+        }
+        saga_signal_msg_t signal_msg;
+        why[0] = '\0';
+        if (saga_parse_signal(root, &signal_msg, why, sizeof why) == 0) {
+            check_id(signal_msg.saga_id);
+            check_id(signal_msg.signal);
+            CHECK(signal_msg.status == SAGA_REPLY_SUCCESS || signal_msg.status == SAGA_REPLY_FAILURE);
+            CHECK(!signal_msg.output || signal_msg.status == SAGA_REPLY_SUCCESS);
+            on_signal(&signal_msg);
         } else {
             dead_letter(why);
         }

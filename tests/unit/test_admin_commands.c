@@ -201,6 +201,80 @@ static void test_start_delayed(void **state) {
     assert_int_equal(saga_command_pending(w->q), 0);
 }
 
+/* A saga "appr-1" running on a definition with a signal step "ok" (step 1). */
+static void add_signal_saga(world_t *w, const char *id, const char *status, const char *step1) {
+    static const char def[] = "{\"name\":\"appr\",\"version\":1,\"steps\":[{\"name\":\"a\",\"topic\":\"t\","
+                              "\"action\":\"x\"},{\"name\":\"wait\",\"kind\":\"signal\",\"signal\":\"ok\"}]}";
+    char sql[1200];
+    snprintf(sql, sizeof sql,
+             "INSERT OR IGNORE INTO definitions VALUES ('appr', 1, 'h2', '%s', 0);"
+             "INSERT INTO sagas (id, definition, version, status, input, created_at, updated_at)"
+             " VALUES ('%s', 'appr', 1, '%s', '{}', 1, 1);%s%s%s%s",
+             def, id, status, step1 ? "INSERT INTO steps (saga_id, idx, name, status, signal) VALUES ('" : "",
+             step1 ? id : "", step1 ? "', 1, 'wait', " : "", step1 ? step1 : "");
+    if (step1) strcat(sql, ");");
+    assert_int_equal(fixture_db_exec(&w->fx, sql), 0);
+}
+
+static void test_signal_endpoint(void **state) {
+    world_t *w = *state;
+    json_t *doc;
+    add_signal_saga(w, "appr-1", "running", NULL);                       /* step not started */
+    add_signal_saga(w, "appr-2", "running", "'waiting', NULL");          /* waiting */
+    add_signal_saga(w, "appr-3", "running", "'pending', '{\"status\":\"success\"}'"); /* one came early */
+    add_signal_saga(w, "appr-4", "completed", "'succeeded', NULL");
+    add_signal_saga(w, "appr-5", "running", "'succeeded', NULL");
+    /* accepted: the saga.signal message goes to the loop */
+    assert_int_equal(post(w, "/v1/sagas/appr-2/signals/ok", "{\"status\":\"success\",\"output\":{\"by\":\"ann\"}}",
+                          "Bearer s3cret", NULL), 202);
+    saga_command_t c;
+    assert_int_equal(saga_command_take(w->q, &c, 1), 1);
+    assert_int_equal(c.kind, SAGA_CMD_SIGNAL);
+    json_t *msg = json_loads(c.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(msg, "type")), "saga.signal");
+    assert_string_equal(json_string_value(json_object_get(msg, "saga_id")), "appr-2");
+    assert_string_equal(json_string_value(json_object_get(msg, "signal")), "ok");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(msg, "output"), "by")), "ann");
+    assert_non_null(json_string_value(json_object_get(msg, "message_id")));
+    json_decref(msg);
+    saga_command_clear(&c);
+    /* before its step starts: accepted too (the loop keeps it), with the caller's message id */
+    assert_int_equal(post(w, "/v1/sagas/appr-1/signals/ok",
+                          "{\"status\":\"failure\",\"error\":{\"code\":\"NO\"},\"message_id\":\"m-77\"}", "Bearer s3cret",
+                          NULL), 202);
+    assert_int_equal(saga_command_take(w->q, &c, 1), 1);
+    msg = json_loads(c.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(msg, "message_id")), "m-77");
+    json_decref(msg);
+    saga_command_clear(&c);
+    /* refused, nothing queued */
+    static const struct {
+        const char *path, *body;
+        unsigned status;
+        const char *says;
+    } no[] = {
+        {"/v1/sagas/appr-2/signals/nope", "{\"status\":\"success\"}", 404, "waits for no signal 'nope'"},
+        {"/v1/sagas/ghost/signals/ok", "{\"status\":\"success\"}", 404, "no saga 'ghost'"},
+        {"/v1/sagas/appr-4/signals/ok", "{\"status\":\"success\"}", 409, "is completed"},
+        {"/v1/sagas/appr-5/signals/ok", "{\"status\":\"success\"}", 409, "already received"},
+        {"/v1/sagas/appr-3/signals/ok", "{\"status\":\"success\"}", 409, "already received"},
+        {"/v1/sagas/appr-2/signals/ok", "{}", 400, "missing 'status'"},
+        {"/v1/sagas/appr-2/signals/ok", "{\"status\":\"maybe\"}", 400, "'status' must be"},
+        {"/v1/sagas/appr-2/signals/ok", "{\"status\":\"failure\",\"output\":{}}", 400, "'output' goes with status success"},
+        {"/v1/sagas/appr-2/signals/ok", "{\"status\":\"success\",\"extra\":1}", 400, "unknown member 'extra'"},
+        {"/v1/sagas/appr-2/signals/ok", "[1]", 400, "must be a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        unsigned st = post(w, no[i].path, no[i].body, "Bearer s3cret", &doc);
+        const char *m = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+        if (st != no[i].status || !m || !strstr(m, no[i].says))
+            fail_msg("%s %s: HTTP %u '%s', want %u '%s'", no[i].path, no[i].body, st, m ? m : "", no[i].status, no[i].says);
+        json_decref(doc);
+    }
+    assert_int_equal(post(w, "/v1/sagas/appr-2/signals/ok", "{\"status\":\"success\"}", NULL, NULL), 401);
+    assert_int_equal(saga_command_pending(w->q), 0);
+}
+
 static void test_abort_checks_the_status(void **state) {
     world_t *w = *state;
     json_t *doc;
@@ -400,6 +474,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_start_of_existing_saga_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_delayed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signal_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_checks_the_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_only_for_compensation_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_method_and_no_queue, setup, teardown),

@@ -45,7 +45,12 @@ static const command_t commands[] = {
      INT_MAX, cmd_audit},
     {"abort", "ID [REASON...]", "compensate a running saga (token: SAGA_ADMIN_TOKEN[_FILE])", 1, INT_MAX, cmd_abort},
     {"retry", "ID", "resume a compensation_failed saga's compensation (token as for abort)", 1, 1, cmd_retry},
-    {"start", "DEFINITION [INPUT_JSON [SAGA_ID]]", "start a saga (idempotent on SAGA_ID; token as for abort)", 1, 3, cmd_start},
+    {"start", "DEFINITION [INPUT_JSON [SAGA_ID]] [--delay D | --not-before TIME]",
+     "start a saga (idempotent on SAGA_ID; token as for abort); --delay 15m or --not-before 2026-12-24T18:00:00Z"
+     " schedules it", 1, 5, cmd_start},
+    {"signal", "ID NAME [--fail] [JSON]",
+     "send signal NAME to a saga's signal step: JSON is its output, or with --fail its error {\"code\",\"message\"}"
+     " (token as for abort)", 2, 4, cmd_signal},
     {"reload", "", "reload sagad's definitions directory (token as for abort)", 0, 0, cmd_reload},
 };
 
@@ -127,7 +132,8 @@ static int run(int argc, char **argv) {
                 ret = usage_error("--timeout: '%s' is not a number of seconds (1..3600)", v ? v : "");
             else
                 ctl.timeout_s = t;
-        } else if (npos > 0 && strcmp(pos[0], "list") == 0) { /* list's own options (cmd_list) */
+        } else if (npos > 0 && (strcmp(pos[0], "list") == 0 || strcmp(pos[0], "start") == 0 ||
+                                strcmp(pos[0], "signal") == 0)) { /* the command's own options */
             pos[npos++] = argv[i];
         } else {
             ret = usage_error("unknown option '%s'", a);

@@ -76,7 +76,31 @@ static int post_json(ctl_t *ctl, const char *path, const char *body, const char 
     return ret;
 }
 
+/* Takes "--NAME VALUE" / "--NAME=VALUE" out of argv (moving the rest down):
+ * 1 with *value set, 0 when absent, -1 when it has no value. */
+static int take_option(int *argc, char **argv, const char *name, const char **value) {
+    size_t n = strlen(name);
+    for (int i = 0; i < *argc; i++) {
+        if (strncmp(argv[i], name, n) != 0 || (argv[i][n] != '\0' && argv[i][n] != '=')) continue;
+        int used = argv[i][n] == '=' ? 1 : 2;
+        if (used == 2 && i + 1 >= *argc) return -1;
+        *value = used == 1 ? argv[i] + n + 1 : argv[i + 1];
+        for (int k = i; k + used < *argc; k++) argv[k] = argv[k + used];
+        *argc -= used;
+        return **value ? 1 : -1;
+    }
+    return 0;
+}
+
 int cmd_start(ctl_t *ctl, int argc, char **argv) {
+    const char *delay = NULL, *not_before = NULL;
+    int has_delay = take_option(&argc, argv, "--delay", &delay);
+    int has_not_before = take_option(&argc, argv, "--not-before", &not_before);
+    if (has_delay < 0 || has_not_before < 0) return usage_error("start: --delay and --not-before need a value");
+    if (has_delay && has_not_before) return usage_error("start: give --delay or --not-before, not both");
+    if (argc < 1 || argc > 3) return usage_error("start: DEFINITION [INPUT_JSON [SAGA_ID]]");
+    for (int i = 0; i < argc; i++)
+        if (!strncmp(argv[i], "--", 2)) return usage_error("start: unknown option '%s'", argv[i]);
     json_t *input = NULL;
     if (argc > 1) {
         json_error_t jerr = {0};
@@ -88,6 +112,8 @@ int cmd_start(ctl_t *ctl, int argc, char **argv) {
     }
     json_t *body = json_pack("{s:s, s:o}", "definition", argv[0], "input", input ? input : json_object());
     if (body && argc > 2) json_object_set_new(body, "saga_id", json_string(argv[2]));
+    if (body && delay) json_object_set_new(body, "delay", json_string(delay));
+    if (body && not_before) json_object_set_new(body, "not_before", json_string(not_before));
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!text) {
@@ -100,3 +126,56 @@ int cmd_start(ctl_t *ctl, int argc, char **argv) {
 }
 
 int cmd_reload(ctl_t *ctl, int argc, char **argv) { return post_json(ctl, "/v1/definitions/reload", "{}", "reload"); }
+
+/* signal ID NAME [--fail] [JSON]: JSON is the signal's output, or with
+ * --fail its error {"code", "message"} (default {"code": "REJECTED"}). */
+int cmd_signal(ctl_t *ctl, int argc, char **argv) {
+    int fail = 0, npos = 0;
+    const char *pos[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--fail")) fail = 1;
+        else if (!strncmp(argv[i], "--", 2)) return usage_error("signal: unknown option '%s'", argv[i]);
+        else if (npos < 3) pos[npos++] = argv[i];
+        else return usage_error("signal: ID NAME [--fail] [JSON]");
+    }
+    if (npos < 2) return usage_error("signal: ID NAME [--fail] [JSON]");
+    json_t *data = NULL;
+    if (pos[2]) {
+        json_error_t jerr = {0};
+        data = json_loads(pos[2], 0, &jerr);
+        if (!json_is_object(data)) {
+            json_decref(data);
+            return usage_error("signal: JSON must be a JSON object (%s), the %s", data ? "not an object" : jerr.text,
+                               fail ? "error {\"code\", \"message\"}" : "output");
+        }
+    }
+    if (fail && !data) data = json_pack("{s:s}", "code", "REJECTED");
+    json_t *body = json_pack("{s:s}", "status", fail ? "failure" : "success");
+    if (body && data) json_object_set_new(body, fail ? "error" : "output", data);
+    else json_decref(data);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    char *id = curl_easy_escape(NULL, pos[0], 0), *name = curl_easy_escape(NULL, pos[1], 0);
+    char path[1200];
+    if (id && name) snprintf(path, sizeof path, "/v1/sagas/%s/signals/%s", id, name);
+    curl_free(id);
+    curl_free(name);
+    if (!text || !id || !name) {
+        saga_free(text);
+        fprintf(stderr, "sagactl: out of memory\n");
+        return EXIT_API;
+    }
+    reply_t r;
+    int ret = http_request(ctl, "POST", path, text, &r);
+    saga_free(text);
+    if (ret != EXIT_OK) return ret;
+    if (r.status == 202) {
+        if (ctl->json) printf("%s\n", r.body);
+        else printf("%s: signal '%s' (%s) accepted; the saga's progress: sagactl show %s\n", pos[0], pos[1],
+                    fail ? "failure" : "success", pos[0]);
+    } else {
+        ret = api_error(ctl, &r);
+    }
+    reply_free(&r);
+    return ret;
+}
