@@ -374,6 +374,15 @@ static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
         d->reload_pending = true; /* it has its own transaction: after this one */
         return 0;
     }
+    if (cmd->kind == SAGA_CMD_PAUSE || cmd->kind == SAGA_CMD_RESUME) { /* every owned shard (no Kafka: one instance) */
+        int rc = 0;
+        for (int p = 0; !rc && p < d->shard_count; p++) {
+            if (!d->shards[p].store) continue;
+            sagad_shard_t *sh = shard_tx(d, p, &rc);
+            if (sh) rc = sagad_pause_apply(d, sh, cmd->saga_id, cmd->kind == SAGA_CMD_PAUSE, cmd->reason, now);
+        }
+        return rc;
+    }
     if (cmd->kind == SAGA_CMD_START || cmd->kind == SAGA_CMD_SIGNAL) {
         json_t *root = saga_json_parse(cmd->body, strlen(cmd->body), NULL, 0);
         int rc = !root ? 0 : cmd->kind == SAGA_CMD_START ? start_saga(d, NULL, root, now) : sagad_handle_signal(d, NULL, root, now);
@@ -385,12 +394,32 @@ static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
     return sh ? operator_event(d, sh, cmd->saga_id, cmd->kind, cmd->reason, now) : rc;
 }
 
+/* A pause or resume of a participant topic, sent to every partition of
+ * saga.control: applied in the shard of the partition it came on, once. */
+static int handle_pause(sagad_t *d, const rd_kafka_message_t *m, const json_t *root, bool paused, int64_t now) {
+    const char *topic = saga_json_str(root, "topic"), *message_id = saga_json_str(root, "message_id");
+    const char *reason = saga_json_str(root, "reason");
+    int rc = 0;
+    sagad_shard_t *sh = sagad_message_shard(d, m, &rc);
+    if (!sh) return rc;
+    if (!topic || !*topic || strlen(topic) > 249 || !message_id || !*message_id)
+        return sagad_dead_letter(d, sh, m, "saga.control: a pause or resume needs 'topic' and 'message_id'", now);
+    rc = saga_store_dedup(sh->store, "control", message_id, now);
+    if (rc <= 0) return rc;
+    rc = sagad_pause_apply(d, sh, topic, paused, reason, now);
+    if (!rc) LOG_INFO("flow", "shard %d: topic %s %s%s%s", sh->partition, topic, paused ? "paused" : "resumed",
+                      reason ? ": " : "", reason ? reason : "");
+    return rc;
+}
+
 /* A saga.control message: an operator's command the admin API of any
  * instance handed to Kafka (the 202 came after its acknowledgement), for
  * the saga's shard; applied once (dedup by message_id), in this
  * transaction, whichever instance owns the shard now. */
 static int handle_control(sagad_t *d, const rd_kafka_message_t *m, json_t *root, int64_t now) {
     const char *command = saga_json_str(root, "command"), *saga_id = saga_json_str(root, "saga_id");
+    int op = saga_command_op_parse(command);
+    if (op == SAGA_CMD_PAUSE || op == SAGA_CMD_RESUME) return handle_pause(d, m, root, op == SAGA_CMD_PAUSE, now);
     const char *message_id = saga_json_str(root, "message_id"), *reason = saga_json_str(root, "reason");
     int kind = saga_command_op_parse(command), rc = 0;
     json_t *start = json_object_get(root, "start"), *signal = json_object_get(root, "signal");
@@ -561,6 +590,10 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     static rd_kafka_message_t *msgs[MAX_BATCH];
     static saga_timer_row_t timers[MAX_TIMERS];
     static int timer_shard[MAX_TIMERS];
+    if (d->pause_dirty) { /* a pause or resume came in the last iteration: the flags follow the shards */
+        int prc = sagad_pause_sync(d);
+        if (prc) return prc;
+    }
     int64_t now = saga_now_ms();
     int64_t next_due = next_timer_due(d);
     int wait = max_wait_ms;
@@ -692,8 +725,9 @@ void sagad_publish_runtime(sagad_t *d) {
                             json_integer((json_int_t)d->stale_by_reason[r]));
     saga_flow_topic_stats_t t;
     for (int i = 0; saga_flow_stats(d->flow, i, &t); i++)
-        json_array_append_new(topics, json_pack("{s:s, s:i, s:i, s:s, s:i}", "topic", t.topic, "in_flight", t.in_flight,
-                                                "waiting", t.waiting, "circuit", saga_breaker_state_name(t.breaker),
+        json_array_append_new(topics, json_pack("{s:s, s:i, s:i, s:b, s:s, s:i}", "topic", t.topic, "in_flight", t.in_flight,
+                                                "waiting", t.waiting, "paused", t.paused,
+                                                "circuit", saga_breaker_state_name(t.breaker),
                                                 "consecutive_failures", t.consecutive_failures));
     json_t *lag = json_object(), *lag_by_partition = json_object();
     saga_bus_lag(d->bus, lag, lag_by_partition);
@@ -745,5 +779,5 @@ int sagad_flow_recover(sagad_t *d) {
         n += got;
     }
     if (n > 0) LOG_INFO("flow", "recovered %d step(s) in flight or waiting for room", n);
-    return n < 0 ? n : 0;
+    return n < 0 ? n : sagad_pause_sync(d);
 }

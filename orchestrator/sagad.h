@@ -124,6 +124,8 @@ typedef struct sagad {
     bool reload_pending;                /* an operator asked for a reload (done between iterations) */
     json_t *pending_alerts;             /* [kind, fields] pairs raised in this transaction */
     saga_breaker_state_t breaker_logged[256]; /* last logged state per flow topic index */
+    bool pause_dirty;                   /* a pause or resume was applied: sagad_pause_sync */
+    char paused_logged[1024];           /* the paused topics last logged */
     uint64_t rng;
     uint64_t producers_seen;   /* producer resets (fatal errors) the relay has caught up with */
     int64_t parked_alert_window;   /* start of the minute the outbox_parked alerts are counted in */
@@ -237,6 +239,12 @@ int sagad_dead_letter(sagad_t *d, sagad_shard_t *sh, const rd_kafka_message_t *m
 sagad_shard_t *sagad_message_shard(sagad_t *d, const rd_kafka_message_t *m, int *rc);
 sagad_shard_t *sagad_owned_shard_tx(sagad_t *d, const rd_kafka_message_t *m, int p, const char *saga_id, int64_t now,
                                     int *rc);
+/* Paused topics (pause.c): pause or resume topic in shard sh's open
+ * transaction (its row and changelog record); the flow's flags follow at
+ * the next sagad_pause_sync (the loop calls it when d->pause_dirty, and
+ * after the flow is rebuilt), which holds the topics any owned shard paused. */
+int sagad_pause_apply(sagad_t *d, sagad_shard_t *sh, const char *topic, bool paused, const char *reason, int64_t now);
+int sagad_pause_sync(sagad_t *d);
 /* A saga.signal (signals.c), from saga.replies (m) or an operator (m NULL). */
 int sagad_handle_signal(sagad_t *d, const rd_kafka_message_t *m, const json_t *root, int64_t now);
 /* Queues an alert (fields stolen) until the transaction's end ... */

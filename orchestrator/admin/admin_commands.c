@@ -390,3 +390,72 @@ int admin_post_signal(admin_ctx_t *ctx, const char *id, const char *name, const 
     json_decref(msg);
     return rc;
 }
+
+/* ---- POST /v1/topics/{topic}/pause, /resume ---- */
+
+/* A participant topic's name as Kafka takes it: [A-Za-z0-9._-], 1-249. */
+static int topic_name_ok(const char *t) {
+    size_t n = strlen(t);
+    if (n == 0 || n > 249) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= '0' && t[i] <= '9') ||
+              t[i] == '.' || t[i] == '_' || t[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* The pause (or resume) goes to every shard's partition of saga.control:
+ * each shard records it, whichever instance owns it now or later. */
+int admin_post_pause(admin_ctx_t *ctx, const char *topic, bool paused, const admin_request_t *req,
+                     admin_response_t *res) {
+    int rc = 0;
+    if (!topic_name_ok(topic))
+        return admin_error(res, ADMIN_ERR_BAD_REQUEST, "'%.*s' is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)",
+                           saga_utf8_prefix(topic, 64), topic);
+    json_t *doc = body_object(req, 1, res, &rc);
+    if (!doc) return rc;
+    json_t *reason = json_object_get(doc, "reason");
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v) if (strcmp(key, "reason")) {
+        json_decref(doc);
+        return admin_error(res, ADMIN_ERR_BAD_REQUEST, "unknown member '%.*s' (the body may hold only 'reason')",
+                           saga_utf8_prefix(key, 64), key);
+    }
+    if (reason && (!json_is_string(reason) || json_string_length(reason) > 512)) {
+        json_decref(doc);
+        return admin_error(res, ADMIN_ERR_BAD_REQUEST, "'reason' must be a string of at most 512 bytes");
+    }
+    const char *why_text = reason ? json_string_value(reason) : NULL;
+    saga_command_kind_op_t kind = paused ? SAGA_CMD_PAUSE : SAGA_CMD_RESUME;
+    int shards = admin_shard_count(ctx);
+    if (!ctx->publish) {
+        rc = saga_command_push(ctx->commands, kind, topic, NULL, why_text);
+    } else {
+        char message_id[SAGA_ID_MAX + 64], why[512] = "";
+        saga_random_id("ctl-", message_id, sizeof message_id);
+        json_t *msg = json_pack("{s:s, s:s, s:s, s:s}", "type", "saga.control", "message_id", message_id, "command",
+                                saga_command_op_name(kind), "topic", topic);
+        if (msg && why_text) json_object_set_new(msg, "reason", json_string(why_text));
+        char *payload = msg ? saga_json_dump(msg) : NULL;
+        json_decref(msg);
+        if (!payload) rc = SAGA_ENOMEM;
+        for (int p = 0; !rc && p < shards; p++)
+            if (ctx->publish(ctx->publish_arg, p, topic, payload, why, sizeof why)) {
+                rc = admin_shard_error(res, ADMIN_ERR_UNAVAILABLE, p,
+                                       "the %s could not be handed to Kafka for shard %d (the shards before it have"
+                                       " it; send it again): %s", paused ? "pause" : "resume", p, why);
+                saga_free(payload);
+                json_decref(doc);
+                return rc;
+            }
+        saga_free(payload);
+    }
+    json_decref(doc);
+    if (rc) return queue_error(res, rc);
+    json_t *ans = json_pack("{s:s, s:b, s:i}", "topic", topic, "paused", paused, "shards", shards);
+    if (!ans) return SAGA_ENOMEM;
+    rc = admin_json_response(res, 202, ans);
+    json_decref(ans);
+    return rc;
+}

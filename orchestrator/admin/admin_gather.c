@@ -394,6 +394,12 @@ static int merge_stats(json_t *doc, json_t *peer) {
     }
     json_t *by_def = admin_json_sorted(defs);
     if (!by_def || json_object_set_new(sagas, "by_definition", by_def) != 0) return SAGA_ENOMEM;
+    json_t *paused = json_object_get(doc, "paused_topics"); /* every shard holds the same: a union */
+    if (json_is_object(paused)) {
+        json_object_update_missing(paused, json_object_get(peer, "paused_topics"));
+        json_t *sorted = admin_json_sorted(paused);
+        if (!sorted || json_object_set_new(doc, "paused_topics", sorted) != 0) return SAGA_ENOMEM;
+    }
     json_t *oldest = json_object_get(peer, "oldest_running");
     if (json_is_object(oldest) && older(oldest, json_object_get(doc, "oldest_running")))
         json_object_set(doc, "oldest_running", oldest);

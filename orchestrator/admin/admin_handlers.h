@@ -5,6 +5,8 @@
 
 #include "admin_http.h"
 
+#include <stdbool.h>
+
 /* Guards (admin_guard.c). admin_guard_request: a Host that is not one of
  * ctx->hosts answers 421, an Origin that is not http(s)://<that Host> 403.
  * admin_guard_mutation: no commands queue or no token 503, no bearer token
@@ -53,6 +55,9 @@ int admin_get_definitions(admin_ctx_t *ctx, const char *name, const char *versio
 int admin_post_saga(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
 int admin_post_abort(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
 int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *req, admin_response_t *res);
+/* POST /v1/topics/{topic}/pause (paused) and /resume: body {"reason"?}. */
+int admin_post_pause(admin_ctx_t *ctx, const char *topic, bool paused, const admin_request_t *req,
+                     admin_response_t *res);
 /* POST /v1/sagas/{id}/signals/{name}: body {"status", "output"?, "error"?, "message_id"?}. */
 int admin_post_signal(admin_ctx_t *ctx, const char *id, const char *name, const admin_request_t *req,
                       admin_response_t *res);

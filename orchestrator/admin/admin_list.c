@@ -597,9 +597,11 @@ static const char SQL_OLDEST_RUNNING[] =
     "SELECT id, definition, version, created_at, updated_at FROM sagas WHERE status = 'running'"
     " ORDER BY created_at, id LIMIT 1";
 static const char SQL_STEPS_BY_STATUS[] = "SELECT status, COUNT(*) FROM steps GROUP BY status ORDER BY status";
+static const char SQL_PAUSED[] = "SELECT topic, paused_at, reason FROM paused_topics ORDER BY topic";
 
 typedef struct {
     json_t *by_status, *by_definition, *oldest, *steps;
+    json_t *paused;                     /* {topic: {"paused_at", "reason"}}: every shard holds the same */
     int64_t total, step_total, now;
     int64_t oldest_created;             /* of oldest */
     char oldest_id[ADMIN_MAX_ID_LEN + 1]; /* of oldest (cut: ties only) */
@@ -607,6 +609,17 @@ typedef struct {
 
 static int stats_row(int which, sqlite3_stmt *st, stats_t *s) {
     switch (which) {
+    case 4: {
+        const char *topic = (const char *)sqlite3_column_text(st, 0);
+        if (!topic || json_object_get(s->paused, topic)) return 0;
+        json_t *v = json_object();
+        int ok = 1;
+        put(v, "paused_at", admin_col_time(st, 1), &ok);
+        put(v, "reason", admin_col_text(st, 2), &ok);
+        if (ok && json_object_set_new(s->paused, topic, v) == 0) return 0;
+        json_decref(ok ? NULL : v);
+        return -1;
+    }
     case 0:
         s->total += sqlite3_column_int64(st, 1);
         return add_count(s->by_status, st, 0, 1);
@@ -656,9 +669,11 @@ static int stats_row(int which, sqlite3_stmt *st, stats_t *s) {
 
 /* Adds shard i's figures to s: 0, or res filled (and *rc set). */
 static int stats_shard(admin_ctx_t *ctx, int i, stats_t *s, int *ok, admin_response_t *res, int *rc) {
-    static const char *const sql[] = {SQL_BY_STATUS, SQL_BY_DEFINITION, SQL_OLDEST_RUNNING, SQL_STEPS_BY_STATUS};
+    static const char *const sql[] = {SQL_BY_STATUS, SQL_BY_DEFINITION, SQL_OLDEST_RUNNING, SQL_STEPS_BY_STATUS,
+                                      SQL_PAUSED};
     static const char *const what[] = {"counting sagas by status", "counting sagas by definition",
-                                       "finding the oldest running saga", "counting steps by status"};
+                                       "finding the oldest running saga", "counting steps by status",
+                                       "reading the paused topics"};
     sqlite3 *db = admin_shard_db(ctx, i, res, rc);
     if (!db) return -1;
     int src = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
@@ -666,7 +681,7 @@ static int stats_shard(admin_ctx_t *ctx, int i, stats_t *s, int *ok, admin_respo
         *rc = admin_db_error(ctx, i, res, src, "cannot begin a read transaction");
         return -1;
     }
-    for (int k = 0; *ok && k < 4; k++) {
+    for (int k = 0; *ok && k < 5; k++) {
         sqlite3_stmt *st = NULL;
         src = sqlite3_prepare_v2(db, sql[k], -1, &st, NULL);
         if (src == SQLITE_OK)
@@ -711,8 +726,8 @@ int admin_get_stats(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *
     unsigned char *sel = admin_shard_selection(ctx, q, res, &rc);
     if (!sel) return rc;
     stats_t s = {.by_status = zero_counts(SAGA_STATUSES), .by_definition = json_object(),
-                 .steps = zero_counts(STEP_STATUSES), .now = saga_now_ms()};
-    int ok = s.by_status && s.by_definition && s.steps;
+                 .steps = zero_counts(STEP_STATUSES), .paused = json_object(), .now = saga_now_ms()};
+    int ok = s.by_status && s.by_definition && s.steps && s.paused;
     json_t *doc = NULL, *runtime = NULL;
     for (int i = 0, n = admin_shard_count(ctx); ok && i < n; i++)
         if (sel[i] && stats_shard(ctx, i, &s, &ok, res, &rc) != 0) goto out;
@@ -736,6 +751,13 @@ int admin_get_stats(admin_ctx_t *ctx, const admin_query_t *q, admin_response_t *
                          (json_int_t)s.step_total, "by_status", s.steps, "runtime",
                          runtime ? runtime : json_null())
              : NULL;
+    if (doc) { /* sorted: the same bytes from every instance and shard count */
+        json_t *paused = admin_json_sorted(s.paused);
+        if (!paused || json_object_set_new(doc, "paused_topics", paused)) {
+            json_decref(doc);
+            doc = NULL;
+        }
+    }
     rc = doc ? admin_json_response(res, 200, doc) : SAGA_ENOMEM;
 out:
     saga_free(sel);
@@ -745,5 +767,6 @@ out:
     json_decref(s.by_definition);
     json_decref(s.oldest);
     json_decref(s.steps);
+    json_decref(s.paused);
     return rc;
 }

@@ -185,7 +185,9 @@ static void runtime_metrics(text_t *t, const json_t *rt) {
     put(t, "# HELP sagad_topic_in_flight Commands out per participant topic (bulkhead)\n# TYPE sagad_topic_in_flight gauge\n"
            "# HELP sagad_topic_waiting Steps waiting for room per topic\n# TYPE sagad_topic_waiting gauge\n"
            "# HELP sagad_circuit_state Circuit breaker state per topic (1 for the current state)\n"
-           "# TYPE sagad_circuit_state gauge\n");
+           "# TYPE sagad_circuit_state gauge\n"
+           "# HELP sagad_topic_paused 1 while an operator holds the topic's commands (POST /v1/topics/{topic}/pause)\n"
+           "# TYPE sagad_topic_paused gauge\n");
     size_t i;
     json_t *tp;
     json_array_foreach(json_object_get(rt, "topics"), i, tp) {
@@ -194,6 +196,7 @@ static void runtime_metrics(text_t *t, const json_t *rt) {
         const char *state = json_string_value(json_object_get(tp, "circuit"));
         put(t, "sagad_topic_in_flight{topic=\"%s\"} %lld\n", l, (long long)json_integer_value(json_object_get(tp, "in_flight")));
         put(t, "sagad_topic_waiting{topic=\"%s\"} %lld\n", l, (long long)json_integer_value(json_object_get(tp, "waiting")));
+        put(t, "sagad_topic_paused{topic=\"%s\"} %d\n", l, json_is_true(json_object_get(tp, "paused")));
         static const char *const states[] = {"closed", "open", "half_open"};
         for (size_t k = 0; k < 3; k++)
             put(t, "sagad_circuit_state{topic=\"%s\",state=\"%s\"} %d\n", l, states[k], state && !strcmp(state, states[k]));

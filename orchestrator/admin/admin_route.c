@@ -110,6 +110,16 @@ static int h_signal(admin_ctx_t *ctx, const admin_request_t *req, const route_pa
     return admin_post_signal(ctx, p->value[0], p->value[1], req, res);
 }
 
+static int h_pause(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p, const admin_query_t *q,
+                   admin_response_t *res) {
+    return admin_post_pause(ctx, p->value[0], true, req, res);
+}
+
+static int h_resume(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p, const admin_query_t *q,
+                    admin_response_t *res) {
+    return admin_post_pause(ctx, p->value[0], false, req, res);
+}
+
 static int h_ui(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
                 const admin_query_t *q, admin_response_t *res) {
     return admin_get_ui(ctx, res);
@@ -131,6 +141,8 @@ static const route_t routes[] = {
     {"POST", "/v1/sagas/{id}/abort", "POST", h_abort, NULL},
     {"POST", "/v1/sagas/{id}/retry", "POST", h_retry, NULL},
     {"POST", "/v1/sagas/{id}/signals/{name}", "POST", h_signal, NULL},
+    {"POST", "/v1/topics/{topic}/pause", "POST", h_pause, NULL},
+    {"POST", "/v1/topics/{topic}/resume", "POST", h_resume, NULL},
     {"GET", "/v1/definitions", "GET, HEAD", h_defs, NO_PARAMS},
     {"POST", "/v1/definitions/reload", "POST", h_reload, NULL},
     {"GET", "/v1/definitions/{name}", "GET, HEAD", h_defs, NO_PARAMS},

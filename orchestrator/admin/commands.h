@@ -7,7 +7,8 @@
 #include <stddef.h>
 
 #define SAGA_COMMAND_KINDS(X) \
-    X(START, "start") X(ABORT, "abort") X(RETRY, "retry") X(RELOAD, "reload") X(SIGNAL, "signal")
+    X(START, "start") X(ABORT, "abort") X(RETRY, "retry") X(RELOAD, "reload") X(SIGNAL, "signal") \
+    X(PAUSE, "pause") X(RESUME, "resume")
 
 typedef enum {
 #define SAGA_COMMAND_ENUM(name, str) SAGA_CMD_##name,
@@ -21,7 +22,7 @@ int saga_command_op_parse(const char *name);
 
 typedef struct {
     saga_command_kind_op_t kind;
-    char saga_id[128];
+    char saga_id[256];   /* PAUSE/RESUME: the topic */
     char *body;    /* START: the saga.start message, SIGNAL: the saga.signal message (JSON text); owned */
     char *reason;  /* ABORT/RETRY: the operator's reason, may be NULL; owned */
 } saga_command_t;

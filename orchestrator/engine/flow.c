@@ -14,6 +14,7 @@ typedef struct {
     int consecutive_failures;
     int64_t opened_at;
     bool probe_out;             /* half-open: the one probe is in flight */
+    bool paused;                /* by an operator: no command goes out */
     saga_flow_waiter_t *queue;  /* FIFO: items [head, head + len) modulo cap */
     int head, len, cap;
 } topic_t;
@@ -81,6 +82,7 @@ static void breaker_tick(const saga_flow_t *f, topic_t *t, int64_t now) {
 }
 
 static bool has_room(const saga_flow_t *f, topic_t *t, int64_t now) {
+    if (t->paused) return false;
     breaker_tick(f, t, now);
     if (t->breaker == SAGA_BREAKER_OPEN) return false;
     if (t->breaker == SAGA_BREAKER_HALF_OPEN) return !t->probe_out;
@@ -181,6 +183,24 @@ int saga_flow_stats(const saga_flow_t *f, int i, saga_flow_topic_stats_t *out) {
     if (i < 0 || i >= f->count) return 0;
     const topic_t *t = &f->topics[i];
     *out = (saga_flow_topic_stats_t){.topic = t->name, .in_flight = t->in_flight, .waiting = t->len,
-                                     .breaker = t->breaker, .consecutive_failures = t->consecutive_failures};
+                                     .breaker = t->breaker, .consecutive_failures = t->consecutive_failures,
+                                     .paused = t->paused};
     return 1;
+}
+
+int saga_flow_pause(saga_flow_t *f, const char *topic, bool paused) {
+    topic_t *t = topic_get(f, topic);
+    if (!t) return SAGA_ENOMEM;
+    t->paused = paused;
+    return 0;
+}
+
+void saga_flow_unpause_all(saga_flow_t *f) {
+    for (int i = 0; i < f->count; i++) f->topics[i].paused = false;
+}
+
+bool saga_flow_paused(saga_flow_t *f, const char *topic) {
+    for (int i = 0; i < f->count; i++)
+        if (strcmp(f->topics[i].name, topic) == 0) return f->topics[i].paused;
+    return false;
 }

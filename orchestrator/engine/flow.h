@@ -65,7 +65,17 @@ typedef struct {
     int in_flight, waiting;
     saga_breaker_state_t breaker;
     int consecutive_failures;
+    bool paused;
 } saga_flow_topic_stats_t;
+
+/* An operator's pause of a topic (POST /v1/topics/{topic}/pause): like an
+ * open circuit that only an operator closes. While paused no command goes
+ * to the topic (acquire and next_ready say no); unpausing lets its waiters
+ * go in order. 0 or SAGA_ENOMEM. */
+int saga_flow_pause(saga_flow_t *flow, const char *topic, bool paused);
+/* Unpauses every topic (before the loop sets the flags again). */
+void saga_flow_unpause_all(saga_flow_t *flow);
+bool saga_flow_paused(saga_flow_t *flow, const char *topic);
 
 /* Per-topic figures for logs and metrics; i from 0 while it returns 1. */
 int saga_flow_stats(const saga_flow_t *flow, int i, saga_flow_topic_stats_t *out);

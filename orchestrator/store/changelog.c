@@ -86,6 +86,17 @@ saga_changelog_key_kind_t saga_changelog_key_kind(const char *key, size_t len) {
     if (!key || len == 0) return SAGA_CHANGELOG_KEY_INVALID;
     size_t plen = sizeof SAGA_CHANGELOG_DEF_PREFIX - 1;
     if (len > plen && memcmp(key, SAGA_CHANGELOG_DEF_PREFIX, plen) == 0) return SAGA_CHANGELOG_KEY_DEFINITION;
+    size_t pause = sizeof SAGA_CHANGELOG_PAUSE_PREFIX - 1;
+    if (len > pause && memcmp(key, SAGA_CHANGELOG_PAUSE_PREFIX, pause) == 0) { /* a Kafka topic name */
+        if (len - pause > 249) return SAGA_CHANGELOG_KEY_INVALID;
+        for (size_t i = pause; i < len; i++) {
+            char ch = key[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                  ch == '_' || ch == '-'))
+                return SAGA_CHANGELOG_KEY_INVALID;
+        }
+        return SAGA_CHANGELOG_KEY_PAUSE;
+    }
     if (len >= SAGA_ID_MAX || memchr(key, '\0', len)) return SAGA_CHANGELOG_KEY_INVALID;
     char id[SAGA_ID_MAX];
     memcpy(id, key, len);
@@ -96,6 +107,19 @@ saga_changelog_key_kind_t saga_changelog_key_kind(const char *key, size_t len) {
 int saga_changelog_definition_key(const char *name, int version, char *buf, size_t len) {
     int n = snprintf(buf, len, SAGA_CHANGELOG_DEF_PREFIX "%s/%d", name, version);
     return n < 0 || (size_t)n >= len ? SAGA_EINVAL : n;
+}
+
+int saga_changelog_pause_key(const char *topic, char *buf, size_t len) {
+    int n = snprintf(buf, len, SAGA_CHANGELOG_PAUSE_PREFIX "%s", topic);
+    return n < 0 || (size_t)n >= len ? SAGA_EINVAL : n;
+}
+
+char *saga_changelog_encode_pause(const char *topic, int64_t paused_at, const char *reason) {
+    json_t *v = json_pack("{s:i, s:{s:s, s:I, s:s}}", "v", SAGA_CHANGELOG_VERSION, "pause", "topic", topic, "paused_at",
+                          (json_int_t)paused_at, "reason", reason ? reason : "");
+    char *text = v ? saga_json_dump(v) : NULL;
+    json_decref(v);
+    return text;
 }
 
 void saga_changelog_key_text(const char *key, size_t len, char *buf, size_t buflen) {

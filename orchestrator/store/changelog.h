@@ -26,11 +26,13 @@
 
 #define SAGA_CHANGELOG_VERSION 1
 #define SAGA_CHANGELOG_DEF_PREFIX "def/"
+#define SAGA_CHANGELOG_PAUSE_PREFIX "pause/"
 
 typedef enum {
     SAGA_CHANGELOG_KEY_INVALID,
     SAGA_CHANGELOG_KEY_SAGA,       /* a saga id (saga_valid_id) */
     SAGA_CHANGELOG_KEY_DEFINITION, /* def/NAME/VERSION */
+    SAGA_CHANGELOG_KEY_PAUSE,      /* pause/TOPIC: a paused participant topic (tombstone: resumed) */
 } saga_changelog_key_kind_t;
 
 /* What key (len bytes, not NUL-terminated) names. */
@@ -39,6 +41,13 @@ saga_changelog_key_kind_t saga_changelog_key_kind(const char *key, size_t len);
 /* Writes "def/NAME/VERSION" into buf. Returns its length, or SAGA_EINVAL
  * when it does not fit. */
 int saga_changelog_definition_key(const char *name, int version, char *buf, size_t len);
+
+/* A paused topic's record: its key "pause/TOPIC" into buf (its length, or
+ * SAGA_EINVAL when it does not fit), and its value
+ * {"v":1,"pause":{"topic","paused_at","reason"}} (saga_free it; NULL
+ * without memory). A resume is the key's tombstone. */
+int saga_changelog_pause_key(const char *topic, char *buf, size_t len);
+char *saga_changelog_encode_pause(const char *topic, int64_t paused_at, const char *reason);
 
 /* The record value for saga_id as it is in the store now (read in the
  * caller's transaction, if one is open). On 0, *out (NUL-terminated,

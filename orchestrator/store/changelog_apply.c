@@ -500,6 +500,27 @@ static int parse_def_key(chk_t *k, const char *key, size_t len, char *name, int 
     return 0;
 }
 
+/* pause/TOPIC: the topic paused (value) or resumed (tombstone). */
+static int apply_pause(chk_t *k, saga_store_t *st, const char *key, size_t len, const json_t *rec) {
+    size_t plen = sizeof SAGA_CHANGELOG_PAUSE_PREFIX - 1;
+    char topic[256];
+    memcpy(topic, key + plen, len - plen); /* key_kind checked it: at most 249 topic characters */
+    topic[len - plen] = '\0';
+    if (!rec) return saga_store_pause_clear(st, topic);
+    static const char *const req[] = {"v", "pause", NULL}, *const preq[] = {"topic", "paused_at", "reason", NULL};
+    int rc = check_version(k, rec);
+    if (!rc) rc = members(k, rec, "record", req, NULL);
+    const json_t *p = json_object_get(rec, "pause");
+    const char *t = NULL, *reason = NULL;
+    long long at = 0;
+    if (!rc) rc = members(k, p, "pause", preq, NULL);
+    if (!rc) rc = get_str(k, p, "pause", "topic", 249, 0, &t);
+    if (!rc && strcmp(t, topic)) rc = bad(k, "pause.topic: '%.*s' is not the record's key", saga_utf8_prefix(t, 64), t);
+    if (!rc) rc = get_int(k, p, "pause", "paused_at", 0, T_MAX, &at);
+    if (!rc) rc = get_str(k, p, "pause", "reason", 512, 0, &reason);
+    return rc ? rc : saga_store_pause_set(st, topic, at, reason);
+}
+
 static int apply_definition(chk_t *k, saga_changelog_stmts_t *c, const char *key, size_t len, const json_t *rec) {
     char name[SAGA_NAME_MAX];
     int version = 0, rc = parse_def_key(k, key, len, name, &version);
@@ -583,7 +604,8 @@ int saga_changelog_apply(saga_store_t *st, const char *key, size_t key_len, cons
     }
     saga_changelog_key_kind_t kind = saga_changelog_key_kind(key, key_len);
     if (kind == SAGA_CHANGELOG_KEY_INVALID)
-        return bad(&k, "the key is neither a saga id (1-127 printable ASCII bytes without '/') nor def/NAME/VERSION");
+        return bad(&k, "the key is neither a saga id (1-127 printable ASCII bytes without '/'), def/NAME/VERSION"
+                       " nor pause/TOPIC");
     json_t *rec = NULL;
     if (value && value_len) {
         char perr[160];
@@ -601,6 +623,8 @@ int saga_changelog_apply(saga_store_t *st, const char *key, size_t key_len, cons
         memcpy(id, key, key_len); /* key_kind checked key_len < SAGA_ID_MAX */
         id[key_len] = '\0';
         rc = apply_saga(&k, st, c, id, rec);
+    } else if (kind == SAGA_CHANGELOG_KEY_PAUSE) {
+        rc = apply_pause(&k, st, key, key_len, rec);
     } else {
         rc = apply_definition(&k, c, key, key_len, rec);
     }

@@ -106,6 +106,12 @@ static const char *const saga_store_migrations[] = {
      * (docs/DEFINITIONS.md, "Signal steps"): {"status", "output"?,
      * "error"?} as JSON, NULL: none */
     "ALTER TABLE steps ADD COLUMN signal TEXT;",
+    /* 10: participant topics an operator paused (POST /v1/topics/{topic}/pause):
+     * no command goes to them until resumed. Every shard holds the same rows
+     * (the pause reaches each shard's partition), and each row is carried by
+     * the changelog record pause/TOPIC, so a restored shard is paused too. */
+    ("CREATE TABLE paused_topics ("
+     "  topic TEXT PRIMARY KEY, paused_at INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"),
 };
 
 #endif

@@ -172,6 +172,15 @@ int saga_store_outbox_park(saga_store_t *st, int64_t id, int64_t now, const char
 int saga_store_put_definition(saga_store_t *st, const saga_definition_t *def, int64_t now, char *err,
                               size_t errlen);
 
+/* Paused participant topics (migration 10), in the caller's transaction.
+ * set: pauses topic (again: a new time and reason); clear: resumes it. */
+int saga_store_pause_set(saga_store_t *st, const char *topic, int64_t paused_at, const char *reason);
+int saga_store_pause_clear(saga_store_t *st, const char *topic);
+/* Calls fn for every paused topic, by name. Returns how many, or a negative code. */
+int saga_store_paused_topics(saga_store_t *st,
+                             void (*fn)(const char *topic, int64_t paused_at, const char *reason, void *user),
+                             void *user);
+
 /* Calls fn for every step whose command is out or waiting for room
  * (running, compensating, queued, compensation_queued), oldest change
  * first: how the loop rebuilds its flow-control state after a restart.

@@ -336,6 +336,22 @@ int cmd_stats(ctl_t *ctl, int argc, char **argv) {
 
     print_counts(stdout, "Steps by status", "STATUS", json_object_get(steps, "by_status"));
 
+    json_t *paused = json_object_get(doc, "paused_topics");
+    if (json_object_size(paused) > 0) { /* commands held by an operator (sagactl pause / resume) */
+        printf("\nPaused topics\n");
+        json_object_foreach(paused, name, d) {
+            printf("  ");
+            put_text(stdout, name);
+            printf("  since %s", str_or(json_object_get(d, "paused_at"), "?"));
+            const char *why = str_or(json_object_get(d, "reason"), "");
+            if (*why) {
+                printf(": ");
+                put_text(stdout, why);
+            }
+            printf("\n");
+        }
+    }
+
     /* What sagad adds from its memory (in-flight per topic, circuits). */
     json_t *runtime = json_object_get(doc, "runtime");
     json_t *cluster = json_object_get(runtime, "cluster");

@@ -51,6 +51,9 @@ static const command_t commands[] = {
     {"signal", "ID NAME [--fail] [JSON]",
      "send signal NAME to a saga's signal step: JSON is its output, or with --fail its error {\"code\",\"message\"}"
      " (token as for abort)", 2, 4, cmd_signal},
+    {"pause", "TOPIC [REASON...]", "hold every new command to a participant topic until resume (token as for abort)", 1,
+     INT_MAX, cmd_pause},
+    {"resume", "TOPIC", "let the commands held for a paused topic go out (token as for abort)", 1, 1, cmd_resume},
     {"reload", "", "reload sagad's definitions directory (token as for abort)", 0, 0, cmd_reload},
 };
 

@@ -179,3 +179,39 @@ int cmd_signal(ctl_t *ctl, int argc, char **argv) {
     reply_free(&r);
     return ret;
 }
+
+/* pause TOPIC [REASON...] / resume TOPIC: POST /v1/topics/TOPIC/pause|resume. */
+static int post_topic(ctl_t *ctl, int argc, char **argv, const char *verb) {
+    char reason[512] = "";
+    size_t used = 0;
+    for (int i = 1; i < argc && used < sizeof reason; i++)
+        used += (size_t)snprintf(reason + used, sizeof reason - used, "%s%s", i > 1 ? " " : "", argv[i]);
+    json_t *body = reason[0] ? json_pack("{s:s}", "reason", reason) : json_object();
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    char *esc = curl_easy_escape(NULL, argv[0], 0);
+    char path[700];
+    if (esc) snprintf(path, sizeof path, "/v1/topics/%s/%s", esc, verb);
+    curl_free(esc);
+    if (!text || !esc) {
+        saga_free(text);
+        fprintf(stderr, "sagactl: out of memory\n");
+        return EXIT_API;
+    }
+    reply_t r;
+    int ret = http_request(ctl, "POST", path, text, &r);
+    saga_free(text);
+    if (ret != EXIT_OK) return ret;
+    if (r.status == 202) {
+        if (ctl->json) printf("%s\n", r.body);
+        else printf("%s: %s; sagactl stats lists the paused topics\n", argv[0],
+                    !strcmp(verb, "pause") ? "paused (commands to it are held)" : "resumed (held commands go out)");
+    } else {
+        ret = api_error(ctl, &r);
+    }
+    reply_free(&r);
+    return ret;
+}
+
+int cmd_pause(ctl_t *ctl, int argc, char **argv) { return post_topic(ctl, argc, argv, "pause"); }
+int cmd_resume(ctl_t *ctl, int argc, char **argv) { return post_topic(ctl, argc, argv, "resume"); }

@@ -79,7 +79,9 @@ int cmd_validate(ctl_t *ctl, int argc, char **argv); /* validate.c */
 int cmd_abort(ctl_t *ctl, int argc, char **argv);    /* post.c */
 int cmd_retry(ctl_t *ctl, int argc, char **argv);    /* post.c */
 int cmd_start(ctl_t *ctl, int argc, char **argv);
-int cmd_signal(ctl_t *ctl, int argc, char **argv);    /* post.c */
+int cmd_signal(ctl_t *ctl, int argc, char **argv);
+int cmd_pause(ctl_t *ctl, int argc, char **argv);
+int cmd_resume(ctl_t *ctl, int argc, char **argv);    /* post.c */
 int cmd_reload(ctl_t *ctl, int argc, char **argv);   /* post.c */
 
 #endif
