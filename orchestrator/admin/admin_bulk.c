@@ -288,17 +288,13 @@ static int answer(admin_response_t *res, unsigned status, json_t *doc) {
     return rc;
 }
 
-/* The saga.control message of sagas[i]: its message_id is the request's id
- * and i, so a batch sent twice is applied once. NULL on ENOMEM. */
+/* The saga.control message of sagas[i] (the one the single command sends):
+ * its message_id is the request's id and i, unique per saga per request,
+ * so a batch sent twice is applied once. NULL on ENOMEM. */
 static char *control_payload(const bulk_t *b, const char *request_id, size_t i, const char *id) {
     char message_id[80];
     snprintf(message_id, sizeof message_id, "%s-%zu", request_id, i);
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "type", "saga.control", "message_id", message_id, "command",
-                            saga_command_op_name(b->kind), "saga_id", id);
-    if (doc && b->reason) json_object_set_new(doc, "reason", json_string(b->reason));
-    char *payload = doc ? saga_json_dump(doc) : NULL;
-    json_decref(doc);
-    return payload;
+    return admin_control_message(b->kind, message_id, id, NULL, b->reason);
 }
 
 /* Hands sagas [from, to) to Kafka (publish_batch, else publish one by one)

@@ -57,6 +57,12 @@ int admin_post_retry(admin_ctx_t *ctx, const char *id, const admin_request_t *re
 int admin_post_signal(admin_ctx_t *ctx, const char *id, const char *name, const admin_request_t *req,
                       admin_response_t *res);
 int admin_post_reload(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
+/* The saga.control message of an operator command (kind: a
+ * saga_command_kind_op_t; start: the saga.start body of a start, the
+ * saga.signal message of a signal, else NULL; reason may be NULL) as JSON
+ * text (saga_free); NULL on ENOMEM. */
+char *admin_control_message(int kind, const char *message_id, const char *id, const json_t *start,
+                            const char *reason);
 
 /* Bulk commands (admin_bulk.c): POST /v1/sagas/retry (retry != 0) and
  * /v1/sagas/abort. The body holds GET /v1/sagas's filters as JSON; the
