@@ -251,7 +251,14 @@ int sagad_instances_publish_batch(void *registry, int n, const int *shards, cons
     int nfailed = 0;
     for (int i = 0; i < n; i++) { /* every report comes, at the latest after message.timeout.ms */
         pthread_mutex_lock(&acks[i].mu);
-        while (!acks[i].done) pthread_cond_wait(&acks[i].cv, &acks[i].mu);
+        while (!acks[i].done) {
+            /* served here too (the queue is thread-safe; on_delivery runs on
+             * whichever thread polls): the registry's thread polls the
+             * producer only between its 100 ms consumer polls */
+            pthread_mutex_unlock(&acks[i].mu);
+            rd_kafka_poll(r->producer, 5);
+            pthread_mutex_lock(&acks[i].mu);
+        }
         pthread_mutex_unlock(&acks[i].mu);
         failed[i] = acks[i].err != RD_KAFKA_RESP_ERR_NO_ERROR;
         if (failed[i] && nfailed++ == 0)
