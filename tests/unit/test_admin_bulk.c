@@ -39,10 +39,11 @@ static int setup(void **state) {
     char sql[1024];
     snprintf(sql, sizeof sql,
              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)"
-             " INSERT INTO sagas (id, definition, version, status, input, created_at, updated_at, error_code)"
+             " INSERT INTO sagas (id, definition, version, status, input, created_at, updated_at, error_code, search)"
              " SELECT printf('cf-%%04d', i), CASE WHEN i %% 4 = 0 THEN 'other' ELSE 'payments' END, 1,"
              " 'compensation_failed', '{}', 1700000100000 + i, 1700000100000 + i,"
-             " CASE WHEN i %% 2 = 0 THEN 'REFUND_DOWN' ELSE 'X' END FROM n",
+             " CASE WHEN i %% 2 = 0 THEN 'REFUND_DOWN' ELSE 'X' END,"
+             " CASE WHEN i <= 30 THEN json_object('region', 'eu') END FROM n",
              N_FAILED);
     if (fixture_db_exec(&w->fx, sql)) return -1;
     if (sqlite3_open_v2(w->fx.db_path, &w->ro, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -1;
@@ -122,6 +123,7 @@ static void test_bad_members_are_named(void **state) {
     bad(w, R, "{\"updated_before\":\"2023-13-01T00:00:00Z\"}", "updated_before");
     bad(w, R, "{\"search\":\"order=1\"}", "search");
     bad(w, R, "{\"search\":{\"order\":1}}", "search");
+    bad(w, R, "{\"search\":{\"1st\":\"x\"}}", "search.1st"); /* the list's own check of the name */
     bad(w, R, "{\"dry_run\":\"yes\"}", "dry_run");
     bad(w, R, "{\"dry_run\":1}", "dry_run");
     bad(w, R, "{\"reason\":7}", "reason");
@@ -193,6 +195,18 @@ static void test_dry_run_counts(void **state) {
     assert_int_equal(post(w, "/v1/sagas/retry", "{\"dry_run\":true, \"max\":1200}", &doc), 200);
     assert_int_equal(json_integer_value(json_object_get(doc, "matched")), 1200);
     assert_true(json_is_false(json_object_get(doc, "more")));
+    json_decref(doc);
+    /* search: passed to the list as search.NAME=VALUE */
+    assert_int_equal(post(w, "/v1/sagas/retry", "{\"dry_run\":true, \"search\":{\"region\":\"eu\"}}", &doc), 200);
+    assert_int_equal(json_integer_value(json_object_get(doc, "matched")), 30);
+    json_decref(doc);
+    assert_int_equal(post(w, "/v1/sagas/retry",
+                          "{\"dry_run\":true, \"definition\":\"other\", \"search\":{\"region\":\"eu\"}}", &doc),
+                     200);
+    assert_int_equal(json_integer_value(json_object_get(doc, "matched")), 7); /* 4, 8, ..., 28 */
+    json_decref(doc);
+    assert_int_equal(post(w, "/v1/sagas/retry", "{\"dry_run\":true, \"search\":{\"region\":\"us\"}}", &doc), 200);
+    assert_int_equal(json_integer_value(json_object_get(doc, "matched")), 0);
     json_decref(doc);
     /* abort: the running saga only */
     assert_int_equal(post(w, "/v1/sagas/abort", "{\"dry_run\":true}", &doc), 200);

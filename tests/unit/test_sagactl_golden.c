@@ -298,6 +298,8 @@ static void test_golden_abort_retry(void **state) {
     golden("retry_bulk_wrong_status", 1, TOKEN, ARGS("retry", "--status", "running", "--dry-run"));
     golden("retry_bulk_bad_option", 2, TOKEN, ARGS("retry", "--max", "0"));
     golden("abort_bulk_dry_run", 0, TOKEN, ARGS("abort", "--status", "running", "--definition", "order_fulfillment", "--dry-run"));
+    golden("retry_bulk_search_none", 0, TOKEN, ARGS("retry", "--search", "order_id=o-1", "--dry-run", "--json"));
+    golden("retry_bulk_search_usage", 2, TOKEN, ARGS("retry", "--search", "order_id"));
     golden("abort_bulk", 0, TOKEN, ARGS("abort", "--status=running", "--created-before", "2030-01-01T00:00:00Z", "--reason", "recall"));
 }
 
