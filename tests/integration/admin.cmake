@@ -7,3 +7,7 @@ saga_stack_test(it_admin_hostile test_admin_hostile.sh)
 # retried by one request, nothing else touched; prints the loop's longest
 # iteration meanwhile (issue 16 part 4).
 saga_stack_test(it_bulk_retry test_bulk_retry.sh)
+# The same on three sagad instances: the selection gathered from every
+# owner through the instance asked, each command applied by its saga's owner.
+saga_stack_test(it_bulk_retry_cluster test_bulk_retry.sh)
+set_property(TEST it_bulk_retry_cluster APPEND PROPERTY ENVIRONMENT "SAGAD_INSTANCES=3")

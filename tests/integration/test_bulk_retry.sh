@@ -8,6 +8,8 @@
 # selected by definition compensates all 500 and nothing else changes. The
 # loop's longest iteration meanwhile is read from /metrics. Then 30 sagas
 # held at their payment are aborted with `sagactl abort --status running`.
+# With SAGAD_INSTANCES=3 (it_bulk_retry_cluster) the same on a cluster: the
+# first instance is asked, the loop figures are its own.
 . "$(dirname "$0")/lib.sh"
 N=500
 mkdir -p "$DIR/sagas"
@@ -18,6 +20,9 @@ sed 's/"name": "order_short_compensation"/"name": "order_short_compensation_b"/'
 # (50 consecutive retries by default): this test is about the bulk retry.
 export SAGAS_DIR="$DIR/sagas" ORDER_WORKER_TEST_TRIGGERS=1 SAGAD_ARGS="--breaker-failures 0"
 stack_up
+if [ "${SAGAD_INSTANCES:-1}" -gt 1 ]; then
+  check "$SAGAD_INSTANCES instances own the shards between them" wait_cluster_owned "$SAGAD_INSTANCES"
+fi
 ctl() { "$BUILD_DIR/bin/sagactl" --url "$ADMIN_URL" "$@"; }
 
 # starts PREFIX COUNT DEFINITION CUSTOMER ORDER_PREFIX
