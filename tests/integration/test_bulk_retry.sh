@@ -6,8 +6,9 @@
 # that complete. `sagactl retry --dry-run` counts the 500; the worker is
 # restarted without the trigger ("the participant recovers"); one bulk retry
 # selected by definition compensates all 500 and nothing else changes. The
-# loop's longest iteration meanwhile is read from /metrics. Then 30 sagas
-# held at their payment are aborted with `sagactl abort --status running`.
+# loop's longest iteration meanwhile is read from /metrics. Then 5 delayed
+# starts (scheduled) are aborted with `sagactl abort --status scheduled`,
+# and 30 sagas held at their payment with `sagactl abort --status running`.
 # With SAGAD_INSTANCES=3 (it_bulk_retry_cluster) the same on a cluster: the
 # first instance is asked, the loop figures are its own.
 . "$(dirname "$0")/lib.sh"
@@ -25,7 +26,7 @@ if [ "${SAGAD_INSTANCES:-1}" -gt 1 ]; then
 fi
 ctl() { "$BUILD_DIR/bin/sagactl" --url "$ADMIN_URL" "$@"; }
 
-# starts PREFIX COUNT DEFINITION CUSTOMER ORDER_PREFIX
+# starts PREFIX COUNT DEFINITION CUSTOMER ORDER_PREFIX [DELAY]
 starts() {
   python3 - "$@" >"$DIR/starts-$1.txt" <<'PY'
 import json, sys
@@ -34,6 +35,8 @@ for n in range(1, count + 1):
     sid = f"{prefix}-{n}"
     ev = {"type": "saga.start", "message_id": f"m-{sid}", "definition": definition, "saga_id": sid,
           "input": {"order_id": f"{order}-{sid}", "customer": customer, "amount": 900, "items": [{"sku": "sku-1", "qty": 1}]}}
+    if len(sys.argv) > 6:
+        ev["delay"] = sys.argv[6]
     print(f"{sid}\t{json.dumps(ev, separators=(',', ':'))}")
 PY
   kcat -b "$BOOTSTRAP" -P -X partitioner=murmur2_random -t saga.start -K $'\t' -X linger.ms=5 -l "$DIR/starts-$1.txt"
@@ -105,14 +108,22 @@ PY
 printf 'bulk retry of %d: dry run (sagactl) %.2f s, answered in %.2f s, all compensated %.2f s after the request; loop: %s\n' \
   $N "$(echo "$d1 - $d0" | bc)" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t0" | bc)" "$longest"
 
-# bulk abort of running sagas, through sagactl
+# bulk abort of running sagas, through sagactl; 5 delayed starts wait as scheduled
 kill -STOP "$PAYMENT_WORKER_PID"
 it_on_exit 'kill -CONT $PAYMENT_WORKER_PID'
 starts run 30 order_fulfillment c-1 o
+starts later 5 order_fulfillment c-1 o 1h
 check "30 sagas wait at their payment" wait_count \
   "SELECT count(*) FROM steps WHERE saga_id LIKE 'run-%' AND name='charge_payment' AND status='running'" 30 30
+check "5 sagas are scheduled" wait_count "SELECT count(*) FROM sagas WHERE id LIKE 'later-%' AND status='scheduled'" 5 30
+out=$(ctl abort --status running,scheduled --definition order_fulfillment --dry-run)
+check "sagactl abort --dry-run counts running and scheduled ones" grep -q "dry run: 35 saga(s) match" <<<"$out"
+out=$(ctl abort --status scheduled --reason "not needed")
+check "sagactl abort --status scheduled queues the 5" grep -q "abort: 5 of 5 saga(s) queued" <<<"$out"
+check "they end compensated, aborted, no step run" wait_count \
+  "SELECT count(*) FROM sagas WHERE id LIKE 'later-%' AND status='compensated' AND error_code='ABORTED' AND error_message='not needed' AND NOT EXISTS (SELECT 1 FROM steps WHERE steps.saga_id = sagas.id AND steps.status != 'cancelled')" 5 30
 out=$(ctl abort --status running --definition order_fulfillment --dry-run)
-check "sagactl abort --dry-run counts them" grep -q "dry run: 30 saga(s) match" <<<"$out"
+check "sagactl abort --dry-run counts the running ones" grep -q "dry run: 30 saga(s) match" <<<"$out"
 out=$(ctl abort --status running --definition order_fulfillment --reason "bulk abort test")
 check "sagactl abort queues the 30" grep -q "abort: 30 of 30 saga(s) queued" <<<"$out"
 kill -CONT "$PAYMENT_WORKER_PID"

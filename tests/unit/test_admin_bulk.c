@@ -46,6 +46,11 @@ static int setup(void **state) {
              " CASE WHEN i <= 30 THEN json_object('region', 'eu') END FROM n",
              N_FAILED);
     if (fixture_db_exec(&w->fx, sql)) return -1;
+    /* a delayed start, not begun yet: abort acts on it too */
+    if (fixture_db_exec(&w->fx, "INSERT INTO sagas (id, definition, version, status, input, created_at, updated_at)"
+                                " VALUES ('s-sched-1', 'order_fulfillment', 1, 'scheduled', '{}', 1700000000500,"
+                                " 1700000000500)"))
+        return -1;
     if (sqlite3_open_v2(w->fx.db_path, &w->ro, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -1;
     w->q = saga_command_queue_new(4096);
     w->ctx = (admin_ctx_t){.db = w->ro, .commands = w->q, .token = "s3cret"};
@@ -112,6 +117,7 @@ static void test_bad_members_are_named(void **state) {
     bad(w, R, "{\"status\":[\"compensation_failed\",\"compensating\"]}", "status");
     bad(w, A, "{\"status\":\"compensation_failed\"}", "status"); /* abort: running */
     bad(w, A, "{\"status\":\"bogus\"}", "status");
+    bad(w, R, "{\"status\":\"scheduled\"}", "status"); /* retry: compensation_failed only */
     bad(w, R, "{\"definition\":1}", "definition");
     bad(w, R, "{\"definition\":\"\"}", "definition");
     bad(w, R, "{\"step\":[\"a\"]}", "step");
@@ -208,10 +214,17 @@ static void test_dry_run_counts(void **state) {
     assert_int_equal(post(w, "/v1/sagas/retry", "{\"dry_run\":true, \"search\":{\"region\":\"us\"}}", &doc), 200);
     assert_int_equal(json_integer_value(json_object_get(doc, "matched")), 0);
     json_decref(doc);
-    /* abort: the running saga only */
+    /* abort: the running and the scheduled saga */
     assert_int_equal(post(w, "/v1/sagas/abort", "{\"dry_run\":true}", &doc), 200);
+    assert_int_equal(json_integer_value(json_object_get(doc, "matched")), 2);
+    json_decref(doc);
+    assert_int_equal(post(w, "/v1/sagas/abort", "{\"dry_run\":true, \"status\":\"running\"}", &doc), 200);
     assert_int_equal(json_integer_value(json_object_get(doc, "matched")), 1);
     assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "first_ids"), 0)), FX_SAGA_RUNNING);
+    json_decref(doc);
+    assert_int_equal(post(w, "/v1/sagas/abort", "{\"dry_run\":true, \"status\":[\"scheduled\"]}", &doc), 200);
+    assert_int_equal(json_integer_value(json_object_get(doc, "matched")), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "first_ids"), 0)), "s-sched-1");
     json_decref(doc);
     assert_int_equal(post(w, "/v1/sagas/abort", "{\"dry_run\":true, \"definition\":\"nope\"}", &doc), 200);
     assert_int_equal(json_integer_value(json_object_get(doc, "matched")), 0);
@@ -243,7 +256,7 @@ static void test_real_run_queues_each_once(void **state) {
     }
     assert_int_equal(json_object_size(ids), 300); /* each saga once */
     json_decref(ids);
-    /* abort of running sagas */
+    /* abort of running sagas (the scheduled one stays) */
     assert_int_equal(post(w, "/v1/sagas/abort", "{\"status\":\"running\"}", &doc), 202);
     assert_int_equal(json_integer_value(json_object_get(doc, "queued")), 1);
     json_decref(doc);

@@ -80,7 +80,7 @@ static void usage(FILE *out) {
     }
     fprintf(out,
             "\nbulk options of abort and retry without an ID (POST /v1/sagas/abort, /v1/sagas/retry):\n"
-            "  --status S[,S]     retry: compensation_failed (the default); abort: running (the default)\n"
+            "  --status S[,S]     retry: compensation_failed (the default); abort: running,scheduled (the default)\n"
             "  --definition D  --step S  --step-status S  --error-code C\n"
             "  --created-after T  --created-before T  --updated-after T  --updated-before T  (RFC 3339)\n"
             "  --search NAME=VALUE  (repeatable)   --reason R   --max N (1..10000, default 10000)\n"
