@@ -227,6 +227,49 @@ int sagad_instances_publish(void *registry, int shard, const char *key, const ch
     return e ? -1 : 0;
 }
 
+int sagad_instances_publish_batch(void *registry, int n, const int *shards, const char *const *keys,
+                                  const char *const *payloads, unsigned char *failed, char *why, size_t whylen) {
+    sagad_instances_t *r = registry;
+    ack_t *acks = saga_calloc((size_t)(n > 0 ? n : 1), sizeof *acks);
+    if (!acks) {
+        snprintf(why, whylen, "out of memory");
+        memset(failed, 1, (size_t)n);
+        return n;
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_init(&acks[i].mu, NULL);
+        pthread_cond_init(&acks[i].cv, NULL);
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            r->producer, RD_KAFKA_V_TOPIC(r->cfg.control_topic), RD_KAFKA_V_PARTITION(shards[i]),
+            RD_KAFKA_V_KEY(keys[i], strlen(keys[i])), RD_KAFKA_V_VALUE((void *)payloads[i], strlen(payloads[i])),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&acks[i]), RD_KAFKA_V_END);
+        if (e) { /* no delivery report comes for it */
+            acks[i].err = e;
+            acks[i].done = true;
+        }
+    }
+    int nfailed = 0;
+    for (int i = 0; i < n; i++) { /* every report comes, at the latest after message.timeout.ms */
+        pthread_mutex_lock(&acks[i].mu);
+        while (!acks[i].done) {
+            /* served here too (the queue is thread-safe; on_delivery runs on
+             * whichever thread polls): the registry's thread polls the
+             * producer only between its 100 ms consumer polls */
+            pthread_mutex_unlock(&acks[i].mu);
+            rd_kafka_poll(r->producer, 5);
+            pthread_mutex_lock(&acks[i].mu);
+        }
+        pthread_mutex_unlock(&acks[i].mu);
+        failed[i] = acks[i].err != RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (failed[i] && nfailed++ == 0)
+            snprintf(why, whylen, "%s [%d]: %s", r->cfg.control_topic, shards[i], rd_kafka_err2str(acks[i].err));
+        pthread_mutex_destroy(&acks[i].mu);
+        pthread_cond_destroy(&acks[i].cv);
+    }
+    saga_free(acks);
+    return nfailed;
+}
+
 int sagad_instances_owner(void *registry, int shard, char *url, size_t len) {
     sagad_instances_t *r = registry;
     if (!r || shard < 0 || shard >= r->cfg.shards) return -1;

@@ -42,6 +42,13 @@ int sagad_instances_owner(void *registry, int shard, char *url, size_t len);
  * callback (arg: the registry, whose producer it uses). */
 int sagad_instances_publish(void *registry, int shard, const char *key, const char *payload, char *why, size_t whylen);
 
+/* sagad_instances_publish for n messages: produces them all, then waits for
+ * every acknowledgement; failed[i] set for each not acknowledged. Returns
+ * how many failed (why: the first reason). The admin API's publish_batch
+ * callback (the bulk commands). */
+int sagad_instances_publish_batch(void *registry, int n, const int *shards, const char *const *keys,
+                                  const char *const *payloads, unsigned char *failed, char *why, size_t whylen);
+
 /* [{instance, admin_url, shards, age_ms, self}] of the group, for stats. */
 json_t *sagad_instances_json(sagad_instances_t *r);
 

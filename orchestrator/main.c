@@ -474,6 +474,7 @@ int main(int argc, char **argv) {
     d.instances = instances;
     saga_admin_set_owned(admin, d.owned, sagad_instances_owner, instances);
     saga_admin_set_publish(admin, sagad_instances_publish, instances);
+    saga_admin_set_publish_batch(admin, sagad_instances_publish_batch);
     /* A body the size of the limit could never be published: the admin API
      * refuses it first (413), leaving room for the command's envelope. */
     saga_admin_set_max_body(admin, (size_t)c->max_message_bytes - SAGA_MESSAGE_RESERVE - 4096);

@@ -380,6 +380,7 @@ static saga_admin_t *admin_start(const char *addr, int port, const char *const *
     }
     a->ctx.shards = a->shards;
     a->ctx.shard_count = count;
+    a->ctx.lock = &a->lock; /* the bulk commands let go of it while they wait (admin_bulk.c) */
 
     struct addrinfo *ai = NULL;
     int gai = resolve(addr, port, &ai);
@@ -480,6 +481,15 @@ void saga_admin_set_publish(saga_admin_t *a,
     pthread_mutex_lock(&a->lock);
     a->ctx.publish = publish;
     a->ctx.publish_arg = arg;
+    pthread_mutex_unlock(&a->lock);
+}
+
+void saga_admin_set_publish_batch(saga_admin_t *a,
+                                  int (*publish_batch)(void *arg, int n, const int *shards, const char *const *keys,
+                                                       const char *const *payloads, unsigned char *failed, char *why,
+                                                       size_t whylen)) {
+    pthread_mutex_lock(&a->lock);
+    a->ctx.publish_batch = publish_batch;
     pthread_mutex_unlock(&a->lock);
 }
 

@@ -52,6 +52,14 @@ void saga_admin_set_publish(saga_admin_t *a,
                             int (*publish)(void *arg, int shard, const char *key, const char *payload, char *why,
                                            size_t whylen),
                             void *arg);
+/* The bulk commands (POST /v1/sagas/retry, /abort) hand their messages
+ * over BULK_BATCH at a time with this (arg: publish's), waiting for the
+ * acknowledgements of a batch before the next; NULL: one at a time with
+ * publish. */
+void saga_admin_set_publish_batch(saga_admin_t *a,
+                                  int (*publish_batch)(void *arg, int n, const int *shards, const char *const *keys,
+                                                       const char *const *payloads, unsigned char *failed, char *why,
+                                                       size_t whylen));
 void saga_admin_set_owned(saga_admin_t *a, const unsigned char *owned,
                           int (*owner_of)(void *arg, int shard, char *url, size_t len), void *owner_arg);
 

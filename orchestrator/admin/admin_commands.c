@@ -133,6 +133,17 @@ static int queue_error(admin_response_t *res, int rc) {
     return rc;
 }
 
+char *admin_control_message(int kind, const char *message_id, const char *id, const json_t *start,
+                            const char *reason) {
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "type", "saga.control", "message_id", message_id, "command",
+                            saga_command_op_name((saga_command_kind_op_t)kind), "saga_id", id);
+    if (doc && reason) json_object_set_new(doc, "reason", json_string(reason));
+    if (doc && start) json_object_set(doc, kind == SAGA_CMD_SIGNAL ? "signal" : "start", (json_t *)start);
+    char *payload = doc ? saga_json_dump(doc) : NULL;
+    json_decref(doc);
+    return payload;
+}
+
 /* An operator command for saga id: a saga.control message through Kafka
  * when sagad gave the admin API a publisher, else the command queue; the
  * 202 (or the error) into res. start: the saga.start body of a START, the
@@ -147,12 +158,7 @@ static int send_command(admin_ctx_t *ctx, saga_command_kind_op_t kind, const cha
     }
     char message_id[SAGA_ID_MAX + 64];
     saga_random_id("ctl-", message_id, sizeof message_id);
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:s}", "type", "saga.control", "message_id", message_id, "command",
-                            saga_command_op_name(kind), "saga_id", id);
-    if (doc && reason) json_object_set_new(doc, "reason", json_string(reason));
-    if (doc && start) json_object_set(doc, kind == SAGA_CMD_SIGNAL ? "signal" : "start", (json_t *)start);
-    char *payload = doc ? saga_json_dump(doc) : NULL;
-    json_decref(doc);
+    char *payload = admin_control_message(kind, message_id, id, start, reason);
     if (!payload) return SAGA_ENOMEM;
     char why[512] = "";
     int shard = admin_shard_of(ctx, id);

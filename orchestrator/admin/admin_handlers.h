@@ -62,5 +62,22 @@ int admin_post_pause(admin_ctx_t *ctx, const char *topic, bool paused, const adm
 int admin_post_signal(admin_ctx_t *ctx, const char *id, const char *name, const admin_request_t *req,
                       admin_response_t *res);
 int admin_post_reload(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res);
+/* The saga.control message of an operator command (kind: a
+ * saga_command_kind_op_t; start: the saga.start body of a start, the
+ * saga.signal message of a signal, else NULL; reason may be NULL) as JSON
+ * text (saga_free); NULL on ENOMEM. */
+char *admin_control_message(int kind, const char *message_id, const char *id, const json_t *start,
+                            const char *reason);
+
+/* Bulk commands (admin_bulk.c): POST /v1/sagas/retry (retry != 0) and
+ * /v1/sagas/abort. The body holds GET /v1/sagas's filters as JSON; the
+ * sagas are selected over the cluster with the list (parse turns a query
+ * string into the list's admin_query_t, as admin_route does: 0, 0 with res
+ * filled, or SAGA_ENOMEM), then each gets the single command's saga.control
+ * message, BULK_BATCH at a time. Lets go of ctx->lock while it waits for
+ * other instances and between batches. */
+typedef int (*admin_list_query_fn)(const char *query, admin_query_t *q, admin_response_t *res);
+int admin_post_bulk(admin_ctx_t *ctx, int retry, const admin_request_t *req, admin_list_query_fn parse,
+                    admin_response_t *res);
 
 #endif

@@ -10,6 +10,7 @@
 #define SAGA_ADMIN_HTTP_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -90,6 +91,16 @@ typedef struct {
      * `commands` (tests). */
     int (*publish)(void *arg, int shard, const char *key, const char *payload, char *why, size_t whylen);
     void *publish_arg;
+    /* publish for n commands at once (publish_arg): produces them all, then
+     * waits for every acknowledgement; failed[i] is set for each one not
+     * acknowledged. Returns how many failed (why: the first reason). NULL:
+     * the bulk commands (admin_bulk.c) call publish one at a time. */
+    int (*publish_batch)(void *arg, int n, const int *shards, const char *const *keys, const char *const *payloads,
+                         unsigned char *failed, char *why, size_t whylen);
+    /* The lock admin.c handles requests under, held while a handler runs; a
+     * long handler (the bulk commands) lets go of it while it waits for the
+     * other instances and between its Kafka batches. NULL: none (tests). */
+    pthread_mutex_t *lock;
 } admin_ctx_t;
 
 typedef struct {

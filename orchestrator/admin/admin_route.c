@@ -120,6 +120,18 @@ static int h_resume(admin_ctx_t *ctx, const admin_request_t *req, const route_pa
     return admin_post_pause(ctx, p->value[0], false, req, res);
 }
 
+static int list_query(const char *query, admin_query_t *q, admin_response_t *res);
+
+static int h_bulk_retry(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
+                        const admin_query_t *q, admin_response_t *res) {
+    return admin_post_bulk(ctx, 1, req, list_query, res);
+}
+
+static int h_bulk_abort(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
+                        const admin_query_t *q, admin_response_t *res) {
+    return admin_post_bulk(ctx, 0, req, list_query, res);
+}
+
 static int h_ui(admin_ctx_t *ctx, const admin_request_t *req, const route_params_t *p,
                 const admin_query_t *q, admin_response_t *res) {
     return admin_get_ui(ctx, res);
@@ -137,6 +149,9 @@ static const route_t routes[] = {
     {"GET", "/healthz", "GET, HEAD", h_health, NULL},
     {"GET", "/v1/sagas", "GET, HEAD, POST", h_list, LIST_PARAMS},
     {"POST", "/v1/sagas", "GET, HEAD, POST", h_post_saga, NULL},
+    /* before /v1/sagas/{id}: the filters go in the body, a query string is refused */
+    {"POST", "/v1/sagas/retry", "POST", h_bulk_retry, NO_PARAMS},
+    {"POST", "/v1/sagas/abort", "POST", h_bulk_abort, NO_PARAMS},
     {"GET", "/v1/sagas/{id}", "GET, HEAD", h_saga, SAGA_PARAMS},
     {"POST", "/v1/sagas/{id}/abort", "POST", h_abort, NULL},
     {"POST", "/v1/sagas/{id}/retry", "POST", h_retry, NULL},
@@ -325,6 +340,11 @@ static int parse_query(const char *query, const char *const *accepted, admin_que
         s = amp + 1;
     }
     return 0;
+}
+
+/* A GET /v1/sagas query string as the list endpoint takes it (admin_bulk.c selects with it). */
+static int list_query(const char *query, admin_query_t *q, admin_response_t *res) {
+    return parse_query(query, LIST_PARAMS, q, res);
 }
 
 int admin_route(admin_ctx_t *ctx, const admin_request_t *req, admin_response_t *res) {

@@ -22,7 +22,9 @@
  * - 4xx/5xx answers carry {"error":{"code","message"}} (but /readyz's 503,
  *   which is its status document), a 405 an Allow header;
  * - the status is one the API documents;
- * - a 202 has queued exactly one command, any other answer none, and a
+ * - a 202 has queued exactly one command, any other answer none (the bulk
+ *   commands, POST /v1/sagas/retry and /abort: as many as their answer's
+ *   "queued" says), and a
  *   mutating request without the right token, or with a foreign Host or
  *   Origin, never reaches the queue;
  * - stored JSON (inputs, history details, definitions) is shown as JSON,
@@ -301,6 +303,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                            .content_type = field[1], .host = field[2], .origin = field[3]};
     int queued_before = saga_command_pending(queue);
     admin_response_t res = {0};
+    long answer_queued = -1; /* a bulk command's "queued" */
     CHECK(admin_route(&ctx, &req, &res) == 0);
     CHECK(res.body != NULL);
     CHECK(strlen(res.body) == res.body_len);
@@ -319,6 +322,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             json_array_foreach(json_object_get(doc, "history"), i, h) CHECK(json_is_object(json_object_get(h, "detail")));
         }
         if (json_object_get(doc, "hash")) CHECK(json_is_integer(json_object_get(doc, "steps")));
+        if (json_is_integer(json_object_get(doc, "queued"))) {
+            answer_queued = (long)json_integer_value(json_object_get(doc, "queued"));
+            CHECK(answer_queued <= json_integer_value(json_object_get(doc, "matched")));
+        }
+        if (json_object_get(doc, "dry_run")) { /* a bulk answer: at most 20 ids shown */
+            CHECK(json_array_size(json_object_get(doc, "first_ids")) <= 20);
+            CHECK(json_is_true(json_object_get(doc, "dry_run")) == (res.status == 200));
+        }
         if (res.status >= 400 && !not_ready) {
             json_t *e = json_object_get(doc, "error");
             if (!json_is_string(json_object_get(e, "code"))) fprintf(stderr, "%u: %s\n", res.status, res.body);
@@ -336,7 +347,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!known) fprintf(stderr, "status %u for %s %s\n", res.status, method, path);
     CHECK(known);
     int queued = saga_command_pending(queue) - queued_before;
-    CHECK(queued == (res.status == 202));
+    if (answer_queued >= 0) CHECK(queued == answer_queued);
+    else CHECK(queued == (res.status == 202));
     if (strncasecmp(auth, "Bearer ", 7) != 0 || strcmp(auth + 7, TOKEN) != 0) CHECK(queued == 0);
     if (queued) { /* a known Host; no Origin, or this server under that Host */
         char host[64];

@@ -17,6 +17,12 @@ saga_unit_test(test_admin_commands
   SOURCES ${_admin_dir}/test_admin_commands.c ${_admin_dir}/test_admin_fixture.c
   LIBS saga_admin PkgConfig::CURL)
 
+# POST /v1/sagas/retry and /abort (admin_bulk.c): the body's checks, the
+# selection over list pages, the batches handed on.
+saga_unit_test(test_admin_bulk
+  SOURCES ${_admin_dir}/test_admin_bulk.c ${_admin_dir}/test_admin_fixture.c
+  LIBS saga_admin PkgConfig::CURL)
+
 # GET /v1/sagas (filters, cursors), /v1/definitions, /v1/stats: on one
 # database file, and the same tests on 3 shard files (sagas spread by the hash).
 saga_unit_test(test_admin_list

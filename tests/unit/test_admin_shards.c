@@ -21,6 +21,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -711,6 +712,111 @@ static void test_cluster_gathers_every_shard(void **state) {
     saga_admin_stop(&one);
 }
 
+/* The bulk commands on the same pair: the selection covers every shard
+ * whichever instance is asked; two bulk requests sent to both at once are
+ * both answered (each lets go of its lock while it asks the other); with
+ * the other instance gone, 503 and nothing queued. */
+typedef struct {
+    int port;
+    const char *path, *body;
+    long status;
+    json_t *doc;
+} post_t;
+
+static size_t to_buf(char *data, size_t size, size_t n, void *arg) {
+    char **buf = arg;
+    size_t old = *buf ? strlen(*buf) : 0;
+    char *grown = realloc(*buf, old + size * n + 1);
+    memcpy(grown + old, data, size * n);
+    grown[old + size * n] = '\0';
+    *buf = grown;
+    return size * n;
+}
+
+static void *bulk_post(void *arg) {
+    post_t *p = arg;
+    char url[256], *body = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", p->port, p->path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer t0ken");
+    h = curl_slist_append(h, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, p->body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, to_buf);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    p->status = curl_easy_perform(c) == CURLE_OK ? 0 : -1;
+    if (p->status == 0) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &p->status);
+    p->doc = body ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void test_cluster_bulk_selects_every_shard(void **state) {
+    (void)state;
+    char err[512] = "";
+    saga_admin_t *a = saga_admin_start("127.0.0.1", 0, fs.paths, P, err, sizeof err);
+    saga_admin_t *b = saga_admin_start("127.0.0.1", 0, fs.paths, P, err, sizeof err);
+    if (!a || !b) fail_msg("saga_admin_start: %s", err);
+    saga_command_queue_t *qa = saga_command_queue_new(256), *qb = saga_command_queue_new(256);
+    saga_admin_set_commands(a, qa, "t0ken");
+    saga_admin_set_commands(b, qb, "t0ken");
+    static unsigned char owned_a[P] = {1, 1, 0, 0}, owned_b[P] = {0, 0, 1, 1};
+    static pair_t pr;
+    pr.port[0] = saga_admin_port(a);
+    pr.port[1] = saga_admin_port(b);
+    saga_admin_set_owned(a, owned_a, pair_owner, &pr);
+    saga_admin_set_owned(b, owned_b, pair_owner, &pr);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(ref_ro, "SELECT count(*) FROM sagas WHERE status = 'running'", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    json_int_t running = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    assert_true(running > 10);
+    /* both at once: each asks the other for its shards */
+    post_t p[2] = {{pr.port[0], "/v1/sagas/abort", "{\"dry_run\":true}", 0, NULL},
+                   {pr.port[1], "/v1/sagas/abort", "{\"dry_run\":true}", 0, NULL}};
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++) pthread_create(&t[k], NULL, bulk_post, &p[k]);
+    for (int k = 0; k < 2; k++) {
+        pthread_join(t[k], NULL);
+        assert_int_equal(p[k].status, 200);
+        assert_int_equal(json_integer_value(json_object_get(p[k].doc, "matched")), running);
+        json_decref(p[k].doc);
+    }
+    /* a real run on b: every running saga of the four shards, once */
+    post_t r = {pr.port[1], "/v1/sagas/abort", "{\"reason\":\"drill\"}", 0, NULL};
+    bulk_post(&r);
+    assert_int_equal(r.status, 202);
+    assert_int_equal(json_integer_value(json_object_get(r.doc, "queued")), running);
+    json_decref(r.doc);
+    saga_command_t cmds[256];
+    int n = saga_command_take(qb, cmds, 256);
+    assert_int_equal(n, running);
+    int seen[P] = {0};
+    for (int i = 0; i < n; i++) {
+        seen[saga_partition_of(cmds[i].saga_id, P)]++;
+        saga_command_clear(&cmds[i]);
+    }
+    for (int k = 0; k < P; k++) assert_true(seen[k] > 0);
+    assert_int_equal(saga_command_pending(qa), 0);
+    /* the other instance gone: 503, nothing queued */
+    saga_admin_stop(&b);
+    post_t gone = {pr.port[0], "/v1/sagas/abort", "{}", 0, NULL};
+    bulk_post(&gone);
+    assert_int_equal(gone.status, 503);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(gone.doc, "error"), "shard")), 2);
+    json_decref(gone.doc);
+    assert_int_equal(saga_command_pending(qa), 0);
+    saga_admin_stop(&a);
+    saga_command_queue_free(&qa);
+    saga_command_queue_free(&qb);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -725,6 +831,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_missing_shard_answers_503),
         cmocka_unit_test(test_shards_owned_elsewhere),
         cmocka_unit_test(test_cluster_gathers_every_shard),
+        cmocka_unit_test(test_cluster_bulk_selects_every_shard),
     };
     int rc = cmocka_run_group_tests_name("admin_shards", tests, setup, teardown);
     curl_global_cleanup();

@@ -293,6 +293,14 @@ static void test_golden_abort_retry(void **state) {
     golden("retry_not_parked", 1, TOKEN, ARGS("retry", FX_SAGA_RUNNING));
     golden("retry_accepted", 0, TOKEN, ARGS("retry", "s-stuck-3"));
     golden("retry_usage", 2, TOKEN, ARGS("retry"));
+    /* the bulk forms (POST /v1/sagas/retry, /abort) */
+    golden("retry_bulk_dry_run", 0, TOKEN, ARGS("retry", "--status", "compensation_failed", "--dry-run"));
+    golden("retry_bulk_wrong_status", 1, TOKEN, ARGS("retry", "--status", "running", "--dry-run"));
+    golden("retry_bulk_bad_option", 2, TOKEN, ARGS("retry", "--max", "0"));
+    golden("abort_bulk_dry_run", 0, TOKEN, ARGS("abort", "--status", "running", "--definition", "order_fulfillment", "--dry-run"));
+    golden("retry_bulk_search_none", 0, TOKEN, ARGS("retry", "--search", "order_id=o-1", "--dry-run", "--json"));
+    golden("retry_bulk_search_usage", 2, TOKEN, ARGS("retry", "--search", "order_id"));
+    golden("abort_bulk", 0, TOKEN, ARGS("abort", "--status=running", "--created-before", "2030-01-01T00:00:00Z", "--reason", "recall"));
 }
 
 int main(int argc, char **argv) {

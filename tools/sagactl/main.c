@@ -44,7 +44,13 @@ static const command_t commands[] = {
     {"audit", "[--saga-db DIR|F ...]", "check sagad's shards against the workers' ledgers (offline; audit --help)", 0,
      INT_MAX, cmd_audit},
     {"abort", "ID [REASON...]", "compensate a running saga (token: SAGA_ADMIN_TOKEN[_FILE])", 1, INT_MAX, cmd_abort},
-    {"retry", "ID", "resume a compensation_failed saga's compensation (token as for abort)", 1, 1, cmd_retry},
+    {"retry", "ID [--reason R]", "resume a compensation_failed saga's compensation (token as for abort)", 1, 3,
+     cmd_retry},
+    /* the bulk forms need at least one option: a bare `sagactl retry` selects nothing by accident */
+    {"abort", "--status running [FILTERS]", "abort every saga the filters select (see bulk options)", 1, INT_MAX,
+     cmd_abort},
+    {"retry", "--status compensation_failed [FILTERS]", "retry every saga the filters select (bulk options)", 1,
+     INT_MAX, cmd_retry},
     {"start", "DEFINITION [INPUT_JSON [SAGA_ID]] [--delay D | --not-before TIME]",
      "start a saga (idempotent on SAGA_ID; token as for abort); --delay 15m or --not-before 2026-12-24T18:00:00Z"
      " schedules it", 1, 5, cmd_start},
@@ -75,6 +81,13 @@ static void usage(FILE *out) {
         snprintf(synopsis, sizeof synopsis, "%s %s", commands[i].name, commands[i].args);
         fprintf(out, "  %-18s %s\n", synopsis, commands[i].help);
     }
+    fprintf(out,
+            "\nbulk options of abort and retry without an ID (POST /v1/sagas/abort, /v1/sagas/retry):\n"
+            "  --status S[,S]     retry: compensation_failed (the default); abort: running,scheduled (the default)\n"
+            "  --definition D  --step S  --step-status S  --error-code C\n"
+            "  --created-after T  --created-before T  --updated-after T  --updated-before T  (RFC 3339)\n"
+            "  --search NAME=VALUE  (repeatable)   --reason R   --max N (1..10000, default 10000)\n"
+            "  --dry-run          count the sagas and show the first ids; change nothing\n");
     fprintf(out, "\nexit status: 0 ok, 1 not found or API error (validate: a file is invalid), 2 usage,\n"
                  "3 cannot reach the API\n");
 }
@@ -133,10 +146,13 @@ static int run(int argc, char **argv) {
             long t = v ? strtol(v, &end, 10) : 0;
             if (!v || !*v || *end || t <= 0 || t > 3600)
                 ret = usage_error("--timeout: '%s' is not a number of seconds (1..3600)", v ? v : "");
-            else
+            else {
                 ctl.timeout_s = t;
+                ctl.timeout_set = 1;
+            }
         } else if (npos > 0 && (strcmp(pos[0], "list") == 0 || strcmp(pos[0], "start") == 0 ||
-                                strcmp(pos[0], "signal") == 0)) { /* the command's own options */
+                                strcmp(pos[0], "signal") == 0 || strcmp(pos[0], "abort") == 0 ||
+                                strcmp(pos[0], "retry") == 0)) { /* the command's own options */
             pos[npos++] = argv[i];
         } else {
             ret = usage_error("unknown option '%s'", a);
@@ -149,13 +165,26 @@ static int run(int argc, char **argv) {
     }
     if (ret == EXIT_OK) {
         const command_t *cmd = NULL;
-        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        /* abort and retry have two rows: with an ID, and the bulk form (options first) */
+        int bulk = npos == 1 || (npos > 1 && strncmp(pos[1], "--", 2) == 0);
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0] && !cmd; i++)
+            if (strcmp(commands[i].name, pos[0]) == 0 &&
+                (commands[i].args[0] == '-' || commands[i].args[0] == '[') == bulk)
+                cmd = &commands[i];
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0] && !cmd; i++)
             if (strcmp(commands[i].name, pos[0]) == 0) cmd = &commands[i];
         int nargs = npos - 1;
         if (!cmd)
             ret = usage_error("unknown command '%s'", pos[0]);
-        else if (nargs < cmd->min_args || nargs > cmd->max_args)
-            ret = usage_error("usage: sagactl %s %s", cmd->name, cmd->args);
+        else if (nargs < cmd->min_args || nargs > cmd->max_args) {
+            char forms[400] = "";
+            size_t o = 0;
+            for (size_t i = 0; i < sizeof commands / sizeof commands[0] && o < sizeof forms; i++)
+                if (strcmp(commands[i].name, cmd->name) == 0)
+                    o += (size_t)snprintf(forms + o, sizeof forms - o, "%ssagactl %s %s", o ? "\n   or: " : "",
+                                          cmd->name, commands[i].args);
+            ret = usage_error("usage: %s", forms);
+        }
         else
             ret = cmd->run(&ctl, nargs, pos + 1);
     }

@@ -45,7 +45,138 @@ static int post_saga_command(ctl_t *ctl, const char *id, const char *verb, const
     return ret;
 }
 
+static const struct {
+    const char *option, *member;
+} BULK_FILTERS[] = {
+    {"--definition", "definition"},         {"--step", "step"},
+    {"--step-status", "step_status"},       {"--error-code", "error_code"},
+    {"--created-after", "created_after"},   {"--created-before", "created_before"},
+    {"--updated-after", "updated_after"},   {"--updated-before", "updated_before"},
+    {"--reason", "reason"},
+};
+
+/* "--name VALUE" or "--name=VALUE" at argv[*i]: the value (NULL when a has
+ * another name; *missing set when the value is missing). */
+static const char *option_value(int argc, char **argv, int *i, const char *name, int *missing) {
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n) != 0 || (a[n] != '\0' && a[n] != '=')) return NULL;
+    const char *v = a[n] == '=' ? a + n + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
+    if (!v || !*v) *missing = 1;
+    return v;
+}
+
+static void print_ids(const json_t *doc) {
+    size_t i;
+    json_t *id;
+    json_t *ids = json_object_get(doc, "first_ids");
+    if (json_array_size(ids) == 0) return;
+    printf("first ids:\n");
+    json_array_foreach(ids, i, id) {
+        printf("  ");
+        put_text(stdout, str_or(id, "?"));
+        printf("\n");
+    }
+}
+
+/* abort/retry without an ID: POST /v1/sagas/VERB with the filters of
+ * GET /v1/sagas as a JSON body; prints the count and the first ids. */
+static int post_bulk(ctl_t *ctl, const char *verb, int argc, char **argv) {
+    json_t *body = json_object(), *search = json_object(), *statuses = json_array();
+    int ret = EXIT_OK;
+    if (!body || !search || !statuses) ret = EXIT_API;
+    for (int i = 0; i < argc && ret == EXIT_OK; i++) {
+        const char *a = argv[i], *v;
+        int missing = 0;
+        size_t k, n = sizeof BULK_FILTERS / sizeof BULK_FILTERS[0];
+        if (strcmp(a, "--dry-run") == 0) {
+            json_object_set_new(body, "dry_run", json_true());
+            continue;
+        }
+        for (k = 0; k < n; k++)
+            if ((v = option_value(argc, argv, &i, BULK_FILTERS[k].option, &missing)) || missing) break;
+        if (k < n) {
+            if (missing) ret = usage_error("%s: %s needs a value", verb, BULK_FILTERS[k].option);
+            else json_object_set_new(body, BULK_FILTERS[k].member, json_string(v));
+        } else if ((v = option_value(argc, argv, &i, "--status", &missing)) || missing) {
+            if (missing) ret = usage_error("%s: --status needs a value", verb);
+            for (const char *s = v; !missing && s && *s;) { /* S[,S...] */
+                size_t len = strcspn(s, ",");
+                if (len) json_array_append_new(statuses, json_stringn(s, len));
+                s += len + (s[len] == ',');
+            }
+        } else if ((v = option_value(argc, argv, &i, "--search", &missing)) || missing) {
+            const char *eq = v ? strchr(v, '=') : NULL;
+            if (!eq || eq == v)
+                ret = usage_error("%s: --search takes NAME=VALUE ('%s')", verb, v ? v : "");
+            else {
+                char name[256];
+                snprintf(name, sizeof name, "%.*s", (int)(eq - v), v);
+                json_object_set_new(search, name, json_string(eq + 1));
+            }
+        } else if ((v = option_value(argc, argv, &i, "--max", &missing)) || missing) {
+            char *end = NULL;
+            long m = v ? strtol(v, &end, 10) : 0;
+            if (!v || *end || m < 1 || m > 10000) ret = usage_error("%s: --max '%s' is not a number from 1 to 10000", verb, v ? v : "");
+            else json_object_set_new(body, "max", json_integer(m));
+        } else {
+            ret = usage_error("%s: unknown argument '%s' (an ID comes first: sagactl %s ID)", verb, a, verb);
+        }
+    }
+    if (ret == EXIT_OK && json_array_size(statuses))
+        json_object_set(body, "status", json_array_size(statuses) == 1 ? json_array_get(statuses, 0) : statuses);
+    if (ret == EXIT_OK && json_object_size(search)) json_object_set(body, "search", search);
+    char *text = ret == EXIT_OK ? json_dumps(body, JSON_COMPACT) : NULL;
+    int dry = json_is_true(json_object_get(body, "dry_run"));
+    json_decref(body);
+    json_decref(search);
+    json_decref(statuses);
+    if (ret != EXIT_OK) return ret;
+    if (!text) {
+        fprintf(stderr, "sagactl: out of memory\n");
+        return EXIT_API;
+    }
+    /* thousands of sagas are handed over in batches: more than the default 10 s */
+    if (!ctl->timeout_set && ctl->timeout_s < 300) ctl->timeout_s = 300;
+    char path[64];
+    snprintf(path, sizeof path, "/v1/sagas/%s", verb);
+    reply_t r;
+    ret = http_request(ctl, "POST", path, text, &r);
+    saga_free(text);
+    if (ret != EXIT_OK) return ret;
+    json_t *doc = (r.status == 200 || r.status == 202) ? reply_json(ctl, &r) : NULL;
+    if (r.status != 200 && r.status != 202) {
+        ret = api_error(ctl, &r);
+        json_t *e = json_loadb(r.body, r.len, 0, NULL); /* a 503 part-way says how far it got */
+        if (json_is_integer(json_object_get(e, "queued")))
+            fprintf(stderr, "sagactl: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT " commands were handed over\n",
+                    json_integer_value(json_object_get(e, "queued")), json_integer_value(json_object_get(e, "matched")));
+        json_decref(e);
+    } else if (!doc) {
+        ret = EXIT_API;
+    } else if (ctl->json) {
+        printf("%s\n", r.body);
+    } else {
+        json_int_t matched = json_integer_value(json_object_get(doc, "matched"));
+        int more = json_is_true(json_object_get(doc, "more"));
+        if (dry)
+            printf("dry run: %" JSON_INTEGER_FORMAT " saga(s) match%s; %s changes nothing\n", matched,
+                   more ? " (and more beyond --max)" : "", verb);
+        else
+            printf("%s: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT " saga(s) queued%s; follow with: sagactl stats\n",
+                   verb, json_integer_value(json_object_get(doc, "queued")), matched,
+                   more ? " (more matched than --max: run it again for the next ones)" : "");
+        print_ids(doc);
+    }
+    json_decref(doc);
+    reply_free(&r);
+    return ret;
+}
+
+static int id_given(int argc, char **argv) { return argc > 0 && strncmp(argv[0], "--", 2) != 0; }
+
 int cmd_abort(ctl_t *ctl, int argc, char **argv) {
+    if (!id_given(argc, argv)) return post_bulk(ctl, "abort", argc, argv);
     char reason[512] = "";
     size_t used = 0;
     for (int i = 1; i < argc && used < sizeof reason; i++)
@@ -53,7 +184,18 @@ int cmd_abort(ctl_t *ctl, int argc, char **argv) {
     return post_saga_command(ctl, argv[0], "abort", reason[0] ? reason : NULL);
 }
 
-int cmd_retry(ctl_t *ctl, int argc, char **argv) { return post_saga_command(ctl, argv[0], "retry", NULL); }
+/* retry ID [--reason R], or the bulk form. */
+int cmd_retry(ctl_t *ctl, int argc, char **argv) {
+    if (!id_given(argc, argv)) return post_bulk(ctl, "retry", argc, argv);
+    const char *reason = NULL;
+    for (int i = 1; i < argc; i++) {
+        int missing = 0;
+        const char *v = option_value(argc, argv, &i, "--reason", &missing);
+        if (!v || missing) return usage_error("usage: sagactl retry ID [--reason R]");
+        reason = v;
+    }
+    return post_saga_command(ctl, argv[0], "retry", reason);
+}
 
 /* POST path with body; prints the answer for 200/202. */
 static int post_json(ctl_t *ctl, const char *path, const char *body, const char *what) {

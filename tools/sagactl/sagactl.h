@@ -13,6 +13,7 @@ typedef struct {
     char *base_url; /* without trailing '/' */
     int json;       /* --json: print the API's JSON as it came */
     long timeout_s;
+    int timeout_set; /* --timeout given */
 } ctl_t;
 
 /* ---- main.c ---- */
