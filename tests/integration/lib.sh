@@ -64,7 +64,7 @@ shard_prelude_files() {
   local n=0 f t j sel out=""
   for f in "$@"; do [ -f "$f" ] || continue; out+="ATTACH '$f' AS s$n;"; n=$((n + 1)); done
   [ $n -gt 0 ] || { echo "no shard files in $*" >&2; return 1; }
-  for t in sagas steps history timers outbox outbox_parked dedup definitions; do
+  for t in sagas steps history timers outbox outbox_parked dedup definitions paused_topics; do
     sel=""
     for ((j = 0; j < n; j++)); do sel+="${sel:+ UNION ALL }SELECT * FROM s$j.$t"; done
     [ $t = definitions ] && sel="SELECT DISTINCT * FROM ($sel)" # every shard holds every definition

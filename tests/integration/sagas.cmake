@@ -6,6 +6,7 @@ saga_stack_test(it_reload_versions test_reload_versions.sh)
 saga_stack_test(it_bulkhead test_bulkhead.sh)
 saga_stack_test(it_search test_search.sh)
 saga_stack_test(it_delayed_starts test_delayed_starts.sh)
+saga_stack_test(it_topic_pause test_topic_pause.sh)
 # test_crash_chaos.sh (twenty kill -9 of sagad during 2,000 sagas) is no
 # longer registered: tests/chaos/chaos.sh kills sagad and every worker while
 # the broker injects faults, and CI time is spent on that one instead. It

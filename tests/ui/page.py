@@ -95,6 +95,8 @@ def main():
     elif what == "stats":
         out.append(" ".join(f"{a.attrs.get('data-status') or 'total'}={a.find(lambda n: n.tag == 'b')[0].text()}"
                             for a in by_id(root, "stats").find(lambda n: "chip" in n.classes())))
+    elif what == "paused":
+        out += [n.attrs["data-paused-topic"] for n in by_id(root, "stats").find(lambda n: "data-paused-topic" in n.attrs)]
     elif what == "steps":
         for row in by_id(root, "timeline").find(lambda n: "data-step" in n.attrs):
             badge = row.find(lambda n: "badge" in n.classes())

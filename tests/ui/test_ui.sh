@@ -157,5 +157,11 @@ check "status filter 'scheduled' lists it" eq "$(page "$OUT/list-scheduled.html"
 dump "$UI#saga=later-1" "$OUT/saga-later.html"
 check "saga view: scheduled, with the time it begins" \
   eq "$(page "$OUT/saga-later.html" text s-status)/$(page "$OUT/saga-later.html" has-text "begins")" "scheduled/yes"
+
+# ---- a paused topic shows in the header ----
+check "pause payment.commands" eq "$(admin_post /v1/topics/payment.commands/pause '{"reason":"maintenance"}')" 202
+for _ in $(seq 40); do [ "$(curl -s "$ADMIN_URL/v1/stats" | grep -c '"paused_topics":{"payment.commands"')" = 1 ] && break; sleep 0.25; done
+dump "$UI" "$OUT/list-paused.html"
+check "header: the paused topic" eq "$(page "$OUT/list-paused.html" paused)" "payment.commands"
 echo "chromium part took $((SECONDS - t_chrome)) s"
 echo "$CHECKS passed, 0 failed"

@@ -275,6 +275,48 @@ static void test_signal_endpoint(void **state) {
     assert_int_equal(saga_command_pending(w->q), 0);
 }
 
+static void test_pause_endpoint(void **state) {
+    world_t *w = *state;
+    json_t *doc;
+    assert_int_equal(post(w, "/v1/topics/payment.commands/pause", "{\"reason\":\"provider outage\"}", "Bearer s3cret", &doc),
+                     202);
+    assert_true(json_is_true(json_object_get(doc, "paused")));
+    assert_string_equal(json_string_value(json_object_get(doc, "topic")), "payment.commands");
+    json_decref(doc);
+    saga_command_t c;
+    assert_int_equal(saga_command_take(w->q, &c, 1), 1);
+    assert_int_equal(c.kind, SAGA_CMD_PAUSE);
+    assert_string_equal(c.saga_id, "payment.commands");
+    assert_string_equal(c.reason, "provider outage");
+    saga_command_clear(&c);
+    assert_int_equal(post(w, "/v1/topics/payment.commands/resume", NULL, "Bearer s3cret", NULL), 202);
+    assert_int_equal(saga_command_take(w->q, &c, 1), 1);
+    assert_int_equal(c.kind, SAGA_CMD_RESUME);
+    saga_command_clear(&c);
+    /* refused, nothing queued */
+    assert_int_equal(post(w, "/v1/topics/bad%20topic/pause", NULL, "Bearer s3cret", &doc), 400);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(doc, "error"), "message")), "not a Kafka topic"));
+    json_decref(doc);
+    assert_int_equal(post(w, "/v1/topics/t/pause", "{\"why\":1}", "Bearer s3cret", &doc), 400);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(doc, "error"), "message")), "'why'"));
+    json_decref(doc);
+    assert_int_equal(post(w, "/v1/topics/t/pause", "{\"reason\":5}", "Bearer s3cret", NULL), 400);
+    assert_int_equal(post(w, "/v1/topics/t/pause", NULL, NULL, NULL), 401);
+    assert_int_equal(saga_command_pending(w->q), 0);
+    /* GET /v1/stats lists what the shard holds as paused */
+    assert_int_equal(fixture_db_exec(&w->fx, "INSERT INTO paused_topics VALUES ('payment.commands', 1700000000000, 'outage')"), 0);
+    admin_request_t req = {.method = "GET", .path = "/v1/stats"};
+    admin_response_t res;
+    assert_int_equal(admin_route(&w->ctx, &req, &res), 0);
+    doc = json_loads(res.body, 0, NULL);
+    saga_free(res.body);
+    json_t *p = json_object_get(json_object_get(doc, "paused_topics"), "payment.commands");
+    assert_non_null(p);
+    assert_string_equal(json_string_value(json_object_get(p, "reason")), "outage");
+    assert_string_equal(json_string_value(json_object_get(p, "paused_at")), "2023-11-14T22:13:20.000Z");
+    json_decref(doc);
+}
+
 static void test_abort_checks_the_status(void **state) {
     world_t *w = *state;
     json_t *doc;
@@ -475,6 +517,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_start_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_delayed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signal_endpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_checks_the_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_only_for_compensation_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_method_and_no_queue, setup, teardown),

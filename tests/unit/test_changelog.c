@@ -810,10 +810,50 @@ static void test_apply_batch_sorts_and_is_atomic(void **state) {
     saga_free(last);
 }
 
+static void test_pause_records(void **state) {
+    fixture_t *f = *state;
+    char key[300], err[512];
+    assert_int_equal(saga_changelog_pause_key("payment.commands", key, sizeof key), (int)strlen("pause/payment.commands"));
+    assert_int_equal(saga_changelog_key_kind(key, strlen(key)), SAGA_CHANGELOG_KEY_PAUSE);
+    assert_int_equal(saga_changelog_key_kind("pause/a b", 9), SAGA_CHANGELOG_KEY_INVALID);
+    assert_int_equal(saga_changelog_key_kind("pause/", 6), SAGA_CHANGELOG_KEY_INVALID);
+    char *v = saga_changelog_encode_pause("payment.commands", 1700000000123, "provider outage");
+    assert_non_null(v);
+    assert_int_equal(saga_store_begin(f->dst), 0);
+    assert_int_equal(saga_changelog_apply(f->dst, key, strlen(key), v, strlen(v), 7, err, sizeof err), 0);
+    assert_int_equal(saga_store_commit(f->dst), 0);
+    char *rows = rows_of(f->dst_path, "SELECT topic, paused_at, reason FROM paused_topics");
+    assert_string_equal(rows, "3:payment.commands|1:1700000000123|3:provider outage\n");
+    free(rows);
+    /* refused, changing nothing: another topic in the value, a bad time, an unknown member */
+    struct {
+        const char *from, *to, *says;
+    } bad[] = {{"\"topic\":\"payment.commands\"", "\"topic\":\"other\"", "is not the record's key"},
+               {"\"paused_at\":1700000000123", "\"paused_at\":-1", "pause.paused_at"},
+               {"\"reason\":", "\"x\":1,\"reason\":", "unknown member 'x'"}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char *m = mutate(v, bad[k].from, bad[k].to);
+        assert_int_equal(saga_store_begin(f->dst), 0);
+        int rc = saga_changelog_apply(f->dst, key, strlen(key), m, strlen(m), 8, err, sizeof err);
+        if (rc == 0 || !strstr(err, bad[k].says)) fail_msg("case %zu: rc %d '%s'", k, rc, err);
+        assert_int_equal(saga_store_commit(f->dst), 0);
+        free(m);
+    }
+    /* the tombstone resumes it */
+    assert_int_equal(saga_store_begin(f->dst), 0);
+    assert_int_equal(saga_changelog_apply(f->dst, key, strlen(key), NULL, 0, 9, err, sizeof err), 0);
+    assert_int_equal(saga_store_commit(f->dst), 0);
+    rows = rows_of(f->dst_path, "SELECT count(*) FROM paused_topics");
+    assert_string_equal(rows, "1:0\n");
+    free(rows);
+    saga_free(v);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_restore_is_row_identical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_without_definition_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstone_removes_the_saga, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_record_twice_is_idempotent, setup, teardown),

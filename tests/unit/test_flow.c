@@ -220,6 +220,36 @@ static void test_engine_reports_timeouts_to_the_breaker(void **state) {
     json_decref(def.steps[1].payload);
 }
 
+static void test_paused_topic_holds_everything_until_resumed(void **state) {
+    saga_flow_t *f = flow_with(0, 0, 0); /* no bulkhead, no breaker: only the pause holds */
+    assert_int_equal(saga_flow_acquire(f, "pay", 0), 1);
+    assert_int_equal(saga_flow_pause(f, "pay", true), 0);
+    assert_true(saga_flow_paused(f, "pay"));
+    assert_true(stats_of(f, "pay").paused);
+    assert_int_equal(saga_flow_acquire(f, "pay", 0), 0);
+    assert_int_equal(saga_flow_acquire(f, "ship", 0), 1); /* other topics go on */
+    assert_int_equal(saga_flow_enqueue(f, "pay", "s-1", 2), 0);
+    assert_int_equal(saga_flow_enqueue(f, "pay", "s-2", 2), 0);
+    saga_flow_waiter_t w;
+    assert_int_equal(saga_flow_has_ready(f, 1000000), 0);
+    assert_int_equal(saga_flow_next_ready(f, 1000000, &w), 0); /* not even after a long time */
+    saga_flow_done(f, "pay", true, 5);                          /* a command out before the pause ends */
+    assert_int_equal(saga_flow_next_ready(f, 5, &w), 0);
+    /* a pause of a topic never seen, then unpause_all */
+    assert_int_equal(saga_flow_pause(f, "new", true), 0);
+    assert_int_equal(saga_flow_acquire(f, "new", 0), 0);
+    saga_flow_unpause_all(f);
+    assert_false(saga_flow_paused(f, "pay"));
+    assert_int_equal(saga_flow_acquire(f, "new", 0), 1);
+    /* resumed: the waiters go in order, then newcomers */
+    assert_int_equal(saga_flow_next_ready(f, 6, &w), 1);
+    assert_string_equal(w.saga_id, "s-1");
+    assert_int_equal(saga_flow_next_ready(f, 6, &w), 1);
+    assert_string_equal(w.saga_id, "s-2");
+    assert_int_equal(saga_flow_acquire(f, "pay", 6), 1);
+    saga_flow_free(&f);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -231,6 +261,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_success_resets_the_failure_count),
         cmocka_unit_test(test_engine_queues_when_topic_is_full_and_resumes),
         cmocka_unit_test(test_engine_reports_timeouts_to_the_breaker),
+        cmocka_unit_test(test_paused_topic_holds_everything_until_resumed),
     };
     return cmocka_run_group_tests_name("flow", tests, NULL, NULL);
 }
