@@ -188,6 +188,27 @@ sagad_shard_t *sagad_owned_shard_tx(sagad_t *d, const rd_kafka_message_t *m, int
     return NULL;
 }
 
+/* A child saga's start that cannot be applied: its parent's step gets a
+ * failure reply (in shard sh's transaction), so it does not wait for ever. */
+static int child_start_failed(sagad_t *d, sagad_shard_t *sh, const saga_start_msg_t *start, const char *why, int64_t now) {
+    const json_t *p = start->parent;
+    const char *pid = saga_json_str(p, "saga_id"), *step = saga_json_str(p, "step");
+    int attempt = (int)json_integer_value(json_object_get(p, "attempt"));
+    char mid[SAGA_MESSAGE_ID_MAX + 1];
+    snprintf(mid, sizeof mid, "%.200s/start-failed", start->message_id);
+    json_t *reply = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:{s:s, s:s}}", "type", "saga.reply", "message_id", mid,
+                              "saga_id", pid, "step", step, "kind", "action", "attempt", attempt, "status", "failure",
+                              "error", "code", "CHILD_START_FAILED", "message", why);
+    char *text = reply ? saga_json_dump(reply) : NULL;
+    json_decref(reply);
+    if (!text) return SAGA_ENOMEM;
+    int rc = saga_store_outbox_add_to(sh->store, d->cfg.replies_topic, (int)json_integer_value(json_object_get(p, "partition")),
+                                      pid, "{}", text, strlen(text), now);
+    saga_free(text);
+    LOG_WARN("loop", "child saga %s of %s cannot start: %s", start->saga_id ? start->saga_id : "?", pid, why);
+    return rc;
+}
+
 /* Starts the saga a start message asks for, unless it is a duplicate
  * (message_id seen, or the saga_id exists). m is the Kafka message (for
  * dead letters and its traceparent header), NULL for an operator's start;
@@ -214,7 +235,8 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
                  start.version ? " at that version" : "");
         if (m) {
             sagad_shard_t *sh = sagad_message_shard(d, m, &rc);
-            return sh ? sagad_dead_letter(d, sh, m, err, now) : rc;
+            if (sh && start.parent) rc = child_start_failed(d, sh, &start, err, now); /* its parent must not wait */
+            return sh && !rc ? sagad_dead_letter(d, sh, m, err, now) : rc;
         }
         LOG_WARN("loop", "operator start refused: %s", err);
         return 0;
@@ -268,6 +290,11 @@ static int start_saga(sagad_t *d, const rd_kafka_message_t *m, const json_t *roo
     saga_init(s, id, def, input, traceparent, now);
     json_decref(input);
     s->search = saga_search_render(def, id, s->input);
+    if (start.parent) /* a child saga answers its parent (the members the changelog record carries) */
+        s->parent = json_pack("{s:s, s:s, s:I, s:I}", "saga_id", saga_json_str(start.parent, "saga_id"), "step",
+                              saga_json_str(start.parent, "step"), "attempt",
+                              json_integer_value(json_object_get(start.parent, "attempt")), "partition",
+                              json_integer_value(json_object_get(start.parent, "partition")));
     rc = saga_store_insert(sh->store, s, start.message_id);
     if (!rc) rc = sagad_shard_touch(sh, id, def->name, def->version);
     saga_event_t ev = {.kind = SAGA_EV_START, .begin_at = begin_at};
@@ -394,6 +421,32 @@ static int run_command(sagad_t *d, const saga_command_t *cmd, int64_t now) {
     return sh ? operator_event(d, sh, cmd->saga_id, cmd->kind, cmd->reason, now) : rc;
 }
 
+/* A parent saga compensates the step that ran this child saga: the child
+ * undoes itself and answers (a child that does not exist has nothing to
+ * undo: the parent gets a success at once). */
+static int compensate_child(sagad_t *d, const rd_kafka_message_t *m, const json_t *root, const char *saga_id,
+                            const char *message_id, int64_t now) {
+    int rc = 0;
+    sagad_shard_t *sh = sagad_owned_shard_tx(d, m, sagad_shard_of_saga(saga_id, d->shard_count), saga_id, now, &rc);
+    if (!sh) return rc;
+    rc = saga_store_dedup(sh->store, "control", message_id, now);
+    if (rc <= 0) return rc;
+    int attempt = (int)json_integer_value(json_object_get(json_object_get(root, "parent"), "attempt"));
+    saga_t *s = &sh->scratch;
+    char err[512] = "";
+    rc = saga_store_load(sh->store, d->registry, saga_id, s, err, sizeof err);
+    if (rc == SAGA_ENOTFOUND) {
+        LOG_WARN("loop", "compensate for child saga %s, which is not stored: nothing to undo", saga_id);
+        return 0;
+    }
+    if (rc) return rc;
+    uint64_t stale = 0;
+    saga_event_t ev = {.kind = SAGA_EV_COMPENSATE, .attempt = attempt};
+    rc = sagad_apply_and_save(d, sh, s, &ev, now, &stale);
+    saga_clear(s);
+    return rc;
+}
+
 /* A pause or resume of a participant topic, sent to every partition of
  * saga.control: applied in the shard of the partition it came on, once. */
 static int handle_pause(sagad_t *d, const rd_kafka_message_t *m, const json_t *root, bool paused, int64_t now) {
@@ -425,8 +478,11 @@ static int handle_control(sagad_t *d, const rd_kafka_message_t *m, json_t *root,
     json_t *start = json_object_get(root, "start"), *signal = json_object_get(root, "signal");
     const char *problem = !saga_id || !*saga_id || strlen(saga_id) >= SAGA_ID_MAX ? "saga.control: 'saga_id' is missing or too long"
                         : !message_id || !*message_id ? "saga.control: 'message_id' is missing"
-                        : kind != SAGA_CMD_START && kind != SAGA_CMD_ABORT && kind != SAGA_CMD_RETRY && kind != SAGA_CMD_SIGNAL
-                            ? "saga.control: 'command' is not start, abort, retry or signal"
+                        : kind != SAGA_CMD_START && kind != SAGA_CMD_ABORT && kind != SAGA_CMD_RETRY && kind != SAGA_CMD_SIGNAL &&
+                                  kind != SAGA_CMD_COMPENSATE
+                            ? "saga.control: 'command' is not start, abort, retry, signal or compensate"
+                        : kind == SAGA_CMD_COMPENSATE && json_integer_value(json_object_get(json_object_get(root, "parent"), "attempt")) < 1
+                            ? "saga.control: a compensate needs 'parent' with its 'attempt'"
                         : kind == SAGA_CMD_START && !json_is_object(start) ? "saga.control: a start needs the 'start' object"
                         : kind == SAGA_CMD_SIGNAL && !json_is_object(signal) ? "saga.control: a signal needs the 'signal' object"
                         : NULL;
@@ -436,6 +492,7 @@ static int handle_control(sagad_t *d, const rd_kafka_message_t *m, json_t *root,
     }
     if (kind == SAGA_CMD_START) return start_saga(d, m, start, now); /* deduplicated as any start */
     if (kind == SAGA_CMD_SIGNAL) return sagad_handle_signal(d, m, signal, now); /* and as any signal */
+    if (kind == SAGA_CMD_COMPENSATE) return compensate_child(d, m, root, saga_id, message_id, now);
     sagad_shard_t *sh = sagad_owned_shard_tx(d, m, sagad_shard_of_saga(saga_id, d->shard_count), saga_id, now, &rc);
     if (!sh) return rc;
     rc = saga_store_dedup(sh->store, "control", message_id, now);

@@ -492,6 +492,8 @@ int main(int argc, char **argv) {
     sagad_publish_runtime(&d);
     saga_admin_set_runtime(admin, runtime_fill, d.runtime);
     d.engine.replies_topic = c->replies_topic;
+    d.engine.start_topic = c->start_topic;     /* child sagas start there ... */
+    d.engine.control_topic = c->control_topic; /* ... and are told to stop or undo there */
     d.engine.partitions = (int)c->partitions;
     d.engine.flow = d.flow;
     d.engine.max_message_bytes = (size_t)c->max_message_bytes;

@@ -111,7 +111,7 @@ int admin_get_health(admin_ctx_t *ctx, admin_response_t *res) {
 
 static const char SQL_SAGA[] =
     "SELECT id, definition, version, status, input, traceparent, created_at, updated_at,"
-    " deadline_at, error_code, error_message, search FROM sagas WHERE id = ?1";
+    " deadline_at, error_code, error_message, search, parent FROM sagas WHERE id = ?1";
 static const char SQL_STEPS[] =
     "SELECT name, idx, status, attempt, comp_attempt, outcome_unknown, output, error_code,"
     " error_message, started_at, finished_at FROM steps WHERE saga_id = ?1 ORDER BY idx";
@@ -146,6 +146,12 @@ static int saga_row(sqlite3_stmt *st, json_t *saga) {
     put(saga, "error", col_error(st, 9, 10), &ok);
     put(saga, "search", sqlite3_column_type(st, 11) == SQLITE_NULL ? json_object() : admin_col_json(st, 11, "sagas.search"),
         &ok);
+    json_t *parent = sqlite3_column_type(st, 12) == SQLITE_NULL ? NULL : admin_col_json(st, 12, "sagas.parent");
+    put(saga, "parent", json_is_object(parent) ? json_pack("{s:O, s:O}", "saga_id", json_object_get(parent, "saga_id"),
+                                                           "step", json_object_get(parent, "step"))
+                                               : json_null(),
+        &ok);
+    json_decref(parent);
     return ok ? 0 : -1;
 }
 
@@ -177,6 +183,24 @@ static int history_row(sqlite3_stmt *st, json_t *history) {
     put(h, "detail", admin_col_json(st, 5, "history.detail"), &ok);
     if (!h || json_array_append_new(history, h) != 0) ok = 0;
     return ok ? 0 : -1;
+}
+
+/* The child sagas its steps started ([{"step", "saga_id"}], in start
+ * order): each step.started of a child step names its child. */
+static json_t *children_of(const json_t *history) {
+    json_t *out = json_array();
+    size_t i;
+    json_t *h;
+    json_array_foreach(history, i, h) {
+        const char *ev = json_string_value(json_object_get(h, "event"));
+        json_t *child = json_object_get(json_object_get(h, "detail"), "child");
+        if (!out || !ev || strcmp(ev, "step.started") || !json_is_string(child)) continue;
+        if (json_array_append_new(out, json_pack("{s:O, s:O}", "step", json_object_get(h, "step"), "saga_id", child))) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
 }
 
 int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res) {
@@ -224,6 +248,7 @@ int admin_get_saga(admin_ctx_t *ctx, const char *id, admin_response_t *res) {
     } else {
         put(saga, "steps", json_incref(steps), &ok);
         put(saga, "history", json_incref(history), &ok);
+        put(saga, "children", children_of(history), &ok);
         rc = ok ? admin_json_response(res, 200, saga) : SAGA_ENOMEM;
     }
 out:

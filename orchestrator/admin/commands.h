@@ -8,7 +8,7 @@
 
 #define SAGA_COMMAND_KINDS(X) \
     X(START, "start") X(ABORT, "abort") X(RETRY, "retry") X(RELOAD, "reload") X(SIGNAL, "signal") \
-    X(PAUSE, "pause") X(RESUME, "resume")
+    X(PAUSE, "pause") X(RESUME, "resume") X(COMPENSATE, "compensate")
 
 typedef enum {
 #define SAGA_COMMAND_ENUM(name, str) SAGA_CMD_##name,

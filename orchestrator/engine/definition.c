@@ -337,6 +337,7 @@ static void decode_step(saga_definition_t *def, int i, const json_t *s, const pt
                                        "compensation_payload", "retry", "compensation_retry", "after",
                                        NULL};
     static const char *const signal_keys[] = {"name", "kind", "signal", "timeout", "after", NULL};
+    static const char *const child_keys[] = {"name", "kind", "saga", "version", "input", "timeout", "after", NULL};
     saga_step_def_t *st = &def->steps[i];
     st->timeout_ms = default_timeout;
     st->retry = *default_retry;
@@ -351,9 +352,38 @@ static void decode_step(saga_definition_t *def, int i, const json_t *s, const pt
         const char *k = json_string_value(kind);
         if (!json_is_string(kind)) def_add_err(errs, p.s, "must be a string, not %s", def_type_name(kind));
         else if (strcmp(k, "signal") == 0) st->kind = SAGA_STEP_KIND_SIGNAL;
+        else if (strcmp(k, "saga") == 0) st->kind = SAGA_STEP_KIND_CHILD;
         else if (strcmp(k, "command") != 0)
-            def_add_err(errs, p.s, "must be \"command\" (the default) or \"signal\", not \"%.*s\"",
+            def_add_err(errs, p.s, "must be \"command\" (the default), \"signal\" or \"saga\", not \"%.*s\"",
                         saga_utf8_prefix(k, 40), k);
+    }
+    if (st->kind == SAGA_STEP_KIND_CHILD) { /* runs a child saga: its start is the action, its compensation the undo */
+        check_keys(s, at, child_keys, errs);
+        name_ok[i] = get_ident(s, "name", at, true, CHARS_STEP_NAME, SAGA_NAME_MAX - 1, st->name, sizeof st->name, errs);
+        for (int j = 0; name_ok[i] && j < i; j++)
+            if (name_ok[j] && strcmp(def->steps[j].name, st->name) == 0) {
+                ptr_t p = def_ptr_key(at, "name");
+                def_add_err(errs, p.s, "duplicate step name '%s' (also /steps/%d)", st->name, j);
+                name_ok[i] = 0;
+            }
+        get_ident(s, "saga", at, true, CHARS_SAGA_NAME, SAGA_NAME_MAX - 1, st->child, sizeof st->child, errs);
+        json_t *v = json_object_get(s, "version");
+        if (v && (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 2147483647)) {
+            ptr_t p = def_ptr_key(at, "version");
+            def_add_err(errs, p.s, "must be an integer from 1 to 2147483647");
+        } else if (v) {
+            st->child_version = (int)json_integer_value(v);
+        }
+        v = json_object_get(s, "input");
+        if (v && !json_is_object(v)) {
+            ptr_t p = def_ptr_key(at, "input");
+            def_add_err(errs, p.s, "must be an object, not %s", def_type_name(v));
+        }
+        st->timeout_ms = 0;
+        get_duration(s, "timeout", at, 1, SAGA_TIMEOUT_MAX_MS, &st->timeout_ms, errs);
+        st->retry.max_attempts = 1; /* a child is started once; its own steps retry */
+        snprintf(st->compensation, sizeof st->compensation, "saga.compensate");
+        return;
     }
     if (st->kind == SAGA_STEP_KIND_SIGNAL) { /* waits for a signal: no command, nothing to undo, no retry */
         check_keys(s, at, signal_keys, errs);
@@ -562,7 +592,7 @@ int saga_definition_step_index(const saga_definition_t *def, const char *name) {
 
 static void validate(saga_definition_t *def, const json_t *json, saga_def_errors_t *errs) {
     static const char *const keys[] = {"$schema", "name", "version", "description", "timeout",
-                                       "defaults", "steps", "search", NULL};
+                                       "defaults", "steps", "search", "output", NULL};
     static const char *const default_keys[] = {"timeout", "retry", "compensation_retry", NULL};
     const ptr_t root = {""};
     if (!json_is_object(json)) {
@@ -648,7 +678,7 @@ static void validate(saga_definition_t *def, const json_t *json, saga_def_errors
         if (!json_is_object(s)) continue;
         ptr_t at = def_ptr_idx(&psteps, (size_t)i);
         tmpl_check_t t = {.def = def, .step = i, .ancestors = anc[i], .errs = errs};
-        json_t *payload = json_object_get(s, "payload");
+        json_t *payload = json_object_get(s, def->steps[i].kind == SAGA_STEP_KIND_CHILD ? "input" : "payload");
         if (json_is_object(payload)) {
             ptr_t p = def_ptr_key(&at, "payload");
             def_check_templates(payload, &p, &t);
@@ -660,6 +690,16 @@ static void validate(saga_definition_t *def, const json_t *json, saga_def_errors
             def_check_templates(cp, &p, &t);
         }
     }
+    json_t *output = json_object_get(json, "output");
+    if (output) { /* rendered when the saga completes: every step has run */
+        ptr_t p = def_ptr_key(&root, "output");
+        if (!json_is_object(output)) {
+            def_add_err(errs, p.s, "must be an object, not %s", def_type_name(output));
+        } else {
+            tmpl_check_t t = {.def = def, .step = -1, .ancestors = ~(uint64_t)0, .errs = errs};
+            def_check_templates(output, &p, &t);
+        }
+    }
 }
 
 /* Copies payloads and the source, computes the hash. 0 or SAGA_ENOMEM. */
@@ -667,7 +707,7 @@ static int finish(saga_definition_t *def, const json_t *json) {
     json_t *steps = json_object_get(json, "steps");
     for (int i = 0; i < def->step_count; i++) {
         json_t *s = json_array_get(steps, (size_t)i);
-        json_t *p = json_object_get(s, "payload");
+        json_t *p = json_object_get(s, def->steps[i].kind == SAGA_STEP_KIND_CHILD ? "input" : "payload");
         def->steps[i].payload = p ? json_deep_copy(p) : json_object();
         if (!def->steps[i].payload) return SAGA_ENOMEM;
         p = json_object_get(s, "compensation_payload");
@@ -680,6 +720,7 @@ static int finish(saga_definition_t *def, const json_t *json) {
     if (!def->source) return SAGA_ENOMEM;
     const json_t *search = json_object_get(def->source, "search");
     for (int i = 0; i < def->search_count; i++) def->search[i].tmpl = json_object_get(search, def->search[i].name);
+    def->output = json_object_get(def->source, "output");
     char *canon = json_dumps(json, JSON_COMPACT | JSON_SORT_KEYS);
     if (!canon) return SAGA_ENOMEM;
     saga_sha256_hex(canon, strlen(canon), def->hash);

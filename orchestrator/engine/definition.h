@@ -40,10 +40,13 @@ typedef struct {
     char name[SAGA_NAME_MAX];
     saga_step_kind_t kind;
     char signal[SAGA_NAME_MAX];       /* SIGNAL: the signal it waits for (unique in the definition) */
+    char child[SAGA_NAME_MAX];        /* CHILD: the definition of the child saga it runs */
+    int child_version;                /* CHILD: its version, 0: the newest loaded when it starts */
     char topic[256];
     char action[SAGA_NAME_MAX];
     char compensation[SAGA_NAME_MAX]; /* "" when the step has nothing to undo */
-    json_t *payload;                  /* template tree, owned; never NULL ({} default) */
+    json_t *payload;                  /* template tree, owned; never NULL ({} default); CHILD: the
+                                         child's input */
     json_t *compensation_payload;     /* owned; NULL: use payload */
     int64_t timeout_ms;               /* SIGNAL: 0 = waits until the saga's deadline, if any */
     saga_retry_policy_t retry;
@@ -68,6 +71,9 @@ typedef struct saga_definition {
     int step_count;
     saga_search_def_t search[SAGA_MAX_SEARCH];
     int search_count;
+    const json_t *output;             /* "output": the template of what a completed saga gives
+                                         the parent that ran it as a child (borrowed from source);
+                                         NULL: {} */
     char hash[65];                    /* SHA-256 hex of the canonical JSON */
     bool retired;                     /* no longer in the definitions directory: kept
                                          only for sagas that started on it */

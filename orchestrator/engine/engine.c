@@ -13,6 +13,7 @@
 #include "saga_partition.h"
 #include "template.h"
 #include "flow.h"
+#include "messages.h"
 #include "transitions.h"
 #include "saga_utf8.h"
 
@@ -147,6 +148,8 @@ static void refuse_transition(apply_ctx_t *c, const char *from, const char *to, 
     }
 }
 
+static void notify_parent(apply_ctx_t *c);
+
 /* The one function that changes a saga's status. */
 static void set_status(apply_ctx_t *c, saga_status_t status, const char *event, json_t *detail) {
     if (!saga_transition_allowed(c->saga->status, status, event)) {
@@ -156,6 +159,7 @@ static void set_status(apply_ctx_t *c, saga_status_t status, const char *event, 
     }
     c->saga->status = status;
     record(c, event, -1, detail);
+    if (c->saga->parent && saga_status_is_terminal(status)) notify_parent(c);
 }
 
 /* The one function that changes a step's status. */
@@ -261,6 +265,131 @@ static int send_command(apply_ctx_t *c, int i, saga_command_kind_t kind, char *e
     return 0;
 }
 
+/* ---- child sagas ------------------------------------------------------------ */
+
+static const char *start_topic(const apply_ctx_t *c) { return c->cfg->start_topic ? c->cfg->start_topic : "saga.start"; }
+static const char *control_topic(const apply_ctx_t *c) {
+    return c->cfg->control_topic ? c->cfg->control_topic : "saga.control";
+}
+
+/* A message for saga `to` (its id the key, its partition when known), stolen. */
+static void send_to(apply_ctx_t *c, const char *topic, const char *to, int slot, json_t *msg) {
+    if (!msg) {
+        c->err = SAGA_ENOMEM;
+        return;
+    }
+    saga_effect_t e = {.kind = SAGA_FX_COMMAND, .topic = topic, .message = msg, .slot = slot, .partition = -1};
+    snprintf(e.key, sizeof e.key, "%s", to);
+    if (c->cfg->partitions > 0) e.partition = saga_partition_of(to, c->cfg->partitions);
+    fx_push(c, e);
+}
+
+/* {"saga_id", "step", "attempt", "partition"}: who a child answers. */
+static json_t *parent_ref(apply_ctx_t *c, int i, int attempt) {
+    saga_t *s = c->saga;
+    return json_pack("{s:s, s:s, s:i, s:i}", "saga_id", s->id, "step", s->def->steps[i].name, "attempt", attempt,
+                     "partition", c->cfg->partitions > 0 ? saga_partition_of(s->id, c->cfg->partitions) : -1);
+}
+
+/* Child step i starts its child saga: a saga.start with the rendered
+ * input and who to answer. 0, or SAGA_ETEMPLATE with err. */
+static int start_child(apply_ctx_t *c, int i, char *err, size_t errlen) {
+    saga_t *s = c->saga;
+    const saga_step_def_t *d = &s->def->steps[i];
+    saga_step_state_t *st = &s->steps[i];
+    json_t *ctx = template_context(s);
+    if (!ctx) return c->err = SAGA_ENOMEM;
+    json_t *input = saga_template_render(d->payload, ctx, err, errlen);
+    json_decref(ctx);
+    if (!input) return SAGA_ETEMPLATE;
+    char child[SAGA_ID_MAX], mid[SAGA_ID_MAX + SAGA_NAME_MAX + 32];
+    saga_child_id(s->id, d->name, child, sizeof child);
+    snprintf(mid, sizeof mid, "%s/%s/action/%d", s->id, d->name, st->attempt);
+    json_t *msg = json_object();
+    msg = put(msg, "type", json_string_nocheck("saga.start"));
+    msg = put(msg, "message_id", json_string(mid));
+    msg = put(msg, "definition", json_string(d->child));
+    if (d->child_version > 0) msg = put(msg, "version", json_integer(d->child_version));
+    msg = put(msg, "saga_id", json_string(child));
+    msg = put(msg, "input", input);
+    msg = put(msg, "parent", parent_ref(c, i, st->attempt));
+    send_to(c, start_topic(c), child, i, msg);
+    if (d->timeout_ms > 0) set_timer(c, i, SAGA_TIMER_STEP_TIMEOUT, st->attempt, c->now + d->timeout_ms);
+    return c->err;
+}
+
+/* Asks child step i's saga to undo itself (command compensate) or to stop
+ * (abort: its parent compensates while it runs). */
+static void tell_child(apply_ctx_t *c, int i, const char *command, int attempt, const char *reason) {
+    saga_t *s = c->saga;
+    const saga_step_def_t *d = &s->def->steps[i];
+    char child[SAGA_ID_MAX], mid[SAGA_ID_MAX + SAGA_NAME_MAX + 32];
+    saga_child_id(s->id, d->name, child, sizeof child);
+    snprintf(mid, sizeof mid, "%s/%s/%s/%d", s->id, d->name, strcmp(command, "abort") ? "compensation" : "abort",
+             attempt);
+    json_t *msg = json_object();
+    msg = put(msg, "type", json_string_nocheck("saga.control"));
+    msg = put(msg, "message_id", json_string(mid));
+    msg = put(msg, "command", json_string_nocheck(command));
+    msg = put(msg, "saga_id", json_string(child));
+    msg = put(msg, "parent", parent_ref(c, i, attempt));
+    if (reason) msg = put(msg, "reason", json_string(reason));
+    send_to(c, control_topic(c), child, i, msg);
+}
+
+/* A child saga reached an end its parent waits for: a saga.reply to the
+ * parent's step, for its action (started) or, once asked to undo itself,
+ * for that compensation. */
+static void notify_parent(apply_ctx_t *c) {
+    saga_t *s = c->saga;
+    const json_t *p = s->parent;
+    const char *pid = json_string_value(json_object_get(p, "saga_id")), *step = json_string_value(json_object_get(p, "step"));
+    if (!pid || !step) return;
+    const json_t *comp = json_object_get(p, "compensate");
+    bool undo = json_is_integer(comp);
+    int attempt = (int)json_integer_value(undo ? comp : json_object_get(p, "attempt"));
+    const char *kind = undo ? "compensation" : "action";
+    bool success = undo ? s->status == SAGA_STATUS_COMPENSATED : s->status == SAGA_STATUS_COMPLETED;
+    if (!undo && s->status != SAGA_STATUS_COMPLETED && s->status != SAGA_STATUS_COMPENSATED &&
+        s->status != SAGA_STATUS_COMPENSATION_FAILED)
+        return;
+    if (undo && s->status != SAGA_STATUS_COMPENSATED && s->status != SAGA_STATUS_COMPENSATION_FAILED) return;
+    char mid[SAGA_MESSAGE_ID_MAX], in_reply_to[SAGA_MESSAGE_ID_MAX], msg_text[300];
+    snprintf(mid, sizeof mid, "%s/parent/%s/%d/%s", s->id, kind, attempt, saga_status_name(s->status));
+    snprintf(in_reply_to, sizeof in_reply_to, "%s/%s/%s/%d", pid, step, kind, attempt);
+    json_t *msg = json_object();
+    msg = put(msg, "type", json_string_nocheck("saga.reply"));
+    msg = put(msg, "message_id", json_string(mid));
+    msg = put(msg, "in_reply_to", json_string(in_reply_to));
+    msg = put(msg, "saga_id", json_string(pid));
+    msg = put(msg, "step", json_string(step));
+    msg = put(msg, "kind", json_string_nocheck(kind));
+    msg = put(msg, "attempt", json_integer(attempt));
+    msg = put(msg, "status", json_string_nocheck(success ? "success" : "failure"));
+    if (success && !undo) { /* the child's output: its definition's "output" template, or {} */
+        char err[200];
+        json_t *ctx = template_context(s);
+        json_t *out = ctx && s->def->output ? saga_template_render(s->def->output, ctx, err, sizeof err) : NULL;
+        json_decref(ctx);
+        msg = put(msg, "output", out ? out : json_object());
+    } else if (!success) {
+        const char *code = s->status == SAGA_STATUS_COMPENSATION_FAILED ? "CHILD_COMPENSATION_FAILED"
+                                                                         : (s->error_code[0] ? s->error_code : "CHILD_COMPENSATED");
+        snprintf(msg_text, sizeof msg_text, "child saga %s is %s%s%s", s->id, saga_status_name(s->status),
+                 s->error_message[0] ? ": " : "", s->error_message);
+        saga_utf8_trim_cut(msg_text);
+        msg = put(msg, "error", json_pack("{s:s, s:s}", "code", code, "message", msg_text));
+    }
+    saga_effect_t e = {.kind = SAGA_FX_COMMAND, .topic = c->cfg->replies_topic, .message = msg, .slot = -1,
+                       .partition = (int)json_integer_value(json_object_get(p, "partition"))};
+    if (!msg) {
+        c->err = SAGA_ENOMEM;
+        return;
+    }
+    snprintf(e.key, sizeof e.key, "%s", pid);
+    fx_push(c, e);
+}
+
 /* ---- forward path ------------------------------------------------------- */
 
 static void begin_compensation(apply_ctx_t *c, const char *code, const char *message);
@@ -294,6 +423,23 @@ static void start_attempt(apply_ctx_t *c, int i, bool room_taken) {
     char err[300];
     if (c->saga->def->steps[i].kind == SAGA_STEP_KIND_SIGNAL) {
         start_signal_wait(c, i);
+        return;
+    }
+    if (c->saga->def->steps[i].kind == SAGA_STEP_KIND_CHILD) { /* no bulkhead: its child's steps have theirs */
+        st->attempt++;
+        if (st->attempt == 1) st->started_at = c->now;
+        int rc = start_child(c, i, err, sizeof err);
+        if (rc == SAGA_ETEMPLATE) {
+            set_step_error(st, "TEMPLATE", err);
+            st->finished_at = c->now;
+            set_step_status(c, i, SAGA_STEP_FAILED, "step.failed", error_detail("TEMPLATE", err, st->attempt));
+            begin_compensation(c, "TEMPLATE", err);
+            return;
+        }
+        if (rc) return;
+        char child[SAGA_ID_MAX];
+        saga_child_id(c->saga->id, c->saga->def->steps[i].name, child, sizeof child);
+        set_step_status(c, i, SAGA_STEP_RUNNING, "step.started", json_pack("{s:i, s:s}", "attempt", st->attempt, "child", child));
         return;
     }
     if (!room_taken && !flow_acquire(c, i)) {
@@ -403,6 +549,15 @@ static void start_compensation(apply_ctx_t *c, int i, bool room_taken) {
     saga_t *s = c->saga;
     saga_step_state_t *st = &s->steps[i];
     char err[300];
+    if (s->def->steps[i].kind == SAGA_STEP_KIND_CHILD) { /* the child undoes its own completed steps */
+        st->comp_attempt++;
+        tell_child(c, i, "compensate", st->comp_attempt, NULL);
+        if (s->def->steps[i].timeout_ms > 0)
+            set_timer(c, i, SAGA_TIMER_STEP_TIMEOUT, st->comp_attempt, c->now + s->def->steps[i].timeout_ms);
+        set_step_status(c, i, SAGA_STEP_COMPENSATING, "compensation.started",
+                        json_pack("{s:i}", "attempt", st->comp_attempt));
+        return;
+    }
     if (!room_taken && !flow_acquire(c, i)) {
         wait_for_room(c, i, SAGA_STEP_COMPENSATION_QUEUED, "compensation.queued");
         return;
@@ -460,6 +615,13 @@ static void begin_compensation(apply_ctx_t *c, const char *code, const char *mes
                    json_pack("{s:s, s:s}", "code", code, "message", s->error_message));
         for (int i = 0; i < s->def->step_count; i++) {
             saga_step_state_t *st = &s->steps[i];
+            if (st->status == SAGA_STEP_RUNNING && s->def->steps[i].kind == SAGA_STEP_KIND_CHILD) {
+                /* a running child stops and undoes itself; its failure reply ends the step */
+                char why[300];
+                snprintf(why, sizeof why, "its parent saga %s compensates: %s", s->id, s->error_message);
+                saga_utf8_trim_cut(why);
+                tell_child(c, i, "abort", st->attempt, why);
+            }
             if (st->status == SAGA_STEP_PENDING) {
                 set_step_status(c, i, SAGA_STEP_CANCELLED, "step.cancelled", NULL);
             } else if (st->status == SAGA_STEP_WAITING) { /* its signal is not needed any more */
@@ -847,6 +1009,26 @@ int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_
             STALE(SAGA_FINISHED, "signal for saga '%s' which is %s", saga->id, saga_status_name(saga->status));
         rc = on_signal(c, ev, why, why_len);
         break;
+    case SAGA_EV_COMPENSATE: { /* from the parent that ran this saga as a child */
+        if (!saga->parent) STALE(NOT_ALLOWED, "saga '%s' has no parent to compensate for", saga->id);
+        json_t *was = json_object_get(saga->parent, "compensate");
+        if (json_is_integer(was) && json_integer_value(was) >= ev->attempt)
+            STALE(OTHER_ATTEMPT, "compensate attempt %d for saga '%s', already asked at %lld", ev->attempt, saga->id,
+                  (long long)json_integer_value(was));
+        if (json_object_set_new(saga->parent, "compensate", json_integer(ev->attempt))) return SAGA_ENOMEM;
+        if (saga->status == SAGA_STATUS_COMPLETED) {
+            saga_utf8_copy(saga->error_code, sizeof saga->error_code, "PARENT_COMPENSATING");
+            saga_utf8_copy(saga->error_message, sizeof saga->error_message, "its parent saga compensates");
+            set_status(c, SAGA_STATUS_COMPENSATING, "saga.compensating",
+                       json_pack("{s:s, s:s}", "code", saga->error_code, "message", saga->error_message));
+            continue_compensation(c);
+        } else if (saga->status == SAGA_STATUS_RUNNING || saga->status == SAGA_STATUS_SCHEDULED) {
+            begin_compensation(c, "PARENT_COMPENSATING", "its parent saga compensates");
+        } else if (saga->status == SAGA_STATUS_COMPENSATED || saga->status == SAGA_STATUS_COMPENSATION_FAILED) {
+            notify_parent(c); /* already undone (or stuck): say so again, for this attempt */
+        } /* compensating: it answers when it is done */
+        break;
+    }
     case SAGA_EV_ABORT:
         if (saga->status != SAGA_STATUS_RUNNING && saga->status != SAGA_STATUS_SCHEDULED)
             STALE(NOT_ALLOWED, "cannot abort saga '%s': it is %s", saga->id, saga_status_name(saga->status));

@@ -112,6 +112,9 @@ typedef struct saga {
     json_t *input;               /* owned */
     json_t *search;              /* owned; the search attributes set at the start (saga_search_render),
                                     NULL: none. Written by saga_store_insert only; not loaded */
+    json_t *parent;              /* owned; a child saga's parent: {"saga_id", "step", "attempt",
+                                    "partition", "compensate"?: the parent's compensation attempt
+                                    once it asked the child to undo itself}; NULL: not a child */
     char traceparent[64];        /* W3C trace context, "" when none */
     int64_t created_at, updated_at, deadline_at; /* deadline 0 = none */
     int64_t seq;                 /* last history sequence number */
@@ -143,6 +146,8 @@ typedef enum {
     SAGA_EV_SIGNAL,  /* a signal for signal step `step` (reply_status success or failure,
                         output, error_code, error_message); kept when the step has not
                         started yet */
+    SAGA_EV_COMPENSATE, /* a child saga's parent compensates its step (attempt: the parent's
+                           compensation attempt): undo what the child did, then say so */
 } saga_event_kind_t;
 
 typedef struct {
@@ -182,6 +187,8 @@ typedef struct {
                                    (an event too large is truncated here, its history keeps it
                                    whole); owned (saga_free), NULL: the store serialises message */
     int slot;                   /* timers */
+    char key[SAGA_ID_MAX];      /* COMMAND: the Kafka key when not this saga's id ("": its id) ... */
+    int partition;              /* ... and then the partition (-1: by key) */
     saga_timer_kind_t timer_kind;
     int timer_attempt;
     int64_t due_at;
@@ -234,6 +241,8 @@ typedef struct saga_flow saga_flow_t;
 
 typedef struct {
     const char *replies_topic;   /* reply_to of every command, e.g. "saga.replies" */
+    const char *start_topic;     /* where a child saga's start goes (NULL: "saga.start") */
+    const char *control_topic;   /* where a child's abort and compensate go (NULL: "saga.control") */
     /* P, the partition count of the topics sagad consumes: every command
      * carries "reply_partition": saga_partition_of(saga id, P), the
      * partition of replies_topic its reply must be produced to (the saga's
@@ -262,5 +271,10 @@ int saga_engine_apply(const saga_engine_config_t *cfg, saga_t *saga, const saga_
 int64_t saga_backoff_ms(const saga_retry_policy_t *p, int attempt, uint64_t *rng);
 
 bool saga_status_is_terminal(saga_status_t s);
+
+/* The id of the child saga that step `step` of saga `parent` runs:
+ * "PARENT.STEP", or, when that is over 127 bytes, a cut prefix and a hash
+ * of both. The same for every attempt: a retried start finds its child. */
+void saga_child_id(const char *parent, const char *step, char *out, size_t len);
 
 #endif

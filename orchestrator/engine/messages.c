@@ -82,6 +82,18 @@ int saga_parse_start(const json_t *root, saga_start_msg_t *out, char *err, size_
                  saga_utf8_prefix(delay, 64), delay);
         if (out->delay_ms > SAGA_START_DELAY_MAX_MS) FAIL("%s: 'delay' must be at most 8784h (366 days)", t);
     }
+    json_t *parent = json_object_get(root, "parent"); /* sagad's own, for a child saga */
+    if (parent && !json_is_null(parent)) {
+        const char *pid = NULL, *step = NULL;
+        json_t *attempt = json_object_get(parent, "attempt"), *partition = json_object_get(parent, "partition");
+        if (!json_is_object(parent) || get_string(parent, t, "saga_id", 1, &pid, err, errlen) ||
+            get_string(parent, t, "step", 1, &step, err, errlen) || !saga_valid_id(pid, 0) || !saga_valid_id(step, 0) ||
+            !json_is_integer(attempt) || json_integer_value(attempt) < 1 || json_integer_value(attempt) > 1000000 ||
+            !json_is_integer(partition) || json_integer_value(partition) < -1 || json_integer_value(partition) > 1000000)
+            FAIL("%s: 'parent' must be {\"saga_id\", \"step\", \"attempt\" >= 1, \"partition\"}", t);
+        if (!out->saga_id) FAIL("%s: a child saga's start names its 'saga_id'", t);
+        out->parent = parent;
+    }
     return 0;
 }
 

@@ -17,6 +17,7 @@ typedef struct {
     const json_t *input;      /* an object; {} when absent */
     int64_t not_before;       /* "not_before" (RFC 3339) in ms since the epoch; 0: absent */
     int64_t delay_ms;         /* "delay" (a duration); -1: absent. At most one of the two. */
+    const json_t *parent;     /* a child saga's parent {"saga_id", "step", "attempt", "partition"}; NULL: none */
 } saga_start_msg_t;
 
 /* The longest a start may be delayed ("delay", or "not_before" from now). */

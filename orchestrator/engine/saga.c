@@ -64,6 +64,8 @@ void saga_clear(saga_t *s) {
     s->input = NULL;
     json_decref(s->search);
     s->search = NULL;
+    json_decref(s->parent);
+    s->parent = NULL;
     /* saga_init left the steps past the definition's uninitialised; a saga
      * never initialised has no definition and is all zeros */
     int steps = s->def ? s->def->step_count : SAGA_MAX_STEPS;
@@ -73,6 +75,16 @@ void saga_clear(saga_t *s) {
         json_decref(s->steps[i].signal);
         s->steps[i].signal = NULL;
     }
+}
+
+void saga_child_id(const char *parent, const char *step, char *out, size_t len) {
+    int n = snprintf(out, len, "%s.%s", parent, step);
+    if (n >= 0 && (size_t)n < len && n < SAGA_ID_MAX) return;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over "parent/step" */
+    for (const char *p = parent; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ '/') * 1099511628211ull;
+    for (const char *p = step; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    snprintf(out, len, "%.80s.%.20s.%016llx", parent, step, (unsigned long long)h);
 }
 
 /* ---- effects ---------------------------------------------------------- */

@@ -16,7 +16,8 @@
     X(COMPENSATING, COMPENSATION_FAILED, "saga.compensation_failed")      \
     X(COMPENSATION_FAILED, COMPENSATING, "saga.retried")                  \
     X(SCHEDULED, RUNNING, "saga.started")       /* its begin time came */  \
-    X(SCHEDULED, COMPENSATING, "saga.compensating") /* aborted before it began */
+    X(SCHEDULED, COMPENSATING, "saga.compensating") /* aborted before it began */ \
+    X(COMPLETED, COMPENSATING, "saga.compensating") /* a child whose parent compensates */
 
 /* X(from, to, lifecycle event) for steps. */
 #define SAGA_STEP_TRANSITIONS(X)                                          \

@@ -191,6 +191,10 @@ static void encode_saga_row(sqlite3_stmt *q, const char *id, saga_json_buf_t *b,
         MEMBER(b, "search");
         col_json(b, q, 14, bad);
     }
+    if (sqlite3_column_type(q, 15) != SQLITE_NULL) { /* a child saga's parent */
+        MEMBER(b, "parent");
+        col_json(b, q, 15, bad);
+    }
     saga_json_buf_raw(b, "}", 1);
 }
 

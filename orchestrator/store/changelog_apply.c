@@ -148,7 +148,7 @@ static int check_saga(chk_t *c, const json_t *s, const char *id, long long *seq)
                                       "traceparent", "start_message_id", "created_at", "updated_at",
                                       "deadline_at", "seq", "completions", "error_code", "error_message", NULL};
     const char *w = "saga", *sid = NULL, *hash = NULL;
-    static const char *const opt[] = {"search", NULL};
+    static const char *const opt[] = {"search", "parent", NULL};
     int rc = members(c, s, w, req, opt);
     if (!rc) rc = get_name(c, s, w, "id", 0, &sid);
     if (!rc && strcmp(sid, id)) rc = bad(c, "saga.id: '%s' is not the record's key", sid);
@@ -168,6 +168,16 @@ static int check_saga(chk_t *c, const json_t *s, const char *id, long long *seq)
     if (!rc) rc = get_str(c, s, w, "error_code", 63, 0, NULL);
     if (!rc) rc = get_str(c, s, w, "error_message", 255, 0, NULL);
     if (!rc && json_object_get(s, "search")) rc = check_search(c, json_object_get(s, "search"));
+    const json_t *parent = json_object_get(s, "parent");
+    if (!rc && parent) { /* a child saga: who it answers */
+        static const char *const preq[] = {"saga_id", "step", "attempt", "partition", NULL}, *const popt[] = {"compensate", NULL};
+        rc = members(c, parent, "saga.parent", preq, popt);
+        if (!rc) rc = get_name(c, parent, "saga.parent", "saga_id", 0, NULL);
+        if (!rc) rc = get_name(c, parent, "saga.parent", "step", 0, NULL);
+        if (!rc) rc = get_int(c, parent, "saga.parent", "attempt", 1, INT_MAX, NULL);
+        if (!rc) rc = get_int(c, parent, "saga.parent", "partition", -1, INT_MAX, NULL);
+        if (!rc && json_object_get(parent, "compensate")) rc = get_int(c, parent, "saga.parent", "compensate", 1, INT_MAX, NULL);
+    }
     return rc;
 }
 
@@ -339,14 +349,16 @@ static int write_saga(saga_store_t *st, saga_changelog_stmts_t *c, const char *i
     bind_int(q, 12, s, "completions");
     bind_str(q, 13, s, "error_code");
     bind_str(q, 14, s, "error_message");
-    char *search = NULL;
-    if ((rc = bind_json(q, 15, s, "search", &search))) {
+    char *search = NULL, *parent = NULL;
+    if ((rc = bind_json(q, 15, s, "search", &search)) || (rc = bind_json(q, 16, s, "parent", &parent))) {
+        saga_free(search);
         saga_free(text);
         sqlite3_reset(q);
         sqlite3_clear_bindings(q);
         return rc;
     }
     rc = step_done(q);
+    saga_free(parent);
     saga_free(search);
     saga_free(text);
     const json_t *arr = json_object_get(rec, "steps"), *r;

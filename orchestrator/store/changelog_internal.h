@@ -13,7 +13,7 @@
 #define CHANGELOG_STATEMENTS(X)                                                                       \
     X(enc_saga, "SELECT s.definition, s.version, s.status, s.input, s.traceparent, s.start_message_id," \
                 " s.created_at, s.updated_at, s.deadline_at, s.seq, s.completions, s.error_code,"       \
-                " s.error_message, d.hash, s.search FROM sagas s LEFT JOIN definitions d"                         \
+                " s.error_message, d.hash, s.search, s.parent FROM sagas s LEFT JOIN definitions d"                         \
                 " ON d.name = s.definition AND d.version = s.version WHERE s.id = ?")                    \
     X(enc_steps, "SELECT idx, name, status, attempt, comp_attempt, comp_budget_base, outcome_unknown,"  \
                  " output, error_code, error_message, started_at, finished_at, updated_at,"             \
@@ -30,7 +30,7 @@
     X(del_timers, "DELETE FROM timers WHERE saga_id = ?")                                              \
     X(ins_saga, "INSERT INTO sagas (id, definition, version, status, input, traceparent,"              \
                 " start_message_id, created_at, updated_at, deadline_at, seq, completions,"            \
-                " error_code, error_message, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")        \
+                " error_code, error_message, search, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")        \
     X(ins_step, "INSERT INTO steps (saga_id, idx, name, status, attempt, comp_attempt,"                \
                 " comp_budget_base, outcome_unknown, output, error_code, error_message, started_at,"   \
                 " finished_at, updated_at, completion_order, signal)"                                  \

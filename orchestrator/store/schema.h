@@ -112,6 +112,9 @@ static const char *const saga_store_migrations[] = {
      * the changelog record pause/TOPIC, so a restored shard is paused too. */
     ("CREATE TABLE paused_topics ("
      "  topic TEXT PRIMARY KEY, paused_at INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"),
+    /* 11: a child saga's parent (a step of kind saga started it): JSON
+     * {"saga_id", "step", "attempt", "partition", "compensate"?}; NULL: none */
+    "ALTER TABLE sagas ADD COLUMN parent TEXT;",
 };
 
 #endif

@@ -284,6 +284,7 @@ int saga_store_load(saga_store_t *st, const saga_registry_t *reg, const char *id
     out->completions = sqlite3_column_int(q, 9);
     column_copy(q, 10, out->error_code, sizeof out->error_code);
     column_copy(q, 11, out->error_message, sizeof out->error_message);
+    out->parent = column_json(q, 12);
     sqlite3_reset(q);
 
     q = st->load_steps;
@@ -336,7 +337,11 @@ int saga_store_insert(saga_store_t *st, const saga_t *s, const char *start_messa
         return SAGA_ENOMEM;
     }
     saga_store_bind_text(q, 10, search); /* NULL: none */
-    int rc = saga_store_run(st, q, "insert saga");
+    char *parent = s->parent ? saga_json_dump(s->parent) : NULL;
+    saga_store_bind_text(q, 11, parent); /* NULL: not a child saga */
+    int rc = s->parent && !parent ? SAGA_ENOMEM : saga_store_run(st, q, "insert saga");
+    if (rc == SAGA_ENOMEM) sqlite3_reset(q);
+    saga_free(parent);
     saga_free(search);
     saga_free(input);
     return rc;
@@ -460,8 +465,15 @@ int saga_store_save(saga_store_t *st, saga_t *s, const saga_effects_t *fx, const
     sqlite3_bind_int(q, 5, s->completions);
     saga_store_bind_text(q, 6, error_code);
     saga_store_bind_text(q, 7, error_message);
-    saga_store_bind_text(q, 8, s->id);
+    char *parent = s->parent ? saga_json_dump(s->parent) : NULL;
+    if (s->parent && !parent) {
+        sqlite3_reset(q);
+        return SAGA_ENOMEM;
+    }
+    saga_store_bind_text(q, 8, parent);
+    saga_store_bind_text(q, 9, s->id);
     int rc = saga_store_run(st, q, "update saga");
+    saga_free(parent);
     for (int i = 0; !rc && i < s->def->step_count; i++) {
         if (!s->step_dirty[i]) continue;
         rc = save_step(st, s, i);

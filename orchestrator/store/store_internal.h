@@ -31,14 +31,14 @@
                         " kafka_partition, tombstone) SELECT ?, id, '{}', '', ?, ?, 1"            \
                         " FROM temp.prune_ids ORDER BY id")                                        \
     X(load_saga, "SELECT definition, version, status, input, traceparent, created_at, updated_at," \
-                 " deadline_at, seq, completions, error_code, error_message FROM sagas WHERE id = ?") \
+                 " deadline_at, seq, completions, error_code, error_message, parent FROM sagas WHERE id = ?") \
     X(load_steps, "SELECT idx, status, attempt, comp_attempt, comp_budget_base, outcome_unknown,"  \
                   " output, error_code, error_message, started_at, finished_at, updated_at,"      \
                   " completion_order, signal FROM steps WHERE saga_id = ?")                        \
     X(insert_saga, "INSERT INTO sagas (id, definition, version, status, input, traceparent,"       \
-                   " start_message_id, created_at, updated_at, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") \
+                   " start_message_id, created_at, updated_at, search, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") \
     X(update_saga, "UPDATE sagas SET status = ?, updated_at = ?, deadline_at = ?, seq = ?,"        \
-                   " completions = ?, error_code = ?, error_message = ? WHERE id = ?")             \
+                   " completions = ?, error_code = ?, error_message = ?, parent = ? WHERE id = ?")  \
     X(upsert_step, "INSERT OR REPLACE INTO steps (saga_id, idx, name, status, attempt,"            \
                    " comp_attempt, comp_budget_base, outcome_unknown, output, error_code,"         \
                    " error_message, started_at, finished_at, updated_at, completion_order, signal)" \

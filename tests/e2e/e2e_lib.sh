@@ -56,8 +56,9 @@ not_in_history() { # ID EVENT: EVENT is nowhere in the history
 # sagactl audit over this stack's databases; prints its report; the exit
 # status is the audit's.
 audit() {
-  local rc=0
-  "$SAGACTL" audit --saga-db "$SAGA_DB" --order-db "$ORDER_DB" --inventory-db "$INVENTORY_DB" \
+  local rc=0 d dbs=()
+  for d in ${SAGA_DBS:-$SAGA_DB}; do dbs+=(--saga-db "$d"); done # a cluster: every instance's data directory
+  "$SAGACTL" audit "${dbs[@]}" --order-db "$ORDER_DB" --inventory-db "$INVENTORY_DB" \
     --payment-db "$PAYMENT_DB" --notification-db "$NOTIFICATION_DB" "$@" >"$DIR/audit.out" 2>&1 || rc=$?
   sed 's/^/  | /' "$DIR/audit.out"
   return $rc

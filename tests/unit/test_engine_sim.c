@@ -219,6 +219,7 @@ static const char *event_text(const saga_event_t *ev, char *buf, size_t len) {
         snprintf(buf, len, "undeliverable s%d %s #%d", ev->step, saga_command_kind_name(ev->command_kind), ev->attempt);
         break;
     case SAGA_EV_SIGNAL: snprintf(buf, len, "signal s%d %s", ev->step, st[ev->reply_status]); break;
+    case SAGA_EV_COMPENSATE: snprintf(buf, len, "parent compensates #%d", ev->attempt); break;
     }
     return buf;
 }

@@ -250,7 +250,7 @@ static void make_legacy(const char *path, int sagas) {
     assert_int_equal(sqlite3_exec(db, "DROP TABLE shard_meta; PRAGMA user_version = 4;"
                                       "ALTER TABLE outbox DROP COLUMN kafka_partition; ALTER TABLE outbox DROP COLUMN tombstone;"
                                       "DROP TRIGGER sagas_search_insert; DROP TRIGGER sagas_search_delete;"
-                                      "DROP TABLE saga_search; ALTER TABLE sagas DROP COLUMN search; ALTER TABLE steps DROP COLUMN signal; DROP TABLE paused_topics;"
+                                      "DROP TABLE saga_search; ALTER TABLE sagas DROP COLUMN search; ALTER TABLE steps DROP COLUMN signal; DROP TABLE paused_topics; ALTER TABLE sagas DROP COLUMN parent;"
                                       "INSERT INTO definitions VALUES ('order', 1, 'h1', '{}', 1), ('order', 2, 'h2', '{}', 2);"
                                       "INSERT INTO dedup VALUES ('replies', 'r-1', 5), ('start', 'm-x', 6);",
                                   NULL, NULL, NULL),
