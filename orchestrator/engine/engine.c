@@ -917,6 +917,8 @@ static int on_timer(apply_ctx_t *c, const saga_event_t *ev, char *why, size_t wh
     char msg[128];
     switch (ev->timer_kind) {
     case SAGA_TIMER_STEP_TIMEOUT:
+        if (s->def->steps[i].kind == SAGA_STEP_KIND_CHILD && s->def->steps[i].timeout_ms == 0)
+            break; /* a child step without a timeout never set one */
         snprintf(msg, sizeof msg, "no reply within %lld ms", (long long)s->def->steps[i].timeout_ms);
         if (st->status == SAGA_STEP_WAITING && ev->timer_attempt == st->attempt && s->def->steps[i].timeout_ms > 0) {
             char wait[160];

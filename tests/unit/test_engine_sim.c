@@ -140,6 +140,7 @@ static void deep_copy_saga(saga_t *dst, const saga_t *src) {
     *dst = *src;
     dst->input = src->input ? json_deep_copy(src->input) : NULL;
     dst->search = src->search ? json_deep_copy(src->search) : NULL;
+    dst->parent = src->parent ? json_deep_copy(src->parent) : NULL;
     for (int i = 0; i < SAGA_MAX_STEPS; i++) {
         dst->steps[i].output = src->steps[i].output ? json_deep_copy(src->steps[i].output) : NULL;
         dst->steps[i].signal = src->steps[i].signal ? json_deep_copy(src->steps[i].signal) : NULL;
@@ -286,7 +287,9 @@ static int sim_apply(sim_t *s, const saga_event_t *ev) {
         /* (g) */
         if (prev_status == SAGA_STATUS_COMPENSATION_FAILED)
             CHECK(s, ev->kind == SAGA_EV_RETRY, "(g) compensation_failed left by a non-operator event");
-        CHECK(s, !(prev_status == SAGA_STATUS_COMPLETED || prev_status == SAGA_STATUS_COMPENSATED),
+        /* a final saga changes only when its parent asks a child to undo itself */
+        CHECK(s, !(prev_status == SAGA_STATUS_COMPLETED || prev_status == SAGA_STATUS_COMPENSATED) ||
+                     (ev->kind == SAGA_EV_COMPENSATE && s->saga.parent),
               "a final saga (%s) changed", saga_status_name(prev_status));
         int alerts = 0, events = 0;
         for (int k = 0; k < s->fx.count; k++) {
@@ -506,10 +509,26 @@ static int some_signal_step(sim_t *s) {
     return n ? idx[rnd(&s->rng, n)] : -1;
 }
 
+/* No timer set and nothing waiting for room: only a reply can move the saga. */
+static bool nothing_due(sim_t *s) {
+    int slot;
+    return next_due(s, &slot) == INT64_MAX && !(s->flow && saga_flow_has_ready(s->flow, s->now)) && waiting_total(s) == 0;
+}
+
 /* One step of the driver; returns false when the saga is done. */
 static bool drive(sim_t *s) {
     saga_t *g = &s->saga;
     bool calm = s->applied > CALM_AFTER;
+    if (g->status == SAGA_STATUS_COMPLETED && g->parent && !s->parent_asked && chance(&s->rng, 50)) {
+        /* a child saga whose parent compensates: it undoes its steps in reverse */
+        s->parent_asked = true;
+        s->comp_began = true;
+        saga_event_t ev = {.kind = SAGA_EV_COMPENSATE, .attempt = 1};
+        CHECK(s, sim_apply(s, &ev) == 0, "a completed child refused its parent's compensate");
+        CHECK(s, g->status == SAGA_STATUS_COMPENSATING || g->status == SAGA_STATUS_COMPENSATED,
+              "a completed child asked to compensate is %s", saga_status_name(g->status));
+        return true;
+    }
     if (g->status == SAGA_STATUS_COMPLETED || g->status == SAGA_STATUS_COMPENSATED) return false;
     if (g->status == SAGA_STATUS_COMPENSATION_FAILED) {
         if (s->op_retries >= MAX_OPERATOR_RETRIES || (!calm && chance(&s->rng, 20))) return false;
@@ -566,8 +585,8 @@ static bool drive(sim_t *s) {
         const cmd_t *c = &s->cmds[rnd(&s->rng, s->ncmd)];
         tick(s);
         deliver_reply(s, c, random_status(s, c->kind));
-    } else if (r < 450 || !ncur) {
-        next_in_time(s);
+    } else if ((r < 450 || !ncur) && !(ncur && nothing_due(s))) {
+        next_in_time(s); /* (a child step without a timeout has no timer: its answer comes instead) */
     } else {
         const cmd_t *c = &s->cmds[cur[rnd(&s->rng, ncur)]];
         tick(s);
@@ -581,6 +600,8 @@ static void run_one(int index, uint64_t seed, stats_t *stats) {
     sim_init(&s, &g_shape.def, index, seed, stats);
     saga_event_t start = {.kind = SAGA_EV_START};
     if (chance(&s.rng, 15)) start.begin_at = s.now + 1 + rnd(&s.rng, 60000); /* a delayed start */
+    if (!strcmp(g_shape.name, "children") && chance(&s.rng, 40)) /* itself a child saga */
+        s.saga.parent = json_pack("{s:s, s:s, s:i, s:i}", "saga_id", "mom", "step", "kid", "attempt", 1, "partition", 3);
     CHECK(&s, sim_apply(&s, &start) == 0, "start refused");
     CHECK(&s, (s.saga.status == SAGA_STATUS_SCHEDULED) == (start.begin_at > 0), "a delayed start is not scheduled");
     stats->scheduled += start.begin_at > 0;
@@ -725,6 +746,34 @@ static void test_sim_signals(void **state) {
     run_shape(7);
 }
 
+/* Child sagas: s0; s1 a child saga (no timeout) and s2 a child saga (1.5 s
+ * timeout) in parallel after s0; s3 after both. The children's answers come
+ * as replies (success, failure, late, twice); the parent's compensation
+ * asks a child to undo itself, its abort stops a running one. */
+static void test_sim_children(void **state) {
+    (void)state;
+    begin_shape("children");
+    saga_definition_t *d = &g_shape.def;
+    g_shape.abort_pct = 10;
+    for (int i = 0; i < 4; i++) {
+        char comp[16];
+        snprintf(comp, sizeof comp, "undo%d", i);
+        add_step(d, comp, 3, 4);
+    }
+    for (int i = 1; i <= 2; i++) {
+        saga_step_def_t *st = &d->steps[i];
+        st->kind = SAGA_STEP_KIND_CHILD;
+        snprintf(st->child, sizeof st->child, "kid%d", i);
+        snprintf(st->compensation, sizeof st->compensation, "saga.compensate");
+        st->topic[0] = st->action[0] = '\0';
+        st->retry.max_attempts = 1;
+        st->timeout_ms = i == 1 ? 0 : 1500;
+    }
+    d->steps[2].after[0] = 0; /* s1 and s2 after s0 */
+    d->steps[3].after[0] = 1, d->steps[3].after[1] = 2, d->steps[3].after_count = 2;
+    run_shape(8);
+}
+
 /* Flow control: s0; s1, s2, s3 in parallel after s0, all four on one topic
  * with room for two commands and a breaker that opens after three
  * consecutive transient outcomes; s4 (another topic) after the three. */
@@ -767,6 +816,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_sim_no_compensation), cmocka_unit_test(test_sim_small_budgets),
         cmocka_unit_test(test_sim_deadline),       cmocka_unit_test(test_sim_flow_control),
         cmocka_unit_test(test_sim_signals),
+        cmocka_unit_test(test_sim_children),
     };
     int failed = cmocka_run_group_tests_name("engine_sim", tests, NULL, NULL);
     release_shape();

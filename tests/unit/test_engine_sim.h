@@ -71,6 +71,7 @@ typedef struct {
     int ncmd, cap_cmd;
     tmr_t timers[SAGA_MAX_STEPS + 1]; /* slot + 1 */
     bool comp_began;
+    bool parent_asked;                 /* a child saga whose parent asked it to undo itself */
     int completed[SAGA_MAX_STEPS], ncompleted; /* steps in the order step.succeeded/unknown were seen */
     int comp_steps[SAGA_MAX_STEPS], ncomp_steps; /* steps compensated, in the order of their first command */
     bool timed_out[SAGA_MAX_STEPS];

@@ -47,12 +47,44 @@ static void check_compensation_command(sim_t *s, int i, int attempt) {
 }
 
 void check_command(sim_t *s, const saga_effect_t *e) {
+    const char *type = json_string_value(json_object_get(e->message, "type"));
     const char *step = json_string_value(json_object_get(e->message, "step"));
     int i = saga_definition_step_index(s->def, step);
     int kind = saga_command_kind_parse(json_string_value(json_object_get(e->message, "kind")));
     int attempt = (int)json_integer_value(json_object_get(e->message, "attempt"));
-    CHECK(s, i >= 0 && kind >= 0 && attempt >= 1, "malformed command");
-    CHECK(s, strcmp(e->topic, s->def->steps[i].topic) == 0, "command for s%d on topic %s", i, e->topic);
+    if (type && !strcmp(type, "saga.reply")) { /* a child saga answers its parent at an end */
+        CHECK(s, s->saga.parent != NULL, "a saga without a parent answered one");
+        CHECK(s, saga_status_is_terminal(s->saga.status), "answered its parent while %s", saga_status_name(s->saga.status));
+        CHECK(s, !strcmp(e->key, "mom") && !strcmp(e->topic, "saga.replies"), "parent reply keyed %s on %s", e->key, e->topic);
+        const char *k = json_string_value(json_object_get(e->message, "kind"));
+        CHECK(s, !strcmp(k, s->parent_asked ? "compensation" : "action"), "parent reply of kind %s", k);
+        return;
+    }
+    if (type && (!strcmp(type, "saga.start") || !strcmp(type, "saga.control"))) { /* a child step's */
+        const char *command = json_string_value(json_object_get(e->message, "command"));
+        i = e->slot;
+        CHECK(s, i >= 0 && i < s->def->step_count && s->def->steps[i].kind == SAGA_STEP_KIND_CHILD,
+              "a child message from s%d, not a child step", i);
+        char child[SAGA_ID_MAX];
+        saga_child_id(s->saga.id, s->def->steps[i].name, child, sizeof child);
+        CHECK(s, !strcmp(e->key, child) && !strcmp(json_string_value(json_object_get(e->message, "saga_id")), child),
+              "child message for %s, not %s", e->key, child);
+        attempt = (int)json_integer_value(json_object_get(json_object_get(e->message, "parent"), "attempt"));
+        if (command && !strcmp(command, "abort")) { /* a running child told to stop: it answers as its action */
+            CHECK(s, s->saga.steps[i].status == SAGA_STEP_RUNNING && attempt == s->saga.steps[i].attempt,
+                  "abort of child s%d which is %s", i, saga_step_status_name(s->saga.steps[i].status));
+            return;
+        }
+        kind = !strcmp(type, "saga.start") ? SAGA_KIND_ACTION : SAGA_KIND_COMPENSATION;
+        CHECK(s, kind == SAGA_KIND_ACTION || (command && !strcmp(command, "compensate")), "child command %s",
+              command ? command : "?");
+        step = s->def->steps[i].name;
+        CHECK(s, !strcmp(e->topic, kind == SAGA_KIND_ACTION ? "saga.start" : "saga.control"), "child message on %s",
+              e->topic);
+    } else {
+        CHECK(s, i >= 0 && kind >= 0 && attempt >= 1, "malformed command");
+        CHECK(s, strcmp(e->topic, s->def->steps[i].topic) == 0, "command for s%d on topic %s", i, e->topic);
+    }
     char mid[256];
     snprintf(mid, sizeof mid, "%s/%s/%s/%d", s->saga.id, step, saga_command_kind_name(kind), attempt);
     CHECK(s, strcmp(mid, json_string_value(json_object_get(e->message, "message_id"))) == 0,
@@ -141,6 +173,12 @@ void check_timers(sim_t *s) {
         if (st->status == SAGA_STEP_QUEUED || st->status == SAGA_STEP_COMPENSATION_QUEUED) {
             CHECK(s, s->flow, "s%d queued without flow control", i);
             any = true; /* the flow resumes it (checked by the driver) */
+        }
+        if (s->def->steps[i].kind == SAGA_STEP_KIND_CHILD && s->def->steps[i].timeout_ms == 0 &&
+            (st->status == SAGA_STEP_RUNNING || st->status == SAGA_STEP_COMPENSATING)) {
+            CHECK(s, !t->set || t->kind == SAGA_TIMER_BACKOFF, "child s%d without a timeout has a timeout timer", i);
+            any = true; /* its child answers (the driver delivers it) */
+            continue;
         }
         switch (st->status) {
         case SAGA_STEP_RUNNING:
