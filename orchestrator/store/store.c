@@ -426,6 +426,14 @@ static int save_effect(saga_store_t *st, const saga_t *s, const saga_effect_t *e
                        const char *events_topic, int64_t now) {
     switch (e->kind) {
     case SAGA_FX_COMMAND:
+        if (e->key[0]) { /* to another saga (a child's start, a parent's answer): its key and partition */
+            char *payload = e->text ? NULL : saga_json_dump(e->message);
+            const char *bytes = e->text ? e->text : payload;
+            int rc = bytes ? saga_store_outbox_add_to(st, e->topic, e->partition, e->key, headers, bytes, strlen(bytes), now)
+                           : SAGA_ENOMEM;
+            saga_free(payload);
+            return rc;
+        }
         return add_outbox_json(st, e->topic, s, headers, e->message, e->text, now);
     case SAGA_FX_EVENT: {
         int rc = add_history(st, s, e->message, now);

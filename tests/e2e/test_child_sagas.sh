@@ -50,6 +50,10 @@ check "GET /v1/sagas/{id}: the parent lists its children" \
 curl -sL "$ADMIN_URL/v1/sagas/bd-ok-1.order" >"$DIR/child.json"
 check "GET /v1/sagas/{id}: the child names its parent" \
   eq "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["parent"]["saga_id"], d["parent"]["step"])' "$DIR/child.json")" "bd-ok-1 order"
+"$SAGACTL" --url "$ADMIN_URL" show bd-ok-1 >"$DIR/show-parent.txt"
+check "sagactl show: the parent's children" grep -q '^Children *bd-ok-1.order (step order)$' "$DIR/show-parent.txt"
+"$SAGACTL" --url "$ADMIN_URL" show bd-ok-1.payment >"$DIR/show-child.txt"
+check "sagactl show: the child's parent" grep -q '^Parent *bd-ok-1 (step payment)$' "$DIR/show-child.txt"
 check "ledgers: one order per bundle, the declined ones cancelled" \
   eq "$(sql "$ORDER_DB" "SELECT sum(saga_id LIKE 'bd-ok-%' AND status='created') || '/' || sum(saga_id LIKE 'bd-no-%' AND status='cancelled') FROM orders WHERE saga_id LIKE 'bd-%'")" "$N/$N"
 check "ledgers: the paid bundles charged once each (and their fee), the declined ones refunded" \

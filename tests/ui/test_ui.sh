@@ -47,7 +47,8 @@ shot() { # URL FILE
 # ---- the stack and a few sagas: three completed, two compensated, one with markup in its id ----
 # (plus, at the end, sagas of a definition with search attributes)
 mkdir -p "$DIR/sagas"
-cp "$SAGA_SOURCE_DIR"/sagas/*.json "$SAGA_SOURCE_DIR"/tests/integration/sagas/searchable_order.json "$DIR/sagas/"
+cp "$SAGA_SOURCE_DIR"/sagas/*.json "$SAGA_SOURCE_DIR"/tests/integration/sagas/searchable_order.json \
+  "$SAGA_SOURCE_DIR"/tests/e2e/sagas/bundle*.json "$DIR/sagas/"
 export SAGAS_DIR="$DIR/sagas"
 stack_up
 # (ids are printable ASCII without blanks or '/': markup, but no attributes)
@@ -157,6 +158,20 @@ check "status filter 'scheduled' lists it" eq "$(page "$OUT/list-scheduled.html"
 dump "$UI#saga=later-1" "$OUT/saga-later.html"
 check "saga view: scheduled, with the time it begins" \
   eq "$(page "$OUT/saga-later.html" text s-status)/$(page "$OUT/saga-later.html" has-text "begins")" "scheduled/yes"
+
+# ---- a parent saga and its children link to each other ----
+printf 'bd-1\t{"type":"saga.start","message_id":"m-bd-1","definition":"bundle","saga_id":"bd-1","input":{"order_id":"o-bd","customer":"c-1","fee_customer":"c-1","amount":100,"items":[{"sku":"sku-1","qty":1}]}}\n' |
+  kcat -b "$BOOTSTRAP" -P -t saga.start -K $'\t'
+check "the bundle completed" wait_count "SELECT status FROM sagas WHERE id='bd-1'" completed 60
+dump "$UI#saga=bd-1" "$OUT/saga-parent.html"
+check "parent view: links to both children" \
+  eq "$(python3 - "$OUT/saga-parent.html" <<'PY'
+import re, sys
+print(" ".join(sorted(re.findall(r'data-child="([^"]+)"', open(sys.argv[1]).read()))))
+PY
+)" "bd-1.order bd-1.payment"
+dump "$UI#saga=bd-1.order" "$OUT/saga-child.html"
+check "child view: links to its parent" grep -q 'data-parent="bd-1"' "$OUT/saga-child.html"
 
 # ---- a paused topic shows in the header ----
 check "pause payment.commands" eq "$(admin_post /v1/topics/payment.commands/pause '{"reason":"maintenance"}')" 202

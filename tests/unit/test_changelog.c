@@ -88,6 +88,9 @@ static void start(fixture_t *f, saga_t *s, const char *id) {
     json_decref(input);
     /* search attributes on all but one saga: records with and without them */
     if (strcmp(id, "unknown-1") != 0) s->search = json_pack("{s:s, s:s}", "order_id", id, "customer", "c-1");
+    /* done-1 is a child saga (sagas.parent, migration 11): it answers "mom" when it completes */
+    if (strcmp(id, "done-1") == 0)
+        s->parent = json_pack("{s:s, s:s, s:i, s:i}", "saga_id", "mom", "step", "kid", "attempt", 1, "partition", 2);
     char mid[64];
     snprintf(mid, sizeof mid, "m-%s", id);
     assert_int_equal(saga_store_begin(f->src), 0);
@@ -408,6 +411,11 @@ static void test_restore_is_row_identical(void **state) {
     int64_t off = -1;
     assert_int_equal(saga_changelog_offset_get(f->dst, &off), 0);
     assert_int_equal(off, NSAGAS);
+    /* the child saga done-1 answered its parent "mom" on its partition (2), keyed by the parent */
+    char *ans = rows_of(f->src_path, "SELECT key, kafka_partition, json_extract(payload, '$.status') FROM outbox"
+                                     " WHERE json_extract(payload, '$.type') = 'saga.reply'");
+    assert_string_equal(ans, "3:mom|1:2|3:success\n");
+    free(ans);
     /* every status is covered */
     char *st = rows_of(f->dst_path, "SELECT group_concat(DISTINCT status) FROM sagas");
     for (int s = 0; s < SAGA_STATUS__COUNT; s++) assert_non_null(strstr(st, saga_status_name((saga_status_t)s)));
@@ -610,6 +618,8 @@ static void test_corrupt_records_are_refused_and_change_nothing(void **state) {
         {"run-1", mutate(good_run, "\"signal\":{\"status\":\"success\"", "\"signal\":{\"status\":\"maybe\""), 0,
          "steps[2].signal.status: must be success or failure"},
         {"run-1", mutate(good_run, "\"signal\":{", "\"signal\":{\"x\":1,"), 0, "steps[2].signal: unknown member 'x'"},
+        {"done-1", mutate(good, "\"parent\":{", "\"parent\":{\"x\":1,"), 0, "saga.parent: unknown member 'x'"},
+        {"done-1", mutate(good, "\"attempt\":1,\"partition\":2", "\"attempt\":0,\"partition\":2"), 0, "saga.parent.attempt"},
         {"done-1", mutate(good, "\"search\":{", "\"search\":{\"9x\":\"a\","), 0, "saga.search: '9x' is not a search"},
         {"done-1", mutate(good, "\"search\":{", "\"search\":{\"n\":5,"), 0, "saga.search.n: must be a string"},
         {"done-1", mutate(good, "\"search\":{\"order_id\":\"done-1\",\"customer\":\"c-1\"}", "\"search\":true"), 0,

@@ -214,10 +214,16 @@ static void test_load_dir_good(void **state) {
     char report[1024];
     assert_int_equal(saga_registry_load_dir(reg, dir, report, sizeof report), 0);
     assert_string_equal(report, "");
-    assert_int_equal(saga_registry_count(reg), 3);
-    assert_string_equal(saga_registry_at(reg, 0)->name, "minimal");      /* minimal.json */
-    assert_string_equal(saga_registry_at(reg, 1)->name, "travel.booking"); /* parallel.json */
-    assert_string_equal(saga_registry_at(reg, 2)->name, "searchable");   /* searchable.json */
+    assert_int_equal(saga_registry_count(reg), 4);
+    assert_string_equal(saga_registry_at(reg, 0)->name, "bundle");       /* bundle.json: child sagas */
+    assert_string_equal(saga_registry_at(reg, 1)->name, "minimal");      /* minimal.json */
+    assert_string_equal(saga_registry_at(reg, 2)->name, "travel.booking"); /* parallel.json */
+    assert_string_equal(saga_registry_at(reg, 3)->name, "searchable");   /* searchable.json */
+    const saga_definition_t *bundle = saga_registry_at(reg, 0);
+    assert_int_equal(bundle->steps[0].kind, SAGA_STEP_KIND_CHILD);
+    assert_string_equal(bundle->steps[0].child, "bundle_order");
+    assert_string_equal(bundle->steps[0].compensation, "saga.compensate"); /* the child undoes itself */
+    assert_int_equal(bundle->steps[0].retry.max_attempts, 1);
     saga_registry_free(&reg);
     free(dir);
 }

@@ -57,6 +57,19 @@ static int print_saga(FILE *out, const json_t *saga) {
     field(out, "Updated", json_string_value(json_object_get(saga, "updated_at")));
     field(out, "Deadline", json_string_value(json_object_get(saga, "deadline_at")));
     field(out, "Trace", json_string_value(json_object_get(saga, "traceparent")));
+    json_t *parent = json_object_get(saga, "parent");
+    if (json_is_object(parent)) { /* a child saga: whose step ran it */
+        snprintf(buf, sizeof buf, "%s (step %s)", str_or(json_object_get(parent, "saga_id"), "?"),
+                 str_or(json_object_get(parent, "step"), "?"));
+        field(out, "Parent", buf);
+    }
+    size_t ci;
+    json_t *child;
+    json_array_foreach(json_object_get(saga, "children"), ci, child) {
+        snprintf(buf, sizeof buf, "%s (step %s)", str_or(json_object_get(child, "saga_id"), "?"),
+                 str_or(json_object_get(child, "step"), "?"));
+        field(out, ci ? "" : "Children", buf);
+    }
     json_t *search = json_object_get(saga, "search");
     if (json_object_size(search) > 0) { /* NAME=VALUE ..., as `list --search` takes them */
         size_t o = 0;
