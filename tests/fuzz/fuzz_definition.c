@@ -66,12 +66,28 @@ static void check_definition(const saga_definition_t *def) {
     CHECK(def->source != NULL);
     for (int i = 0; i < def->step_count; i++) {
         const saga_step_def_t *s = &def->steps[i];
-        CHECK(s->name[0] && s->topic[0] && s->action[0]);
+        CHECK(s->name[0]);
+        switch (s->kind) { /* each kind has what it needs and nothing it must not */
+        case SAGA_STEP_KIND_COMMAND:
+            CHECK(s->topic[0] && s->action[0] && !s->signal[0] && !s->child[0]);
+            CHECK(s->timeout_ms > 0 && s->timeout_ms <= 24LL * 3600 * 1000);
+            break;
+        case SAGA_STEP_KIND_SIGNAL:
+            CHECK(s->signal[0] && !s->topic[0] && !s->action[0] && !s->compensation[0] && s->retry.max_attempts == 1);
+            CHECK(saga_definition_signal_step(def, s->signal) == i); /* unique */
+            CHECK(s->timeout_ms >= 0 && s->timeout_ms <= 30LL * 24 * 3600 * 1000);
+            break;
+        case SAGA_STEP_KIND_CHILD:
+            CHECK(s->child[0] && !s->topic[0] && s->retry.max_attempts == 1 && !strcmp(s->compensation, "saga.compensate"));
+            CHECK(s->timeout_ms >= 0 && s->timeout_ms <= 30LL * 24 * 3600 * 1000);
+            break;
+        default:
+            CHECK(0);
+        }
         CHECK(strspn(s->name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(s->name));
         CHECK(saga_definition_step_index(def, s->name) == i); /* unique */
         CHECK(json_is_object(s->payload));
         CHECK(!s->compensation_payload || (json_is_object(s->compensation_payload) && s->compensation[0]));
-        CHECK(s->timeout_ms > 0 && s->timeout_ms <= 24LL * 3600 * 1000);
         check_policy(&s->retry);
         check_policy(&s->compensation_retry);
         CHECK(s->after_count >= 0 && s->after_count < SAGA_MAX_STEPS);
