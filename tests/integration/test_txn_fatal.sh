@@ -28,7 +28,7 @@ check "ok-*: 60 completed" eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id L
 check "broke-*: 20 compensated" eq "$(saga_sql "SELECT count(*) FROM sagas WHERE id LIKE 'broke-%' AND status='compensated'")" 20
 exactly_once ok 60 1000
 check "outbox drained" wait_outbox
-recreated=$(curl -s -H "Authorization: Bearer $(cat "$ADMIN_TOKEN_FILE")" "$ADMIN_URL/metrics" |
+recreated=$(curl -s -H "Authorization: Bearer $(cat "$SAGA_ADMIN_TOKEN_FILE")" "$ADMIN_URL/metrics" |
   awk '/^sagad_producers_recreated_total/ { print $2 }')
 check "/metrics counts the replaced producer (${recreated:-none})" test "${recreated:-0}" -ge 1
 audit_ok() {
@@ -46,7 +46,11 @@ publish_starts fenced 5
 check "its log says the producer was fenced" in_log "PRODUCER_FENCED" 60
 check "... and that it gave up every shard" in_log "giving up every shard until the group assigns again" 30
 fenced_total() { curl -s "$ADMIN_URL/metrics" | awk '$1 == "sagad_txn_fenced_total" { print $2 }'; }
-check "counted: sagad_txn_fenced_total 1" eq "$(fenced_total)" 1
+# /metrics shows the counters as the loop last published them, and the loop
+# is busy giving up the shards (up to 10 s) right after the log line: wait
+# (20 s) until the count is there, then it must be exactly 1.
+fenced_counted() { local _ n; for _ in $(seq 100); do n=$(fenced_total); [ "${n:-0}" -ge 1 ] && break; sleep 0.2; done; eq "${n:-none}" 1; }
+check "counted: sagad_txn_fenced_total 1" fenced_counted
 check "sagad is still running" kill -0 "$SAGAD_PID"
 check "the sagas started then complete" wait_count "SELECT count(*) FROM sagas WHERE id LIKE 'fenced-%' AND status='completed'" 5 90
 exactly_once fenced 5 1000
