@@ -51,11 +51,17 @@ check "before: every saga the loop started is in the shard of its id" eq "$(misp
 old=$DIR/sagad.db
 first=$(ls "$SAGA_DB"/shard-*.db | head -n1)
 sqlite3 "$first" .schema | grep -v -e sqlite_sequence -e shard_meta | sqlite3 "$old"
-# the outbox as migration 4 left it (migration 6 added these columns)
-sqlite3 "$old" "ALTER TABLE outbox DROP COLUMN kafka_partition; ALTER TABLE outbox DROP COLUMN tombstone;"
+# the outbox as migration 4 left it (migration 6 added these columns), and
+# without what migrations 8-11 added (search attributes, kept signals,
+# paused topics, a child saga's parent)
+sqlite3 "$old" "ALTER TABLE outbox DROP COLUMN kafka_partition; ALTER TABLE outbox DROP COLUMN tombstone;
+  DROP TRIGGER sagas_search_insert; DROP TRIGGER sagas_search_delete; DROP TABLE saga_search; DROP TABLE paused_topics;
+  ALTER TABLE sagas DROP COLUMN search; ALTER TABLE sagas DROP COLUMN parent; ALTER TABLE steps DROP COLUMN signal;"
+saga_cols="id, definition, version, status, input, traceparent, start_message_id, created_at, updated_at, deadline_at, seq, completions, error_code, error_message"
+step_cols="saga_id, idx, name, status, attempt, comp_attempt, comp_budget_base, outcome_unknown, output, error_code, error_message, started_at, finished_at, updated_at, completion_order"
 for f in "$SAGA_DB"/shard-*.db; do
   sqlite3 -cmd ".timeout 5000" "$old" "ATTACH '$f' AS s; INSERT OR IGNORE INTO definitions SELECT * FROM s.definitions;
-    INSERT INTO sagas SELECT * FROM s.sagas; INSERT INTO steps SELECT * FROM s.steps;
+    INSERT INTO sagas ($saga_cols) SELECT $saga_cols FROM s.sagas; INSERT INTO steps ($step_cols) SELECT $step_cols FROM s.steps;
     INSERT INTO history SELECT * FROM s.history; INSERT INTO timers SELECT * FROM s.timers;
     INSERT OR IGNORE INTO dedup SELECT * FROM s.dedup;
     INSERT INTO outbox (topic, key, headers, payload, created_at) SELECT topic, key, headers, payload, created_at FROM s.outbox WHERE kafka_partition < 0 ORDER BY id;"
