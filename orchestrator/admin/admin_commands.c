@@ -351,10 +351,11 @@ int admin_post_signal(admin_ctx_t *ctx, const char *id, const char *name, const 
     json_object_foreach(doc, key, v) {
         size_t k = 0;
         while (members[k] && strcmp(members[k], key)) k++;
-        if (!members[k]) {
+        if (!members[k]) { /* the answer first: key lives in doc */
+            rc = admin_error(res, ADMIN_ERR_BAD_REQUEST, "unknown member '%.*s' (a signal has status, output, error,"
+                             " message_id)", saga_utf8_prefix(key, 64), key);
             json_decref(doc);
-            return admin_error(res, ADMIN_ERR_BAD_REQUEST, "unknown member '%.*s' (a signal has status, output, error,"
-                               " message_id)", saga_utf8_prefix(key, 64), key);
+            return rc;
         }
     }
     /* the saga.signal message as a service would publish it, checked by the loop's own parser */
@@ -423,10 +424,11 @@ int admin_post_pause(admin_ctx_t *ctx, const char *topic, bool paused, const adm
     json_t *reason = json_object_get(doc, "reason");
     const char *key;
     json_t *v;
-    json_object_foreach(doc, key, v) if (strcmp(key, "reason")) {
+    json_object_foreach(doc, key, v) if (strcmp(key, "reason")) { /* the answer first: key lives in doc */
+        rc = admin_error(res, ADMIN_ERR_BAD_REQUEST, "unknown member '%.*s' (the body may hold only 'reason')",
+                         saga_utf8_prefix(key, 64), key);
         json_decref(doc);
-        return admin_error(res, ADMIN_ERR_BAD_REQUEST, "unknown member '%.*s' (the body may hold only 'reason')",
-                           saga_utf8_prefix(key, 64), key);
+        return rc;
     }
     if (reason && (!json_is_string(reason) || json_string_length(reason) > 512)) {
         json_decref(doc);
