@@ -16,6 +16,31 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* POSTs text (JSON, freed here) to path. On 202 prints the answer with
+ * --json, else the line fmt makes; any other status is the API's error. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static int post_accepted(ctl_t *ctl, const char *path, char *text, const char *fmt, ...) {
+    reply_t r;
+    int ret = http_request(ctl, "POST", path, text, &r);
+    saga_free(text);
+    if (ret != EXIT_OK) return ret;
+    if (r.status == 202 && ctl->json) {
+        printf("%s\n", r.body);
+    } else if (r.status == 202) {
+        va_list ap;
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        putchar('\n');
+    } else {
+        ret = api_error(ctl, &r);
+    }
+    reply_free(&r);
+    return ret;
+}
+
 /* POST /v1/sagas/ID/VERB with an optional reason. */
 static int post_saga_command(ctl_t *ctl, const char *id, const char *verb, const char *reason) {
     char *esc = curl_easy_escape(NULL, id, 0);
@@ -31,18 +56,7 @@ static int post_saga_command(ctl_t *ctl, const char *id, const char *verb, const
     char path[600];
     snprintf(path, sizeof path, "/v1/sagas/%s/%s", esc, verb);
     curl_free(esc);
-    reply_t r;
-    int ret = http_request(ctl, "POST", path, text, &r);
-    saga_free(text);
-    if (ret != EXIT_OK) return ret;
-    if (r.status == 202) {
-        if (ctl->json) printf("%s\n", r.body);
-        else printf("%s: %s accepted; the saga's progress: sagactl show %s\n", id, verb, id);
-    } else {
-        ret = api_error(ctl, &r);
-    }
-    reply_free(&r);
-    return ret;
+    return post_accepted(ctl, path, text, "%s: %s accepted; the saga's progress: sagactl show %s", id, verb, id);
 }
 
 static const struct {
@@ -307,19 +321,8 @@ int cmd_signal(ctl_t *ctl, int argc, char **argv) {
         fprintf(stderr, "sagactl: out of memory\n");
         return EXIT_API;
     }
-    reply_t r;
-    int ret = http_request(ctl, "POST", path, text, &r);
-    saga_free(text);
-    if (ret != EXIT_OK) return ret;
-    if (r.status == 202) {
-        if (ctl->json) printf("%s\n", r.body);
-        else printf("%s: signal '%s' (%s) accepted; the saga's progress: sagactl show %s\n", pos[0], pos[1],
-                    fail ? "failure" : "success", pos[0]);
-    } else {
-        ret = api_error(ctl, &r);
-    }
-    reply_free(&r);
-    return ret;
+    return post_accepted(ctl, path, text, "%s: signal '%s' (%s) accepted; the saga's progress: sagactl show %s", pos[0],
+                         pos[1], fail ? "failure" : "success", pos[0]);
 }
 
 /* pause TOPIC [REASON...] / resume TOPIC: POST /v1/topics/TOPIC/pause|resume. */
@@ -340,19 +343,8 @@ static int post_topic(ctl_t *ctl, int argc, char **argv, const char *verb) {
         fprintf(stderr, "sagactl: out of memory\n");
         return EXIT_API;
     }
-    reply_t r;
-    int ret = http_request(ctl, "POST", path, text, &r);
-    saga_free(text);
-    if (ret != EXIT_OK) return ret;
-    if (r.status == 202) {
-        if (ctl->json) printf("%s\n", r.body);
-        else printf("%s: %s; sagactl stats lists the paused topics\n", argv[0],
-                    !strcmp(verb, "pause") ? "paused (commands to it are held)" : "resumed (held commands go out)");
-    } else {
-        ret = api_error(ctl, &r);
-    }
-    reply_free(&r);
-    return ret;
+    return post_accepted(ctl, path, text, "%s: %s; sagactl stats lists the paused topics", argv[0],
+                         !strcmp(verb, "pause") ? "paused (commands to it are held)" : "resumed (held commands go out)");
 }
 
 int cmd_pause(ctl_t *ctl, int argc, char **argv) { return post_topic(ctl, argc, argv, "pause"); }
