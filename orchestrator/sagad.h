@@ -63,6 +63,7 @@ typedef struct {
     X(signals_refused, "signals refused (unknown saga or signal, finished saga, already received)") \
     X(dead_letters, "messages sent to the dead-letter topic")  \
     X(commits, "SQLite transactions committed")                \
+    X(sql_statements, "SQLite prepared statements run in committed shard transactions (reads and writes; BEGIN and COMMIT not counted)") \
     X(produced, "outbox messages produced")                    \
     X(dedup_pruned, "dedup rows pruned after the retention")   \
     X(resumed, "queued steps resumed when their topic had room")  \

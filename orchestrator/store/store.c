@@ -39,6 +39,13 @@ int saga_store_run(saga_store_t *st, sqlite3_stmt *stmt, const char *what) {
     return rc == SQLITE_DONE ? 0 : saga_store_fail(st, what);
 }
 
+uint64_t saga_store_statements_take(saga_store_t *st) {
+    uint64_t n = 0;
+    for (sqlite3_stmt *s = sqlite3_next_stmt(st->db, NULL); s; s = sqlite3_next_stmt(st->db, s))
+        n += (uint64_t)sqlite3_stmt_status(s, SQLITE_STMTSTATUS_RUN, 1);
+    return n;
+}
+
 void saga_store_bind_text(sqlite3_stmt *s, int i, const char *v) {
     if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
     else sqlite3_bind_null(s, i);

@@ -1,21 +1,63 @@
 /* sagabench's figures: measured windows, latency percentiles, output (bench.h). */
 #include "bench.h"
 
+#include <dirent.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "probe.h"
 #include "saga_clock.h"
 
-void bench_window_sample(bench_window_t *w, pid_t sagad_pid, const char *admin_url) {
+static int compare_names(const void *a, const void *b) {
+    return strcmp((const char *)a, (const char *)b);
+}
+
+void bench_procs_find(bench_procs_t *p, const char *dir) {
+    p->count = 0;
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL && p->count < BENCH_MAX_PROCS - 1) {
+        size_t len = strlen(e->d_name);
+        if (len <= 4 || len - 4 >= sizeof p->name[0] || strcmp(e->d_name + len - 4, ".pid")) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        long pid = 0;
+        if (f && fscanf(f, "%ld", &pid) == 1 && pid > 0) {
+            snprintf(p->name[p->count], sizeof p->name[0], "%.*s", (int)(len - 4), e->d_name);
+            p->count++;
+        }
+        if (f) fclose(f);
+    }
+    if (d) closedir(d);
+    qsort(p->name, (size_t)p->count, sizeof p->name[0], compare_names);
+    for (int i = 0; i < p->count; i++) { /* pids again, in name order */
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.pid", dir, p->name[i]);
+        FILE *f = fopen(path, "r");
+        long pid = 0;
+        if (f && fscanf(f, "%ld", &pid) != 1) pid = 0;
+        if (f) fclose(f);
+        p->pid[i] = (pid_t)pid;
+    }
+    snprintf(p->name[p->count], sizeof p->name[0], "sagabench");
+    p->pid[p->count++] = getpid();
+}
+
+void bench_window_sample(bench_window_t *w, pid_t sagad_pid, const char *admin_url, const bench_procs_t *procs) {
+    for (int i = 0; procs && i < procs->count; i++)
+        w->proc_cpu_us[i] = procs->pid[i] > 0 ? probe_cpu_us(procs->pid[i]) : -1;
     w->at_us = saga_monotonic_us();
     w->cpu_us = sagad_pid > 0 ? probe_cpu_us(sagad_pid) : -1;
     if (sagad_pid <= 0 || probe_memory_kb(sagad_pid, &w->rss_kb, &w->hwm_kb)) w->rss_kb = w->hwm_kb = -1;
     w->commits = admin_url ? probe_metric(admin_url, "sagad_commits_total") : -1;
     w->messages = admin_url ? probe_metric(admin_url, "sagad_messages_total") : -1;
     w->produced = admin_url ? probe_metric(admin_url, "sagad_produced_total") : -1;
+    w->statements = admin_url ? probe_metric(admin_url, "sagad_sql_statements_total") : -1;
 }
 
 static int compare_doubles(const void *a, const void *b) {
@@ -51,6 +93,12 @@ void bench_result_fill(bench_result_t *r, const bench_window_t *w0, const bench_
     r->kafka_records_per_s = counters && w0->messages >= 0 && w1->produced >= 0
                                  ? (w1->messages - w0->messages + w1->produced - w0->produced) / r->seconds
                                  : -1;
+    r->records_per_saga = r->kafka_records_per_s >= 0 && r->sagas_per_s > 0 ? r->kafka_records_per_s / r->sagas_per_s : -1;
+    r->statements_per_saga = w0->statements >= 0 && w1->statements >= 0 && n ? (w1->statements - w0->statements) / (double)n : -1;
+    for (int i = 0; r->procs && i < r->procs->count; i++)
+        r->proc_cpu_us_per_saga[i] = w0->proc_cpu_us[i] >= 0 && w1->proc_cpu_us[i] >= 0 && n
+                                         ? (double)(w1->proc_cpu_us[i] - w0->proc_cpu_us[i]) / (double)n
+                                         : -1;
 }
 
 static void share(FILE *out, const char *what, double value, double ceiling, const char *unit) {
@@ -74,6 +122,19 @@ void bench_result_print(FILE *out, const bench_result_t *r) {
         fprintf(out, "  %-28s %ld -> %ld KiB (%+.1f%%), peak %ld KiB\n", "sagad RSS", r->rss_start_kb, r->rss_end_kb,
                 r->rss_start_kb ? 100.0 * (double)(r->rss_end_kb - r->rss_start_kb) / (double)r->rss_start_kb : 0,
                 r->hwm_kb);
+    if (r->procs && r->procs->count) {
+        double sum = 0;
+        fprintf(out, "  CPU per saga, by process:\n");
+        for (int i = 0; i < r->procs->count; i++) {
+            if (r->proc_cpu_us_per_saga[i] < 0) continue;
+            sum += r->proc_cpu_us_per_saga[i];
+            fprintf(out, "    %-26s %12.1f us\n", r->procs->name[i], r->proc_cpu_us_per_saga[i]);
+        }
+        fprintf(out, "    %-26s %12.1f us  (%.0f sagas/s if CPU were the only limit: %ld cores)\n", "all", sum,
+                sum > 0 ? (double)sysconf(_SC_NPROCESSORS_ONLN) * 1e6 / sum : 0, sysconf(_SC_NPROCESSORS_ONLN));
+    }
+    if (r->records_per_saga >= 0) fprintf(out, "  %-28s %12.1f\n", "Kafka records per saga", r->records_per_saga);
+    if (r->statements_per_saga >= 0) fprintf(out, "  %-28s %12.1f\n", "SQLite statements per saga", r->statements_per_saga);
     share(out, "sagad commits", r->commits_per_s, r->sqlite_commits_per_s, "/s");
     share(out, "Kafka records via sagad", r->kafka_records_per_s, r->broker_rt_per_s, "/s");
     if (r->broker_rt_per_s > 0) fprintf(out, "  %-28s %12.0f /s\n", "ceiling: broker round trips", r->broker_rt_per_s);
@@ -94,6 +155,14 @@ int bench_result_append_json(const char *path, const bench_result_t *r) {
                           (json_int_t)r->hwm_kb, "commits_per_s", r->commits_per_s, "kafka_records_per_s",
                           r->kafka_records_per_s, "broker_rt_per_s", r->broker_rt_per_s, "sqlite_commits_per_s",
                           r->sqlite_commits_per_s);
+    if (j) {
+        json_object_set_new(j, "records_per_saga", json_real(r->records_per_saga));
+        json_object_set_new(j, "statements_per_saga", json_real(r->statements_per_saga));
+        json_t *by = json_object();
+        for (int i = 0; r->procs && i < r->procs->count; i++)
+            json_object_set_new(by, r->procs->name[i], json_real(r->proc_cpu_us_per_saga[i]));
+        json_object_set_new(j, "cpu_us_per_saga_by_process", by);
+    }
     FILE *f = j ? fopen(path, "a") : NULL;
     int rc = f && json_dumpf(j, f, JSON_COMPACT) == 0 && fputc('\n', f) != EOF ? 0 : -1;
     if (f && fclose(f)) rc = -1;
