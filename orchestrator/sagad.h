@@ -38,6 +38,7 @@ typedef struct {
     long long partitions;          /* P: partitions of every consumed topic (shards) */
     long long batch_size;
     const char *synchronous;
+    const char *events_level;   /* --events: all, saga or terminal (saga_events_level_t) */
     const char *dedup_retention;   /* duration string, e.g. "168h" */
     int64_t dedup_retention_ms;
     const char *retention;         /* finished sagas are deleted after this (duration) */

@@ -102,6 +102,26 @@ static char *event_text(const json_t *ev, size_t limit) {
     return text;
 }
 
+int saga_events_level_parse(const char *name) {
+    static const char *const names[] = {"all", "saga", "terminal"};
+    for (int i = 0; i < 3; i++)
+        if (name && !strcmp(name, names[i])) return i;
+    return -1;
+}
+
+/* Whether cfg's level publishes this event of a saga now in its status. */
+static bool published(const saga_engine_config_t *cfg, const char *event, saga_status_t status) {
+    bool saga_event = !strncmp(event, "saga.", 5);
+    switch (cfg->events_level) {
+    case SAGA_EVENTS_ALL: return true;
+    case SAGA_EVENTS_SAGA: return saga_event;
+    case SAGA_EVENTS_TERMINAL:
+        return saga_event && (status == SAGA_STATUS_COMPLETED || status == SAGA_STATUS_COMPENSATED ||
+                              status == SAGA_STATUS_COMPENSATION_FAILED);
+    }
+    return true;
+}
+
 static void record(apply_ctx_t *c, const char *event, int step, json_t *detail) {
     saga_t *s = c->saga;
     char at[40], message_id[SAGA_ID_MAX + 32];
@@ -129,12 +149,13 @@ static void record(apply_ctx_t *c, const char *event, int step, json_t *detail) 
     }
     json_object_set_new(ev, "detail", detail ? detail : json_object());
     char *text = NULL;
-    if (c->cfg->max_message_bytes && !(text = event_text(ev, message_limit(c)))) {
+    bool publish = published(c->cfg, event, s->status);
+    if (publish && c->cfg->max_message_bytes && !(text = event_text(ev, message_limit(c)))) {
         json_decref(ev);
         c->err = SAGA_ENOMEM;
         return;
     }
-    fx_push(c, (saga_effect_t){.kind = SAGA_FX_EVENT, .message = ev, .slot = step, .text = text});
+    fx_push(c, (saga_effect_t){.kind = SAGA_FX_EVENT, .message = ev, .slot = step, .text = text, .unpublished = !publish});
 }
 
 /* A transition missing from transitions.h is an engine bug: the whole

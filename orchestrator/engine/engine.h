@@ -192,6 +192,7 @@ typedef struct {
     saga_timer_kind_t timer_kind;
     int timer_attempt;
     int64_t due_at;
+    bool unpublished;           /* EVENT: history only, not on saga.events (saga_events_level_t) */
 } saga_effect_t;
 
 /* Why an event changed nothing (SAGA_ESTALE), for counters and logs. */
@@ -239,6 +240,17 @@ typedef struct saga_flow saga_flow_t;
  * max_message_bytes - SAGA_MESSAGE_RESERVE bytes. */
 #define SAGA_MESSAGE_RESERVE 1024
 
+/* Which lifecycle events go to saga.events (every one is kept in the
+ * saga's history either way). */
+typedef enum {
+    SAGA_EVENTS_ALL,      /* every saga and step transition (the default) */
+    SAGA_EVENTS_SAGA,     /* the saga's own transitions (saga.*), no step.* */
+    SAGA_EVENTS_TERMINAL, /* saga.* events that leave the saga completed, compensated or compensation_failed */
+} saga_events_level_t;
+
+/* "all", "saga" or "terminal" -> level; -1 when unknown. */
+int saga_events_level_parse(const char *name);
+
 typedef struct {
     const char *replies_topic;   /* reply_to of every command, e.g. "saga.replies" */
     const char *start_topic;     /* where a child saga's start goes (NULL: "saga.start") */
@@ -254,6 +266,7 @@ typedef struct {
      * sent); a lifecycle event over it is published truncated, marked
      * "truncated": original size (its history row keeps it whole). */
     size_t max_message_bytes;
+    saga_events_level_t events_level;
 } saga_engine_config_t;
 
 /* Applies one event. Returns 0 when the saga changed (effects appended),

@@ -444,7 +444,8 @@ static int save_effect(saga_store_t *st, const saga_t *s, const saga_effect_t *e
         return add_outbox_json(st, e->topic, s, headers, e->message, e->text, now);
     case SAGA_FX_EVENT: {
         int rc = add_history(st, s, e->message, now);
-        return rc ? rc : add_outbox_json(st, events_topic, s, headers, e->message, e->text, now);
+        if (rc || e->unpublished) return rc;
+        return add_outbox_json(st, events_topic, s, headers, e->message, e->text, now);
     }
     case SAGA_FX_ALERT:
         LOG_ERROR("alert", "saga %s needs an operator: %s", s->id,
