@@ -490,9 +490,9 @@ int main(int argc, char **argv) {
             EARLY_EXIT(1);
         }
     }
-    d.commit_seconds.bounds = d.iteration_seconds.bounds = sagad_fast_bounds;
-    d.consume_lag_seconds.bounds = d.handle_seconds.bounds = d.relay_seconds.bounds = sagad_fast_bounds;
-    d.step_seconds.bounds = d.saga_seconds.bounds = sagad_slow_bounds;
+    d.commit_seconds.bounds = d.iteration_seconds.bounds = saga_hist_fast_bounds;
+    d.consume_lag_seconds.bounds = d.handle_seconds.bounds = d.relay_seconds.bounds = saga_hist_fast_bounds;
+    d.step_seconds.bounds = d.saga_seconds.bounds = saga_hist_slow_bounds;
     d.runtime = sagad_runtime_new();
     if (!d.runtime) EARLY_EXIT(1);
     sagad_publish_runtime(&d);

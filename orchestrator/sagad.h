@@ -141,10 +141,10 @@ typedef struct sagad {
     int64_t clock_offset_ms;   /* sum of the wall-clock jumps seen (logged, not applied) */
     sagad_counters_t counters;
     uint64_t stale_by_reason[SAGA_STALE__COUNT];
-    sagad_histogram_t commit_seconds, iteration_seconds, step_seconds, saga_seconds;
+    saga_histogram_t commit_seconds, iteration_seconds, step_seconds, saga_seconds;
     /* the stages of a hop through sagad (docs/BENCHMARKS.md, "Where a step's time goes"):
      * a record's timestamp to its poll, handling the batch, the relay pass's flush and EndTxn */
-    sagad_histogram_t consume_lag_seconds, handle_seconds, relay_seconds;
+    saga_histogram_t consume_lag_seconds, handle_seconds, relay_seconds;
     sagad_runtime_t *runtime;   /* snapshot for the admin API */
     /* The commit sequence (docs/DESIGN.md): iterations whose offsets wait
      * for a relay transaction (payload: rd_kafka_topic_partition_list_t,
