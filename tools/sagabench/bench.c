@@ -48,7 +48,73 @@ void bench_procs_find(bench_procs_t *p, const char *dir) {
     p->pid[p->count++] = getpid();
 }
 
-void bench_window_sample(bench_window_t *w, pid_t sagad_pid, const char *admin_url, const bench_procs_t *procs) {
+static const char *const STAGES[] = {
+    "sagad_consume_lag_seconds", "sagad_handle_duration_seconds", "sagad_commit_duration_seconds",
+    "sagad_relay_duration_seconds", "sagad_iteration_duration_seconds", "sagad_step_duration_seconds",
+    "participant_consume_lag_seconds", "participant_process_duration_seconds", "participant_reply_duration_seconds",
+};
+
+static int stage_slot(bench_stages_t *st, const char *name) {
+    for (int i = 0; i < st->count; i++)
+        if (!strcmp(st->name[i], name)) return i;
+    if (st->count == BENCH_MAX_STAGES) return -1;
+    snprintf(st->name[st->count], sizeof st->name[0], "%s", name);
+    st->sum[st->count] = st->n[st->count] = 0;
+    return st->count++;
+}
+
+void bench_stages_parse(bench_stages_t *st, const char *proc, const char *text) {
+    for (const char *line = text; line && *line;) {
+        const char *next = strchr(line, '\n');
+        for (size_t k = 0; k < sizeof STAGES / sizeof *STAGES; k++) {
+            size_t len = strlen(STAGES[k]);
+            if (strncmp(line, STAGES[k], len)) continue;
+            bool is_sum = !strncmp(line + len, "_sum ", 5), is_count = !strncmp(line + len, "_count ", 7);
+            if (!is_sum && !is_count) continue;
+            char name[112];
+            snprintf(name, sizeof name, "%s %s", proc, STAGES[k]);
+            int i = stage_slot(st, name);
+            if (i < 0) break;
+            double v = strtod(line + len + (is_sum ? 5 : 7), NULL);
+            if (is_sum) st->sum[i] = v;
+            else st->n[i] = v;
+            break;
+        }
+        line = next ? next + 1 : NULL;
+    }
+}
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    char *buf = malloc(65536);
+    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    return buf;
+}
+
+static void sample_stages(bench_stages_t *st, const char *admin_url, const bench_procs_t *procs, const char *dir) {
+    st->count = 0;
+    if (admin_url) {
+        char url[512];
+        snprintf(url, sizeof url, "%s/metrics", admin_url);
+        char *text = probe_http_text(url);
+        bench_stages_parse(st, "sagad", text);
+        free(text);
+    }
+    for (int i = 0; dir && procs && i < procs->count; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.prom", dir, procs->name[i]);
+        char *text = read_file(path);
+        if (text) bench_stages_parse(st, procs->name[i], text);
+        free(text);
+    }
+}
+
+void bench_window_sample(bench_window_t *w, pid_t sagad_pid, const char *admin_url, const bench_procs_t *procs,
+                         const char *stack_dir) {
+    sample_stages(&w->stages, admin_url, procs, stack_dir);
     for (int i = 0; procs && i < procs->count; i++)
         w->proc_cpu_us[i] = procs->pid[i] > 0 ? probe_cpu_us(procs->pid[i]) : -1;
     w->at_us = saga_monotonic_us();
@@ -95,6 +161,17 @@ void bench_result_fill(bench_result_t *r, const bench_window_t *w0, const bench_
                                  : -1;
     r->records_per_saga = r->kafka_records_per_s >= 0 && r->sagas_per_s > 0 ? r->kafka_records_per_s / r->sagas_per_s : -1;
     r->statements_per_saga = w0->statements >= 0 && w1->statements >= 0 && n ? (w1->statements - w0->statements) / (double)n : -1;
+    r->stage_means.count = 0;
+    for (int i = 0; i < w1->stages.count; i++) {
+        int j = 0;
+        while (j < w0->stages.count && strcmp(w0->stages.name[j], w1->stages.name[i])) j++;
+        double n0 = j < w0->stages.count ? w0->stages.n[j] : 0, s0 = j < w0->stages.count ? w0->stages.sum[j] : 0;
+        if (w1->stages.n[i] <= n0) continue;
+        int k = r->stage_means.count++;
+        snprintf(r->stage_means.name[k], sizeof r->stage_means.name[0], "%s", w1->stages.name[i]);
+        r->stage_means.n[k] = w1->stages.n[i] - n0;
+        r->stage_means.sum[k] = (w1->stages.sum[i] - s0) / r->stage_means.n[k];
+    }
     for (int i = 0; r->procs && i < r->procs->count; i++)
         r->proc_cpu_us_per_saga[i] = w0->proc_cpu_us[i] >= 0 && w1->proc_cpu_us[i] >= 0 && n
                                          ? (double)(w1->proc_cpu_us[i] - w0->proc_cpu_us[i]) / (double)n
@@ -133,6 +210,10 @@ void bench_result_print(FILE *out, const bench_result_t *r) {
         fprintf(out, "    %-26s %12.1f us  (%.0f sagas/s if CPU were the only limit: %ld cores)\n", "all", sum,
                 sum > 0 ? (double)sysconf(_SC_NPROCESSORS_ONLN) * 1e6 / sum : 0, sysconf(_SC_NPROCESSORS_ONLN));
     }
+    if (r->stage_means.count) fprintf(out, "  stages (mean over the window, events):\n");
+    for (int i = 0; i < r->stage_means.count; i++)
+        fprintf(out, "    %-62s %8.2f ms  (%.0f)\n", r->stage_means.name[i], r->stage_means.sum[i] * 1000.0,
+                r->stage_means.n[i]);
     if (r->records_per_saga >= 0) fprintf(out, "  %-28s %12.1f\n", "Kafka records per saga", r->records_per_saga);
     if (r->statements_per_saga >= 0) fprintf(out, "  %-28s %12.1f\n", "SQLite statements per saga", r->statements_per_saga);
     share(out, "sagad commits", r->commits_per_s, r->sqlite_commits_per_s, "/s");
@@ -162,6 +243,12 @@ int bench_result_append_json(const char *path, const bench_result_t *r) {
         for (int i = 0; r->procs && i < r->procs->count; i++)
             json_object_set_new(by, r->procs->name[i], json_real(r->proc_cpu_us_per_saga[i]));
         json_object_set_new(j, "cpu_us_per_saga_by_process", by);
+        json_t *stages = json_object();
+        for (int i = 0; i < r->stage_means.count; i++)
+            json_object_set_new(stages, r->stage_means.name[i], json_pack("{s:f, s:f}", "mean_ms",
+                                                                          r->stage_means.sum[i] * 1000.0, "events",
+                                                                          r->stage_means.n[i]));
+        json_object_set_new(j, "stage_means", stages);
     }
     FILE *f = j ? fopen(path, "a") : NULL;
     int rc = f && json_dumpf(j, f, JSON_COMPACT) == 0 && fputc('\n', f) != EOF ? 0 : -1;

@@ -198,7 +198,7 @@ static int run_sagas(run_t *r, bench_result_t *res) {
     static bench_procs_t procs;
     bench_procs_find(&procs, o->stack_dir);
     res->procs = o->stack_dir ? &procs : NULL;
-    if (o->warmup == 0) bench_window_sample(&w0, pid, o->admin_url, res->procs); /* the window is the whole run */
+    if (o->warmup == 0) bench_window_sample(&w0, pid, o->admin_url, res->procs, o->stack_dir); /* the window is the whole run */
     int64_t t0 = saga_monotonic_us(), last_progress = t0, next_rss = t0;
     while (!stop && r->done + r->lost < o->count) {
         int64_t now = saga_monotonic_us();
@@ -222,7 +222,7 @@ static int run_sagas(run_t *r, bench_result_t *res) {
             r->done++;
             r->failed += failed;
             last_progress = saga_monotonic_us();
-            if (r->done == o->warmup) bench_window_sample(&w0, pid, o->admin_url, res->procs);
+            if (r->done == o->warmup) bench_window_sample(&w0, pid, o->admin_url, res->procs, o->stack_dir);
             if (r->done > o->warmup) r->latency_ms[r->measured++] = (double)(last_progress - r->sent_us[i]) / 1000.0;
         }
         if (o->rss_every_s > 0 && pid > 0 && now >= next_rss) {
@@ -238,7 +238,7 @@ static int run_sagas(run_t *r, bench_result_t *res) {
                     r->lost, o->count);
         }
     }
-    bench_window_sample(&w1, pid, o->admin_url, res->procs);
+    bench_window_sample(&w1, pid, o->admin_url, res->procs, o->stack_dir);
     bench_result_fill(res, &w0, &w1, r->latency_ms, r->measured);
     res->offered_per_s = rate;
     res->closed = rate > 0 ? 0 : o->closed;
