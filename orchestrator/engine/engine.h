@@ -1,9 +1,10 @@
 /* The pure saga engine: engine_apply(saga, event, now_ms, rng) -> effects.
  * No I/O, no clock, no randomness of its own: time and a PRNG state come
  * from the caller, so every transition is tested with a fake clock.
- * Every status change goes through one function in engine.c (set_status /
- * set_step_status), which appends a lifecycle event effect; the store
- * records those as the saga's history and publishes them on saga.events. */
+ * Every status change goes through one function in engine_record.c
+ * (eng_set_status / eng_set_step_status), which appends a lifecycle event
+ * effect; the store records those as the saga's history and publishes them
+ * on saga.events (by the events level). */
 #ifndef SAGA_ENGINE_H
 #define SAGA_ENGINE_H
 
