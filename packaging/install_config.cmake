@@ -16,7 +16,9 @@ if(unit_dir STREQUAL "")
   set(unit_dir "${prefix}/lib/systemd/system")
 endif()
 
-file(REMOVE_RECURSE "${SAGA_STAGING_DIR}")
+# A directory of this run's own: two installs at once (cpack and cmake --install) do not mix.
+string(RANDOM LENGTH 12 run)
+set(SAGA_STAGING_DIR "${SAGA_STAGING_DIR}/${run}")
 set(units "")
 foreach(template ${SAGA_UNIT_TEMPLATES})
   get_filename_component(name "${template}" NAME)
@@ -39,3 +41,4 @@ foreach(template ${SAGA_ENV_TEMPLATES})
   file(INSTALL "${SAGA_STAGING_DIR}/etc/${name}" DESTINATION "${SAGA_CONFDIR}"
        FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 endforeach()
+file(REMOVE_RECURSE "${SAGA_STAGING_DIR}")
