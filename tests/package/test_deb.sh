@@ -105,6 +105,8 @@ MANWIDTH=100 man --manpath="$ROOT/usr/share/man" sagad >"$WORK/man-sagad.out" 2>
   fail "man sagad (from the extracted root) failed: $(cat "$WORK/man.err")"
 check "man sagad: the page's title and name" has "$WORK/man-sagad.out" "^SAGAD\(1\) .* SAGAD\(1\)$"
 check "man sagad: an option with its environment variable" has "$WORK/man-sagad.out" "Environment: SAGAD_RETENTION; default: 168h"
+MANWIDTH=100 man --manpath="$ROOT/usr/share/man" sagactl >"$WORK/man-sagactl-page.out" 2>&1 || fail "man sagactl failed"
+check "man sagactl: a long command synopsis whole (not cut)" has "$WORK/man-sagactl-page.out" "start DEFINITION \[INPUT_JSON \[SAGA_ID\]\] \[--delay D \| --not-before TIME\]"
 for page in "$ROOT"/usr/share/man/man1/*.1; do
   name=$(basename "$page" .1)
   MANWIDTH=100 man --warnings -l "$page" >"$WORK/man-$name.out" 2>"$WORK/man-$name.err" || fail "man -l $page failed"
