@@ -77,9 +77,11 @@ static void usage(FILE *out) {
             "\n"
             "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        char synopsis[64];
+        char synopsis[128];
         snprintf(synopsis, sizeof synopsis, "%s %s", commands[i].name, commands[i].args);
-        fprintf(out, "  %-18s %s\n", synopsis, commands[i].help);
+        /* a synopsis longer than the column gets a line of its own (the man page is made from this table) */
+        if (strlen(synopsis) > 18) fprintf(out, "  %s\n  %-18s %s\n", synopsis, "", commands[i].help);
+        else fprintf(out, "  %-18s %s\n", synopsis, commands[i].help);
     }
     fprintf(out,
             "\nbulk options of abort and retry without an ID (POST /v1/sagas/abort, /v1/sagas/retry):\n"
