@@ -79,5 +79,26 @@ check "all 40 sagas completed after the restart" \
 exactly_once crash 40 1000
 check "nothing charged twice: one charge and one recorded action per saga step" \
   eq "$(sql "$PAYMENT_DB" "SELECT (SELECT count(*) FROM (SELECT saga_id FROM charges GROUP BY saga_id HAVING count(*) > 1)) || '/' || (SELECT count(*) FROM processed WHERE saga_id LIKE 'crash-%' AND kind='action')")" 0/40
+# Every Java reply on its saga's partition, the one its command named (reply_partition); the unit
+# tests (ReplyPartitionTest) show the explicit partition wins over the partitioner.
+java_replies_placed() { # prints "replies/misplaced"
+  { kcat -b "$BOOTSTRAP" -C -t payment.commands -o beginning -e -q -X isolation.level=read_committed -f 'C\t%p\t%s\n'
+    kcat -b "$BOOTSTRAP" -C -t saga.replies -o beginning -e -q -f 'R\t%p\t%s\n'; } | python3 -c '
+import json, sys
+rows = [l.rstrip("\n").split("\t", 2) for l in sys.stdin if l.count("\t") >= 2]
+want = {json.loads(b)["message_id"]: json.loads(b)["reply_partition"] for k, p, b in rows if k == "C"}
+got = bad = 0
+for k, p, b in rows:
+    m = json.loads(b) if k == "R" else {}
+    if m.get("in_reply_to") in want:
+        got += 1
+        if int(p) != want[m["in_reply_to"]]:
+            bad += 1
+            print("reply", m["message_id"], "on partition", p, "not", want[m["in_reply_to"]], file=sys.stderr)
+print(f"{got}/{bad}")'
+}
+placed=$(java_replies_placed)
+check "every Java reply is on its command's reply_partition ($placed replies/misplaced)" \
+  test "${placed%/*}" -ge 50 -a "${placed#*/}" = 0
 check "sagactl audit passes" audit_passes
 finish
