@@ -18,6 +18,10 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.AuthorizationException;
+import org.apache.kafka.common.errors.OutOfOrderSequenceException;
+import org.apache.kafka.common.errors.ProducerFencedException;
+import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -117,7 +121,7 @@ public final class KafkaRunner {
         return cp;
     }
 
-    /** Runs until requestStop(); throws on a fatal Kafka error. */
+    /** Runs until requestStop(); throws KafkaException on a fatal Kafka error (exit 1). */
     public void run() {
         String name = p.spec.name;
         try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(producerProps(), new StringSerializer(), new ByteArraySerializer());
@@ -230,6 +234,7 @@ public final class KafkaRunner {
                 try {
                     sent.put(i, producer.send(record(producer, replies[i], batch.get(i).headers().lastHeader("traceparent"))));
                 } catch (KafkaException e) {
+                    if (isFatal(e)) throw e;
                     Log.warn("participant", "cannot produce reply to " + replies[i].topic + ": " + e.getMessage());
                 }
             }
@@ -240,6 +245,8 @@ public final class KafkaRunner {
                     if (f == null) throw new ExecutionException("not sent", null);
                     f.get(60, TimeUnit.SECONDS);
                 } catch (ExecutionException | TimeoutException e) {
+                    if (e.getCause() != null && isFatal(e.getCause()))
+                        throw new KafkaException("fatal Kafka error: " + e.getCause().getMessage(), e.getCause());
                     if (f != null) Log.warn("participant", "reply to " + replies[i].topic + " not delivered: " + e.getMessage());
                     failed.add(i);
                 } catch (InterruptedException e) {
@@ -250,6 +257,12 @@ public final class KafkaRunner {
             pending = failed;
         }
         return true;
+    }
+
+    /** Errors a retry cannot cure (the C runner's rd_kafka_fatal_error): the worker exits 1. */
+    static boolean isFatal(Throwable t) {
+        return t instanceof AuthorizationException || t instanceof UnsupportedVersionException
+                || t instanceof ProducerFencedException || t instanceof OutOfOrderSequenceException;
     }
 
     private static void sleep(long ms) {
