@@ -12,6 +12,7 @@ The same rules as workers/lib/participant_command.c (docs/PROTOCOL.md, docs/PART
 """
 import dataclasses
 import json
+import math
 import secrets
 
 SUCCESS, FAILURE, RETRY = "success", "failure", "retry"
@@ -76,11 +77,27 @@ def _reject_constant(name):
     raise ValueError(f"'{name}' is not JSON")
 
 
+def _int64(text):
+    v = int(text)
+    if not -INT64_MAX - 1 <= v <= INT64_MAX:
+        raise ValueError(f"too big integer {text[:30]}")
+    return v
+
+
+def _finite(text):
+    v = float(text)
+    if math.isinf(v):
+        raise ValueError(f"real number overflow {text[:30]}")
+    return v
+
+
 def loads(data):
-    """Parses JSON strictly (as jansson does: UTF-8, no duplicate keys, no NaN/Infinity)."""
+    """Parses JSON strictly, as jansson does: UTF-8, no duplicate keys, no NaN/Infinity, integers
+    within 64 bits, finite reals; anything else is invalid JSON."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = bytes(data).decode("utf-8")
-    return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
+                      parse_int=_int64, parse_float=_finite)
 
 
 def _is_int(v):
