@@ -4,7 +4,8 @@
 # webhook (webhook_receiver.py) so that its failure and retry replies count:
 #  - 3 sagas complete; an out-of-stock and a declined one compensate before
 #    notify; o-reject: its WEBHOOK_REJECTED failure compensates the three C
-#    steps; o-flaky: its retry reply, then attempt 2 delivers;
+#    steps; o-flaky: its retry reply, then attempt 2 delivers; saga ids of the
+#    maximum length (127 bytes) complete and compensate;
 #  - 30 more sagas with the participant slowed (--delay-ms 100): kill -9 mid-run,
 #    restarted with `scripts/stack start-one`: every saga completes, every
 #    notification recorded once (its ledger), sagactl audit passes.
@@ -34,6 +35,10 @@ publish_saga py-oos order_fulfillment c-2 sku-empty 1000
 publish_saga py-declined order_fulfillment c-broke sku-1 2500
 publish_saga py-reject order_fulfillment c-1 sku-2 1300 o-reject-1
 publish_saga py-flaky order_fulfillment c-1 sku-1 1200 o-flaky-1
+# saga ids of the maximum length (127 bytes, docs/PROTOCOL.md "Limits"): one completes, one compensates
+LONG_OK=$(printf 'py-long-ok-%0116d' 1) LONG_REJECT=$(printf 'py-long-rj-%0116d' 2)
+publish_saga "$LONG_OK" order_fulfillment c-1 sku-1 1100
+publish_saga "$LONG_REJECT" order_fulfillment c-1 sku-1 1100 o-reject-long
 check "3 sagas completed" wait_count "SELECT count(*) FROM sagas WHERE id LIKE 'py-_' AND status='completed'" 3 60
 for n in 1 2 3; do
   check "py-$n: history in order" in_history "py-$n" step.succeeded:charge_payment \
@@ -53,9 +58,14 @@ check "py-reject: charge refunded, stock released, order cancelled" eq \
 check "py-flaky completed on attempt 2 after a retry reply" wait_status py-flaky completed 60
 check "py-flaky: retry scheduled, then succeeded" in_history py-flaky \
   step.started:notify step.retry_scheduled:notify step.started:notify step.succeeded:notify
+check "a 127-byte saga id completes" wait_status "$LONG_OK" completed 60
+check "a 127-byte saga id compensates after the Python participant's failure" wait_status "$LONG_REJECT" compensated 60
+check "127-byte ids: notify answered by the Python participant (success, WEBHOOK_REJECTED)" \
+  eq "$(sql "$NOTIFICATION_DB" "SELECT group_concat(length(saga_id) || ':' || status || ':' || coalesce(error_code, '-')) FROM (SELECT * FROM processed WHERE saga_id LIKE 'py-long-%' ORDER BY saga_id)")" \
+  "127:success:-,127:failure:WEBHOOK_REJECTED"
 check "the Python ledger: a notification for each completed saga, none for the others" \
   eq "$(sql "$NOTIFICATION_DB" "SELECT group_concat(saga_id) FROM (SELECT saga_id FROM notifications ORDER BY saga_id)")" \
-  "py-1,py-2,py-3,py-flaky"
+  "py-1,py-2,py-3,py-flaky,$LONG_OK"
 check "the Python ledger: the rejection recorded as a failure, the retry not at all" \
   eq "$(sql "$NOTIFICATION_DB" "SELECT group_concat(saga_id || ':' || status || ':' || coalesce(error_code, '-') || ':' || attempt) FROM (SELECT * FROM processed WHERE saga_id IN ('py-reject','py-flaky') ORDER BY saga_id)")" \
   "py-flaky:success:-:2,py-reject:failure:WEBHOOK_REJECTED:1"
@@ -83,5 +93,5 @@ check "the Python ledger: one processed row and one notification per saga" \
 check "every kill saga's notification was POSTed (at least once: a kill between POST and commit repeats it)" \
   eq "$(grep -o '"idempotency_key": "kill-[0-9]*/notify/action"' "$DIR/webhook.log" | sort -u | wc -l)" 30
 check "sagactl audit passes after the kill" audit_passes
-check "audit saw every saga" audit_says "sagas: 37 (completed 34, compensated 3, compensation_failed 0, in flight 0)"
+check "audit saw every saga" audit_says "sagas: 39 (completed 35, compensated 4, compensation_failed 0, in flight 0)"
 finish
