@@ -48,15 +48,17 @@ class Runner:
     """Runs a Participant on Kafka until stop() (or a signal handler setting .stopping)."""
 
     def __init__(self, participant, bootstrap, topic, group, client_id, ready_file=None, kafka_props=None,
-                 batch_max=500):
+                 batch_max=500, producer=None, consumer=None):
         self.p, self.topic, self.group, self.ready_file = participant, topic, group, ready_file
         self.batch_max = 1 if participant.faults.delay_ms > 0 else batch_max  # a slow worker: one at a time
         self.stopping, self.fatal, self.ready_written = False, None, False
         base = {"bootstrap.servers": bootstrap, "client.id": client_id, "error_cb": self._on_error,
                 "logger": logging.getLogger("rdkafka"), **COMMON}
         props = dict(kafka_props or {})
-        self.producer = Producer({**base, **PRODUCER_DEFAULTS, **props})
-        self.consumer = Consumer({**base, **CONSUMER_DEFAULTS, "group.id": group, **props})
+        # producer/consumer: given by tests only (stand-ins with the same methods)
+        self.producer = producer if producer is not None else Producer({**base, **PRODUCER_DEFAULTS, **props})
+        self.consumer = consumer if consumer is not None else Consumer(
+            {**base, **CONSUMER_DEFAULTS, "group.id": group, **props})
 
     def stop(self):
         self.stopping = True
