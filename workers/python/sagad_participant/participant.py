@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import sqlite3
+import sys
 import time
 
 from . import command as C
@@ -125,15 +126,19 @@ class Participant:
     """Processes saga commands against a ledger.
 
     name: for logs ("notification"); handlers: Handler list; db: a path (SQLite, opened as the C
-    library does) or an open DB-API connection (sqlite3 in autocommit mode, or any connection with
-    savepoints: its paramstyle qmark or format is honoured); schema: your CREATE ... IF NOT EXISTS
-    statements; seed: fn(db, data) loading seed data into an empty ledger."""
+    library does) or an open DB-API connection, the ledger's own (sqlite3: set to autocommit mode,
+    the library issues the transactions; another driver: it must support savepoints, and its
+    paramstyle qmark or format is honoured); schema: your CREATE ... IF NOT EXISTS statements;
+    seed: fn(db, data) loading seed data into an empty ledger."""
 
     def __init__(self, name, handlers, db, schema=(), seed=None, faults=None):
         self.name, self.handlers, self.seed_fn = name, list(handlers), seed
         self.db = open_sqlite(db) if isinstance(db, (str, os.PathLike)) else db
         self.is_sqlite = isinstance(self.db, sqlite3.Connection)
-        style = "qmark" if self.is_sqlite else __import__(type(self.db).__module__.split(".")[0]).paramstyle
+        if self.is_sqlite:
+            self.db.isolation_level = None  # the library issues BEGIN, the savepoints and COMMIT itself
+        module = sys.modules.get(type(self.db).__module__.split(".")[0])
+        style = "qmark" if self.is_sqlite else getattr(module, "paramstyle", "qmark")
         self.placeholder = "%s" if style in ("format", "pyformat") else "?"
         self.faults = faults or Faults()
         self.rng = random.Random(self.faults.seed or None)

@@ -252,6 +252,19 @@ class ParticipantTest(unittest.TestCase):
         self.assertEqual(seen, [{"x": 1}])
         self.assertEqual(len(self.q("SELECT value FROM participant_meta WHERE key='seeded_at'")), 1)
 
+    def test_an_open_connection_as_the_ledger(self):
+        path = os.path.join(self.tmp.name, "own.db")
+        conn = sqlite3.connect(path)  # the default isolation level: the library takes the transactions over
+        toy = ToyParticipant.__new__(ToyParticipant)
+        toy.calls, toy.undo_seen = {"add": 0, "undo": 0}, None
+        p = Participant("toy", [Handler("counter.add", ACTION, toy.add)], conn, schema=SCHEMA)
+        out = p.process(command())
+        self.assertEqual(json.loads(out.body)["status"], "success")
+        self.assertTrue(p.process(command()).duplicate)
+        with sqlite3.connect(path) as other:
+            self.assertEqual(other.execute("SELECT count(*) FROM processed").fetchall(), [(1,)])
+        p.close()
+
     def test_ledger_reopened_keeps_its_memory(self):
         self.send(command(kind=COMPENSATION, action="counter.undo"))
         self.p.close()
