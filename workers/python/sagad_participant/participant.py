@@ -261,7 +261,8 @@ class Participant:
                 cmd.action_output = C.loads(sib[0][1]).get("output")
         if not noop:
             if self._roll(self.faults.retry_rate):
-                status, code, message = C.RETRY, "INJECTED_TRANSIENT", "fault injection: transient failure (--retry-rate)"
+                status, code = C.RETRY, "INJECTED_TRANSIENT"
+                message = "fault injection: transient failure (--retry-rate)"
             elif cmd.kind == C.ACTION and self._roll(self.faults.fail_rate):
                 status, code, noop = C.FAILURE, "INJECTED_FAILURE", True
                 message = "fault injection: business failure (--fail-rate)"

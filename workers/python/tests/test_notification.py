@@ -126,7 +126,8 @@ class CommandLineTest(unittest.TestCase):
     def test_help_and_configuration_errors(self):
         ok = self.run_worker("--help")
         self.assertEqual(ok.returncode, 0)
-        for flag in ("--bootstrap-file", "--ready-file", "--seed", "-X", "--webhook-url", "(env NOTIFICATION_WORKER_DB)"):
+        for flag in ("--bootstrap-file", "--ready-file", "--seed", "-X", "--webhook-url",
+                     "(env NOTIFICATION_WORKER_DB)"):
             self.assertIn(flag, ok.stdout)
         self.assertEqual(self.run_worker("--webhook-url", "ftp://x").returncode, 2)
         self.assertEqual(self.run_worker("--webhook-timeout-ms", "0").returncode, 2)
