@@ -3,14 +3,16 @@ the same contract tests/unit/test_participant.c checks for workers/lib."""
 import json
 import logging
 import os
+import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from sagad_participant import (ACTION, COMPENSATION, Failure, Handler, Participant, Retry,  # noqa: E402
-                               parse_command)
+from sagad_participant import (ACTION, COMPENSATION, Failure, Faults, Handler, Participant,  # noqa: E402
+                               Retry, parse_command)
 
 logging.disable(logging.CRITICAL)  # the library logs every refusal; the assertions say what matters
 SCHEMA = "CREATE TABLE IF NOT EXISTS counter(key TEXT PRIMARY KEY, saga_id TEXT, value INTEGER NOT NULL)"
@@ -264,6 +266,31 @@ class ParticipantTest(unittest.TestCase):
         with sqlite3.connect(path) as other:
             self.assertEqual(other.execute("SELECT count(*) FROM processed").fetchall(), [(1,)])
         p.close()
+
+    def test_fault_injection(self):
+        self.p.faults = Faults(fail_rate=1.0)
+        _, failed = self.send(command(saga="f"))
+        self.assertEqual(failed["error"]["code"], "INJECTED_FAILURE")
+        _, comp = self.send(command(saga="f", kind=COMPENSATION, action="counter.undo"))
+        self.assertEqual(comp["output"], {"noop": True})  # compensations never fail on purpose
+        self.p.faults = Faults(retry_rate=1.0)
+        _, retry = self.send(command(saga="r"))
+        self.assertEqual(retry["error"]["code"], "INJECTED_TRANSIENT")
+        self.p.faults = Faults(no_reply_rate=1.0)
+        out = self.p.process(command(saga="n"))
+        self.assertEqual((out.body, out.suppressed), (None, True))
+        self.assertEqual(self.q("SELECT saga_id, noop FROM processed WHERE kind='action' ORDER BY saga_id"),
+                         [("f", 1), ("n", 0)])  # the suppressed reply's outcome is committed
+        self.assertEqual(self.toy.calls["add"], 1)
+
+    def test_crash_after_aborts_once_committed(self):
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_participant as t; from sagad_participant "
+                "import Faults; toy = t.ToyParticipant(sys.argv[2]); toy.p.faults = Faults(crash_after=2); "
+                "[toy.p.process(t.command(saga=f'c-{i}')) for i in range(3)]")
+        here = os.path.dirname(os.path.abspath(__file__))
+        run = subprocess.run([sys.executable, "-c", code, here, self.path], capture_output=True, timeout=60)
+        self.assertEqual(run.returncode, -signal.SIGABRT)
+        self.assertEqual(self.q("SELECT saga_id FROM processed ORDER BY saga_id"), [("c-0",), ("c-1",)])
 
     def test_ledger_reopened_keeps_its_memory(self):
         self.send(command(kind=COMPENSATION, action="counter.undo"))
