@@ -1,8 +1,8 @@
 """A whole worker's main(): the command line every example worker shares (workers/lib/participant_main.c).
 
 Flags --bootstrap, --bootstrap-file, --bootstrap-wait-ms, --db, --seed, --topic, --group,
---ready-file, --batch-max, --log-level, --log-json, the fault flags and -X key=value (any librdkafka
-property, both clients); each also read from the environment as <PREFIX>_<NAME> (e.g.
+--ready-file, --metrics-file, --batch-max, --log-level, --log-json, the fault flags and -X key=value
+(any librdkafka property, both clients); each also read from the environment as <PREFIX>_<NAME> (e.g.
 NOTIFICATION_WORKER_DB). SIGTERM/SIGINT finish the current batch, flush and close (exit 0); exit 1
 on a runtime error, 2 on a configuration error.
 """
@@ -82,6 +82,7 @@ def build_parser(name, program, env_prefix, description):
     opt("topic", f"{name}.commands", "command topic to consume")
     opt("group", f"{name}-worker", "Kafka consumer group")
     opt("ready-file", None, "write READY to this file once partitions are assigned")
+    opt("metrics-file", None, "rewrite this file every second with the worker's stage latencies, in Prometheus text")
     opt("batch-max", "500", "commands per ledger transaction (group commit)", type=int)
     opt("log-level", "info", "debug, info, warn or error", choices=sorted(LEVELS))
     opt("log-json", "true", "JSON log lines (false: plain text)", type=_bool)
@@ -178,7 +179,7 @@ def main(name, handlers, schema=(), seed=None, *, program=None, env_prefix=None,
         log.info("ledger %s, bootstrap %s", args.db, bootstrap)
         try:
             runner = Runner(participant, bootstrap, args.topic, args.group, program, args.ready_file,
-                            dict(args.props), args.batch_max)
+                            dict(args.props), args.batch_max, metrics_file=args.metrics_file)
             runner.run()
         except Exception as e:
             log.error("%s", e)

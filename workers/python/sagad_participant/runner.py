@@ -10,7 +10,7 @@ import logging
 import os
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 log = logging.getLogger("sagad_participant")
 
@@ -36,6 +36,40 @@ def write_file_atomic(path, text):
     os.replace(tmp, path)
 
 
+class Stages:
+    """Where a command's time goes (--metrics-file): the C runner's histograms, in Prometheus text."""
+    BOUNDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)  # saga_hist_fast_bounds
+    HELP = {"participant_consume_lag_seconds": "A command's timestamp (its producer's clock) to the participant's poll",
+            "participant_process_duration_seconds": "A batch's handlers and ledger commit",
+            "participant_reply_duration_seconds": "A batch's replies produced until all are acknowledged"}
+
+    def __init__(self):
+        self.hist = {name: [[0] * (len(self.BOUNDS) + 1), 0.0] for name in self.HELP}
+        self.commands = self.batches = 0
+        self.written = 0.0
+
+    def add(self, name, seconds):
+        h = self.hist[name]
+        h[0][next((i for i, b in enumerate(self.BOUNDS) if seconds <= b), len(self.BOUNDS))] += 1
+        h[1] += seconds
+
+    def write(self, path):
+        lines = ["# HELP participant_commands_total Commands processed (duplicates included)",
+                 "# TYPE participant_commands_total counter", f"participant_commands_total {self.commands}",
+                 "# HELP participant_batches_total Batches processed (one ledger transaction each)",
+                 "# TYPE participant_batches_total counter", f"participant_batches_total {self.batches}"]
+        for name, (counts, total) in self.hist.items():
+            lines += [f"# HELP {name} {self.HELP[name]}", f"# TYPE {name} histogram"]
+            for i, le in enumerate([f"{b:g}" for b in self.BOUNDS] + ["+Inf"]):
+                lines.append(f'{name}_bucket{{le="{le}"}} {sum(counts[:i + 1])}')
+            lines += [f"{name}_sum {total:.6f}", f"{name}_count {sum(counts)}"]
+        try:
+            write_file_atomic(path, "\n".join(lines) + "\n")
+        except OSError as e:
+            log.warning("cannot write metrics file '%s': %s", path, e)
+        self.written = time.monotonic()
+
+
 class _Slot:
     """One consumed command, its reply and the reply's delivery state (None pending, True, False)."""
 
@@ -48,8 +82,9 @@ class Runner:
     """Runs a Participant on Kafka until stop() (or a signal handler setting .stopping)."""
 
     def __init__(self, participant, bootstrap, topic, group, client_id, ready_file=None, kafka_props=None,
-                 batch_max=500, producer=None, consumer=None):
+                 batch_max=500, producer=None, consumer=None, metrics_file=None):
         self.p, self.topic, self.group, self.ready_file = participant, topic, group, ready_file
+        self.metrics_file, self.stages = metrics_file, Stages()
         self.batch_max = 1 if participant.faults.delay_ms > 0 else batch_max  # a slow worker: one at a time
         self.stopping, self.fatal, self.ready_written = False, None, False
         base = {"bootstrap.servers": bootstrap, "client.id": client_id, "error_cb": self._on_error,
@@ -164,6 +199,13 @@ class Runner:
         for s in slots:
             s.reply = self.p.process(s.msg.value(), where(s.msg))
 
+    def _note_consume_lag(self, m):
+        """The command's timestamp (its producer's clock, CreateTime) to now."""
+        kind, ts = m.timestamp()
+        now_ms = time.time() * 1000
+        if kind == TIMESTAMP_CREATE_TIME and 0 < ts <= now_ms:
+            self.stages.add("participant_consume_lag_seconds", (now_ms - ts) / 1000)
+
     # ---- the loop ----------------------------------------------------------------------------
     def run(self):
         """Consume, process, reply, store offsets until stopped. Raises KafkaException on a fatal error."""
@@ -180,13 +222,25 @@ class Runner:
                             log.warning("consumer: %s", m.error())
                     else:
                         slots.append(_Slot(m))
+                        self._note_consume_lag(m)
+                if self.metrics_file and time.monotonic() - self.stages.written >= 1:
+                    self.stages.write(self.metrics_file)
                 if not slots:
                     continue
+                t0 = time.monotonic()
                 self._process_batch(slots)
-                if self._deliver_all(slots):
+                t1 = time.monotonic()
+                delivered = self._deliver_all(slots)
+                self.stages.add("participant_process_duration_seconds", t1 - t0)
+                self.stages.add("participant_reply_duration_seconds", time.monotonic() - t1)
+                self.stages.commands += len(slots)
+                self.stages.batches += 1
+                if delivered:
                     self._store_offsets(slots)
                 log.debug("batch of %d commands done", len(slots))
             log.info("stopping: %d commands processed", self.p.processed)
+            if self.metrics_file:
+                self.stages.write(self.metrics_file)
         finally:
             self.producer.flush(10)
             self.consumer.close()  # commits the stored offsets

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -28,6 +29,7 @@ class Msg:
     def value(self): return self._v
     def headers(self): return self._h
     def error(self): return None
+    def timestamp(self): return (1, int(time.time() * 1000) - 20)  # CreateTime, 20 ms ago
 
 
 class FakeConsumer:
@@ -105,8 +107,9 @@ class RunnerTest(unittest.TestCase):
     def run_batches(self, batches, producer):
         consumer = FakeConsumer(batches, producer)
         ready = os.path.join(self.tmp.name, "ready")
+        self.metrics = os.path.join(self.tmp.name, "toy.prom")
         runner = Runner(self.p, "unused:9092", "toy.commands", "g", "toy-worker", ready, {}, 500,
-                        producer=producer, consumer=consumer)
+                        producer=producer, consumer=consumer, metrics_file=self.metrics)
         consumer.runner = producer.runner = runner
         runner.run()
         self.assertTrue(consumer.closed)
@@ -129,6 +132,14 @@ class RunnerTest(unittest.TestCase):
         self.assertEqual([p["key"] for p in producer.produced[:3]], [b"a", b"b", b"c"])  # in consumed order
         with open(ready) as f:
             self.assertEqual(f.read(), "READY\n")
+        with open(self.metrics) as f:  # --metrics-file: the C runner's metrics
+            prom = f.read().splitlines()
+        for line in ("participant_commands_total 4", "participant_batches_total 1",
+                     'participant_consume_lag_seconds_bucket{le="0.01"} 0',
+                     'participant_consume_lag_seconds_bucket{le="0.05"} 4',
+                     'participant_consume_lag_seconds_bucket{le="+Inf"} 4', "participant_process_duration_seconds_count 1",
+                     "# TYPE participant_reply_duration_seconds histogram"):
+            self.assertIn(line, prom)
 
     def test_a_partition_the_topic_lacks_is_replaced_by_the_key(self):
         producer = FakeProducer(fail={"r-x/n/action/1": 1}, error=KafkaError._UNKNOWN_PARTITION)
