@@ -137,6 +137,7 @@ int sagad_commit_shards(sagad_t *d) {
             if (!rc) rc = jobs[i].rc;
         } else {
             d->counters.commits++;
+            d->counters.sql_statements += saga_store_statements_take(sh->store);
         }
         sagad_changelog_forget(sh, jobs[i].rc == 0);
         sh->in_tx = false;

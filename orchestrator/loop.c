@@ -94,11 +94,11 @@ static void observe(sagad_t *d, const saga_t *s, const saga_effects_t *fx) {
         if (code && !strcmp(code, "STEP_TIMEOUT")) d->counters.timeouts++;
         if (!strcmp(name, "step.retry_scheduled") || !strcmp(name, "compensation.retry_scheduled")) d->counters.retries++;
         if (!strcmp(name, "step.succeeded") && slot >= 0)
-            sagad_histogram_add(&d->step_seconds, (double)(s->steps[slot].finished_at - s->steps[slot].started_at) / 1000.0);
+            saga_histogram_add(&d->step_seconds, (double)(s->steps[slot].finished_at - s->steps[slot].started_at) / 1000.0);
         if (!strcmp(name, "saga.completed") || !strcmp(name, "saga.compensated") ||
             !strcmp(name, "saga.compensation_failed")) {
             d->counters.sagas_finished++;
-            sagad_histogram_add(&d->saga_seconds, (double)(s->updated_at - s->created_at) / 1000.0);
+            saga_histogram_add(&d->saga_seconds, (double)(s->updated_at - s->created_at) / 1000.0);
         }
     }
 }
@@ -643,6 +643,20 @@ static int64_t next_timer_due(sagad_t *d) {
     return due;
 }
 
+/* How long the batch's records waited between their producer and this
+ * poll (broker, fetch, the previous iteration): their timestamp
+ * (CreateTime, the producer's clock: meaningful on one host or with
+ * synchronised clocks) to now. */
+static void note_consume_lag(sagad_t *d, rd_kafka_message_t **msgs, int n) {
+    int64_t now = saga_now_ms();
+    for (int i = 0; i < n; i++) {
+        rd_kafka_timestamp_type_t type;
+        int64_t ts = rd_kafka_message_timestamp(msgs[i], &type);
+        if (ts > 0 && type == RD_KAFKA_TIMESTAMP_CREATE_TIME && now >= ts)
+            saga_histogram_add(&d->consume_lag_seconds, (double)(now - ts) / 1000.0);
+    }
+}
+
 int sagad_iterate(sagad_t *d, int max_wait_ms) {
     static rd_kafka_message_t *msgs[MAX_BATCH];
     static saga_timer_row_t timers[MAX_TIMERS];
@@ -676,6 +690,7 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     }
     n = kept;
     if (orc) return orc;
+    note_consume_lag(d, msgs, n);
     saga_bus_serve(d->bus, 0);
     sagad_relay_check_fenced(d); /* a fenced producer found between transactions */
     now = saga_now_ms();
@@ -745,11 +760,12 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
         if (sent > 0) sagad_crash_point(SAGAD_CRASH_BEFORE_SQLITE_COMMIT);
     }
     int64_t commit_us = saga_monotonic_us();
+    saga_histogram_add(&d->handle_seconds, (double)(commit_us - started_us) / 1e6);
     /* Every touched shard commits before any offset of this batch is stored.
      * If one fails, those before it stay committed: the batch is read again
      * after the restart and their shards' dedup absorbs it (docs/DESIGN.md). */
     if (!rc) rc = sagad_commit_shards(d);
-    sagad_histogram_add(&d->commit_seconds, (double)(saga_monotonic_us() - commit_us) / 1e6);
+    saga_histogram_add(&d->commit_seconds, (double)(saga_monotonic_us() - commit_us) / 1e6);
     if (rc) {
         LOG_ERROR("loop", "transaction failed (%s); stopping without storing offsets", saga_strerror(rc));
         sagad_relay_abandon(d);
@@ -766,8 +782,11 @@ int sagad_iterate(sagad_t *d, int max_wait_ms) {
     log_breakers(d);
     d->counters.messages += (uint64_t)n;
     for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
+    int64_t relay_us = saga_monotonic_us();
+    bool relaying = d->relay_pending;
     rc = sagad_relay_commit(d);
-    sagad_histogram_add(&d->iteration_seconds, (double)(saga_monotonic_us() - started_us) / 1e6);
+    if (relaying) saga_histogram_add(&d->relay_seconds, (double)(saga_monotonic_us() - relay_us) / 1e6);
+    saga_histogram_add(&d->iteration_seconds, (double)(saga_monotonic_us() - started_us) / 1e6);
     return rc;
 }
 
@@ -788,14 +807,17 @@ void sagad_publish_runtime(sagad_t *d) {
                                                 "consecutive_failures", t.consecutive_failures));
     json_t *lag = json_object(), *lag_by_partition = json_object();
     saga_bus_lag(d->bus, lag, lag_by_partition);
-    json_t *snap = json_pack("{s:b, s:i, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o}}",
+    json_t *snap = json_pack("{s:b, s:i, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:o}}",
                              "kafka_ready", saga_bus_ready(d->bus), "outbox_in_flight", saga_bus_in_flight(d->bus),
                              "counters", counters, "ignored_events", ignored, "topics", topics,
                              "consumer_lag", lag, "histograms",
-                             "commit_seconds", sagad_histogram_json(&d->commit_seconds),
-                             "iteration_seconds", sagad_histogram_json(&d->iteration_seconds),
-                             "step_seconds", sagad_histogram_json(&d->step_seconds),
-                             "saga_seconds", sagad_histogram_json(&d->saga_seconds));
+                             "commit_seconds", saga_histogram_json(&d->commit_seconds),
+                             "iteration_seconds", saga_histogram_json(&d->iteration_seconds),
+                             "step_seconds", saga_histogram_json(&d->step_seconds),
+                             "saga_seconds", saga_histogram_json(&d->saga_seconds),
+                             "consume_lag_seconds", saga_histogram_json(&d->consume_lag_seconds),
+                             "handle_seconds", saga_histogram_json(&d->handle_seconds),
+                             "relay_seconds", saga_histogram_json(&d->relay_seconds));
     if (snap && d->restore_stats) {
         json_t *restore = sagad_restore_json(d->restore_stats, d->shard_count);
         size_t i;

@@ -192,6 +192,7 @@ int main(int argc, char **argv) {
         {"start-topic", SAGA_CFG_STRING, "saga.start", "topic of saga.start events", &c->start_topic},
         {"replies-topic", SAGA_CFG_STRING, "saga.replies", "topic of participants' replies", &c->replies_topic},
         {"events-topic", SAGA_CFG_STRING, "saga.events", "topic of lifecycle events", &c->events_topic},
+        {"events", SAGA_CFG_STRING, "all", "which lifecycle events go to --events-topic: all (every saga and step transition), saga (the saga's own: saga.*), terminal (saga.completed, saga.compensated, saga.compensation_failed); the history keeps every one", &c->events_level},
         {"dlq-topic", SAGA_CFG_STRING, "saga.dlq", "dead-letter topic", &c->dlq_topic},
         {"control-topic", SAGA_CFG_STRING, "saga.control", "topic of operator commands (start, abort, retry) from the admin API, P partitions: the instance owning the saga applies them", &c->control_topic},
         {"instances-topic", SAGA_CFG_STRING, "saga.instances", "compacted topic (one partition) where the instances of a group say which shards they own and where their admin API is", &c->instances_topic},
@@ -236,6 +237,10 @@ int main(int argc, char **argv) {
     }
     if (c->partitions < 1 || c->partitions > 1024) {
         fprintf(stderr, "sagad: --partitions: %lld is not between 1 and 1024\n", c->partitions);
+        return 2;
+    }
+    if (saga_events_level_parse(c->events_level) < 0) {
+        fprintf(stderr, "sagad: --events: '%s' is not all, saga or terminal\n", c->events_level);
         return 2;
     }
     if (c->max_message_bytes < 16384 || c->max_message_bytes > 1000000000) {
@@ -485,8 +490,9 @@ int main(int argc, char **argv) {
             EARLY_EXIT(1);
         }
     }
-    d.commit_seconds.bounds = d.iteration_seconds.bounds = sagad_fast_bounds;
-    d.step_seconds.bounds = d.saga_seconds.bounds = sagad_slow_bounds;
+    d.commit_seconds.bounds = d.iteration_seconds.bounds = saga_hist_fast_bounds;
+    d.consume_lag_seconds.bounds = d.handle_seconds.bounds = d.relay_seconds.bounds = saga_hist_fast_bounds;
+    d.step_seconds.bounds = d.saga_seconds.bounds = saga_hist_slow_bounds;
     d.runtime = sagad_runtime_new();
     if (!d.runtime) EARLY_EXIT(1);
     sagad_publish_runtime(&d);
@@ -497,6 +503,7 @@ int main(int argc, char **argv) {
     d.engine.partitions = (int)c->partitions;
     d.engine.flow = d.flow;
     d.engine.max_message_bytes = (size_t)c->max_message_bytes;
+    d.engine.events_level = (saga_events_level_t)saga_events_level_parse(c->events_level);
     d.rng = saga_random_u64();
     saga_signals_install(&stop_requested, &reload_requested);
     LOG_INFO("sagad", "running: data-dir=%s partitions=%d admin=http://%s:%d", c->data_dir, d.shard_count,

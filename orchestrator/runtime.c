@@ -7,30 +7,6 @@
 #include "saga_alloc.h"
 #include "saga_error.h"
 
-const double sagad_fast_bounds[SAGAD_HIST_BUCKETS - 1] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
-                                                         0.1,    0.2,   0.5,   1,     2,    5};
-const double sagad_slow_bounds[SAGAD_HIST_BUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                         1,     2.5,  10,    60,   600, 3600};
-
-void sagad_histogram_add(sagad_histogram_t *h, double seconds) {
-    int i = 0;
-    while (i < SAGAD_HIST_BUCKETS - 1 && seconds > h->bounds[i]) i++;
-    h->counts[i]++;
-    h->sum += seconds;
-    h->count++;
-}
-
-json_t *sagad_histogram_json(const sagad_histogram_t *h) {
-    json_t *buckets = json_array();
-    uint64_t cumulative = 0;
-    for (int i = 0; buckets && i < SAGAD_HIST_BUCKETS; i++) {
-        cumulative += h->counts[i];
-        json_t *le = i < SAGAD_HIST_BUCKETS - 1 ? json_real(h->bounds[i]) : json_string("+Inf");
-        json_array_append_new(buckets, json_pack("[o, I]", le, (json_int_t)cumulative));
-    }
-    return json_pack("{s:o, s:f, s:I}", "buckets", buckets, "sum", h->sum, "count", (json_int_t)h->count);
-}
-
 struct sagad_runtime {
     pthread_mutex_t lock;
     json_t *snapshot;

@@ -8,21 +8,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-/* Fixed-bucket histogram in seconds (Prometheus style, cumulative on output). */
-#define SAGAD_HIST_BUCKETS 14
-typedef struct {
-    const double *bounds;       /* SAGAD_HIST_BUCKETS - 1 upper bounds; the last bucket is +Inf */
-    uint64_t counts[SAGAD_HIST_BUCKETS];
-    double sum;
-    uint64_t count;
-} sagad_histogram_t;
-
-extern const double sagad_fast_bounds[SAGAD_HIST_BUCKETS - 1]; /* 0.5 ms .. 5 s: commits, iterations */
-extern const double sagad_slow_bounds[SAGAD_HIST_BUCKETS - 1]; /* 5 ms .. 1 h: steps, sagas */
-
-void sagad_histogram_add(sagad_histogram_t *h, double seconds);
-/* {"buckets":[[le, cumulative], ...], "sum": s, "count": n}; le of the last is "+Inf". */
-json_t *sagad_histogram_json(const sagad_histogram_t *h);
+#include "saga_histogram.h"
 
 typedef struct sagad_runtime sagad_runtime_t;
 

@@ -38,6 +38,7 @@ typedef struct {
     long long partitions;          /* P: partitions of every consumed topic (shards) */
     long long batch_size;
     const char *synchronous;
+    const char *events_level;   /* --events: all, saga or terminal (saga_events_level_t) */
     const char *dedup_retention;   /* duration string, e.g. "168h" */
     int64_t dedup_retention_ms;
     const char *retention;         /* finished sagas are deleted after this (duration) */
@@ -63,6 +64,7 @@ typedef struct {
     X(signals_refused, "signals refused (unknown saga or signal, finished saga, already received)") \
     X(dead_letters, "messages sent to the dead-letter topic")  \
     X(commits, "SQLite transactions committed")                \
+    X(sql_statements, "SQLite prepared statements run in committed shard transactions (reads and writes; BEGIN and COMMIT not counted)") \
     X(produced, "outbox messages produced")                    \
     X(dedup_pruned, "dedup rows pruned after the retention")   \
     X(resumed, "queued steps resumed when their topic had room")  \
@@ -139,7 +141,10 @@ typedef struct sagad {
     int64_t clock_offset_ms;   /* sum of the wall-clock jumps seen (logged, not applied) */
     sagad_counters_t counters;
     uint64_t stale_by_reason[SAGA_STALE__COUNT];
-    sagad_histogram_t commit_seconds, iteration_seconds, step_seconds, saga_seconds;
+    saga_histogram_t commit_seconds, iteration_seconds, step_seconds, saga_seconds;
+    /* the stages of a hop through sagad (docs/BENCHMARKS.md, "Where a step's time goes"):
+     * a record's timestamp to its poll, handling the batch, the relay pass's flush and EndTxn */
+    saga_histogram_t consume_lag_seconds, handle_seconds, relay_seconds;
     sagad_runtime_t *runtime;   /* snapshot for the admin API */
     /* The commit sequence (docs/DESIGN.md): iterations whose offsets wait
      * for a relay transaction (payload: rd_kafka_topic_partition_list_t,

@@ -241,6 +241,12 @@ static void runtime_metrics(text_t *t, const json_t *rt) {
     histogram(t, "sagad_iteration_duration_seconds", "Loop iterations that did work", json_object_get(h, "iteration_seconds"));
     histogram(t, "sagad_step_duration_seconds", "Step start to success", json_object_get(h, "step_seconds"));
     histogram(t, "sagad_saga_duration_seconds", "Saga start to a terminal status", json_object_get(h, "saga_seconds"));
+    histogram(t, "sagad_consume_lag_seconds", "A consumed record's timestamp (its producer's clock) to sagad's poll",
+              json_object_get(h, "consume_lag_seconds"));
+    histogram(t, "sagad_handle_duration_seconds", "Applying a loop iteration's batch, timers and commands, before the commit",
+              json_object_get(h, "handle_seconds"));
+    histogram(t, "sagad_relay_duration_seconds", "A relay pass's wait for its deliveries and its Kafka transaction's commit",
+              json_object_get(h, "relay_seconds"));
 }
 
 int admin_get_metrics(admin_ctx_t *ctx, admin_response_t *res) {

@@ -1,9 +1,10 @@
 /* The pure saga engine: engine_apply(saga, event, now_ms, rng) -> effects.
  * No I/O, no clock, no randomness of its own: time and a PRNG state come
  * from the caller, so every transition is tested with a fake clock.
- * Every status change goes through one function in engine.c (set_status /
- * set_step_status), which appends a lifecycle event effect; the store
- * records those as the saga's history and publishes them on saga.events. */
+ * Every status change goes through one function in engine_record.c
+ * (eng_set_status / eng_set_step_status), which appends a lifecycle event
+ * effect; the store records those as the saga's history and publishes them
+ * on saga.events (by the events level). */
 #ifndef SAGA_ENGINE_H
 #define SAGA_ENGINE_H
 
@@ -192,6 +193,7 @@ typedef struct {
     saga_timer_kind_t timer_kind;
     int timer_attempt;
     int64_t due_at;
+    bool unpublished;           /* EVENT: history only, not on saga.events (saga_events_level_t) */
 } saga_effect_t;
 
 /* Why an event changed nothing (SAGA_ESTALE), for counters and logs. */
@@ -239,6 +241,17 @@ typedef struct saga_flow saga_flow_t;
  * max_message_bytes - SAGA_MESSAGE_RESERVE bytes. */
 #define SAGA_MESSAGE_RESERVE 1024
 
+/* Which lifecycle events go to saga.events (every one is kept in the
+ * saga's history either way). */
+typedef enum {
+    SAGA_EVENTS_ALL,      /* every saga and step transition (the default) */
+    SAGA_EVENTS_SAGA,     /* the saga's own transitions (saga.*), no step.* */
+    SAGA_EVENTS_TERMINAL, /* saga.* events that leave the saga completed, compensated or compensation_failed */
+} saga_events_level_t;
+
+/* "all", "saga" or "terminal" -> level; -1 when unknown. */
+int saga_events_level_parse(const char *name);
+
 typedef struct {
     const char *replies_topic;   /* reply_to of every command, e.g. "saga.replies" */
     const char *start_topic;     /* where a child saga's start goes (NULL: "saga.start") */
@@ -254,6 +267,7 @@ typedef struct {
      * sent); a lifecycle event over it is published truncated, marked
      * "truncated": original size (its history row keeps it whole). */
     size_t max_message_bytes;
+    saga_events_level_t events_level;
 } saga_engine_config_t;
 
 /* Applies one event. Returns 0 when the saga changed (effects appended),

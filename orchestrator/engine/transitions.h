@@ -1,5 +1,5 @@
-/* Every status change the engine may make, as data. set_status() and
- * set_step_status() in engine.c refuse anything not listed here, and a unit
+/* Every status change the engine may make, as data. eng_set_status() and
+ * eng_set_step_status() in engine_record.c refuse anything not listed here, and a unit
  * test checks that docs/DESIGN.md's transition table lists exactly these. */
 #ifndef SAGA_TRANSITIONS_H
 #define SAGA_TRANSITIONS_H

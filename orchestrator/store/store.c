@@ -39,6 +39,13 @@ int saga_store_run(saga_store_t *st, sqlite3_stmt *stmt, const char *what) {
     return rc == SQLITE_DONE ? 0 : saga_store_fail(st, what);
 }
 
+uint64_t saga_store_statements_take(saga_store_t *st) {
+    uint64_t n = 0;
+    for (sqlite3_stmt *s = sqlite3_next_stmt(st->db, NULL); s; s = sqlite3_next_stmt(st->db, s))
+        n += (uint64_t)sqlite3_stmt_status(s, SQLITE_STMTSTATUS_RUN, 1);
+    return n;
+}
+
 void saga_store_bind_text(sqlite3_stmt *s, int i, const char *v) {
     if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
     else sqlite3_bind_null(s, i);
@@ -437,7 +444,8 @@ static int save_effect(saga_store_t *st, const saga_t *s, const saga_effect_t *e
         return add_outbox_json(st, e->topic, s, headers, e->message, e->text, now);
     case SAGA_FX_EVENT: {
         int rc = add_history(st, s, e->message, now);
-        return rc ? rc : add_outbox_json(st, events_topic, s, headers, e->message, e->text, now);
+        if (rc || e->unpublished) return rc;
+        return add_outbox_json(st, events_topic, s, headers, e->message, e->text, now);
     }
     case SAGA_FX_ALERT:
         LOG_ERROR("alert", "saga %s needs an operator: %s", s->id,

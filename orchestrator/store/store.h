@@ -29,6 +29,10 @@ void saga_store_close(saga_store_t **st);
 /* The last SQLite error message, for logs. */
 const char *saga_store_errmsg(const saga_store_t *st);
 
+/* Prepared statements run on this connection since the last call (SQLite's
+ * SQLITE_STMTSTATUS_RUN of each, reset): the cost figure of docs/BENCHMARKS.md. */
+uint64_t saga_store_statements_take(saga_store_t *st);
+
 int saga_store_begin(saga_store_t *st);
 int saga_store_commit(saga_store_t *st);
 /* A read transaction (BEGIN DEFERRED; saga_store_commit ends it): many

@@ -30,16 +30,16 @@ static int setup(void **state) {
     if (fixture_db_create(&w->fx, 1)) return -1;
     if (sqlite3_open_v2(w->fx.db_path, &w->ro, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -1;
     w->rt = sagad_runtime_new();
-    sagad_histogram_t h = {.bounds = sagad_fast_bounds};
-    sagad_histogram_add(&h, 0.003);
-    sagad_histogram_add(&h, 7.0);
+    saga_histogram_t h = {.bounds = saga_hist_fast_bounds};
+    saga_histogram_add(&h, 0.003);
+    saga_histogram_add(&h, 7.0);
     sagad_runtime_publish(w->rt, json_pack("{s:b, s:i, s:{s:i}, s:{s:i}, s:[{s:s, s:i, s:i, s:s, s:i}], s:{s:o}, s:{s:i}}",
                                            "kafka_ready", 1, "outbox_in_flight", 3,
                                            "counters", "sagas_started", 42,
                                            "ignored_events", "other_attempt", 5,
                                            "topics", "topic", "pay\"ment", "in_flight", 7, "waiting", 2,
                                            "circuit", "open", "consecutive_failures", 9,
-                                           "histograms", "commit_seconds", sagad_histogram_json(&h),
+                                           "histograms", "commit_seconds", saga_histogram_json(&h),
                                            "consumer_lag", "saga.replies", 12));
     w->ctx = (admin_ctx_t){.db = w->ro, .stats_runtime = sagad_runtime_fill, .stats_runtime_arg = w->rt};
     *state = w;

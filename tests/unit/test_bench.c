@@ -7,6 +7,8 @@
 
 #include "test_filter.h"
 
+#include <math.h>
+
 #include "bench.h"
 
 static void test_percentile_nearest_rank(void **state) {
@@ -50,11 +52,43 @@ static void test_window_deltas(void **state) {
     assert_true(r.commits_per_s < 0 && r.kafka_records_per_s < 0);
 }
 
+/* Per-saga figures of the whole stack: every process's CPU, records and
+ * statements per saga, and the stage means over the window. */
+static void test_processes_and_stages(void **state) {
+    (void)state;
+    bench_procs_t procs = {.count = 2, .name = {"sagad", "order-worker"}, .pid = {1, 2}};
+    bench_window_t w0 = {.at_us = 0, .cpu_us = 0, .commits = 0, .messages = 0, .produced = 0, .statements = 1000,
+                         .proc_cpu_us = {100, 50}};
+    bench_window_t w1 = {.at_us = 1000000, .cpu_us = 0, .commits = 10, .messages = 40, .produced = 60,
+                         .statements = 1800, .proc_cpu_us = {1100, 250}};
+    bench_stages_parse(&w0.stages, "sagad", "sagad_consume_lag_seconds_sum 1.5\nsagad_consume_lag_seconds_count 100\n"
+                                            "sagad_unknown_seconds_sum 9\n");
+    bench_stages_parse(&w1.stages, "sagad", "# HELP x\nsagad_consume_lag_seconds_bucket{le=\"+Inf\"} 300\n"
+                                            "sagad_consume_lag_seconds_sum 2.5\nsagad_consume_lag_seconds_count 300\n");
+    bench_stages_parse(&w1.stages, "order-worker", "participant_reply_duration_seconds_sum 0.2\n"
+                                                   "participant_reply_duration_seconds_count 50\n");
+    assert_int_equal(w0.stages.count, 1); /* a metric it does not know is left out */
+    double lat[10] = {0};
+    bench_result_t r = {.procs = &procs};
+    bench_result_fill(&r, &w0, &w1, lat, 10);
+    assert_true(r.proc_cpu_us_per_saga[0] == 100.0);
+    assert_true(r.proc_cpu_us_per_saga[1] == 20.0);
+    assert_true(r.records_per_saga == 10.0);    /* (40 + 60) / 10 sagas */
+    assert_true(r.statements_per_saga == 80.0); /* (1800 - 1000) / 10 */
+    assert_int_equal(r.stage_means.count, 2);
+    assert_string_equal(r.stage_means.name[0], "sagad sagad_consume_lag_seconds");
+    assert_true(r.stage_means.n[0] == 200.0);
+    assert_true(fabs(r.stage_means.sum[0] - 0.005) < 1e-12); /* (2.5 - 1.5) / 200 */
+    assert_string_equal(r.stage_means.name[1], "order-worker participant_reply_duration_seconds");
+    assert_true(fabs(r.stage_means.sum[1] - 0.004) < 1e-12); /* new in w1: from zero */
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_percentile_nearest_rank),
         cmocka_unit_test(test_window_deltas),
+        cmocka_unit_test(test_processes_and_stages),
     };
     return cmocka_run_group_tests_name("bench", tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include "saga_clock.h"
 #include "saga_config.h"
 #include "saga_error.h"
+#include "saga_histogram.h"
 #include "saga_partition.h"
 #include "saga_utf8.h"
 
@@ -199,6 +200,29 @@ static void test_error_names(void **state) {
     assert_string_equal(saga_strerror(-999), "unknown error");
 }
 
+static void test_histogram_buckets_and_text(void **state) {
+    (void)state;
+    saga_histogram_t h = {.bounds = saga_hist_fast_bounds};
+    saga_histogram_add(&h, 0.0005); /* on a bound: that bucket (le) */
+    saga_histogram_add(&h, 0.003);
+    saga_histogram_add(&h, 100);    /* past the last bound: +Inf */
+    assert_int_equal(h.count, 3);
+    assert_int_equal(h.counts[0], 1);
+    assert_int_equal(h.counts[3], 1);
+    assert_int_equal(h.counts[SAGA_HIST_BUCKETS - 1], 1);
+    char buf[4096] = "";
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    assert_non_null(f);
+    saga_histogram_write(f, "x_seconds", "help", &h);
+    fclose(f);
+    assert_non_null(strstr(buf, "# TYPE x_seconds histogram\n"));
+    assert_non_null(strstr(buf, "x_seconds_bucket{le=\"0.0005\"} 1\n"));
+    assert_non_null(strstr(buf, "x_seconds_bucket{le=\"0.005\"} 2\n")); /* cumulative */
+    assert_non_null(strstr(buf, "x_seconds_bucket{le=\"+Inf\"} 3\n"));
+    assert_non_null(strstr(buf, "x_seconds_count 3\n"));
+    assert_non_null(strstr(buf, "x_seconds_sum 100.003500\n"));
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -211,6 +235,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_error_names),
         cmocka_unit_test(test_utf8_cuts),
         cmocka_unit_test(test_utf8_seq_and_repair),
+        cmocka_unit_test(test_histogram_buckets_and_text),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }

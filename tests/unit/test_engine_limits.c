@@ -1,6 +1,7 @@
-/* The pure engine and the message size limit (issue 13): a command, a
- * compensation or an event over the limit, and a command the broker
- * refused for good, fail their step at once, as a reply would. */
+/* The pure engine and its output limits: the message size limit (issue 13:
+ * a command, a compensation or an event over the limit, and a command the
+ * broker refused for good, fail their step at once, as a reply would) and
+ * the events level (which lifecycle events go to saga.events). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -210,6 +211,61 @@ static void test_undeliverable_retry_after_timeout_is_compensated(void **state) 
     world_free(w);
 }
 
+/* Events of the last apply: how many, and how many published. */
+static void count_events(const world_t *w, int *all, int *published) {
+    *all = *published = 0;
+    for (int i = 0; i < w->fx.count; i++) {
+        if (w->fx.items[i].kind != SAGA_FX_EVENT) continue;
+        (*all)++;
+        if (!w->fx.items[i].unpublished) (*published)++;
+    }
+}
+
+static void test_events_level(void **state) {
+    (void)state;
+    for (int level = SAGA_EVENTS_ALL; level <= SAGA_EVENTS_TERMINAL; level++) {
+        world_t *w = world_new(make_def(2, 0));
+        w->cfg.events_level = (saga_events_level_t)level;
+        int all = 0, pub = 0, a, p;
+        assert_int_equal(start(w), 0);
+        count_events(w, &a, &p);
+        all += a, pub += p;
+        /* saga.started is published at levels all and saga, step.started only at all */
+        assert_int_equal(p, level == SAGA_EVENTS_ALL ? a : level == SAGA_EVENTS_SAGA ? 1 : 0);
+        assert_int_equal(ok(w, 0), 0);
+        count_events(w, &a, &p);
+        all += a, pub += p;
+        assert_int_equal(ok(w, 1), 0);
+        count_events(w, &a, &p);
+        all += a, pub += p;
+        assert_int_equal(w->saga.status, SAGA_STATUS_COMPLETED);
+        const saga_effect_t *done = find_event(w, "saga.completed");
+        assert_non_null(done);
+        assert_false(done->unpublished); /* every level publishes the terminal event */
+        if (level == SAGA_EVENTS_ALL) assert_int_equal(pub, all);
+        if (level == SAGA_EVENTS_SAGA) assert_int_equal(pub, 2); /* saga.started, saga.completed */
+        if (level == SAGA_EVENTS_TERMINAL) assert_int_equal(pub, 1);
+        assert_true(all >= 6); /* the history has every event at every level */
+        world_free(w);
+    }
+    /* a compensated saga: saga.compensated is terminal, saga.compensating is not */
+    world_t *w = world_new(make_def(2, 0));
+    w->cfg.events_level = SAGA_EVENTS_TERMINAL;
+    start(w);
+    ok(w, 0);
+    assert_int_equal(reply(w, 1, SAGA_KIND_ACTION, 1, SAGA_REPLY_FAILURE), 0);
+    assert_true(find_event(w, "saga.compensating")->unpublished);
+    assert_int_equal(reply(w, 0, SAGA_KIND_COMPENSATION, 1, SAGA_REPLY_SUCCESS), 0);
+    assert_int_equal(w->saga.status, SAGA_STATUS_COMPENSATED);
+    assert_false(find_event(w, "saga.compensated")->unpublished);
+    world_free(w);
+    assert_int_equal(saga_events_level_parse("terminal"), SAGA_EVENTS_TERMINAL);
+    assert_int_equal(saga_events_level_parse("saga"), SAGA_EVENTS_SAGA);
+    assert_int_equal(saga_events_level_parse("all"), SAGA_EVENTS_ALL);
+    assert_int_equal(saga_events_level_parse("verbose"), -1);
+    assert_int_equal(saga_events_level_parse(NULL), -1);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -218,6 +274,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_oversized_compensation_and_event),
         cmocka_unit_test(test_undeliverable_command_fails_the_step),
         cmocka_unit_test(test_undeliverable_retry_after_timeout_is_compensated),
+        cmocka_unit_test(test_events_level),
     };
     int failed = cmocka_run_group_tests_name("engine_limits", tests, NULL, NULL);
     release_def();

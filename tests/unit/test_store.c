@@ -76,8 +76,9 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* Starts a saga through the engine and saves it in one transaction. */
-static void start_saga(fixture_t *f, const char *id, saga_t *s, int64_t now) {
+/* Starts a saga through the engine and saves it in one transaction, its
+ * events published at `level`. */
+static void start_saga_at(fixture_t *f, const char *id, saga_t *s, int64_t now, saga_events_level_t level) {
     json_t *input = json_pack("{s:s}", "order_id", id);
     saga_init(s, id, f->def, input, "00-abc-def-01", now);
     json_decref(input);
@@ -85,7 +86,7 @@ static void start_saga(fixture_t *f, const char *id, saga_t *s, int64_t now) {
     saga_effects_init(&fx);
     uint64_t rng = 1;
     char why[128];
-    saga_engine_config_t cfg = {.replies_topic = "saga.replies"};
+    saga_engine_config_t cfg = {.replies_topic = "saga.replies", .events_level = level};
     saga_event_t ev = {.kind = SAGA_EV_START};
     assert_int_equal(saga_engine_apply(&cfg, s, &ev, now, &rng, &fx, why, sizeof why), 0);
     assert_int_equal(saga_store_begin(f->st), 0);
@@ -93,6 +94,10 @@ static void start_saga(fixture_t *f, const char *id, saga_t *s, int64_t now) {
     assert_int_equal(saga_store_save(f->st, s, &fx, "saga.events", now), 0);
     assert_int_equal(saga_store_commit(f->st), 0);
     saga_effects_free(&fx);
+}
+
+static void start_saga(fixture_t *f, const char *id, saga_t *s, int64_t now) {
+    start_saga_at(f, id, s, now, SAGA_EVENTS_ALL);
 }
 
 static long long count(fixture_t *f, const char *sql) {
@@ -164,6 +169,20 @@ static void test_effects_become_history_outbox_and_timers(void **state) {
     assert_int_equal(count(f, "SELECT count(*) FROM outbox WHERE topic='saga.events'"), 2);
     assert_int_equal(count(f, "SELECT count(*) FROM timers WHERE saga_id='s-1' AND slot=0"), 1);
     assert_int_equal(saga_store_outbox_backlog(f->st), 3);
+    saga_clear(&s);
+}
+
+/* --events terminal: the history has every event, saga.events none of a start's */
+static void test_unpublished_events_are_history_only(void **state) {
+    fixture_t *f = *state;
+    saga_t s;
+    start_saga_at(f, "s-q", &s, 1000, SAGA_EVENTS_TERMINAL);
+    assert_int_equal(count(f, "SELECT count(*) FROM history WHERE saga_id='s-q'"), 2);
+    assert_int_equal(count(f, "SELECT count(*) FROM outbox WHERE topic='saga.events'"), 0);
+    assert_int_equal(count(f, "SELECT count(*) FROM outbox WHERE topic='t0'"), 1);
+    saga_clear(&s);
+    start_saga_at(f, "s-r", &s, 1000, SAGA_EVENTS_SAGA); /* saga.started only */
+    assert_int_equal(count(f, "SELECT count(*) FROM outbox WHERE topic='saga.events'"), 1);
     saga_clear(&s);
 }
 
@@ -510,6 +529,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data_and_does_not_remigrate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_saga_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_effects_become_history_outbox_and_timers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unpublished_events_are_history_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_scan_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_delete_only_acknowledged_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_ids_never_reused, setup, teardown),

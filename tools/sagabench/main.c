@@ -31,7 +31,7 @@ static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
 typedef struct {
-    const char *bootstrap, *bootstrap_file, *admin_url, *db_dir, *definition, *json_path, *label;
+    const char *bootstrap, *bootstrap_file, *admin_url, *db_dir, *stack_dir, *definition, *json_path, *label;
     const char *events_topic, *start_topic, *ping_topic;
     long long sagad_pid, closed, count, warmup, timeout_s, rss_every_s;
     const char *rate;
@@ -195,6 +195,10 @@ static int run_sagas(run_t *r, bench_result_t *res) {
     double rate = o->rate ? strtod(o->rate, NULL) : 0;
     pid_t pid = (pid_t)o->sagad_pid;
     bench_window_t w0 = {0}, w1 = {0};
+    static bench_procs_t procs;
+    bench_procs_find(&procs, o->stack_dir);
+    res->procs = o->stack_dir ? &procs : NULL;
+    if (o->warmup == 0) bench_window_sample(&w0, pid, o->admin_url, res->procs, o->stack_dir); /* the window is the whole run */
     int64_t t0 = saga_monotonic_us(), last_progress = t0, next_rss = t0;
     while (!stop && r->done + r->lost < o->count) {
         int64_t now = saga_monotonic_us();
@@ -218,7 +222,7 @@ static int run_sagas(run_t *r, bench_result_t *res) {
             r->done++;
             r->failed += failed;
             last_progress = saga_monotonic_us();
-            if (r->done == o->warmup) bench_window_sample(&w0, pid, o->admin_url);
+            if (r->done == o->warmup) bench_window_sample(&w0, pid, o->admin_url, res->procs, o->stack_dir);
             if (r->done > o->warmup) r->latency_ms[r->measured++] = (double)(last_progress - r->sent_us[i]) / 1000.0;
         }
         if (o->rss_every_s > 0 && pid > 0 && now >= next_rss) {
@@ -234,11 +238,7 @@ static int run_sagas(run_t *r, bench_result_t *res) {
                     r->lost, o->count);
         }
     }
-    if (o->warmup == 0) w0 = (bench_window_t){0};
-    bench_window_sample(&w1, pid, o->admin_url);
-    if (o->warmup == 0) { /* no warm-up: the window is the whole run */
-        w0.at_us = t0;
-    }
+    bench_window_sample(&w1, pid, o->admin_url, res->procs, o->stack_dir);
     bench_result_fill(res, &w0, &w1, r->latency_ms, r->measured);
     res->offered_per_s = rate;
     res->closed = rate > 0 ? 0 : o->closed;
@@ -258,6 +258,7 @@ int main(int argc, char **argv) {
         {"admin-url", SAGA_CFG_STRING, NULL, "sagad's admin API (for its commit and message counters)", &o.admin_url},
         {"sagad-pid", SAGA_CFG_INT, "0", "sagad's pid (CPU time and memory from /proc)", &o.sagad_pid},
         {"db-dir", SAGA_CFG_STRING, NULL, "sagad's data directory, or a directory on its disk (SQLite ceiling of one shard file; default: no ceiling)", &o.db_dir},
+        {"stack-dir", SAGA_CFG_STRING, NULL, "a scripts/stack run directory: CPU per saga of every process with a NAME.pid file there, and of sagabench", &o.stack_dir},
         {"definition", SAGA_CFG_STRING, "order_fulfillment", "saga definition to start", &o.definition},
         {"count", SAGA_CFG_INT, "10000", "sagas to run", &o.count},
         {"closed", SAGA_CFG_INT, "100", "closed loop: sagas in flight (ignored with --rate)", &o.closed},

@@ -58,11 +58,9 @@ static size_t collect(char *data, size_t size, size_t n, void *user) {
     return size * n;
 }
 
-double probe_metric(const char *admin_url, const char *metric) {
-    char url[512];
-    snprintf(url, sizeof url, "%s/metrics", admin_url);
+char *probe_http_text(const char *url) {
     CURL *c = curl_easy_init();
-    if (!c) return -1;
+    if (!c) return NULL;
     body_t b = {0};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
@@ -70,9 +68,20 @@ double probe_metric(const char *admin_url, const char *metric) {
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_cleanup(c);
+    if (rc != CURLE_OK) {
+        free(b.buf);
+        return NULL;
+    }
+    return b.buf;
+}
+
+double probe_metric(const char *admin_url, const char *metric) {
+    char url[512];
+    snprintf(url, sizeof url, "%s/metrics", admin_url);
+    char *text = probe_http_text(url);
     double value = -1;
     size_t len = strlen(metric);
-    for (char *line = b.buf; rc == CURLE_OK && line && *line;) {
+    for (char *line = text; line && *line;) {
         char *next = strchr(line, '\n');
         if (!strncmp(line, metric, len) && line[len] == ' ') {
             value = strtod(line + len + 1, NULL);
@@ -80,7 +89,7 @@ double probe_metric(const char *admin_url, const char *metric) {
         }
         line = next ? next + 1 : NULL;
     }
-    free(b.buf);
+    free(text);
     return value;
 }
 

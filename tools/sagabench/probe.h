@@ -17,6 +17,9 @@ int probe_memory_kb(pid_t pid, long *rss_kb, long *hwm_kb);
  * the Prometheus text at admin_url/metrics; -1 when missing. */
 double probe_metric(const char *admin_url, const char *metric);
 
+/* The body of a GET of url (NULL on error); free() it. */
+char *probe_http_text(const char *url);
+
 /* Durable commits per second for `seconds` on a fresh file in dir (sagad's
  * data directory, or the directory of dir when it is a database file), with
  * sagad's settings (WAL, synchronous=FULL), one small insert per

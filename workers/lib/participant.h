@@ -182,6 +182,11 @@ typedef struct {
     const saga_kv_list_t *kafka_props; /* -X overrides, may be NULL */
     int batch_max;               /* <= 0: 500 */
     volatile sig_atomic_t *stop; /* set by the signal handler */
+    /* NULL: none. Rewritten (atomically) every second and at the end, in
+     * Prometheus text: the stages of a command through the participant
+     * (participant_consume_lag_seconds, _process_duration_seconds,
+     * _reply_duration_seconds) and participant_commands_total. */
+    const char *metrics_file;
 } participant_run_opts_t;
 
 /* Runs until *stop: consume, process, reply, store offsets. On stop it

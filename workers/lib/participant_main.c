@@ -33,7 +33,7 @@ int participant_main(const participant_spec_t *spec, int argc, char **argv) {
     snprintf(def_group, sizeof def_group, "%s-worker", spec->name);
 
     const char *bootstrap = NULL, *bootstrap_file = NULL, *db = NULL, *seed = NULL, *topic = NULL,
-               *group = NULL, *ready_file = NULL, *log_level = NULL, *fail_rate = NULL, *retry_rate = NULL,
+               *group = NULL, *ready_file = NULL, *metrics_file = NULL, *log_level = NULL, *fail_rate = NULL, *retry_rate = NULL,
                *no_reply_rate = NULL;
     long long delay_ms = 0, crash_after = 0, fault_seed = 0, batch_max = 0, bootstrap_wait_ms = 0;
     bool log_json = true;
@@ -46,6 +46,7 @@ int participant_main(const participant_spec_t *spec, int argc, char **argv) {
         {"topic", SAGA_CFG_STRING, def_topic, "command topic to consume", &topic},
         {"group", SAGA_CFG_STRING, def_group, "Kafka consumer group", &group},
         {"ready-file", SAGA_CFG_STRING, NULL, "write READY to this file once partitions are assigned", &ready_file},
+        {"metrics-file", SAGA_CFG_STRING, NULL, "rewrite this file every second with the worker's stage latencies, in Prometheus text (e.g. for node_exporter's textfile collector)", &metrics_file},
         {"batch-max", SAGA_CFG_INT, "500", "commands per ledger transaction (group commit)", &batch_max},
         {"log-level", SAGA_CFG_STRING, "info", "debug, info, warn or error", &log_level},
         {"log-json", SAGA_CFG_BOOL, "true", "JSON log lines (false: plain text)", &log_json},
@@ -108,6 +109,7 @@ int participant_main(const participant_spec_t *spec, int argc, char **argv) {
     participant_run_opts_t opts = {
         .bootstrap = servers, .topic = topic, .group = group, .client_id = spec->program,
         .ready_file = ready_file, .kafka_props = &props, .batch_max = (int)batch_max, .stop = &stop,
+        .metrics_file = metrics_file,
     };
     LOG_INFO(spec->name, "ledger %s", db);
     rc = participant_run(p, &opts, err, sizeof err);

@@ -9,6 +9,7 @@
 #include "saga_alloc.h"
 #include "saga_clock.h"
 #include "saga_error.h"
+#include "saga_histogram.h"
 #include "saga_kafka.h"
 #include "saga_log.h"
 #include "saga_util.h"
@@ -35,6 +36,43 @@ typedef struct {
     const char *ready_file;
     int ready_written;
 } run_state_t;
+
+/* Where a command's time goes in the participant (--metrics-file). */
+typedef struct {
+    saga_histogram_t consume_lag, process, reply;
+    unsigned long long commands, batches;
+    int64_t written_ms;
+} stages_t;
+
+/* The command's timestamp (its producer's clock, CreateTime) to now. */
+static void note_consume_lag(stages_t *st, const rd_kafka_message_t *m) {
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(m, &type), now = saga_now_ms();
+    if (ts > 0 && type == RD_KAFKA_TIMESTAMP_CREATE_TIME && now >= ts)
+        saga_histogram_add(&st->consume_lag, (double)(now - ts) / 1000.0);
+}
+
+static void write_stages(const stages_t *st, const char *path, const char *name) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        LOG_WARN(name, "cannot write metrics file '%s'", tmp);
+        return;
+    }
+    fprintf(f, "# HELP participant_commands_total Commands processed (duplicates included)\n"
+               "# TYPE participant_commands_total counter\nparticipant_commands_total %llu\n"
+               "# HELP participant_batches_total Batches processed (one ledger transaction each)\n"
+               "# TYPE participant_batches_total counter\nparticipant_batches_total %llu\n",
+            st->commands, st->batches);
+    saga_histogram_write(f, "participant_consume_lag_seconds",
+                         "A command's timestamp (its producer's clock) to the participant's poll", &st->consume_lag);
+    saga_histogram_write(f, "participant_process_duration_seconds",
+                         "A batch's handlers and ledger commit", &st->process);
+    saga_histogram_write(f, "participant_reply_duration_seconds",
+                         "A batch's replies produced until all are acknowledged", &st->reply);
+    if (fclose(f) || rename(tmp, path)) LOG_WARN(name, "cannot write metrics file '%s'", path);
+}
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                          void *opaque) {
@@ -306,6 +344,8 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
     slots = saga_calloc((size_t)batch_max, sizeof *slots);
     if (!slots) { snprintf(err, errlen, "out of memory"); rc = SAGA_ENOMEM; goto out; }
 
+    static stages_t stages;
+    stages.consume_lag.bounds = stages.process.bounds = stages.reply.bounds = saga_hist_fast_bounds;
     int64_t reassign_at = 0; /* 0: none due */
     while (!*o->stop) {
         int n = 0;
@@ -328,6 +368,7 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
             } else {
                 memset(&slots[n], 0, sizeof slots[n]);
                 slots[n].msg = m;
+                note_consume_lag(&stages, m);
                 slots[n].has_traceparent =
                     saga_kafka_header(m, "traceparent", slots[n].traceparent, sizeof slots[n].traceparent) == 0;
                 n++;
@@ -336,10 +377,21 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
             m = rd_kafka_consumer_poll(consumer, 0);
         }
         rd_kafka_poll(producer, 0);
+        if (o->metrics_file && saga_monotonic_us() / 1000 - stages.written_ms >= 1000) {
+            write_stages(&stages, o->metrics_file, name);
+            stages.written_ms = saga_monotonic_us() / 1000;
+        }
         if (n == 0) continue;
 
+        int64_t t0 = saga_monotonic_us();
         process_batch(p, slots, n);
-        if (deliver_all(producer, slots, n, o->stop)) store_offsets(consumer, slots, n, name);
+        int64_t t1 = saga_monotonic_us();
+        int delivered = deliver_all(producer, slots, n, o->stop);
+        saga_histogram_add(&stages.process, (double)(t1 - t0) / 1e6);
+        saga_histogram_add(&stages.reply, (double)(saga_monotonic_us() - t1) / 1e6);
+        stages.commands += (unsigned long long)n;
+        stages.batches++;
+        if (delivered) store_offsets(consumer, slots, n, name);
         LOG_DEBUG(name, "batch of %d commands done", n);
         for (int i = 0; i < n; i++) {
             participant_reply_clear(&slots[i].reply);
@@ -354,6 +406,7 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
         }
     }
     LOG_INFO(name, "stopping: %lld commands processed", participant_processed_count(p));
+    if (o->metrics_file) write_stages(&stages, o->metrics_file, name);
 
 out:
     rd_kafka_flush(producer, 10 * 1000);
