@@ -1,6 +1,6 @@
-"""Unit tests of the Python notification participant (examples/notification.py): its ledger rows as
-sagactl audit reads them, the webhook outcomes (as tests/e2e/test_webhook.sh for the C worker), and
-the command line."""
+"""Unit tests of the Python example participants: notification (examples/notification.py: its ledger
+rows as sagactl audit reads them, the webhook outcomes as tests/e2e/test_webhook.sh checks them for the
+C worker, the command line) and tally (examples/tally.py: an action and its compensation)."""
 import http.server
 import importlib.util
 import json
@@ -116,6 +116,35 @@ class NotificationTest(unittest.TestCase):
     def test_webhook_unreachable_is_transient(self):
         ntf.webhook.update(url="http://127.0.0.1:9/none", timeout_ms=500)
         self.assertEqual(self.reply(command())["error"]["code"], "WEBHOOK_UNAVAILABLE")
+
+
+class TallyTest(unittest.TestCase):
+    """examples/tally.py: the action and its compensation through the library."""
+
+    def test_add_then_remove_exactly_once(self):
+        spec_t = importlib.util.spec_from_file_location("tally_example",
+                                                        os.path.join(HERE, "..", "examples", "tally.py"))
+        tally = importlib.util.module_from_spec(spec_t)
+        spec_t.loader.exec_module(tally)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "tally.db")
+            p = Participant("tally", tally.HANDLERS, path, schema=tally.SCHEMA)
+
+            def send(kind, action, saga="t-1", attempt=1):
+                doc = {"type": "saga.command", "message_id": f"{saga}/s/{kind}/{attempt}", "saga_id": saga,
+                       "step": "s", "kind": kind, "action": action, "attempt": attempt,
+                       "idempotency_key": f"{saga}/s/{kind}", "reply_to": "r", "payload": {}}
+                return json.loads(p.process(json.dumps(doc)).body)
+            self.assertEqual(send("action", "tally.add")["output"], {"tally_id": "tally-t-1/s"})
+            self.assertEqual(send("compensation", "tally.remove")["output"],
+                             {"tally_id": "tally-t-1/s", "removed": True})
+            self.assertEqual(send("compensation", "tally.remove", attempt=2)["output"]["removed"], True)
+            self.assertEqual(send("compensation", "tally.remove", saga="t-2")["output"], {"noop": True})
+            self.assertEqual(send("action", "tally.add", saga="t-2")["error"]["code"], "COMPENSATED_BEFORE_ACTION")
+            p.close()
+            with sqlite3.connect(path) as db:
+                self.assertEqual(db.execute("SELECT tally_id, state FROM tallies").fetchall(),
+                                 [("tally-t-1/s", "removed")])
 
 
 class CommandLineTest(unittest.TestCase):
