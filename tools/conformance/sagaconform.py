@@ -134,6 +134,7 @@ class Kit:
         self.consumer.assign(assignment)
         self.lock = threading.Condition()
         self.replies = []  # every reply read, in arrival order
+        self.sent_mids = {}  # saga id -> message ids of the commands sent for it
         self.stop = False
         self.poller = threading.Thread(target=self._poll, daemon=True)
         self.poller.start()
@@ -198,6 +199,8 @@ class Kit:
     def send(self, value, key):
         """value: a command (dict) or raw bytes; keyed by the saga id, with sagad's headers."""
         body = value if isinstance(value, bytes) else json.dumps(value).encode()
+        if isinstance(value, dict) and isinstance(value.get("message_id"), str):
+            self.sent_mids.setdefault(key, set()).add(value["message_id"])
         headers = [("saga_id", key.encode()), ("content-type", b"application/json"),
                    ("traceparent", f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01".encode())]
         self.producer.produce(self.a.topic, value=body, key=key.encode(), headers=headers)
@@ -205,15 +208,15 @@ class Kit:
         return headers[2][1].decode()
 
     # ---- replies -------------------------------------------------------
-    def _matches(self, r, saga_id, mids):
-        return r.saga_id == saga_id or r.in_reply_to in mids or r.key == saga_id
-
     def wait_replies(self, saga_id, n, mids=(), timeout=None):
-        """The first n replies for saga_id (by saga_id, in_reply_to or key), waiting up to timeout."""
+        """The first n replies for saga_id, waiting up to timeout. A reply belongs to the saga by its
+        saga_id, its Kafka key or its in_reply_to (one of the saga's commands): a reply with a
+        mangled saga id is still found, and reported as wrong rather than as missing."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.a.reply_timeout)
+        mids = set(mids) | self.sent_mids.get(saga_id, set())
         with self.lock:
             while True:
-                got = [r for r in self.replies if self._matches(r, saga_id, mids)]
+                got = [r for r in self.replies if r.saga_id == saga_id or r.key == saga_id or r.in_reply_to in mids]
                 if len(got) >= n or time.monotonic() >= deadline:
                     return got
                 self.lock.wait(max(0.01, min(0.2, deadline - time.monotonic())))
@@ -267,7 +270,7 @@ class Rule:
         saga_id = cmd["saga_id"]
         got = self.kit.wait_replies(saga_id, n, mids={cmd["message_id"]}, timeout=timeout)
         if len(got) < n:
-            self.fail(f"{label}: no reply within {self.kit.a.reply_timeout:g} s")
+            self.fail(f"{label}: no reply within {self.kit.a.reply_timeout:g} s of sending")
             self.answers.append(f"{label}: none")
             return None
         r = got[n - 1]
@@ -519,13 +522,14 @@ def rule_malformed(rule):
     for label, cmd, _ in cases:
         k.send(cmd, cmd["saga_id"])
         rule.sent.append(label)
+    deadline = time.monotonic() + k.a.reply_timeout  # one wait for all: they were sent together
     for label, cmd, code in cases:
         check = dict(cmd)
         if check.get("kind") not in ("action", "compensation"):
             check.pop("kind")
         if not isinstance(check.get("attempt"), int):
             check.pop("attempt")
-        rule.expect(check, 1, label, status="failure", code=code)
+        rule.expect(check, 1, label, status="failure", code=code, timeout=max(0.0, deadline - time.monotonic()))
     after = k.command(bad + "-after", "action", 1)
     rule.send(after, "a valid action after them")
     rule.expect(after, 1, "valid action after", status="success")
@@ -560,8 +564,9 @@ def rule_crash(rule):
         return
     rule.sent.append(f"{n} actions ({half}, kill -9 after {answered_before} answered, {n - half} while down, restart)")
     missing, wrong = [], []
+    deadline = time.monotonic() + k.a.reply_timeout  # the restart command returned: one wait for all
     for c in cmds:
-        got = k.wait_replies(c["saga_id"], 1, mids={c["message_id"]}, timeout=k.a.reply_timeout + k.a.restart_timeout)
+        got = k.wait_replies(c["saga_id"], 1, mids={c["message_id"]}, timeout=max(0.0, deadline - time.monotonic()))
         if not got:
             missing.append(c["saga_id"])
             continue
