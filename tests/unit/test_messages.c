@@ -96,6 +96,8 @@ static void test_reply_errors_name_the_field(void **state) {
         {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"step\":\"x\",\"kind\":\"action\",\"attempt\":1,\"status\":\"ok\"}", "'status'"},
         {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"step\":\"x\",\"kind\":\"action\",\"attempt\":0,\"status\":\"success\"}", "'attempt'"},
         {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"step\":\"x\",\"kind\":\"action\",\"attempt\":\"1\",\"status\":\"success\"}", "'attempt'"},
+        /* above the highest attempt a definition can give (max_attempts <= 1000000), with the range said */
+        {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"step\":\"x\",\"kind\":\"action\",\"attempt\":1000001,\"status\":\"success\"}", "'attempt' must be an integer from 1 to 1000000"},
         {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"kind\":\"action\",\"attempt\":1,\"status\":\"success\"}", "missing 'step'"},
         {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"step\":\"x\",\"kind\":\"action\",\"attempt\":1,\"status\":\"failure\",\"error\":\"bad\"}", "'error'"},
     };
