@@ -233,7 +233,9 @@ class Kit:
                 con.close()
             return int(row[0]) if row and row[0] is not None else 0
         if self.a.applied_cmd:
-            out = subprocess.run(["sh", "-c", self.a.applied_cmd, "sh", saga_id], env={**os.environ, "SAGA_ID": saga_id},
+            # $SAGA_ID_SQL: the id as an SQL string literal ('' for '), for a query in the command
+            env = {**os.environ, "SAGA_ID": saga_id, "SAGA_ID_SQL": "'" + saga_id.replace("'", "''") + "'"}
+            out = subprocess.run(["sh", "-c", self.a.applied_cmd, "sh", saga_id], env=env,
                                  capture_output=True, text=True, timeout=30)
             if out.returncode != 0:
                 raise RuntimeError(f"--applied-cmd exited {out.returncode}: {short(out.stderr.strip())}")
@@ -546,23 +548,32 @@ def rule_crash(rule):
     n = k.a.crash_batch
     sagas = [k.saga_id("crash", i) for i in range(n)]
     cmds = [k.command(s, "action", 1) for s in sagas]
-    half = n // 2
-    for c in cmds[:half]:
-        k.send(c, c["saga_id"])
-    # kill as soon as the first answer shows it is in the middle of the batch
+    # A steady stream of commands; kill -9 as soon as the first answer shows the participant is in
+    # the middle of it: some commands are done, some in its hands, the rest still coming.
+    sent = []
+
+    def stream():
+        for c in cmds:
+            k.send(c, c["saga_id"])
+            sent.append(c["saga_id"])
+            time.sleep(k.a.crash_interval_ms / 1000)
+
+    sender = threading.Thread(target=stream, daemon=True)
+    sender.start()
     deadline = time.monotonic() + k.a.reply_timeout
-    while time.monotonic() < deadline and not any(k.wait_replies(s, 1, timeout=0) for s in sagas[:half]):
-        time.sleep(0.005)
-    answered_before = sum(1 for s in sagas if k.wait_replies(s, 1, timeout=0))
+    while time.monotonic() < deadline and not any(k.wait_replies(s, 1, timeout=0) for s in sagas):
+        time.sleep(0.002)
+    sent_at_kill = len(sent)
+    answered_at_kill = sum(1 for s in sagas if k.wait_replies(s, 1, timeout=0))
     try:
         k.shell("--kill-cmd", k.a.kill_cmd)
-        for c in cmds[half:]:
-            k.send(c, c["saga_id"])
+        sender.join()
         k.shell("--restart-cmd", k.a.restart_cmd)
     except Exception as e:
         rule.fail(str(e))
         return
-    rule.sent.append(f"{n} actions ({half}, kill -9 after {answered_before} answered, {n - half} while down, restart)")
+    rule.sent.append(f"{n} actions, one every {k.a.crash_interval_ms:g} ms; kill -9 after {answered_at_kill} answered "
+                     f"and {sent_at_kill} sent, restart")
     missing, wrong = [], []
     deadline = time.monotonic() + k.a.reply_timeout  # the restart command returned: one wait for all
     for c in cmds:
@@ -623,10 +634,12 @@ def parse_args(argv):
     ledger.add_argument("--applied-sql", nargs=2, metavar=("DB", "SQL"),
                         help="SQLite ledger file and a query with one ? (the saga id) giving how many times the action was applied")
     ledger.add_argument("--applied-cmd", metavar="CMD",
-                        help="shell command printing how many times the action was applied for the saga id in $SAGA_ID (also $1)")
+                        help="shell command printing how many times the action was applied for the saga id in $SAGA_ID "
+                             "(also $1; $SAGA_ID_SQL is it as an SQL string literal)")
     p.add_argument("--kill-cmd", help="shell command that kills the participant (kill -9); with --restart-cmd enables the crash rule")
     p.add_argument("--restart-cmd", help="shell command that starts the participant again (may return before it is ready)")
     p.add_argument("--crash-batch", type=int, default=40, help="commands of the crash rule (40)")
+    p.add_argument("--crash-interval-ms", type=float, default=5, help="time between the crash rule's commands (5)")
     p.add_argument("--reply-timeout", type=float, default=20, help="seconds to wait for a reply (20)")
     p.add_argument("--ready-timeout", type=float, default=60, help="seconds to wait for the first reply (60)")
     p.add_argument("--restart-timeout", type=float, default=60, help="seconds the kill and restart commands may take (60)")
