@@ -20,7 +20,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 # Limits of docs/PROTOCOL.md, "Limits".
@@ -129,8 +129,7 @@ class Kit:
                                   "enable.partition.eof": False, **extra})
         assignment = []
         for p in range(self.reply_partitions):
-            low, high = self.consumer.get_watermark_offsets(TopicPartition(a.reply_topic, p), timeout=15)
-            assignment.append(TopicPartition(a.reply_topic, p, high))
+            assignment.append(TopicPartition(a.reply_topic, p, self._high_watermark(p)))
         self.consumer.assign(assignment)
         self.lock = threading.Condition()
         self.replies = []  # every reply read, in arrival order
@@ -158,6 +157,19 @@ class Kit:
                 raise SystemExit(f"sagaconform: cannot create reply topic {self.a.reply_topic}: {e}")
         except Exception as e:
             raise SystemExit(f"sagaconform: cannot create reply topic {self.a.reply_topic}: {type(e).__name__} {e}")
+
+    def _high_watermark(self, p):
+        """Where replies start: the partition's end now. A topic just created may have no leader
+        for a moment (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE): asked again."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self.consumer.get_watermark_offsets(TopicPartition(self.a.reply_topic, p), timeout=15)[1]
+            except KafkaException as e:
+                if time.monotonic() >= deadline or not e.args[0].retriable() and \
+                        e.args[0].code() not in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE):
+                    raise SystemExit(f"sagaconform: reading the end of {self.a.reply_topic}[{p}]: {e}")
+                time.sleep(0.3)
 
     def _poll(self):
         while not self.stop:
