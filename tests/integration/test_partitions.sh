@@ -29,7 +29,7 @@ check "it is an error" grep -q '"level":"error"' <<<"$line"
 # ---- 2. SAGA_PARTITIONS=4: accepted, commands and replies on the saga's partition
 export SAGA_PARTITIONS=4
 stack_up
-check "stack.env says SAGA_PARTITIONS=4" grep -qx "export SAGA_PARTITIONS=4" "$DIR/stack.env"
+check "stack.env says SAGA_PARTITIONS=4" grep -qx "SAGA_PARTITIONS=4" "$DIR/stack.env"
 check "no refusal" eq "$(refusals)" 0
 check "sagad logged the check" grep -q "'odd.replies' has 4 (ok)" "$DIR/sagad.log"
 publish_starts p 20
