@@ -59,8 +59,9 @@ int saga_parse_start(const json_t *root, saga_start_msg_t *out, char *err, size_
         FAIL("%s: 'saga_id' must be 1-127 printable ASCII bytes without '/'", t);
     json_t *version = json_object_get(root, "version");
     if (version && !json_is_null(version)) {
-        if (!json_is_integer(version) || json_integer_value(version) < 1 || json_integer_value(version) > 1000000)
-            FAIL("%s: 'version' must be an integer >= 1", t);
+        /* a definition's version is 1..2147483647 (definition.c): each can be started */
+        if (!json_is_integer(version) || json_integer_value(version) < 1 || json_integer_value(version) > 2147483647)
+            FAIL("%s: 'version' must be an integer from 1 to 2147483647", t);
         out->version = (int)json_integer_value(version);
     }
     json_t *input = json_object_get(root, "input");
