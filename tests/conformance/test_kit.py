@@ -97,6 +97,10 @@ def main():
                 print(report, flush=True)
                 ok &= passed
     finally:
+        for v in VARIANTS:  # a fake left running by a variant that stopped halfway
+            pidf = os.path.join(tmp, f"{v}.pid")
+            if os.path.exists(pidf):
+                subprocess.run(["sh", "-c", f"kill -9 $(cat {shlex.quote(pidf)}) 2>/dev/null"], check=False)
         broker.terminate()
         broker.wait(10)
     if ok:
