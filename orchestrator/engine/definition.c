@@ -7,6 +7,7 @@
  * the RFC 6901 JSON pointer of where it is. Pure: no I/O. */
 #include "definition.h"
 #include "definition_internal.h"
+#include "messages.h"
 #include "template.h"
 
 #include "saga_alloc.h"
@@ -287,7 +288,8 @@ static bool get_retry(const json_t *obj, const char *key, const ptr_t *at, saga_
         ptr_t q = def_ptr_key(&p, "max_attempts");
         if (!json_is_integer(v)) def_add_err(errs, q.s, "must be an integer, not %s", def_type_name(v));
         else if (json_integer_value(v) < 1) def_add_err(errs, q.s, "must be at least 1");
-        else if (json_integer_value(v) > 2147483647) def_add_err(errs, q.s, "must be at most 2147483647");
+        /* an attempt above it could not be answered (saga.reply's limit) */
+        else if (json_integer_value(v) > SAGA_ATTEMPT_MAX) def_add_err(errs, q.s, "must be at most %d", SAGA_ATTEMPT_MAX);
         else policy->max_attempts = (int)json_integer_value(v);
     }
     v = json_object_get(r, "multiplier");

@@ -59,8 +59,9 @@ int saga_parse_start(const json_t *root, saga_start_msg_t *out, char *err, size_
         FAIL("%s: 'saga_id' must be 1-127 printable ASCII bytes without '/'", t);
     json_t *version = json_object_get(root, "version");
     if (version && !json_is_null(version)) {
-        if (!json_is_integer(version) || json_integer_value(version) < 1 || json_integer_value(version) > 1000000)
-            FAIL("%s: 'version' must be an integer >= 1", t);
+        /* a definition's version is 1..2147483647 (definition.c): each can be started */
+        if (!json_is_integer(version) || json_integer_value(version) < 1 || json_integer_value(version) > 2147483647)
+            FAIL("%s: 'version' must be an integer from 1 to 2147483647", t);
         out->version = (int)json_integer_value(version);
     }
     json_t *input = json_object_get(root, "input");
@@ -88,7 +89,7 @@ int saga_parse_start(const json_t *root, saga_start_msg_t *out, char *err, size_
         json_t *attempt = json_object_get(parent, "attempt"), *partition = json_object_get(parent, "partition");
         if (!json_is_object(parent) || get_string(parent, t, "saga_id", 1, &pid, err, errlen) ||
             get_string(parent, t, "step", 1, &step, err, errlen) || !saga_valid_id(pid, 0) || !saga_valid_id(step, 0) ||
-            !json_is_integer(attempt) || json_integer_value(attempt) < 1 || json_integer_value(attempt) > 1000000 ||
+            !json_is_integer(attempt) || json_integer_value(attempt) < 1 || json_integer_value(attempt) > SAGA_ATTEMPT_MAX ||
             !json_is_integer(partition) || json_integer_value(partition) < -1 || json_integer_value(partition) > 1000000)
             FAIL("%s: 'parent' must be {\"saga_id\", \"step\", \"attempt\" >= 1, \"partition\"}", t);
         if (!out->saga_id) FAIL("%s: a child saga's start names its 'saga_id'", t);
@@ -127,8 +128,8 @@ int saga_parse_reply(const json_t *root, saga_reply_msg_t *out, char *err, size_
     else if (!strcmp(status, "retry")) out->status = SAGA_REPLY_RETRY;
     else FAIL("%s: 'status' must be \"success\", \"failure\" or \"retry\"", t);
     json_t *attempt = json_object_get(root, "attempt");
-    if (!json_is_integer(attempt) || json_integer_value(attempt) < 1 || json_integer_value(attempt) > 1000000)
-        FAIL("%s: 'attempt' must be an integer >= 1", t);
+    if (!json_is_integer(attempt) || json_integer_value(attempt) < 1 || json_integer_value(attempt) > SAGA_ATTEMPT_MAX)
+        FAIL("%s: 'attempt' must be an integer from 1 to %d", t, SAGA_ATTEMPT_MAX);
     out->attempt = (int)json_integer_value(attempt);
     json_t *output = json_object_get(root, "output");
     out->output = output && !json_is_null(output) ? output : NULL;

@@ -66,6 +66,11 @@ int saga_parse_reply(const json_t *root, saga_reply_msg_t *out, char *err, size_
  *   hex> (a retry) 300. */
 #define SAGA_MESSAGE_ID_MAX 400
 
+/* The highest attempt number of a step's action or compensation: what a
+ * reply (and a child's parent reference) may carry, and so the highest
+ * max_attempts a definition may give (checked at load, definition.c). */
+#define SAGA_ATTEMPT_MAX 1000000
+
 /* Saga ids (allow_slash 0): 1..127 bytes of printable ASCII without '/'
  * — they are used in keys, paths and message ids. Message ids
  * (allow_slash 1): 1..SAGA_MESSAGE_ID_MAX bytes of printable ASCII. */

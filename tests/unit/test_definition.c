@@ -387,6 +387,9 @@ static void test_err_retry_inherited_backoff(void **state) {
                       "/steps/0/compensation_retry/max_backoff", "must be at least initial_backoff (200ms, inherited)");
     expect_only_error("", "\"retry\":{\"max_attempts\":1.0}", "/steps/0/retry/max_attempts",
                       "must be an integer, not a number");
+    /* no attempt a reply could not carry (saga.reply's attempt is at most 1000000) */
+    expect_only_error("", "\"compensation_retry\":{\"max_attempts\":1000001}",
+                      "/steps/0/compensation_retry/max_attempts", "must be at most 1000000");
     expect_only_error("", "\"retry\":5", "/steps/0/retry", "must be an object, not an integer");
 }
 

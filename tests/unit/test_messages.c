@@ -36,6 +36,15 @@ static void test_start_full(void **state) {
     assert_int_equal(m.version, 2);
     assert_int_equal(json_integer_value(json_object_get(m.input, "a")), 1);
     json_decref(root);
+    /* every version a definition may have (1..2147483647) can be started by number */
+    assert_int_equal(parse_start("{\"type\":\"saga.start\",\"message_id\":\"m-2\",\"definition\":\"order\","
+                                 "\"version\":2147483647}", &m, err, &root), 0);
+    assert_int_equal(m.version, 2147483647);
+    json_decref(root);
+    assert_int_equal(parse_start("{\"type\":\"saga.start\",\"message_id\":\"m-3\",\"definition\":\"order\","
+                                 "\"version\":2147483648}", &m, err, &root), SAGA_EPARSE);
+    assert_non_null(strstr(err, "'version' must be an integer from 1 to 2147483647"));
+    json_decref(root);
 }
 
 static void test_start_minimal_has_no_saga_id(void **state) {
@@ -96,6 +105,8 @@ static void test_reply_errors_name_the_field(void **state) {
         {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"step\":\"x\",\"kind\":\"action\",\"attempt\":1,\"status\":\"ok\"}", "'status'"},
         {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"step\":\"x\",\"kind\":\"action\",\"attempt\":0,\"status\":\"success\"}", "'attempt'"},
         {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"step\":\"x\",\"kind\":\"action\",\"attempt\":\"1\",\"status\":\"success\"}", "'attempt'"},
+        /* above the highest attempt a definition can give (max_attempts <= 1000000), with the range said */
+        {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"step\":\"x\",\"kind\":\"action\",\"attempt\":1000001,\"status\":\"success\"}", "'attempt' must be an integer from 1 to 1000000"},
         {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"kind\":\"action\",\"attempt\":1,\"status\":\"success\"}", "missing 'step'"},
         {"{\"type\":\"saga.reply\",\"message_id\":\"r\",\"saga_id\":\"s\",\"step\":\"x\",\"kind\":\"action\",\"attempt\":1,\"status\":\"failure\",\"error\":\"bad\"}", "'error'"},
     };
