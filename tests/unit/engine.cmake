@@ -1,5 +1,7 @@
 saga_unit_test(test_engine SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_engine.c
                ${CMAKE_CURRENT_SOURCE_DIR}/test_engine_fixture.c LIBS saga_engine)
+saga_unit_test(test_engine_steps SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_engine_steps.c
+               ${CMAKE_CURRENT_SOURCE_DIR}/test_engine_fixture.c LIBS saga_engine)
 saga_unit_test(test_engine_limits SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_engine_limits.c
                ${CMAKE_CURRENT_SOURCE_DIR}/test_engine_fixture.c LIBS saga_engine)
 saga_unit_test(test_messages SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_messages.c LIBS saga_engine)

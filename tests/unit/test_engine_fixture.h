@@ -1,4 +1,4 @@
-/* Shared by the engine's unit tests (test_engine.c, test_engine_limits.c):
+/* Shared by the engine's unit tests (test_engine.c, test_engine_steps.c, test_engine_limits.c):
  * definitions built in code and one saga driven through the pure engine
  * with a fake clock. */
 #ifndef TEST_ENGINE_FIXTURE_H
