@@ -10,7 +10,10 @@ saga_unit_test(test_common SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_common.c LIB
 saga_unit_test(test_transitions SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_transitions.c LIBS saga_engine)
 saga_unit_test(test_flow SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_flow.c LIBS saga_engine)
 saga_unit_test(test_json SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_json.c LIBS saga_core)
-saga_unit_test(test_changelog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_changelog.c LIBS saga_store)
+saga_unit_test(test_changelog SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_changelog.c
+               ${CMAKE_CURRENT_SOURCE_DIR}/test_changelog_fixture.c LIBS saga_store)
+saga_unit_test(test_changelog_apply SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_changelog_apply.c
+               ${CMAKE_CURRENT_SOURCE_DIR}/test_changelog_fixture.c LIBS saga_store)
 saga_unit_test(test_changelog_text SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_changelog_text.c LIBS saga_store)
 saga_unit_test(test_reply_partition SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_reply_partition.c LIBS saga_engine)
 
