@@ -1,5 +1,6 @@
 /* The engine simulation's shared types (test_engine_sim.c drives sagas,
- * test_engine_sim_checks.c checks the invariants after every event). */
+ * test_engine_sim_checks.c checks the invariants after every event,
+ * test_engine_sim_shapes.c builds the definitions and runs them). */
 #ifndef TEST_ENGINE_SIM_H
 #define TEST_ENGINE_SIM_H
 
@@ -91,6 +92,11 @@ typedef struct {
 extern shape_t g_shape;
 extern uint64_t g_seed;
 extern bool g_trace;
+extern int g_sagas; /* sagas per shape */
+
+/* Runs g_sagas sagas of g_shape (seeds from g_seed and shape_no) and checks
+ * every invariant after every event (test_engine_sim.c). */
+void run_shape(int shape_no);
 
 /* The driver's (test_engine_sim.c). */
 void trace(sim_t *s, const char *fmt, ...)
