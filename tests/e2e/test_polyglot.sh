@@ -35,22 +35,21 @@ check "sagactl audit passes (before the crashes)" audit_passes
 
 publish_starts crash 60 c-1 sku-1 1000
 count_of() { sql "$1" "SELECT count(*) FROM $2 WHERE saga_id LIKE 'crash-%'"; }
-# kill -9 the Java participant once some charges are done
-for _ in $(seq 600); do [ "$(count_of "$PAYMENT_DB" charges)" -ge 5 ] && break; sleep 0.05; done
-kill -9 "$PAYMENT_WORKER_PID"
-check "the Java participant died of SIGKILL" wait_exit payment-worker 30
-at_kill=$(count_of "$PAYMENT_DB" charges)
-check "the Java participant was killed mid-run ($at_kill of 60 charged)" test "$at_kill" -lt 60
-"$STACK" start-one payment-worker "$DIR" >"$DIR/start-one.out" 2>&1 || { cat "$DIR/start-one.out" >&2; fail "start-one payment-worker"; }
-reload_env
-# then the Python participant, once some notifications are done
-for _ in $(seq 1200); do [ "$(count_of "$NOTIFICATION_DB" notifications)" -ge 5 ] && break; sleep 0.05; done
-kill -9 "$NOTIFICATION_WORKER_PID"
-check "the Python participant died of SIGKILL" wait_exit notification-worker 30
-at_kill=$(count_of "$NOTIFICATION_DB" notifications)
-check "the Python participant was killed mid-run ($at_kill of 60 notified)" test "$at_kill" -lt 60
-"$STACK" start-one notification-worker "$DIR" >"$DIR/start-one.out" 2>&1 || { cat "$DIR/start-one.out" >&2; fail "start-one notification-worker"; }
-reload_env
+# kill_mid_run WORKER WHO DB TABLE WHAT: kill -9 WORKER once 5 of the crash sagas have a row in
+# its ledger's TABLE, check it died mid-run, start it again
+kill_mid_run() {
+  local worker=$1 who=$2 db=$3 table=$4 what=$5 pid_var at_kill
+  pid_var="$(echo "${worker//-/_}" | tr a-z A-Z)_PID"
+  for _ in $(seq 1200); do [ "$(count_of "$db" "$table")" -ge 5 ] && break; sleep 0.05; done
+  kill -9 "${!pid_var}"
+  check "the $who participant died of SIGKILL" wait_exit "$worker" 30
+  at_kill=$(count_of "$db" "$table")
+  check "the $who participant was killed mid-run ($at_kill of 60 $what)" test "$at_kill" -lt 60
+  "$STACK" start-one "$worker" "$DIR" >"$DIR/start-one.out" 2>&1 || { cat "$DIR/start-one.out" >&2; fail "start-one $worker"; }
+  reload_env
+}
+kill_mid_run payment-worker Java "$PAYMENT_DB" charges charged
+kill_mid_run notification-worker Python "$NOTIFICATION_DB" notifications notified
 check "the restarted workers are the foreign ones" \
   eq "$(grep -c 'dev.sagad.payment.PaymentWorker' "/proc/$PAYMENT_WORKER_PID/cmdline")/$(grep -c 'notification.py' "/proc/$NOTIFICATION_WORKER_PID/cmdline")" 1/1
 check "all 60 sagas completed after the restarts" \
