@@ -7,6 +7,9 @@
 
 #include "test_filter.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <math.h>
 
 #include "bench.h"
@@ -83,12 +86,47 @@ static void test_processes_and_stages(void **state) {
     assert_true(fabs(r.stage_means.sum[1] - 0.004) < 1e-12); /* new in w1: from zero */
 }
 
+/* A stack directory's pid files, in name order, sagabench last; other files
+ * and pid files without a pid are left out. */
+static void test_procs_of_a_stack_directory(void **state) {
+    (void)state;
+    char dir[] = "/tmp/test-bench-procs-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *files[][2] = {{"order-worker.pid", "222"}, {"sagad.pid", "111"}, {"order.pid", "333"},
+                              {"empty.pid", ""}, {"sagad.log", "9"}};
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", dir, files[k][0]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(files[k][1], f);
+        fclose(f);
+    }
+    bench_procs_t p;
+    bench_procs_find(&p, dir);
+    assert_int_equal(p.count, 4);
+    assert_string_equal(p.name[0], "order");
+    assert_int_equal(p.pid[0], 333);
+    assert_string_equal(p.name[1], "order-worker");
+    assert_int_equal(p.pid[1], 222);
+    assert_string_equal(p.name[2], "sagad");
+    assert_int_equal(p.pid[2], 111);
+    assert_string_equal(p.name[3], "sagabench");
+    assert_int_equal(p.pid[3], getpid());
+    bench_procs_find(&p, NULL);
+    assert_int_equal(p.count, 1);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(int argc, char **argv) {
     saga_test_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_percentile_nearest_rank),
         cmocka_unit_test(test_window_deltas),
         cmocka_unit_test(test_processes_and_stages),
+        cmocka_unit_test(test_procs_of_a_stack_directory),
     };
     return cmocka_run_group_tests_name("bench", tests, NULL, NULL);
 }

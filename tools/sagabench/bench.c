@@ -12,10 +12,6 @@
 #include "probe.h"
 #include "saga_clock.h"
 
-static int compare_names(const void *a, const void *b) {
-    return strcmp((const char *)a, (const char *)b);
-}
-
 void bench_procs_find(bench_procs_t *p, const char *dir) {
     p->count = 0;
     DIR *d = dir ? opendir(dir) : NULL;
@@ -28,22 +24,19 @@ void bench_procs_find(bench_procs_t *p, const char *dir) {
         FILE *f = fopen(path, "r");
         long pid = 0;
         if (f && fscanf(f, "%ld", &pid) == 1 && pid > 0) {
-            snprintf(p->name[p->count], sizeof p->name[0], "%.*s", (int)(len - 4), e->d_name);
-            p->count++;
+            char name[sizeof p->name[0]];
+            snprintf(name, sizeof name, "%.*s", (int)(len - 4), e->d_name);
+            int i = p->count++; /* inserted in name order (a handful of files) */
+            for (; i > 0 && strcmp(p->name[i - 1], name) > 0; i--) {
+                memcpy(p->name[i], p->name[i - 1], sizeof p->name[0]);
+                p->pid[i] = p->pid[i - 1];
+            }
+            memcpy(p->name[i], name, sizeof name);
+            p->pid[i] = (pid_t)pid;
         }
         if (f) fclose(f);
     }
     if (d) closedir(d);
-    qsort(p->name, (size_t)p->count, sizeof p->name[0], compare_names);
-    for (int i = 0; i < p->count; i++) { /* pids again, in name order */
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s.pid", dir, p->name[i]);
-        FILE *f = fopen(path, "r");
-        long pid = 0;
-        if (f && fscanf(f, "%ld", &pid) != 1) pid = 0;
-        if (f) fclose(f);
-        p->pid[i] = (pid_t)pid;
-    }
     snprintf(p->name[p->count], sizeof p->name[0], "sagabench");
     p->pid[p->count++] = getpid();
 }

@@ -344,8 +344,8 @@ int participant_run(participant_t *p, const participant_run_opts_t *o, char *err
     slots = saga_calloc((size_t)batch_max, sizeof *slots);
     if (!slots) { snprintf(err, errlen, "out of memory"); rc = SAGA_ENOMEM; goto out; }
 
-    static stages_t stages;
-    stages.consume_lag.bounds = stages.process.bounds = stages.reply.bounds = saga_hist_fast_bounds;
+    stages_t stages = {.consume_lag.bounds = saga_hist_fast_bounds, .process.bounds = saga_hist_fast_bounds,
+                       .reply.bounds = saga_hist_fast_bounds}; /* this run's, from zero */
     int64_t reassign_at = 0; /* 0: none due */
     while (!*o->stop) {
         int n = 0;
